@@ -1,0 +1,14 @@
+//! allowscope: audit packet captures against the outbound allowlist a service needs.
+//!
+//! Data flow (see `../shared/design.md` in the project workspace and README.md):
+//! `capture` (files, stdin; zero-copy frames) -> `decode` (link, IP, L4 views) ->
+//! `flow` (bidirectional flow table, TCP state, first-flight reassembly, outcomes) ->
+//! `report` (table, JSON, NDJSON).
+
+pub mod capture;
+pub mod cli;
+pub mod decode;
+pub mod flow;
+pub mod report;
+pub mod synth;
+pub mod time;
