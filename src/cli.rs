@@ -1,3 +1,184 @@
+//! Command-line interface: argument parsing, running the command, exit codes.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use rayon::prelude::*;
+
+use crate::analyze::{analyze_input, FileResult};
+use crate::capture::expand_inputs;
+use crate::flow::FlowConfig;
+use crate::report::{write_flows, FlowsFormat};
+
+/// Exit code: the run worked and found nothing to report.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: an input could not be read to its end, or the arguments were wrong.
+pub const EXIT_ERROR: i32 = 2;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  every input was read to its end
+  2  an input could not be opened or was damaged (bad magic, bogus record length, garbage);
+     the packets before the damage and all other inputs are still reported
+
+Examples:
+  allowscope flows captures/tcp-outcomes.pcap
+  allowscope flows --format ndjson captures/ > flows.ndjson
+  tcpdump -i eth0 -w - | allowscope flows -
+  allowscope flows --format json a.pcapng b.pcap.gz c.pcap.zst";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "allowscope",
+    version,
+    about = "Audit packet captures against the outbound allowlist a service needs",
+    long_about = "allowscope reads packet captures (pcap, pcapng, gzip or zstd compressed, stdin, \
+                  directories) and reports every flow with evidence from the wire: who spoke, \
+                  who answered, how it ended.",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every flow (bidirectional 5-tuple) with its counters, history and outcome
+    #[command(after_help = FLOWS_HELP)]
+    Flows(FlowsArgs),
+}
+
+const FLOWS_HELP: &str = "\
+Outcomes:
+  no-answer           SYNs (TCP) or requests (UDP) with nothing back; `attempts` counts them
+  refused             SYN answered by RST
+  icmp-unreachable    an ICMP/ICMPv6 error quoting the flow, no answer (type/code kept)
+  handshake-only      handshake completed, no payload either way
+  reset-after-hello   client sent data, server sent none and closed (FIN or RST)
+  request-unanswered  client sent data, server sent none and did not close
+  established         the far end sent payload (TCP) or a reply (UDP, ICMP echo)
+  midstream           the capture began after the flow did
+
+History letters (Zeek style; upper case client, lower case server):
+  S syn  H syn-ack  A pure ack  D data  F fin  R rst  T retransmitted data
+  W zero window  I inconsistent flags  ^ roles flipped from the first packet's sender
+
+Exit codes: 0 all inputs read to the end, 2 an input was unreadable or damaged.
+
+Examples:
+  allowscope flows captures/tcp-outcomes.pcap
+  allowscope flows --format ndjson captures/ | jq 'select(.outcome != \"established\")'
+  zcat trace.pcap.gz | allowscope flows -";
+
+#[derive(Args, Debug)]
+pub struct FlowsArgs {
+    /// Capture files, directories (searched recursively) or `-` for stdin
+    #[arg(required = true, value_name = "FILES|DIRS|-")]
+    pub inputs: Vec<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FlowsFormat,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Do not print per-file summaries to stderr
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Flow-table tunables shared by commands that read captures.
+#[derive(Args, Debug, Clone)]
+pub struct TableArgs {
+    /// Payload bytes kept from the start of each TCP direction (first flight), at least 16384
+    #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1024..=16 << 20))]
+    pub reassembly_cap: u32,
+    /// Most flows kept in memory at once; the least recently active are finished early beyond it
+    #[arg(long, default_value_t = 500_000, value_name = "N", value_parser = clap::value_parser!(u64).range(16..))]
+    pub max_flows: u64,
+    /// Seconds without packets after which an open TCP flow is finished
+    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    pub tcp_idle: u32,
+    /// Seconds without packets after which a UDP or ICMP flow is finished
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub udp_idle: u32,
+}
+
+impl TableArgs {
+    pub fn config(&self) -> FlowConfig {
+        FlowConfig {
+            reassembly_cap: self.reassembly_cap as usize,
+            max_flows: self.max_flows as usize,
+            tcp_idle_ns: self.tcp_idle as i64 * 1_000_000_000,
+            udp_idle_ns: self.udp_idle as i64 * 1_000_000_000,
+            ..FlowConfig::default()
+        }
+    }
+}
+
+/// Parses the process arguments, runs the command and returns the exit code.
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match cli.command {
+        Command::Flows(args) => flows(&args),
+    }
+}
+
+/// Reads every input (in parallel, one file per worker) and returns the results in input order,
+/// plus messages about inputs that could not even be listed.
+pub fn read_inputs(inputs: &[PathBuf], cfg: &FlowConfig) -> (Vec<FileResult>, Vec<String>, bool) {
+    let (list, skipped, missing) = expand_inputs(inputs);
+    let mut notes = Vec::new();
+    for (p, why) in &skipped {
+        notes.push(format!("note: skipped {}: {why}", p.display()));
+    }
+    let mut failed = false;
+    for (p, why) in &missing {
+        notes.push(format!("error: {}: {why}", p.display()));
+        failed = true;
+    }
+    let results: Vec<FileResult> = list.par_iter().map(|i| analyze_input(i, cfg)).collect();
+    failed |= results.iter().any(|r| r.summary.error.is_some());
+    (results, notes, failed)
+}
+
+fn flows(args: &FlowsArgs) -> i32 {
+    let cfg = args.table.config();
+    let (results, notes, failed) = read_inputs(&args.inputs, &cfg);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut err = io::stderr();
+    for n in &notes {
+        let _ = writeln!(err, "{n}");
+    }
+    let mut sink: Box<dyn Write> = if args.quiet {
+        Box::new(io::sink())
+    } else {
+        Box::new(io::stderr())
+    };
+    if let Err(e) = write_flows(&mut out, &mut sink, &results, args.format) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            let _ = writeln!(err, "error: writing output: {e}");
+            return EXIT_ERROR;
+        }
+    }
+    // The summaries (which carry the errors) went to stderr unless --quiet or JSON: errors
+    // still reach stderr then.
+    if args.format == FlowsFormat::Json || args.quiet {
+        for e in results.iter().filter_map(|r| r.summary.error.as_ref()) {
+            let _ = writeln!(err, "error: {e}");
+        }
+    }
+    if failed {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    }
 }

@@ -5,6 +5,7 @@
 //! `flow` (bidirectional flow table, TCP state, first-flight reassembly, outcomes) ->
 //! `report` (table, JSON, NDJSON).
 
+pub mod analyze;
 pub mod capture;
 pub mod cli;
 pub mod decode;

@@ -1,1 +1,391 @@
-//! Synthetic capture generator (in progress)
+//! Synthetic capture generator for benchmarks: writes a classic pcap (Ethernet) of realistic
+//! flow mixes of any size, deterministically from a seed. Not used for the test captures,
+//! which are recorded from real tools (see captures/README.md).
+//!
+//! Mix: TLS connections over IPv4 and IPv6 (SYN, SYN-ACK, ACK, a ClientHello with SNI, some
+//! split over two segments, server data, client data, FIN both ways), DNS queries with CNAME
+//! answers, dropped SYNs (three attempts), refused SYNs, some frames tagged with VLAN 100.
+//! Many flows are interleaved, as on a busy link.
+
+use std::io::{self, Write};
+
+/// What the generator wrote.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SynthStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub flows: u64,
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Tls,
+    Dns,
+    Drop,
+    Refuse,
+}
+
+/// One packet to emit: direction and what it carries.
+#[derive(Clone, Copy)]
+enum Step {
+    Syn,
+    SynAck,
+    Ack,
+    Rst,
+    Hello { part: u8, of: u8 },
+    Data { len: u16 },
+    Fin,
+    DnsQuery,
+    DnsAnswer,
+}
+
+struct Gen {
+    kind: Kind,
+    v6: bool,
+    vlan: bool,
+    cli: [u8; 16],
+    srv: [u8; 16],
+    cport: u16,
+    sport: u16,
+    seq: [u32; 2],
+    steps: Vec<(bool, Step)>,
+    pos: usize,
+    name: String,
+}
+
+fn tls_client_hello(sni: &str) -> Vec<u8> {
+    // Handshake body: version, random, empty session id, two suites, null compression,
+    // extensions (server_name, ALPN h2/http1.1, supported_versions 1.3/1.2, padding).
+    let mut ext = Vec::new();
+    let name = sni.as_bytes();
+    let sn_list_len = 3 + name.len();
+    ext.extend_from_slice(&[0x00, 0x00]);
+    ext.extend_from_slice(&((sn_list_len + 2) as u16).to_be_bytes());
+    ext.extend_from_slice(&(sn_list_len as u16).to_be_bytes());
+    ext.push(0);
+    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    ext.extend_from_slice(name);
+    ext.extend_from_slice(&[0x00, 0x10, 0x00, 0x0e, 0x00, 0x0c, 2, b'h', b'2', 8]);
+    ext.extend_from_slice(b"http/1.1");
+    ext.extend_from_slice(&[0x00, 0x2b, 0x00, 0x05, 0x04, 0x03, 0x04, 0x03, 0x03]);
+    ext.extend_from_slice(&[0x00, 0x15, 0x01, 0x00]);
+    ext.extend(std::iter::repeat_n(0u8, 256));
+    let mut body = vec![0x03, 0x03];
+    body.extend((0..32u8).map(|i| i.wrapping_mul(37)));
+    body.push(0);
+    body.extend_from_slice(&[0x00, 0x04, 0x13, 0x01, 0x13, 0x02, 0x01, 0x00]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![0x01];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 0x03, 0x01];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+fn dns_message(name: &str, id: u16, answer: bool) -> Vec<u8> {
+    let mut m = Vec::with_capacity(128);
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(if answer { &[0x81, 0x80] } else { &[0x01, 0x00] });
+    m.extend_from_slice(&[0, 1, 0, if answer { 2 } else { 0 }, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    if answer {
+        // CNAME to "edge." + name (pointer to the question name at offset 12), then A.
+        m.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 7, 4]);
+        m.extend_from_slice(b"edge");
+        m.extend_from_slice(&[0xc0, 12]);
+        let cname_at = m.len() - 7;
+        m.extend_from_slice(&[0xc0, cname_at as u8, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        m.extend_from_slice(&[198, 18, (id >> 8) as u8, id as u8]);
+    }
+    m
+}
+
+const NAMES: &[&str] = &[
+    "login.microsoftonline.com",
+    "management.azure.com",
+    "eastus.api.azureml.ms",
+    "ws1.workspace.eastus.api.azureml.ms",
+    "ci1.eastus.instances.azureml.ms",
+    "acct.blob.core.windows.net",
+    "acct.file.core.windows.net",
+    "pypi.org",
+    "files.pythonhosted.org",
+    "mcr.microsoft.com",
+    "graph.microsoft.com",
+    "example.org",
+];
+
+impl Gen {
+    fn new(rng: &mut Rng, flow_no: u64) -> Gen {
+        let r = rng.below(100);
+        let kind = match r {
+            0..=64 => Kind::Tls,
+            65..=84 => Kind::Dns,
+            85..=94 => Kind::Drop,
+            _ => Kind::Refuse,
+        };
+        let v6 = rng.below(10) == 0;
+        let mut cli = [0u8; 16];
+        let mut srv = [0u8; 16];
+        if v6 {
+            cli[..4].copy_from_slice(&[0xfd, 0x00, 0, 1]);
+            cli[8..16].copy_from_slice(&rng.next().to_be_bytes());
+            srv[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+            srv[14..16].copy_from_slice(&(rng.below(4096) as u16).to_be_bytes());
+        } else {
+            cli[..4].copy_from_slice(&[
+                10,
+                1 + rng.below(4) as u8,
+                rng.below(256) as u8,
+                1 + rng.below(250) as u8,
+            ]);
+            srv[..4].copy_from_slice(&[198, 18, rng.below(64) as u8, 1 + rng.below(250) as u8]);
+        }
+        let name = NAMES[rng.below(NAMES.len() as u64) as usize].to_string();
+        let mut steps = Vec::new();
+        let sport = match kind {
+            Kind::Dns => 53,
+            Kind::Tls => 443,
+            _ => [443u16, 8787, 18881, 445][rng.below(4) as usize],
+        };
+        match kind {
+            Kind::Tls => {
+                steps.extend([(true, Step::Syn), (false, Step::SynAck), (true, Step::Ack)]);
+                if rng.below(10) == 0 {
+                    steps.push((true, Step::Hello { part: 0, of: 2 }));
+                    steps.push((true, Step::Hello { part: 1, of: 2 }));
+                } else {
+                    steps.push((true, Step::Hello { part: 0, of: 1 }));
+                }
+                steps.push((false, Step::Data { len: 1400 }));
+                steps.push((false, Step::Data { len: 1400 }));
+                steps.push((true, Step::Ack));
+                for _ in 0..rng.below(24) {
+                    let from_client = rng.below(3) == 0;
+                    let len = 100 + rng.below(1300) as u16;
+                    steps.push((from_client, Step::Data { len }));
+                }
+                steps.extend([(true, Step::Fin), (false, Step::Fin), (true, Step::Ack)]);
+            }
+            Kind::Dns => steps.extend([(true, Step::DnsQuery), (false, Step::DnsAnswer)]),
+            Kind::Drop => steps.extend([(true, Step::Syn), (true, Step::Syn), (true, Step::Syn)]),
+            Kind::Refuse => steps.extend([(true, Step::Syn), (false, Step::Rst)]),
+        }
+        Gen {
+            kind,
+            v6,
+            vlan: rng.below(5) == 0,
+            cli,
+            srv,
+            cport: 1024 + ((flow_no * 7919) % 64000) as u16,
+            sport,
+            seq: [rng.next() as u32, rng.next() as u32],
+            steps,
+            pos: 0,
+            name,
+        }
+    }
+
+    /// Builds the next packet (Ethernet frame) into `out`; false when the flow is done.
+    fn next_frame(&mut self, out: &mut Vec<u8>, hello_cache: &mut Vec<u8>) -> bool {
+        let Some(&(from_client, step)) = self.steps.get(self.pos) else {
+            return false;
+        };
+        self.pos += 1;
+        out.clear();
+        let d = usize::from(!from_client);
+        let (flags, payload): (u8, &[u8]) = match step {
+            Step::Syn => (0x02, &[]),
+            Step::SynAck => (0x12, &[]),
+            Step::Ack => (0x10, &[]),
+            Step::Rst => (0x14, &[]),
+            Step::Fin => (0x11, &[]),
+            Step::Hello { part, of } => {
+                if part == 0 {
+                    *hello_cache = tls_client_hello(&self.name);
+                }
+                let n = hello_cache.len();
+                let cut = n / of as usize;
+                let range = if part + 1 == of {
+                    cut * part as usize..n
+                } else {
+                    cut * part as usize..cut * (part as usize + 1)
+                };
+                (0x18, &hello_cache[range])
+            }
+            Step::Data { len } => (0x18, &ZEROS[..len as usize]),
+            Step::DnsQuery | Step::DnsAnswer => (0, &[]),
+        };
+        let dns;
+        let (proto, l4) = if let Kind::Dns = self.kind {
+            dns = dns_message(&self.name, self.cport, matches!(step, Step::DnsAnswer));
+            (17u8, dns.as_slice())
+        } else {
+            (6u8, payload)
+        };
+        let (sip, dip, sp, dp) = if from_client {
+            (self.cli, self.srv, self.cport, self.sport)
+        } else {
+            (self.srv, self.cli, self.sport, self.cport)
+        };
+        // Ethernet (+ VLAN)
+        out.extend_from_slice(&[0x02, 0, 0, 0, 0, if from_client { 2 } else { 1 }]);
+        out.extend_from_slice(&[0x02, 0, 0, 0, 0, if from_client { 1 } else { 2 }]);
+        if self.vlan {
+            out.extend_from_slice(&[0x81, 0x00, 0x00, 100]);
+        }
+        let l4len = if proto == 6 {
+            20 + l4.len()
+        } else {
+            8 + l4.len()
+        };
+        if self.v6 {
+            out.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            out.extend_from_slice(&(l4len as u16).to_be_bytes());
+            out.extend_from_slice(&[proto, 64]);
+            out.extend_from_slice(&sip);
+            out.extend_from_slice(&dip);
+        } else {
+            out.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+            out.extend_from_slice(&((20 + l4len) as u16).to_be_bytes());
+            out.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
+            out.extend_from_slice(&sip[..4]);
+            out.extend_from_slice(&dip[..4]);
+            let ip_start = out.len() - 20;
+            let sum = checksum(&out[ip_start..]);
+            out[ip_start + 10..ip_start + 12].copy_from_slice(&sum.to_be_bytes());
+        }
+        out.extend_from_slice(&sp.to_be_bytes());
+        out.extend_from_slice(&dp.to_be_bytes());
+        if proto == 6 {
+            let seq = self.seq[d];
+            let ack = self.seq[1 - d];
+            out.extend_from_slice(&seq.to_be_bytes());
+            out.extend_from_slice(&ack.to_be_bytes());
+            out.extend_from_slice(&[0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+            let adv = l4.len() as u32 + u32::from(flags & 0x03 != 0);
+            // Dropped SYNs are retransmissions: same ISN.
+            if !matches!(self.kind, Kind::Drop) {
+                self.seq[d] = seq.wrapping_add(adv);
+            }
+        } else {
+            out.extend_from_slice(&((8 + l4.len()) as u16).to_be_bytes());
+            out.extend_from_slice(&[0, 0]);
+        }
+        out.extend_from_slice(l4);
+        true
+    }
+}
+
+static ZEROS: [u8; 1500] = [0x17; 1500];
+
+fn checksum(b: &[u8]) -> u16 {
+    let mut s: u32 = 0;
+    for c in b.chunks(2) {
+        s += u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0));
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// Writes a microsecond pcap of about `target_bytes` bytes with `concurrency` interleaved flows.
+pub fn write_pcap(
+    mut w: impl Write,
+    target_bytes: u64,
+    concurrency: usize,
+    seed: u64,
+) -> io::Result<SynthStats> {
+    let mut rng = Rng(seed | 1);
+    w.write_all(&[
+        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ])?;
+    let mut st = SynthStats {
+        bytes: 24,
+        ..Default::default()
+    };
+    let mut active: Vec<Gen> = Vec::with_capacity(concurrency);
+    let mut frame = Vec::with_capacity(2048);
+    let mut hello = Vec::new();
+    let mut hellos: Vec<Vec<u8>> = Vec::new();
+    let mut ts_us: u64 = 1_763_700_000_000_000;
+    let concurrency = concurrency.max(1);
+    while st.bytes < target_bytes {
+        while active.len() < concurrency {
+            active.push(Gen::new(&mut rng, st.flows));
+            hellos.push(Vec::new());
+            st.flows += 1;
+        }
+        let i = rng.below(active.len() as u64) as usize;
+        std::mem::swap(&mut hello, &mut hellos[i]);
+        let more = active[i].next_frame(&mut frame, &mut hello);
+        std::mem::swap(&mut hello, &mut hellos[i]);
+        if !more {
+            active.swap_remove(i);
+            hellos.swap_remove(i);
+            continue;
+        }
+        ts_us += 1 + rng.below(20);
+        let len = frame.len() as u32;
+        let mut rec = [0u8; 16];
+        rec[0..4].copy_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
+        rec[4..8].copy_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
+        rec[8..12].copy_from_slice(&len.to_le_bytes());
+        rec[12..16].copy_from_slice(&len.to_le_bytes());
+        w.write_all(&rec)?;
+        w.write_all(&frame)?;
+        st.packets += 1;
+        st.bytes += 16 + len as u64;
+    }
+    w.flush()?;
+    Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_sized() {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let sa = write_pcap(&mut a, 200_000, 50, 7).unwrap();
+        write_pcap(&mut b, 200_000, 50, 7).unwrap();
+        assert_eq!(a, b);
+        assert!(a.len() >= 200_000 && a.len() < 202_000);
+        assert_eq!(sa.bytes, a.len() as u64);
+        assert!(sa.flows > 50);
+    }
+
+    #[test]
+    fn client_hello_is_well_formed() {
+        let ch = tls_client_hello("ci1.eastus.instances.azureml.ms");
+        let rec_len = u16::from_be_bytes([ch[3], ch[4]]) as usize;
+        assert_eq!(rec_len + 5, ch.len());
+        let hs_len = u32::from_be_bytes([0, ch[6], ch[7], ch[8]]) as usize;
+        assert_eq!(hs_len + 4, rec_len);
+    }
+}

@@ -1,1 +1,94 @@
-//! Time formatting (in progress)
+//! Timestamps: nanoseconds since the Unix epoch, rendered as RFC 3339 in UTC.
+
+/// Format `ns` (nanoseconds since 1970-01-01T00:00:00Z) as RFC 3339 with microsecond or
+/// nanosecond precision, e.g. `2026-11-21T19:30:27.123456Z`. Nanoseconds are shown only when
+/// the value has sub-microsecond digits.
+pub fn rfc3339(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000) as u32;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (sod / 3600, (sod / 60) % 60, sod % 60);
+    if frac % 1000 == 0 {
+        format!(
+            "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{:06}Z",
+            frac / 1000
+        )
+    } else {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{frac:09}Z")
+    }
+}
+
+/// Seconds as a short human duration: `0.000s`, `12.5s`, `3m02s`, `1h04m`.
+pub fn human_duration(ns: i64) -> String {
+    let ns = ns.max(0);
+    if ns < 60_000_000_000 {
+        let s = ns as f64 / 1e9;
+        if s < 10.0 {
+            format!("{s:.3}s")
+        } else {
+            format!("{s:.1}s")
+        }
+    } else if ns < 3_600_000_000_000 {
+        let s = ns / 1_000_000_000;
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        let m = ns / 60_000_000_000;
+        format!("{}h{:02}m", m / 60, m % 60)
+    }
+}
+
+/// Proleptic Gregorian date from days since 1970-01-01 (the well-known era-based algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_and_known_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        // 2000-02-29 (leap day) 12:34:56.789012
+        assert_eq!(
+            rfc3339(951_827_696_789_012_000),
+            "2000-02-29T12:34:56.789012Z"
+        );
+        assert_eq!(
+            rfc3339(1_700_000_000_000_000_001),
+            "2023-11-14T22:13:20.000000001Z"
+        );
+        assert_eq!(rfc3339(-1_000_000_000), "1969-12-31T23:59:59.000000Z");
+        // 2100-03-01 is not preceded by a leap day
+        assert_eq!(
+            rfc3339(4_107_542_400_000_000_000),
+            "2100-03-01T00:00:00.000000Z"
+        );
+    }
+
+    #[test]
+    fn extremes_do_not_panic() {
+        let _ = rfc3339(i64::MAX);
+        let _ = rfc3339(i64::MIN);
+        let _ = human_duration(i64::MIN);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(human_duration(1_500_000_000), "1.500s");
+        assert_eq!(human_duration(12_340_000_000), "12.3s");
+        assert_eq!(human_duration(182_000_000_000), "3m02s");
+        assert_eq!(human_duration(3_840_000_000_000), "1h04m");
+    }
+}

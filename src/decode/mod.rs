@@ -2,27 +2,70 @@
 //!
 //! Link layers are parsed here (Ethernet II, 802.1Q/QinQ, Linux SLL and SLL2, raw IP, BSD
 //! null/loopback); IP and transport headers use etherparse's lax slices, which keep the layers
-//! that parsed when the snap length cut a packet.
+//! that parsed when the snap length cut a packet (the IPv6 extension-header chain is walked
+//! here, see `ip.rs` for why).
+//!
+//! Fragments come out as [`L4::Fragment`]; a [`Defragmenter`] puts them back together and
+//! [`decode_transport`] decodes the result:
+//!
+//! ```
+//! use allowscope::decode::{decode, decode_transport, Defragmenter, L4};
+//!
+//! let mut defrag = Defragmenter::default();
+//! # let frames: Vec<(i64, Vec<u8>)> = Vec::new();
+//! for (ts_ns, frame) in &frames {
+//!     let Ok(packet) = decode(1, frame) else { continue };
+//!     if let L4::Fragment(frag) = &packet.l4 {
+//!         if let Some(whole) = defrag.push(*ts_ns, &packet.ip, frag) {
+//!             let (l4, _truncated) = decode_transport(whole.ip, &whole.data);
+//!             let _ = l4;
+//!         }
+//!     }
+//! }
+//! ```
 
 use std::net::IpAddr;
 
+mod defrag;
+mod ip;
+mod link;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
+
+pub use defrag::{DefragStats, Defragmenter, Reassembled};
+pub use link::{ethertype, linktype};
+
 /// TCP flag bits as they appear in the header's flags byte.
 pub mod tcp_flags {
+    /// No more data from the sender.
     pub const FIN: u8 = 0x01;
+    /// Synchronize sequence numbers (connection open).
     pub const SYN: u8 = 0x02;
+    /// Reset the connection.
     pub const RST: u8 = 0x04;
+    /// Push buffered data to the application.
     pub const PSH: u8 = 0x08;
+    /// The acknowledgment number is valid.
     pub const ACK: u8 = 0x10;
+    /// The urgent pointer is valid.
     pub const URG: u8 = 0x20;
+    /// ECN echo.
     pub const ECE: u8 = 0x40;
+    /// Congestion window reduced.
     pub const CWR: u8 = 0x80;
 }
 
 /// IP protocol numbers used here.
 pub mod ipproto {
+    /// ICMP for IPv4.
     pub const ICMP: u8 = 1;
+    /// TCP.
     pub const TCP: u8 = 6;
+    /// UDP.
     pub const UDP: u8 = 17;
+    /// ICMP for IPv6.
     pub const ICMPV6: u8 = 58;
 }
 
@@ -31,7 +74,9 @@ pub mod ipproto {
 pub struct Packet<'a> {
     /// Outermost-first VLAN ids (802.1Q / QinQ), at most two kept.
     pub vlans: [Option<u16>; 2],
+    /// The IP header facts.
     pub ip: IpHeader,
+    /// The transport layer.
     pub l4: L4<'a>,
     /// True when the capture cut the packet before the end its headers declare
     /// (snap length): the layers that parsed are still present.
@@ -41,7 +86,9 @@ pub struct Packet<'a> {
 /// The facts of the (innermost) IP header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpHeader {
+    /// Source address.
     pub src: IpAddr,
+    /// Destination address.
     pub dst: IpAddr,
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
@@ -54,9 +101,12 @@ pub struct IpHeader {
     pub payload_len: u32,
 }
 
+/// The transport layer of a packet, borrowing from the frame.
 #[derive(Debug, Clone)]
 pub enum L4<'a> {
+    /// A TCP segment.
     Tcp(Tcp<'a>),
+    /// A UDP datagram.
     Udp(Udp<'a>),
     /// ICMP/ICMPv6 error (v4 types 3, 4, 5, 11, 12; v6 types 1-4) with the flow it quotes.
     IcmpError(IcmpError),
@@ -65,17 +115,26 @@ pub enum L4<'a> {
     /// A fragment of a fragmented IP datagram; feed it to a [`Defragmenter`].
     Fragment(Fragment<'a>),
     /// Another transport protocol (number kept) or one whose header did not fit the capture.
-    Other { proto: u8 },
+    Other {
+        /// The IP protocol number (for a cut IPv6 extension header: that header's number).
+        proto: u8,
+    },
 }
 
+/// A TCP segment's header fields and payload.
 #[derive(Debug, Clone, Copy)]
 pub struct Tcp<'a> {
+    /// Source port.
     pub src_port: u16,
+    /// Destination port.
     pub dst_port: u16,
+    /// Sequence number.
     pub seq: u32,
+    /// Acknowledgment number.
     pub ack: u32,
     /// See [`tcp_flags`].
     pub flags: u8,
+    /// Receive window (unscaled).
     pub window: u16,
     /// Captured payload bytes.
     pub payload: &'a [u8],
@@ -83,48 +142,70 @@ pub struct Tcp<'a> {
     pub payload_len: u32,
 }
 
+/// A UDP datagram's ports and payload.
 #[derive(Debug, Clone, Copy)]
 pub struct Udp<'a> {
+    /// Source port.
     pub src_port: u16,
+    /// Destination port.
     pub dst_port: u16,
+    /// Captured payload bytes (within the UDP length).
     pub payload: &'a [u8],
     /// Payload length the UDP/IP headers declare (>= payload.len(); larger when cut).
     pub payload_len: u32,
 }
 
+/// An ICMP/ICMPv6 error message and the flow it quotes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IcmpError {
+    /// True for ICMPv6.
     pub v6: bool,
+    /// ICMP type.
     pub icmp_type: u8,
+    /// ICMP code.
     pub code: u8,
     /// The 5-tuple of the packet the error quotes, as that packet travelled (its source is
     /// the host that sent it). None when the quote was too short to read the ports.
     pub quoted: Option<Quoted>,
 }
 
+/// The 5-tuple of a packet quoted in an ICMP error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quoted {
+    /// Transport protocol of the quoted packet (TCP, UDP, or another with ports: DCCP,
+    /// SCTP, UDP-Lite).
     pub proto: u8,
+    /// Source address of the quoted packet.
     pub src: IpAddr,
+    /// Destination address of the quoted packet.
     pub dst: IpAddr,
+    /// Source port of the quoted packet.
     pub src_port: u16,
+    /// Destination port of the quoted packet.
     pub dst_port: u16,
 }
 
+/// An ICMP/ICMPv6 message that is not an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Icmp {
+    /// True for ICMPv6.
     pub v6: bool,
+    /// ICMP type.
     pub icmp_type: u8,
+    /// ICMP code.
     pub code: u8,
     /// Echo identifier for echo request/reply, else None.
     pub echo_id: Option<u16>,
 }
 
+/// One fragment of a fragmented IPv4/IPv6 datagram.
 #[derive(Debug, Clone, Copy)]
 pub struct Fragment<'a> {
+    /// Which datagram this fragment belongs to.
     pub key: FragKey,
     /// Offset of this fragment's data in the original datagram, in bytes.
     pub offset: u32,
+    /// The MF flag (IPv4) / M flag (IPv6): more fragments follow.
     pub more_fragments: bool,
     /// Captured fragment data (after the IP header / fragment extension header).
     pub data: &'a [u8],
@@ -132,11 +213,16 @@ pub struct Fragment<'a> {
     pub data_len: u32,
 }
 
+/// Identifies the datagram a fragment belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FragKey {
+    /// Source address.
     pub src: IpAddr,
+    /// Destination address.
     pub dst: IpAddr,
+    /// IPv4 identification (16 bits) or IPv6 Fragment header identification (32 bits).
     pub id: u32,
+    /// Protocol of the fragmented data (IPv4 protocol / the Fragment header's next header).
     pub proto: u8,
 }
 
@@ -149,4 +235,51 @@ pub enum Skip {
     NotIp(u16),
     /// Too short or inconsistent to read an IP header (what failed is named).
     Malformed(&'static str),
+}
+
+/// Decode one frame of LINKTYPE `linktype` (see [`linktype`]). Never panics and does not
+/// allocate, whatever the bytes.
+///
+/// Supported: Ethernet II with 802.1Q / 802.1ad / 0x9100 tags (the first two VLAN ids are
+/// kept), Linux SLL and SLL2 (any ARPHRD, loopback included), raw IP (101, 12, 14: the
+/// version nibble decides; 228 IPv4; 229 IPv6), BSD null (0) and OpenBSD loop (108) with
+/// the address family in either byte order.
+///
+/// `truncated` is set when the capture ended before the length the IP header declares, or
+/// when a header (IPv6 extension, TCP, UDP, ICMP) did not fit in the bytes there are. A TCP
+/// header whose fixed 20 bytes are present but whose options are cut still gives
+/// [`L4::Tcp`] (with an empty payload); fewer than 20 bytes give `L4::Other { proto: 6 }`.
+/// Bytes after the IP datagram (Ethernet padding) are never counted as payload.
+pub fn decode(linktype: u32, data: &[u8]) -> Result<Packet<'_>, Skip> {
+    let framed = link::frame(linktype, data)?;
+    let net = match framed.version {
+        link::IpVersion::V4 => ip::ipv4(framed.ip),
+        link::IpVersion::V6 => ip::ipv6(framed.ip),
+    }
+    .map_err(Skip::Malformed)?;
+    let (l4, cut) = match net.body {
+        ip::Body::Transport(t) => ip::transport(net.ip.proto, t, net.ip.payload_len),
+        ip::Body::Fragment(f) => (L4::Fragment(f), false),
+        ip::Body::Cut => (
+            L4::Other {
+                proto: net.ip.proto,
+            },
+            false,
+        ),
+    };
+    Ok(Packet {
+        vlans: framed.vlans,
+        ip: net.ip,
+        l4,
+        truncated: net.truncated || cut,
+    })
+}
+
+/// Decode the transport layer of a whole IP payload, such as a datagram a [`Defragmenter`]
+/// reassembled: `ip.proto` names the protocol and `ip.payload_len` the declared length
+/// (bytes past it are ignored). For IPv6, extension headers that followed the Fragment
+/// header are walked first. The flag is true when `payload` is shorter than declared or a
+/// header did not fit.
+pub fn decode_transport(ip: IpHeader, payload: &[u8]) -> (L4<'_>, bool) {
+    ip::transport_of(ip, payload)
 }

@@ -1,0 +1,182 @@
+//! Link-layer framing: find where the IP packet starts in a frame of a given LINKTYPE.
+//!
+//! Parsed by hand (fixed offsets), without allocation. etherparse's own Linux SLL parser
+//! rejects loopback frames (ARPHRD 772), which is one reason the link layers live here.
+
+use super::Skip;
+
+/// LINKTYPE values (pcap/pcapng link types) decoded here.
+pub mod linktype {
+    /// BSD loopback: 4-byte address family in the capturing host's byte order.
+    pub const NULL: u32 = 0;
+    /// Ethernet II (with optional 802.1Q / 802.1ad / QinQ tags).
+    pub const ETHERNET: u32 = 1;
+    /// Raw IP, DLT_RAW as numbered on some BSDs.
+    pub const RAW_12: u32 = 12;
+    /// Raw IP, DLT_RAW as numbered on OpenBSD.
+    pub const RAW_14: u32 = 14;
+    /// Raw IP: the version nibble tells IPv4 from IPv6.
+    pub const RAW: u32 = 101;
+    /// OpenBSD loopback: 4-byte address family in network byte order.
+    pub const LOOP: u32 = 108;
+    /// Linux "cooked" capture v1 (16-byte header).
+    pub const LINUX_SLL: u32 = 113;
+    /// Raw IPv4 only.
+    pub const IPV4: u32 = 228;
+    /// Raw IPv6 only.
+    pub const IPV6: u32 = 229;
+    /// Linux "cooked" capture v2 (20-byte header).
+    pub const LINUX_SLL2: u32 = 276;
+}
+
+/// Ethertypes used here.
+pub mod ethertype {
+    /// IPv4.
+    pub const IPV4: u16 = 0x0800;
+    /// ARP.
+    pub const ARP: u16 = 0x0806;
+    /// 802.1Q VLAN tag.
+    pub const VLAN: u16 = 0x8100;
+    /// IPv6.
+    pub const IPV6: u16 = 0x86dd;
+    /// 802.1ad service tag (QinQ outer tag).
+    pub const QINQ: u16 = 0x88a8;
+    /// Pre-standard QinQ outer tag.
+    pub const QINQ_OLD: u16 = 0x9100;
+}
+
+/// Which IP version a link layer says follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum IpVersion {
+    V4,
+    V6,
+}
+
+/// The result of link-layer framing: the IP bytes and the VLAN ids seen on the way.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Framed<'a> {
+    pub vlans: [Option<u16>; 2],
+    pub version: IpVersion,
+    pub ip: &'a [u8],
+}
+
+#[inline]
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    match b.get(at..at + 2) {
+        Some(&[x, y]) => Some(u16::from_be_bytes([x, y])),
+        _ => None,
+    }
+}
+
+#[inline]
+fn four(b: &[u8]) -> Option<[u8; 4]> {
+    match b.get(..4) {
+        Some(&[a, c, d, e]) => Some([a, c, d, e]),
+        _ => None,
+    }
+}
+
+/// Strip the link layer of `data` (a frame of LINKTYPE `lt`).
+pub(super) fn frame(lt: u32, data: &[u8]) -> Result<Framed<'_>, Skip> {
+    use linktype as l;
+    match lt {
+        l::ETHERNET => {
+            let ty = be16(data, 12).ok_or(Skip::Malformed("Ethernet header cut"))?;
+            ether(ty, data.get(14..).unwrap_or_default())
+        }
+        l::LINUX_SLL => {
+            let proto = be16(data, 14).ok_or(Skip::Malformed("Linux SLL header cut"))?;
+            ether(proto, data.get(16..).unwrap_or_default())
+        }
+        l::LINUX_SLL2 => {
+            if data.len() < 20 {
+                return Err(Skip::Malformed("Linux SLL2 header cut"));
+            }
+            let proto = be16(data, 0).ok_or(Skip::Malformed("Linux SLL2 header cut"))?;
+            ether(proto, data.get(20..).unwrap_or_default())
+        }
+        l::RAW | l::RAW_12 | l::RAW_14 => {
+            let first = *data.first().ok_or(Skip::Malformed("empty raw IP frame"))?;
+            let version = match first >> 4 {
+                4 => IpVersion::V4,
+                6 => IpVersion::V6,
+                _ => return Err(Skip::Malformed("raw frame is neither IPv4 nor IPv6")),
+            };
+            Ok(plain(version, data))
+        }
+        l::IPV4 => Ok(plain(IpVersion::V4, data)),
+        l::IPV6 => Ok(plain(IpVersion::V6, data)),
+        l::NULL | l::LOOP => {
+            let fam = four(data).ok_or(Skip::Malformed("loopback header cut"))?;
+            let host = u32::from_le_bytes(fam);
+            let net = u32::from_be_bytes(fam);
+            // NULL is in the capturing host's order, LOOP in network order; a family value
+            // is small, so reading it in the wrong order gives a huge number that never
+            // matches: accepting either order is safe for both link types.
+            let (first, second) = if lt == l::LOOP {
+                (net, host)
+            } else {
+                (host, net)
+            };
+            let version = family(first)
+                .or_else(|| family(second))
+                .ok_or_else(|| Skip::NotIp(u16::try_from(host.min(net)).unwrap_or(u16::MAX)))?;
+            Ok(plain(version, data.get(4..).unwrap_or_default()))
+        }
+        other => Err(Skip::UnsupportedLinkType(other)),
+    }
+}
+
+fn plain(version: IpVersion, ip: &[u8]) -> Framed<'_> {
+    Framed {
+        vlans: [None, None],
+        version,
+        ip,
+    }
+}
+
+/// BSD address family -> IP version (AF_INET is 2 everywhere; AF_INET6 is 24 on
+/// NetBSD/OpenBSD, 28 on FreeBSD/DragonFly, 30 on macOS).
+fn family(af: u32) -> Option<IpVersion> {
+    match af {
+        2 => Some(IpVersion::V4),
+        24 | 28 | 30 => Some(IpVersion::V6),
+        _ => None,
+    }
+}
+
+/// Walk VLAN tags from an ethertype (or SLL protocol) value to IPv4/IPv6.
+fn ether(mut ty: u16, mut rest: &[u8]) -> Result<Framed<'_>, Skip> {
+    let mut vlans = [None, None];
+    let mut seen = 0usize;
+    loop {
+        match ty {
+            ethertype::IPV4 => {
+                return Ok(Framed {
+                    vlans,
+                    version: IpVersion::V4,
+                    ip: rest,
+                })
+            }
+            ethertype::IPV6 => {
+                return Ok(Framed {
+                    vlans,
+                    version: IpVersion::V6,
+                    ip: rest,
+                })
+            }
+            ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD => {
+                let tci = be16(rest, 0).ok_or(Skip::Malformed("VLAN tag cut"))?;
+                let inner = be16(rest, 2).ok_or(Skip::Malformed("VLAN tag cut"))?;
+                if let Some(slot) = vlans.get_mut(seen) {
+                    *slot = Some(tci & 0x0fff);
+                }
+                seen += 1;
+                ty = inner;
+                // Each tag consumes 4 bytes, so the loop ends with the frame.
+                rest = rest.get(4..).unwrap_or_default();
+            }
+            other => return Err(Skip::NotIp(other)),
+        }
+    }
+}

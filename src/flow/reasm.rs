@@ -1,0 +1,346 @@
+//! Reassembly of the first flight of one TCP direction.
+//!
+//! Keeps the first `cap` bytes of a byte stream in sequence order: enough for a ClientHello of
+//! several segments, an HTTP request head or a few DNS-over-TCP messages. Retransmissions and
+//! overlaps are trimmed (the first copy of a byte wins), out-of-order segments wait until the
+//! gap before them is filled, and bytes the capture never had (a segment cut by the snap length,
+//! a segment that was never captured) are remembered as such, so an extractor can tell
+//! "truncated" from "absent".
+
+/// What happened to one segment offered to [`Stream::push`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// At least one new byte (or the segment lies beyond the cap and is simply not kept).
+    New,
+    /// Every byte of the segment had been seen before: a retransmission.
+    Retransmission,
+}
+
+/// The reassembled start of one direction of a TCP connection.
+#[derive(Debug, Clone, Default)]
+pub struct Stream {
+    /// Sequence number of the first payload byte (ISN + 1, or the first data segment's
+    /// sequence number when the SYN was not seen).
+    base: Option<u32>,
+    /// Contiguous bytes from `base`.
+    data: Vec<u8>,
+    /// Out-of-order pieces waiting for the gap before them: (relative offset, bytes).
+    pending: Vec<(u32, Vec<u8>)>,
+    pending_bytes: usize,
+    /// Highest relative end offset announced by any segment (declared length, not captured).
+    max_end: u64,
+    /// A segment arrived shorter than its declared length (snap length) at this offset.
+    cut_at: Option<u32>,
+    /// Bytes offered that differed from bytes already kept at the same offset.
+    conflicts: u32,
+    /// The cap in force (bytes kept at most from the start).
+    limit: usize,
+    /// Bytes were not kept because the table-wide budget (or the pending bound) ran out.
+    budget_refused: bool,
+}
+
+impl Stream {
+    /// Sets the sequence number of the first payload byte (from the SYN: ISN + 1).
+    pub fn set_base(&mut self, seq: u32) {
+        if self.base.is_none() {
+            self.base = Some(seq);
+        }
+    }
+
+    pub fn has_base(&self) -> bool {
+        self.base.is_some()
+    }
+
+    /// Offers one segment. `payload` is what the capture holds, `declared` what the IP header
+    /// says the segment carried (>= payload.len()). `cap` bounds the bytes kept; `budget` is the
+    /// table-wide allowance of buffered bytes, decreased by what this call keeps.
+    pub fn push(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        declared: u32,
+        cap: usize,
+        budget: &mut usize,
+    ) -> Pushed {
+        let declared = declared.max(payload.len() as u32);
+        if declared == 0 {
+            return Pushed::New;
+        }
+        self.limit = cap;
+        let base = *self.base.get_or_insert(seq);
+        // Offset relative to the start, wrapping-aware: a segment a little before the start is a
+        // (partial) retransmission of bytes we will never see again.
+        let rel = seq.wrapping_sub(base) as i32 as i64;
+        let end = rel + declared as i64;
+        if end <= 0 {
+            return Pushed::Retransmission;
+        }
+        let end = end as u64;
+        let was_seen = end <= self.max_end;
+        self.max_end = self.max_end.max(end);
+        // Trim what lies before the start.
+        let skip = (-rel).max(0) as usize;
+        let rel = rel.max(0) as u64;
+        let captured = payload.get(skip..).unwrap_or(&[]);
+        if (captured.len() as u64) < end - rel && self.cut_at.is_none() {
+            self.cut_at = Some((rel + captured.len() as u64).min(u32::MAX as u64) as u32);
+        }
+        let verdict = if was_seen {
+            Pushed::Retransmission
+        } else {
+            Pushed::New
+        };
+        if rel >= cap as u64 {
+            return verdict;
+        }
+        let rel = rel as usize;
+        let captured = &captured[..captured.len().min(cap - rel)];
+        let have = self.data.len();
+        if rel <= have {
+            // Overlaps or extends the contiguous part; the first copy of a byte wins.
+            let overlap = (have - rel).min(captured.len());
+            if self.data[rel..rel + overlap] != captured[..overlap] {
+                self.conflicts += 1;
+            }
+            let fresh = &captured[overlap..];
+            let n = fresh.len().min(*budget);
+            if n < fresh.len() {
+                self.budget_refused = true;
+            }
+            self.data.extend_from_slice(&fresh[..n]);
+            *budget -= n;
+            if n > 0 {
+                self.drain_pending(budget);
+            }
+        } else if !captured.is_empty() {
+            // After a gap: keep it aside, bounded by the cap and the budget.
+            if self.pending_bytes + captured.len() <= cap && captured.len() <= *budget {
+                *budget -= captured.len();
+                self.pending_bytes += captured.len();
+                self.pending.push((rel as u32, captured.to_vec()));
+            } else {
+                self.budget_refused = true;
+            }
+        }
+        verdict
+    }
+
+    /// Moves waiting pieces that now touch the contiguous part into it.
+    fn drain_pending(&mut self, budget: &mut usize) {
+        loop {
+            let have = self.data.len();
+            let Some(i) = self.pending.iter().position(|(off, bytes)| {
+                (*off as usize) <= have && *off as usize + bytes.len() > have
+            }) else {
+                // Drop pieces entirely covered already.
+                let before = self.pending.len();
+                self.pending
+                    .retain(|(off, bytes)| *off as usize + bytes.len() > have);
+                if self.pending.len() != before {
+                    self.recount_pending(budget);
+                }
+                return;
+            };
+            let (off, bytes) = self.pending.swap_remove(i);
+            let skip = have - off as usize;
+            self.data.extend_from_slice(&bytes[skip..]);
+            // The bytes moved were already charged to the budget; give back the overlap.
+            *budget += skip;
+            self.pending_bytes -= bytes.len();
+        }
+    }
+
+    fn recount_pending(&mut self, budget: &mut usize) {
+        let now: usize = self.pending.iter().map(|(_, b)| b.len()).sum();
+        *budget += self.pending_bytes - now;
+        self.pending_bytes = now;
+    }
+
+    /// The contiguous bytes from the start of the stream.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Bytes held (contiguous and waiting), for memory accounting.
+    pub fn held(&self) -> usize {
+        self.data.len() + self.pending_bytes
+    }
+
+    /// True when the stream is known to go on past the contiguous bytes but the capture does
+    /// not hold the next byte (a missing segment or a snap-length cut), as opposed to the
+    /// sender having simply stopped there.
+    pub fn has_hole(&self) -> bool {
+        let have = self.data.len() as u64;
+        !self.budget_refused && have < self.max_end.min(self.limit as u64)
+    }
+
+    /// The offset at which the snap length first cut a segment, if it did.
+    pub fn cut_at(&self) -> Option<u32> {
+        self.cut_at
+    }
+
+    /// True when the cap (or the table's budget) stopped buffering.
+    pub fn capped(&self) -> bool {
+        self.budget_refused || self.max_end > self.limit as u64
+    }
+
+    /// Number of overlapping segments whose bytes disagreed with what was already kept.
+    pub fn conflicts(&self) -> u32 {
+        self.conflicts
+    }
+
+    /// Payload bytes the sender announced, from the start (highest end offset seen).
+    pub fn announced(&self) -> u64 {
+        self.max_end
+    }
+
+    /// Frees the buffers (after extraction), keeping the counters.
+    pub fn release(&mut self, budget: &mut usize) {
+        *budget += self.held();
+        self.data = Vec::new();
+        self.pending = Vec::new();
+        self.pending_bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(s: &mut Stream, seq: u32, p: &[u8]) -> Pushed {
+        let mut budget = usize::MAX / 2;
+        s.push(seq, p, p.len() as u32, 64, &mut budget)
+    }
+
+    #[test]
+    fn in_order_and_retransmission() {
+        let mut s = Stream::default();
+        s.set_base(1000);
+        assert_eq!(push(&mut s, 1000, b"hello "), Pushed::New);
+        assert_eq!(push(&mut s, 1006, b"world"), Pushed::New);
+        assert_eq!(push(&mut s, 1000, b"hello "), Pushed::Retransmission);
+        assert_eq!(s.bytes(), b"hello world");
+        assert!(!s.has_hole());
+    }
+
+    #[test]
+    fn out_of_order_and_overlap() {
+        let mut s = Stream::default();
+        s.set_base(0);
+        push(&mut s, 6, b"world");
+        assert_eq!(s.bytes(), b"");
+        assert!(s.has_hole());
+        push(&mut s, 0, b"hel");
+        push(&mut s, 2, b"llo wo"); // overlaps both sides
+        assert_eq!(s.bytes(), b"hello world");
+        assert!(!s.has_hole());
+        assert_eq!(s.held(), 11);
+    }
+
+    #[test]
+    fn conflicting_overlap_keeps_first() {
+        let mut s = Stream::default();
+        s.set_base(0);
+        push(&mut s, 0, b"abcd");
+        push(&mut s, 2, b"XYef");
+        assert_eq!(s.bytes(), b"abcdef");
+        assert_eq!(s.conflicts(), 1);
+    }
+
+    #[test]
+    fn sequence_wraps() {
+        let mut s = Stream::default();
+        s.set_base(u32::MAX - 2);
+        push(&mut s, u32::MAX - 2, b"abc");
+        push(&mut s, 0, b"def");
+        assert_eq!(s.bytes(), b"abcdef");
+    }
+
+    #[test]
+    fn snaplen_cut_is_a_hole() {
+        let mut s = Stream::default();
+        s.set_base(10);
+        let mut budget = 1 << 20;
+        s.push(10, b"abc", 100, 64, &mut budget);
+        assert_eq!(s.bytes(), b"abc");
+        assert_eq!(s.cut_at(), Some(3));
+        assert!(s.has_hole());
+        assert_eq!(s.announced(), 100);
+    }
+
+    #[test]
+    fn cap_and_budget() {
+        let mut s = Stream::default();
+        s.set_base(0);
+        let mut budget = 1 << 20;
+        s.push(0, &[7u8; 100], 100, 64, &mut budget);
+        assert_eq!(s.bytes().len(), 64);
+        assert!(s.capped());
+        assert!(!s.has_hole());
+        assert_eq!(budget, (1 << 20) - 64);
+        s.release(&mut budget);
+        assert_eq!(budget, 1 << 20);
+
+        let mut t = Stream::default();
+        let mut small = 5;
+        t.push(0, b"0123456789", 10, 64, &mut small);
+        assert_eq!(t.bytes(), b"01234");
+        assert_eq!(small, 0);
+        assert!(t.capped());
+    }
+
+    #[test]
+    fn before_start_is_trimmed() {
+        let mut s = Stream::default();
+        s.set_base(100);
+        assert_eq!(push(&mut s, 90, b"0123456789"), Pushed::Retransmission);
+        assert_eq!(push(&mut s, 95, b"56789abcde"), Pushed::New);
+        assert_eq!(s.bytes(), b"abcde");
+    }
+
+    #[test]
+    fn pending_bounded_by_cap() {
+        let mut s = Stream::default();
+        s.set_base(0);
+        let mut budget = 1 << 20;
+        for i in 0..20u32 {
+            s.push(10 + i * 10, &[1u8; 5], 5, 64, &mut budget);
+        }
+        assert!(s.held() <= 64);
+    }
+
+    #[test]
+    fn random_segments_never_panic_and_match_reference() {
+        // Feed a known stream as random (possibly overlapping, duplicated, reordered) pieces;
+        // whatever the order, the contiguous result must be a prefix of the stream.
+        let stream: Vec<u8> = (0..200u32).map(|i| (i * 7 + 3) as u8).collect();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..500 {
+            let mut s = Stream::default();
+            let base = rnd() as u32;
+            s.set_base(base);
+            let mut budget = 1 << 20;
+            for _ in 0..40 {
+                let a = (rnd() % 200) as usize;
+                let b = (a + 1 + (rnd() % 40) as usize).min(200);
+                s.push(
+                    base.wrapping_add(a as u32),
+                    &stream[a..b],
+                    (b - a) as u32,
+                    128,
+                    &mut budget,
+                );
+            }
+            // cover everything in order at the end
+            s.push(base, &stream, 200, 128, &mut budget);
+            assert_eq!(s.bytes(), &stream[..128]);
+            assert!(s.capped());
+        }
+    }
+}
