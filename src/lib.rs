@@ -11,5 +11,6 @@ pub mod cli;
 pub mod decode;
 pub mod flow;
 pub mod report;
+pub mod rng;
 pub mod synth;
 pub mod time;

@@ -9,6 +9,8 @@
 
 use std::io::{self, Write};
 
+use crate::rng::XorShift;
+
 /// What the generator wrote.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SynthStats {
@@ -17,18 +19,14 @@ pub struct SynthStats {
     pub flows: u64,
 }
 
-struct Rng(u64);
+struct Rng(XorShift);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.0.next_u64()
     }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0.below(n as usize) as u64
     }
 }
 
@@ -319,7 +317,7 @@ pub fn write_pcap(
     concurrency: usize,
     seed: u64,
 ) -> io::Result<SynthStats> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng(XorShift::new(seed));
     w.write_all(&[
         0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
     ])?;

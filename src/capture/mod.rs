@@ -565,7 +565,7 @@ mod tests {
         let mut rng = Rng(77);
         let mut b = PcapB::new(true, true, 65535, 1);
         for i in 0..2000u32 {
-            let data: Vec<u8> = (0..180).map(|_| rng.next() as u8).collect();
+            let data: Vec<u8> = (0..180).map(|_| rng.next_u64() as u8).collect();
             b = b.rec(i, i, &data, 180);
         }
         b.build()
@@ -722,19 +722,7 @@ mod tests {
         is_send::<CaptureReader>();
     }
 
-    /// xorshift64*: a small deterministic generator for the robustness tests.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
+    use crate::rng::XorShift as Rng;
 
     /// Read `bytes` with a tiny and a large buffer: never panics, the two agree, offsets
     /// stay within the stream, and a later call after the end is `Ok(None)`.
@@ -774,7 +762,7 @@ mod tests {
             let len = rng.below(if i % 10 == 0 { 2000 } else { 200 });
             // Mostly small values, so lengths and counts are often plausible.
             for _ in 0..len {
-                let v = rng.next();
+                let v = rng.next_u64();
                 bytes.push(if v % 3 == 0 {
                     (v >> 8) as u8
                 } else {
@@ -805,7 +793,7 @@ mod tests {
                 1 => {
                     for _ in 0..1 + rng.below(8) {
                         let at = rng.below(bytes.len());
-                        bytes[at] = rng.next() as u8;
+                        bytes[at] = rng.next_u64() as u8;
                     }
                 }
                 2 => {
@@ -818,7 +806,7 @@ mod tests {
                 _ => {
                     let at = rng.below(bytes.len());
                     let n = rng.below(64);
-                    bytes.splice(at..at, (0..n).map(|_| rng.next() as u8));
+                    bytes.splice(at..at, (0..n).map(|_| rng.next_u64() as u8));
                 }
             }
             check_robust(&bytes, 16 + rng.below(100));

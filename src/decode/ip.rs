@@ -47,7 +47,7 @@ pub(super) enum Body<'a> {
 }
 
 #[inline]
-fn be16(b: &[u8], at: usize) -> Option<u16> {
+pub(super) fn be16(b: &[u8], at: usize) -> Option<u16> {
     match b.get(at..at + 2) {
         Some(&[x, y]) => Some(u16::from_be_bytes([x, y])),
         _ => None,

@@ -3,6 +3,7 @@
 //! Parsed by hand (fixed offsets), without allocation. etherparse's own Linux SLL parser
 //! rejects loopback frames (ARPHRD 772), which is one reason the link layers live here.
 
+use super::ip::be16;
 use super::Skip;
 
 /// LINKTYPE values (pcap/pcapng link types) decoded here.
@@ -58,14 +59,6 @@ pub(super) struct Framed<'a> {
     pub vlans: [Option<u16>; 2],
     pub version: IpVersion,
     pub ip: &'a [u8],
-}
-
-#[inline]
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    match b.get(at..at + 2) {
-        Some(&[x, y]) => Some(u16::from_be_bytes([x, y])),
-        _ => None,
-    }
 }
 
 #[inline]
