@@ -83,6 +83,7 @@ fn run_ours(path: &Path, mmap: bool) -> Row {
         ),
         secs,
         packets: r.summary.packets,
+        // VmHWM of this process: the heap of the first run, plus the mapped file once mmap ran.
         rss_kib: Some(peak_rss_self_kib()),
     }
 }
@@ -124,11 +125,22 @@ fn main() {
         Command::new("cat").arg(&path),
         0,
     );
-    let ours = run_ours(&path, false);
-    let packets = ours.packets;
+    // Each reading strategy twice, alternating, best of two: the first run of a process also
+    // pays for growing its heap.
+    let mut best: [Option<Row>; 2] = [None, None];
+    for round in 0..4 {
+        let mmap = round % 2 == 1;
+        let r = run_ours(&path, mmap);
+        let slot = &mut best[usize::from(mmap)];
+        if slot.as_ref().is_none_or(|b| r.secs < b.secs) {
+            *slot = Some(r);
+        }
+    }
+    let [read, mapped] = best.map(|r| r.expect("ran"));
+    let packets = read.packets;
     rows.extend(cat);
-    rows.push(ours);
-    rows.push(run_ours(&path, true));
+    rows.push(read);
+    rows.push(mapped);
     if Command::new("tshark")
         .arg("-v")
         .stdout(Stdio::null())

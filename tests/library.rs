@@ -6,6 +6,13 @@ use allowscope::analyze::analyze_input;
 use allowscope::capture::Input;
 use allowscope::flow::FlowConfig;
 
+fn keep() -> FlowConfig {
+    FlowConfig {
+        keep_first_flight: true,
+        ..FlowConfig::default()
+    }
+}
+
 fn cap(name: &str) -> Input {
     Input::File(
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,7 +25,7 @@ fn cap(name: &str) -> Input {
 /// reassembled first flight holds the whole TLS record with its server name.
 #[test]
 fn client_hello_over_two_segments_is_reassembled() {
-    let r = analyze_input(&cap("split-hello.pcap"), &FlowConfig::default());
+    let r = analyze_input(&cap("split-hello.pcap"), &keep());
     assert_eq!(r.flows.len(), 1);
     let flight = r.flows[0].from_client().stream.bytes();
     assert_eq!(flight[0], 0x16, "a TLS handshake record");
@@ -34,7 +41,7 @@ fn client_hello_over_two_segments_is_reassembled() {
 /// pretending the stream ended there.
 #[test]
 fn snaplen_cut_hello_is_marked_as_a_hole() {
-    let r = analyze_input(&cap("tcp-outcomes.snap96.pcap"), &FlowConfig::default());
+    let r = analyze_input(&cap("tcp-outcomes.snap96.pcap"), &keep());
     let f = r.flows.iter().find(|f| f.server.port == 8085).unwrap();
     let s = &f.from_client().stream;
     assert_eq!(s.bytes().len(), 30);

@@ -31,17 +31,22 @@ pub struct FlowConfig {
     pub tcp_closed_idle_ns: i64,
     /// Idle time after which a UDP or ICMP flow is finished.
     pub udp_idle_ns: i64,
+    /// Keep the reassembled first flights in finished flows (for callers that read them after
+    /// the table is done); by default they are freed when a flow finishes, so memory stays
+    /// bounded by the live flows.
+    pub keep_first_flight: bool,
 }
 
 impl Default for FlowConfig {
     fn default() -> Self {
         FlowConfig {
             reassembly_cap: 16 * 1024,
-            reassembly_budget: 512 << 20,
+            reassembly_budget: 256 << 20,
             max_flows: 500_000,
             tcp_idle_ns: 15 * 60 * 1_000_000_000,
-            tcp_closed_idle_ns: 30 * 1_000_000_000,
+            tcp_closed_idle_ns: 5 * 1_000_000_000,
             udp_idle_ns: 2 * 60 * 1_000_000_000,
+            keep_first_flight: false,
         }
     }
 }
@@ -435,7 +440,7 @@ fn is_service_port(p: u16) -> bool {
         )
 }
 
-const SWEEP_EVERY_NS: i64 = 5_000_000_000;
+const SWEEP_EVERY_NS: i64 = 1_000_000_000;
 
 impl FlowTable {
     pub fn new(cfg: FlowConfig) -> FlowTable {
@@ -670,10 +675,12 @@ impl FlowTable {
         flip: impl FnOnce() -> bool,
     ) -> &mut Flow {
         let key = Key::new(proto, src, dst);
-        if !self.map.contains_key(&key) {
-            if self.map.len() >= self.cfg.max_flows {
-                self.evict(sink);
-            }
+        if self.map.len() >= self.cfg.max_flows && !self.map.contains_key(&key) {
+            self.evict(sink);
+        }
+        let live = self.map.len();
+        let stats = &mut self.stats;
+        self.map.entry(key).or_insert_with(|| {
             let flipped = flip();
             let (client, server) = if flipped { (dst, src) } else { (src, dst) };
             let mut f = Flow::new(proto, client, server, ts);
@@ -681,11 +688,10 @@ impl FlowTable {
             if flipped {
                 f.history.add(true, b'^');
             }
-            self.map.insert(key, f);
-            self.stats.flows += 1;
-            self.stats.peak_live = self.stats.peak_live.max(self.map.len() as u64);
-        }
-        self.map.get_mut(&key).expect("inserted above")
+            stats.flows += 1;
+            stats.peak_live = stats.peak_live.max(live as u64 + 1);
+            f
+        })
     }
 
     fn idle_limit(&self, f: &Flow) -> i64 {
@@ -734,9 +740,18 @@ impl FlowTable {
         }
     }
 
-    fn emit(&mut self, f: Flow, sink: &mut impl FnMut(Flow)) {
-        // The flow leaves the table's accounting; its buffers go with it to the sink.
-        self.budget += f.dirs[0].stream.held() + f.dirs[1].stream.held();
+    fn emit(&mut self, mut f: Flow, sink: &mut impl FnMut(Flow)) {
+        // The flow leaves the table's accounting: its buffers are freed, or go with it to the
+        // sink when the caller asked to keep them.
+        for d in &mut f.dirs {
+            let mut freed = 0;
+            if self.cfg.keep_first_flight {
+                freed = d.stream.held();
+            } else {
+                d.stream.release(&mut freed);
+            }
+            self.budget += freed;
+        }
         sink(f);
     }
 

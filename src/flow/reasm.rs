@@ -35,6 +35,8 @@ pub struct Stream {
     conflicts: u32,
     /// The cap in force (bytes kept at most from the start).
     limit: usize,
+    /// Contiguous length at the time the buffers were released (counters outlive the bytes).
+    released_len: usize,
     /// Bytes were not kept because the table-wide budget (or the pending bound) ran out.
     budget_refused: bool,
 }
@@ -161,6 +163,11 @@ impl Stream {
         &self.data
     }
 
+    /// Length of the contiguous part from the start (still known after [`Stream::release`]).
+    pub fn contiguous(&self) -> usize {
+        self.data.len().max(self.released_len)
+    }
+
     /// Bytes held (contiguous and waiting), for memory accounting.
     pub fn held(&self) -> usize {
         self.data.len() + self.pending_bytes
@@ -170,7 +177,7 @@ impl Stream {
     /// not hold the next byte (a missing segment or a snap-length cut), as opposed to the
     /// sender having simply stopped there.
     pub fn has_hole(&self) -> bool {
-        let have = self.data.len() as u64;
+        let have = self.contiguous() as u64;
         !self.budget_refused && have < self.max_end.min(self.limit as u64)
     }
 
@@ -197,6 +204,7 @@ impl Stream {
     /// Frees the buffers (after extraction), keeping the counters.
     pub fn release(&mut self, budget: &mut usize) {
         *budget += self.held();
+        self.released_len = self.contiguous();
         self.data = Vec::new();
         self.pending = Vec::new();
         self.pending_bytes = 0;
@@ -280,6 +288,8 @@ mod tests {
         assert_eq!(budget, (1 << 20) - 64);
         s.release(&mut budget);
         assert_eq!(budget, 1 << 20);
+        assert_eq!(s.contiguous(), 64);
+        assert!(s.bytes().is_empty());
 
         let mut t = Stream::default();
         let mut small = 5;

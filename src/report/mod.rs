@@ -91,7 +91,7 @@ fn ttl(d: &Dir) -> Option<TtlRange> {
 
 fn flight(d: &Dir) -> FlightJson {
     FlightJson {
-        bytes: d.stream.bytes().len(),
+        bytes: d.stream.contiguous(),
         announced: d.stream.announced(),
         hole: d.stream.has_hole(),
         cut_at: d.stream.cut_at(),
