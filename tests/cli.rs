@@ -562,3 +562,22 @@ fn flows_agree_with_tshark_conversations() {
         "expected the stored tshark tables of every capture, found {checked}"
     );
 }
+
+/// A capture stopped while gzip was writing it: the flows decompressed so far, a warning, exit 0.
+#[test]
+fn cut_compressed_capture_is_a_warning() {
+    let gz = std::fs::read(cap("tcp-outcomes.pcap.gz")).unwrap();
+    let dir = std::env::temp_dir().join(format!("allowscope-cut-gz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("cut.pcap.gz");
+    std::fs::write(&p, &gz[..gz.len() / 2]).unwrap();
+    let r = run(&["flows", "--format", "ndjson", p.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("compressed stream ends early"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.lines().count() >= 1);
+}

@@ -26,6 +26,9 @@ pub(crate) struct Source {
     end: usize,
     /// Absolute stream offset of backing index 0.
     base: u64,
+    /// The (compressed) stream ended before its own end marker, at this decompressed offset:
+    /// a capture that was stopped while being compressed.
+    pub(crate) cut_short: Option<u64>,
 }
 
 impl Source {
@@ -40,6 +43,7 @@ impl Source {
             pos: 0,
             end: 0,
             base: 0,
+            cut_short: None,
         }
     }
 
@@ -51,6 +55,7 @@ impl Source {
             pos: 0,
             end,
             base: 0,
+            cut_short: None,
         }
     }
 
@@ -156,6 +161,13 @@ impl Source {
                 }
                 Ok(k) => self.end += k.min(dst.len()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                    // The decoder ran out of input mid-stream: treat it like a plain file
+                    // that stops, so a cut record becomes a warning, not an error.
+                    *eof = true;
+                    self.cut_short = Some(self.base + self.end as u64);
+                    return Ok(false);
+                }
                 Err(e) => {
                     *eof = true;
                     return Err(ReadError {

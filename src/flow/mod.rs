@@ -792,3 +792,313 @@ fn account(flow: &mut Flow, d: usize, ts: i64, wire_len: u32, cut: bool, ttl: u8
         dir.last_payload_ns = Some(ts);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{IcmpError, Quoted, Tcp, Udp};
+
+    const C: &str = "10.0.0.2";
+    const S: &str = "10.0.0.9";
+    const SEC: i64 = 1_000_000_000;
+
+    fn ip(src: &str, dst: &str, proto: u8, ttl: u8, len: u32) -> IpHeader {
+        IpHeader {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            ttl,
+            ip_id: Some(1),
+            proto,
+            payload_len: len,
+        }
+    }
+
+    /// Feeds packets and collects finished flows.
+    struct T {
+        table: FlowTable,
+        done: Vec<Flow>,
+    }
+
+    impl T {
+        fn new() -> T {
+            Self::with(FlowConfig::default())
+        }
+        fn with(cfg: FlowConfig) -> T {
+            T {
+                table: FlowTable::new(cfg),
+                done: Vec::new(),
+            }
+        }
+        #[allow(clippy::too_many_arguments)]
+        fn tcp(
+            &mut self,
+            ts: i64,
+            from_client: bool,
+            sp: u16,
+            dp: u16,
+            seq: u32,
+            flags: u8,
+            payload: &[u8],
+        ) {
+            let (s, d) = if from_client { (C, S) } else { (S, C) };
+            let t = Tcp {
+                src_port: sp,
+                dst_port: dp,
+                seq,
+                ack: 0,
+                flags,
+                window: 1000,
+                payload,
+                payload_len: payload.len() as u32,
+            };
+            let h = ip(
+                s,
+                d,
+                ipproto::TCP,
+                if from_client { 64 } else { 60 },
+                20 + payload.len() as u32,
+            );
+            let done = &mut self.done;
+            self.table
+                .packet(ts, 60, false, &h, &L4::Tcp(t), &mut |f| done.push(f));
+        }
+        fn udp(&mut self, ts: i64, src: &str, dst: &str, sp: u16, dp: u16) {
+            let u = Udp {
+                src_port: sp,
+                dst_port: dp,
+                payload: b"x",
+                payload_len: 1,
+            };
+            let done = &mut self.done;
+            self.table.packet(
+                ts,
+                43,
+                false,
+                &ip(src, dst, ipproto::UDP, 64, 9),
+                &L4::Udp(u),
+                &mut |f| done.push(f),
+            );
+        }
+        fn icmp(&mut self, ts: i64, from: &str, proto: u8, sp: u16, dp: u16) {
+            let e = IcmpError {
+                v6: false,
+                icmp_type: 3,
+                code: 13,
+                quoted: Some(Quoted {
+                    proto,
+                    src: C.parse().unwrap(),
+                    dst: S.parse().unwrap(),
+                    src_port: sp,
+                    dst_port: dp,
+                }),
+            };
+            let done = &mut self.done;
+            self.table.packet(
+                ts,
+                70,
+                false,
+                &ip(from, C, ipproto::ICMP, 64, 36),
+                &L4::IcmpError(e),
+                &mut |f| done.push(f),
+            );
+        }
+        fn finish(mut self) -> Vec<Flow> {
+            let done = &mut self.done;
+            self.table.finish(&mut |f| done.push(f));
+            self.done
+        }
+    }
+
+    const SYN: u8 = tf::SYN;
+    const SA: u8 = tf::SYN | tf::ACK;
+    const A: u8 = tf::ACK;
+    const PA: u8 = tf::PSH | tf::ACK;
+    const FA: u8 = tf::FIN | tf::ACK;
+    const RA: u8 = tf::RST | tf::ACK;
+
+    #[test]
+    fn established_with_close_and_history() {
+        let mut t = T::new();
+        t.tcp(0, true, 5000, 443, 100, SYN, b"");
+        t.tcp(1, false, 443, 5000, 900, SA, b"");
+        t.tcp(2, true, 5000, 443, 101, A, b"");
+        t.tcp(3, true, 5000, 443, 101, PA, b"hello");
+        t.tcp(4, false, 443, 5000, 901, PA, b"world!");
+        t.tcp(5, true, 5000, 443, 106, FA, b"");
+        t.tcp(6, false, 443, 5000, 907, FA, b"");
+        let f = t.finish();
+        assert_eq!(f.len(), 1);
+        let f = &f[0];
+        assert_eq!(f.outcome(), Outcome::Established);
+        assert_eq!(f.history.as_str(), "ShADdFf");
+        assert_eq!(f.client.port, 5000);
+        assert_eq!((f.dirs[0].packets, f.dirs[1].packets), (4, 3));
+        assert_eq!((f.dirs[0].payload_bytes, f.dirs[1].payload_bytes), (5, 6));
+        assert_eq!(
+            f.close(),
+            Some(Close {
+                by: Side::Client,
+                how: "fin",
+                ts_ns: 5
+            })
+        );
+        assert_eq!((f.dirs[1].ttl_min, f.dirs[1].ttl_max), (Some(60), Some(60)));
+        assert_eq!(f.dirs[0].stream.contiguous(), 5);
+    }
+
+    #[test]
+    fn syn_only_refused_icmp_and_handshake_outcomes() {
+        let mut t = T::new();
+        // three SYNs, nothing back
+        for i in 0..3 {
+            t.tcp(i * SEC, true, 1001, 8081, 7, SYN, b"");
+        }
+        // RST answer
+        t.tcp(0, true, 1002, 8082, 7, SYN, b"");
+        t.tcp(1, false, 8082, 1002, 0, RA, b"");
+        // ICMP admin prohibited from a router
+        t.tcp(0, true, 1003, 8083, 7, SYN, b"");
+        t.icmp(1, "10.0.0.1", ipproto::TCP, 1003, 8083);
+        // handshake, no data
+        t.tcp(0, true, 1004, 8084, 7, SYN, b"");
+        t.tcp(1, false, 8084, 1004, 50, SA, b"");
+        t.tcp(2, true, 1004, 8084, 8, A, b"");
+        // hello then server FIN
+        t.tcp(0, true, 1005, 8085, 7, SYN, b"");
+        t.tcp(1, false, 8085, 1005, 50, SA, b"");
+        t.tcp(2, true, 1005, 8085, 8, PA, b"\x16\x03\x01");
+        t.tcp(3, false, 8085, 1005, 51, FA, b"");
+        // hello then silence
+        t.tcp(0, true, 1006, 8086, 7, SYN, b"");
+        t.tcp(1, false, 8086, 1006, 50, SA, b"");
+        t.tcp(2, true, 1006, 8086, 8, PA, b"GET /");
+        let got: Vec<(u16, Outcome, u64)> = t
+            .finish()
+            .iter()
+            .map(|f| (f.server.port, f.outcome(), f.attempts()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (8081, Outcome::NoAnswer, 3),
+                (8082, Outcome::Refused, 1),
+                (8083, Outcome::IcmpUnreachable, 1),
+                (8084, Outcome::HandshakeOnly, 1),
+                (8085, Outcome::ResetAfterHello, 1),
+                (8086, Outcome::RequestUnanswered, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn midstream_orientation_by_ports_and_synack() {
+        let mut t = T::new();
+        // first packet seen is the server's data: service port 443 -> client is the other side
+        t.tcp(0, false, 443, 40000, 10, PA, b"data");
+        t.tcp(1, true, 40000, 443, 20, A, b"");
+        // SYN-ACK first: its receiver is the client
+        t.tcp(2, false, 8080, 40001, 10, SA, b"");
+        let f = t.finish();
+        assert_eq!(f[0].client.port, 40000);
+        assert_eq!(f[0].outcome(), Outcome::Midstream);
+        assert!(f[0].flipped);
+        assert_eq!(f[0].history.as_str(), "^dA");
+        assert_eq!(f[1].client.port, 40001);
+        assert_eq!(f[1].outcome(), Outcome::Midstream);
+    }
+
+    #[test]
+    fn udp_orientation_and_icmp_only_flow() {
+        let mut t = T::new();
+        // a DNS answer seen before its query: the service port decides
+        t.udp(0, S, C, 53, 33000);
+        t.udp(1, C, S, 33000, 53);
+        // both ephemeral: first sender is the client
+        t.udp(2, S, C, 40000, 40001);
+        // an ICMP error for a UDP flow never seen: the flow is made from the quote
+        t.icmp(3, S, ipproto::UDP, 50000, 9999);
+        let f = t.finish();
+        assert_eq!((f[0].client.port, f[0].server.port), (33000, 53));
+        assert_eq!(f[0].outcome(), Outcome::Established);
+        assert_eq!(f[1].client.ip.to_string(), S);
+        assert_eq!(f[1].outcome(), Outcome::NoAnswer);
+        assert_eq!(f[2].outcome(), Outcome::IcmpUnreachable);
+        assert_eq!(f[2].icmp[0].from.to_string(), S);
+        assert_eq!(f[2].dirs[0].packets + f[2].dirs[1].packets, 0);
+    }
+
+    #[test]
+    fn tcp_flow_known_only_from_icmp_is_icmp_unreachable() {
+        let mut t = T::new();
+        t.icmp(0, "10.0.0.1", ipproto::TCP, 1234, 443);
+        assert_eq!(t.table.stats().icmp_errors_unmatched, 1);
+        let f = t.finish();
+        assert_eq!(f[0].outcome(), Outcome::IcmpUnreachable);
+        assert_eq!(f[0].client.port, 1234);
+    }
+
+    #[test]
+    fn port_reuse_after_close_starts_a_new_flow() {
+        let mut t = T::new();
+        t.tcp(0, true, 1000, 110, 5, SYN, b"");
+        t.tcp(1, false, 110, 1000, 0, RA, b"");
+        t.tcp(2, true, 1000, 110, 5, SYN, b""); // same ISN: a retransmission, same flow
+        t.tcp(3, true, 1000, 110, 9999, SYN, b""); // new ISN after RST: new connection
+        t.tcp(4, false, 110, 1000, 0, RA, b"");
+        let f = t.finish();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].dirs[0].syns, 2);
+        assert_eq!(f[1].dirs[0].syns, 1);
+        assert!(f.iter().all(|f| f.outcome() == Outcome::Refused));
+    }
+
+    #[test]
+    fn retransmission_and_out_of_order_reassembly() {
+        let mut t = T::with(FlowConfig {
+            keep_first_flight: true,
+            ..FlowConfig::default()
+        });
+        t.tcp(0, true, 5000, 443, 100, SYN, b"");
+        t.tcp(1, false, 443, 5000, 900, SA, b"");
+        t.tcp(2, true, 5000, 443, 107, PA, b"world");
+        t.tcp(3, true, 5000, 443, 101, PA, b"hello ");
+        t.tcp(4, true, 5000, 443, 101, PA, b"hello ");
+        let f = t.finish();
+        assert_eq!(f[0].dirs[0].stream.bytes(), b"hello world");
+        assert_eq!(f[0].history.as_str(), "ShDT");
+        assert_eq!(f[0].outcome(), Outcome::RequestUnanswered);
+    }
+
+    #[test]
+    fn idle_expiry_and_eviction_bound_the_table() {
+        let mut t = T::with(FlowConfig {
+            max_flows: 16,
+            udp_idle_ns: 10 * SEC,
+            ..FlowConfig::default()
+        });
+        for i in 0..100u16 {
+            t.udp(i as i64 * 1000, C, S, 10_000 + i, 53);
+        }
+        assert!(t.table.live() <= 16);
+        let evicted = t.table.stats().evicted;
+        assert!(evicted >= 84, "{evicted}");
+        // much later: the rest expires by idle time on the next packet
+        t.udp(60 * SEC, C, S, 9, 53);
+        assert_eq!(t.table.live(), 1);
+        let f = t.finish();
+        assert_eq!(f.len(), 101);
+        assert_eq!(f.iter().filter(|f| f.evicted).count() as u64, evicted);
+    }
+
+    #[test]
+    fn first_flight_buffers_are_freed_unless_kept() {
+        let mut t = T::new();
+        t.tcp(0, true, 5000, 443, 100, SYN, b"");
+        t.tcp(1, true, 5000, 443, 101, PA, b"hello");
+        let before = t.table.budget;
+        let f = t.finish();
+        assert!(f[0].dirs[0].stream.bytes().is_empty());
+        assert_eq!(f[0].dirs[0].stream.contiguous(), 5);
+        assert_eq!(before + 5, FlowConfig::default().reassembly_budget);
+    }
+}
