@@ -20,6 +20,10 @@ pub mod linktype {
     pub const RAW: u32 = 101;
     /// OpenBSD loopback: 4-byte address family in network byte order.
     pub const LOOP: u32 = 108;
+    /// PPP (RFC 1661), optionally with the HDLC address/control bytes ff 03.
+    pub const PPP: u32 = 9;
+    /// PPP in HDLC-like framing (RFC 1662).
+    pub const PPP_HDLC: u32 = 50;
     /// Linux "cooked" capture v1 (16-byte header).
     pub const LINUX_SLL: u32 = 113;
     /// Raw IPv4 only.
@@ -115,6 +119,24 @@ pub(super) fn frame(lt: u32, data: &[u8]) -> Result<Framed<'_>, Skip> {
                 .or_else(|| family(second))
                 .ok_or_else(|| Skip::NotIp(u16::try_from(host.min(net)).unwrap_or(u16::MAX)))?;
             Ok(plain(version, data.get(4..).unwrap_or_default()))
+        }
+        l::PPP | l::PPP_HDLC => {
+            // Optional address/control (ff 03), then a protocol field of two bytes, or one
+            // when compressed (RFC 1661 section 6.5: the first byte of a full field is even).
+            let rest = match data {
+                [0xff, 0x03, rest @ ..] => rest,
+                _ => data,
+            };
+            let (proto, ip) = match rest {
+                [p, ip @ ..] if p & 1 == 1 => (u16::from(*p), ip),
+                [hi, lo, ip @ ..] => (u16::from_be_bytes([*hi, *lo]), ip),
+                _ => return Err(Skip::Malformed("PPP header cut")),
+            };
+            match proto {
+                0x0021 => Ok(plain(IpVersion::V4, ip)),
+                0x0057 => Ok(plain(IpVersion::V6, ip)),
+                other => Err(Skip::NotIp(other)),
+            }
         }
         other => Err(Skip::UnsupportedLinkType(other)),
     }

@@ -751,7 +751,7 @@ fn valid_frames() -> Vec<(u32, Vec<u8>)> {
     v
 }
 
-const LINK_TYPES: [u32; 12] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147, 9];
+const LINK_TYPES: [u32; 13] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147, 9, 50];
 
 fn exercise(lt: u32, data: &[u8]) {
     if let Ok(p) = decode(lt, data) {
@@ -813,4 +813,25 @@ fn mutated_valid_frames_never_panic() {
             exercise(lt, &f);
         }
     }
+}
+
+#[test]
+fn ppp_with_and_without_address_control_and_compressed_protocol() {
+    use super::link::linktype::{PPP, PPP_HDLC};
+    let with_ac = [&[0xff, 0x03, 0x00, 0x21][..], &syn_v4()].concat();
+    check_syn_v4(&dec(PPP, with_ac.clone()));
+    check_syn_v4(&dec(PPP_HDLC, with_ac));
+    check_syn_v4(&dec(PPP, [&[0x00, 0x21][..], &syn_v4()].concat()));
+    // protocol-field compression: one odd byte
+    check_syn_v4(&dec(PPP, [&[0x21][..], &syn_v4()].concat()));
+    check_udp_v6(&dec(PPP, [&[0x00, 0x57][..], &udp_v6()].concat()));
+    // LCP is not IP
+    assert_eq!(
+        decode(PPP, &[0xc0, 0x21, 1, 1, 0, 4]).unwrap_err(),
+        Skip::NotIp(0xc021)
+    );
+    assert!(matches!(
+        decode(PPP, &[0xff, 0x03]),
+        Err(Skip::Malformed(_))
+    ));
 }

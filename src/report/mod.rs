@@ -356,6 +356,7 @@ pub fn linktype_name(lt: u32) -> String {
         1 => "ethernet",
         12 | 14 | 101 => "raw-ip",
         108 => "loop",
+        9 | 50 => "ppp",
         113 => "linux-sll",
         228 => "ipv4",
         229 => "ipv6",
