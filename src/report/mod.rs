@@ -176,6 +176,7 @@ pub fn write_flows(
                     out.write_all(b"\n")?;
                 }
             }
+            out.flush()?;
             write_summaries(summary_out, results)?;
         }
         FlowsFormat::Json => {
@@ -203,6 +204,7 @@ pub fn write_flows(
                 }
                 write_table(out, r)?;
             }
+            out.flush()?;
             write_summaries(summary_out, results)?;
         }
     }
