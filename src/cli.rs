@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use crate::analyze::{analyze_input, FileResult};
 use crate::capture::expand_inputs;
 use crate::flow::FlowConfig;
-use crate::report::{write_flows, FlowsFormat};
+use crate::report::{escape_terminal, write_flows, FlowsFormat};
 
 /// Exit code: the run worked and found nothing to report.
 pub const EXIT_OK: i32 = 0;
@@ -137,11 +137,13 @@ pub fn read_inputs(inputs: &[PathBuf], cfg: &FlowConfig) -> (Vec<FileResult>, Ve
     let (list, skipped, missing) = expand_inputs(inputs);
     let mut notes = Vec::new();
     for (p, why) in &skipped {
-        notes.push(format!("note: skipped {}: {why}", p.display()));
+        let p = p.display().to_string();
+        notes.push(format!("note: skipped {}: {why}", escape_terminal(&p)));
     }
     let mut failed = false;
     for (p, why) in &missing {
-        notes.push(format!("error: {}: {why}", p.display()));
+        let p = p.display().to_string();
+        notes.push(format!("error: {}: {why}", escape_terminal(&p)));
         failed = true;
     }
     let results: Vec<FileResult> = list.par_iter().map(|i| analyze_input(i, cfg)).collect();
@@ -173,7 +175,7 @@ fn flows(args: &FlowsArgs) -> i32 {
     // still reach stderr then.
     if args.format == FlowsFormat::Json || args.quiet {
         for e in results.iter().filter_map(|r| r.summary.error.as_ref()) {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", escape_terminal(e));
         }
     }
     if failed {

@@ -581,3 +581,22 @@ fn cut_compressed_capture_is_a_warning() {
     );
     assert!(r.stdout.lines().count() >= 1);
 }
+
+/// A file name with a terminal escape sequence, found in a directory, is printed escaped.
+#[test]
+fn hostile_file_names_are_escaped() {
+    let dir = std::env::temp_dir().join(format!("allowscope-esc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(cap("udp-outcomes.pcap"), dir.join("evil\x1b[2J.pcap")).unwrap();
+    std::fs::write(dir.join("notes\x1b]0;x\x07.txt"), b"hello").unwrap();
+    let r = run(&["flows", dir.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains('\x1b') && !r.stdout.contains('\x1b'),
+        "{:?}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("evil\\x1b[2J.pcap"), "{}", r.stderr);
+    assert!(r.stderr.contains("notes\\x1b]0;x\\x07.txt"), "{}", r.stderr);
+}

@@ -200,7 +200,7 @@ pub fn write_flows(
         FlowsFormat::Table => {
             for r in results {
                 if results.len() > 1 {
-                    writeln!(out, "== {}", r.summary.file)?;
+                    writeln!(out, "== {}", escape_terminal(&r.summary.file))?;
                 }
                 write_table(out, r)?;
             }
@@ -291,7 +291,11 @@ pub fn write_summaries(out: &mut dyn Write, results: &[FileResult]) -> io::Resul
     for r in results {
         let s = &r.summary;
         let Some(format) = s.format else {
-            writeln!(out, "error: {}", s.error.as_deref().unwrap_or("unreadable"))?;
+            writeln!(
+                out,
+                "error: {}",
+                escape_terminal(s.error.as_deref().unwrap_or("unreadable"))
+            )?;
             continue;
         };
         let lts: Vec<String> = s
@@ -310,7 +314,7 @@ pub fn write_summaries(out: &mut dyn Write, results: &[FileResult]) -> io::Resul
         writeln!(
             out,
             "{}: {format}{comp}, {} packets, {} bytes, link types {}; {} flows, {} truncated packets, {} skipped",
-            s.file,
+            escape_terminal(&s.file),
             s.packets,
             s.wire_bytes,
             if lts.is_empty() { "-".to_string() } else { lts.join(", ") },
@@ -342,13 +346,41 @@ pub fn write_summaries(out: &mut dyn Write, results: &[FileResult]) -> io::Resul
             )?;
         }
         for w in &s.warnings {
-            writeln!(out, "  warning: {w}")?;
+            writeln!(out, "  warning: {}", escape_terminal(w))?;
         }
         if let Some(e) = &s.error {
-            writeln!(out, "  error: {e}")?;
+            writeln!(out, "  error: {}", escape_terminal(e))?;
         }
     }
     Ok(())
+}
+
+/// Makes a string safe to print on a terminal: control characters (including ESC, so no
+/// terminal escape sequence gets through), backslashes and Unicode bidi/format controls are
+/// written as `\xNN` / `\u{NNNN}` escapes. Names that come from the wire or from file names
+/// found in a directory pass through here before they reach a terminal.
+pub fn escape_terminal(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        c.is_control()
+            || c == '\\'
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !bad(c) {
+            out.push(c);
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else if (c as u32) < 0x100 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A readable name for a LINKTYPE value.
@@ -366,4 +398,20 @@ pub fn linktype_name(lt: u32) -> String {
         _ => return format!("linktype-{lt}"),
     };
     name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_escaping() {
+        assert_eq!(escape_terminal("plain.pcap"), "plain.pcap");
+        assert_eq!(escape_terminal("a\x1b[31mred"), "a\\x1b[31mred");
+        assert_eq!(escape_terminal("new\nline\ttab"), "new\\x0aline\\x09tab");
+        assert_eq!(escape_terminal("back\\slash"), "back\\\\slash");
+        assert_eq!(escape_terminal("rtl\u{202e}gnp.exe"), "rtl\\u{202e}gnp.exe");
+        assert_eq!(escape_terminal("\u{85}"), "\\x85");
+        assert_eq!(escape_terminal("ünïcode.pcap"), "ünïcode.pcap");
+    }
 }
