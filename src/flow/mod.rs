@@ -420,21 +420,29 @@ pub struct FlowTable {
 
 /// Service ports that decide UDP orientation when the first datagram came from the server side.
 fn is_service_port(p: u16) -> bool {
+    // Below 1024, or a registered service that commonly speaks first or answers from a fixed
+    // port: OpenVPN, MS-SQL, L2TP, RADIUS, SSDP, LDAP GC, STUN/TURN, Teredo, IPsec NAT-T,
+    // VXLAN, SIP, TURN-TLS, mDNS, LLMNR, Geneve, HTTP alternates, ZeroTier, WireGuard.
     p < 1024
         || matches!(
             p,
             1194 | 1433
+                | 1701
                 | 1812
                 | 1813
                 | 1900
                 | 3268
                 | 3478
+                | 3544
                 | 4500
+                | 4789
                 | 5060
+                | 5349
                 | 5353
                 | 5355
-                | 8443
+                | 6081
                 | 8080
+                | 8443
                 | 9993
                 | 51820
         )
@@ -1017,7 +1025,13 @@ mod tests {
         t.udp(2, S, C, 40000, 40001);
         // an ICMP error for a UDP flow never seen: the flow is made from the quote
         t.icmp(3, S, ipproto::UDP, 50000, 9999);
+        // a Teredo server's answer seen first (zeek tunnels/Teredo.pcap): 3544 is the service
+        t.udp(4, S, C, 3544, 3797);
         let f = t.finish();
+        assert_eq!(
+            (f[3].client.ip.to_string(), f[3].server.port),
+            (C.to_string(), 3544)
+        );
         assert_eq!((f[0].client.port, f[0].server.port), (33000, 53));
         assert_eq!(f[0].outcome(), Outcome::Established);
         assert_eq!(f[1].client.ip.to_string(), S);
