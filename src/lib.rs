@@ -10,6 +10,7 @@ pub mod capture;
 pub mod cli;
 pub mod decode;
 pub mod flow;
+pub mod proto;
 pub mod report;
 pub mod rng;
 pub mod synth;
