@@ -7,6 +7,8 @@ use serde::Serialize;
 use crate::capture::{open_input, CaptureReader, Compression, Input, ReadError};
 use crate::decode::{decode, decode_transport, DefragStats, Defragmenter, Skip, L4};
 use crate::flow::{Flow, FlowConfig, FlowTable, TableStats};
+use crate::proto::dns::{parse_message, DnsMessage};
+use crate::proto::facts::{extract, DnsMap};
 
 /// What was skipped while decoding, by reason.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -90,11 +92,27 @@ impl FileSummary {
     }
 }
 
+/// One DNS message seen in a capture, with where it travelled.
+#[derive(Debug, Clone)]
+pub struct DnsEvent {
+    pub ts_ns: i64,
+    /// The side that asked (destination of a response, source of a query).
+    pub client: std::net::IpAddr,
+    pub client_port: u16,
+    pub server: std::net::IpAddr,
+    pub server_port: u16,
+    /// "udp" or "tcp".
+    pub transport: &'static str,
+    pub message: DnsMessage,
+}
+
 /// Everything one input produced.
 pub struct FileResult {
     pub summary: FileSummary,
-    /// Finished flows in first-seen order.
+    /// Finished flows in first-seen order, with their application facts.
     pub flows: Vec<Flow>,
+    /// DNS messages in capture order (UDP as they came; TCP when their flow finished).
+    pub dns: Vec<DnsEvent>,
 }
 
 /// Reads one input to the end (or to the first unrecoverable error) and returns its flows.
@@ -108,6 +126,7 @@ pub fn analyze_input(input: &Input, cfg: &FlowConfig) -> FileResult {
             FileResult {
                 summary,
                 flows: Vec::new(),
+                dns: Vec::new(),
             }
         }
     }
@@ -119,7 +138,9 @@ pub fn analyze_reader(name: String, mut reader: CaptureReader, cfg: &FlowConfig)
     let mut table = FlowTable::new(cfg.clone());
     let mut defrag = Defragmenter::default();
     let mut flows: Vec<Flow> = Vec::new();
-    let mut sink = |f: Flow| flows.push(f);
+    let mut pending: Vec<Flow> = Vec::new();
+    let mut dns_map = DnsMap::default();
+    let mut dns: Vec<DnsEvent> = Vec::new();
     let mut truncated = 0u64;
     let mut last_defrag_sweep = i64::MIN;
     let error: Option<ReadError> = loop {
@@ -135,6 +156,16 @@ pub fn analyze_reader(name: String, mut reader: CaptureReader, cfg: &FlowConfig)
                     truncated += 1;
                 }
                 let cut = cut || pkt.truncated;
+                let mut feed = |ip: &crate::decode::IpHeader, l4: &L4<'_>, cut: bool| {
+                    if let L4::Udp(u) = l4 {
+                        if u.src_port == 53 || u.dst_port == 53 {
+                            udp_dns(frame.ts_ns, ip, u, &mut dns_map, &mut dns);
+                        }
+                    }
+                    table.packet(frame.ts_ns, frame.orig_len, cut, ip, l4, &mut |f| {
+                        pending.push(f)
+                    });
+                };
                 if let L4::Fragment(fr) = &pkt.l4 {
                     if frame.ts_ns > last_defrag_sweep.saturating_add(1_000_000_000) {
                         defrag.expire(frame.ts_ns);
@@ -142,24 +173,10 @@ pub fn analyze_reader(name: String, mut reader: CaptureReader, cfg: &FlowConfig)
                     }
                     if let Some(whole) = defrag.push(frame.ts_ns, &pkt.ip, fr) {
                         let (l4, t) = decode_transport(whole.ip, &whole.data);
-                        table.packet(
-                            frame.ts_ns,
-                            frame.orig_len,
-                            cut || t,
-                            &whole.ip,
-                            &l4,
-                            &mut sink,
-                        );
+                        feed(&whole.ip, &l4, cut || t);
                     }
                 } else {
-                    table.packet(
-                        frame.ts_ns,
-                        frame.orig_len,
-                        cut,
-                        &pkt.ip,
-                        &pkt.l4,
-                        &mut sink,
-                    );
+                    feed(&pkt.ip, &pkt.l4, cut);
                 }
             }
             Err(Skip::UnsupportedLinkType(lt)) => {
@@ -168,8 +185,12 @@ pub fn analyze_reader(name: String, mut reader: CaptureReader, cfg: &FlowConfig)
             Err(Skip::NotIp(_)) => summary.skipped.not_ip += 1,
             Err(Skip::Malformed(why)) => *summary.skipped.malformed.entry(why).or_default() += 1,
         }
+        if !pending.is_empty() {
+            finish_flows(&mut pending, &mut flows, &mut dns_map, &mut dns, cfg);
+        }
     };
-    table.finish(&mut sink);
+    table.finish(&mut |f| pending.push(f));
+    finish_flows(&mut pending, &mut flows, &mut dns_map, &mut dns, cfg);
     let st = reader.stats();
     summary.format = Some(reader.format().name());
     summary.compression = Some(reader.compression());
@@ -190,5 +211,80 @@ pub fn analyze_reader(name: String, mut reader: CaptureReader, cfg: &FlowConfig)
         .collect();
     summary.error = error.map(|e| format!("{name}: {e}"));
     flows.sort_by(crate::flow::order);
-    FileResult { summary, flows }
+    dns.sort_by_key(|e| e.ts_ns);
+    FileResult {
+        summary,
+        flows,
+        dns,
+    }
+}
+
+/// Runs the extractors on flows the table finished, then frees their buffers.
+fn finish_flows(
+    pending: &mut Vec<Flow>,
+    flows: &mut Vec<Flow>,
+    dns_map: &mut DnsMap,
+    dns: &mut Vec<DnsEvent>,
+    cfg: &FlowConfig,
+) {
+    for mut f in pending.drain(..) {
+        if f.proto == crate::flow::Proto::Tcp && f.server.port == 53 {
+            tcp_dns(&f, dns_map, dns);
+        }
+        extract(&mut f, dns_map);
+        if !cfg.keep_first_flight {
+            f.release_buffers();
+        }
+        flows.push(f);
+    }
+}
+
+fn udp_dns(
+    ts: i64,
+    ip: &crate::decode::IpHeader,
+    u: &crate::decode::Udp<'_>,
+    map: &mut DnsMap,
+    out: &mut Vec<DnsEvent>,
+) {
+    let Ok(msg) = parse_message(u.payload) else {
+        return;
+    };
+    let (client, cport, server, sport) = if msg.response {
+        (ip.dst, u.dst_port, ip.src, u.src_port)
+    } else {
+        (ip.src, u.src_port, ip.dst, u.dst_port)
+    };
+    map.add_response(ts, client, &msg);
+    out.push(DnsEvent {
+        ts_ns: ts,
+        client,
+        client_port: cport,
+        server,
+        server_port: sport,
+        transport: "udp",
+        message: msg,
+    });
+}
+
+/// DNS over TCP: the messages of each direction's first flight (queries from the client,
+/// responses from the server), timed at the flow's first payload in that direction.
+fn tcp_dns(f: &Flow, map: &mut DnsMap, out: &mut Vec<DnsEvent>) {
+    for (d, dir) in f.dirs.iter().enumerate() {
+        let parsed = crate::proto::dns::parse_tcp_stream(dir.stream.bytes(), dir.stream.has_hole());
+        let ts = dir.first_payload_ns.unwrap_or(f.first_ns);
+        for msg in parsed.messages {
+            if d == 1 {
+                map.add_response(ts, f.client.ip, &msg);
+            }
+            out.push(DnsEvent {
+                ts_ns: ts,
+                client: f.client.ip,
+                client_port: f.client.port,
+                server: f.server.ip,
+                server_port: f.server.port,
+                transport: "tcp",
+                message: msg,
+            });
+        }
+    }
 }

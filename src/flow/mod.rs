@@ -31,9 +31,9 @@ pub struct FlowConfig {
     pub tcp_closed_idle_ns: i64,
     /// Idle time after which a UDP or ICMP flow is finished.
     pub udp_idle_ns: i64,
-    /// Keep the reassembled first flights in finished flows (for callers that read them after
-    /// the table is done); by default they are freed when a flow finishes, so memory stays
-    /// bounded by the live flows.
+    /// Keep the reassembled first flights in finished flows after the protocol extractors ran
+    /// (for callers that read the bytes themselves); by default they are freed as soon as a
+    /// flow finishes, so memory stays bounded by the live flows.
     pub keep_first_flight: bool,
 }
 
@@ -124,6 +124,12 @@ pub enum Outcome {
     /// before the capture (or the client) gave up. Not in the first design table: without it
     /// such flows would have had to be called handshake-only, which hides that data went out.
     RequestUnanswered,
+    /// A TLS alert before the handshake finished (which side sent it is in the facts).
+    TlsAlert,
+    /// An explicit proxy answered CONNECT with a non-2xx status (a 407 never followed by 200).
+    ProxyDenied,
+    /// HTTP 470 from Azure Firewall (or its deny page).
+    HttpDenied,
     /// The far end sent application data (TCP payload) or a reply (UDP, ICMP).
     Established,
     /// The capture began after the flow did (no SYN from the client was seen).
@@ -139,6 +145,9 @@ impl Outcome {
             Outcome::HandshakeOnly => "handshake-only",
             Outcome::ResetAfterHello => "reset-after-hello",
             Outcome::RequestUnanswered => "request-unanswered",
+            Outcome::TlsAlert => "tls-alert",
+            Outcome::ProxyDenied => "proxy-denied",
+            Outcome::HttpDenied => "http-denied",
             Outcome::Established => "established",
             Outcome::Midstream => "midstream",
         }
@@ -284,7 +293,15 @@ pub struct Flow {
     pub evicted: bool,
     /// Packets of this flow that the capture cut short (snap length).
     pub cut_packets: u64,
+    /// UDP: the client's first datagrams that look like QUIC long-header packets (at most
+    /// [`MAX_DATAGRAMS`]), for the QUIC Initial extractor.
+    pub datagrams: Vec<Vec<u8>>,
+    /// Application facts, filled when the flow finishes (see `crate::proto`).
+    pub facts: crate::proto::facts::Facts,
 }
+
+/// Client datagrams kept per UDP flow for the QUIC extractor.
+pub const MAX_DATAGRAMS: usize = 8;
 
 impl Flow {
     fn new(proto: Proto, client: Endpoint, server: Endpoint, ts: i64) -> Flow {
@@ -302,7 +319,25 @@ impl Flow {
             flipped: false,
             evicted: false,
             cut_packets: 0,
+            datagrams: Vec::new(),
+            facts: Default::default(),
         }
+    }
+
+    /// Payload bytes buffered by this flow (first flights and kept datagrams).
+    pub fn held(&self) -> usize {
+        self.dirs[0].stream.held()
+            + self.dirs[1].stream.held()
+            + self.datagrams.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// Frees the buffered payload, keeping every counter (see [`Stream::release`]).
+    pub fn release_buffers(&mut self) {
+        let mut freed = 0;
+        for d in &mut self.dirs {
+            d.stream.release(&mut freed);
+        }
+        self.datagrams = Vec::new();
     }
 
     pub fn from_client(&self) -> &Dir {
@@ -342,6 +377,40 @@ impl Flow {
         c.rst_ns.is_some() || s.rst_ns.is_some() || (c.fin_ns.is_some() && s.fin_ns.is_some())
     }
 
+    /// The outcome of a TCP flow whose server sent payload, refined by the application facts:
+    /// a proxy's refusal, Azure Firewall's 470, a TLS alert before the handshake finished, and
+    /// for a CONNECT tunnel, how far the tunnelled TLS got.
+    fn app_outcome(&self) -> Outcome {
+        let facts = &self.facts;
+        if let Some(c) = &facts.connect {
+            if !c.tunnel && !c.statuses.is_empty() {
+                return Outcome::ProxyDenied;
+            }
+        }
+        if facts
+            .http
+            .as_ref()
+            .is_some_and(|h| h.azure_firewall_deny || h.status == Some(470))
+        {
+            return Outcome::HttpDenied;
+        }
+        if let Some(t) = &facts.tls {
+            if t.early_alert().is_some() {
+                return Outcome::TlsAlert;
+            }
+            if t.in_tunnel && !t.server.server_hello {
+                // The proxy said 200 but the far end never answered the tunnelled hello.
+                let s = &self.dirs[1];
+                return if s.rst_ns.is_some() || s.fin_ns.is_some() {
+                    Outcome::ResetAfterHello
+                } else {
+                    Outcome::RequestUnanswered
+                };
+            }
+        }
+        Outcome::Established
+    }
+
     /// The outcome of the flow, from what the capture holds.
     pub fn outcome(&self) -> Outcome {
         let [c, s] = &self.dirs;
@@ -355,7 +424,7 @@ impl Flow {
                     return Outcome::Midstream;
                 }
                 if s.payload_bytes > 0 {
-                    return Outcome::Established;
+                    return self.app_outcome();
                 }
                 if !self.saw_synack {
                     if s.rst_ns.is_some() {
@@ -498,6 +567,8 @@ impl FlowTable {
                     ip: ip.dst,
                     port: u.dst_port,
                 };
+                let budget = self.budget;
+                let mut kept = 0;
                 let flow = self.entry(Proto::Udp, src, dst, ts, sink, || {
                     // First sender is the client, unless it speaks from a service port to a
                     // port that is not one.
@@ -508,6 +579,17 @@ impl FlowTable {
                 if u.payload_len > 0 {
                     flow.history.add(d == 0, b'D');
                 }
+                // QUIC long header (form and fixed bits set): keep the client's first few for
+                // the Initial decryption, within the table's budget.
+                if d == 0
+                    && flow.datagrams.len() < MAX_DATAGRAMS
+                    && u.payload.first().is_some_and(|b| b & 0xc0 == 0xc0)
+                    && u.payload.len() <= budget
+                {
+                    kept = u.payload.len();
+                    flow.datagrams.push(u.payload.to_vec());
+                }
+                self.budget -= kept.min(self.budget);
             }
             L4::Icmp(i) => {
                 let Some(id) = i.echo_id else {
@@ -748,18 +830,10 @@ impl FlowTable {
         }
     }
 
-    fn emit(&mut self, mut f: Flow, sink: &mut impl FnMut(Flow)) {
-        // The flow leaves the table's accounting: its buffers are freed, or go with it to the
-        // sink when the caller asked to keep them.
-        for d in &mut f.dirs {
-            let mut freed = 0;
-            if self.cfg.keep_first_flight {
-                freed = d.stream.held();
-            } else {
-                d.stream.release(&mut freed);
-            }
-            self.budget += freed;
-        }
+    fn emit(&mut self, f: Flow, sink: &mut impl FnMut(Flow)) {
+        // The flow leaves the table's accounting; its buffers go with it to the sink, which
+        // reads them (protocol extractors) and frees them with [`Flow::release_buffers`].
+        self.budget += f.held();
         sink(f);
     }
 
@@ -1105,14 +1179,16 @@ mod tests {
     }
 
     #[test]
-    fn first_flight_buffers_are_freed_unless_kept() {
+    fn finished_flows_leave_the_budget_and_free_their_buffers() {
         let mut t = T::new();
         t.tcp(0, true, 5000, 443, 100, SYN, b"");
         t.tcp(1, true, 5000, 443, 101, PA, b"hello");
-        let before = t.table.budget;
-        let f = t.finish();
+        assert_eq!(t.table.budget + 5, FlowConfig::default().reassembly_budget);
+        let mut f = t.finish();
+        assert_eq!(f[0].dirs[0].stream.bytes(), b"hello");
+        f[0].release_buffers();
         assert!(f[0].dirs[0].stream.bytes().is_empty());
         assert_eq!(f[0].dirs[0].stream.contiguous(), 5);
-        assert_eq!(before + 5, FlowConfig::default().reassembly_budget);
+        assert_eq!(f[0].held(), 0);
     }
 }

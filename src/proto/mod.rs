@@ -27,7 +27,11 @@ pub enum HelloStatus {
     Complete(ClientHello),
     /// The flight starts like a TLS handshake but the capture lacks bytes of the ClientHello
     /// (snap length, a missing segment). Whatever could be read before the cut is kept.
-    Truncated { partial: ClientHello, have: usize, need: usize },
+    Truncated {
+        partial: ClientHello,
+        have: usize,
+        need: usize,
+    },
     /// Not TLS (or not a ClientHello).
     NotTls,
 }
@@ -59,3 +63,8 @@ pub struct ServerFacts {
     /// The first flight was cut before the parser finished (snap length, missing segment).
     pub truncated: bool,
 }
+pub mod dns;
+pub mod facts;
+pub mod http;
+pub mod quic;
+pub mod tls;

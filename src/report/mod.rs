@@ -1,12 +1,17 @@
 //! Output of the `flows` command: a human table, JSON (one object with the file summaries and
 //! flows) and NDJSON (one flow per line). Field names follow the JSON contract in README.md.
 
+pub mod dns;
+
 use std::io::{self, Write};
 
 use serde::Serialize;
 
 use crate::analyze::{FileResult, FileSummary};
 use crate::flow::{Close, Dir, Flow, Proto};
+use crate::proto::facts::{ConnectFacts, HttpFacts, NameSource, TlsFacts};
+use crate::proto::quic::QuicFacts;
+use crate::proto::HelloStatus;
 use crate::time::{human_duration, rfc3339};
 
 /// Version of the JSON documents this build writes.
@@ -79,7 +84,136 @@ pub struct FlowRecord<'a> {
     pub first_flight: Option<PerDir<FlightJson>>,
     /// Finished early because the live-flow cap was reached.
     pub evicted: bool,
+    /// The one name attributed to the flow and where it came from.
+    pub name: Option<&'a str>,
+    pub name_source: Option<NameSource>,
+    /// For a DNS-derived name: the name asked, then the CNAMEs to the address's owner.
+    pub dns_chain: Option<&'a [String]>,
+    /// TLS ClientHello server_name (the outer name when `tls.ech`).
+    pub sni: Option<&'a str>,
+    pub alpn: Option<&'a [String]>,
+    pub tls: Option<TlsJson<'a>>,
+    pub http_host: Option<&'a str>,
+    pub http: Option<&'a HttpFacts>,
+    /// `host:port` of an HTTP CONNECT.
+    pub connect_target: Option<String>,
+    pub connect: Option<&'a ConnectFacts>,
+    /// Status of the HTTP answer (the proxy's last answer for a CONNECT).
+    pub http_status: Option<u16>,
+    pub quic: Option<&'a QuicFacts>,
     pub file: &'a str,
+}
+
+/// TLS facts as the JSON contract shows them.
+#[derive(Serialize)]
+pub struct TlsJson<'a> {
+    /// "complete", "truncated" (the capture cut the ClientHello) or "none" (no ClientHello).
+    pub client_hello: &'static str,
+    /// Offered versions, e.g. ["1.3", "1.2"].
+    pub versions: Vec<String>,
+    pub ech: bool,
+    /// Version the server chose, when a ServerHello was seen.
+    pub server_version: Option<String>,
+    pub server_hello: bool,
+    pub server_alpn: Option<&'a str>,
+    /// The first alert before the handshake finished: {side, level, description, name}.
+    pub alert: Option<AlertJson>,
+    pub cert_subject: Option<&'a str>,
+    pub cert_issuer: Option<&'a str>,
+    pub handshake_complete: bool,
+    pub in_tunnel: bool,
+    /// Bytes of the ClientHello present and needed, when truncated.
+    pub truncated_have: Option<usize>,
+    pub truncated_need: Option<usize>,
+}
+
+#[derive(Serialize)]
+pub struct AlertJson {
+    pub side: &'static str,
+    pub level: &'static str,
+    pub description: u8,
+    pub name: &'static str,
+}
+
+/// "1.3", "1.2", ... for a TLS version number.
+pub fn tls_version_name(v: u16) -> String {
+    match v {
+        0x0304 => "1.3".into(),
+        0x0303 => "1.2".into(),
+        0x0302 => "1.1".into(),
+        0x0301 => "1.0".into(),
+        0x0300 => "ssl3".into(),
+        0x0002 => "ssl2".into(),
+        v => format!("0x{v:04x}"),
+    }
+}
+
+/// Names of the TLS alert descriptions (RFC 8446 section 6 and earlier).
+pub fn alert_name(d: u8) -> &'static str {
+    match d {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        22 => "record_overflow",
+        40 => "handshake_failure",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        112 => "unrecognized_name",
+        113 => "bad_certificate_status_response",
+        115 => "unknown_psk_identity",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        _ => "unknown",
+    }
+}
+
+fn tls_json(t: &TlsFacts) -> TlsJson<'_> {
+    let (status, hello, have, need) = match &t.client_hello {
+        HelloStatus::Complete(h) => ("complete", Some(h), None, None),
+        HelloStatus::Truncated {
+            partial,
+            have,
+            need,
+        } => ("truncated", Some(partial), Some(*have), Some(*need)),
+        HelloStatus::NotTls => ("none", None, None, None),
+    };
+    TlsJson {
+        client_hello: status,
+        versions: hello.map_or_else(Vec::new, |h| {
+            h.versions.iter().map(|v| tls_version_name(*v)).collect()
+        }),
+        ech: hello.is_some_and(|h| h.ech),
+        server_version: t.server.version.map(tls_version_name),
+        server_hello: t.server.server_hello,
+        server_alpn: t.server.alpn.as_deref(),
+        alert: t.early_alert().map(|(side, a)| AlertJson {
+            side,
+            level: if a.level == 2 { "fatal" } else { "warning" },
+            description: a.description,
+            name: alert_name(a.description),
+        }),
+        cert_subject: t.server.cert_subject.as_deref(),
+        cert_issuer: t.server.cert_issuer.as_deref(),
+        handshake_complete: t.handshake_complete,
+        in_tunnel: t.in_tunnel,
+        truncated_have: have,
+        truncated_need: need,
+    }
 }
 
 fn ttl(d: &Dir) -> Option<TtlRange> {
@@ -102,6 +236,12 @@ fn flight(d: &Dir) -> FlightJson {
 impl<'a> FlowRecord<'a> {
     pub fn new(f: &'a Flow, file: &'a str) -> Self {
         let [c, s] = &f.dirs;
+        let fx = &f.facts;
+        let hello = fx.tls.as_ref().and_then(|t| match &t.client_hello {
+            HelloStatus::Complete(h) => Some(h),
+            HelloStatus::Truncated { partial, .. } => Some(partial),
+            HelloStatus::NotTls => None,
+        });
         let icmp = f.icmp.first().map(|e| IcmpJson {
             icmp_type: e.icmp_type,
             code: e.code,
@@ -147,6 +287,25 @@ impl<'a> FlowRecord<'a> {
                 from_server: flight(s),
             }),
             evicted: f.evicted,
+            name: fx.name.as_deref(),
+            name_source: fx.name_source,
+            dns_chain: (!fx.dns_chain.is_empty()).then_some(fx.dns_chain.as_slice()),
+            sni: hello.and_then(|h| h.sni.as_deref()),
+            alpn: hello.map(|h| h.alpn.as_slice()).filter(|a| !a.is_empty()),
+            tls: fx.tls.as_ref().map(tls_json),
+            http_host: fx.http.as_ref().and_then(|h| h.host.as_deref()),
+            http: fx.http.as_ref(),
+            connect_target: fx
+                .connect
+                .as_ref()
+                .map(|c| format!("{}:{}", c.host, c.port)),
+            connect: fx.connect.as_ref(),
+            http_status: fx
+                .connect
+                .as_ref()
+                .and_then(|c| c.statuses.last().copied())
+                .or_else(|| fx.http.as_ref().and_then(|h| h.status)),
+            quic: fx.quic.as_ref(),
             file,
         }
     }
@@ -212,7 +371,7 @@ pub fn write_flows(
 }
 
 fn write_table(out: &mut dyn Write, r: &FileResult) -> io::Result<()> {
-    let rows: Vec<[String; 8]> = r
+    let rows: Vec<[String; 9]> = r
         .flows
         .iter()
         .map(|f| {
@@ -231,10 +390,31 @@ fn write_table(out: &mut dyn Write, r: &FileResult) -> io::Result<()> {
                 };
                 outcome += &format!(" ({} by {by})", cl.how);
             }
+            let name = match (&f.facts.name, f.facts.name_source) {
+                (Some(n), Some(src)) => {
+                    format!("{} ({})", escape_terminal(n), name_source_str(src))
+                }
+                _ => "-".to_string(),
+            };
+            if let Some(t) = &f.facts.tls {
+                if let HelloStatus::Truncated { have, need, .. } = t.client_hello {
+                    outcome += &format!(" [ClientHello truncated {have}/{need}]");
+                }
+                if let Some((side, a)) = t.early_alert() {
+                    outcome += &format!(" [{side} alert {}]", alert_name(a.description));
+                }
+            }
+            if let Some(c) = &f.facts.connect {
+                let st: Vec<String> = c.statuses.iter().map(u16::to_string).collect();
+                outcome += &format!(" [CONNECT {}]", st.join(","));
+            } else if let Some(st) = f.facts.http.as_ref().and_then(|h| h.status) {
+                outcome += &format!(" [HTTP {st}]");
+            }
             [
                 f.proto.name().to_string(),
                 endpoint(&f.client),
                 endpoint(&f.server),
+                name,
                 format!("{}/{}", c.packets, s.packets),
                 format!("{}/{}", c.bytes, s.bytes),
                 f.history.as_str().to_string(),
@@ -247,6 +427,7 @@ fn write_table(out: &mut dyn Write, r: &FileResult) -> io::Result<()> {
         "proto",
         "client",
         "server",
+        "name",
         "pkts c/s",
         "bytes c/s",
         "history",
@@ -353,6 +534,17 @@ pub fn write_summaries(out: &mut dyn Write, results: &[FileResult]) -> io::Resul
         }
     }
     Ok(())
+}
+
+/// The JSON spelling of a name source.
+pub fn name_source_str(s: NameSource) -> &'static str {
+    match s {
+        NameSource::Sni => "sni",
+        NameSource::Connect => "connect",
+        NameSource::HttpHost => "http-host",
+        NameSource::Quic => "quic",
+        NameSource::Dns => "dns",
+    }
 }
 
 /// Makes a string safe to print on a terminal: control characters (including ESC, so no

@@ -1,0 +1,304 @@
+//! Joins the extractors to flows: what each finished flow says about where it was going and
+//! how far it got, and the one name attributed to it.
+
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use super::dns::DnsMessage;
+use super::http::{self, Head, Request, Response};
+use super::quic::{self, QuicFacts};
+use super::tls;
+use super::{Alert, HelloStatus, ServerFacts};
+use crate::flow::{Flow, Proto};
+
+/// Where a flow's name came from, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NameSource {
+    Sni,
+    Connect,
+    HttpHost,
+    Quic,
+    Dns,
+}
+
+/// TLS seen on a flow (directly, or inside a CONNECT tunnel).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsFacts {
+    pub client_hello: HelloStatus,
+    pub server: ServerFacts,
+    pub client_alerts: Vec<Alert>,
+    /// The handshake got as far as the client's first encrypted/CCS records after a ServerHello.
+    pub handshake_complete: bool,
+    /// This TLS ran inside an HTTP CONNECT tunnel.
+    pub in_tunnel: bool,
+}
+
+impl TlsFacts {
+    /// The first alert sent before the handshake completed, with the side that sent it.
+    pub fn early_alert(&self) -> Option<(&'static str, Alert)> {
+        let server = self.server.alerts.iter().find(|a| a.before_handshake);
+        let client = self.client_alerts.iter().find(|a| a.before_handshake);
+        server
+            .map(|a| ("server", *a))
+            .or_else(|| client.map(|a| ("client", *a)))
+    }
+}
+
+/// An HTTP CONNECT through an explicit proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectFacts {
+    pub host: String,
+    pub port: u16,
+    /// The proxy's answers in order (407 then 200 when it asked for credentials).
+    pub statuses: Vec<u16>,
+    pub x_squid_error: Option<String>,
+    /// The last answer was 2xx: a tunnel opened.
+    pub tunnel: bool,
+}
+
+/// Plain HTTP/1.x on a flow (not the CONNECT exchange).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpFacts {
+    pub method: String,
+    pub target: String,
+    pub host: Option<String>,
+    pub upgrade: Option<String>,
+    pub status: Option<u16>,
+    pub server: Option<String>,
+    pub x_squid_error: Option<String>,
+    pub azure_firewall_deny: bool,
+    /// The request head was cut by the capture.
+    pub truncated: bool,
+}
+
+/// Everything the extractors found on one flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub tls: Option<TlsFacts>,
+    pub http: Option<HttpFacts>,
+    pub connect: Option<ConnectFacts>,
+    pub quic: Option<QuicFacts>,
+    /// DNS messages carried by this TCP flow (DNS over TCP).
+    pub dns_over_tcp: u32,
+    pub name: Option<String>,
+    pub name_source: Option<NameSource>,
+    /// For names from DNS: the chain from the name asked to the one that carried the address.
+    pub dns_chain: Vec<String>,
+}
+
+/// What DNS told each client: (client, address) -> answers in capture order.
+#[derive(Debug, Default)]
+pub struct DnsMap {
+    map: FxHashMap<(IpAddr, IpAddr), Vec<DnsAnswer>>,
+}
+
+#[derive(Debug, Clone)]
+struct DnsAnswer {
+    ts_ns: i64,
+    /// The name the client asked, then the CNAMEs in order.
+    chain: Vec<String>,
+}
+
+impl DnsMap {
+    /// Records a response the `client` received at `ts_ns`.
+    pub fn add_response(&mut self, ts_ns: i64, client: IpAddr, msg: &DnsMessage) {
+        if !msg.response {
+            return;
+        }
+        let c = msg.chain();
+        if c.addresses.is_empty() {
+            return;
+        }
+        let mut chain = vec![c.asked.clone()];
+        chain.extend(c.cnames.iter().cloned());
+        for (addr, _ttl) in &c.addresses {
+            let v = self.map.entry((client, *addr)).or_default();
+            // Bounded: the latest answers are the ones that matter.
+            if v.len() >= 64 {
+                v.remove(0);
+            }
+            v.push(DnsAnswer {
+                ts_ns,
+                chain: chain.clone(),
+            });
+        }
+    }
+
+    /// The chain of the latest answer `client` got for `addr` at or before `ts_ns`.
+    pub fn lookup(&self, client: IpAddr, addr: IpAddr, ts_ns: i64) -> Option<&[String]> {
+        self.map
+            .get(&(client, addr))?
+            .iter()
+            .rev()
+            .find(|a| a.ts_ns <= ts_ns)
+            .map(|a| a.chain.as_slice())
+    }
+}
+
+/// Fills `flow.facts` from its first flights, datagrams and the DNS map.
+pub fn extract(flow: &mut Flow, dns: &DnsMap) {
+    let mut facts = Facts::default();
+    match flow.proto {
+        Proto::Tcp => tcp_facts(flow, &mut facts),
+        Proto::Udp if !flow.datagrams.is_empty() => {
+            facts.quic = quic::client_initial(flow.datagrams.iter().map(Vec::as_slice));
+        }
+        _ => {}
+    }
+    name(flow, &mut facts, dns);
+    flow.facts = facts;
+}
+
+fn tcp_facts(flow: &Flow, facts: &mut Facts) {
+    let c = &flow.dirs[0].stream;
+    let s = &flow.dirs[1].stream;
+    let (cb, sb) = (c.bytes(), s.bytes());
+    if cb.is_empty() {
+        return;
+    }
+    // DNS over TCP to port 53.
+    if flow.server.port == 53 {
+        let msgs = super::dns::parse_tcp_stream(cb, c.has_hole());
+        facts.dns_over_tcp = msgs.messages.len() as u32;
+    }
+    let hello = tls::client_hello(cb, c.has_hole());
+    if hello != HelloStatus::NotTls {
+        facts.tls = Some(tls_facts(hello, cb, sb, s.has_hole(), false));
+        return;
+    }
+    let reqs = http::requests(cb, c.has_hole());
+    let resps = http::responses(sb, s.has_hole());
+    if let Some(first) = reqs.first() {
+        if first.method.eq_ignore_ascii_case("CONNECT") {
+            if let Some((host, port)) = http::connect_target(&first.target) {
+                let statuses: Vec<u16> = resps.iter().map(|r| r.status).collect();
+                let tunnel = statuses.last().is_some_and(|s| (200..300).contains(s));
+                facts.connect = Some(ConnectFacts {
+                    host,
+                    port,
+                    statuses,
+                    x_squid_error: resps.iter().find_map(|r| r.x_squid_error.clone()),
+                    tunnel,
+                });
+                if tunnel {
+                    if let Some((co, so)) = http::tunnel_offsets(cb, sb) {
+                        let (ic, is) = (cb.get(co..).unwrap_or(&[]), sb.get(so..).unwrap_or(&[]));
+                        let hello = tls::client_hello(ic, c.has_hole());
+                        if hello != HelloStatus::NotTls {
+                            facts.tls = Some(tls_facts(hello, ic, is, s.has_hole(), true));
+                        }
+                    }
+                }
+                return;
+            }
+        }
+        facts.http = Some(http_facts(first, resps.first()));
+    } else if let Head::Truncated = http::parse_request(cb, c.has_hole()) {
+        facts.http = Some(HttpFacts {
+            method: String::new(),
+            target: String::new(),
+            host: None,
+            upgrade: None,
+            status: None,
+            server: None,
+            x_squid_error: None,
+            azure_firewall_deny: false,
+            truncated: true,
+        });
+    }
+}
+
+fn tls_facts(
+    hello: HelloStatus,
+    client: &[u8],
+    server: &[u8],
+    server_hole: bool,
+    in_tunnel: bool,
+) -> TlsFacts {
+    TlsFacts {
+        client_hello: hello,
+        server: tls::server_flight(server, server_hole),
+        client_alerts: tls::client_alerts(client),
+        handshake_complete: tls::looks_complete(client, server),
+        in_tunnel,
+    }
+}
+
+fn http_facts(req: &Request, resp: Option<&Response>) -> HttpFacts {
+    HttpFacts {
+        method: req.method.clone(),
+        target: req.target.clone(),
+        host: req.host.clone(),
+        upgrade: req.upgrade.clone(),
+        status: resp.map(|r| r.status),
+        server: resp.and_then(|r| r.server.clone()),
+        x_squid_error: resp.and_then(|r| r.x_squid_error.clone()),
+        azure_firewall_deny: resp.is_some_and(|r| r.azure_firewall_deny),
+        truncated: false,
+    }
+}
+
+/// Strips a `:port` suffix from a Host header value (IPv6 literals keep their brackets off).
+fn host_only(h: &str) -> &str {
+    if let Some(rest) = h.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match h.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => h,
+    }
+}
+
+fn name(flow: &Flow, facts: &mut Facts, dns: &DnsMap) {
+    let sni = facts.tls.as_ref().and_then(|t| match &t.client_hello {
+        HelloStatus::Complete(h) => h.sni.clone(),
+        HelloStatus::Truncated { partial, .. } => partial.sni.clone(),
+        HelloStatus::NotTls => None,
+    });
+    let pick: Option<(String, NameSource)> = sni
+        .map(|n| (n, NameSource::Sni))
+        .or_else(|| {
+            facts
+                .connect
+                .as_ref()
+                .map(|c| (c.host.clone(), NameSource::Connect))
+        })
+        .or_else(|| {
+            let h = facts.http.as_ref()?.host.as_deref()?;
+            Some((host_only(h).to_string(), NameSource::HttpHost))
+        })
+        .or_else(|| {
+            facts
+                .quic
+                .as_ref()?
+                .sni
+                .clone()
+                .map(|n| (n, NameSource::Quic))
+        });
+    if let Some((n, src)) = pick {
+        facts.name = Some(n.trim_end_matches('.').to_ascii_lowercase());
+        facts.name_source = Some(src);
+        return;
+    }
+    if let Some(chain) = dns.lookup(flow.client.ip, flow.server.ip, flow.first_ns) {
+        facts.name = chain.first().cloned();
+        facts.name_source = Some(NameSource::Dns);
+        facts.dns_chain = chain.to_vec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_port_is_stripped() {
+        assert_eq!(host_only("example.com:8080"), "example.com");
+        assert_eq!(host_only("example.com"), "example.com");
+        assert_eq!(host_only("[2001:db8::1]:443"), "2001:db8::1");
+        assert_eq!(host_only("a:b"), "a:b");
+    }
+}

@@ -1,0 +1,263 @@
+//! The `dns` view: every lookup (a query and its response) with rcode, answers and CNAME
+//! chain, and the queries that never got an answer.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{escape_terminal, FlowsFormat};
+use crate::analyze::{DnsEvent, FileResult};
+use crate::proto::dns::{qtype_name, rcode_name, DnsMessage, RData};
+use crate::time::rfc3339;
+
+/// One lookup: a query joined with its response (either may be missing).
+#[derive(Serialize)]
+pub struct Lookup<'a> {
+    pub time: String,
+    pub client: String,
+    pub server: String,
+    pub transport: &'static str,
+    pub id: u16,
+    pub qname: Option<&'a str>,
+    pub qtype: Option<String>,
+    /// A response was seen.
+    pub answered: bool,
+    /// The query itself was seen (false when the capture holds only the response).
+    pub query_seen: bool,
+    pub rcode: Option<&'static str>,
+    pub answers: Vec<AnswerJson<'a>>,
+    /// The name asked, then each CNAME in order, then the addresses it ended at.
+    pub cnames: Vec<&'a str>,
+    pub addresses: Vec<String>,
+    /// NOERROR without an answer of the asked type.
+    pub nodata: bool,
+    /// An address answer of 0.0.0.0, :: or loopback (a sinkhole).
+    pub sinkhole: bool,
+    /// The chain passes through a `privatelink.` name.
+    pub privatelink: bool,
+    /// Seconds from query to response.
+    pub rtt_s: Option<f64>,
+    pub file: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct AnswerJson<'a> {
+    pub name: &'a str,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub ttl: u32,
+    pub value: Option<String>,
+}
+
+fn answers(m: &DnsMessage) -> Vec<AnswerJson<'_>> {
+    m.answers
+        .iter()
+        .map(|r| AnswerJson {
+            name: &r.name,
+            rtype: qtype_name(r.rtype).into_owned(),
+            ttl: r.ttl,
+            value: match &r.data {
+                RData::A(a) => Some(a.to_string()),
+                RData::Aaaa(a) => Some(a.to_string()),
+                RData::Cname(c) => Some(c.clone()),
+                RData::Other(_) => None,
+            },
+        })
+        .collect()
+}
+
+fn key(
+    e: &DnsEvent,
+) -> (
+    std::net::IpAddr,
+    u16,
+    std::net::IpAddr,
+    u16,
+    u16,
+    Option<&str>,
+) {
+    (
+        e.client,
+        e.client_port,
+        e.server,
+        e.server_port,
+        e.message.id,
+        e.message.questions.first().map(|q| q.name.as_str()),
+    )
+}
+
+/// Joins queries with their responses, in capture order.
+pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
+    let mut out = Vec::new();
+    let mut used = vec![false; events.len()];
+    for (i, e) in events.iter().enumerate() {
+        if used[i] {
+            continue;
+        }
+        used[i] = true;
+        let (query, response) = if e.message.response {
+            (None, Some(e))
+        } else {
+            let k = key(e);
+            let resp = events
+                .iter()
+                .enumerate()
+                .skip(i + 1)
+                .find(|(j, r)| !used[*j] && r.message.response && key(r) == k);
+            if let Some((j, _)) = resp {
+                used[j] = true;
+            }
+            (Some(e), resp.map(|(_, r)| r))
+        };
+        let first = query.or(response).expect("one of them");
+        let q = first.message.questions.first();
+        let (cnames, addresses, nodata, sinkhole) = match response {
+            Some(r) => {
+                let c = r.message.chain();
+                (
+                    chain_names(&r.message),
+                    c.addresses.iter().map(|(a, _)| a.to_string()).collect(),
+                    r.message.is_nodata(),
+                    r.message.sinkhole(),
+                )
+            }
+            None => (Vec::new(), Vec::new(), false, false),
+        };
+        let privatelink = cnames.iter().any(|n| n.contains("privatelink."));
+        out.push(Lookup {
+            time: rfc3339(first.ts_ns),
+            client: format!("{}:{}", fmt_ip(first.client), first.client_port),
+            server: format!("{}:{}", fmt_ip(first.server), first.server_port),
+            transport: first.transport,
+            id: first.message.id,
+            qname: q.map(|q| q.name.as_str()),
+            qtype: q.map(|q| qtype_name(q.qtype).into_owned()),
+            answered: response.is_some(),
+            query_seen: query.is_some(),
+            rcode: response.map(|r| rcode_name(r.message.rcode)),
+            answers: response.map(|r| answers(&r.message)).unwrap_or_default(),
+            cnames,
+            addresses,
+            nodata,
+            sinkhole,
+            privatelink,
+            rtt_s: match (query, response) {
+                (Some(q), Some(r)) => Some((r.ts_ns - q.ts_ns) as f64 / 1e9),
+                _ => None,
+            },
+            file,
+        });
+    }
+    out
+}
+
+/// The asked name and the CNAME targets in chain order.
+fn chain_names(m: &DnsMessage) -> Vec<&str> {
+    let c = m.chain();
+    let mut v: Vec<&str> = Vec::new();
+    // Borrow the strings from the message itself so the lookup can outlive the chain value.
+    if let Some(q) = m.questions.first() {
+        v.push(&q.name);
+    }
+    for name in &c.cnames {
+        if let Some(r) = m.answers.iter().find_map(|r| match &r.data {
+            RData::Cname(t) if t == name => Some(t.as_str()),
+            _ => None,
+        }) {
+            v.push(r);
+        }
+    }
+    v
+}
+
+fn fmt_ip(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+        a => a.to_string(),
+    }
+}
+
+/// Writes the DNS lookups of all inputs.
+pub fn write_dns(
+    out: &mut dyn Write,
+    results: &[FileResult],
+    format: FlowsFormat,
+) -> io::Result<()> {
+    let all: Vec<Lookup<'_>> = results
+        .iter()
+        .flat_map(|r| lookups(&r.dns, &r.summary.file))
+        .collect();
+    match format {
+        FlowsFormat::Ndjson => {
+            for l in &all {
+                serde_json::to_writer(&mut *out, l)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        FlowsFormat::Json => {
+            serde_json::to_writer_pretty(
+                &mut *out,
+                &serde_json::json!({
+                    "schema_version": super::SCHEMA_VERSION,
+                    "lookups": all,
+                }),
+            )?;
+            out.write_all(b"\n")?;
+        }
+        FlowsFormat::Table => {
+            for l in &all {
+                let mut flags = Vec::new();
+                if l.nodata {
+                    flags.push("nodata");
+                }
+                if l.sinkhole {
+                    flags.push("sinkhole");
+                }
+                if l.privatelink {
+                    flags.push("privatelink");
+                }
+                let result = match (l.answered, l.rcode) {
+                    (true, Some(rc)) => rc.to_string(),
+                    _ => "no answer".to_string(),
+                };
+                let mut chain: Vec<String> = l
+                    .cnames
+                    .iter()
+                    .map(|n| escape_terminal(n).into_owned())
+                    .collect();
+                if chain.len() <= 1 {
+                    chain.clear();
+                }
+                let mut answer = chain.join(" -> ");
+                if !l.addresses.is_empty() {
+                    if !answer.is_empty() {
+                        answer += " -> ";
+                    }
+                    answer += &l.addresses.join(", ");
+                }
+                writeln!(
+                    out,
+                    "{}  {} -> {} {}  {} {}  {}{}{}",
+                    l.time,
+                    l.client,
+                    l.server,
+                    l.transport,
+                    escape_terminal(l.qname.unwrap_or("-")),
+                    l.qtype.as_deref().unwrap_or("-"),
+                    result,
+                    if answer.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {answer}")
+                    },
+                    if flags.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  [{}]", flags.join(", "))
+                    },
+                )?;
+            }
+        }
+    }
+    out.flush()
+}
