@@ -10,17 +10,28 @@
 #   as-cli  cli-trunk (no IP) ----------------- fw-trunk (no IP)              as-fw
 #           carrying VLAN 100 (10.99.3.0/24) and QinQ 200/300 (10.99.4.0/24)
 #
-# Usage:   sudo captures/record.sh          (about one minute)
+# Usage:   sudo captures/record.sh [all|base|facts]
+#            all    (default) everything below, about two minutes
+#            base   only the transport-level captures (tcp-outcomes*,
+#                   udp-outcomes, ipv6, fw-two-ifaces, vlan, split-hello) and
+#                   the broken-* files derived from them
+#            facts  only the application-facts captures (dns-facts.pcap,
+#                   tls-facts.pcap, proxy.pcap, quic.pcap); the base files
+#                   here are left exactly as they are
 #          RECORD_LOGS=/some/dir sudo -E captures/record.sh   keeps the
 #          helper/server/client logs there for debugging
-# Output:  the capture files in the directory of this script, then
-#          make-broken.py derives the broken-* files from them.
+# Output:  the capture files in the directory of this script, then (base and
+#          all) make-broken.py derives the broken-* files from them.
 #
 # Prerequisites (Debian 12 package names):
 #   iproute2 nftables tcpdump tshark (dumpcap, capinfos) openssl dnsmasq
 #   socat dnsutils (dig) curl python3 gzip zstd
 #   ethtool (optional, but needed for real-sized segments and correct
 #            checksums: apt-get install ethtool)
+#   for "facts" (and "all") also: squid, apache2-utils (htpasswd), haproxy,
+#   and the Python package aioquic for the python3 found in PATH
+#   (apt-get install squid apache2-utils haproxy; pip install aioquic).
+#   The Debian packages' own services are not used (and need not run).
 # The kernel needs veth, tun/tap, nf_tables with reject, and IPv6.  802.1Q
 # support (CONFIG_VLAN_8021Q) is NOT needed: VLAN/QinQ tagging is done in user
 # space by a small bridge process (see vlan-bridge in the helper below), because
@@ -34,6 +45,14 @@ NS_SRV=as-srv
 ALL_NS=("$NS_CLI" "$NS_FW" "$NS_SRV")
 GAP=0.5                     # pause between flows inside one capture
 
+MODE=${1:-all}
+case $MODE in
+    all | base | facts) ;;
+    -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d'; exit 0 ;;
+    *) echo "record.sh: unknown mode '$MODE' (all, base or facts)" >&2; exit 2 ;;
+esac
+want() { [[ $MODE == all || $MODE == "$1" ]]; }
+
 if [[ $EUID -ne 0 ]]; then
     echo "record.sh: must run as root (network namespaces, nftables, captures)" >&2
     exit 1
@@ -43,6 +62,17 @@ for tool in ip nft tcpdump dumpcap capinfos tshark openssl dnsmasq socat dig cur
     command -v "$tool" >/dev/null || { echo "record.sh: missing tool: $tool" >&2; exit 1; }
 done
 PY=$(command -v python3)
+if want facts; then
+    for tool in squid haproxy htpasswd; do
+        command -v "$tool" >/dev/null || { echo "record.sh: missing tool: $tool (needed for facts)" >&2; exit 1; }
+    done
+    [[ -x /usr/lib/squid/basic_ncsa_auth ]] ||
+        { echo "record.sh: missing /usr/lib/squid/basic_ncsa_auth (package squid)" >&2; exit 1; }
+    id proxy >/dev/null 2>&1 ||
+        { echo "record.sh: no 'proxy' user for squid (package squid creates it)" >&2; exit 1; }
+    "$PY" -c 'import aioquic' 2>/dev/null ||
+        { echo "record.sh: $PY cannot import aioquic (pip install aioquic)" >&2; exit 1; }
+fi
 HAVE_ETHTOOL=0
 command -v ethtool >/dev/null && HAVE_ETHTOOL=1
 
@@ -67,6 +97,8 @@ del_namespaces() {
             ip netns del "$ns" 2>/dev/null || true
         fi
     done
+    # squid's shared memory (see SQUID_SERVICE), left when it is killed
+    rm -f /dev/shm/allowscoperecord-cf__*.shm
 }
 
 cleanup() {
@@ -477,6 +509,318 @@ if __name__ == "__main__":
     COMMANDS[sys.argv[1]](*sys.argv[2:])
 PYEOF
 
+# ---- second helper: servers and clients of the application-facts captures ----
+cat >"$WORK/facts.py" <<'PYEOF'
+"""Helpers for the application-facts captures of record.sh (dns-facts,
+tls-facts, proxy, quic): an HTTP deny page, a WebSocket echo server and
+client, and a QUIC (HTTP/3) server and client built on aioquic."""
+import asyncio
+import base64
+import hashlib
+import os
+import socket
+import ssl
+import struct
+import sys
+import threading
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def family_of(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def serve_tcp(host, port, handler):
+    ls = socket.socket(family_of(host), socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, int(port)))
+    ls.listen(16)
+    log("ready", host, port)
+    while True:
+        conn, peer = ls.accept()
+        threading.Thread(target=handler, args=(conn, peer), daemon=True).start()
+
+
+def read_head(conn):
+    """Read one HTTP request or response head (up to the empty line)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        b = conn.recv(4096)
+        if not b:
+            break
+        data += b
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def drain_and_close(conn):
+    """Let the client close first, then close."""
+    try:
+        while conn.recv(4096):
+            pass
+    except OSError:
+        pass
+    conn.close()
+
+
+# ---- HTTP 470 deny page -------------------------------------------------------
+# An emulation of the page a cloud firewall's application rules answer with
+# when no rule allows a plain-HTTP request: status 470 and a one-line reason.
+
+DENY_BODY = b"Action: Deny. Reason: No rule matched. Proceeding with default action.\n"
+
+
+def deny_page(host, port):
+    def handle(conn, peer):
+        head, _ = read_head(conn)
+        first = head.split(b"\r\n", 1)[0]
+        log("deny", peer, first.decode("latin-1"))
+        conn.sendall(b"HTTP/1.1 470 status code 470\r\n"
+                     b"Content-Type: text/plain; charset=utf-8\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(DENY_BODY), DENY_BODY))
+        drain_and_close(conn)
+    serve_tcp(host, port, handle)
+
+
+# ---- WebSocket (RFC 6455) ---------------------------------------------------------
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_accept(key):
+    return base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+
+
+def ws_frame(opcode, payload, mask):
+    hdr = bytes([0x80 | opcode])
+    n = len(payload)
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        hdr += bytes([mbit | n])
+    else:
+        hdr += bytes([mbit | 126]) + struct.pack("!H", n)
+    if mask:
+        key = os.urandom(4)
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        hdr += key
+    return hdr + payload
+
+
+def ws_read(conn, buf):
+    """Read one frame; returns (opcode, payload, remaining buffer)."""
+    def need(n):
+        nonlocal buf
+        while len(buf) < n:
+            b = conn.recv(4096)
+            if not b:
+                raise EOFError
+            buf += b
+    need(2)
+    opcode = buf[0] & 0x0F
+    masked = buf[1] & 0x80
+    n = buf[1] & 0x7F
+    off = 2
+    if n == 126:
+        need(4)
+        n = struct.unpack("!H", buf[2:4])[0]
+        off = 4
+    key = b""
+    if masked:
+        need(off + 4)
+        key = buf[off:off + 4]
+        off += 4
+    need(off + n)
+    payload = buf[off:off + n]
+    if masked:
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return opcode, payload, buf[off + n:]
+
+
+def ws_server(host, port):
+    """Answers an Upgrade: websocket request with 101, echoes text frames,
+    answers the client's close frame and closes after the client."""
+    def handle(conn, peer):
+        head, buf = read_head(conn)
+        lines = head.split(b"\r\n")
+        hdrs = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(b":")
+            hdrs[k.strip().lower()] = v.strip()
+        if hdrs.get(b"upgrade", b"").lower() != b"websocket" or b"sec-websocket-key" not in hdrs:
+            body = b"websocket only\n"
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            drain_and_close(conn)
+            return
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " +
+                     ws_accept(hdrs[b"sec-websocket-key"]) + b"\r\n\r\n")
+        log("ws", peer, lines[0].decode("latin-1"), "upgraded")
+        try:
+            while True:
+                op, payload, buf = ws_read(conn, buf)
+                if op == 0x1:
+                    conn.sendall(ws_frame(0x1, payload, False))
+                elif op == 0x8:
+                    conn.sendall(ws_frame(0x8, payload[:2], False))
+                    break
+        except EOFError:
+            pass
+        drain_and_close(conn)
+    serve_tcp(host, port, handle)
+
+
+def ws_client(src, sport, dst, dport, hostname, path):
+    s = socket.socket(family_of(src), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((src, int(sport)))
+    s.settimeout(5)
+    s.connect((dst, int(dport)))
+    key = base64.b64encode(os.urandom(16))
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+              b"Origin: http://%s\r\nUser-Agent: allowscope-record\r\n\r\n"
+              % (path.encode(), hostname.encode(), key, hostname.encode()))
+    head, buf = read_head(s)
+    status = head.split(b"\r\n", 1)[0]
+    log("ws-client", status.decode("latin-1"))
+    if b" 101 " not in status + b" ":
+        s.close()
+        return
+    s.sendall(ws_frame(0x1, b"hello from allowscope", True))
+    op, payload, buf = ws_read(s, buf)
+    log("ws-client echo", op, payload)
+    s.sendall(ws_frame(0x8, struct.pack("!H", 1000), True))
+    op, payload, buf = ws_read(s, buf)
+    log("ws-client close", op, payload)
+    s.close()
+
+
+# ---- QUIC / HTTP/3 (aioquic) -----------------------------------------------------
+
+def quic_server(host, ports, cert, key):
+    from aioquic.asyncio import QuicConnectionProtocol, serve
+    from aioquic.h3.connection import H3Connection
+    from aioquic.h3.events import HeadersReceived
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.events import ProtocolNegotiated
+
+    body = b"allowscope quic test page\n"
+
+    class H3Server(QuicConnectionProtocol):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            self.h3 = None
+
+        def quic_event_received(self, event):
+            if isinstance(event, ProtocolNegotiated):
+                log("quic alpn", event.alpn_protocol)
+                if event.alpn_protocol == "h3":
+                    self.h3 = H3Connection(self._quic)
+            if self.h3 is None:
+                return
+            for ev in self.h3.handle_event(event):
+                if isinstance(ev, HeadersReceived) and ev.stream_ended:
+                    log("quic request", dict(ev.headers).get(b":path"))
+                    self.h3.send_headers(ev.stream_id, [
+                        (b":status", b"200"),
+                        (b"content-type", b"text/plain"),
+                        (b"content-length", str(len(body)).encode()),
+                    ])
+                    self.h3.send_data(ev.stream_id, body, end_stream=True)
+                    self.transmit()
+
+    async def main():
+        conf = QuicConfiguration(is_client=False, alpn_protocols=["h3"])
+        conf.load_cert_chain(cert, key)
+        for p in ports.split(","):
+            await serve(host, int(p), configuration=conf, create_protocol=H3Server)
+        log("ready", host, ports)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def quic_client(src, sport, dst, dport, sni, alpns, timeout="5"):
+    """One HTTP/3 GET / (when h3 is negotiated), then CONNECTION_CLOSE.
+    alpns: comma-separated list, or h3+N: h3 followed by N padding names
+    (to make the ClientHello larger than one Initial packet)."""
+    from aioquic.asyncio import QuicConnectionProtocol
+    from aioquic.h3.connection import H3Connection
+    from aioquic.h3.events import DataReceived, HeadersReceived
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    if "+" in alpns:
+        first, n = alpns.split("+")
+        protos = [first] + ["x-allowscope-padding-protocol-%02d" % i for i in range(int(n))]
+    else:
+        protos = alpns.split(",")
+
+    class H3Client(QuicConnectionProtocol):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            self.h3 = None
+            self.done = asyncio.get_running_loop().create_future()
+
+        def quic_event_received(self, event):
+            if self.h3 is None:
+                return
+            for ev in self.h3.handle_event(event):
+                if isinstance(ev, HeadersReceived):
+                    log("quic-client headers", ev.headers)
+                if isinstance(ev, DataReceived):
+                    log("quic-client data", ev.data)
+                if getattr(ev, "stream_ended", False) and not self.done.done():
+                    self.done.set_result(True)
+
+    async def main():
+        conf = QuicConfiguration(is_client=True, alpn_protocols=protos, server_name=sni,
+                                 verify_mode=ssl.CERT_NONE)
+        loop = asyncio.get_running_loop()
+        quic = QuicConnection(configuration=conf)
+        _, proto = await loop.create_datagram_endpoint(lambda: H3Client(quic),
+                                                       local_addr=(src, int(sport)))
+        proto.connect((dst, int(dport)))
+        try:
+            await asyncio.wait_for(proto.wait_connected(), float(timeout))
+        except (asyncio.TimeoutError, ConnectionError) as e:
+            log("quic-client", dst, dport, "not connected:", repr(e))
+            proto._transport.close()
+            return
+        alpn = quic.tls.alpn_negotiated
+        log("quic-client connected, alpn", alpn)
+        if alpn == "h3":
+            proto.h3 = H3Connection(quic)
+            sid = quic.get_next_available_stream_id()
+            proto.h3.send_headers(sid, [
+                (b":method", b"GET"), (b":scheme", b"https"),
+                (b":authority", sni.encode()), (b":path", b"/"),
+                (b"user-agent", b"allowscope-record"),
+            ], end_stream=True)
+            proto.transmit()
+            await asyncio.wait_for(proto.done, float(timeout))
+        proto.close()
+        await proto.wait_closed()
+        proto._transport.close()
+
+    asyncio.run(main())
+
+
+COMMANDS = {
+    "deny-page": deny_page,
+    "ws-server": ws_server,
+    "ws-client": ws_client,
+    "quic-server": quic_server,
+    "quic-client": quic_client,
+}
+
+if __name__ == "__main__":
+    COMMANDS[sys.argv[1]](*sys.argv[2:])
+PYEOF
+
 # ---- topology ---------------------------------------------------------------
 # Fixed MAC addresses and permanent neighbour entries: the captures contain no
 # ARP or neighbour discovery on the main links and are the same on every run.
@@ -614,6 +958,36 @@ setup_vlans() {
 }
 
 # ---- servers (all in as-srv) --------------------------------------------------
+# Extra names for the application-facts captures.  They are served in every
+# mode (the base captures never ask for them, so their answers are unchanged).
+DNS_FACTS_RECORDS=(
+    # 3-name CNAME chain ending at an A record
+    --cname=www.allowscope.test,edge.allowscope.test
+    --cname=edge.allowscope.test,edge.cdn.allowscope.test
+    --host-record=edge.cdn.allowscope.test,198.18.0.80
+    # private-endpoint style chain ending at a public-looking (benchmark,
+    # 198.18.0.0/15) address, as seen when the private DNS zone is missing
+    --cname=ws1.workspace.eastus.api.azureml.ms,ws1.workspace.eastus.privatelink.api.azureml.ms
+    --cname=ws1.workspace.eastus.privatelink.api.azureml.ms,eastus.api.azureml.ms
+    --host-record=eastus.api.azureml.ms,198.18.10.4
+    # A only: AAAA gives NODATA
+    --host-record=v4only.allowscope.test,10.99.2.2
+    # sinkhole answers
+    --address=/sinkhole.allowscope.test/0.0.0.0
+    --address=/sinkhole.allowscope.test/::
+    # HTTPS (type 65): 1 . alpn="h3,h2" ipv4hint=10.99.2.2 ; CAA: 0 issue "pki.allowscope.test"
+    --host-record=svc.allowscope.test,10.99.2.2
+    --dns-rr=svc.allowscope.test,65,00010000010006026833026832000400040a630202
+    --dns-rr=svc.allowscope.test,257,00056973737565706b692e616c6c6f7773636f70652e74657374
+    # servers of tls-facts / proxy / quic
+    --host-record=login.microsoftonline.com,10.99.2.11
+    --host-record=ml.azure.com,10.99.2.12
+    --host-record=tls13only.allowscope.test,10.99.2.13
+    --host-record=denied.allowscope.test,10.99.2.70
+    --host-record=ws.allowscope.test,10.99.2.2
+    --host-record=quic.allowscope.test,10.99.2.2
+)
+
 start_servers() {
     local tls=$WORK/tls
     mkdir -p "$tls"
@@ -636,6 +1010,7 @@ start_servers() {
         --host-record=ok.allowscope.test,10.99.2.2,fd99:2::2 \
         --host-record=blocked.allowscope.test,10.99.2.2,fd99:2::2 \
         --address=/wild.allowscope.test/10.99.2.9 \
+        "${DNS_FACTS_RECORDS[@]}" \
         --log-queries --log-facility=-
     # UDP echo on port 7 (v4 and v6)
     start_bg udp-echo4 "$NS_SRV" socat -b 65536 UDP4-RECVFROM:7,bind=10.99.2.2,fork PIPE
@@ -786,7 +1161,334 @@ record_split_hello() {
     in_ns "$NS_FW" ip link set fw-cli mtu 1500
 }
 
+# ---- application-facts captures (mode "facts") ---------------------------------
+# Addresses used only here (all inside the namespaces):
+#   as-srv  10.99.2.3   dnsmasq that validates DNSSEC (answers SERVFAIL)
+#           10.99.2.11  openssl s_server login.microsoftonline.com, ALPN h2,http/1.1
+#           10.99.2.12  openssl s_server -www ml.azure.com (cert from a test CA)
+#           10.99.2.13  openssl s_server -tls1_3 (TLS 1.3 only)
+#   as-fw   10.99.2.14  haproxy SNI filter (forwards to 10.99.2.2:443)
+#           10.99.2.70  HTTP 470 deny page (emulates a cloud firewall's deny)
+#           10.99.1.1:3128 / :3129  squid (plain / Basic auth)
+#   nowhere 10.99.2.53  as-fw drops everything to it (DNS that gets no answer)
+# The as-srv addresses are /32s on srv-fw with permanent neighbour entries in
+# as-fw (no ARP); the as-fw ones are /32s on its loopback, so as-fw itself
+# answers for them, like an inline filter or proxy would.
+FACTS_USER=alice
+# squid names its shared-memory segments /dev/shm/<service>-cf__*.shm (tmpfs
+# shared with the host); a name of our own lets cleanup remove exactly those
+SQUID_SERVICE=allowscoperecord   # squid accepts letters and digits only
+FACTS_PASS=allowscope-test
+
+fx() { local ns=$1; shift; in_ns "$ns" "$PY" -u "$WORK/facts.py" "$@"; }
+
+# wait_listen NS tcp|udp ADDR PORT
+wait_listen() {
+    local ns=$1 proto=$2 addr=$3 port=$4 end=$((SECONDS + 10)) flag=t
+    [[ $proto == udp ]] && flag=u
+    until [[ -n $(in_ns "$ns" ss -Hln$flag "src $addr and sport = :$port") ]]; do
+        if ((SECONDS >= end)); then
+            echo "record.sh: nothing listens on $proto/$addr:$port in $ns" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+facts_certs() {
+    local tls=$WORK/tls
+    # a test CA and a leaf issued by it (subject != issuer, visible in TLS 1.2)
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+        -set_serial 0x1001 -subj "/O=allowscope test/CN=allowscope Test Root CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -keyout "$tls/ca.key" -out "$tls/ca.pem"
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/C=US/O=allowscope test/CN=ml.azure.com" -keyout "$tls/ml.key" -out "$tls/ml.csr"
+    printf 'subjectAltName=DNS:ml.azure.com,DNS:*.ml.azure.com\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+        >"$tls/ml.ext"
+    openssl x509 -req -in "$tls/ml.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -set_serial 0x2002 \
+        -days 30 -extfile "$tls/ml.ext" -out "$tls/ml.pem"
+    # self-signed
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+        -set_serial 0x3003 -subj "/CN=login.microsoftonline.com" \
+        -addext "subjectAltName=DNS:login.microsoftonline.com" \
+        -keyout "$tls/login.key" -out "$tls/login.pem"
+    # an unrelated CA: verifying any server above against it fails
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+        -set_serial 0x4004 -subj "/O=allowscope test/CN=allowscope Unrelated CA" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -keyout "$tls/other-ca.key" -out "$tls/other-ca.pem"
+}
+
+facts_squid() {
+    local d=$LOG/squid
+    mkdir -p "$d"
+    chmod 711 "$WORK"       # the squid user must reach $LOG/squid
+    htpasswd -b -c -m "$d/passwd" "$FACTS_USER" "$FACTS_PASS"
+    cat >"$d/squid.conf" <<EOF
+# explicit proxy for proxy.pcap: 3128 open, 3129 Basic auth
+http_port 10.99.1.1:3128 name=plain
+http_port 10.99.1.1:3129 name=auth
+visible_hostname proxy.allowscope.test
+cache_effective_user proxy
+pid_filename $d/squid.pid
+cache_log $d/cache.log
+access_log stdio:$d/access.log
+coredump_dir $d
+cache deny all
+cache_mem 8 MB
+dns_nameservers 10.99.2.2
+hosts_file none
+pinger_enable off
+shutdown_lifetime 1 seconds
+auth_param basic program /usr/lib/squid/basic_ncsa_auth $d/passwd
+auth_param basic realm allowscope test proxy
+auth_param basic children 1 startup=1 idle=1
+acl SSL_ports port 443
+acl Safe_ports port 80 443 1025-65535
+acl CONNECT method CONNECT
+acl on_auth_port myportname auth
+acl authenticated proxy_auth REQUIRED
+http_access deny !Safe_ports
+http_access deny CONNECT !SSL_ports
+http_access deny on_auth_port !authenticated
+http_access allow all
+EOF
+    chown -R proxy:proxy "$d"
+    in_ns "$NS_FW" squid -n "$SQUID_SERVICE" -k parse -f "$d/squid.conf" >"$LOG/squid-parse.log" 2>&1
+    start_bg squid "$NS_FW" squid -n "$SQUID_SERVICE" -N -f "$d/squid.conf"
+}
+
+facts_haproxy() {
+    cat >"$WORK/haproxy.cfg" <<'EOF'
+# SNI filter for tls-facts.pcap: TCP mode, looks at the ClientHello only
+global
+    log stdout format raw local0 info
+defaults
+    mode tcp
+    log global
+    option tcplog
+    timeout connect 5s
+    timeout client 10s
+    timeout server 10s
+frontend sni_filter
+    bind 10.99.2.14:443
+    tcp-request inspect-delay 5s
+    tcp-request content reject if { req.ssl_sni -i blocked.allowscope.test }
+    tcp-request content accept if { req.ssl_hello_type 1 }
+    default_backend tls_servers
+backend tls_servers
+    server srv 10.99.2.2:443
+EOF
+    in_ns "$NS_FW" haproxy -c -f "$WORK/haproxy.cfg" >"$LOG/haproxy-check.log" 2>&1
+    start_bg haproxy "$NS_FW" haproxy -db -f "$WORK/haproxy.cfg"
+}
+
+setup_facts() {
+    say "facts: addresses, firewall rules, certificates and servers"
+    local a tls=$WORK/tls
+    # After record_split_hello (mode "all") the cli<->fw link has had an MTU
+    # below 1280, which makes the kernel drop IPv6 from both ends, with the
+    # addresses and routes: put them back (a no-op in mode "facts").
+    in_ns "$NS_CLI" ip addr replace fd99:1::2/64 dev cli-fw nodad
+    in_ns "$NS_CLI" ip -6 route replace default via fd99:1::1
+    in_ns "$NS_CLI" ip neigh replace fd99:1::1 lladdr "$MAC_FW1" dev cli-fw nud permanent
+    in_ns "$NS_FW" ip addr replace fd99:1::1/64 dev fw-cli nodad
+    in_ns "$NS_FW" ip neigh replace fd99:1::2 lladdr "$MAC_CLI" dev fw-cli nud permanent
+    for a in 10.99.2.3 10.99.2.11 10.99.2.12 10.99.2.13; do
+        in_ns "$NS_SRV" ip addr add "$a/32" dev srv-fw
+        in_ns "$NS_FW" ip neigh replace "$a" lladdr "$MAC_SRV" dev fw-srv nud permanent
+    done
+    in_ns "$NS_FW" ip addr add 10.99.2.14/32 dev lo
+    in_ns "$NS_FW" ip addr add 10.99.2.70/32 dev lo
+    # appended to the base policy: a black-holed resolver address, and QUIC to
+    # UDP 8443 (the QUIC server listens there too: only the firewall decides)
+    in_ns "$NS_FW" nft add rule inet allowscope forward ip daddr 10.99.2.53 drop
+    in_ns "$NS_FW" nft add rule inet allowscope forward udp dport 8443 drop
+
+    facts_certs >"$LOG/openssl-facts.log" 2>&1
+
+    # TLS servers (-rev: each line echoed reversed; -www: an HTTP status page)
+    start_bg s_login "$NS_SRV" openssl s_server -accept 10.99.2.11:443 \
+        -cert "$tls/login.pem" -key "$tls/login.key" -alpn h2,http/1.1 -rev
+    start_bg s_ml "$NS_SRV" openssl s_server -accept 10.99.2.12:443 \
+        -cert "$tls/ml.pem" -key "$tls/ml.key" -www
+    start_bg s_tls13 "$NS_SRV" openssl s_server -accept 10.99.2.13:443 \
+        -cert "$tls/cert.pem" -key "$tls/key.pem" -tls1_3 -rev
+    # a validating resolver whose upstream (the dnsmasq above) serves unsigned
+    # data: every answer fails validation and is turned into SERVFAIL
+    start_bg dnsmasq-validating "$NS_SRV" dnsmasq --keep-in-foreground --conf-file=/dev/null \
+        --no-resolv --no-hosts --no-poll --bind-interfaces \
+        --listen-address=10.99.2.3 --port=53 \
+        --user=root --group=root --pid-file="$WORK/dnsmasq-validating.pid" \
+        --server=10.99.2.2 --dnssec --dnssec-check-unsigned \
+        --trust-anchor=.,20326,8,2,E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D \
+        --log-queries=extra --log-facility=-
+    # WebSocket echo (ws.allowscope.test) and QUIC/HTTP3 (quic.allowscope.test)
+    start_bg ws "$NS_SRV" "$PY" -u "$WORK/facts.py" ws-server 10.99.2.2 80
+    start_bg quic "$NS_SRV" "$PY" -u "$WORK/facts.py" quic-server 10.99.2.2 443,8443 \
+        "$tls/cert.pem" "$tls/key.pem"
+    # in as-fw: deny page, SNI filter, proxy
+    start_bg deny-page "$NS_FW" "$PY" -u "$WORK/facts.py" deny-page 10.99.2.70 80
+    facts_haproxy
+    facts_squid
+
+    wait_listen "$NS_SRV" tcp 10.99.2.11 443
+    wait_listen "$NS_SRV" tcp 10.99.2.12 443
+    wait_listen "$NS_SRV" tcp 10.99.2.13 443
+    wait_listen "$NS_SRV" udp 10.99.2.3 53
+    wait_listen "$NS_SRV" tcp 10.99.2.2 80
+    wait_listen "$NS_SRV" udp 10.99.2.2 443
+    wait_listen "$NS_SRV" udp 10.99.2.2 8443
+    wait_listen "$NS_FW" tcp 10.99.2.70 80
+    wait_listen "$NS_FW" tcp 10.99.2.14 443
+    wait_for "$LOG/squid/cache.log" 'Accepting HTTP Socket connections at .*3129' 20
+    wait_listen "$NS_FW" tcp 10.99.1.1 3128
+    wait_listen "$NS_FW" tcp 10.99.1.1 3129
+    sleep 2     # as at the start: multicast-listener reports of re-enabled IPv6 pass first
+}
+
+# expect_convs FILE N : the capture must hold exactly N TCP/UDP conversations
+# (a client that failed to start would otherwise go unnoticed)
+expect_convs() {
+    local n
+    n=$(tshark -n -q -r "$1" -z conv,tcp -z conv,udp 2>/dev/null | grep -c ' <-> ' || true)
+    if [[ $n -ne $2 ]]; then
+        echo "record.sh: $(basename "$1") has $n conversations, expected $2" >&2
+        return 1
+    fi
+}
+
+# dq LOCALPORT SERVER DIG-ARGS... : one dig from a fixed source port
+dq() {
+    local port=$1 srv=$2 src=$C4
+    shift 2
+    [[ $srv == *:* ]] && src=$C6
+    in_ns "$NS_CLI" dig @"$srv" -b "$src#$port" +tries=1 +timeout=2 "$@" >>"$LOG/dig.log" || true
+    sleep "$GAP"
+}
+
+record_dns_facts() {
+    tcpdump_to "$NS_CLI" "$OUT/dns-facts.pcap" -i cli-fw
+    sleep "$GAP"
+    say "dns-facts: A, AAAA, CNAME chains, NXDOMAIN, REFUSED, SERVFAIL, NODATA"
+    dq 51001 "$S4" A ok.allowscope.test
+    dq 51002 "$S4" AAAA ok.allowscope.test
+    dq 51003 "$S4" A www.allowscope.test
+    dq 51004 "$S4" A ws1.workspace.eastus.api.azureml.ms
+    dq 51005 "$S4" AAAA ws1.workspace.eastus.api.azureml.ms
+    dq 51006 "$S4" A nosuch.allowscope.test
+    dq 51007 "$S4" A www.example.com
+    dq 51008 10.99.2.3 A ok.allowscope.test
+    dq 51009 "$S4" AAAA v4only.allowscope.test
+    say "dns-facts: sinkhole, HTTPS, CAA"
+    dq 51010 "$S4" A sinkhole.allowscope.test
+    dq 51011 "$S4" AAAA sinkhole.allowscope.test
+    dq 51012 "$S4" HTTPS svc.allowscope.test
+    dq 51013 "$S4" HTTPS ok.allowscope.test
+    dq 51014 "$S4" CAA svc.allowscope.test
+    say "dns-facts: over TCP (two connections, then two queries on one)"
+    dq 51101 "$S4" +tcp A ok.allowscope.test
+    dq 51102 "$S4" +tcp A www.allowscope.test
+    dq 51103 "$S4" +tcp +keepopen ok.allowscope.test A ok.allowscope.test AAAA
+    say "dns-facts: IPv6 query, then a resolver that is dropped"
+    dq 61001 "$S6" A www.allowscope.test
+    dq 51053 10.99.2.53 +tries=2 +timeout=1 A ok.allowscope.test
+    cap_stop
+    expect_convs "$OUT/dns-facts.pcap" 19
+}
+
+# tls_send LOCALPORT HOST:PORT SNI DATA [extra s_client options]: like
+# tls_client, with the given data (printf format) instead of one line
+tls_send() {
+    local port=$1 target=$2 sni=$3 data=$4
+    shift 4
+    cli_port "$port"
+    { printf "$data"; sleep 1; } |
+        in_ns "$NS_CLI" timeout 10 openssl s_client -connect "$target" -servername "$sni" \
+            -no_ign_eof "$@" >>"$LOG/s_client.log" 2>&1 || true
+}
+
+big_alpn() {
+    local i list=h2,http/1.1
+    for i in $(seq -w 0 44); do list+=",x-allowscope-padding-protocol-$i"; done
+    printf '%s' "$list"
+}
+
+record_tls_facts() {
+    local tls=$WORK/tls
+    tcpdump_to "$NS_CLI" "$OUT/tls-facts.pcap" -i cli-fw
+    sleep "$GAP"
+    say "tls-facts: DNS + TLS 1.3 login.microsoftonline.com (ALPN h2,http/1.1)"
+    dq 52053 "$S4" A login.microsoftonline.com
+    tls_client 52001 10.99.2.11:443 login.microsoftonline.com -alpn h2,http/1.1; sleep "$GAP"
+    say "tls-facts: DNS + TLS 1.2 ml.azure.com (certificate in clear)"
+    dq 52054 "$S4" A ml.azure.com
+    tls_send 52002 10.99.2.12:443 ml.azure.com 'GET / HTTP/1.0\r\nHost: ml.azure.com\r\n\r\n' \
+        -tls1_2 -CAfile "$tls/ca.pem" -verify_return_error; sleep "$GAP"
+    say "tls-facts: alerts (protocol_version from the server, unknown_ca from the client)"
+    tls_client 52003 10.99.2.13:443 tls13only.allowscope.test -tls1_2; sleep "$GAP"
+    tls_client 52004 10.99.2.12:443 ml.azure.com -tls1_2 -CAfile "$tls/other-ca.pem" \
+        -verify_return_error; sleep "$GAP"
+    tls_client 52005 10.99.2.11:443 login.microsoftonline.com -alpn h2,http/1.1 \
+        -CAfile "$tls/other-ca.pem" -verify_return_error; sleep "$GAP"
+    say "tls-facts: haproxy SNI filter (allowed, then rejected)"
+    tls_client 52006 10.99.2.14:443 ok.allowscope.test; sleep "$GAP"
+    hello_client 52007 10.99.2.14:443 blocked.allowscope.test; sleep "$GAP"
+    say "tls-facts: ClientHello larger than one segment"
+    tls_client 52008 "$S4:443" big-hello.instances.allowscope.test -alpn "$(big_alpn)"
+    cap_stop
+    expect_convs "$OUT/tls-facts.pcap" 10
+}
+
+# pcurl LOCALPORT[-LAST] CURL-ARGS... : curl from a fixed source port (range)
+pcurl() {
+    local port=$1
+    shift
+    in_ns "$NS_CLI" curl -sS --max-time 5 --local-port "$port" -o /dev/null \
+        -w '%{http_code} connect=%{http_connect} conns=%{num_connects}\n' "$@" \
+        >>"$LOG/curl.log" 2>&1 || true
+    sleep "$GAP"
+}
+
+record_proxy() {
+    tcpdump_to "$NS_CLI" "$OUT/proxy.pcap" -i cli-fw
+    sleep "$GAP"
+    say "proxy: CONNECT ok.allowscope.test:443 through squid :3128 (allowed, TLS inside)"
+    tls_client 53001 ok.allowscope.test:443 ok.allowscope.test -proxy 10.99.1.1:3128; sleep "$GAP"
+    say "proxy: CONNECT ok.allowscope.test:8787 (denied, 403)"
+    pcurl 53002 -x http://10.99.1.1:3128 https://ok.allowscope.test:8787/
+    say "proxy: :3129 with Basic auth (407, then 200)"
+    pcurl 53003-53004 --proxy-anyauth -U "$FACTS_USER:$FACTS_PASS" -x http://10.99.1.1:3129 \
+        -k https://ml.azure.com/
+    say "proxy: plain HTTP GET through the proxy"
+    pcurl 53005 -x http://10.99.1.1:3128 http://ok.allowscope.test:8080/via-proxy
+    say "proxy: HTTP 470 deny page (direct, no proxy)"
+    dq 53053 "$S4" A denied.allowscope.test
+    pcurl 53006 --resolve denied.allowscope.test:80:10.99.2.70 http://denied.allowscope.test/admin
+    say "proxy: WebSocket upgrade (direct)"
+    dq 53054 "$S4" A ws.allowscope.test
+    fx "$NS_CLI" ws-client "$C4" 53007 "$S4" 80 ws.allowscope.test /chat >>"$LOG/clients.log"
+    cap_stop
+    expect_convs "$OUT/proxy.pcap" 8
+}
+
+record_quic() {
+    tcpdump_to "$NS_CLI" "$OUT/quic.pcap" -i cli-fw
+    sleep "$GAP"
+    say "quic: DNS, HTTP/3 GET (small and 2-Initial ClientHello), dropped attempt"
+    dq 54053 "$S4" A quic.allowscope.test
+    fx "$NS_CLI" quic-client "$C4" 54001 "$S4" 443 quic.allowscope.test h3 >>"$LOG/clients.log"
+    sleep "$GAP"
+    fx "$NS_CLI" quic-client "$C4" 54002 "$S4" 443 quic.allowscope.test h3+40 >>"$LOG/clients.log"
+    sleep "$GAP"
+    fx "$NS_CLI" quic-client "$C4" 54003 "$S4" 8443 quic.allowscope.test h3 3 >>"$LOG/clients.log"
+    cap_stop
+    expect_convs "$OUT/quic.pcap" 4
+}
+
 # ---- main -----------------------------------------------------------------------
+say "mode: $MODE"
 say "removing leftovers of an earlier run (if any)"
 del_namespaces
 say "building namespaces $NS_CLI / $NS_FW / $NS_SRV"
@@ -794,23 +1496,40 @@ setup_topology
 start_servers
 sleep 2      # let IPv6 multicast-listener reports of the new interfaces pass
 
-record_tcp_outcomes
-record_udp_outcomes
-record_ipv6
-record_fw_two_ifaces
-record_vlan
-record_split_hello
+BASE_FILES=(tcp-outcomes.pcap tcp-outcomes.sll2.pcap tcp-outcomes.snap96.pcap tcp-outcomes.pcapng
+            udp-outcomes.pcap ipv6.pcap split-hello.pcap vlan.pcap fw-two-ifaces.pcapng)
+FACTS_FILES=(dns-facts.pcap tls-facts.pcap proxy.pcap quic.pcap)
+SUMMARY=()
+
+if want base; then
+    record_tcp_outcomes
+    record_udp_outcomes
+    record_ipv6
+    record_fw_two_ifaces
+    record_vlan
+    record_split_hello
+    SUMMARY+=("${BASE_FILES[@]}")
+fi
+if want facts; then
+    setup_facts
+    record_dns_facts
+    record_tls_facts
+    record_proxy
+    record_quic
+    SUMMARY+=("${FACTS_FILES[@]}")
+fi
 
 say "copying captures to $CAPDIR"
 for f in "$OUT"/*; do
     cp -f "$f" "$CAPDIR/$(basename "$f")"
+    chmod 0644 "$CAPDIR/$(basename "$f")"
 done
-chmod 0644 "$CAPDIR"/*.pcap "$CAPDIR"/*.pcapng "$CAPDIR"/*.gz "$CAPDIR"/*.zst 2>/dev/null || true
-"$PY" "$CAPDIR/make-broken.py" "$CAPDIR"
+if want base; then
+    "$PY" "$CAPDIR/make-broken.py" "$CAPDIR"
+fi
 
 say "summary"
-for f in tcp-outcomes.pcap tcp-outcomes.sll2.pcap tcp-outcomes.snap96.pcap tcp-outcomes.pcapng \
-         udp-outcomes.pcap ipv6.pcap split-hello.pcap vlan.pcap fw-two-ifaces.pcapng; do
+for f in "${SUMMARY[@]}"; do
     printf '  %-28s %7d bytes %5s packets\n' "$f" "$(stat -c %s "$CAPDIR/$f")" \
         "$(capinfos -M -c "$CAPDIR/$f" 2>/dev/null | awk -F': *' '/Number of packets/ {print $2}')"
 done

@@ -511,13 +511,16 @@ fn flows_agree_with_tshark_conversations() {
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        let name = path
+        let Some(name) = path
             .file_name()
             .unwrap()
             .to_str()
             .unwrap()
-            .trim_end_matches(".conv")
-            .to_string();
+            .strip_suffix(".conv")
+        else {
+            continue;
+        };
+        let name = name.to_string();
         let want: BTreeMap<String, (u64, u64)> = std::fs::read_to_string(&path)
             .unwrap()
             .lines()
@@ -599,4 +602,311 @@ fn hostile_file_names_are_escaped() {
     );
     assert!(r.stderr.contains("evil\\x1b[2J.pcap"), "{}", r.stderr);
     assert!(r.stderr.contains("notes\\x1b]0;x\\x07.txt"), "{}", r.stderr);
+}
+
+fn ndjson(args: &[&str]) -> Vec<Value> {
+    let r = run(args);
+    assert!(r.code == 0 || r.code == 2, "{args:?}: {}", r.stderr);
+    r.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The SNIs (TLS over TCP, inside CONNECT tunnels, and QUIC), DNS query names and A/AAAA/CNAME
+/// answers allowscope extracts equal what tshark extracts from the same capture (stored by
+/// scripts/tshark-facts.sh in tests/tshark/*.facts).
+#[test]
+fn facts_agree_with_tshark() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tshark");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(name) = path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .strip_suffix(".facts")
+        else {
+            continue;
+        };
+        let want: std::collections::BTreeSet<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let p = cap(name);
+        let p = p.to_str().unwrap();
+        let mut got = std::collections::BTreeSet::new();
+        for f in ndjson(&["flows", "--format", "ndjson", "-q", p]) {
+            for sni in [&f["sni"], &f["quic"]["sni"]] {
+                if let Some(s) = sni.as_str() {
+                    got.insert(format!("sni {}", s.to_lowercase()));
+                }
+            }
+        }
+        for l in ndjson(&["dns", "--format", "ndjson", "-q", p]) {
+            if let Some(q) = l["qname"].as_str() {
+                got.insert(format!("qname {q}"));
+            }
+            for a in l["answers"].as_array().unwrap() {
+                let t = a["type"].as_str().unwrap().to_lowercase();
+                if let (true, Some(v)) = (
+                    matches!(t.as_str(), "a" | "aaaa" | "cname"),
+                    a["value"].as_str(),
+                ) {
+                    got.insert(format!("{t} {}", v.to_lowercase()));
+                }
+            }
+        }
+        assert_eq!(got, want, "{name}: allowscope vs tshark");
+        checked += 1;
+    }
+    assert!(
+        checked >= 15,
+        "expected the stored tshark facts of every capture, found {checked}"
+    );
+}
+
+/// A compact description of a flow's application facts (stable across re-recordings: no
+/// packet counts, no closing side, which vary with ACK folding and FIN order).
+fn facts_line(f: &Value) -> String {
+    let mut s = format!(
+        "{} :{} > {}:{} {} name {} ({})",
+        f["proto"].as_str().unwrap(),
+        f["src_port"],
+        f["dst_ip"].as_str().unwrap(),
+        f["dst_port"],
+        f["outcome"].as_str().unwrap(),
+        f["name"].as_str().unwrap_or("-"),
+        f["name_source"].as_str().unwrap_or("-"),
+    );
+    if let Some(t) = f["tls"].as_object() {
+        let v: Vec<&str> = t["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        s += &format!(
+            " tls {} v{}",
+            t["client_hello"].as_str().unwrap(),
+            v.join(",")
+        );
+        if let Some(a) = f["alpn"].as_array() {
+            s += &format!(" alpn {}", a.len());
+        }
+        if let Some(v) = t["server_version"].as_str() {
+            s += &format!(" server {v}");
+        }
+        if let Some(a) = t["alert"].as_object() {
+            s += &format!(
+                " alert {} {} {}",
+                a["side"].as_str().unwrap(),
+                a["level"].as_str().unwrap(),
+                a["name"].as_str().unwrap()
+            );
+        }
+        if let Some(c) = t["cert_subject"].as_str() {
+            s += &format!(" cert [{c}] by [{}]", t["cert_issuer"].as_str().unwrap());
+        }
+        if t["in_tunnel"] == true {
+            s += " in-tunnel";
+        }
+        if t["handshake_complete"] == true {
+            s += " complete";
+        }
+    }
+    if let Some(c) = f["connect_target"].as_str() {
+        s += &format!(" connect {c} {}", f["connect"]["statuses"]);
+    }
+    if let Some(h) = f["http"].as_object() {
+        s += &format!(
+            " http {} host {} status {}",
+            h["method"].as_str().unwrap(),
+            h["host"].as_str().unwrap_or("-"),
+            h["status"]
+        );
+    }
+    if let Some(q) = f["quic"].as_object() {
+        s += &format!(
+            " quic v{} {} alpn {} truncated {}",
+            q["version"],
+            q["sni"].as_str().unwrap_or("-"),
+            q["alpn"].as_array().unwrap().len(),
+            q["truncated"]
+        );
+    }
+    s
+}
+
+fn facts_of(name: &str) -> Vec<String> {
+    flows(name).iter().map(facts_line).collect()
+}
+
+#[test]
+fn tls_facts_exact() {
+    assert_lines(
+        &facts_of("tls-facts.pcap"),
+        &[
+            "udp :52053 > 10.99.2.2:53 established name - (-)",
+            "tcp :52001 > 10.99.2.11:443 established name login.microsoftonline.com (sni) tls complete v1.3,1.2,1.1,1.0 alpn 2 server 1.3 complete",
+            "udp :52054 > 10.99.2.2:53 established name - (-)",
+            // TLS 1.2: the certificate is in clear (interception would show another issuer).
+            "tcp :52002 > 10.99.2.12:443 established name ml.azure.com (sni) tls complete v1.2 server 1.2 cert [CN=ml.azure.com,O=allowscope test,C=US] by [CN=allowscope Test Root CA,O=allowscope test] complete",
+            "tcp :52003 > 10.99.2.13:443 tls-alert name tls13only.allowscope.test (sni) tls complete v1.2 alert server fatal protocol_version",
+            "tcp :52004 > 10.99.2.12:443 tls-alert name ml.azure.com (sni) tls complete v1.2 server 1.2 alert client fatal unknown_ca cert [CN=ml.azure.com,O=allowscope test,C=US] by [CN=allowscope Test Root CA,O=allowscope test]",
+            "tcp :52005 > 10.99.2.11:443 tls-alert name login.microsoftonline.com (sni) tls complete v1.3,1.2,1.1,1.0 alpn 2 server 1.3 alert client fatal unknown_ca",
+            // haproxy's SNI filter: passes ok.allowscope.test, closes after blocked.allowscope.test's hello.
+            "tcp :52006 > 10.99.2.14:443 established name ok.allowscope.test (sni) tls complete v1.3,1.2,1.1,1.0 server 1.3 complete",
+            "tcp :52007 > 10.99.2.14:443 reset-after-hello name blocked.allowscope.test (sni) tls complete v1.3,1.2,1.1,1.0 alert client fatal decode_error",
+            // a 1839-byte ClientHello over two segments
+            "tcp :52008 > 10.99.2.2:443 established name big-hello.instances.allowscope.test (sni) tls complete v1.3,1.2,1.1,1.0 alpn 47 server 1.3 complete",
+        ],
+    );
+}
+
+#[test]
+fn proxy_and_http_facts_exact() {
+    assert_lines(
+        &facts_of("proxy.pcap"),
+        &[
+            // the tunnelled name, not the proxy's
+            "tcp :53001 > 10.99.1.1:3128 established name ok.allowscope.test (sni) tls complete v1.3,1.2,1.1,1.0 server 1.3 in-tunnel complete connect ok.allowscope.test:443 [200]",
+            "tcp :53002 > 10.99.1.1:3128 proxy-denied name ok.allowscope.test (connect) connect ok.allowscope.test:8787 [403]",
+            // 407, then credentials on the same connection, then 200 and TLS inside
+            "tcp :53003 > 10.99.1.1:3129 established name ml.azure.com (sni) tls complete v1.3,1.2,1.1,1.0 alpn 2 server 1.3 in-tunnel complete connect ml.azure.com:443 [407,200]",
+            "tcp :53005 > 10.99.1.1:3128 established name ok.allowscope.test (http-host) http GET host ok.allowscope.test:8080 status 200",
+            "udp :53053 > 10.99.2.2:53 established name - (-)",
+            "tcp :53006 > 10.99.2.70:80 http-denied name denied.allowscope.test (http-host) http GET host denied.allowscope.test status 470",
+            "udp :53054 > 10.99.2.2:53 established name - (-)",
+            "tcp :53007 > 10.99.2.2:80 established name ws.allowscope.test (http-host) http GET host ws.allowscope.test status 101",
+        ],
+    );
+    let f = flows("proxy.pcap");
+    let denied = f.iter().find(|x| x["src_port"] == 53002).unwrap();
+    assert_eq!(denied["connect"]["x_squid_error"], "ERR_ACCESS_DENIED 0");
+    assert_eq!(denied["http_status"], 403);
+    let ws = f.iter().find(|x| x["src_port"] == 53007).unwrap();
+    assert_eq!(
+        ws["http"]["upgrade"].as_str().unwrap().to_lowercase(),
+        "websocket"
+    );
+    let deny = f.iter().find(|x| x["src_port"] == 53006).unwrap();
+    assert_eq!(deny["http"]["azure_firewall_deny"], true);
+}
+
+#[test]
+fn quic_facts_exact() {
+    assert_lines(
+        &facts_of("quic.pcap"),
+        &[
+            "udp :54053 > 10.99.2.2:53 established name - (-)",
+            "udp :54001 > 10.99.2.2:443 established name quic.allowscope.test (quic) quic v1 quic.allowscope.test alpn 1 truncated false",
+            // a 1797-byte ClientHello spread over two Initial packets
+            "udp :54002 > 10.99.2.2:443 established name quic.allowscope.test (quic) quic v1 quic.allowscope.test alpn 41 truncated false",
+            "udp :54003 > 10.99.2.2:8443 no-answer name quic.allowscope.test (quic) quic v1 quic.allowscope.test alpn 1 truncated false",
+        ],
+    );
+    let f = flows("quic.pcap");
+    assert_eq!(f[1]["alpn"], serde_json::json!(["h3"]));
+    assert_eq!(f[3]["attempts"], 4);
+}
+
+fn lookup_line(l: &Value) -> String {
+    let mut s = format!(
+        "{} {} {} {}",
+        l["transport"].as_str().unwrap(),
+        l["qname"].as_str().unwrap_or("-"),
+        l["qtype"].as_str().unwrap_or("-"),
+        l["rcode"].as_str().unwrap_or("no-answer"),
+    );
+    let chain: Vec<&str> = l["cnames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    if chain.len() > 1 {
+        s += &format!(" chain {}", chain.join(" > "));
+    }
+    let addrs: Vec<&str> = l["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    if !addrs.is_empty() {
+        s += &format!(" addr {}", addrs.join(","));
+    }
+    for flag in ["nodata", "sinkhole", "privatelink"] {
+        if l[flag] == true {
+            s += &format!(" {flag}");
+        }
+    }
+    s
+}
+
+#[test]
+fn dns_lookups_exact() {
+    let got: Vec<String> = ndjson(&[
+        "dns",
+        "--format",
+        "ndjson",
+        cap("dns-facts.pcap").to_str().unwrap(),
+    ])
+    .iter()
+    .map(lookup_line)
+    .collect();
+    assert_lines(
+        &got,
+        &[
+            "udp ok.allowscope.test A NOERROR addr 10.99.2.2",
+            "udp ok.allowscope.test AAAA NOERROR addr fd99:2::2",
+            "udp www.allowscope.test A NOERROR chain www.allowscope.test > edge.allowscope.test > edge.cdn.allowscope.test addr 198.18.0.80",
+            "udp ws1.workspace.eastus.api.azureml.ms A NOERROR chain ws1.workspace.eastus.api.azureml.ms > ws1.workspace.eastus.privatelink.api.azureml.ms > eastus.api.azureml.ms addr 198.18.10.4 privatelink",
+            "udp ws1.workspace.eastus.api.azureml.ms AAAA NOERROR chain ws1.workspace.eastus.api.azureml.ms > ws1.workspace.eastus.privatelink.api.azureml.ms > eastus.api.azureml.ms nodata privatelink",
+            "udp nosuch.allowscope.test A NXDOMAIN",
+            "udp www.example.com A REFUSED",
+            "udp ok.allowscope.test A SERVFAIL",
+            "udp v4only.allowscope.test AAAA NOERROR nodata",
+            "udp sinkhole.allowscope.test A NOERROR addr 0.0.0.0 sinkhole",
+            "udp sinkhole.allowscope.test AAAA NOERROR addr :: sinkhole",
+            "udp svc.allowscope.test HTTPS NOERROR",
+            "udp ok.allowscope.test HTTPS NOERROR nodata",
+            "udp svc.allowscope.test CAA NOERROR",
+            "tcp ok.allowscope.test A NOERROR addr 10.99.2.2",
+            "tcp www.allowscope.test A NOERROR chain www.allowscope.test > edge.allowscope.test > edge.cdn.allowscope.test addr 198.18.0.80",
+            "tcp ok.allowscope.test A NOERROR addr 10.99.2.2",
+            "tcp ok.allowscope.test AAAA NOERROR addr fd99:2::2",
+            "udp www.allowscope.test A NOERROR chain www.allowscope.test > edge.allowscope.test > edge.cdn.allowscope.test addr 198.18.0.80",
+            "udp ok.allowscope.test A no-answer",
+            "udp ok.allowscope.test A no-answer",
+        ],
+    );
+}
+
+/// Names from DNS: a flow to an address the client resolved before the flow began carries the
+/// name it asked for (and the chain), when no stronger source exists.
+#[test]
+fn dns_names_attach_to_later_flows() {
+    // In tcp-outcomes.pcap nothing is resolved: no DNS names. In udp-outcomes.pcap the echo
+    // flows to 10.99.2.2 start after ok.allowscope.test was resolved to it.
+    let f = flows("udp-outcomes.pcap");
+    let echo = f.iter().find(|x| x["src_port"] == 50007).unwrap();
+    assert_eq!(echo["name"], "ok.allowscope.test");
+    assert_eq!(echo["name_source"], "dns");
+    assert_eq!(echo["dns_chain"], serde_json::json!(["ok.allowscope.test"]));
+    let first = f.iter().find(|x| x["src_port"] == 50531).unwrap();
+    assert!(
+        first["name"].is_null(),
+        "the first lookup's own flow began before any answer"
+    );
+    // The snap-length-cut hellos: truncated, never "no SNI" presented as complete.
+    let cut = flows("tcp-outcomes.snap96.pcap");
+    let tls = cut.iter().find(|x| x["dst_port"] == 443).unwrap();
+    assert_eq!(tls["tls"]["client_hello"], "truncated");
+    assert_eq!(tls["tls"]["truncated_have"], 30);
+    assert!(tls["tls"]["truncated_need"].as_u64().unwrap() > 300);
 }

@@ -291,7 +291,10 @@ impl<'a> FlowRecord<'a> {
             name_source: fx.name_source,
             dns_chain: (!fx.dns_chain.is_empty()).then_some(fx.dns_chain.as_slice()),
             sni: hello.and_then(|h| h.sni.as_deref()),
-            alpn: hello.map(|h| h.alpn.as_slice()).filter(|a| !a.is_empty()),
+            alpn: hello
+                .map(|h| h.alpn.as_slice())
+                .or_else(|| fx.quic.as_ref().map(|q| q.alpn.as_slice()))
+                .filter(|a| !a.is_empty()),
             tls: fx.tls.as_ref().map(tls_json),
             http_host: fx.http.as_ref().and_then(|h| h.host.as_deref()),
             http: fx.http.as_ref(),
