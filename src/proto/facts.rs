@@ -253,11 +253,10 @@ fn host_only(h: &str) -> &str {
 }
 
 fn name(flow: &Flow, facts: &mut Facts, dns: &DnsMap) {
-    let sni = facts.tls.as_ref().and_then(|t| match &t.client_hello {
-        HelloStatus::Complete(h) => h.sni.clone(),
-        HelloStatus::Truncated { partial, .. } => partial.sni.clone(),
-        HelloStatus::NotTls => None,
-    });
+    let sni = facts
+        .tls
+        .as_ref()
+        .and_then(|t| t.client_hello.hello()?.sni.clone());
     let pick: Option<(String, NameSource)> = sni
         .map(|n| (n, NameSource::Sni))
         .or_else(|| {

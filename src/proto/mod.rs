@@ -36,6 +36,17 @@ pub enum HelloStatus {
     NotTls,
 }
 
+impl HelloStatus {
+    /// The ClientHello fields read, complete or up to the cut.
+    pub fn hello(&self) -> Option<&ClientHello> {
+        match self {
+            HelloStatus::Complete(h) => Some(h),
+            HelloStatus::Truncated { partial, .. } => Some(partial),
+            HelloStatus::NotTls => None,
+        }
+    }
+}
+
 /// A TLS alert seen on the wire (plaintext: before encryption started).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Alert {

@@ -237,11 +237,7 @@ impl<'a> FlowRecord<'a> {
     pub fn new(f: &'a Flow, file: &'a str) -> Self {
         let [c, s] = &f.dirs;
         let fx = &f.facts;
-        let hello = fx.tls.as_ref().and_then(|t| match &t.client_hello {
-            HelloStatus::Complete(h) => Some(h),
-            HelloStatus::Truncated { partial, .. } => Some(partial),
-            HelloStatus::NotTls => None,
-        });
+        let hello = fx.tls.as_ref().and_then(|t| t.client_hello.hello());
         let icmp = f.icmp.first().map(|e| IcmpJson {
             icmp_type: e.icmp_type,
             code: e.code,
@@ -395,7 +391,20 @@ fn write_table(out: &mut dyn Write, r: &FileResult) -> io::Result<()> {
             }
             let name = match (&f.facts.name, f.facts.name_source) {
                 (Some(n), Some(src)) => {
-                    format!("{} ({})", escape_terminal(n), name_source_str(src))
+                    // An ECH extension means the SNI may be the outer (cover) name.
+                    let ech = f
+                        .facts
+                        .tls
+                        .as_ref()
+                        .and_then(|t| t.client_hello.hello())
+                        .is_some_and(|h| h.ech);
+                    let src = name_source_str(src);
+                    let ech = if ech && src == "sni" {
+                        ", ech outer"
+                    } else {
+                        ""
+                    };
+                    format!("{} ({src}{ech})", escape_terminal(n))
                 }
                 _ => "-".to_string(),
             };
