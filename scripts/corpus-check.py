@@ -278,12 +278,13 @@ def tshark_counts(tshark, path, timeout):
     if p.returncode != 0:
         return None, "tshark exit %d" % p.returncode
     counts = defaultdict(lambda: defaultdict(int))
+    frames = {}
     nested = portless = 0
     for line in p.stdout.decode("utf-8", "replace").splitlines():
         cols = line.split("\t")
         cols += [""] * (len(TSHARK_FIELDS) - len(cols))
         vals = [[v for v in c.split(",") if v] for c in cols]
-        _, ip4s, ip6s, ip4d, ip6d, tsp, tdp, usp, udp_ = vals
+        fno, ip4s, ip6s, ip4d, ip6d, tsp, tdp, usp, udp_ = vals
         if len(ip4s) + len(ip6s) != 1:
             nested += len(ip4s) + len(ip6s) > 1
             portless += len(ip4s) + len(ip6s) == 0
@@ -298,7 +299,9 @@ def tshark_counts(tshark, path, timeout):
             continue
         k = tuple_key(proto, src, sp, dst, dp)
         counts[k][(norm_ip(src), int(sp))] += 1
-    return {"counts": counts, "nested": nested, "portless": portless}, None
+        if fno:
+            frames[int(fno[0])] = k
+    return {"counts": counts, "nested": nested, "portless": portless, "frames": frames}, None
 
 
 # ----------------------------------------------------------------------------------------------

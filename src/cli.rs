@@ -51,6 +51,9 @@ pub enum Command {
     /// List DNS lookups (UDP and TCP): name, type, rcode, answers, CNAME chains, unanswered queries
     #[command(after_help = DNS_HELP)]
     Dns(FlowsArgs),
+    /// The catalog of hosts a service needs: list, match a name, export, check a user catalog
+    #[command(subcommand)]
+    Catalog(crate::catalog::cli::CatalogCommand),
 }
 
 const DNS_HELP: &str = "\
@@ -143,6 +146,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Flows(args) => flows(&args, View::Flows),
         Command::Dns(args) => flows(&args, View::Dns),
+        Command::Catalog(c) => crate::catalog::cli::run(&c),
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod analyze;
 pub mod capture;
+pub mod catalog;
 pub mod cli;
 pub mod decode;
 pub mod flow;
