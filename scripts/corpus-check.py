@@ -14,7 +14,10 @@ a MANIFEST.json does not list) this script:
    tshark is installed (frames with one IP header only), as a lower bound against the
    manifest's `tshark.tcp_packet_events` (consecutive repeats are collapsed there, so only
    "at least" is derivable), and checks that the file summary accounts for every packet;
-4. prints one line per file (OK / DIFF / FAILURE) with indented reasons under a DIFF, each
+4. runs `allowscope dns --format ndjson -q FILE` (a crash or non-zero exit is a FAILURE too) and
+   compares application facts with the manifest's `expected` values where asserted (not null),
+   and with the manifest's tshark views (see "Application facts" below);
+5. prints one line per file (OK / DIFF / FAILURE) with indented reasons under a DIFF, each
    marked [known] (explained, expected difference) or [check] (needs a human), then a summary.
    The exit status is 1 only if there was a FAILURE.
 
@@ -58,6 +61,29 @@ a new SYN with a new ISN after a close, or after its idle timers. Counts per key
 when they differ, outcomes are checked as sets (every Zeek entry must allow one of our outcomes
 and every one of our outcomes must be allowed by some Zeek entry).
 
+Application facts
+-----------------
+All names are compared lower-cased (Zeek lower-cases, tshark keeps the wire case).
+  | manifest value                 | allowscope side                          | comparison
+  | expected.sni                   | flows' `sni` (TCP, also inside CONNECT)  | multiset; the manifest's acceptable_alternatives also pass (ndpi/tls_missing_ch_frag: no SNI, or the SNI of the truncated ClientHello)
+  | expected.quic_sni              | flows' `quic.sni`                        | multiset
+  | expected.connect_targets       | flows' `connect_target`                  | multiset
+  | expected.http_hosts            | flows' `http.host` (not CONNECT)         | multiset; if that differs, per connection (Zeek http.log conn, or tshark frames), because allowscope keeps one request (the first) per flow while the references list every request
+  | expected.dns (dns.log rows)    | `allowscope dns` lookups                 | rows paired on the question (then on conn + transaction id); compared: question, qtype (Zeek '-' = not compared), rcode (number; none = unanswered), answers that are addresses or names (Zeek's 'RRSIG 5 ...', 'TXT 33 ...', update sections and tshark's bare type names are skipped), transport
+  | tshark.tls_clienthellos        | per connection: `sni`, `tls.client_hello`| SNI set per connection, and that allowscope saw a ClientHello where tshark shows one
+  | tshark.quic_clienthellos       | per connection: `quic`                   | SNI, version and ALPN
+  | tshark.http_requests           | per connection: `http`, `connect_target` | first request's method, target and Host (CONNECT: target)
+  | tshark.dns_messages            | `allowscope dns` lookups                 | one row per response, plus unanswered query copies; as for dns.log
+tshark views are skipped where the expected value is itself tshark's (expected_source 'tshark...').
+The frame -> connection map comes from the tshark run for packet counts (without the view's
+tshark_options); frames that are nested or map to the wrong transport are tunnelled.
+
+[known]: a tunnel allowscope does not decapsulate (GRE, VXLAN, Teredo: inner facts missing);
+mDNS/LLMNR/NetBIOS-NS dns.log rows (ports 5353/5355/137, not parsed as DNS); and the corpus
+README's "Where the references disagree": Zeek's UPDATE owner name vs the Zone section, Zeek's
+query '-' for an unsolicited response, tshark's 4-bit header rcode vs the EDNS0 extended rcode,
+and Zeek logging no HTTP for a connection that starts mid-stream.
+
 Standard library only; tshark is optional.
 """
 
@@ -70,7 +96,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 DEFAULT_BIN = "/work/main/target/release/allowscope"
 DEFAULT_CORPUS = "/work/shared/corpus"
@@ -569,6 +595,559 @@ def compare_packet_events(events, flows, issues, stats):
                               ", ".join("%s sent >=%d, allowscope %d" % (ep_str(e), lo, g) for e, lo, g in short))))
 
 
+# ----------------------------------------------------------------------------------------------
+# application facts: TLS SNI, QUIC SNI, DNS lookups, HTTP Host, CONNECT targets
+
+RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED",
+          6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE", 11: "DSOTYPENI",
+          16: "BADVERS", 17: "BADKEY", 18: "BADTIME", 19: "BADMODE", 20: "BADNAME", 21: "BADALG",
+          22: "BADTRUNC", 23: "BADCOOKIE"}
+RCODE_NUM = {v: k for k, v in RCODES.items()}
+# Numeric QTYPEs tshark prints for types it has no name for (only the ones a reference may use).
+QTYPES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 30: "NXT",
+          32: "NIMLOC", 33: "SRV", 43: "DS", 46: "RRSIG", 249: "TKEY", 250: "TSIG", 255: "ANY"}
+# Answer types whose value both sides render as a bare name or address.
+NAME_RR_TYPES = {"A", "AAAA", "CNAME", "PTR", "NS", "DNAME"}
+# Name protocols on other ports that Zeek logs in dns.log and allowscope does not parse as DNS.
+NAME_PROTO_PORTS = {5353: "mDNS", 5355: "LLMNR", 137: "NetBIOS-NS"}
+DNS_GAP = "allowscope parses DNS on port 53 only, not mDNS/LLMNR/NetBIOS-NS"
+TUNNEL_GAP = "inside a tunnel allowscope does not decapsulate (see above)"
+
+
+def run_allowscope_dns(binary, path, timeout):
+    """`allowscope dns --format ndjson -q`: (lookups, failures)."""
+    try:
+        p = subprocess.run([binary, "dns", "--format", "ndjson", "-q", path],
+                           capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return [], ["timeout after %ds (dns)" % timeout]
+    except OSError as e:
+        return [], ["cannot run %s dns: %s" % (binary, e)]
+    err = p.stderr.decode("utf-8", "replace")
+    if "panicked" in err:
+        line = next(l for l in err.splitlines() if "panicked" in l)
+        return [], ["panic (exit %d, dns): %s" % (p.returncode, line.strip()[:200])]
+    if p.returncode < 0:
+        return [], ["killed by signal %d (dns)" % -p.returncode]
+    if p.returncode != 0:
+        return [], ["exit code %d (dns): %s" % (p.returncode, (err.strip().splitlines() or [""])[0][:200])]
+    out = []
+    for n, line in enumerate(p.stdout.decode("utf-8", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            return out, ["dns ndjson line %d is not JSON" % n]
+        if isinstance(obj, dict) and "qname" in obj:
+            out.append(obj)
+    return out, []
+
+
+def low(s):
+    return s.lower().rstrip(".") if isinstance(s, str) else s
+
+
+def src_label(entry, key, default):
+    s = (entry.get("expected_source") or {}).get(key) or default
+    return s.split(" (")[0].split(";")[0].strip()
+
+
+def tshark_sourced(entry, key):
+    return ((entry.get("expected_source") or {}).get(key) or "").startswith("tshark")
+
+
+def fact_stat(stats, cat, agree, total):
+    a, t = stats["facts"].get(cat, (0, 0))
+    stats["facts"][cat] = (a + agree, t + total)
+
+
+def fmt_counter(c):
+    return ", ".join("%s%s" % (v, " x%d" % n if n > 1 else "") for v, n in sorted(c.items(), key=str)) or "-"
+
+
+def parse_ep(s):
+    """'1.2.3.4:53' or '[::1]:53' -> (ip, port)."""
+    ip, _, port = (s or "").rpartition(":")
+    return norm_ip(ip), int(port or 0)
+
+
+def is_ip(s):
+    try:
+        ipaddress.ip_address(s)
+        return True
+    except ValueError:
+        return False
+
+
+def norm_qtype(t):
+    if t is None:
+        return None
+    t = str(t).strip().upper()
+    if t == "*":
+        return "ANY"
+    if t.isdigit():
+        return QTYPES.get(int(t), "TYPE" + t)
+    return t
+
+
+def ref_answer_tokens(answers):
+    """Comparable answers of a reference row: addresses and names. Zeek renders CNAME/PTR/NS
+    targets as a bare name and other records with spaces ('RRSIG 5 cmu.edu', 'TXT 33 ...', update
+    sections 'pre: ...'): those are skipped. tshark's view writes 'CNAME name' and a bare type
+    name ('RRSIG', 'TXT') for records it does not render."""
+    out = []
+    for a in answers or []:
+        parts = str(a).split()
+        if len(parts) == 1:
+            if is_ip(parts[0]):
+                out.append(norm_ip(parts[0]))
+            elif not re.match(r"^[A-Z][A-Z0-9-]*$", parts[0]):
+                out.append(low(parts[0]))
+        elif len(parts) == 2 and parts[0] in NAME_RR_TYPES:
+            out.append(norm_ip(parts[1]) if is_ip(parts[1]) else low(parts[1]))
+    return Counter(out)
+
+
+def our_answer_tokens(answers):
+    out = []
+    for a in answers or []:
+        v, t = a.get("value"), (a.get("type") or "").upper()
+        if v is None or t not in NAME_RR_TYPES or re.search(r"\s", str(v)):
+            continue
+        out.append(norm_ip(v) if t in ("A", "AAAA") else low(v))
+    return Counter(out)
+
+
+def our_dns_rows(lookups):
+    rows = []
+    for l in lookups:
+        c, s = parse_ep(l.get("client")), parse_ep(l.get("server"))
+        tr = (l.get("transport") or "").lower()
+        rc = l.get("rcode")
+        rows.append({"query": low(l.get("qname")), "qtype": norm_qtype(l.get("qtype")),
+                     "answered": bool(l.get("answered")), "rcode": RCODE_NUM.get(rc, rc) if rc else None,
+                     "rcode_name": rc, "answers": our_answer_tokens(l.get("answers")),
+                     "transport": tr, "key": tuple_key(tr, c[0], c[1], s[0], s[1]),
+                     "id": l.get("id"), "query_seen": l.get("query_seen", True),
+                     "desc": "%s>%s" % (l.get("client"), l.get("server"))})
+    return rows
+
+
+def zeek_dns_rows(rows, source):
+    out = []
+    for r in rows:
+        key = ports = None
+        if r.get("conn"):
+            parsed = parse_zeek_key(r["conn"])
+            if parsed:
+                proto, o, rr = parsed
+                key, ports = tuple_key(proto, o[0], o[1], rr[0], rr[1]), (o[1], rr[1])
+        out.append({"query": low(r.get("query")), "qtype": norm_qtype(r.get("qtype")),
+                    "rcode": r.get("rcode"), "answers": ref_answer_tokens(r.get("answers")),
+                    "transport": (r.get("transport") or "").lower() or None, "key": key, "ports": ports,
+                    "id": r.get("trans_id"), "opcode": r.get("opcode"), "source": source,
+                    "desc": r.get("conn") or ""})
+    return out
+
+
+def tshark_dns_rows(messages):
+    """One row per response, plus one unanswered row per query copy beyond the responses."""
+    out = []
+    queries, responses = defaultdict(list), defaultdict(int)
+    for m in messages:
+        tid = int(str(m.get("id") or "0"), 16) if str(m.get("id") or "").startswith("0x") else m.get("id")
+        k = (tid, m.get("transport"), low(m.get("query")), norm_qtype(m.get("qtype")))
+        if m.get("response"):
+            responses[k] += 1
+            rc = m.get("rcode")
+            out.append({"query": low(m.get("query")), "qtype": norm_qtype(m.get("qtype")),
+                        "rcode": int(rc) if rc not in (None, "") else None,
+                        "answers": ref_answer_tokens(m.get("answers")), "transport": m.get("transport"),
+                        "key": None, "ports": None, "id": tid, "opcode": m.get("opcode"),
+                        "source": "tshark", "desc": "frame %s" % m.get("frame")})
+        else:
+            queries[k].append(m)
+    for k, ms in queries.items():
+        for m in ms[responses.get(k, 0):]:
+            out.append({"query": k[2], "qtype": k[3], "rcode": None, "answers": Counter(),
+                        "transport": k[1], "key": None, "ports": None, "id": k[0], "opcode": m.get("opcode"),
+                        "source": "tshark", "desc": "frame %s, unanswered" % m.get("frame")})
+    return out
+
+
+def match_dns(refs, ours):
+    """Pair reference rows with our lookups: first on the same question, then (for rows whose
+    question differs) on the same connection and transaction id."""
+    used, pairs, unmatched = set(), {}, []
+
+    def score(r, o):
+        return (4 * (r["qtype"] in (None, o["qtype"])) + 2 * (r["rcode"] == o["rcode"])
+                + 2 * ((r["rcode"] is None) == (not o["answered"])) + (r["answers"] == o["answers"]))
+
+    for strict in (True, False):
+        for i, r in enumerate(refs):
+            if i in pairs:
+                continue
+            best = None
+            for j, o in enumerate(ours):
+                if j in used:
+                    continue
+                if r["key"] is not None and r["key"] != o["key"]:
+                    continue
+                if r["id"] is not None and r["id"] != o["id"]:
+                    continue
+                if r["transport"] and o["transport"] and r["transport"] != o["transport"]:
+                    continue
+                if strict and (r["query"] is None or r["query"] != o["query"]):
+                    continue
+                if not strict and r["key"] is None and r["id"] is None:
+                    continue
+                sc = score(r, o)
+                if best is None or sc > best[0]:
+                    best = (sc, j)
+            if best is not None:
+                pairs[i] = best[1]
+                used.add(best[1])
+    unmatched = [r for i, r in enumerate(refs) if i not in pairs]
+    return [(refs[i], ours[j]) for i, j in sorted(pairs.items())], unmatched, \
+        [o for j, o in enumerate(ours) if j not in used]
+
+
+def dns_row_diffs(r, o):
+    """Differences between a reference row and our lookup: list of (label, text)."""
+    out = []
+    if r["query"] != o["query"]:
+        if r["query"] is None and not o["query_seen"]:
+            out.append((KNOWN, "question: Zeek logs this unsolicited response with query '-', allowscope "
+                        "reports the response's question %s %s (README: references disagree; tshark agrees "
+                        "with allowscope)" % (o["query"], o["qtype"])))
+        elif (r.get("opcode") or "") in ("dynamic-update", "update", "5"):
+            out.append((KNOWN, "question: for an UPDATE Zeek logs the updated owner name %s, allowscope "
+                        "the Zone section %s %s (README: references disagree; tshark agrees with allowscope)"
+                        % (r["query"], o["query"], o["qtype"])))
+        else:
+            out.append((CHECK, "question: reference %s, allowscope %s" % (r["query"], o["query"])))
+    if r["qtype"] is not None and r["qtype"] != o["qtype"]:
+        out.append((CHECK, "qtype: reference %s, allowscope %s" % (r["qtype"], o["qtype"])))
+    if r["rcode"] is None and o["answered"]:
+        out.append((CHECK, "reference saw no response, allowscope has one (rcode %s)" % o["rcode_name"]))
+    elif r["rcode"] is not None and not o["answered"]:
+        out.append((CHECK, "reference has a response (rcode %s), allowscope none" % r["rcode"]))
+    elif r["rcode"] is not None and r["rcode"] != o["rcode"]:
+        if isinstance(o["rcode"], int) and o["rcode"] > 15 and o["rcode"] & 0xF == r["rcode"] \
+                and r["source"] == "tshark":
+            out.append((KNOWN, "rcode: tshark's dns.flags.rcode %d is the header's 4 bits; with the EDNS0 "
+                        "extended bits the rcode is %d %s, as Zeek says (README: references disagree)"
+                        % (r["rcode"], o["rcode"], o["rcode_name"])))
+        else:
+            out.append((CHECK, "rcode: reference %s %s, allowscope %s" % (
+                r["rcode"], RCODES.get(r["rcode"], ""), o["rcode_name"])))
+    if r["rcode"] is not None and o["answered"] and r["answers"] != o["answers"]:
+        out.append((CHECK, "answers: only reference %s; only allowscope %s" % (
+            fmt_counter(r["answers"] - o["answers"]), fmt_counter(o["answers"] - r["answers"]))))
+    if r["transport"] and o["transport"] and r["transport"] != o["transport"]:
+        out.append((CHECK, "transport: reference %s, allowscope %s" % (r["transport"], o["transport"])))
+    return out
+
+
+def compare_dns(label, cat, refs, lookups, tunnel, issues, stats):
+    ours = our_dns_rows(lookups)
+    pairs, miss, extra = match_dns(refs, ours)
+    agree = 0
+    for r, o in pairs:
+        diffs = dns_row_diffs(r, o)
+        if not diffs:
+            agree += 1
+            continue
+        for lab, msg in diffs:
+            issues.append((lab, "%s [%s] %s %s (%s): %s" % (cat, label, r["query"] or "-", r["qtype"] or "-",
+                                                            r["desc"] or o["desc"], msg)))
+    gaps = defaultdict(list)
+    for r in miss:
+        proto = None
+        if r["ports"] and 53 not in r["ports"]:
+            proto = next((NAME_PROTO_PORTS[p] for p in r["ports"] if p in NAME_PROTO_PORTS), None)
+        if proto:
+            gaps["%s (%s)" % (DNS_GAP, proto)].append(r)
+        elif tunnel:
+            gaps[TUNNEL_GAP].append(r)
+        else:
+            issues.append((CHECK, "%s [%s] %s %s rcode %s (%s): no allowscope lookup" % (
+                cat, label, r["query"] or "-", r["qtype"] or "-", r["rcode"], r["desc"])))
+    for why, rows in sorted(gaps.items()):
+        qs = Counter("%s %s" % (r["query"] or "-", r["qtype"] or "-") for r in rows)
+        issues.append((KNOWN, "%s [%s] %d row(s) without allowscope lookup, %s: %s"
+                       % (cat, label, len(rows), why, fmt_counter(qs))))
+    for o in extra:
+        issues.append((CHECK, "%s [%s] allowscope lookup %s %s (%s, %s) not in the reference" % (
+            cat, label, o["query"], o["qtype"], o["desc"], o["rcode_name"] or "unanswered")))
+    fact_stat(stats, cat, agree, max(len(refs), len(ours)))
+
+
+def compare_values(cat, label, expected, ours, issues, stats, tunnel, alternatives=None, flow_note=None):
+    """Multiset comparison of reference values with ours [(value, flow)]."""
+    exp = Counter(low(v) for v in expected)
+    got = Counter(low(v) for v, _ in ours)
+    if exp == got:
+        fact_stat(stats, cat, sum(exp.values()), sum(exp.values()))
+        return
+    for alt in alternatives or []:
+        if Counter(low(v) for v in alt) == got:
+            fact_stat(stats, cat, sum(got.values()), sum(got.values()))
+            stats["facts_alt"].append("%s: manifest's acceptable alternative %s" % (cat, fmt_counter(got)))
+            return
+    fact_stat(stats, cat, sum((exp & got).values()), max(sum(exp.values()), sum(got.values())))
+    only_ref, only_ours = exp - got, got - exp
+    if only_ref:
+        issues.append((KNOWN if tunnel else CHECK, "%s [%s] only in the reference: %s%s" % (
+            cat, label, fmt_counter(only_ref), " (%s)" % TUNNEL_GAP if tunnel else "")))
+    if only_ours:
+        descs = []
+        for v, n in sorted(only_ours.items()):
+            fl = [f for val, f in ours if low(val) == v]
+            descs.append("%s%s on %s" % (v, " (%d more than the reference)" % n if exp[v] else
+                                         " x%d" % n if n > 1 else "",
+                                         " / ".join(fdesc(f) + (flow_note(f) if flow_note else "") for f in fl)))
+        issues.append((CHECK, "%s [%s] only in allowscope: %s" % (cat, label, "; ".join(descs))))
+
+
+def hello_note(f):
+    t = f.get("tls") or {}
+    if t.get("client_hello") == "truncated":
+        return " (from a truncated ClientHello, %s of %s bytes)" % (t.get("truncated_have"), t.get("truncated_need"))
+    return ""
+
+
+def frames_by_key(view, frames, proto):
+    """Group a tshark view (entries with 'frame') by our tuple key. Entries tshark saw only inside
+    a tunnel or an ICMP error have no key, and so have those whose frame maps to the wrong
+    transport: the frame map is made without the view's tshark_options, so a Teredo-carried HTTP
+    request maps to its outer UDP datagram."""
+    per, nokey = defaultdict(list), []
+    for v in sorted(view, key=lambda v: v.get("frame") or 0):
+        k = frames.get(v.get("frame"))
+        (per[k].append(v) if k and k[0] == proto else nokey.append(v))
+    return per, nokey
+
+
+def compare_tshark_hellos(kind, view, frames, flows, issues, stats, tunnel, options):
+    """Per connection: tshark's ClientHello SNI(s) against the flow's (TLS or QUIC)."""
+    cat = "tshark %s" % ("tls_clienthellos" if kind == "tls" else "quic_clienthellos")
+    ours = flows_by_key(flows)
+    per, nokey = frames_by_key(view, frames, "tcp" if kind == "tls" else "udp")
+    opt = " (tshark with %s)" % options if options else ""
+    agree = 0
+    for v in nokey:
+        issues.append((KNOWN if tunnel else CHECK, "%s: frame %s (SNI %s) is not a plain %s frame%s"
+                       % (cat, v.get("frame"), v.get("sni"), "TCP" if kind == "tls" else "UDP",
+                          ": " + TUNNEL_GAP if tunnel else "")))
+    for k, hs in per.items():
+        where = "%s %s<->%s" % (k[0], ep_str(k[1]), ep_str(k[2]))
+        fr = ",".join(str(h.get("frame")) for h in hs)
+        mine = ours.get(k, [])
+        if not mine:
+            issues.append((KNOWN if tunnel else CHECK, "%s: frame %s on %s: no allowscope flow" % (cat, fr, where)))
+            continue
+        ref = {low(h["sni"]) for h in hs if h.get("sni")}
+        if kind == "tls":
+            got = {low(f["sni"]) for f in mine if f.get("sni")}
+            seen = [f for f in mine if (f.get("tls") or {}).get("client_hello") in ("complete", "truncated")]
+            what = "tls.client_hello %s" % "/".join(sorted({str((f.get("tls") or {}).get("client_hello"))
+                                                             for f in mine}))
+        else:
+            got = {low((f.get("quic") or {}).get("sni")) for f in mine if (f.get("quic") or {}).get("sni")}
+            seen = [f for f in mine if f.get("quic")]
+            what = "quic %s" % ("present" if seen else "null")
+        bad = []
+        if ref != got:
+            bad.append("SNI tshark %s, allowscope %s" % (sorted(ref) or "none", sorted(got) or "none"))
+        elif not seen:
+            bad.append("tshark shows a ClientHello%s, allowscope has none on this flow (%s, outcome %s)"
+                       % (opt, what, "/".join(f.get("outcome") or "-" for f in mine)))
+        if kind == "quic" and seen:
+            q = seen[0]["quic"]
+            h = hs[0]
+            tv = h.get("quic_version")
+            if tv and q.get("version") is not None and int(tv, 16) != q.get("version"):
+                bad.append("version tshark %s, allowscope %#x" % (tv, q["version"]))
+            if h.get("alpn") and h["alpn"].split("|") != (q.get("alpn") or []):
+                bad.append("ALPN tshark %s, allowscope %s" % (h["alpn"].split("|"), q.get("alpn")))
+        if bad:
+            issues.append((CHECK, "%s: frame %s on %s: %s" % (cat, fr, where, "; ".join(bad))))
+        else:
+            agree += 1
+    for k, mine in ours.items():
+        if k in per:
+            continue
+        for f in mine:
+            s = f.get("sni") if kind == "tls" else (f.get("quic") or {}).get("sni")
+            if s:
+                issues.append((CHECK, "%s: allowscope SNI %s on %s where tshark shows no ClientHello%s"
+                               % (cat, s, fdesc(f), hello_note(f) if kind == "tls" else "")))
+    fact_stat(stats, cat, agree, len(per) + len(nokey))
+
+
+def compare_tshark_http(view, frames, flows, issues, stats, tunnel, options):
+    """Per connection: tshark's first HTTP request against the flow's http / CONNECT facts."""
+    cat = "tshark http_requests"
+    ours = flows_by_key(flows)
+    per, nokey = frames_by_key(view, frames, "tcp")
+    agree = 0
+    for v in nokey:
+        issues.append((KNOWN if tunnel else CHECK, "%s: frame %s (%s %s) is not a plain TCP frame%s" % (
+            cat, v.get("frame"), v.get("method"), v.get("host"), ": " + TUNNEL_GAP if tunnel else "")))
+    for k, reqs in per.items():
+        where = "%s %s<->%s" % (k[0], ep_str(k[1]), ep_str(k[2]))
+        mine = ours.get(k, [])
+        if not mine:
+            issues.append((KNOWN if tunnel else CHECK, "%s: frame %s on %s: no allowscope flow%s" % (
+                cat, reqs[0].get("frame"), where, ": " + TUNNEL_GAP if tunnel else "")))
+            continue
+        first = reqs[0]
+        bad = []
+        if (first.get("method") or "").upper() == "CONNECT":
+            want = low(first.get("uri") or first.get("host"))
+            got = [low(f.get("connect_target")) for f in mine]
+            if want not in got:
+                bad.append("CONNECT target tshark %s, allowscope %s" % (want, got))
+        else:
+            hs = [f.get("http") or {} for f in mine]
+            cand = [h for h in hs if (h.get("method"), h.get("target")) == (first.get("method"), first.get("uri"))]
+            if not cand:
+                bad.append("first request tshark %s %s, allowscope %s" % (
+                    first.get("method"), first.get("uri"),
+                    "; ".join("%s %s" % (h.get("method"), h.get("target")) for h in hs) or "no http facts"))
+            elif low(cand[0].get("host")) != low(first.get("host")):
+                bad.append("Host tshark %s, allowscope %s" % (first.get("host"), cand[0].get("host")))
+            got_hosts = {low(h.get("host")) for h in hs}
+            later = {low(r.get("host")) for r in reqs[1:] if (r.get("method") or "").upper() != "CONNECT"} - got_hosts
+            if later:
+                bad.append("later requests name other hosts %s (allowscope keeps each flow's first request)"
+                           % sorted(later))
+        if bad:
+            issues.append((CHECK, "%s: frame %s on %s%s: %s" % (
+                cat, first.get("frame"), where, " (tshark with %s)" % options if options else "", "; ".join(bad))))
+        else:
+            agree += 1
+    for k, mine in ours.items():
+        if k in per:
+            continue
+        for f in mine:
+            h = (f.get("http") or {}).get("host") or f.get("connect_target")
+            if h:
+                issues.append((CHECK, "%s: allowscope has HTTP facts (%s) on %s where tshark shows no request"
+                               % (cat, h, fdesc(f))))
+    fact_stat(stats, cat, agree, len(per) + len(nokey))
+
+
+def compare_http_hosts(entry, expected, flows, tsh_frames, issues, stats, tunnel):
+    label = src_label(entry, "http_hosts", "reference")
+    ours = [(low(f["http"]["host"]), f) for f in flows
+            if (f.get("http") or {}).get("host") and (f["http"].get("method") or "").upper() != "CONNECT"]
+    exp, got = Counter(low(h) for h in expected), Counter(h for h, _ in ours)
+    if exp == got:
+        fact_stat(stats, "http_hosts", sum(exp.values()), sum(exp.values()))
+        return
+    # Zeek and tshark list one Host per request, allowscope one per flow (its first request):
+    # compare per connection when the reference says which connection each request was on.
+    per_key = None
+    zlog = (entry.get("zeek_details") or {}).get("zeek_http_log")
+    treqs = (entry.get("tshark") or {}).get("http_requests")
+    if zlog and label.startswith("zeek"):
+        per_key = defaultdict(list)
+        for r in zlog:
+            p = parse_zeek_key(r.get("conn") or "")
+            if p and (r.get("method") or "").upper() != "CONNECT" and r.get("host"):
+                per_key[tuple_key(p[0], p[1][0], p[1][1], p[2][0], p[2][1])].append(low(r["host"]))
+    elif treqs and tsh_frames is not None:
+        per_key = defaultdict(list)
+        for k, rs in frames_by_key(treqs, tsh_frames, "tcp")[0].items():
+            per_key[k] += [low(r["host"]) for r in rs if r.get("host") and (r.get("method") or "").upper() != "CONNECT"]
+    if per_key is not None and Counter(h for hs in per_key.values() for h in hs) != exp:
+        per_key = None  # the per-connection rows do not restate the expected list: compare values
+    if per_key is None:
+        compare_values("http_hosts", label, expected, ours, issues, stats, tunnel)
+        return
+    by_key = defaultdict(set)
+    for h, f in ours:
+        by_key[fkey(f)].add(h)
+    keys = {fkey(f) for f in flows}
+    agree = 0
+    for k, hosts in per_key.items():
+        where = "%s %s<->%s" % (k[0], ep_str(k[1]), ep_str(k[2]))
+        if set(hosts) == by_key.get(k, set()):
+            agree += 1
+        elif k not in keys:
+            issues.append((KNOWN if tunnel else CHECK, "http_hosts [%s] %s on %s: no allowscope flow%s"
+                           % (label, fmt_counter(Counter(hosts)), where, " (%s)" % TUNNEL_GAP if tunnel else "")))
+        else:
+            issues.append((CHECK, "http_hosts [%s] on %s: reference %s, allowscope %s"
+                           % (label, where, fmt_counter(Counter(hosts)), sorted(by_key.get(k, set())) or "none")))
+    tshark_hosts = {low(r.get("host")) for r in treqs or []}
+    for h, f in ours:
+        if fkey(f) in per_key:
+            continue
+        if f.get("outcome") == "midstream" and label.startswith("zeek") and h in tshark_hosts:
+            issues.append((KNOWN, "http_hosts [%s] %s on %s: Zeek logs no HTTP for a connection that starts "
+                           "mid-stream, tshark and allowscope do (README: references disagree)" % (label, h, fdesc(f))))
+        else:
+            issues.append((CHECK, "http_hosts [%s] only in allowscope: %s on %s" % (label, h, fdesc(f))))
+    fact_stat(stats, "http_hosts", agree, len(per_key) + sum(1 for h, f in ours if fkey(f) not in per_key))
+    if sum(exp.values()) > len(per_key):
+        stats["facts_alt"].append("http_hosts: %d requests on %d connections, compared per connection "
+                                  "(allowscope keeps each flow's first request)" % (sum(exp.values()), len(per_key)))
+
+
+def compare_facts(entry, flows, lookups, tsh, tunnel, issues, stats):
+    exp = entry.get("expected") or {}
+    tv = entry.get("tshark") or {}
+    frames = tsh["frames"] if tsh else None
+    options = tv.get("tshark_options")
+    alts = entry.get("acceptable_alternatives") or {}
+    tcp_tls = [f for f in flows if f.get("proto") == "tcp"]
+    if exp.get("sni") is not None:
+        compare_values("sni", src_label(entry, "sni", "reference"), exp["sni"],
+                       [(f["sni"], f) for f in tcp_tls if f.get("sni")], issues, stats, tunnel,
+                       alts.get("sni"), hello_note)
+    if exp.get("quic_sni") is not None:
+        compare_values("quic_sni", src_label(entry, "quic_sni", "reference"), exp["quic_sni"],
+                       [(f["quic"]["sni"], f) for f in flows if (f.get("quic") or {}).get("sni")],
+                       issues, stats, tunnel, alts.get("quic_sni"))
+    if exp.get("connect_targets") is not None:
+        compare_values("connect_targets", src_label(entry, "connect_targets", "reference"), exp["connect_targets"],
+                       [(f["connect_target"], f) for f in flows if f.get("connect_target")],
+                       issues, stats, tunnel, alts.get("connect_targets"))
+    if exp.get("http_hosts") is not None:
+        compare_http_hosts(entry, exp["http_hosts"], flows, frames, issues, stats, tunnel)
+    if exp.get("dns") is not None:
+        label = src_label(entry, "dns", "reference")
+        compare_dns(label, "dns", zeek_dns_rows(exp["dns"], "tshark" if label.startswith("tshark") else label),
+                    lookups, tunnel, issues, stats)
+    # tshark's own views (skipped where the expected value above already is tshark's)
+    if tv.get("dns_messages") is not None and not tshark_sourced(entry, "dns"):
+        compare_dns("tshark", "tshark dns_messages", tshark_dns_rows(tv["dns_messages"]), lookups, tunnel,
+                    issues, stats)
+    for kind, view in (("tls", "tls_clienthellos"), ("quic", "quic_clienthellos")):
+        if tv.get(view) is None:
+            continue
+        if frames is not None:
+            compare_tshark_hellos(kind, tv[view], frames, flows, issues, stats, tunnel, options)
+        elif not tshark_sourced(entry, "sni" if kind == "tls" else "quic_sni"):
+            cat = "tshark " + view
+            vals = [h["sni"] for h in tv[view] if h.get("sni")]
+            ours = ([(f["sni"], f) for f in tcp_tls if f.get("sni")] if kind == "tls" else
+                    [(f["quic"]["sni"], f) for f in flows if (f.get("quic") or {}).get("sni")])
+            compare_values(cat, "tshark", vals, ours, issues, stats, tunnel)
+            seen = [f for f in flows if (f.get("tls") or {}).get("client_hello") in ("complete", "truncated")] \
+                if kind == "tls" else [f for f in flows if f.get("quic")]
+            if tv[view] and not seen:
+                issues.append((KNOWN if tunnel else CHECK, "%s: tshark shows %d ClientHello(s) (frame %s), "
+                               "allowscope none" % (cat, len(tv[view]), tv[view][0].get("frame"))))
+    if tv.get("http_requests") is not None and frames is not None:
+        compare_tshark_http(tv["http_requests"], frames, flows, issues, stats, tunnel, options)
+
+
 def check_accounting(summary, flows, manifest_packets, issues):
     if not summary:
         return
@@ -640,11 +1219,16 @@ def main():
         base = os.path.basename(rel)
         issues = []
         stats = defaultdict(int)
+        stats["facts"], stats["facts_alt"] = {}, []
         if not os.path.exists(path):
             issues.append((FAILURE, "listed in the manifest but missing on disk"))
             res = {"failures": [], "flows": [], "summary": None}
         else:
             res = run_allowscope(args.bin, path, args.timeout)
+        lookups = []
+        if os.path.exists(path) and not res["failures"]:
+            lookups, dns_failures = run_allowscope_dns(args.bin, path, args.timeout)
+            res["failures"] += dns_failures
         for msg in res["failures"]:
             issues.append((FAILURE, msg))
         if res.get("stderr_note"):
@@ -661,6 +1245,7 @@ def main():
             cs = (e.get("expected") or {}).get("conn_states")
             if cs is not None:
                 compare_zeek(cs, flows, tunnel, issues, stats)
+            tsh = None
             if tshark:
                 tsh, err = tshark_counts(tshark, path, args.timeout)
                 if tsh is None:
@@ -672,6 +1257,7 @@ def main():
             events = (e.get("tshark") or {}).get("tcp_packet_events")
             if events:
                 compare_packet_events(events, flows, issues, stats)
+            compare_facts(e, flows, lookups, tsh, tunnel, issues, stats)
 
         labels = {lab for lab, _ in issues}
         if FAILURE in labels:
@@ -697,6 +1283,9 @@ def main():
             info.append("%d tunnelled/ICMP-quoting frames not counted" % stats["nested"])
         if stats["events_tuples"]:
             info.append("manifest tcp events: %d/%d tuples within bounds" % (stats["events_ok"], stats["events_tuples"]))
+        if stats["facts"]:
+            info.append("facts: " + ", ".join("%s %d/%d" % (c, a, t) for c, (a, t) in stats["facts"].items()))
+        info += stats["facts_alt"]
         if status == "DIFF" and CHECK not in labels:
             info.append("known differences only")
         print("%-7s %-*s  %s" % (status, width, rel, "; ".join(info)))

@@ -13,6 +13,8 @@ use crate::report::{escape_terminal, write_flows, FlowsFormat};
 
 /// Exit code: the run worked and found nothing to report.
 pub const EXIT_OK: i32 = 0;
+/// Exit code: the audit found something at or above `--fail-on`.
+pub const EXIT_FINDINGS: i32 = 1;
 /// Exit code: an input could not be read to its end, or the arguments were wrong.
 pub const EXIT_ERROR: i32 = 2;
 
@@ -45,6 +47,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Judge every flow and DNS lookup against the catalog: what was blocked, what got through
+    /// unexpectedly, what was never exercised
+    #[command(after_help = AUDIT_HELP)]
+    Audit(AuditArgs),
     /// List every flow (bidirectional 5-tuple) with its counters, history, outcome and name
     #[command(after_help = FLOWS_HELP)]
     Flows(FlowsArgs),
@@ -55,6 +61,26 @@ pub enum Command {
     #[command(subcommand)]
     Catalog(crate::catalog::cli::CatalogCommand),
 }
+
+const AUDIT_HELP: &str = "\
+Verdicts: required-blocked, optional-blocked, unexpected-reached (allowed but not in the
+catalog), unexpected-blocked, required-reached, optional-reached, inconclusive (a handshake
+without data, or a capture that began mid-flow), unattributed (no name). Reached means the far
+end spoke at the application level: a SYN-ACK alone proves nothing.
+
+Mechanisms: drop, tcp-reset, icmp-admin-prohibited, icmp-port-unreachable,
+icmp-host-unreachable, udp-drop, sni-reset, tls-alert, proxy-denied, http-470, dns-nxdomain,
+dns-servfail, dns-refused, dns-nodata, dns-sinkhole, dns-no-answer.
+
+Exit codes:
+  0  nothing at or above --fail-on was found
+  1  something was (default: a required host was blocked)
+  2  an input could not be read to its end, or a bad argument or catalog
+
+Examples:
+  allowscope audit captures/audit-client.pcap
+  allowscope audit --region eastus --storage mystorage --format markdown trace.pcapng > report.md
+  allowscope audit --fail-on unexpected-reached --format json captures/ > audit.json";
 
 const DNS_HELP: &str = "\
 Each line is one lookup: a query joined with its response. `no answer` marks queries that never
@@ -104,6 +130,26 @@ pub struct FlowsArgs {
     pub quiet: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// Capture files, directories (searched recursively) or `-` for stdin
+    #[arg(required = true, value_name = "FILES|DIRS|-")]
+    pub inputs: Vec<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: crate::audit::report::AuditFormat,
+    /// The least severe finding that makes the exit code 1
+    #[arg(long, value_enum, default_value = "required-blocked")]
+    pub fail_on: crate::audit::FailOn,
+    #[command(flatten)]
+    pub catalog: crate::catalog::CatalogOptions,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Do not print per-file summaries to stderr
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
 /// Flow-table tunables shared by commands that read captures.
 #[derive(Args, Debug, Clone)]
 pub struct TableArgs {
@@ -146,6 +192,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Flows(args) => flows(&args, View::Flows),
         Command::Dns(args) => flows(&args, View::Dns),
+        Command::Audit(args) => audit(&args),
         Command::Catalog(c) => crate::catalog::cli::run(&c),
     }
 }
@@ -216,6 +263,62 @@ fn flows(args: &FlowsArgs, view: View) -> i32 {
     }
     if failed {
         EXIT_ERROR
+    } else {
+        EXIT_OK
+    }
+}
+
+fn audit(args: &AuditArgs) -> i32 {
+    use crate::audit::{FailOn, Verdict};
+    let catalog = match args.catalog.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {}", escape_terminal(&e.to_string()));
+            return EXIT_ERROR;
+        }
+    };
+    let cfg = args.table.config();
+    let (results, notes, failed) = read_inputs(&args.inputs, &cfg);
+    let mut err = io::stderr();
+    for n in &notes {
+        let _ = writeln!(err, "{n}");
+    }
+    let (report, judged) = crate::audit::audit(&results, &catalog);
+    let stdout = io::stdout();
+    let color = args.format == crate::audit::report::AuditFormat::Text
+        && std::io::IsTerminal::is_terminal(&stdout)
+        && std::env::var_os("NO_COLOR").is_none();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    if let Err(e) =
+        crate::audit::report::write_audit(&mut out, &report, &judged, &results, args.format, color)
+    {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            let _ = writeln!(err, "error: writing output: {e}");
+            return EXIT_ERROR;
+        }
+    }
+    if !args.quiet && args.format != crate::audit::report::AuditFormat::Json {
+        let _ = crate::report::write_summaries(&mut err, &results);
+    } else {
+        for e in results.iter().filter_map(|r| r.summary.error.as_ref()) {
+            let _ = writeln!(err, "error: {}", escape_terminal(e));
+        }
+    }
+    if failed {
+        return EXIT_ERROR;
+    }
+    let all = report.findings.iter().chain(report.dns_failures.iter());
+    let hit = all.clone().any(|f| match args.fail_on {
+        FailOn::RequiredBlocked => f.verdict == Verdict::RequiredBlocked,
+        FailOn::UnexpectedReached => matches!(
+            f.verdict,
+            Verdict::RequiredBlocked | Verdict::UnexpectedReached
+        ),
+        FailOn::Any => f.verdict.blocked() || f.verdict == Verdict::UnexpectedReached,
+        FailOn::Never => false,
+    });
+    if hit {
+        EXIT_FINDINGS
     } else {
         EXIT_OK
     }

@@ -6,6 +6,7 @@
 //! `report` (table, JSON, NDJSON).
 
 pub mod analyze;
+pub mod audit;
 pub mod capture;
 pub mod catalog;
 pub mod cli;

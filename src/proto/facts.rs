@@ -282,6 +282,10 @@ fn name(flow: &Flow, facts: &mut Facts, dns: &DnsMap) {
         facts.name_source = Some(src);
         return;
     }
+    // A flow to a DNS server is named by nothing it resolved for itself.
+    if flow.server.port == 53 {
+        return;
+    }
     if let Some(chain) = dns.lookup(flow.client.ip, flow.server.ip, flow.first_ns) {
         facts.name = chain.first().cloned();
         facts.name_source = Some(NameSource::Dns);

@@ -1,0 +1,746 @@
+//! The audit: every flow and DNS lookup judged against the catalog. A flow gets a verdict
+//! (required / optional / unexpected, reached / blocked), and a blocked one a mechanism, a
+//! confidence and one sentence of evidence; findings are grouped per catalog entry and name;
+//! the entries in scope get a coverage line each.
+
+pub mod report;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::analyze::FileResult;
+use crate::catalog::{Catalog, Entry, Proto as CatProto, Requirement};
+use crate::flow::{Flow, Outcome, Proto};
+use crate::report::alert_name;
+use crate::time::{human_duration, rfc3339};
+
+/// Verdict of one flow against the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    RequiredBlocked,
+    OptionalBlocked,
+    UnexpectedReached,
+    UnexpectedBlocked,
+    RequiredReached,
+    OptionalReached,
+    /// The wire cannot tell: a handshake with no data either way, or a capture that began after
+    /// the flow did and shows nothing from the far end. Not in the design's first list: calling
+    /// these reached would claim what the far end never proved, calling them blocked would turn
+    /// every browser preconnect into a finding.
+    Inconclusive,
+    /// No name could be given to the flow.
+    Unattributed,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::RequiredBlocked => "required-blocked",
+            Verdict::OptionalBlocked => "optional-blocked",
+            Verdict::UnexpectedReached => "unexpected-reached",
+            Verdict::UnexpectedBlocked => "unexpected-blocked",
+            Verdict::RequiredReached => "required-reached",
+            Verdict::OptionalReached => "optional-reached",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::Unattributed => "unattributed",
+        }
+    }
+
+    pub fn blocked(self) -> bool {
+        matches!(
+            self,
+            Verdict::RequiredBlocked | Verdict::OptionalBlocked | Verdict::UnexpectedBlocked
+        )
+    }
+}
+
+/// Why a blocked flow or lookup was blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mechanism {
+    Drop,
+    TcpReset,
+    IcmpAdminProhibited,
+    IcmpPortUnreachable,
+    IcmpHostUnreachable,
+    IcmpUnreachable,
+    UdpDrop,
+    SniReset,
+    TlsAlert,
+    ProxyDenied,
+    #[serde(rename = "http-470")]
+    Http470,
+    DnsNxdomain,
+    DnsServfail,
+    DnsRefused,
+    DnsNodata,
+    DnsSinkhole,
+    DnsNoAnswer,
+}
+
+impl Mechanism {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Drop => "drop",
+            Mechanism::TcpReset => "tcp-reset",
+            Mechanism::IcmpAdminProhibited => "icmp-admin-prohibited",
+            Mechanism::IcmpPortUnreachable => "icmp-port-unreachable",
+            Mechanism::IcmpHostUnreachable => "icmp-host-unreachable",
+            Mechanism::IcmpUnreachable => "icmp-unreachable",
+            Mechanism::UdpDrop => "udp-drop",
+            Mechanism::SniReset => "sni-reset",
+            Mechanism::TlsAlert => "tls-alert",
+            Mechanism::ProxyDenied => "proxy-denied",
+            Mechanism::Http470 => "http-470",
+            Mechanism::DnsNxdomain => "dns-nxdomain",
+            Mechanism::DnsServfail => "dns-servfail",
+            Mechanism::DnsRefused => "dns-refused",
+            Mechanism::DnsNodata => "dns-nodata",
+            Mechanism::DnsSinkhole => "dns-sinkhole",
+            Mechanism::DnsNoAnswer => "dns-no-answer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    High,
+    Medium,
+    Low,
+}
+
+/// `--fail-on`: the least severe verdict that makes the exit code 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// A required host was blocked (the default).
+    RequiredBlocked,
+    /// Also: something the catalog does not expect got through.
+    UnexpectedReached,
+    /// Any blocked or unexpected finding.
+    Any,
+    /// Never: exit 0 unless an input failed.
+    Never,
+}
+
+/// The verdict of one flow.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    pub verdict: Verdict,
+    pub mechanism: Option<Mechanism>,
+    pub confidence: Option<Confidence>,
+    pub evidence: String,
+    /// Index of the catalog entry (most specific match with the port allowed, else the most
+    /// specific match), if any.
+    pub entry: Option<usize>,
+    /// Id of that entry.
+    pub entry_id: Option<String>,
+    /// The name is in the catalog but not for this port or protocol.
+    pub port_mismatch: bool,
+    /// Placeholder values the entry bound (e.g. region = eastus).
+    pub bound: Vec<(String, String)>,
+}
+
+fn reached(f: &Flow) -> bool {
+    match f.outcome() {
+        Outcome::Established => true,
+        Outcome::Midstream => f.dirs[1].payload_bytes > 0,
+        _ => false,
+    }
+}
+
+fn cat_proto(p: Proto) -> Option<CatProto> {
+    match p {
+        Proto::Tcp => Some(CatProto::Tcp),
+        Proto::Udp => Some(CatProto::Udp),
+        _ => None,
+    }
+}
+
+fn secs(ns: i64) -> String {
+    human_duration(ns)
+}
+
+/// Mechanism, confidence and evidence for a flow that did not reach the far end.
+fn mechanism(f: &Flow) -> (Option<Mechanism>, Confidence, String) {
+    let dst = match f.server.ip {
+        std::net::IpAddr::V6(a) => format!("[{a}]:{}", f.server.port),
+        a => format!("{a}:{}", f.server.port),
+    };
+    let span = secs(f.last_ns - f.first_ns);
+    match f.outcome() {
+        Outcome::NoAnswer if f.proto == Proto::Tcp => (
+            Some(Mechanism::Drop),
+            Confidence::Medium,
+            format!("{} SYNs to {dst} over {span}, no answer", f.attempts()),
+        ),
+        Outcome::NoAnswer => (
+            Some(Mechanism::UdpDrop),
+            Confidence::Medium,
+            format!("{} datagrams to {dst} over {span}, no reply", f.attempts()),
+        ),
+        Outcome::Refused => {
+            let ttl = f.dirs[1]
+                .ttl_min
+                .map(|t| format!(" (TTL {t})"))
+                .unwrap_or_default();
+            (
+                Some(Mechanism::TcpReset),
+                Confidence::High,
+                format!("SYN to {dst} answered by RST{ttl}"),
+            )
+        }
+        Outcome::IcmpUnreachable => {
+            let e = f.icmp.first().expect("icmp-unreachable has an ICMP note");
+            let from_server = e.from == f.server.ip;
+            let m = match (e.v6, e.icmp_type, e.code) {
+                (false, 3, 9 | 10 | 13) | (true, 1, 1) => Mechanism::IcmpAdminProhibited,
+                (false, 3, 3) | (true, 1, 4) => Mechanism::IcmpPortUnreachable,
+                (false, 3, 0 | 1) | (true, 1, 3) => Mechanism::IcmpHostUnreachable,
+                _ => Mechanism::IcmpUnreachable,
+            };
+            let who = if from_server {
+                "the server itself"
+            } else {
+                "a hop on the way"
+            };
+            (
+                Some(m),
+                if m == Mechanism::IcmpAdminProhibited || !from_server {
+                    Confidence::High
+                } else {
+                    Confidence::Medium
+                },
+                format!(
+                    "ICMP{} type {} code {} from {} ({who}) for {dst}",
+                    if e.v6 { "v6" } else { "" },
+                    e.icmp_type,
+                    e.code,
+                    e.from
+                ),
+            )
+        }
+        Outcome::ResetAfterHello => {
+            let how = f
+                .close()
+                .map_or("closed", |c| if c.how == "rst" { "RST" } else { "FIN" });
+            if f.facts.tls.is_some() {
+                (
+                    Some(Mechanism::SniReset),
+                    Confidence::High,
+                    format!("handshake to {dst} completed, ClientHello sent, then {how} with no ServerHello"),
+                )
+            } else {
+                (
+                    Some(Mechanism::TcpReset),
+                    Confidence::Medium,
+                    format!("request sent to {dst}, then {how} with no answer"),
+                )
+            }
+        }
+        Outcome::RequestUnanswered => (
+            Some(Mechanism::Drop),
+            Confidence::Low,
+            format!("handshake to {dst} completed, request sent, nothing came back"),
+        ),
+        Outcome::TlsAlert => {
+            let (side, a) = f
+                .facts
+                .tls
+                .as_ref()
+                .and_then(|t| t.early_alert())
+                .expect("tls-alert has an alert");
+            let issuer = f
+                .facts
+                .tls
+                .as_ref()
+                .and_then(|t| t.server.cert_issuer.clone())
+                .map(|i| format!("; certificate issued by {i}"))
+                .unwrap_or_default();
+            (
+                Some(Mechanism::TlsAlert),
+                Confidence::Medium,
+                format!(
+                    "{side} sent TLS alert {} before the handshake finished ({dst}){issuer}",
+                    alert_name(a.description)
+                ),
+            )
+        }
+        Outcome::ProxyDenied => {
+            let c = f
+                .facts
+                .connect
+                .as_ref()
+                .expect("proxy-denied has a CONNECT");
+            let st: Vec<String> = c.statuses.iter().map(u16::to_string).collect();
+            let squid = c
+                .x_squid_error
+                .as_ref()
+                .map(|e| format!(", X-Squid-Error: {e}"))
+                .unwrap_or_default();
+            (
+                Some(Mechanism::ProxyDenied),
+                Confidence::High,
+                format!(
+                    "proxy {dst} answered CONNECT {}:{} with {}{squid}",
+                    c.host,
+                    c.port,
+                    st.join(" then ")
+                ),
+            )
+        }
+        Outcome::HttpDenied => (
+            Some(Mechanism::Http470),
+            Confidence::High,
+            format!("HTTP 470 with Azure Firewall's deny page from {dst}"),
+        ),
+        Outcome::Established | Outcome::HandshakeOnly | Outcome::Midstream => {
+            (None, Confidence::Low, String::new())
+        }
+    }
+}
+
+/// The port the client meant: the tunnelled port of a CONNECT, the port of an absolute-form
+/// request through a proxy (`GET http://host:8080/`), else the server port.
+fn target_port(f: &Flow) -> u16 {
+    if let Some(c) = &f.facts.connect {
+        return c.port;
+    }
+    if let Some(rest) = f.facts.http.as_ref().and_then(|h| {
+        let t = h.target.as_str();
+        t.strip_prefix("http://")
+            .or_else(|| t.strip_prefix("HTTP://"))
+    }) {
+        let authority = rest.split('/').next().unwrap_or(rest);
+        return match authority.rsplit_once(':') {
+            Some((_, p)) if !authority.ends_with(']') => p.parse().unwrap_or(80),
+            _ => 80,
+        };
+    }
+    f.server.port
+}
+
+/// Judges one flow against the catalog.
+pub fn judge(f: &Flow, catalog: &Catalog) -> Judged {
+    let Some(name) = f.facts.name.as_deref() else {
+        return Judged {
+            verdict: Verdict::Unattributed,
+            mechanism: None,
+            confidence: None,
+            evidence: String::new(),
+            entry: None,
+            entry_id: None,
+            port_mismatch: false,
+            bound: Vec::new(),
+        };
+    };
+    let port = target_port(f);
+    let matches = catalog.match_endpoint(name, cat_proto(f.proto), Some(port));
+    let best = matches.iter().find(|m| m.port_ok).or(matches.first());
+    let entry: Option<&Entry> = best.map(|m| &catalog.entries()[m.entry]);
+    let port_mismatch = best.is_some_and(|m| !m.port_ok);
+    let requirement = if port_mismatch {
+        None
+    } else {
+        entry.map(|e| e.requirement)
+    };
+    let is_reached = reached(f);
+    let inconclusive =
+        !is_reached && matches!(f.outcome(), Outcome::HandshakeOnly | Outcome::Midstream);
+    let verdict = match (requirement, is_reached, inconclusive) {
+        (_, _, true) => Verdict::Inconclusive,
+        (Some(Requirement::Required), true, _) => Verdict::RequiredReached,
+        (Some(Requirement::Required), false, _) => Verdict::RequiredBlocked,
+        (Some(Requirement::Optional), true, _) => Verdict::OptionalReached,
+        (Some(Requirement::Optional), false, _) => Verdict::OptionalBlocked,
+        (None, true, _) => Verdict::UnexpectedReached,
+        (None, false, _) => Verdict::UnexpectedBlocked,
+    };
+    let (mechanism, confidence, mut evidence) = if verdict.blocked() {
+        let (m, c, e) = mechanism(f);
+        (m, Some(c), e)
+    } else {
+        (None, None, String::new())
+    };
+    if port_mismatch {
+        let e = entry.expect("mismatch has an entry");
+        let note = format!(
+            "{name} is in the catalog ({}) but not for {}/{port}",
+            e.pattern.text,
+            f.proto.name()
+        );
+        evidence = if evidence.is_empty() {
+            note
+        } else {
+            format!("{evidence}; {note}")
+        };
+    }
+    Judged {
+        verdict,
+        mechanism,
+        confidence,
+        evidence,
+        entry: best.map(|m| m.entry),
+        entry_id: entry.map(|e| e.id.clone()),
+        port_mismatch,
+        bound: best
+            .map(|m| {
+                m.bound
+                    .iter()
+                    .map(|b| (b.placeholder.to_string(), b.value.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// One grouped finding: flows (or lookups) with the same verdict, mechanism, entry, name and
+/// port.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub verdict: Verdict,
+    pub mechanism: Option<Mechanism>,
+    pub confidence: Option<Confidence>,
+    pub name: String,
+    pub proto: &'static str,
+    pub dst_port: Option<u16>,
+    pub dst_ips: BTreeSet<String>,
+    pub entry: Option<EntryRef>,
+    /// Flows behind the finding (0 for a DNS-only finding).
+    pub flows: u64,
+    /// DNS lookups behind the finding (DNS findings).
+    pub lookups: u64,
+    pub first_seen: String,
+    #[serde(skip)]
+    pub first_ns: i64,
+    /// One plain sentence, from the first flow or lookup.
+    pub evidence: String,
+    pub files: BTreeSet<String>,
+    /// Placeholder values bound by the entry's pattern.
+    pub bound: BTreeMap<String, String>,
+    pub port_mismatch: bool,
+}
+
+/// The catalog entry a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct EntryRef {
+    pub id: String,
+    pub pattern: String,
+    pub purpose: String,
+    pub cloud: &'static str,
+    pub requirement: &'static str,
+    pub scenario: String,
+    pub websocket: bool,
+}
+
+fn entry_ref(e: &Entry) -> EntryRef {
+    EntryRef {
+        id: e.id.clone(),
+        pattern: e.pattern.text.clone(),
+        purpose: e.purpose.clone(),
+        cloud: e.cloud.name(),
+        requirement: e.requirement.name(),
+        scenario: e.scenario.clone(),
+        websocket: e.websocket,
+    }
+}
+
+/// Per-entry coverage: was the entry exercised, and how.
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    pub entry: EntryRef,
+    pub exercised: bool,
+    /// Flows and lookups per verdict (verdict name -> count).
+    pub verdicts: BTreeMap<&'static str, u64>,
+    /// Names seen that matched the entry.
+    pub names: BTreeSet<String>,
+}
+
+/// A `privatelink.` CNAME chain that ended at a public address: private DNS is not applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrivateEndpointProblem {
+    pub name: String,
+    pub chain: Vec<String>,
+    pub addresses: Vec<String>,
+    pub first_seen: String,
+    pub file: String,
+}
+
+/// The whole audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct Audit {
+    pub findings: Vec<Finding>,
+    pub coverage: Vec<Coverage>,
+    pub dns_failures: Vec<Finding>,
+    pub private_endpoint_dns: Vec<PrivateEndpointProblem>,
+    /// Placeholder values seen in matched names (e.g. region -> {eastus}).
+    pub placeholders_seen: BTreeMap<String, BTreeSet<String>>,
+    pub counts: BTreeMap<&'static str, u64>,
+}
+
+impl Audit {
+    /// Catalog hosts (required or optional) that were blocked: flows, then DNS failures.
+    pub fn blocked(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.verdict,
+                    Verdict::RequiredBlocked | Verdict::OptionalBlocked
+                )
+            })
+            .chain(self.dns_failures.iter())
+    }
+}
+
+type Key = (
+    Verdict,
+    Option<Mechanism>,
+    Option<usize>,
+    String,
+    &'static str,
+    Option<u16>,
+);
+
+fn is_public(ip: &std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            !(a.is_private()
+                || a.is_loopback()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64)
+        }
+        std::net::IpAddr::V6(a) => {
+            let s = a.segments();
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// Judges every flow and lookup of every input.
+pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judged>>) {
+    let mut groups: BTreeMap<Key, Finding> = BTreeMap::new();
+    let mut dns_groups: BTreeMap<Key, Finding> = BTreeMap::new();
+    let mut per_entry: BTreeMap<usize, (BTreeMap<&'static str, u64>, BTreeSet<String>)> =
+        BTreeMap::new();
+    let mut placeholders_seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut private = Vec::new();
+    let mut all_judged = Vec::new();
+    for r in results {
+        let file = &r.summary.file;
+        let mut judged = Vec::with_capacity(r.flows.len());
+        for f in &r.flows {
+            let j = judge(f, catalog);
+            *counts.entry(j.verdict.name()).or_default() += 1;
+            if let Some(e) = j.entry {
+                let pe = per_entry.entry(e).or_default();
+                *pe.0.entry(j.verdict.name()).or_default() += 1;
+                if let Some(n) = &f.facts.name {
+                    pe.1.insert(n.clone());
+                }
+                for (k, v) in &j.bound {
+                    placeholders_seen
+                        .entry(k.clone())
+                        .or_default()
+                        .insert(v.clone());
+                }
+            }
+            if j.verdict != Verdict::Unattributed {
+                let name = f.facts.name.clone().unwrap_or_default();
+                let port = target_port(f);
+                let key: Key = (
+                    j.verdict,
+                    j.mechanism,
+                    j.entry,
+                    name.clone(),
+                    f.proto.name(),
+                    Some(port),
+                );
+                let g = groups.entry(key).or_insert_with(|| Finding {
+                    verdict: j.verdict,
+                    mechanism: j.mechanism,
+                    confidence: j.confidence,
+                    name,
+                    proto: f.proto.name(),
+                    dst_port: Some(port),
+                    dst_ips: BTreeSet::new(),
+                    entry: j.entry.map(|e| entry_ref(&catalog.entries()[e])),
+                    flows: 0,
+                    lookups: 0,
+                    first_seen: rfc3339(f.first_ns),
+                    first_ns: f.first_ns,
+                    evidence: j.evidence.clone(),
+                    files: BTreeSet::new(),
+                    bound: j.bound.iter().cloned().collect(),
+                    port_mismatch: j.port_mismatch,
+                });
+                g.flows += 1;
+                g.dst_ips.insert(f.server.ip.to_string());
+                g.files.insert(file.clone());
+                if f.first_ns < g.first_ns {
+                    g.first_ns = f.first_ns;
+                    g.first_seen = rfc3339(f.first_ns);
+                    g.evidence = j.evidence.clone();
+                }
+            }
+            judged.push(j);
+        }
+        all_judged.push(judged);
+        // DNS: failed lookups of catalog names, and private-endpoint chains gone public.
+        for l in crate::report::dns::lookups(&r.dns, file) {
+            let Some(qname) = l.qname else { continue };
+            let matches = catalog.match_name(qname);
+            let Some(m) = matches.first() else { continue };
+            if l.privatelink
+                && l.addresses
+                    .iter()
+                    .any(|a| a.parse().is_ok_and(|ip| is_public(&ip)))
+            {
+                private.push(PrivateEndpointProblem {
+                    name: qname.to_string(),
+                    chain: l.cnames.iter().map(|s| s.to_string()).collect(),
+                    addresses: l.addresses.clone(),
+                    first_seen: l.time.clone(),
+                    file: file.clone(),
+                });
+            }
+            per_entry
+                .entry(m.entry)
+                .or_default()
+                .1
+                .insert(qname.to_string());
+            if l.answered && l.rcode == Some("NOERROR") && !l.addresses.is_empty() && !l.sinkhole {
+                *per_entry
+                    .entry(m.entry)
+                    .or_default()
+                    .0
+                    .entry("dns-resolved")
+                    .or_default() += 1;
+            }
+            let mech = if !l.answered {
+                Some(Mechanism::DnsNoAnswer)
+            } else {
+                match l.rcode {
+                    Some("NXDOMAIN") => Some(Mechanism::DnsNxdomain),
+                    Some("SERVFAIL") => Some(Mechanism::DnsServfail),
+                    Some("REFUSED") => Some(Mechanism::DnsRefused),
+                    _ if l.sinkhole => Some(Mechanism::DnsSinkhole),
+                    // A missing AAAA is normal for IPv4-only hosts: only an A query without an
+                    // address counts as NODATA.
+                    _ if l.nodata && l.qtype.as_deref() == Some("A") => Some(Mechanism::DnsNodata),
+                    _ => None,
+                }
+            };
+            let Some(mech) = mech else { continue };
+            let e = &catalog.entries()[m.entry];
+            let verdict = match e.requirement {
+                Requirement::Required => Verdict::RequiredBlocked,
+                Requirement::Optional => Verdict::OptionalBlocked,
+            };
+            *per_entry
+                .entry(m.entry)
+                .or_default()
+                .0
+                .entry(verdict.name())
+                .or_default() += 1;
+            per_entry
+                .entry(m.entry)
+                .or_default()
+                .1
+                .insert(qname.to_string());
+            let evidence = match mech {
+                Mechanism::DnsNoAnswer => format!(
+                    "{} query for {qname} to {} got no answer",
+                    l.qtype.as_deref().unwrap_or("?"),
+                    l.server
+                ),
+                Mechanism::DnsSinkhole => format!(
+                    "{qname} resolved to {} by {} (a sinkhole)",
+                    l.addresses.join(", "),
+                    l.server
+                ),
+                _ => format!(
+                    "{} query for {qname} answered {} by {}",
+                    l.qtype.as_deref().unwrap_or("?"),
+                    l.rcode.unwrap_or("?"),
+                    l.server
+                ),
+            };
+            let key: Key = (
+                verdict,
+                Some(mech),
+                Some(m.entry),
+                qname.to_string(),
+                "dns",
+                None,
+            );
+            let ts = l.time.clone();
+            let g = dns_groups.entry(key).or_insert_with(|| Finding {
+                verdict,
+                mechanism: Some(mech),
+                confidence: Some(if mech == Mechanism::DnsNoAnswer {
+                    Confidence::Medium
+                } else {
+                    Confidence::High
+                }),
+                name: qname.to_string(),
+                proto: "dns",
+                dst_port: None,
+                dst_ips: BTreeSet::new(),
+                entry: Some(entry_ref(e)),
+                flows: 0,
+                lookups: 0,
+                first_seen: ts,
+                first_ns: 0,
+                evidence,
+                files: BTreeSet::new(),
+                bound: m
+                    .bound
+                    .iter()
+                    .map(|b| (b.placeholder.to_string(), b.value.to_string()))
+                    .collect(),
+                port_mismatch: false,
+            });
+            g.lookups += 1;
+            g.files.insert(file.clone());
+            *counts.entry("dns-failure").or_default() += 1;
+        }
+    }
+    let coverage = catalog
+        .entries()
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| e.requirement == Requirement::Required || per_entry.contains_key(i))
+        .map(|(i, e)| {
+            let (verdicts, names) = per_entry.get(&i).cloned().unwrap_or_default();
+            Coverage {
+                entry: entry_ref(e),
+                exercised: !verdicts.is_empty(),
+                verdicts,
+                names,
+            }
+        })
+        .collect();
+    let mut findings: Vec<Finding> = groups.into_values().collect();
+    findings
+        .sort_by(|a, b| (a.verdict, a.first_ns, &a.name).cmp(&(b.verdict, b.first_ns, &b.name)));
+    let dns_failures: Vec<Finding> = dns_groups.into_values().collect();
+    (
+        Audit {
+            findings,
+            coverage,
+            dns_failures,
+            private_endpoint_dns: private,
+            placeholders_seen,
+            counts,
+        },
+        all_judged,
+    )
+}

@@ -1,0 +1,363 @@
+//! Audit reports: terminal text (default), JSON (versioned contract), Markdown, NDJSON per flow.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{Audit, Finding, Judged, Verdict};
+use crate::analyze::{FileResult, FileSummary};
+use crate::report::{escape_terminal, FlowRecord, SCHEMA_VERSION};
+
+/// Output format of the `audit` command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    Text,
+    Json,
+    Markdown,
+    Ndjson,
+}
+
+/// Escapes a wire string for a Markdown table cell: terminal escaping, then the characters
+/// Markdown gives meaning to.
+pub fn escape_markdown(s: &str) -> String {
+    let t = escape_terminal(s);
+    let mut out = String::with_capacity(t.len());
+    for c in t.chars() {
+        if matches!(
+            c,
+            '|' | '*' | '_' | '`' | '[' | ']' | '<' | '>' | '#' | '~' | '!' | '(' | ')'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn line(f: &Finding) -> String {
+    let port = f.dst_port.map(|p| format!(":{p}")).unwrap_or_default();
+    let entry = f
+        .entry
+        .as_ref()
+        .map(|e| format!(" [{} {}]", e.requirement, e.pattern))
+        .unwrap_or_default();
+    let count = if f.flows > 0 {
+        format!("{} flow{}", f.flows, if f.flows == 1 { "" } else { "s" })
+    } else {
+        format!(
+            "{} lookup{}",
+            f.lookups,
+            if f.lookups == 1 { "" } else { "s" }
+        )
+    };
+    format!(
+        "{} {}{port}{entry}, {count}",
+        f.proto,
+        escape_terminal(&f.name)
+    )
+}
+
+/// Writes the audit in the chosen format.
+#[allow(clippy::too_many_arguments)]
+pub fn write_audit(
+    out: &mut dyn Write,
+    audit: &Audit,
+    judged: &[Vec<Judged>],
+    results: &[FileResult],
+    format: AuditFormat,
+    color: bool,
+) -> io::Result<()> {
+    match format {
+        AuditFormat::Json => {
+            #[derive(Serialize)]
+            struct Doc<'a> {
+                schema_version: u32,
+                inputs: Vec<&'a FileSummary>,
+                #[serde(flatten)]
+                audit: &'a Audit,
+            }
+            serde_json::to_writer_pretty(
+                &mut *out,
+                &Doc {
+                    schema_version: SCHEMA_VERSION,
+                    inputs: results.iter().map(|r| &r.summary).collect(),
+                    audit,
+                },
+            )?;
+            out.write_all(b"\n")?;
+        }
+        AuditFormat::Ndjson => {
+            #[derive(Serialize)]
+            struct Row<'a> {
+                #[serde(flatten)]
+                flow: FlowRecord<'a>,
+                verdict: Verdict,
+                mechanism: Option<super::Mechanism>,
+                confidence: Option<super::Confidence>,
+                evidence: &'a str,
+                entry_id: Option<&'a str>,
+            }
+            for (r, js) in results.iter().zip(judged) {
+                for (f, j) in r.flows.iter().zip(js) {
+                    serde_json::to_writer(
+                        &mut *out,
+                        &Row {
+                            flow: FlowRecord::new(f, &r.summary.file),
+                            verdict: j.verdict,
+                            mechanism: j.mechanism,
+                            confidence: j.confidence,
+                            evidence: &j.evidence,
+                            entry_id: j.entry_id.as_deref(),
+                        },
+                    )?;
+                    out.write_all(b"\n")?;
+                }
+            }
+        }
+        AuditFormat::Text => text(out, audit, color)?,
+        AuditFormat::Markdown => markdown(out, audit)?,
+    }
+    out.flush()
+}
+
+fn summary_counts(audit: &Audit) -> String {
+    let c = |k: &str| audit.counts.get(k).copied().unwrap_or(0);
+    let exercised = audit
+        .coverage
+        .iter()
+        .filter(|c| c.exercised && c.entry.requirement == "required")
+        .count();
+    let required = audit
+        .coverage
+        .iter()
+        .filter(|c| c.entry.requirement == "required")
+        .count();
+    format!(
+        "{} required-blocked, {} optional-blocked, {} unexpected-reached, {} unexpected-blocked, {} required-reached, {} optional-reached, {} inconclusive, {} unattributed flows; {} DNS failures; {}/{} required entries exercised",
+        c("required-blocked"),
+        c("optional-blocked"),
+        c("unexpected-reached"),
+        c("unexpected-blocked"),
+        c("required-reached"),
+        c("optional-reached"),
+        c("inconclusive"),
+        c("unattributed"),
+        c("dns-failure"),
+        exercised,
+        required,
+    )
+}
+
+fn text(out: &mut dyn Write, a: &Audit, color: bool) -> io::Result<()> {
+    let (red, yellow, green, bold, reset) = if color {
+        ("\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[1m", "\x1b[0m")
+    } else {
+        ("", "", "", "", "")
+    };
+    let blocked: Vec<&Finding> = a.blocked().collect();
+    writeln!(out, "{bold}Required (or optional) but blocked{reset}")?;
+    if blocked.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    for f in &blocked {
+        let mech = f.mechanism.map_or("-", |m| m.name());
+        let conf = f.confidence.map_or(String::new(), |c| {
+            format!(", {} confidence", serde_plain(&c))
+        });
+        writeln!(
+            out,
+            "  {red}{}{reset} {} ({mech}{conf})",
+            f.verdict.name(),
+            line(f)
+        )?;
+        writeln!(out, "      {}", escape_terminal(&f.evidence))?;
+    }
+    writeln!(out, "\n{bold}Allowed but unexpected{reset}")?;
+    let unexpected: Vec<&Finding> = a
+        .findings
+        .iter()
+        .filter(|f| f.verdict == Verdict::UnexpectedReached)
+        .collect();
+    if unexpected.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    for f in &unexpected {
+        writeln!(out, "  {yellow}unexpected-reached{reset} {}", line(f))?;
+        if f.port_mismatch {
+            writeln!(out, "      {}", escape_terminal(&f.evidence))?;
+        }
+    }
+    let ub: Vec<&Finding> = a
+        .findings
+        .iter()
+        .filter(|f| f.verdict == Verdict::UnexpectedBlocked)
+        .collect();
+    if !ub.is_empty() {
+        writeln!(out, "\n{bold}Blocked, not in the catalog{reset}")?;
+        for f in ub {
+            writeln!(
+                out,
+                "  unexpected-blocked {} ({})",
+                line(f),
+                f.mechanism.map_or("-", |m| m.name())
+            )?;
+        }
+    }
+    if !a.private_endpoint_dns.is_empty() {
+        writeln!(out, "\n{bold}Private endpoint DNS not applied{reset}")?;
+        for p in &a.private_endpoint_dns {
+            let chain: Vec<String> = p
+                .chain
+                .iter()
+                .map(|c| escape_terminal(c).into_owned())
+                .collect();
+            writeln!(
+                out,
+                "  {}: {} -> {} (a privatelink. name resolved to a public address)",
+                escape_terminal(&p.name),
+                chain.join(" -> "),
+                p.addresses.join(", ")
+            )?;
+        }
+    }
+    writeln!(out, "\n{bold}Required but not exercised{reset}")?;
+    let missing: Vec<_> = a
+        .coverage
+        .iter()
+        .filter(|c| !c.exercised && c.entry.requirement == "required")
+        .collect();
+    if missing.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    for c in &missing {
+        writeln!(
+            out,
+            "  {} ({}, {})",
+            c.entry.pattern, c.entry.id, c.entry.purpose
+        )?;
+    }
+    writeln!(out, "\n{bold}OK{reset}")?;
+    let ok: Vec<&Finding> = a
+        .findings
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.verdict,
+                Verdict::RequiredReached | Verdict::OptionalReached
+            )
+        })
+        .collect();
+    if ok.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    for f in ok {
+        writeln!(out, "  {green}{}{reset} {}", f.verdict.name(), line(f))?;
+    }
+    if !a.placeholders_seen.is_empty() {
+        let seen: Vec<String> = a
+            .placeholders_seen
+            .iter()
+            .map(|(k, v)| {
+                let vals: Vec<String> = v.iter().map(|x| escape_terminal(x).into_owned()).collect();
+                format!("{k}: {}", vals.join(", "))
+            })
+            .collect();
+        writeln!(out, "\nPlaceholder values seen: {}", seen.join("; "))?;
+    }
+    writeln!(out, "\n{}", summary_counts(a))
+}
+
+fn serde_plain<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v)
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string()
+}
+
+fn markdown(out: &mut dyn Write, a: &Audit) -> io::Result<()> {
+    writeln!(out, "# allowscope audit\n")?;
+    writeln!(out, "## Required but blocked\n")?;
+    writeln!(
+        out,
+        "| verdict | name | proto/port | entry | mechanism | confidence | flows | evidence |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|---|---|---|")?;
+    for f in a.blocked() {
+        writeln!(
+            out,
+            "| {} | {} | {}{} | {} | {} | {} | {} | {} |",
+            f.verdict.name(),
+            escape_markdown(&f.name),
+            f.proto,
+            f.dst_port.map(|p| format!("/{p}")).unwrap_or_default(),
+            f.entry
+                .as_ref()
+                .map_or("-".to_string(), |e| format!("`{}`", e.pattern)),
+            f.mechanism.map_or("-", |m| m.name()),
+            f.confidence.map_or("-".to_string(), |c| serde_plain(&c)),
+            f.flows.max(f.lookups),
+            escape_markdown(&f.evidence),
+        )?;
+    }
+    writeln!(out, "\n## Allowed but unexpected\n")?;
+    writeln!(out, "| name | proto/port | flows | addresses |")?;
+    writeln!(out, "|---|---|---|---|")?;
+    for f in a
+        .findings
+        .iter()
+        .filter(|f| f.verdict == Verdict::UnexpectedReached)
+    {
+        let ips: Vec<&str> = f.dst_ips.iter().map(String::as_str).collect();
+        writeln!(
+            out,
+            "| {} | {}/{} | {} | {} |",
+            escape_markdown(&f.name),
+            f.proto,
+            f.dst_port.unwrap_or(0),
+            f.flows,
+            ips.join(", ")
+        )?;
+    }
+    writeln!(out, "\n## Required but not exercised\n")?;
+    for c in a
+        .coverage
+        .iter()
+        .filter(|c| !c.exercised && c.entry.requirement == "required")
+    {
+        writeln!(
+            out,
+            "- `{}` ({}): {}",
+            c.entry.pattern, c.entry.id, c.entry.purpose
+        )?;
+    }
+    writeln!(out, "\n## Reached\n")?;
+    for f in a.findings.iter().filter(|f| {
+        matches!(
+            f.verdict,
+            Verdict::RequiredReached | Verdict::OptionalReached
+        )
+    }) {
+        writeln!(
+            out,
+            "- {} {}/{} ({} flows)",
+            escape_markdown(&f.name),
+            f.proto,
+            f.dst_port.unwrap_or(0),
+            f.flows
+        )?;
+    }
+    writeln!(out, "\n{}", summary_counts(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_escaping() {
+        assert_eq!(escape_markdown("a|b"), "a\\|b");
+        assert_eq!(escape_markdown("[x](http://e)"), "\\[x\\]\\(http://e\\)");
+        assert_eq!(escape_markdown("<script>"), "\\<script\\>");
+        assert_eq!(escape_markdown("e\x1bvil"), "e\\x1bvil");
+    }
+}

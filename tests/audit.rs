@@ -1,0 +1,229 @@
+//! Integration tests of `allowscope audit` on the recorded captures: verdicts, mechanisms,
+//! evidence, coverage, report formats and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn cap(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("captures")
+        .join(name)
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_allowscope"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn audit_json(files: &[&str], extra: &[&str]) -> (i32, Value) {
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| cap(f).to_string_lossy().into_owned())
+        .collect();
+    let mut args = vec!["audit", "--format", "json"];
+    args.extend_from_slice(extra);
+    args.extend(paths.iter().map(String::as_str));
+    let (code, out, err) = run(&args);
+    (
+        code,
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}")),
+    )
+}
+
+/// "verdict mechanism name proto/port flows" for every finding, in report order.
+fn findings(doc: &Value, key: &str) -> Vec<String> {
+    doc[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {} {} {}/{} x{}{}",
+                f["verdict"].as_str().unwrap(),
+                f["mechanism"].as_str().unwrap_or("-"),
+                f["name"].as_str().unwrap(),
+                f["proto"].as_str().unwrap(),
+                f["dst_port"]
+                    .as_u64()
+                    .map_or("-".to_string(), |p| p.to_string()),
+                f["flows"]
+                    .as_u64()
+                    .unwrap()
+                    .max(f["lookups"].as_u64().unwrap()),
+                f["entry"]["id"]
+                    .as_str()
+                    .map(|i| format!(" [{i}]"))
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn tls_failures_of_required_hosts_are_findings() {
+    let (code, doc) = audit_json(&["tls-facts.pcap"], &[]);
+    assert_eq!(code, 1, "required hosts were blocked");
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(
+        findings(&doc, "findings"),
+        vec![
+            "required-blocked tls-alert ml.azure.com tcp/443 x1 [public.workspace.ml-azure-com]",
+            "required-blocked tls-alert login.microsoftonline.com tcp/443 x1 [public.general.login-microsoftonline-com]",
+            "unexpected-reached - ok.allowscope.test tcp/443 x1",
+            "unexpected-reached - big-hello.instances.allowscope.test tcp/443 x1",
+            "unexpected-blocked tls-alert tls13only.allowscope.test tcp/443 x1",
+            "unexpected-blocked sni-reset blocked.allowscope.test tcp/443 x1",
+            "required-reached - login.microsoftonline.com tcp/443 x1 [public.general.login-microsoftonline-com]",
+            "required-reached - ml.azure.com tcp/443 x1 [public.workspace.ml-azure-com]",
+        ]
+    );
+    let f = &doc["findings"][0];
+    assert_eq!(f["confidence"], "medium");
+    assert_eq!(
+        f["evidence"],
+        "client sent TLS alert unknown_ca before the handshake finished (10.99.2.12:443); certificate issued by CN=allowscope Test Root CA,O=allowscope test"
+    );
+    assert_eq!(doc["dst_ips"], Value::Null);
+    assert_eq!(f["dst_ips"], serde_json::json!(["10.99.2.12"]));
+    // coverage: the two exercised entries and the rest not exercised
+    let cov = doc["coverage"].as_array().unwrap();
+    let ml = cov
+        .iter()
+        .find(|c| c["entry"]["id"] == "public.workspace.ml-azure-com")
+        .unwrap();
+    assert_eq!(ml["exercised"], true);
+    assert_eq!(
+        ml["verdicts"],
+        serde_json::json!({"dns-resolved": 1, "required-blocked": 1, "required-reached": 1})
+    );
+    let mgmt = cov
+        .iter()
+        .find(|c| c["entry"]["id"] == "public.general.management-azure-com")
+        .unwrap();
+    assert_eq!(mgmt["exercised"], false);
+}
+
+#[test]
+fn proxy_denials_and_470_and_tunnelled_names() {
+    let (code, doc) = audit_json(&["proxy.pcap"], &[]);
+    assert_eq!(code, 0, "no required host blocked");
+    assert_eq!(
+        findings(&doc, "findings"),
+        vec![
+            "unexpected-reached - ok.allowscope.test tcp/443 x1",
+            "unexpected-reached - ok.allowscope.test tcp/8080 x1",
+            "unexpected-reached - ws.allowscope.test tcp/80 x1",
+            "unexpected-blocked proxy-denied ok.allowscope.test tcp/8787 x1",
+            "unexpected-blocked http-470 denied.allowscope.test tcp/80 x1",
+            // through the authenticating proxy: judged by the tunnelled name and port
+            "required-reached - ml.azure.com tcp/443 x1 [public.workspace.ml-azure-com]",
+        ]
+    );
+    let denied = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["mechanism"] == "proxy-denied")
+        .unwrap();
+    assert_eq!(
+        denied["evidence"],
+        "proxy 10.99.1.1:3128 answered CONNECT ok.allowscope.test:8787 with 403, X-Squid-Error: ERR_ACCESS_DENIED 0"
+    );
+    // --fail-on unexpected-reached turns allowed-but-unexpected into exit code 1
+    let (code, _) = audit_json(&["proxy.pcap"], &["--fail-on", "unexpected-reached"]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn dns_failures_and_private_endpoint_chains() {
+    let (code, doc) = audit_json(&["dns-facts.pcap"], &[]);
+    assert_eq!(code, 0, "no catalog name failed to resolve here");
+    assert_eq!(findings(&doc, "dns_failures"), Vec::<String>::new());
+    let pe = &doc["private_endpoint_dns"];
+    // The A lookup ends at a public address; the AAAA lookup of the same chain has none.
+    assert_eq!(pe.as_array().unwrap().len(), 1);
+    assert_eq!(pe[0]["name"], "ws1.workspace.eastus.api.azureml.ms");
+    assert_eq!(
+        pe[0]["chain"],
+        serde_json::json!([
+            "ws1.workspace.eastus.api.azureml.ms",
+            "ws1.workspace.eastus.privatelink.api.azureml.ms",
+            "eastus.api.azureml.ms"
+        ])
+    );
+    assert_eq!(pe[0]["addresses"], serde_json::json!(["198.18.10.4"]));
+    let cov = doc["coverage"].as_array().unwrap();
+    let api = cov
+        .iter()
+        .find(|c| c["entry"]["id"] == "public.workspace.azureml-ms")
+        .unwrap();
+    assert_eq!(
+        api["exercised"], true,
+        "a lookup of a catalog name exercises its entry"
+    );
+}
+
+#[test]
+fn tcp_outcomes_are_unattributed_without_names() {
+    // No SNI, Host or DNS for most flows: they cannot be judged by name.
+    let (code, doc) = audit_json(&["tcp-outcomes.pcap"], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(doc["counts"]["unattributed"], 6);
+    assert_eq!(
+        findings(&doc, "findings"),
+        vec![
+            "unexpected-reached - ok.allowscope.test tcp/443 x1",
+            "unexpected-blocked sni-reset blocked.allowscope.test tcp/8085 x1",
+            "unexpected-blocked sni-reset blocked.allowscope.test tcp/8086 x1",
+        ]
+    );
+}
+
+#[test]
+fn text_markdown_ndjson_and_exit_codes() {
+    let p = cap("tls-facts.pcap");
+    let p = p.to_str().unwrap();
+    let (code, out, _) = run(&["audit", p]);
+    assert_eq!(code, 1);
+    for section in [
+        "Required (or optional) but blocked",
+        "Allowed but unexpected",
+        "Required but not exercised",
+        "OK",
+    ] {
+        assert!(out.contains(section), "text report lacks {section}");
+    }
+    assert!(
+        !out.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+    let last = out.lines().last().unwrap();
+    assert!(last.starts_with("2 required-blocked,"), "{last}");
+    let (_, md, _) = run(&["audit", "--format", "markdown", p]);
+    assert!(md.starts_with("# allowscope audit"));
+    assert!(md.contains("| required-blocked | ml.azure.com | tcp/443 | `ml.azure.com` | tls-alert | medium | 1 |"), "{md}");
+    let (_, nd, _) = run(&["audit", "--format", "ndjson", p]);
+    let rows: Vec<Value> = nd
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 10);
+    assert!(rows
+        .iter()
+        .all(|r| r["verdict"].is_string() && r["outcome"].is_string()));
+    let (code, _, _) = run(&["audit", "--fail-on", "never", p]);
+    assert_eq!(code, 0);
+    let (code, _, err) = run(&["audit", "--scenario", "no-such-scenario", p]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = run(&["audit", cap("broken-magic.pcap").to_str().unwrap()]);
+    assert_eq!(code, 2);
+}
