@@ -227,3 +227,42 @@ fn text_markdown_ndjson_and_exit_codes() {
     let (code, _, _) = run(&["audit", cap("broken-magic.pcap").to_str().unwrap()]);
     assert_eq!(code, 2);
 }
+
+/// Evidence for every failed flow, named or not: the firewall's RST (TTL 64) is told from the
+/// server kernel's own RST (TTL 63, like the server's other answers).
+#[test]
+fn evidence_sentences_and_middlebox_rst() {
+    let p = cap("tcp-outcomes.pcap");
+    let (_, nd, _) = run(&["audit", "-q", "--format", "ndjson", p.to_str().unwrap()]);
+    let rows: Vec<Value> = nd
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ev = |port: u64| {
+        let r = rows.iter().find(|r| r["dst_port"] == port).unwrap();
+        format!(
+            "{} | {}",
+            r["mechanism"].as_str().unwrap_or("-"),
+            r["evidence"].as_str().unwrap()
+        )
+    };
+    assert_eq!(
+        ev(8081),
+        "drop | 3 SYNs to 10.99.2.2:8081 over 3.028s, no answer"
+    );
+    assert_eq!(
+        ev(8082),
+        "tcp-reset | SYN to 10.99.2.2:8082 answered by RST (TTL 64); made by a middlebox: its TTL 64 differs from the server's own packets (63), IP ID 0, window 0"
+    );
+    assert_eq!(
+        ev(9),
+        "tcp-reset | SYN to 10.99.2.2:9 answered by RST (TTL 63)"
+    );
+    assert_eq!(ev(8083), "icmp-admin-prohibited | ICMP type 3 code 13 from 10.99.1.1 (a hop on the way) for 10.99.2.2:8083");
+    assert_eq!(ev(8085), "sni-reset | handshake to 10.99.2.2:8085 completed, ClientHello sent, then FIN with no ServerHello");
+    assert_eq!(
+        ev(8084),
+        "- | ",
+        "a handshake without data is inconclusive, not blocked"
+    );
+}

@@ -163,8 +163,51 @@ fn secs(ns: i64) -> String {
     human_duration(ns)
 }
 
+/// TTLs / hop limits each server address used in flows where it really answered (sent
+/// payload), to tell its own RSTs from a middlebox's.
+pub type ServerTtls = rustc_hash::FxHashMap<std::net::IpAddr, BTreeSet<u8>>;
+
+/// Collects [`ServerTtls`] from the flows of one input.
+pub fn server_ttls(flows: &[Flow]) -> ServerTtls {
+    let mut m = ServerTtls::default();
+    for f in flows {
+        let s = &f.dirs[1];
+        if s.payload_bytes > 0 {
+            if let (Some(lo), Some(hi)) = (s.ttl_min, s.ttl_max) {
+                let set = m.entry(f.server.ip).or_default();
+                set.insert(lo);
+                set.insert(hi);
+            }
+        }
+    }
+    m
+}
+
+/// Why a RST looks made by a middlebox rather than by the server, if it does: its TTL differs
+/// from the TTLs of the server's own answers in other flows. (IP ID 0 with window 0 is not
+/// enough on its own: the Linux kernel's RST for a closed port has both, as
+/// captures/tcp-outcomes.pcap shows for port 9.)
+fn middlebox_rst(f: &Flow, ttls: &ServerTtls) -> Option<String> {
+    let r = f.dirs[1].rst?;
+    let seen = ttls.get(&f.server.ip)?;
+    if seen.contains(&r.ttl) {
+        return None;
+    }
+    let list: Vec<String> = seen.iter().map(u8::to_string).collect();
+    let extra = if r.ip_id == Some(0) && r.window == 0 {
+        ", IP ID 0, window 0"
+    } else {
+        ""
+    };
+    Some(format!(
+        "made by a middlebox: its TTL {} differs from the server's own packets ({}){extra}",
+        r.ttl,
+        list.join(", ")
+    ))
+}
+
 /// Mechanism, confidence and evidence for a flow that did not reach the far end.
-fn mechanism(f: &Flow) -> (Option<Mechanism>, Confidence, String) {
+fn mechanism(f: &Flow, ttls: &ServerTtls) -> (Option<Mechanism>, Confidence, String) {
     let dst = match f.server.ip {
         std::net::IpAddr::V6(a) => format!("[{a}]:{}", f.server.port),
         a => format!("{a}:{}", f.server.port),
@@ -186,10 +229,13 @@ fn mechanism(f: &Flow) -> (Option<Mechanism>, Confidence, String) {
                 .ttl_min
                 .map(|t| format!(" (TTL {t})"))
                 .unwrap_or_default();
+            let mb = middlebox_rst(f, ttls)
+                .map(|m| format!("; {m}"))
+                .unwrap_or_default();
             (
                 Some(Mechanism::TcpReset),
                 Confidence::High,
-                format!("SYN to {dst} answered by RST{ttl}"),
+                format!("SYN to {dst} answered by RST{ttl}{mb}"),
             )
         }
         Outcome::IcmpUnreachable => {
@@ -226,6 +272,10 @@ fn mechanism(f: &Flow) -> (Option<Mechanism>, Confidence, String) {
             let how = f
                 .close()
                 .map_or("closed", |c| if c.how == "rst" { "RST" } else { "FIN" });
+            let how = match middlebox_rst(f, ttls) {
+                Some(m) if how == "RST" => format!("RST ({m})"),
+                _ => how.to_string(),
+            };
             if f.facts.tls.is_some() {
                 (
                     Some(Mechanism::SniReset),
@@ -323,13 +373,20 @@ fn target_port(f: &Flow) -> u16 {
 }
 
 /// Judges one flow against the catalog.
-pub fn judge(f: &Flow, catalog: &Catalog) -> Judged {
+pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
     let Some(name) = f.facts.name.as_deref() else {
+        // No name to judge, but how it failed is still worth saying (NDJSON, per flow).
+        let (mechanism, confidence, evidence) = if reached(f) {
+            (None, None, String::new())
+        } else {
+            let (m, c, e) = mechanism(f, ttls);
+            (m, m.map(|_| c), e)
+        };
         return Judged {
             verdict: Verdict::Unattributed,
-            mechanism: None,
-            confidence: None,
-            evidence: String::new(),
+            mechanism,
+            confidence,
+            evidence,
             entry: None,
             entry_id: None,
             port_mismatch: false,
@@ -359,7 +416,7 @@ pub fn judge(f: &Flow, catalog: &Catalog) -> Judged {
         (None, false, _) => Verdict::UnexpectedBlocked,
     };
     let (mechanism, confidence, mut evidence) = if verdict.blocked() {
-        let (m, c, e) = mechanism(f);
+        let (m, c, e) = mechanism(f, ttls);
         (m, Some(c), e)
     } else {
         (None, None, String::new())
@@ -536,8 +593,9 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
     for r in results {
         let file = &r.summary.file;
         let mut judged = Vec::with_capacity(r.flows.len());
+        let ttls = server_ttls(&r.flows);
         for f in &r.flows {
-            let j = judge(f, catalog);
+            let j = judge(f, catalog, &ttls);
             *counts.entry(j.verdict.name()).or_default() += 1;
             if let Some(e) = j.entry {
                 let pe = per_entry.entry(e).or_default();

@@ -183,6 +183,14 @@ pub struct IcmpNote {
     pub ts_ns: i64,
 }
 
+/// IP and TCP facts of a RST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RstFacts {
+    pub ttl: u8,
+    pub ip_id: Option<u16>,
+    pub window: u16,
+}
+
 /// Counters and state of one direction.
 #[derive(Debug, Clone, Default)]
 pub struct Dir {
@@ -198,6 +206,8 @@ pub struct Dir {
     pub syns: u32,
     pub fin_ns: Option<i64>,
     pub rst_ns: Option<i64>,
+    /// IP facts of the first RST this side sent, to tell a middlebox's RST from the host's.
+    pub rst: Option<RstFacts>,
     /// Packets whose TTL/hop limit differs from this direction's first packet.
     pub ttl_changes: u32,
     /// TTL / hop limit of the first packet.
@@ -691,6 +701,11 @@ impl FlowTable {
         if t.flags & tf::RST != 0 {
             h.add(client, b'R');
             flow.dirs[d].rst_ns.get_or_insert(ts);
+            flow.dirs[d].rst.get_or_insert(RstFacts {
+                ttl: ip.ttl,
+                ip_id: ip.ip_id,
+                window: t.window,
+            });
         }
         if t.flags & tf::FIN != 0 {
             h.add(client, b'F');
