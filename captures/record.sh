@@ -10,14 +10,17 @@
 #   as-cli  cli-trunk (no IP) ----------------- fw-trunk (no IP)              as-fw
 #           carrying VLAN 100 (10.99.3.0/24) and QinQ 200/300 (10.99.4.0/24)
 #
-# Usage:   sudo captures/record.sh [all|base|facts]
-#            all    (default) everything below, about two minutes
+# Usage:   sudo captures/record.sh [all|base|facts|audit]
+#            all    (default) base and facts below, about two minutes
 #            base   only the transport-level captures (tcp-outcomes*,
 #                   udp-outcomes, ipv6, fw-two-ifaces, vlan, split-hello) and
 #                   the broken-* files derived from them
 #            facts  only the application-facts captures (dns-facts.pcap,
 #                   tls-facts.pcap, proxy.pcap, quic.pcap); the base files
 #                   here are left exactly as they are
+#            audit  only the audited-firewall scenario (audit-client.pcap,
+#                   audit-firewall.pcapng), about 45 seconds; every other
+#                   file here is left exactly as it is.  Not part of "all".
 #          RECORD_LOGS=/some/dir sudo -E captures/record.sh   keeps the
 #          helper/server/client logs there for debugging
 # Output:  the capture files in the directory of this script, then (base and
@@ -30,7 +33,8 @@
 #            checksums: apt-get install ethtool)
 #   for "facts" (and "all") also: squid, apache2-utils (htpasswd), haproxy,
 #   and the Python package aioquic for the python3 found in PATH
-#   (apt-get install squid apache2-utils haproxy; pip install aioquic).
+#   (apt-get install squid apache2-utils haproxy; pip install aioquic);
+#   for "audit": squid and haproxy.
 #   The Debian packages' own services are not used (and need not run).
 # The kernel needs veth, tun/tap, nf_tables with reject, and IPv6.  802.1Q
 # support (CONFIG_VLAN_8021Q) is NOT needed: VLAN/QinQ tagging is done in user
@@ -47,11 +51,12 @@ GAP=0.5                     # pause between flows inside one capture
 
 MODE=${1:-all}
 case $MODE in
-    all | base | facts) ;;
+    all | base | facts | audit) ;;
     -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d'; exit 0 ;;
-    *) echo "record.sh: unknown mode '$MODE' (all, base or facts)" >&2; exit 2 ;;
+    *) echo "record.sh: unknown mode '$MODE' (all, base, facts or audit)" >&2; exit 2 ;;
 esac
-want() { [[ $MODE == all || $MODE == "$1" ]]; }
+# "all" is base + facts; "audit" runs only when asked for by name
+want() { [[ ($MODE == all && $1 != audit) || $MODE == "$1" ]]; }
 
 if [[ $EUID -ne 0 ]]; then
     echo "record.sh: must run as root (network namespaces, nftables, captures)" >&2
@@ -72,6 +77,13 @@ if want facts; then
         { echo "record.sh: no 'proxy' user for squid (package squid creates it)" >&2; exit 1; }
     "$PY" -c 'import aioquic' 2>/dev/null ||
         { echo "record.sh: $PY cannot import aioquic (pip install aioquic)" >&2; exit 1; }
+fi
+if want audit; then
+    for tool in squid haproxy; do
+        command -v "$tool" >/dev/null || { echo "record.sh: missing tool: $tool (needed for audit)" >&2; exit 1; }
+    done
+    id proxy >/dev/null 2>&1 ||
+        { echo "record.sh: no 'proxy' user for squid (package squid creates it)" >&2; exit 1; }
 fi
 HAVE_ETHTOOL=0
 command -v ethtool >/dev/null && HAVE_ETHTOOL=1
@@ -97,8 +109,9 @@ del_namespaces() {
             ip netns del "$ns" 2>/dev/null || true
         fi
     done
-    # squid's shared memory (see SQUID_SERVICE), left when it is killed
-    rm -f /dev/shm/allowscoperecord-cf__*.shm
+    # squid's shared memory (see SQUID_SERVICE, AUDIT_SQUID_SERVICE), left
+    # when it is killed
+    rm -f /dev/shm/allowscoperecord-cf__*.shm /dev/shm/allowscopeaudit-cf__*.shm
 }
 
 cleanup() {
@@ -821,6 +834,90 @@ if __name__ == "__main__":
     COMMANDS[sys.argv[1]](*sys.argv[2:])
 PYEOF
 
+# ---- third helper: servers and clients of the audited-firewall captures -------
+cat >"$WORK/audit.py" <<'PYEOF'
+"""Helpers for the audited-firewall captures of record.sh (audit-client.pcap,
+audit-firewall.pcapng): a plain HTTP server and a UDP client that retries."""
+import select
+import socket
+import sys
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def http_server(hosts, port):
+    """HTTP/1.1, one request per connection, one listener per address in the
+    comma-separated list: 200 and a one-line text body naming the Host asked
+    for, `Connection: close`; the client closes first."""
+    socks = []
+    for h in hosts.split(","):
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind((h, int(port)))
+        ls.listen(16)
+        socks.append(ls)
+    log("ready", hosts, port)
+    while True:
+        ready, _, _ = select.select(socks, [], [])
+        for ls in ready:
+            conn, peer = ls.accept()
+            conn.settimeout(10)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    b = conn.recv(4096)
+                    if not b:
+                        break
+                    data += b
+                host = b"?"
+                for line in data.split(b"\r\n")[1:]:
+                    k, _, v = line.partition(b":")
+                    if k.strip().lower() == b"host":
+                        host = v.strip()
+                log("http", peer, data.split(b"\r\n", 1)[0].decode("latin-1"), host.decode("latin-1"))
+                body = b"allowscope audit test page for " + host + b"\n"
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+                while conn.recv(4096):
+                    pass
+            except OSError as e:
+                log("http", peer, "error:", e)
+            conn.close()
+
+
+def udp_tries(src, sport, dst, dport, tries="3", wait="1"):
+    """Send a short datagram up to `tries` times, `wait` s apart, until
+    something comes back."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((src, int(sport)))
+    s.connect((dst, int(dport)))
+    s.settimeout(float(wait))
+    for i in range(int(tries)):
+        s.send(b"allowscope-udp-probe %d\n" % (i + 1))
+        try:
+            r = s.recv(65535)
+            log("udp", dst, dport, "answer of", len(r), "bytes after", i + 1, "tries")
+            break
+        except socket.timeout:
+            log("udp", dst, dport, "try", i + 1, "no answer")
+        except OSError as e:
+            log("udp", dst, dport, "error:", e)
+            break
+    s.close()
+
+
+COMMANDS = {
+    "http-server": http_server,
+    "udp-tries": udp_tries,
+}
+
+if __name__ == "__main__":
+    COMMANDS[sys.argv[1]](*sys.argv[2:])
+PYEOF
+
 # ---- topology ---------------------------------------------------------------
 # Fixed MAC addresses and permanent neighbour entries: the captures contain no
 # ARP or neighbour discovery on the main links and are the same on every run.
@@ -1487,6 +1584,299 @@ record_quic() {
     expect_convs "$OUT/quic.pcap" 4
 }
 
+# ---- audited-firewall captures (mode "audit") -----------------------------------
+# One client run recorded twice at the same time: on the client (as-cli,
+# cli-fw) and on the firewall (as-fw, fw-cli and fw-srv).  The client resolves
+# each name through its own resolver and then connects to the address it got;
+# the firewall applies one blocking mechanism per required catalog name.
+# Addresses used only here (all inside the namespaces):
+#   as-srv  10.99.2.4         dnsmasq, the client's resolver in this scenario
+#           198.18.1.0/24     servers of Azure ML catalog names (one address each)
+#           198.18.2.0/24     servers of names outside the catalog
+#   as-fw   10.99.1.1:3130    squid (explicit proxy, denies two CONNECTs)
+#           10.99.1.1:9443    haproxy SNI filter; nft redirects 198.18.1.23:443 to it
+#           10.99.1.1:8470    HTTP 470 deny page; nft redirects 198.18.1.10:80 to it
+# as-fw routes 198.18.0.0/15 via 10.99.2.2 (as-srv, permanent neighbour entry:
+# no ARP); the as-srv addresses are /32s on srv-fw.  198.18.0.0/15 is reserved
+# for benchmarking: public-looking, never used on the internet.
+# Client source ports: flow K asks DNS from 56100+K and connects from 56000+K.
+AUDIT_DNS=10.99.2.4
+AUDIT_PROXY=10.99.1.1:3130
+AUDIT_SQUID_SERVICE=allowscopeaudit   # letters and digits only (see SQUID_SERVICE)
+AUDIT_TLS_DIR=tls-audit               # under $WORK
+
+# TLS servers in as-srv (openssl s_server -rev), NAME=ADDRESS, each with a
+# certificate for NAME issued by the audit CA.  The names behind a blocking
+# rule have their server too, so only the firewall decides their outcome.
+AUDIT_TLS=(
+    login.microsoftonline.com=198.18.1.10
+    management.azure.com=198.18.1.11
+    ml.azure.com=198.18.1.12
+    eastus.api.azureml.ms=198.18.1.13
+    mystorage.blob.core.windows.net=198.18.1.14
+    ws1.workspace.eastus.api.azureml.ms=198.18.1.20
+    mcr.microsoft.com=198.18.1.21
+    ci1.eastus.instances.azureml.ms=198.18.1.23
+    myacr.azurecr.io=198.18.1.25
+    example.allowscope.test=198.18.2.10
+    updates.allowscope.test=198.18.2.11
+    telemetry.allowscope.test=198.18.2.20
+)
+# other servers: SMB-port listener, UDP echo, plain HTTP
+AUDIT_FILE_ADDR=198.18.1.22       # mystorage.file.core.windows.net, tcp 445
+AUDIT_TUNDRA_ADDR=198.18.1.24     # eastus.tundra.azureml.ms, udp 5831
+AUDIT_WWW_ADDR=198.18.2.12        # www.allowscope.test, tcp 80
+
+audit_dns_records() {
+    local entry name addr
+    for entry in "${AUDIT_TLS[@]}"; do
+        name=${entry%%=*} addr=${entry#*=}
+        if [[ $name == ws1.workspace.eastus.api.azureml.ms ]]; then
+            # private-endpoint style name: a CNAME through privatelink.
+            printf '%s\n' "--cname=$name,ws1.workspace.eastus.privatelink.api.azureml.ms,300" \
+                "--host-record=ws1.workspace.eastus.privatelink.api.azureml.ms,$addr"
+        else
+            printf '%s\n' "--host-record=$name,$addr"
+        fi
+    done
+    printf '%s\n' \
+        "--host-record=mystorage.file.core.windows.net,$AUDIT_FILE_ADDR" \
+        "--host-record=eastus.tundra.azureml.ms,$AUDIT_TUNDRA_ADDR" \
+        "--host-record=www.allowscope.test,$AUDIT_WWW_ADDR" \
+        --local=/allowscope.test/ \
+        --local=/graph.windows.net/ \
+        --address=/graph.microsoft.com/0.0.0.0
+}
+
+audit_certs() {
+    local tls=$WORK/$AUDIT_TLS_DIR entry name i=0
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+        -set_serial 0x5000 -subj "/O=allowscope test/CN=allowscope Audit Test CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -keyout "$tls/ca.key" -out "$tls/ca.pem"
+    for entry in "${AUDIT_TLS[@]}"; do
+        name=${entry%%=*}
+        i=$((i + 1))
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -subj "/O=allowscope test/CN=$name" -keyout "$tls/$name.key" -out "$tls/$name.csr"
+        printf 'subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+            "$name" >"$tls/$name.ext"
+        openssl x509 -req -in "$tls/$name.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+            -set_serial "$(printf '0x%04x' $((0x5000 + i)))" -days 30 -extfile "$tls/$name.ext" \
+            -out "$tls/$name.pem"
+    done
+}
+
+audit_squid() {
+    local d=$LOG/squid-audit
+    mkdir -p "$d"
+    chmod 711 "$WORK"       # the squid user must reach $LOG/squid-audit
+    cat >"$d/squid.conf" <<EOF
+# explicit proxy of the audited-firewall scenario: CONNECT to a port other
+# than 443, and CONNECT to one listed name, are denied (403)
+http_port $AUDIT_PROXY
+visible_hostname proxy.allowscope.test
+cache_effective_user proxy
+pid_filename $d/squid.pid
+cache_log $d/cache.log
+access_log stdio:$d/access.log
+coredump_dir $d
+cache deny all
+cache_mem 8 MB
+# no DNS on the wire: both CONNECTs are denied before any lookup, and the
+# reverse lookup of the client that squid does for a denied request would
+# otherwise show up on fw-srv as a flow of the firewall's own (nothing listens
+# on as-fw's loopback: squid gets a port unreachable there)
+dns_nameservers 127.0.0.1
+hosts_file none
+pinger_enable off
+shutdown_lifetime 1 seconds
+acl SSL_ports port 443
+acl Safe_ports port 80 443 1025-65535
+acl CONNECT method CONNECT
+acl audit_denied dstdomain mystorage.dfs.core.windows.net
+http_access deny !Safe_ports
+http_access deny CONNECT !SSL_ports
+http_access deny audit_denied
+http_access allow all
+EOF
+    chown -R proxy:proxy "$d"
+    in_ns "$NS_FW" squid -n "$AUDIT_SQUID_SERVICE" -k parse -f "$d/squid.conf" >"$LOG/squid-audit-parse.log" 2>&1
+    start_bg squid-audit "$NS_FW" squid -n "$AUDIT_SQUID_SERVICE" -N -f "$d/squid.conf"
+    wait_for "$d/cache.log" 'Accepting HTTP Socket connections at .*3130' 20
+}
+
+audit_haproxy() {
+    cat >"$WORK/haproxy-audit.cfg" <<'EOF'
+# SNI filter of the audited-firewall scenario (nft redirects the compute
+# instance's address to it): resets every ClientHello for *.instances.azureml.ms
+global
+    log stdout format raw local0 info
+defaults
+    mode tcp
+    log global
+    option tcplog
+    timeout connect 5s
+    timeout client 10s
+    timeout server 10s
+frontend sni_filter
+    bind 10.99.1.1:9443
+    tcp-request inspect-delay 5s
+    tcp-request content reject if { req.ssl_sni -m end .instances.azureml.ms }
+    tcp-request content accept if { req.ssl_hello_type 1 }
+    default_backend compute_instance
+backend compute_instance
+    server ci1 198.18.1.23:443
+EOF
+    in_ns "$NS_FW" haproxy -c -f "$WORK/haproxy-audit.cfg" >"$LOG/haproxy-audit-check.log" 2>&1
+    start_bg haproxy-audit "$NS_FW" haproxy -db -f "$WORK/haproxy-audit.cfg"
+}
+
+setup_audit() {
+    say "audit: addresses, firewall rules, certificates and servers"
+    local tls=$WORK/$AUDIT_TLS_DIR entry name addr a
+    local -a records
+    mkdir -p "$tls"
+    in_ns "$NS_SRV" ip addr add "$AUDIT_DNS/32" dev srv-fw
+    in_ns "$NS_FW" ip neigh replace "$AUDIT_DNS" lladdr "$MAC_SRV" dev fw-srv nud permanent
+    in_ns "$NS_FW" ip route add 198.18.0.0/15 via "$S4" dev fw-srv
+    for a in "${AUDIT_TLS[@]#*=}" "$AUDIT_FILE_ADDR" "$AUDIT_TUNDRA_ADDR" "$AUDIT_WWW_ADDR"; do
+        in_ns "$NS_SRV" ip addr add "$a/32" dev srv-fw
+    done
+
+    # A table of its own next to the base one (same hook; a drop or reject
+    # in either is final).  nat: the two names the firewall answers itself.
+    in_ns "$NS_FW" nft -f - <<'NFT'
+table inet allowscope_audit {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        ip daddr 198.18.1.20 tcp dport 443 drop
+        ip daddr { 198.18.1.21, 198.18.1.25 } tcp dport 443 reject with tcp reset
+        ip daddr 198.18.1.22 tcp dport 445 reject with icmp type admin-prohibited
+        ip daddr 198.18.1.24 udp dport 5831 drop
+        ip daddr 198.18.2.20 drop
+    }
+    chain prerouting {
+        type nat hook prerouting priority dstnat; policy accept;
+        ip daddr 198.18.1.10 tcp dport 80 redirect to :8470
+        ip daddr 198.18.1.23 tcp dport 443 redirect to :9443
+    }
+}
+NFT
+
+    audit_certs >"$LOG/openssl-audit.log" 2>&1
+    for entry in "${AUDIT_TLS[@]}"; do
+        name=${entry%%=*} addr=${entry#*=}
+        start_bg "s_audit-$name" "$NS_SRV" openssl s_server -accept "$addr:443" \
+            -cert "$tls/$name.pem" -key "$tls/$name.key" -rev
+    done
+    start_bg audit-file "$NS_SRV" "$PY" -u "$WORK/kit.py" srv-hold "$AUDIT_FILE_ADDR" 445
+    start_bg audit-tundra "$NS_SRV" socat UDP4-RECVFROM:5831,bind="$AUDIT_TUNDRA_ADDR",fork PIPE
+    # www.allowscope.test, and login.microsoftonline.com:80 behind the redirect
+    start_bg audit-http "$NS_SRV" "$PY" -u "$WORK/audit.py" http-server "$AUDIT_WWW_ADDR,198.18.1.10" 80
+    mapfile -t records < <(audit_dns_records)
+    start_bg audit-dnsmasq "$NS_SRV" dnsmasq --keep-in-foreground --conf-file=/dev/null \
+        --no-resolv --no-hosts --no-poll --bind-interfaces \
+        --listen-address="$AUDIT_DNS" --port=53 \
+        --user=root --group=root --pid-file="$WORK/dnsmasq-audit.pid" \
+        --local-ttl=300 "${records[@]}" \
+        --log-queries --log-facility=-
+    # in as-fw: deny page, SNI filter, proxy
+    start_bg audit-deny-page "$NS_FW" "$PY" -u "$WORK/facts.py" deny-page 10.99.1.1 8470
+    audit_haproxy
+    audit_squid
+
+    for entry in "${AUDIT_TLS[@]}"; do wait_listen "$NS_SRV" tcp "${entry#*=}" 443; done
+    wait_listen "$NS_SRV" tcp "$AUDIT_FILE_ADDR" 445
+    wait_listen "$NS_SRV" udp "$AUDIT_TUNDRA_ADDR" 5831
+    wait_listen "$NS_SRV" tcp "$AUDIT_WWW_ADDR" 80
+    wait_listen "$NS_SRV" tcp 198.18.1.10 80
+    wait_listen "$NS_SRV" udp "$AUDIT_DNS" 53
+    wait_listen "$NS_FW" tcp 10.99.1.1 8470
+    wait_listen "$NS_FW" tcp 10.99.1.1 9443
+    wait_listen "$NS_FW" tcp 10.99.1.1 3130
+    sleep 1
+}
+
+# resolve LOCALPORT NAME : one A query to the audit resolver from a fixed
+# source port; prints the last address in the answer (nothing for NXDOMAIN)
+resolve() {
+    local out
+    out=$(in_ns "$NS_CLI" dig @"$AUDIT_DNS" -b "$C4#$1" +tries=1 +timeout=2 A "$2" 2>&1) || true
+    printf '%s\n' "$out" >>"$LOG/dig.log"
+    awk '$4 == "A" { a = $5 } END { print a }' <<<"$out"
+}
+
+# audit_flow K NAME KIND [PORT] : resolve NAME (DNS from port 56100+K), then,
+# unless the answer is missing or 0.0.0.0, connect from port 56000+K:
+#   tls      TLS to ADDR:443 with SNI NAME, certificate verified against the
+#            audit CA, one line sent and its reversed echo read, then closed
+#   hello    TLS to ADDR:443, ClientHello only, waiting for the server to act
+#   connect  plain TCP connect to ADDR:PORT, 5 s timeout
+#   http     curl http://NAME/ (ADDR:80)
+#   udp      3 datagrams to ADDR:PORT, 1 s apart
+#   dns      nothing: the DNS answer is the whole flow
+audit_flow() {
+    local k=$1 name=$2 kind=$3 port=${4:-} addr
+    local dport=$((56100 + k)) cport=$((56000 + k))
+    addr=$(resolve "$dport" "$name")
+    say "audit $k: $name -> ${addr:-(no address)} ($kind${port:+ $port})"
+    if [[ $kind != dns && ( -z $addr || $addr == 0.0.0.0 ) ]]; then
+        echo "record.sh: audit: no usable address for $name" >&2
+        return 1
+    fi
+    case $kind in
+        tls) tls_client "$cport" "$addr:443" "$name" -CAfile "$WORK/$AUDIT_TLS_DIR/ca.pem" \
+                 -verify_return_error ;;
+        hello) hello_client "$cport" "$addr:443" "$name" ;;
+        connect) kit "$NS_CLI" connect "$C4" "$cport" "$addr" "$port" 5 >>"$LOG/clients.log" ;;
+        http) pcurl "$cport" --resolve "$name:80:$addr" "http://$name/"; return ;;
+        udp) in_ns "$NS_CLI" "$PY" -u "$WORK/audit.py" udp-tries "$C4" "$cport" "$addr" "$port" 3 1 \
+                 >>"$LOG/clients.log" ;;
+        dns) ;;
+    esac
+    sleep "$GAP"
+}
+
+record_audit() {
+    local idx
+    idx=$(in_ns "$NS_FW" cat /sys/class/net/fw-srv/ifindex)
+    tcpdump_to "$NS_CLI" "$OUT/audit-client.pcap" -i cli-fw
+    # the same two-interface capture as fw-two-ifaces.pcapng
+    cap_start "$NS_FW" dumpcap -q -i fw-cli -y EN10MB -i any -y LINUX_SLL2 -f "ifindex $idx" \
+        -w "$OUT/audit-firewall.pcapng"
+    sleep "$GAP"
+    say "audit: required names, allowed"
+    audit_flow 1 login.microsoftonline.com tls
+    audit_flow 2 management.azure.com tls
+    audit_flow 3 ml.azure.com tls
+    audit_flow 4 eastus.api.azureml.ms tls
+    audit_flow 5 mystorage.blob.core.windows.net tls
+    say "audit: required names, blocked by the firewall"
+    audit_flow 6 ws1.workspace.eastus.api.azureml.ms connect 443      # drop
+    audit_flow 7 mcr.microsoft.com connect 443                        # tcp reset
+    audit_flow 8 myacr.azurecr.io connect 443                         # tcp reset (custom-images)
+    audit_flow 9 mystorage.file.core.windows.net connect 445          # icmp admin-prohibited
+    audit_flow 10 ci1.eastus.instances.azureml.ms hello               # SNI filter
+    audit_flow 11 graph.windows.net dns                               # NXDOMAIN
+    audit_flow 12 graph.microsoft.com dns                             # sinkhole 0.0.0.0
+    say "audit: explicit proxy denials (no DNS: the proxy resolves)"
+    pcurl 56013 -x "http://$AUDIT_PROXY" https://ci1.eastus.instances.azureml.ms:8787/
+    pcurl 56014 -x "http://$AUDIT_PROXY" https://mystorage.dfs.core.windows.net/
+    say "audit: HTTP 470 deny page, UDP never answered"
+    audit_flow 15 login.microsoftonline.com http
+    audit_flow 16 eastus.tundra.azureml.ms udp 5831
+    say "audit: names outside the catalog"
+    audit_flow 17 example.allowscope.test tls
+    audit_flow 18 updates.allowscope.test tls
+    audit_flow 19 www.allowscope.test http
+    audit_flow 20 telemetry.allowscope.test connect 443               # drop
+    cap_stop
+    # 18 DNS queries + 18 connections (UDP included)
+    expect_convs "$OUT/audit-client.pcap" 36
+    expect_convs "$OUT/audit-firewall.pcapng" 36
+}
+
 # ---- main -----------------------------------------------------------------------
 say "mode: $MODE"
 say "removing leftovers of an earlier run (if any)"
@@ -1499,6 +1889,7 @@ sleep 2      # let IPv6 multicast-listener reports of the new interfaces pass
 BASE_FILES=(tcp-outcomes.pcap tcp-outcomes.sll2.pcap tcp-outcomes.snap96.pcap tcp-outcomes.pcapng
             udp-outcomes.pcap ipv6.pcap split-hello.pcap vlan.pcap fw-two-ifaces.pcapng)
 FACTS_FILES=(dns-facts.pcap tls-facts.pcap proxy.pcap quic.pcap)
+AUDIT_FILES=(audit-client.pcap audit-firewall.pcapng)
 SUMMARY=()
 
 if want base; then
@@ -1517,6 +1908,11 @@ if want facts; then
     record_proxy
     record_quic
     SUMMARY+=("${FACTS_FILES[@]}")
+fi
+if want audit; then
+    setup_audit
+    record_audit
+    SUMMARY+=("${AUDIT_FILES[@]}")
 fi
 
 say "copying captures to $CAPDIR"

@@ -266,3 +266,131 @@ fn evidence_sentences_and_middlebox_rst() {
         "a handshake without data is inconclusive, not blocked"
     );
 }
+
+/// Every flow of the audited-firewall scenario (captures/README.md, "audit-client.pcap"): the
+/// exact verdict, mechanism, name and catalog entry, the same from the client side (pcap) and
+/// from both firewall interfaces (pcapng).
+const AUDIT_FLOWS: &[&str] = &[
+    "udp :56101 > 53 unattributed - - -",
+    "tcp :56001 > 443 required-reached - login.microsoftonline.com public.general.login-microsoftonline-com",
+    "udp :56102 > 53 unattributed - - -",
+    "tcp :56002 > 443 required-reached - management.azure.com public.general.management-azure-com",
+    "udp :56103 > 53 unattributed - - -",
+    "tcp :56003 > 443 required-reached - ml.azure.com public.workspace.ml-azure-com",
+    "udp :56104 > 53 unattributed - - -",
+    "tcp :56004 > 443 required-reached - eastus.api.azureml.ms public.workspace.azureml-ms",
+    "udp :56105 > 53 unattributed - - -",
+    "tcp :56005 > 443 required-reached - mystorage.blob.core.windows.net public.notebook.storage-blob-core-windows-net",
+    "udp :56106 > 53 unattributed - - -",
+    "tcp :56006 > 443 required-blocked drop ws1.workspace.eastus.api.azureml.ms public.workspace.azureml-ms",
+    "udp :56107 > 53 unattributed - - -",
+    "tcp :56007 > 443 required-blocked tcp-reset mcr.microsoft.com any.images.mcr-microsoft-com",
+    "udp :56108 > 53 unattributed - - -",
+    "tcp :56008 > 443 unexpected-blocked tcp-reset myacr.azurecr.io -",
+    "udp :56109 > 53 unattributed - - -",
+    "tcp :56009 > 445 required-blocked icmp-admin-prohibited mystorage.file.core.windows.net public.notebook.storage-file-core-windows-net",
+    "udp :56110 > 53 unattributed - - -",
+    "tcp :56010 > 443 required-blocked sni-reset ci1.eastus.instances.azureml.ms public.compute.instances-azureml-ms",
+    "udp :56111 > 53 unattributed - - -",
+    "udp :56112 > 53 unattributed - - -",
+    "tcp :56013 > 3130 unexpected-blocked proxy-denied ci1.eastus.instances.azureml.ms public.compute.instances-azureml-ms",
+    "tcp :56014 > 3130 required-blocked proxy-denied mystorage.dfs.core.windows.net public.notebook.storage-dfs-core-windows-net",
+    "udp :56115 > 53 unattributed - - -",
+    "tcp :56015 > 80 required-blocked http-470 login.microsoftonline.com public.general.login-microsoftonline-com",
+    "udp :56116 > 53 unattributed - - -",
+    "udp :56016 > 5831 required-blocked udp-drop eastus.tundra.azureml.ms public.compute.region-tundra-azureml-ms",
+    "udp :56117 > 53 unattributed - - -",
+    "tcp :56017 > 443 unexpected-reached - example.allowscope.test -",
+    "udp :56118 > 53 unattributed - - -",
+    "tcp :56018 > 443 unexpected-reached - updates.allowscope.test -",
+    "udp :56119 > 53 unattributed - - -",
+    "tcp :56019 > 80 unexpected-reached - www.allowscope.test -",
+    "udp :56120 > 53 unattributed - - -",
+    "tcp :56020 > 443 unexpected-blocked drop telemetry.allowscope.test -",
+];
+
+fn verdict_lines(file: &str) -> Vec<String> {
+    let p = cap(file);
+    let (code, nd, err) = run(&["audit", "-q", "--format", "ndjson", p.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    nd.lines()
+        .map(|l| {
+            let r: Value = serde_json::from_str(l).unwrap();
+            format!(
+                "{} :{} > {} {} {} {} {}",
+                r["proto"].as_str().unwrap(),
+                r["src_port"],
+                r["dst_port"],
+                r["verdict"].as_str().unwrap(),
+                r["mechanism"].as_str().unwrap_or("-"),
+                r["name"].as_str().unwrap_or("-"),
+                r["entry_id"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn audited_firewall_every_flow_client_and_firewall_side() {
+    for file in ["audit-client.pcap", "audit-firewall.pcapng"] {
+        let got = verdict_lines(file);
+        let want: Vec<String> = AUDIT_FLOWS.iter().map(|s| s.to_string()).collect();
+        assert_eq!(got, want, "{file}");
+        // Nothing the far end answered is ever called blocked.
+        assert!(!got
+            .iter()
+            .any(|l| l.contains("reached") && l.contains("blocked")));
+    }
+    let (_, doc) = audit_json(&["audit-client.pcap"], &[]);
+    assert_eq!(
+        findings(&doc, "dns_failures"),
+        vec![
+            "required-blocked dns-nxdomain graph.windows.net dns/- x1 [public.compute.graph-windows-net]",
+            "required-blocked dns-sinkhole graph.microsoft.com dns/- x1 [public.notebook.graph-microsoft-com]",
+        ]
+    );
+    assert_eq!(
+        doc["placeholders_seen"],
+        serde_json::json!({"region": ["eastus"], "storage": ["mystorage"]})
+    );
+    assert_eq!(
+        doc["private_endpoint_dns"][0]["name"],
+        "ws1.workspace.eastus.api.azureml.ms"
+    );
+    // With the custom-images scenario the registry becomes required: its reset is a finding.
+    let (_, doc) = audit_json(&["audit-client.pcap"], &["--scenario", "custom-images"]);
+    assert!(findings(&doc, "findings")
+        .iter()
+        .any(|f| f.starts_with("required-blocked tcp-reset myacr.azurecr.io tcp/443")));
+}
+
+/// Golden files pin the whole JSON and Markdown reports of the client-side capture. After an
+/// intended change, regenerate with `ALLOWSCOPE_BLESS=1 cargo test --test audit golden`.
+#[test]
+fn golden_json_and_markdown() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (format, golden) in [
+        ("json", "tests/golden/audit-client.json"),
+        ("markdown", "tests/golden/audit-client.md"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_allowscope"))
+            .current_dir(dir)
+            .args([
+                "audit",
+                "-q",
+                "--format",
+                format,
+                "captures/audit-client.pcap",
+            ])
+            .output()
+            .unwrap();
+        let got = String::from_utf8(out.stdout).unwrap();
+        let path = dir.join(golden);
+        if std::env::var_os("ALLOWSCOPE_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{golden}: {e}"));
+        assert!(got == want, "{golden} differs; diff it against the output of `allowscope audit --format {format} captures/audit-client.pcap`");
+    }
+}

@@ -318,6 +318,19 @@ fn markdown(out: &mut dyn Write, a: &Audit) -> io::Result<()> {
             ips.join(", ")
         )?;
     }
+    if !a.private_endpoint_dns.is_empty() {
+        writeln!(out, "\n## Private endpoint DNS not applied\n")?;
+        for p in &a.private_endpoint_dns {
+            let chain: Vec<String> = p.chain.iter().map(|c| escape_markdown(c)).collect();
+            writeln!(
+                out,
+                "- {}: {} -> {} (a privatelink. name resolved to a public address)",
+                escape_markdown(&p.name),
+                chain.join(" -> "),
+                p.addresses.join(", ")
+            )?;
+        }
+    }
     writeln!(out, "\n## Required but not exercised\n")?;
     for c in a
         .coverage
