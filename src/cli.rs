@@ -70,7 +70,8 @@ end spoke at the application level: a SYN-ACK alone proves nothing.
 
 Mechanisms: drop, tcp-reset, icmp-admin-prohibited, icmp-port-unreachable,
 icmp-host-unreachable, udp-drop, sni-reset, tls-alert, proxy-denied, http-470, dns-nxdomain,
-dns-servfail, dns-refused, dns-nodata, dns-sinkhole, dns-no-answer.
+dns-servfail, dns-refused, dns-nodata, dns-sinkhole, dns-no-answer, local-block (resolved, never
+connected: low confidence, fails a run only with --fail-on any).
 
 Exit codes:
   0  nothing at or above --fail-on was found
@@ -308,8 +309,12 @@ fn audit(args: &AuditArgs) -> i32 {
         return EXIT_ERROR;
     }
     let all = report.findings.iter().chain(report.dns_failures.iter());
+    // A low-confidence local-block (resolved, never connected) alone does not fail a run:
+    // browsers resolve names they never use. It still counts for `--fail-on any`.
+    let firm =
+        |f: &&crate::audit::Finding| f.mechanism != Some(crate::audit::Mechanism::LocalBlock);
     let hit = all.clone().any(|f| match args.fail_on {
-        FailOn::RequiredBlocked => f.verdict == Verdict::RequiredBlocked,
+        FailOn::RequiredBlocked => f.verdict == Verdict::RequiredBlocked && firm(&f),
         FailOn::UnexpectedReached => matches!(
             f.verdict,
             Verdict::RequiredBlocked | Verdict::UnexpectedReached

@@ -146,8 +146,18 @@ fn proxy_denials_and_470_and_tunnelled_names() {
 #[test]
 fn dns_failures_and_private_endpoint_chains() {
     let (code, doc) = audit_json(&["dns-facts.pcap"], &[]);
-    assert_eq!(code, 0, "no catalog name failed to resolve here");
-    assert_eq!(findings(&doc, "dns_failures"), Vec::<String>::new());
+    assert_eq!(
+        code, 0,
+        "a low-confidence local-block alone does not fail the run"
+    );
+    // ws1.workspace.eastus.api.azureml.ms resolved, and nothing connected to it afterwards.
+    assert_eq!(
+        findings(&doc, "dns_failures"),
+        vec!["required-blocked local-block ws1.workspace.eastus.api.azureml.ms dns/- x1 [public.workspace.azureml-ms]"]
+    );
+    assert_eq!(doc["dns_failures"][0]["confidence"], "low");
+    let (code, _) = audit_json(&["dns-facts.pcap"], &["--fail-on", "any"]);
+    assert_eq!(code, 1);
     let pe = &doc["private_endpoint_dns"];
     // The A lookup ends at a public address; the AAAA lookup of the same chain has none.
     assert_eq!(pe.as_array().unwrap().len(), 1);

@@ -78,6 +78,9 @@ pub enum Mechanism {
     DnsNodata,
     DnsSinkhole,
     DnsNoAnswer,
+    /// The name resolved but the client never connected to the answer: a host firewall may
+    /// refuse before any SYN (low confidence: the application may simply not have needed it).
+    LocalBlock,
 }
 
 impl Mechanism {
@@ -100,6 +103,7 @@ impl Mechanism {
             Mechanism::DnsNodata => "dns-nodata",
             Mechanism::DnsSinkhole => "dns-sinkhole",
             Mechanism::DnsNoAnswer => "dns-no-answer",
+            Mechanism::LocalBlock => "local-block",
         }
     }
 }
@@ -372,6 +376,23 @@ fn target_port(f: &Flow) -> u16 {
     f.server.port
 }
 
+/// Order of outcomes from best (the far end answered) to worst (nothing came back).
+fn rank(o: Outcome) -> u8 {
+    match o {
+        Outcome::Established => 0,
+        Outcome::Midstream => 1,
+        Outcome::HandshakeOnly => 2,
+        Outcome::TlsAlert => 3,
+        Outcome::HttpDenied => 4,
+        Outcome::ProxyDenied => 5,
+        Outcome::ResetAfterHello => 6,
+        Outcome::RequestUnanswered => 7,
+        Outcome::Refused => 8,
+        Outcome::IcmpUnreachable => 9,
+        Outcome::NoAnswer => 10,
+    }
+}
+
 /// Judges one flow against the catalog.
 pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
     let Some(name) = f.facts.name.as_deref() else {
@@ -478,6 +499,10 @@ pub struct Finding {
     /// Placeholder values bound by the entry's pattern.
     pub bound: BTreeMap<String, String>,
     pub port_mismatch: bool,
+    /// Over every flow to this name and entry (whatever its verdict): the worst and the best
+    /// outcome seen.
+    pub worst_outcome: Option<&'static str>,
+    pub best_outcome: Option<&'static str>,
 }
 
 /// The catalog entry a finding is about.
@@ -638,6 +663,8 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                     files: BTreeSet::new(),
                     bound: j.bound.iter().cloned().collect(),
                     port_mismatch: j.port_mismatch,
+                    worst_outcome: None,
+                    best_outcome: None,
                 });
                 g.flows += 1;
                 g.dst_ips.insert(f.server.ip.to_string());
@@ -693,6 +720,18 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                     // A missing AAAA is normal for IPv4-only hosts: only an A query without an
                     // address counts as NODATA.
                     _ if l.nodata && l.qtype.as_deref() == Some("A") => Some(Mechanism::DnsNodata),
+                    // Resolved, yet the client never connected to any of the addresses.
+                    Some("NOERROR")
+                        if l.qtype.as_deref() == Some("A")
+                            && !l.addresses.is_empty()
+                            && !r.flows.iter().any(|f| {
+                                f.client.ip == l.client_ip
+                                    && f.first_ns >= l.ts_ns
+                                    && l.addresses.contains(&f.server.ip.to_string())
+                            }) =>
+                    {
+                        Some(Mechanism::LocalBlock)
+                    }
                     _ => None,
                 }
             };
@@ -714,6 +753,10 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                 .1
                 .insert(qname.to_string());
             let evidence = match mech {
+                Mechanism::LocalBlock => format!(
+                    "{qname} resolved to {} and the client never connected to it afterwards (a local firewall may refuse before any SYN; or the name was not needed)",
+                    l.addresses.join(", ")
+                ),
                 Mechanism::DnsNoAnswer => format!(
                     "{} query for {qname} to {} got no answer",
                     l.qtype.as_deref().unwrap_or("?"),
@@ -743,7 +786,9 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
             let g = dns_groups.entry(key).or_insert_with(|| Finding {
                 verdict,
                 mechanism: Some(mech),
-                confidence: Some(if mech == Mechanism::DnsNoAnswer {
+                confidence: Some(if mech == Mechanism::LocalBlock {
+                    Confidence::Low
+                } else if mech == Mechanism::DnsNoAnswer {
                     Confidence::Medium
                 } else {
                     Confidence::High
@@ -765,6 +810,8 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                     .map(|b| (b.placeholder.to_string(), b.value.to_string()))
                     .collect(),
                 port_mismatch: false,
+                worst_outcome: None,
+                best_outcome: None,
             });
             g.lookups += 1;
             g.files.insert(file.clone());
@@ -786,6 +833,29 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
             }
         })
         .collect();
+    // The worst and best outcome per (entry, name), over every flow whatever its verdict.
+    let mut span: BTreeMap<(Option<String>, String), (Outcome, Outcome)> = BTreeMap::new();
+    for (r, js) in results.iter().zip(&all_judged) {
+        for (f, j) in r.flows.iter().zip(js) {
+            let Some(name) = &f.facts.name else { continue };
+            let o = f.outcome();
+            let e = span
+                .entry((j.entry_id.clone(), name.clone()))
+                .or_insert((o, o));
+            if rank(o) > rank(e.0) {
+                e.0 = o;
+            }
+            if rank(o) < rank(e.1) {
+                e.1 = o;
+            }
+        }
+    }
+    for g in groups.values_mut() {
+        if let Some((w, b)) = span.get(&(g.entry.as_ref().map(|e| e.id.clone()), g.name.clone())) {
+            g.worst_outcome = Some(w.name());
+            g.best_outcome = Some(b.name());
+        }
+    }
     let mut findings: Vec<Finding> = groups.into_values().collect();
     findings
         .sort_by(|a, b| (a.verdict, a.first_ns, &a.name).cmp(&(b.verdict, b.first_ns, &b.name)));

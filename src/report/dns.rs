@@ -14,6 +14,10 @@ use crate::time::rfc3339;
 #[derive(Serialize)]
 pub struct Lookup<'a> {
     pub time: String,
+    #[serde(skip)]
+    pub ts_ns: i64,
+    #[serde(skip)]
+    pub client_ip: std::net::IpAddr,
     pub client: String,
     pub server: String,
     pub transport: &'static str,
@@ -126,6 +130,8 @@ pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
         let privatelink = cnames.iter().any(|n| n.contains("privatelink."));
         out.push(Lookup {
             time: rfc3339(first.ts_ns),
+            ts_ns: response.unwrap_or(first).ts_ns,
+            client_ip: first.client,
             client: format!("{}:{}", fmt_ip(first.client), first.client_port),
             server: format!("{}:{}", fmt_ip(first.server), first.server_port),
             transport: first.transport,
