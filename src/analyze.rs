@@ -254,6 +254,21 @@ fn udp_dns(
     } else {
         (ip.src, u.src_port, ip.dst, u.dst_port)
     };
+    // The same datagram captured on two interfaces (a firewall-side capture of both legs)
+    // is one message: an identical one from the same endpoints within 100 ms is a copy. A
+    // client's own retry comes a second or more later and stays.
+    let copy = out.iter().rev().take(8).any(|e| {
+        e.transport == "udp"
+            && (ts - e.ts_ns).abs() < 100_000_000
+            && e.client == client
+            && e.client_port == cport
+            && e.server == server
+            && e.server_port == sport
+            && e.message == msg
+    });
+    if copy {
+        return;
+    }
     map.add_response(ts, client, &msg);
     out.push(DnsEvent {
         ts_ns: ts,

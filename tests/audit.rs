@@ -404,3 +404,22 @@ fn golden_json_and_markdown() {
         assert!(got == want, "{golden} differs; diff it against the output of `allowscope audit --format {format} captures/audit-client.pcap`");
     }
 }
+
+/// A firewall-side capture holds each DNS datagram twice (one copy per interface): the lookups
+/// and DNS findings count each once, like the client side.
+#[test]
+fn firewall_side_dns_copies_count_once() {
+    let (_, client) = audit_json(&["audit-client.pcap"], &[]);
+    let (_, fw) = audit_json(&["audit-firewall.pcapng"], &[]);
+    assert_eq!(
+        findings(&fw, "dns_failures"),
+        findings(&client, "dns_failures")
+    );
+    let (_, nd, _) = run(&[
+        "dns",
+        "--format",
+        "ndjson",
+        cap("audit-firewall.pcapng").to_str().unwrap(),
+    ]);
+    assert_eq!(nd.lines().count(), 18);
+}
