@@ -423,3 +423,28 @@ fn firewall_side_dns_copies_count_once() {
     ]);
     assert_eq!(nd.lines().count(), 18);
 }
+
+/// Several inputs give one merged report; each finding keeps the files it came from.
+#[test]
+fn several_inputs_merge_with_files_kept() {
+    let (code, doc) = audit_json(&["audit-client.pcap", "tls-facts.pcap"], &[]);
+    assert_eq!(code, 1);
+    assert_eq!(doc["inputs"].as_array().unwrap().len(), 2);
+    let login = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["verdict"] == "required-reached" && f["name"] == "login.microsoftonline.com")
+        .unwrap();
+    assert_eq!(login["flows"], 2, "one reached flow in each file");
+    let files: Vec<&str> = login["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        files[0].ends_with("audit-client.pcap") && files[1].ends_with("tls-facts.pcap"),
+        "{files:?}"
+    );
+}
