@@ -103,6 +103,10 @@ pub struct DnsEvent {
     pub server_port: u16,
     /// "udp" or "tcp".
     pub transport: &'static str,
+    /// TTL / hop limit and IPv4 identification of the datagram (UDP), to recognise the same
+    /// datagram captured before and after a router.
+    pub ttl: u8,
+    pub ip_id: Option<u16>,
     pub message: DnsMessage,
 }
 
@@ -254,12 +258,15 @@ fn udp_dns(
     } else {
         (ip.src, u.src_port, ip.dst, u.dst_port)
     };
-    // The same datagram captured on two interfaces (a firewall-side capture of both legs)
-    // is one message: an identical one from the same endpoints within 100 ms is a copy. A
-    // client's own retry comes a second or more later and stays.
+    // The same datagram captured on both legs of a router or firewall is one message: the
+    // copy is identical, from the same endpoints, within 100 ms, with the same IPv4 ID and a
+    // different TTL (the router decremented it). A duplicate the sender really sent twice
+    // keeps its TTL and stays (as Zeek and tshark count it); a client's retry comes later.
     let copy = out.iter().rev().take(8).any(|e| {
         e.transport == "udp"
             && (ts - e.ts_ns).abs() < 100_000_000
+            && e.ttl != ip.ttl
+            && e.ip_id == ip.ip_id
             && e.client == client
             && e.client_port == cport
             && e.server == server
@@ -277,6 +284,8 @@ fn udp_dns(
         server,
         server_port: sport,
         transport: "udp",
+        ttl: ip.ttl,
+        ip_id: ip.ip_id,
         message: msg,
     });
 }
@@ -298,6 +307,8 @@ fn tcp_dns(f: &Flow, map: &mut DnsMap, out: &mut Vec<DnsEvent>) {
                 server: f.server.ip,
                 server_port: f.server.port,
                 transport: "tcp",
+                ttl: 0,
+                ip_id: None,
                 message: msg,
             });
         }

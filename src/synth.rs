@@ -66,7 +66,8 @@ struct Gen {
     name: String,
 }
 
-fn tls_client_hello(sni: &str) -> Vec<u8> {
+/// A TLS 1.3-style ClientHello record with the given SNI (and ALPN h2, http/1.1).
+pub(crate) fn tls_client_hello(sni: &str) -> Vec<u8> {
     // Handshake body: version, random, empty session id, two suites, null compression,
     // extensions (server_name, ALPN h2/http1.1, supported_versions 1.3/1.2, padding).
     let mut ext = Vec::new();

@@ -34,6 +34,9 @@ pub struct TlsFacts {
     pub handshake_complete: bool,
     /// This TLS ran inside an HTTP CONNECT tunnel.
     pub in_tunnel: bool,
+    /// This TLS started after a plaintext exchange on the same connection (STARTTLS in SMTP,
+    /// IMAP, POP3, FTP, ...).
+    pub after_plaintext: bool,
 }
 
 impl TlsFacts {
@@ -196,6 +199,14 @@ fn tcp_facts(flow: &Flow, facts: &mut Facts) {
             }
         }
         facts.http = Some(http_facts(first, resps.first()));
+    } else if let Some((co, so)) = starttls_offsets(cb, sb) {
+        let (ic, is) = (&cb[co..], &sb[so..]);
+        let hello = tls::client_hello(ic, c.has_hole());
+        if hello != HelloStatus::NotTls {
+            let mut t = tls_facts(hello, ic, is, s.has_hole(), false);
+            t.after_plaintext = true;
+            facts.tls = Some(t);
+        }
     } else if let Head::Truncated = http::parse_request(cb, c.has_hole()) {
         facts.http = Some(HttpFacts {
             method: String::new(),
@@ -224,7 +235,30 @@ fn tls_facts(
         client_alerts: tls::client_alerts(client),
         handshake_complete: tls::looks_complete(client, server),
         in_tunnel,
+        after_plaintext: false,
     }
+}
+
+/// Where TLS starts after a plaintext exchange (STARTTLS): in each direction, the first TLS
+/// handshake record header (16 03 0x) at the start of a line, after at least one line.
+fn starttls_offsets(client: &[u8], server: &[u8]) -> Option<(usize, usize)> {
+    fn find(b: &[u8]) -> Option<usize> {
+        (1..b.len().saturating_sub(2))
+            .find(|&i| b[i - 1] == b'\n' && b[i] == 0x16 && b[i + 1] == 0x03 && b[i + 2] <= 4)
+    }
+    // The plaintext before must look like text lines (commands and replies), not binary.
+    let c = find(client)?;
+    let printable = |b: &[u8]| {
+        b.iter()
+            .all(|&x| x == b'\r' || x == b'\n' || x == b'\t' || (0x20..0x7f).contains(&x))
+    };
+    if !printable(&client[..c]) {
+        return None;
+    }
+    let s = find(server)
+        .filter(|&s| printable(&server[..s]))
+        .unwrap_or(server.len());
+    Some((c, s))
 }
 
 fn http_facts(req: &Request, resp: Option<&Response>) -> HttpFacts {
@@ -296,6 +330,26 @@ fn name(flow: &Flow, facts: &mut Facts, dns: &DnsMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn starttls_is_found_after_plaintext_lines() {
+        let hello = crate::synth::tls_client_hello("mail.allowscope.test");
+        let mut client = b"EHLO client\r\nSTARTTLS\r\n".to_vec();
+        client.extend_from_slice(&hello);
+        let mut server = b"220 ready\r\n250-STARTTLS\r\n220 go ahead\r\n".to_vec();
+        server.extend_from_slice(&[0x16, 0x03, 0x03, 0, 4, 2, 0, 0, 0]);
+        assert_eq!(starttls_offsets(&client, &server), Some((23, 39)));
+        let t = tls::client_hello(&client[23..], false);
+        assert_eq!(
+            t.hello().unwrap().sni.as_deref(),
+            Some("mail.allowscope.test")
+        );
+        // binary before the record: not STARTTLS
+        let mut bin = vec![0u8, 1, 2, b'\n'];
+        bin.extend_from_slice(&hello);
+        assert_eq!(starttls_offsets(&bin, &server), None);
+        assert_eq!(starttls_offsets(b"GET / HTTP/1.1\r\n\r\n", &server), None);
+    }
 
     #[test]
     fn host_header_port_is_stripped() {

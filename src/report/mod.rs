@@ -122,6 +122,8 @@ pub struct TlsJson<'a> {
     pub cert_issuer: Option<&'a str>,
     pub handshake_complete: bool,
     pub in_tunnel: bool,
+    /// TLS began after a plaintext exchange (STARTTLS).
+    pub starttls: bool,
     /// Bytes of the ClientHello present and needed, when truncated.
     pub truncated_have: Option<usize>,
     pub truncated_need: Option<usize>,
@@ -211,6 +213,7 @@ fn tls_json(t: &TlsFacts) -> TlsJson<'_> {
         cert_issuer: t.server.cert_issuer.as_deref(),
         handshake_complete: t.handshake_complete,
         in_tunnel: t.in_tunnel,
+        starttls: t.after_plaintext,
         truncated_have: have,
         truncated_need: need,
     }
