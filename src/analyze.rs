@@ -136,6 +136,10 @@ pub fn analyze_input(input: &Input, cfg: &FlowConfig) -> FileResult {
     }
 }
 
+/// Bytes of capture streams read so far by every reader in this process (for progress
+/// displays; updated every few thousand frames, so it costs nothing per packet).
+pub static BYTES_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Reads an opened capture to the end and returns its flows.
 pub fn analyze_reader(name: String, mut reader: CaptureReader, cfg: &FlowConfig) -> FileResult {
     let mut summary = FileSummary::empty(name.clone());
@@ -147,7 +151,18 @@ pub fn analyze_reader(name: String, mut reader: CaptureReader, cfg: &FlowConfig)
     let mut dns: Vec<DnsEvent> = Vec::new();
     let mut truncated = 0u64;
     let mut last_defrag_sweep = i64::MIN;
+    let mut reported = 0u64;
+    let mut frames = 0u32;
     let error: Option<ReadError> = loop {
+        frames = frames.wrapping_add(1);
+        if frames % 4096 == 0 {
+            let now = reader.stats().stream_bytes;
+            BYTES_READ.fetch_add(
+                now.saturating_sub(reported),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            reported = now;
+        }
         let frame = match reader.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break None,
@@ -193,6 +208,10 @@ pub fn analyze_reader(name: String, mut reader: CaptureReader, cfg: &FlowConfig)
             finish_flows(&mut pending, &mut flows, &mut dns_map, &mut dns, cfg);
         }
     };
+    BYTES_READ.fetch_add(
+        reader.stats().stream_bytes.saturating_sub(reported),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     table.finish(&mut |f| pending.push(f));
     finish_flows(&mut pending, &mut flows, &mut dns_map, &mut dns, cfg);
     let st = reader.stats();

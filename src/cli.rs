@@ -154,6 +154,10 @@ pub struct AuditArgs {
 /// Flow-table tunables shared by commands that read captures.
 #[derive(Args, Debug, Clone)]
 pub struct TableArgs {
+    /// Worker threads for reading several inputs at once (one input per thread) [default: all
+    /// cores]; the output is the same for any number
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// Payload bytes kept from the start of each TCP direction (first flight), at least 16384
     #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1024..=16 << 20))]
     pub reassembly_cap: u32,
@@ -200,7 +204,12 @@ pub fn main() -> i32 {
 
 /// Reads every input (in parallel, one file per worker) and returns the results in input order,
 /// plus messages about inputs that could not even be listed.
-pub fn read_inputs(inputs: &[PathBuf], cfg: &FlowConfig) -> (Vec<FileResult>, Vec<String>, bool) {
+pub fn read_inputs(
+    inputs: &[PathBuf],
+    cfg: &FlowConfig,
+    threads: Option<u16>,
+    progress: bool,
+) -> (Vec<FileResult>, Vec<String>, bool) {
     let (list, skipped, missing) = expand_inputs(inputs);
     let mut notes = Vec::new();
     for (p, why) in &skipped {
@@ -213,7 +222,34 @@ pub fn read_inputs(inputs: &[PathBuf], cfg: &FlowConfig) -> (Vec<FileResult>, Ve
         notes.push(format!("error: {}: {why}", escape_terminal(&p)));
         failed = true;
     }
-    let results: Vec<FileResult> = list.par_iter().map(|i| analyze_input(i, cfg)).collect();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let run = || -> Vec<FileResult> {
+        list.par_iter()
+            .map(|i| {
+                let r = analyze_input(i, cfg);
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                r
+            })
+            .collect()
+    };
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    // Results come back in input order whatever the number of threads.
+    let results = std::thread::scope(|scope| {
+        if progress {
+            scope.spawn(|| show_progress(&done, list.len(), &finished));
+        }
+        let pool = threads.map(|n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n as usize)
+                .build()
+        });
+        let r = match pool {
+            Some(Ok(pool)) => pool.install(run),
+            _ => run(),
+        };
+        finished.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    });
     failed |= results.iter().any(|r| r.summary.error.is_some());
     (results, notes, failed)
 }
@@ -224,9 +260,49 @@ enum View {
     Dns,
 }
 
+/// Progress on stderr (only when it is a terminal): inputs done, bytes read, rate; the line is
+/// cleared at the end.
+fn show_progress(
+    done: &std::sync::atomic::AtomicUsize,
+    total: usize,
+    finished: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let start = std::time::Instant::now();
+    let base = crate::analyze::BYTES_READ.load(Relaxed);
+    let mut shown = false;
+    while !finished.load(Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let secs = start.elapsed().as_secs_f64();
+        if secs < 1.0 {
+            continue;
+        }
+        let mb = (crate::analyze::BYTES_READ.load(Relaxed) - base) as f64 / 1e6;
+        eprint!(
+            "\r\x1b[K{}/{total} inputs, {mb:.0} MB read, {:.0} MB/s",
+            done.load(Relaxed),
+            mb / secs
+        );
+        shown = true;
+    }
+    if shown {
+        eprint!("\r\x1b[K");
+    }
+}
+
+/// Whether to show progress: stderr is a terminal and the user did not ask for quiet.
+fn progress_wanted(quiet: bool) -> bool {
+    !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
 fn flows(args: &FlowsArgs, view: View) -> i32 {
     let cfg = args.table.config();
-    let (results, notes, failed) = read_inputs(&args.inputs, &cfg);
+    let (results, notes, failed) = read_inputs(
+        &args.inputs,
+        &cfg,
+        args.table.threads,
+        progress_wanted(args.quiet),
+    );
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut err = io::stderr();
@@ -279,7 +355,12 @@ fn audit(args: &AuditArgs) -> i32 {
         }
     };
     let cfg = args.table.config();
-    let (results, notes, failed) = read_inputs(&args.inputs, &cfg);
+    let (results, notes, failed) = read_inputs(
+        &args.inputs,
+        &cfg,
+        args.table.threads,
+        progress_wanted(args.quiet),
+    );
     let mut err = io::stderr();
     for n in &notes {
         let _ = writeln!(err, "{n}");

@@ -448,3 +448,33 @@ fn several_inputs_merge_with_files_kept() {
         "{files:?}"
     );
 }
+
+/// One thread or several: the same audit, byte for byte, over every capture in the project.
+#[test]
+fn same_output_for_one_and_many_threads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = |threads: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_allowscope"))
+            .current_dir(dir)
+            .args([
+                "audit",
+                "-q",
+                "--format",
+                "json",
+                "--threads",
+                threads,
+                "captures",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "the broken captures make it exit 2"
+        );
+        o.stdout
+    };
+    let one = out("1");
+    assert!(one.len() > 10_000);
+    assert!(one == out("4"), "--threads 1 and --threads 4 differ");
+}
