@@ -51,6 +51,10 @@ pub enum Command {
     /// unexpectedly, what was never exercised
     #[command(after_help = AUDIT_HELP)]
     Audit(AuditArgs),
+    /// Merge audit JSON documents of separate runs (shards of a batch, several machines) into
+    /// the document one run over all their inputs would have written
+    #[command(after_help = MERGE_HELP)]
+    Merge(MergeArgs),
     /// List every flow (bidirectional 5-tuple) with its counters, history, outcome and name
     #[command(after_help = FLOWS_HELP)]
     Flows(FlowsArgs),
@@ -82,6 +86,24 @@ Examples:
   allowscope audit captures/audit-client.pcap
   allowscope audit --region eastus --storage mystorage --format markdown trace.pcapng > report.md
   allowscope audit --fail-on unexpected-reached --format json captures/ > audit.json";
+
+const MERGE_HELP: &str = "\
+Exit codes: as for audit (0 nothing at or above --fail-on, 1 findings, 2 unreadable or
+mismatched documents).
+
+Examples:
+  allowscope audit --format json shard1/ > a.json; allowscope audit --format json shard2/ > b.json
+  allowscope merge a.json b.json > all.json";
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Audit JSON documents (`allowscope audit --format json`)
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The least severe finding that makes the exit code 1
+    #[arg(long, value_enum, default_value = "required-blocked")]
+    pub fail_on: crate::audit::FailOn,
+}
 
 const DNS_HELP: &str = "\
 Each line is one lookup: a query joined with its response. `no answer` marks queries that never
@@ -198,6 +220,7 @@ pub fn main() -> i32 {
         Command::Flows(args) => flows(&args, View::Flows),
         Command::Dns(args) => flows(&args, View::Dns),
         Command::Audit(args) => audit(&args),
+        Command::Merge(args) => merge(&args),
         Command::Catalog(c) => crate::catalog::cli::run(&c),
     }
 }
@@ -401,6 +424,65 @@ fn audit(args: &AuditArgs) -> i32 {
             Verdict::RequiredBlocked | Verdict::UnexpectedReached
         ),
         FailOn::Any => f.verdict.blocked() || f.verdict == Verdict::UnexpectedReached,
+        FailOn::Never => false,
+    });
+    if hit {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    }
+}
+
+fn merge(args: &MergeArgs) -> i32 {
+    use crate::audit::FailOn;
+    let mut docs = Vec::new();
+    for f in &args.files {
+        let name = escape_terminal(&f.display().to_string()).into_owned();
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                return EXIT_ERROR;
+            }
+        };
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) => docs.push((name, v)),
+            Err(e) => {
+                eprintln!("error: {name}: not JSON: {e}");
+                return EXIT_ERROR;
+            }
+        }
+    }
+    let merged = match crate::audit::merge::merge(&docs) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    if serde_json::to_writer_pretty(&mut out, &merged).is_err() || writeln!(out).is_err() {
+        return EXIT_ERROR;
+    }
+    let _ = out.flush();
+    let verdicts = merged["findings"]
+        .as_array()
+        .into_iter()
+        .chain(merged["dns_failures"].as_array())
+        .flatten()
+        .map(|f| {
+            (
+                f["verdict"].as_str().unwrap_or(""),
+                f["mechanism"].as_str() == Some("local-block"),
+            )
+        });
+    let hit = verdicts.into_iter().any(|(v, local)| match args.fail_on {
+        FailOn::RequiredBlocked => v == "required-blocked" && !local,
+        FailOn::UnexpectedReached => {
+            (v == "required-blocked" && !local) || v == "unexpected-reached"
+        }
+        FailOn::Any => v.ends_with("-blocked") || v == "unexpected-reached",
         FailOn::Never => false,
     });
     if hit {

@@ -20,6 +20,43 @@ pub fn rfc3339(ns: i64) -> String {
     }
 }
 
+/// Parses what [`rfc3339`] writes (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`) back to nanoseconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-');
+    let (y, m, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.splitn(3, ':');
+    let (hh, mm, ss): (i64, i64, i64) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) || !(1..=12).contains(&m) {
+        return None;
+    }
+    let ns: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
+    // days from civil (inverse of civil_from_days)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days.checked_mul(86_400)? + hh * 3600 + mm * 60 + ss;
+    secs.checked_mul(1_000_000_000)?.checked_add(ns)
+}
+
 /// Seconds as a short human duration: `0.000s`, `12.5s`, `3m02s`, `1h04m`.
 pub fn human_duration(ns: i64) -> String {
     let ns = ns.max(0);
@@ -75,6 +112,20 @@ mod tests {
             rfc3339(4_107_542_400_000_000_000),
             "2100-03-01T00:00:00.000000Z"
         );
+    }
+
+    #[test]
+    fn parse_round_trips() {
+        for ns in [
+            0i64,
+            951_827_696_789_012_000,
+            1_700_000_000_000_000_001,
+            4_107_542_400_000_000_000,
+        ] {
+            assert_eq!(parse_rfc3339(&rfc3339(ns)), Some(ns));
+        }
+        assert_eq!(parse_rfc3339("garbage"), None);
+        assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
     }
 
     #[test]

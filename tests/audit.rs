@@ -478,3 +478,47 @@ fn same_output_for_one_and_many_threads() {
     assert!(one.len() > 10_000);
     assert!(one == out("4"), "--threads 1 and --threads 4 differ");
 }
+
+/// `merge` of the audits of two halves equals the audit of the whole.
+#[test]
+fn merge_of_halves_equals_the_whole() {
+    let dir = std::env::temp_dir().join(format!("allowscope-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, files: &[&str]| {
+        let (_, doc) = audit_json(files, &[]);
+        let p = dir.join(name);
+        std::fs::write(&p, serde_json::to_string(&doc).unwrap()).unwrap();
+        (p, doc)
+    };
+    let (_, whole) = write(
+        "whole.json",
+        &[
+            "audit-client.pcap",
+            "tls-facts.pcap",
+            "proxy.pcap",
+            "dns-facts.pcap",
+        ],
+    );
+    let (a, _) = write("a.json", &["audit-client.pcap", "tls-facts.pcap"]);
+    let (b, _) = write("b.json", &["proxy.pcap", "dns-facts.pcap"]);
+    let (code, out, err) = run(&["merge", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(code, 1, "required hosts were blocked: {err}");
+    let merged: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(merged, whole);
+    // Not an audit document, or another schema version: exit 2 with the file named.
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{\"hello\": 1}").unwrap();
+    let (code, _, err) = run(&["merge", a.to_str().unwrap(), bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("bad.json") && err.contains("not an allowscope audit"),
+        "{err}"
+    );
+    let mut other: Value = serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
+    other["schema_version"] = Value::from(99);
+    let v99 = dir.join("v99.json");
+    std::fs::write(&v99, other.to_string()).unwrap();
+    let (code, _, err) = run(&["merge", a.to_str().unwrap(), v99.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

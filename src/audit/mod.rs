@@ -3,6 +3,7 @@
 //! confidence and one sentence of evidence; findings are grouped per catalog entry and name;
 //! the entries in scope get a coverage line each.
 
+pub mod merge;
 pub mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -562,6 +563,11 @@ pub struct Audit {
     pub counts: BTreeMap<&'static str, u64>,
 }
 
+/// The schema version audit documents are written with.
+pub fn report_schema() -> u64 {
+    crate::report::SCHEMA_VERSION as u64
+}
+
 impl Audit {
     /// Catalog hosts (required or optional) that were blocked: flows, then DNS failures.
     pub fn blocked(&self) -> impl Iterator<Item = &Finding> {
@@ -801,7 +807,7 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                 flows: 0,
                 lookups: 0,
                 first_seen: ts,
-                first_ns: 0,
+                first_ns: l.first_ns,
                 evidence,
                 files: BTreeSet::new(),
                 bound: m
@@ -856,10 +862,11 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
             g.best_outcome = Some(b.name());
         }
     }
+    // Orders that `merge` can reproduce from the JSON alone (see merge.rs).
     let mut findings: Vec<Finding> = groups.into_values().collect();
-    findings
-        .sort_by(|a, b| (a.verdict, a.first_ns, &a.name).cmp(&(b.verdict, b.first_ns, &b.name)));
-    let dns_failures: Vec<Finding> = dns_groups.into_values().collect();
+    findings.sort_by(|a, b| merge::finding_order(a).cmp(&merge::finding_order(b)));
+    let mut dns_failures: Vec<Finding> = dns_groups.into_values().collect();
+    dns_failures.sort_by(|a, b| merge::finding_order(a).cmp(&merge::finding_order(b)));
     (
         Audit {
             findings,

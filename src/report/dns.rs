@@ -14,8 +14,12 @@ use crate::time::rfc3339;
 #[derive(Serialize)]
 pub struct Lookup<'a> {
     pub time: String,
+    /// When the response arrived (the query when there was none).
     #[serde(skip)]
     pub ts_ns: i64,
+    /// When the lookup began (`time`).
+    #[serde(skip)]
+    pub first_ns: i64,
     #[serde(skip)]
     pub client_ip: std::net::IpAddr,
     pub client: String,
@@ -131,6 +135,7 @@ pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
         out.push(Lookup {
             time: rfc3339(first.ts_ns),
             ts_ns: response.unwrap_or(first).ts_ns,
+            first_ns: first.ts_ns,
             client_ip: first.client,
             client: format!("{}:{}", fmt_ip(first.client), first.client_port),
             server: format!("{}:{}", fmt_ip(first.server), first.server_port),

@@ -1,0 +1,255 @@
+//! `allowscope merge`: combine audit JSON documents written by separate runs (shards of a batch,
+//! several machines) into the document one run over all their inputs would have written.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value};
+
+use super::{Finding, Verdict};
+use crate::time::parse_rfc3339;
+
+/// The sort key of a finding: verdict, first time seen, name, protocol, port, mechanism.
+pub fn finding_order(f: &Finding) -> (Verdict, i64, String, &'static str, Option<u16>, String) {
+    (
+        f.verdict,
+        f.first_ns,
+        f.name.clone(),
+        f.proto,
+        f.dst_port,
+        f.mechanism
+            .map(|m| m.name().to_string())
+            .unwrap_or_default(),
+    )
+}
+
+const VERDICTS: [&str; 8] = [
+    "required-blocked",
+    "optional-blocked",
+    "unexpected-reached",
+    "unexpected-blocked",
+    "required-reached",
+    "optional-reached",
+    "inconclusive",
+    "unattributed",
+];
+
+const OUTCOMES: [&str; 11] = [
+    "established",
+    "midstream",
+    "handshake-only",
+    "tls-alert",
+    "http-denied",
+    "proxy-denied",
+    "reset-after-hello",
+    "request-unanswered",
+    "refused",
+    "icmp-unreachable",
+    "no-answer",
+];
+
+fn rank(list: &[&str], v: &Value) -> usize {
+    v.as_str()
+        .and_then(|s| list.iter().position(|x| *x == s))
+        .unwrap_or(usize::MAX)
+}
+
+fn key(f: &Value) -> String {
+    format!(
+        "{}|{}|{}|{}|{}|{}",
+        f["verdict"], f["mechanism"], f["entry"]["id"], f["name"], f["proto"], f["dst_port"]
+    )
+}
+
+fn first_ns(f: &Value) -> i64 {
+    f["first_seen"]
+        .as_str()
+        .and_then(parse_rfc3339)
+        .unwrap_or(i64::MAX)
+}
+
+fn union_sorted(a: &Value, b: &Value) -> Value {
+    let mut set: BTreeSet<String> = BTreeSet::new();
+    for v in [a, b] {
+        for x in v.as_array().into_iter().flatten() {
+            if let Some(s) = x.as_str() {
+                set.insert(s.to_string());
+            }
+        }
+    }
+    Value::Array(set.into_iter().map(Value::String).collect())
+}
+
+fn add(a: &Value, b: &Value) -> Value {
+    Value::from(a.as_u64().unwrap_or(0) + b.as_u64().unwrap_or(0))
+}
+
+fn merge_finding(into: &mut Value, f: &Value) {
+    let earlier = first_ns(f) < first_ns(into);
+    let o = into.as_object_mut().expect("finding is an object");
+    for k in ["flows", "lookups"] {
+        let v = add(&o[k], &f[k]);
+        o.insert(k.into(), v);
+    }
+    for k in ["dst_ips", "files"] {
+        let v = union_sorted(&o[k], &f[k]);
+        o.insert(k.into(), v);
+    }
+    if earlier {
+        for k in ["first_seen", "evidence", "confidence"] {
+            o.insert(k.into(), f[k].clone());
+        }
+    }
+    if let (Some(b), Some(nb)) = (
+        o.get_mut("bound").and_then(Value::as_object_mut),
+        f["bound"].as_object(),
+    ) {
+        for (k, v) in nb {
+            b.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let pm = o["port_mismatch"].as_bool().unwrap_or(false)
+        || f["port_mismatch"].as_bool().unwrap_or(false);
+    o.insert("port_mismatch".into(), Value::Bool(pm));
+    if rank(&OUTCOMES, &f["worst_outcome"]) != usize::MAX
+        && (o["worst_outcome"].is_null()
+            || rank(&OUTCOMES, &f["worst_outcome"]) > rank(&OUTCOMES, &o["worst_outcome"]))
+    {
+        o.insert("worst_outcome".into(), f["worst_outcome"].clone());
+    }
+    if rank(&OUTCOMES, &f["best_outcome"]) < rank(&OUTCOMES, &o["best_outcome"]) {
+        o.insert("best_outcome".into(), f["best_outcome"].clone());
+    }
+}
+
+fn merge_findings(docs: &[Value], field: &str) -> Value {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_key: BTreeMap<String, Value> = BTreeMap::new();
+    for d in docs {
+        for f in d[field].as_array().into_iter().flatten() {
+            let k = key(f);
+            match by_key.get_mut(&k) {
+                Some(into) => merge_finding(into, f),
+                None => {
+                    order.push(k.clone());
+                    by_key.insert(k, f.clone());
+                }
+            }
+        }
+    }
+    let mut out: Vec<Value> = order
+        .into_iter()
+        .filter_map(|k| by_key.remove(&k))
+        .collect();
+    out.sort_by_key(|f| {
+        (
+            rank(&VERDICTS, &f["verdict"]),
+            first_ns(f),
+            f["name"].as_str().unwrap_or("").to_string(),
+            f["proto"].as_str().unwrap_or("").to_string(),
+            f["dst_port"].as_u64(),
+            f["mechanism"].as_str().unwrap_or("").to_string(),
+        )
+    });
+    Value::Array(out)
+}
+
+fn merge_coverage(docs: &[Value]) -> Value {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+    for d in docs {
+        for c in d["coverage"].as_array().into_iter().flatten() {
+            let id = c["entry"]["id"].as_str().unwrap_or("").to_string();
+            match by_id.get_mut(&id) {
+                None => {
+                    order.push(id.clone());
+                    by_id.insert(id, c.clone());
+                }
+                Some(into) => {
+                    let o = into.as_object_mut().expect("coverage is an object");
+                    let ex = o["exercised"].as_bool().unwrap_or(false)
+                        || c["exercised"].as_bool().unwrap_or(false);
+                    o.insert("exercised".into(), Value::Bool(ex));
+                    let names = union_sorted(&o["names"], &c["names"]);
+                    o.insert("names".into(), names);
+                    let mut v: Map<String, Value> =
+                        o["verdicts"].as_object().cloned().unwrap_or_default();
+                    for (k, n) in c["verdicts"].as_object().into_iter().flatten() {
+                        let sum = add(v.get(k).unwrap_or(&Value::Null), n);
+                        v.insert(k.clone(), sum);
+                    }
+                    o.insert("verdicts".into(), Value::Object(v));
+                }
+            }
+        }
+    }
+    Value::Array(order.into_iter().filter_map(|k| by_id.remove(&k)).collect())
+}
+
+/// Merges audit documents. Errors name the document and what is wrong.
+pub fn merge(docs: &[(String, Value)]) -> Result<Value, String> {
+    let mut version = None;
+    for (name, d) in docs {
+        let v = d["schema_version"].as_u64().ok_or_else(|| {
+            format!("{name}: not an allowscope audit JSON document (no schema_version)")
+        })?;
+        if d["findings"].as_array().is_none() || d["coverage"].as_array().is_none() {
+            return Err(format!(
+                "{name}: not an allowscope audit JSON document (no findings or coverage)"
+            ));
+        }
+        match version {
+            None => version = Some(v),
+            Some(w) if w != v => {
+                return Err(format!("{name}: schema_version {v} differs from {w}"))
+            }
+            _ => {}
+        }
+    }
+    let values: Vec<Value> = docs.iter().map(|(_, d)| d.clone()).collect();
+    let mut out = Map::new();
+    out.insert(
+        "schema_version".into(),
+        Value::from(version.unwrap_or(super::report_schema())),
+    );
+    let inputs: Vec<Value> = values
+        .iter()
+        .flat_map(|d| d["inputs"].as_array().cloned().unwrap_or_default())
+        .collect();
+    out.insert("inputs".into(), Value::Array(inputs));
+    out.insert("findings".into(), merge_findings(&values, "findings"));
+    out.insert("coverage".into(), merge_coverage(&values));
+    out.insert(
+        "dns_failures".into(),
+        merge_findings(&values, "dns_failures"),
+    );
+    let pe: Vec<Value> = values
+        .iter()
+        .flat_map(|d| {
+            d["private_endpoint_dns"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    out.insert("private_endpoint_dns".into(), Value::Array(pe));
+    let mut ph: BTreeMap<String, Value> = BTreeMap::new();
+    for d in &values {
+        for (k, v) in d["placeholders_seen"].as_object().into_iter().flatten() {
+            let merged = union_sorted(ph.get(k).unwrap_or(&Value::Null), v);
+            ph.insert(k.clone(), merged);
+        }
+    }
+    out.insert(
+        "placeholders_seen".into(),
+        Value::Object(ph.into_iter().collect()),
+    );
+    let mut counts: BTreeMap<String, Value> = BTreeMap::new();
+    for d in &values {
+        for (k, v) in d["counts"].as_object().into_iter().flatten() {
+            let sum = add(counts.get(k).unwrap_or(&Value::Null), v);
+            counts.insert(k.clone(), sum);
+        }
+    }
+    out.insert("counts".into(), Value::Object(counts.into_iter().collect()));
+    Ok(Value::Object(out))
+}
