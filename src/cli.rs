@@ -164,6 +164,10 @@ pub struct AuditArgs {
     /// The least severe finding that makes the exit code 1
     #[arg(long, value_enum, default_value = "required-blocked")]
     pub fail_on: crate::audit::FailOn,
+    /// Add a per-file breakdown (and, in Markdown, the coverage matrix entry x file even for
+    /// one input)
+    #[arg(long)]
+    pub per_file: bool,
     #[command(flatten)]
     pub catalog: crate::catalog::CatalogOptions,
     #[command(flatten)]
@@ -394,9 +398,15 @@ fn audit(args: &AuditArgs) -> i32 {
         && std::io::IsTerminal::is_terminal(&stdout)
         && std::env::var_os("NO_COLOR").is_none();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    if let Err(e) =
-        crate::audit::report::write_audit(&mut out, &report, &judged, &results, args.format, color)
-    {
+    if let Err(e) = crate::audit::report::write_audit(
+        &mut out,
+        &report,
+        &judged,
+        &results,
+        args.format,
+        color,
+        args.per_file,
+    ) {
         if e.kind() != io::ErrorKind::BrokenPipe {
             let _ = writeln!(err, "error: writing output: {e}");
             return EXIT_ERROR;

@@ -522,3 +522,49 @@ fn merge_of_halves_equals_the_whole() {
     assert_eq!(code, 2, "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The coverage matrix (catalog entry x file) in JSON and Markdown, and the per-file counts.
+#[test]
+fn coverage_matrix_and_per_file() {
+    let (_, doc) = audit_json(&["audit-client.pcap", "tls-facts.pcap"], &["--per-file"]);
+    let cov = doc["coverage"].as_array().unwrap();
+    let ml = cov
+        .iter()
+        .find(|c| c["entry"]["id"] == "public.workspace.ml-azure-com")
+        .unwrap();
+    let by_file = ml["by_file"].as_object().unwrap();
+    let row = |suffix: &str| {
+        by_file
+            .iter()
+            .find(|(f, _)| f.ends_with(suffix))
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(
+        row("audit-client.pcap"),
+        serde_json::json!({"dns-resolved": 1, "required-reached": 1})
+    );
+    assert_eq!(
+        row("tls-facts.pcap"),
+        serde_json::json!({"dns-resolved": 1, "required-blocked": 1, "required-reached": 1})
+    );
+    let pf = doc["per_file"].as_array().unwrap();
+    assert_eq!(pf.len(), 2);
+    assert_eq!(pf[1]["counts"]["required-blocked"], 2);
+    let a = cap("audit-client.pcap");
+    let t = cap("tls-facts.pcap");
+    let (_, md, _) = run(&[
+        "audit",
+        "-q",
+        "--format",
+        "markdown",
+        a.to_str().unwrap(),
+        t.to_str().unwrap(),
+    ]);
+    let line = md
+        .lines()
+        .find(|l| l.starts_with("| `ml.azure.com` (required) |"))
+        .unwrap();
+    assert!(line.ends_with("| reached | blocked+reached |"), "{line}");
+}

@@ -178,6 +178,21 @@ fn merge_coverage(docs: &[Value]) -> Value {
                         v.insert(k.clone(), sum);
                     }
                     o.insert("verdicts".into(), Value::Object(v));
+                    let mut bf: Map<String, Value> =
+                        o["by_file"].as_object().cloned().unwrap_or_default();
+                    for (file, counts) in c["by_file"].as_object().into_iter().flatten() {
+                        let mut row: Map<String, Value> = bf
+                            .get(file)
+                            .and_then(Value::as_object)
+                            .cloned()
+                            .unwrap_or_default();
+                        for (k, n) in counts.as_object().into_iter().flatten() {
+                            let sum = add(row.get(k).unwrap_or(&Value::Null), n);
+                            row.insert(k.clone(), sum);
+                        }
+                        bf.insert(file.clone(), Value::Object(row));
+                    }
+                    o.insert("by_file".into(), Value::Object(bf));
                 }
             }
         }
@@ -251,5 +266,10 @@ pub fn merge(docs: &[(String, Value)]) -> Result<Value, String> {
         }
     }
     out.insert("counts".into(), Value::Object(counts.into_iter().collect()));
+    let per_file: Vec<Value> = values
+        .iter()
+        .flat_map(|d| d["per_file"].as_array().cloned().unwrap_or_default())
+        .collect();
+    out.insert("per_file".into(), Value::Array(per_file));
     Ok(Value::Object(out))
 }

@@ -539,6 +539,28 @@ pub struct Coverage {
     pub verdicts: BTreeMap<&'static str, u64>,
     /// Names seen that matched the entry.
     pub names: BTreeSet<String>,
+    /// The coverage matrix row: per input file, flows and lookups per verdict.
+    pub by_file: BTreeMap<String, BTreeMap<&'static str, u64>>,
+}
+
+/// What the audit saw of one catalog entry.
+#[derive(Debug, Clone, Default)]
+struct EntryTally {
+    verdicts: BTreeMap<&'static str, u64>,
+    names: BTreeSet<String>,
+    by_file: BTreeMap<String, BTreeMap<&'static str, u64>>,
+}
+
+impl EntryTally {
+    fn count(&mut self, what: &'static str, file: &str) {
+        *self.verdicts.entry(what).or_default() += 1;
+        *self
+            .by_file
+            .entry(file.to_string())
+            .or_default()
+            .entry(what)
+            .or_default() += 1;
+    }
 }
 
 /// A `privatelink.` CNAME chain that ended at a public address: private DNS is not applied.
@@ -560,6 +582,15 @@ pub struct Audit {
     pub private_endpoint_dns: Vec<PrivateEndpointProblem>,
     /// Placeholder values seen in matched names (e.g. region -> {eastus}).
     pub placeholders_seen: BTreeMap<String, BTreeSet<String>>,
+    pub counts: BTreeMap<&'static str, u64>,
+    /// Per input file: flows per verdict (the per-file breakdown).
+    pub per_file: Vec<PerFile>,
+}
+
+/// Verdict counts of one input.
+#[derive(Debug, Clone, Serialize)]
+pub struct PerFile {
+    pub file: String,
     pub counts: BTreeMap<&'static str, u64>,
 }
 
@@ -615,24 +646,26 @@ fn is_public(ip: &std::net::IpAddr) -> bool {
 pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judged>>) {
     let mut groups: BTreeMap<Key, Finding> = BTreeMap::new();
     let mut dns_groups: BTreeMap<Key, Finding> = BTreeMap::new();
-    let mut per_entry: BTreeMap<usize, (BTreeMap<&'static str, u64>, BTreeSet<String>)> =
-        BTreeMap::new();
+    let mut per_entry: BTreeMap<usize, EntryTally> = BTreeMap::new();
     let mut placeholders_seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut private = Vec::new();
     let mut all_judged = Vec::new();
+    let mut per_file = Vec::new();
     for r in results {
         let file = &r.summary.file;
+        let mut file_counts: BTreeMap<&'static str, u64> = BTreeMap::new();
         let mut judged = Vec::with_capacity(r.flows.len());
         let ttls = server_ttls(&r.flows);
         for f in &r.flows {
             let j = judge(f, catalog, &ttls);
             *counts.entry(j.verdict.name()).or_default() += 1;
+            *file_counts.entry(j.verdict.name()).or_default() += 1;
             if let Some(e) = j.entry {
                 let pe = per_entry.entry(e).or_default();
-                *pe.0.entry(j.verdict.name()).or_default() += 1;
+                pe.count(j.verdict.name(), file);
                 if let Some(n) = &f.facts.name {
-                    pe.1.insert(n.clone());
+                    pe.names.insert(n.clone());
                 }
                 for (k, v) in &j.bound {
                     placeholders_seen
@@ -705,15 +738,13 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
             per_entry
                 .entry(m.entry)
                 .or_default()
-                .1
+                .names
                 .insert(qname.to_string());
             if l.answered && l.rcode == Some("NOERROR") && !l.addresses.is_empty() && !l.sinkhole {
-                *per_entry
+                per_entry
                     .entry(m.entry)
                     .or_default()
-                    .0
-                    .entry("dns-resolved")
-                    .or_default() += 1;
+                    .count("dns-resolved", file);
             }
             let mech = if !l.answered {
                 Some(Mechanism::DnsNoAnswer)
@@ -747,17 +778,10 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                 Requirement::Required => Verdict::RequiredBlocked,
                 Requirement::Optional => Verdict::OptionalBlocked,
             };
-            *per_entry
-                .entry(m.entry)
-                .or_default()
-                .0
-                .entry(verdict.name())
-                .or_default() += 1;
             per_entry
                 .entry(m.entry)
                 .or_default()
-                .1
-                .insert(qname.to_string());
+                .count(verdict.name(), file);
             let evidence = match mech {
                 Mechanism::LocalBlock => format!(
                     "{qname} resolved to {} and the client never connected to it afterwards (a local firewall may refuse before any SYN; or the name was not needed)",
@@ -822,7 +846,12 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
             g.lookups += 1;
             g.files.insert(file.clone());
             *counts.entry("dns-failure").or_default() += 1;
+            *file_counts.entry("dns-failure").or_default() += 1;
         }
+        per_file.push(PerFile {
+            file: file.clone(),
+            counts: file_counts,
+        });
     }
     let coverage = catalog
         .entries()
@@ -830,12 +859,13 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
         .enumerate()
         .filter(|(i, e)| e.requirement == Requirement::Required || per_entry.contains_key(i))
         .map(|(i, e)| {
-            let (verdicts, names) = per_entry.get(&i).cloned().unwrap_or_default();
+            let t = per_entry.get(&i).cloned().unwrap_or_default();
             Coverage {
                 entry: entry_ref(e),
-                exercised: !verdicts.is_empty(),
-                verdicts,
-                names,
+                exercised: !t.verdicts.is_empty(),
+                verdicts: t.verdicts,
+                names: t.names,
+                by_file: t.by_file,
             }
         })
         .collect();
@@ -875,6 +905,7 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
             private_endpoint_dns: private,
             placeholders_seen,
             counts,
+            per_file,
         },
         all_judged,
     )

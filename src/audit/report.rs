@@ -66,6 +66,7 @@ pub fn write_audit(
     results: &[FileResult],
     format: AuditFormat,
     color: bool,
+    per_file: bool,
 ) -> io::Result<()> {
     match format {
         AuditFormat::Json => {
@@ -114,8 +115,8 @@ pub fn write_audit(
                 }
             }
         }
-        AuditFormat::Text => text(out, audit, color)?,
-        AuditFormat::Markdown => markdown(out, audit)?,
+        AuditFormat::Text => text(out, audit, color, per_file)?,
+        AuditFormat::Markdown => markdown(out, audit, per_file)?,
     }
     out.flush()
 }
@@ -148,7 +149,32 @@ fn summary_counts(audit: &Audit) -> String {
     )
 }
 
-fn text(out: &mut dyn Write, a: &Audit, color: bool) -> io::Result<()> {
+fn file_counts(c: &std::collections::BTreeMap<&'static str, u64>) -> String {
+    let parts: Vec<String> = c.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    if parts.is_empty() {
+        "nothing".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// One cell of the coverage matrix: what the file showed of an entry.
+fn cell(counts: Option<&std::collections::BTreeMap<&'static str, u64>>) -> &'static str {
+    let Some(c) = counts else { return "-" };
+    let has = |k: &str| c.get(k).copied().unwrap_or(0) > 0;
+    match (
+        has("required-blocked") || has("optional-blocked"),
+        has("required-reached") || has("optional-reached"),
+    ) {
+        (true, true) => "blocked+reached",
+        (true, false) => "blocked",
+        (false, true) => "reached",
+        (false, false) if has("dns-resolved") => "resolved",
+        _ => "seen",
+    }
+}
+
+fn text(out: &mut dyn Write, a: &Audit, color: bool, per_file: bool) -> io::Result<()> {
     let (red, yellow, green, bold, reset) = if color {
         ("\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[1m", "\x1b[0m")
     } else {
@@ -264,6 +290,17 @@ fn text(out: &mut dyn Write, a: &Audit, color: bool) -> io::Result<()> {
             .collect();
         writeln!(out, "\nPlaceholder values seen: {}", seen.join("; "))?;
     }
+    if per_file {
+        writeln!(out, "\n{bold}Per file{reset}")?;
+        for p in &a.per_file {
+            writeln!(
+                out,
+                "  {}: {}",
+                escape_terminal(&p.file),
+                file_counts(&p.counts)
+            )?;
+        }
+    }
     writeln!(out, "\n{}", summary_counts(a))
 }
 
@@ -274,7 +311,7 @@ fn serde_plain<T: Serialize>(v: &T) -> String {
         .to_string()
 }
 
-fn markdown(out: &mut dyn Write, a: &Audit) -> io::Result<()> {
+fn markdown(out: &mut dyn Write, a: &Audit, per_file: bool) -> io::Result<()> {
     writeln!(out, "# allowscope audit\n")?;
     writeln!(out, "## Required but blocked\n")?;
     writeln!(
@@ -342,6 +379,32 @@ fn markdown(out: &mut dyn Write, a: &Audit) -> io::Result<()> {
             "- `{}` ({}): {}",
             c.entry.pattern, c.entry.id, c.entry.purpose
         )?;
+    }
+    if per_file || a.per_file.len() > 1 {
+        writeln!(out, "\n## Coverage by file\n")?;
+        let files: Vec<&str> = a.per_file.iter().map(|p| p.file.as_str()).collect();
+        let head: Vec<String> = files.iter().map(|f| escape_markdown(f)).collect();
+        writeln!(out, "| entry | {} |", head.join(" | "))?;
+        writeln!(out, "|---|{}", "---|".repeat(files.len()))?;
+        for c in &a.coverage {
+            let cells: Vec<&str> = files.iter().map(|f| cell(c.by_file.get(*f))).collect();
+            writeln!(
+                out,
+                "| `{}` ({}) | {} |",
+                c.entry.pattern,
+                c.entry.requirement,
+                cells.join(" | ")
+            )?;
+        }
+        writeln!(out)?;
+        for p in &a.per_file {
+            writeln!(
+                out,
+                "- {}: {}",
+                escape_markdown(&p.file),
+                file_counts(&p.counts)
+            )?;
+        }
     }
     writeln!(out, "\n## Reached\n")?;
     for f in a.findings.iter().filter(|f| {
