@@ -64,6 +64,9 @@ pub enum Command {
     /// The catalog of hosts a service needs: list, match a name, export, check a user catalog
     #[command(subcommand)]
     Catalog(crate::catalog::cli::CatalogCommand),
+    /// Capture live from an interface and audit what it sees (needs CAP_NET_RAW)
+    #[cfg(feature = "live")]
+    Live(crate::live::LiveArgs),
 }
 
 const AUDIT_HELP: &str = "\
@@ -226,6 +229,8 @@ pub fn main() -> i32 {
         Command::Audit(args) => audit(&args),
         Command::Merge(args) => merge(&args),
         Command::Catalog(c) => crate::catalog::cli::run(&c),
+        #[cfg(feature = "live")]
+        Command::Live(args) => crate::live::run(&args),
     }
 }
 
@@ -373,7 +378,6 @@ fn flows(args: &FlowsArgs, view: View) -> i32 {
 }
 
 fn audit(args: &AuditArgs) -> i32 {
-    use crate::audit::{FailOn, Verdict};
     let catalog = match args.catalog.load() {
         Ok(c) => c,
         Err(e) => {
@@ -388,32 +392,60 @@ fn audit(args: &AuditArgs) -> i32 {
         args.table.threads,
         progress_wanted(args.quiet),
     );
+    let opts = ReportOpts {
+        format: args.format,
+        fail_on: args.fail_on,
+        quiet: args.quiet,
+        per_file: args.per_file,
+    };
+    report_audit(&results, &notes, failed, &catalog, &opts)
+}
+
+/// How `report_audit` writes and judges: the audit-like options of `audit` and `live`.
+#[derive(Clone, Copy)]
+pub(crate) struct ReportOpts {
+    pub format: crate::audit::report::AuditFormat,
+    pub fail_on: crate::audit::FailOn,
+    pub quiet: bool,
+    pub per_file: bool,
+}
+
+/// Audits read inputs against the catalog, writes the report to stdout (and notes, summaries
+/// and errors to stderr) and returns the exit code. Shared by `audit` and `live`.
+pub(crate) fn report_audit(
+    results: &[FileResult],
+    notes: &[String],
+    failed: bool,
+    catalog: &crate::catalog::Catalog,
+    opts: &ReportOpts,
+) -> i32 {
+    use crate::audit::{FailOn, Verdict};
+    let ReportOpts {
+        format,
+        fail_on,
+        quiet,
+        per_file,
+    } = *opts;
     let mut err = io::stderr();
-    for n in &notes {
+    for n in notes {
         let _ = writeln!(err, "{n}");
     }
-    let (report, judged) = crate::audit::audit(&results, &catalog);
+    let (report, judged) = crate::audit::audit(results, catalog);
     let stdout = io::stdout();
-    let color = args.format == crate::audit::report::AuditFormat::Text
+    let color = format == crate::audit::report::AuditFormat::Text
         && std::io::IsTerminal::is_terminal(&stdout)
         && std::env::var_os("NO_COLOR").is_none();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     if let Err(e) = crate::audit::report::write_audit(
-        &mut out,
-        &report,
-        &judged,
-        &results,
-        args.format,
-        color,
-        args.per_file,
+        &mut out, &report, &judged, results, format, color, per_file,
     ) {
         if e.kind() != io::ErrorKind::BrokenPipe {
             let _ = writeln!(err, "error: writing output: {e}");
             return EXIT_ERROR;
         }
     }
-    if !args.quiet && args.format != crate::audit::report::AuditFormat::Json {
-        let _ = crate::report::write_summaries(&mut err, &results);
+    if !quiet && format != crate::audit::report::AuditFormat::Json {
+        let _ = crate::report::write_summaries(&mut err, results);
     } else {
         for e in results.iter().filter_map(|r| r.summary.error.as_ref()) {
             let _ = writeln!(err, "error: {}", escape_terminal(e));
@@ -427,7 +459,7 @@ fn audit(args: &AuditArgs) -> i32 {
     // browsers resolve names they never use. It still counts for `--fail-on any`.
     let firm =
         |f: &&crate::audit::Finding| f.mechanism != Some(crate::audit::Mechanism::LocalBlock);
-    let hit = all.clone().any(|f| match args.fail_on {
+    let hit = all.clone().any(|f| match fail_on {
         FailOn::RequiredBlocked => f.verdict == Verdict::RequiredBlocked && firm(&f),
         FailOn::UnexpectedReached => matches!(
             f.verdict,

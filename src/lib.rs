@@ -12,6 +12,8 @@ pub mod catalog;
 pub mod cli;
 pub mod decode;
 pub mod flow;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod proto;
 pub mod report;
 pub mod rng;

@@ -1,0 +1,372 @@
+//! `allowscope live`: capture from an interface with libpcap and audit what it sees.
+//!
+//! The captured packets are written as a classic (nanosecond) pcap byte stream into a bounded
+//! channel; the analyzer thread reads that stream through the same [`CaptureReader`] and
+//! [`analyze_reader`] pipeline as files, so a live run and an audit of its `--write` file give
+//! the same findings. `--write` tees the very same bytes to a file.
+//!
+//! On Linux `next_packet()` can block forever on an idle interface (even with a timeout), so
+//! `--duration` and Ctrl-C stop the capture with libpcap's breakloop from another thread.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::analyze::{analyze_reader, FileResult};
+use crate::capture::CaptureReader;
+use crate::cli::{TableArgs, EXIT_ERROR, EXIT_OK};
+use crate::report::escape_terminal;
+
+const LIVE_HELP: &str = "\
+Captures until --duration or --packets is reached, or Ctrl-C, then prints the audit as
+`allowscope audit` does (same formats, catalog options and exit codes). Packets the kernel or
+the interface dropped are printed to stderr and reported as the input's interface_drops.
+Needs CAP_NET_RAW (root); --user drops privileges once the interface is open.
+
+Examples:
+  allowscope live --list
+  allowscope live -i eth0 --duration 60 --write trace.pcap
+  allowscope live -i eth0 -f 'not port 22' --format json --fail-on never > audit.json";
+
+#[derive(Args, Debug)]
+#[command(after_help = LIVE_HELP)]
+pub struct LiveArgs {
+    /// List the interfaces libpcap can capture on and exit
+    #[arg(long, conflicts_with_all = ["interface", "filter", "duration", "packets", "write"])]
+    pub list: bool,
+    /// Interface to capture on
+    #[arg(
+        short = 'i',
+        long,
+        value_name = "IFACE",
+        required_unless_present = "list"
+    )]
+    pub interface: Option<String>,
+    /// BPF capture filter (tcpdump syntax)
+    #[arg(short = 'f', long, value_name = "BPF")]
+    pub filter: Option<String>,
+    /// Stop after this many seconds
+    #[arg(long, value_name = "SECS", conflicts_with = "packets")]
+    pub duration: Option<f64>,
+    /// Stop after this many packets
+    #[arg(long, value_name = "N")]
+    pub packets: Option<u64>,
+    /// Also write the captured packets to this pcap file (nanosecond timestamps)
+    #[arg(short = 'w', long, value_name = "FILE.pcap")]
+    pub write: Option<PathBuf>,
+    /// Bytes captured per packet
+    #[arg(long, default_value_t = 65535, value_name = "BYTES")]
+    pub snaplen: i32,
+    /// Put the interface into promiscuous mode
+    #[arg(long)]
+    pub promisc: bool,
+    /// After opening the interface (and the --write file), switch to this user and its group
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: crate::audit::report::AuditFormat,
+    /// The least severe finding that makes the exit code 1
+    #[arg(long, value_enum, default_value = "required-blocked")]
+    pub fail_on: crate::audit::FailOn,
+    #[command(flatten)]
+    pub catalog: crate::catalog::CatalogOptions,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Do not print the summary to stderr
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs `allowscope live` and returns the exit code.
+pub fn run(args: &LiveArgs) -> i32 {
+    if args.list {
+        return list();
+    }
+    let Some(iface) = args.interface.as_deref() else {
+        eprintln!("error: --interface is required");
+        return EXIT_ERROR;
+    };
+    if matches!(args.duration, Some(d) if !(d.is_finite() && d > 0.0)) {
+        eprintln!("error: --duration must be a positive number of seconds");
+        return EXIT_ERROR;
+    }
+    let catalog = match args.catalog.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {}", escape_terminal(&e.to_string()));
+            return EXIT_ERROR;
+        }
+    };
+    let (result, failed) = match capture(iface, args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}: {}", escape_terminal(iface), escape_terminal(&e));
+            return EXIT_ERROR;
+        }
+    };
+    crate::cli::report_audit(
+        std::slice::from_ref(&result),
+        &[],
+        failed,
+        &catalog,
+        &crate::cli::ReportOpts {
+            format: args.format,
+            fail_on: args.fail_on,
+            quiet: args.quiet,
+            per_file: false,
+        },
+    )
+}
+
+fn list() -> i32 {
+    match pcap::Device::list() {
+        Ok(devs) => {
+            let stdout = io::stdout();
+            let mut out = stdout.lock();
+            for d in devs {
+                let addrs: Vec<String> = d.addresses.iter().map(|a| a.addr.to_string()).collect();
+                let _ = writeln!(
+                    out,
+                    "{}\t{}\t{}",
+                    escape_terminal(&d.name),
+                    escape_terminal(d.desc.as_deref().unwrap_or("")),
+                    addrs.join(" ")
+                );
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: listing interfaces: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// A `Read` over chunks of a byte stream sent through a bounded channel; EOF when the sender
+/// is dropped.
+struct ChannelReader {
+    rx: Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.buf.len() {
+            match self.rx.recv() {
+                Ok(b) => {
+                    self.buf = b;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let avail = self.buf.get(self.pos..).unwrap_or(&[]);
+        let n = avail.len().min(out.len());
+        if let (Some(dst), Some(src)) = (out.get_mut(..n), avail.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The 24-byte classic pcap file header (native byte order, nanosecond magic).
+fn pcap_header(snaplen: u32, linktype: u32) -> Vec<u8> {
+    let mut h = Vec::with_capacity(24);
+    h.extend_from_slice(&0xa1b2_3c4d_u32.to_ne_bytes());
+    h.extend_from_slice(&2u16.to_ne_bytes());
+    h.extend_from_slice(&4u16.to_ne_bytes());
+    h.extend_from_slice(&0i32.to_ne_bytes());
+    h.extend_from_slice(&0u32.to_ne_bytes());
+    h.extend_from_slice(&snaplen.to_ne_bytes());
+    h.extend_from_slice(&linktype.to_ne_bytes());
+    h
+}
+
+/// Captures until stopped and returns the analyzed result plus whether something failed.
+fn capture(iface: &str, args: &LiveArgs) -> Result<(FileResult, bool), String> {
+    let mut cap = pcap::Capture::from_device(iface)
+        .map_err(|e| e.to_string())?
+        .snaplen(args.snaplen)
+        .promisc(args.promisc)
+        .immediate_mode(true)
+        .timeout(250)
+        .buffer_size(8 << 20)
+        .precision(pcap::Precision::Nano)
+        .open()
+        .map_err(|e| e.to_string())?;
+    if let Some(f) = &args.filter {
+        cap.filter(f, true)
+            .map_err(|e| format!("bad filter {f:?}: {e}"))?;
+    }
+    let linktype = cap.get_datalink().0 as u32;
+    let mut write = match &args.write {
+        Some(p) => Some(BufWriter::new(
+            File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        )),
+        None => None,
+    };
+    if let Some(user) = &args.user {
+        drop_privileges(user)?;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let brk = Arc::new(cap.breakloop_handle());
+    {
+        let (stop, brk) = (stop.clone(), brk.clone());
+        // Only one handler per process; a second `live` in the same process keeps the first.
+        let _ = ctrlc::set_handler(move || {
+            stop.store(true, Ordering::SeqCst);
+            brk.breakloop();
+        });
+    }
+    if let Some(secs) = args.duration {
+        let (stop, brk) = (stop.clone(), brk.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs_f64(secs));
+            stop.store(true, Ordering::SeqCst);
+            brk.breakloop();
+        });
+    }
+
+    let header = pcap_header(args.snaplen.max(0) as u32, linktype);
+    let (tx, rx): (SyncSender<Vec<u8>>, _) = sync_channel(256);
+    let cfg = args.table.config();
+    let name = format!("live:{iface}");
+    let analyzer = std::thread::spawn(move || {
+        let reader = ChannelReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        };
+        match CaptureReader::from_read(Box::new(reader)) {
+            Ok(r) => Ok(analyze_reader(name, r, &cfg)),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+
+    let mut failed = false;
+    let mut errors = Vec::new();
+    let mut sender = Some(tx);
+    let mut count = 0u64;
+    // Packets are batched into chunks of about 64 KiB; a partial chunk goes out whenever the
+    // read times out (slow traffic) and at the end. The file header goes first.
+    let mut chunk: Vec<u8> = Vec::with_capacity(1 << 16);
+    chunk.extend_from_slice(&header);
+    flush(&mut chunk, &mut sender, &mut write, &mut errors);
+    while !stop.load(Ordering::SeqCst) && args.packets.is_none_or(|n| count < n) {
+        match cap.next_packet() {
+            Ok(p) => {
+                count += 1;
+                let h = p.header;
+                let mut rec = [0u8; 16];
+                rec[0..4].copy_from_slice(&(h.ts.tv_sec as u32).to_ne_bytes());
+                rec[4..8].copy_from_slice(&(h.ts.tv_usec as u32).to_ne_bytes());
+                rec[8..12].copy_from_slice(&(p.data.len() as u32).to_ne_bytes());
+                rec[12..16].copy_from_slice(&h.len.to_ne_bytes());
+                chunk.extend_from_slice(&rec);
+                chunk.extend_from_slice(p.data);
+                if chunk.len() >= 1 << 16 {
+                    flush(&mut chunk, &mut sender, &mut write, &mut errors);
+                }
+            }
+            Err(pcap::Error::TimeoutExpired) => {
+                flush(&mut chunk, &mut sender, &mut write, &mut errors);
+            }
+            Err(pcap::Error::NoMorePackets) => break,
+            Err(e) => {
+                errors.push(format!("capture stopped: {e}"));
+                failed = true;
+                break;
+            }
+        }
+    }
+    flush(&mut chunk, &mut sender, &mut write, &mut errors);
+    let stats = cap.stats().ok();
+    drop(sender);
+    if let Some(mut w) = write.take() {
+        if let Err(e) = w.flush() {
+            errors.push(format!("writing capture file: {e}"));
+        }
+    }
+    let mut result = analyzer
+        .join()
+        .map_err(|_| "the analyzer thread panicked".to_string())??;
+    if let Some(s) = stats {
+        let drops = s.dropped as u64 + s.if_dropped as u64;
+        result.summary.interface_drops = Some(drops);
+        if !args.quiet {
+            eprintln!(
+                "live: {count} packets captured, {} received by filter, {} dropped by kernel, {} dropped by interface",
+                s.received, s.dropped, s.if_dropped
+            );
+        }
+    }
+    if !errors.is_empty() {
+        failed = true;
+        let msg = errors.join("; ");
+        result.summary.error = Some(match result.summary.error.take() {
+            Some(e) => format!("{e}; {msg}"),
+            None => msg,
+        });
+    }
+    Ok((result, failed))
+}
+
+fn flush(
+    chunk: &mut Vec<u8>,
+    sender: &mut Option<SyncSender<Vec<u8>>>,
+    write: &mut Option<BufWriter<File>>,
+    errors: &mut Vec<String>,
+) {
+    if chunk.is_empty() {
+        return;
+    }
+    if let Some(w) = write {
+        if let Err(e) = w.write_all(chunk).and_then(|_| w.flush()) {
+            errors.push(format!("writing capture file: {e}"));
+            *write = None;
+        }
+    }
+    let bytes = std::mem::replace(chunk, Vec::with_capacity(1 << 16));
+    if let Some(s) = sender {
+        if s.send(bytes).is_err() {
+            *sender = None;
+        }
+    }
+}
+
+/// Switches to `user` (its primary group, no supplementary groups).
+fn drop_privileges(user: &str) -> Result<(), String> {
+    let name = std::ffi::CString::new(user).map_err(|_| format!("bad user name {user:?}"))?;
+    // SAFETY: getpwnam returns a pointer to static storage or null; the fields are read before
+    // any other call that could overwrite it.
+    let (uid, gid) = unsafe {
+        let pw = libc::getpwnam(name.as_ptr());
+        if pw.is_null() {
+            return Err(format!("no such user {user:?}"));
+        }
+        ((*pw).pw_uid, (*pw).pw_gid)
+    };
+    // SAFETY: plain system calls on integers; order matters (groups and gid before uid).
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(format!("setgroups: {}", io::Error::last_os_error()));
+        }
+        if libc::setgid(gid) != 0 {
+            return Err(format!("setgid({gid}): {}", io::Error::last_os_error()));
+        }
+        if libc::setuid(uid) != 0 {
+            return Err(format!("setuid({uid}): {}", io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! Live capture for real: two network namespaces joined by a veth pair, real TLS, DNS, a
+//! firewalled address and UDP between them, captured by `allowscope live` in one namespace.
+//! Needs root, `ip`, `nft`, `openssl`, `dnsmasq`, `dig` and `bash`; skipped (with a message)
+//! otherwise.
+#![cfg(feature = "live")]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_allowscope");
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn sh(cmd: &str) -> Output {
+    let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Deletes the namespaces (and with them the veth pair), kills the background processes and
+/// removes the scratch directory, even when the test panics.
+struct Lab {
+    ns_a: String,
+    ns_b: String,
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in [&self.ns_a, &self.ns_b] {
+            let _ = Command::new("ip")
+                .args(["netns", "delete", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn in_ns(ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).args(args);
+    c
+}
+
+fn spawn_bg(lab: &mut Lab, ns: &str, script: &str) {
+    let child = in_ns(ns, &["sh", "-c", script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    lab.children.push(child);
+}
+
+/// (verdict, mechanism, name, port) of every finding and DNS failure.
+fn finding_keys(doc: &serde_json::Value) -> BTreeSet<(String, String, String, String)> {
+    let mut keys = BTreeSet::new();
+    for list in ["findings", "dns_failures"] {
+        for f in doc[list].as_array().into_iter().flatten() {
+            keys.insert((
+                f["verdict"].as_str().unwrap_or("").to_string(),
+                f["mechanism"].as_str().unwrap_or("").to_string(),
+                f["name"].as_str().unwrap_or("").to_string(),
+                f["dst_port"].to_string(),
+            ));
+        }
+    }
+    keys
+}
+
+fn wait_for_pcap_header(path: &Path, within: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if std::fs::metadata(path)
+            .map(|m| m.len() >= 24)
+            .unwrap_or(false)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("live capture did not start within {within:?}");
+}
+
+#[test]
+fn live_capture_between_namespaces_matches_offline_audit() {
+    if !is_root() {
+        eprintln!("skipped: live capture test needs root (id -u is not 0)");
+        return;
+    }
+    for tool in ["ip", "nft", "openssl", "dnsmasq", "dig", "bash", "timeout"] {
+        if !have(tool) {
+            eprintln!("skipped: live capture test needs `{tool}`");
+            return;
+        }
+    }
+    let pid = std::process::id();
+    let (ns_a, ns_b) = (format!("asl-{pid}-a"), format!("asl-{pid}-b"));
+    // Interface names are limited to 15 bytes.
+    let (veth_a, veth_b) = (format!("asl{pid}a"), format!("asl{pid}b"));
+    let net = format!("10.199.{}", pid % 250 + 1);
+    let (a, b, b_dropped) = (format!("{net}.1"), format!("{net}.2"), format!("{net}.3"));
+    let dir = std::env::temp_dir().join(format!("asl-live-{pid}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut lab = Lab {
+        ns_a: ns_a.clone(),
+        ns_b: ns_b.clone(),
+        dir: dir.clone(),
+        children: Vec::new(),
+    };
+
+    sh(&format!(
+        "ip netns add {ns_a} && ip netns add {ns_b} && \
+         ip link add {veth_a} type veth peer name {veth_b} && \
+         ip link set {veth_a} netns {ns_a} && ip link set {veth_b} netns {ns_b} && \
+         ip -n {ns_a} addr add {a}/24 dev {veth_a} && ip -n {ns_a} link set {veth_a} up && \
+         ip -n {ns_a} link set lo up && \
+         ip -n {ns_b} addr add {b}/24 dev {veth_b} && ip -n {ns_b} addr add {b_dropped}/24 dev {veth_b} && \
+         ip -n {ns_b} link set {veth_b} up && ip -n {ns_b} link set lo up"
+    ));
+    // B's firewall silently drops everything to its second address.
+    sh(&format!(
+        "ip netns exec {ns_b} nft add table inet asl && \
+         ip netns exec {ns_b} nft add chain inet asl in '{{ type filter hook input priority 0; }}' && \
+         ip netns exec {ns_b} nft add rule inet asl in ip daddr {b_dropped} drop"
+    ));
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    sh(&format!(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+         -subj /CN=login.microsoftonline.com -keyout {} -out {} 2>/dev/null",
+        key.display(),
+        cert.display()
+    ));
+    // B: a TLS web server, a DNS server that knows the names, a UDP sink that never answers.
+    spawn_bg(
+        &mut lab,
+        &ns_b,
+        &format!(
+            "exec openssl s_server -quiet -www -accept {b}:443 -cert {} -key {}",
+            cert.display(),
+            key.display()
+        ),
+    );
+    spawn_bg(
+        &mut lab,
+        &ns_b,
+        &format!(
+            "exec dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+             --pid-file= --user=root --bind-interfaces --listen-address={b} \
+             --address=/login.microsoftonline.com/{b} \
+             --address=/ws1.workspace.eastus.api.azureml.ms/{b_dropped} \
+             --address=/eastus.tundra.azureml.ms/{b}"
+        ),
+    );
+    spawn_bg(
+        &mut lab,
+        &ns_b,
+        &format!("exec socat -u UDP-RECV:5831,bind={b} /dev/null 2>/dev/null || exec sleep 30"),
+    );
+
+    let out_pcap = dir.join("live.pcap");
+    let live = in_ns(
+        &ns_a,
+        &[
+            BIN,
+            "live",
+            "-i",
+            &veth_a,
+            "--duration",
+            "6",
+            "--format",
+            "json",
+            "--write",
+            out_pcap.to_str().unwrap(),
+            "--fail-on",
+            "never",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for_pcap_header(&out_pcap, Duration::from_secs(5));
+    // Give the servers in B a moment to listen (they started before the capture).
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A: look the names up, then talk.
+    let dig = |name: &str| format!("dig +time=1 +tries=2 @{b} {name} A >/dev/null");
+    let traffic = format!(
+        "{}; {}; {}; \
+         (timeout 3 bash -c '</dev/tcp/{b_dropped}/443' 2>/dev/null &) ; \
+         (for i in 1 2 3; do echo ping > /dev/udp/{b}/5831; sleep 1; done &) ; \
+         printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 3 openssl s_client -quiet \
+           -connect {b}:443 -servername login.microsoftonline.com >/dev/null 2>&1; \
+         sleep 3.2",
+        dig("login.microsoftonline.com"),
+        dig("ws1.workspace.eastus.api.azureml.ms"),
+        dig("eastus.tundra.azureml.ms"),
+    );
+    let status = in_ns(&ns_a, &["bash", "-c", &traffic]).status().unwrap();
+    assert!(status.success(), "traffic script failed");
+
+    let out = live.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "live failed: {stderr}");
+    assert!(
+        stderr.contains("dropped by kernel"),
+        "no drop counts: {stderr}"
+    );
+    let live_doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        live_doc["inputs"][0]["interface_drops"].is_u64(),
+        "{}",
+        live_doc["inputs"][0]
+    );
+
+    let offline = Command::new(BIN)
+        .args(["audit", "--format", "json", "--fail-on", "never"])
+        .arg(&out_pcap)
+        .output()
+        .unwrap();
+    assert_eq!(offline.status.code(), Some(0));
+    let offline_doc: serde_json::Value = serde_json::from_slice(&offline.stdout).unwrap();
+
+    let live_keys = finding_keys(&live_doc);
+    eprintln!("live findings: {live_keys:#?}");
+    let has = |verdict: &str, mech: &str, name: &str, port: &str| {
+        live_keys
+            .iter()
+            .any(|(v, m, n, p)| v == verdict && m == mech && n == name && p == port)
+    };
+    assert!(
+        has("required-reached", "", "login.microsoftonline.com", "443"),
+        "no required-reached login.microsoftonline.com:443"
+    );
+    assert!(
+        live_keys.iter().any(|(v, m, n, _)| v.ends_with("-blocked")
+            && m == "drop"
+            && n == "ws1.workspace.eastus.api.azureml.ms"),
+        "no blocked finding with mechanism drop"
+    );
+    assert_eq!(live_keys, finding_keys(&offline_doc));
+}
