@@ -717,6 +717,15 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
             judged.push(j);
         }
         all_judged.push(judged);
+        // The latest flow start per (client, server address), for the local-block check.
+        let mut last_start: rustc_hash::FxHashMap<(std::net::IpAddr, std::net::IpAddr), i64> =
+            rustc_hash::FxHashMap::default();
+        for f in &r.flows {
+            let t = last_start
+                .entry((f.client.ip, f.server.ip))
+                .or_insert(f.first_ns);
+            *t = (*t).max(f.first_ns);
+        }
         // DNS: failed lookups of catalog names, and private-endpoint chains gone public.
         for l in crate::report::dns::lookups(&r.dns, file) {
             let Some(qname) = l.qname else { continue };
@@ -761,10 +770,12 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                     Some("NOERROR")
                         if l.qtype.as_deref() == Some("A")
                             && !l.addresses.is_empty()
-                            && !r.flows.iter().any(|f| {
-                                f.client.ip == l.client_ip
-                                    && f.first_ns >= l.ts_ns
-                                    && l.addresses.contains(&f.server.ip.to_string())
+                            && !l.addresses.iter().any(|a| {
+                                a.parse::<std::net::IpAddr>().is_ok_and(|ip| {
+                                    last_start
+                                        .get(&(l.client_ip, ip))
+                                        .is_some_and(|&t| t >= l.ts_ns)
+                                })
                             }) =>
                     {
                         Some(Mechanism::LocalBlock)

@@ -98,6 +98,13 @@ fn key(
 pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
     let mut out = Vec::new();
     let mut used = vec![false; events.len()];
+    // Responses by key, in capture order, so joining is not quadratic in the number of lookups.
+    let mut responses: std::collections::HashMap<_, Vec<usize>> = std::collections::HashMap::new();
+    for (j, r) in events.iter().enumerate() {
+        if r.message.response {
+            responses.entry(key(r)).or_default().push(j);
+        }
+    }
     for (i, e) in events.iter().enumerate() {
         if used[i] {
             continue;
@@ -106,16 +113,14 @@ pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
         let (query, response) = if e.message.response {
             (None, Some(e))
         } else {
-            let k = key(e);
-            let resp = events
-                .iter()
-                .enumerate()
-                .skip(i + 1)
-                .find(|(j, r)| !used[*j] && r.message.response && key(r) == k);
-            if let Some((j, _)) = resp {
+            // The first unused response with the same key after the query.
+            let resp = responses
+                .get(&key(e))
+                .and_then(|js| js.iter().copied().find(|&j| j > i && !used[j]));
+            if let Some(j) = resp {
                 used[j] = true;
             }
-            (Some(e), resp.map(|(_, r)| r))
+            (Some(e), resp.map(|j| &events[j]))
         };
         let first = query.or(response).expect("one of them");
         let q = first.message.questions.first();
