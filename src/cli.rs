@@ -55,6 +55,10 @@ pub enum Command {
     /// the document one run over all their inputs would have written
     #[command(after_help = MERGE_HELP)]
     Merge(MergeArgs),
+    /// Websockets to Azure ML compute instances (Jupyter kernels): did one come up, how long
+    /// did it live, how did it end, and why
+    #[command(after_help = WS_HELP)]
+    Ws(WsArgs),
     /// List every flow (bidirectional 5-tuple) with its counters, history, outcome and name
     #[command(after_help = FLOWS_HELP)]
     Flows(FlowsArgs),
@@ -106,6 +110,37 @@ pub struct MergeArgs {
     /// The least severe finding that makes the exit code 1
     #[arg(long, value_enum, default_value = "required-blocked")]
     pub fail_on: crate::audit::FailOn,
+}
+
+const WS_HELP: &str = "\
+Looks at every TCP flow to a websocket-capable catalog entry (*.instances.azureml.ms,
+*.notebooks.azure.net, *.azureml.ms, ...) or carrying `Upgrade: websocket`. Diagnoses:
+healthy, ws-upgrade-failed (an Upgrade answered with something other than 101), ws-idle-kill
+(a connection cut after 30 s or more of silence; the timer it matches is named: about 60 s
+nginx, 4 min Azure Firewall / Load Balancer, 5 min envoy), never-established (blocked), and
+short connections that keep repeating.
+
+Exit codes: 0 read to the end, 2 an input or the catalog could not be read.
+
+Examples:
+  allowscope ws captures/proxy.pcap
+  allowscope ws --format json --region eastus trace.pcapng";
+
+#[derive(Args, Debug)]
+pub struct WsArgs {
+    /// Capture files, directories (searched recursively) or `-` for stdin
+    #[arg(required = true, value_name = "FILES|DIRS|-")]
+    pub inputs: Vec<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FlowsFormat,
+    #[command(flatten)]
+    pub catalog: crate::catalog::CatalogOptions,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Do not print per-file summaries to stderr
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 const DNS_HELP: &str = "\
@@ -228,6 +263,7 @@ pub fn main() -> i32 {
         Command::Dns(args) => flows(&args, View::Dns),
         Command::Audit(args) => audit(&args),
         Command::Merge(args) => merge(&args),
+        Command::Ws(args) => ws(&args),
         Command::Catalog(c) => crate::catalog::cli::run(&c),
         #[cfg(feature = "live")]
         Command::Live(args) => crate::live::run(&args),
@@ -529,6 +565,99 @@ fn merge(args: &MergeArgs) -> i32 {
     });
     if hit {
         EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    }
+}
+
+fn ws(args: &WsArgs) -> i32 {
+    let catalog = match args.catalog.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {}", escape_terminal(&e.to_string()));
+            return EXIT_ERROR;
+        }
+    };
+    let cfg = args.table.config();
+    let (results, notes, failed) = read_inputs(
+        &args.inputs,
+        &cfg,
+        args.table.threads,
+        progress_wanted(args.quiet),
+    );
+    let mut err = io::stderr();
+    for n in &notes {
+        let _ = writeln!(err, "{n}");
+    }
+    let (conns, instances) = crate::ws::websockets(&results, &catalog);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let written = match args.format {
+        FlowsFormat::Json => serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({
+                "schema_version": crate::report::SCHEMA_VERSION,
+                "connections": conns,
+                "instances": instances,
+            }),
+        )
+        .map_err(io::Error::from)
+        .and_then(|_| writeln!(out)),
+        FlowsFormat::Ndjson => conns.iter().try_for_each(|c| {
+            serde_json::to_writer(&mut out, c).map_err(io::Error::from)?;
+            writeln!(out)
+        }),
+        FlowsFormat::Table => (|| {
+            for c in &conns {
+                writeln!(
+                    out,
+                    "{}  {} -> {} ({})  {}  {:.1}s  {}/{} bytes  idle {}  {}  {}{}",
+                    c.start,
+                    c.client,
+                    escape_terminal(&c.name),
+                    c.transport,
+                    c.outcome,
+                    c.duration_s,
+                    c.bytes_from_client,
+                    c.bytes_from_server,
+                    c.idle_before_end_s
+                        .map_or("-".to_string(), |g| format!("{g:.1}s")),
+                    c.ended_by.as_deref().unwrap_or("open"),
+                    serde_json::to_string(&c.diagnosis)
+                        .unwrap_or_default()
+                        .trim_matches('"'),
+                    c.timer
+                        .as_deref()
+                        .map(|t| format!(" ({t})"))
+                        .unwrap_or_default(),
+                )?;
+            }
+            for i in &instances {
+                writeln!(
+                    out,
+                    "{}: {}",
+                    escape_terminal(&i.name),
+                    escape_terminal(&i.diagnosis)
+                )?;
+                if let Some(a) = &i.advice {
+                    writeln!(out, "  -> {}", escape_terminal(a))?;
+                }
+            }
+            Ok(())
+        })(),
+    };
+    let _ = out.flush();
+    if let Err(e) = written {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            let _ = writeln!(err, "error: writing output: {e}");
+            return EXIT_ERROR;
+        }
+    }
+    if !args.quiet {
+        let _ = crate::report::write_summaries(&mut err, &results);
+    }
+    if failed {
+        EXIT_ERROR
     } else {
         EXIT_OK
     }

@@ -19,3 +19,4 @@ pub mod report;
 pub mod rng;
 pub mod synth;
 pub mod time;
+pub mod ws;

@@ -568,3 +568,62 @@ fn coverage_matrix_and_per_file() {
         .unwrap();
     assert!(line.ends_with("| reached | blocked+reached |"), "{line}");
 }
+
+/// `allowscope ws`: websocket-capable flows and a diagnosis per instance. A healthy websocket
+/// (101, data, clean close) is never reported as broken.
+#[test]
+fn websocket_view() {
+    let p = cap("proxy.pcap");
+    let a = cap("audit-client.pcap");
+    let (code, out, err) = run(&[
+        "ws",
+        "-q",
+        "--format",
+        "json",
+        p.to_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let conns: Vec<String> = doc["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {} {}",
+                c["name"].as_str().unwrap(),
+                c["transport"].as_str().unwrap(),
+                c["outcome"].as_str().unwrap(),
+                c["diagnosis"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        conns,
+        vec![
+            "ws.allowscope.test http established healthy",
+            "eastus.api.azureml.ms tls established healthy",
+            "ws1.workspace.eastus.api.azureml.ms - no-answer never-established",
+            "ci1.eastus.instances.azureml.ms tls reset-after-hello never-established",
+            "ci1.eastus.instances.azureml.ms proxy proxy-denied never-established",
+        ]
+    );
+    let ws = &doc["connections"][0];
+    assert_eq!(ws["upgrade_status"], 101);
+    let inst: Vec<(String, String)> = doc["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_string(),
+                i["diagnosis"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(inst.contains(&("ws.allowscope.test".into(), "healthy".into())));
+    assert!(inst
+        .iter()
+        .any(|(n, d)| n == "ci1.eastus.instances.azureml.ms" && d.contains("never got an answer")));
+}
