@@ -413,21 +413,33 @@ fn flows(args: &FlowsArgs, view: View) -> i32 {
     }
 }
 
-fn audit(args: &AuditArgs) -> i32 {
-    let catalog = match args.catalog.load() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {}", escape_terminal(&e.to_string()));
-            return EXIT_ERROR;
-        }
-    };
-    let cfg = args.table.config();
+/// Loads the catalog (a bad one is exit 2 with its error) and reads the inputs.
+#[allow(clippy::type_complexity)]
+fn catalog_and_inputs(
+    opts: &crate::catalog::CatalogOptions,
+    inputs: &[PathBuf],
+    table: &TableArgs,
+    quiet: bool,
+) -> Result<(crate::catalog::Catalog, Vec<FileResult>, Vec<String>, bool), i32> {
+    let catalog = opts.load().map_err(|e| {
+        eprintln!("error: {}", escape_terminal(&e.to_string()));
+        EXIT_ERROR
+    })?;
     let (results, notes, failed) = read_inputs(
-        &args.inputs,
-        &cfg,
-        args.table.threads,
-        progress_wanted(args.quiet),
+        inputs,
+        &table.config(),
+        table.threads,
+        progress_wanted(quiet),
     );
+    Ok((catalog, results, notes, failed))
+}
+
+fn audit(args: &AuditArgs) -> i32 {
+    let (catalog, results, notes, failed) =
+        match catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     let opts = ReportOpts {
         format: args.format,
         fail_on: args.fail_on,
@@ -571,20 +583,11 @@ fn merge(args: &MergeArgs) -> i32 {
 }
 
 fn ws(args: &WsArgs) -> i32 {
-    let catalog = match args.catalog.load() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {}", escape_terminal(&e.to_string()));
-            return EXIT_ERROR;
-        }
-    };
-    let cfg = args.table.config();
-    let (results, notes, failed) = read_inputs(
-        &args.inputs,
-        &cfg,
-        args.table.threads,
-        progress_wanted(args.quiet),
-    );
+    let (catalog, results, notes, failed) =
+        match catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     let mut err = io::stderr();
     for n in &notes {
         let _ = writeln!(err, "{n}");
