@@ -10,7 +10,7 @@
 #   as-cli  cli-trunk (no IP) ----------------- fw-trunk (no IP)              as-fw
 #           carrying VLAN 100 (10.99.3.0/24) and QinQ 200/300 (10.99.4.0/24)
 #
-# Usage:   sudo captures/record.sh [all|base|facts|audit]
+# Usage:   sudo captures/record.sh [all|base|facts|audit|ws]
 #            all    (default) base and facts below, about two minutes
 #            base   only the transport-level captures (tcp-outcomes*,
 #                   udp-outcomes, ipv6, fw-two-ifaces, vlan, split-hello) and
@@ -21,6 +21,9 @@
 #            audit  only the audited-firewall scenario (audit-client.pcap,
 #                   audit-firewall.pcapng), about 45 seconds; every other
 #                   file here is left exactly as it is.  Not part of "all".
+#            ws     only the websocket scenario (ws-client.pcap,
+#                   ws-firewall.pcapng), about 90 seconds; every other file
+#                   here is left exactly as it is.  Not part of "all".
 #          RECORD_LOGS=/some/dir sudo -E captures/record.sh   keeps the
 #          helper/server/client logs there for debugging
 # Output:  the capture files in the directory of this script, then (base and
@@ -35,6 +38,8 @@
 #   and the Python package aioquic for the python3 found in PATH
 #   (apt-get install squid apache2-utils haproxy; pip install aioquic);
 #   for "audit": squid and haproxy.
+#   for "ws": haproxy, nginx (apt-get install nginx) and the Python package
+#   websockets (pip install websockets; recorded with 17.4).
 #   The Debian packages' own services are not used (and need not run).
 # The kernel needs veth, tun/tap, nf_tables with reject, and IPv6.  802.1Q
 # support (CONFIG_VLAN_8021Q) is NOT needed: VLAN/QinQ tagging is done in user
@@ -51,12 +56,12 @@ GAP=0.5                     # pause between flows inside one capture
 
 MODE=${1:-all}
 case $MODE in
-    all | base | facts | audit) ;;
+    all | base | facts | audit | ws) ;;
     -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d'; exit 0 ;;
-    *) echo "record.sh: unknown mode '$MODE' (all, base, facts or audit)" >&2; exit 2 ;;
+    *) echo "record.sh: unknown mode '$MODE' (all, base, facts, audit or ws)" >&2; exit 2 ;;
 esac
 # "all" is base + facts; "audit" runs only when asked for by name
-want() { [[ ($MODE == all && $1 != audit) || $MODE == "$1" ]]; }
+want() { [[ ($MODE == all && $1 != audit && $1 != ws) || $MODE == "$1" ]]; }
 
 if [[ $EUID -ne 0 ]]; then
     echo "record.sh: must run as root (network namespaces, nftables, captures)" >&2
@@ -77,6 +82,13 @@ if want facts; then
         { echo "record.sh: no 'proxy' user for squid (package squid creates it)" >&2; exit 1; }
     "$PY" -c 'import aioquic' 2>/dev/null ||
         { echo "record.sh: $PY cannot import aioquic (pip install aioquic)" >&2; exit 1; }
+fi
+if want ws; then
+    for tool in haproxy nginx; do
+        command -v "$tool" >/dev/null || { echo "record.sh: missing tool: $tool (needed for ws)" >&2; exit 1; }
+    done
+    "$PY" -c 'import websockets' 2>/dev/null ||
+        { echo "record.sh: $PY cannot import websockets (pip install websockets)" >&2; exit 1; }
 fi
 if want audit; then
     for tool in squid haproxy; do
@@ -1648,22 +1660,32 @@ audit_dns_records() {
         --address=/graph.microsoft.com/0.0.0.0
 }
 
-audit_certs() {
-    local tls=$WORK/$AUDIT_TLS_DIR entry name i=0
+# make_ca DIR SERIAL CN : a P-256 test CA, DIR/ca.key and DIR/ca.pem
+make_ca() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-        -set_serial 0x5000 -subj "/O=allowscope test/CN=allowscope Audit Test CA" \
+        -set_serial "$2" -subj "/O=allowscope test/CN=$3" \
         -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-        -keyout "$tls/ca.key" -out "$tls/ca.pem"
+        -keyout "$1/ca.key" -out "$1/ca.pem"
+}
+
+# issue_cert DIR NAME SERIAL : a server certificate for NAME from DIR's CA,
+# DIR/NAME.key and DIR/NAME.pem
+issue_cert() {
+    local d=$1 name=$2
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/O=allowscope test/CN=$name" -keyout "$d/$name.key" -out "$d/$name.csr"
+    printf 'subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+        "$name" >"$d/$name.ext"
+    openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+        -set_serial "$3" -days 30 -extfile "$d/$name.ext" -out "$d/$name.pem"
+}
+
+audit_certs() {
+    local tls=$WORK/$AUDIT_TLS_DIR entry i=0
+    make_ca "$tls" 0x5000 "allowscope Audit Test CA"
     for entry in "${AUDIT_TLS[@]}"; do
-        name=${entry%%=*}
         i=$((i + 1))
-        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-            -subj "/O=allowscope test/CN=$name" -keyout "$tls/$name.key" -out "$tls/$name.csr"
-        printf 'subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
-            "$name" >"$tls/$name.ext"
-        openssl x509 -req -in "$tls/$name.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
-            -set_serial "$(printf '0x%04x' $((0x5000 + i)))" -days 30 -extfile "$tls/$name.ext" \
-            -out "$tls/$name.pem"
+        issue_cert "$tls" "${entry%%=*}" "$(printf '0x%04x' $((0x5000 + i)))"
     done
 }
 
@@ -1877,6 +1899,285 @@ record_audit() {
     expect_convs "$OUT/audit-firewall.pcapng" 36
 }
 
+# ---- websocket captures (mode "ws") ----------------------------------------------
+# Jupyter kernels on Azure ML compute instances talk over websockets
+# (/api/kernels/<id>/channels).  Five compute-instance names, each behind a
+# different path, one python-websockets client run recorded on the client
+# (as-cli, cli-fw: ws-client.pcap) and on both firewall legs (as-fw, fw-cli and
+# fw-srv: ws-firewall.pcapng) at the same time:
+#   ci-ok     198.18.3.10  wss, routed straight to the server; the client pings
+#                          every second and talks for about 12 s, then closes
+#                          (healthy)
+#   ci-idle   198.18.3.11  wss through haproxy in TCP mode with "timeout tunnel
+#                          3s" (nft redirects :443 to 10.99.1.1:9445); the client
+#                          sends one message and goes quiet, haproxy cuts it after
+#                          3 s of silence; the client reconnects twice more
+#                          (ws-idle-kill, a measured gap of 3 s)
+#   ci-strip  198.18.3.12  ws through nginx (redirect :80 -> 10.99.1.1:8481) with
+#                          no websocket settings: nginx forwards the request as
+#                          HTTP/1.0 without Upgrade, the origin answers 426
+#                          (ws-upgrade-failed; the proxy dropped the Upgrade)
+#   ci-deny   198.18.3.13  ws through haproxy in HTTP mode (redirect :80 ->
+#                          10.99.1.1:8482) that denies any Upgrade with 403
+#                          (ws-upgrade-failed, answered by the proxy)
+#   ci-nginx  198.18.3.14  ws through nginx with the usual websocket settings
+#                          (redirect :80 -> 10.99.1.1:8483): 101, one message,
+#                          then silence until nginx's default 60 s
+#                          proxy_read_timeout closes it (ws-idle-kill, nginx)
+# The servers in as-srv are python websockets echo servers (no server pings).
+# Names are not resolved: the client connects to the address and sends the name
+# as SNI and Host.  Client source ports: 57000 + scenario number * 10 + try.
+WS_DIR=ws                        # under $WORK: CA, certificates, nginx/haproxy files
+WS_REGION=westeurope.instances.azureml.ms
+WS_KERNEL=/api/kernels/4f1c2a9e-7d3b-4b8e-9a51-0c6e2d8b7f10/channels
+
+write_ws_py() {
+cat >"$WORK/ws.py" <<'PYEOF'
+"""Websocket echo server and Jupyter-like clients for record.sh's ws mode."""
+import asyncio
+import ssl
+import sys
+
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+async def echo(ws):
+    log("open", ws.remote_address, ws.request.path)
+    try:
+        async for msg in ws:
+            await ws.send(msg[::-1])
+    except ConnectionClosed as e:
+        log("closed", ws.remote_address, repr(e))
+    log("end", ws.remote_address)
+
+
+async def server(addr, port, cert=None, key=None):
+    ctx = None
+    if cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+    async with serve(echo, addr, int(port), ssl=ctx, ping_interval=None):
+        log("ready", addr, port)
+        await asyncio.Future()
+
+
+async def client(kind, src, sport, addr, port, name, path, ca, wait):
+    """kind: healthy (pings every second, six messages 2 s apart, clean close),
+    idle (one message, then silence for WAIT seconds), upgrade (expects a
+    refusal)."""
+    tls = ca != "-"
+    uri = ("wss" if tls else "ws") + "://" + name + path
+    kw = dict(host=addr, port=int(port), local_addr=(src, int(sport)), proxy=None,
+              open_timeout=5, close_timeout=2)
+    if tls:
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.set_alpn_protocols(["http/1.1"])
+        kw.update(ssl=ctx, server_hostname=name)
+    if kind == "healthy":
+        kw.update(ping_interval=1, ping_timeout=5)
+    else:
+        kw.update(ping_interval=None)
+    try:
+        async with connect(uri, **kw) as ws:
+            log(kind, name, sport, "open")
+            if kind == "healthy":
+                for i in range(6):
+                    await ws.send('{"msg_type": "execute_request", "n": %d}' % i)
+                    log(await ws.recv())
+                    await asyncio.sleep(2)
+            else:
+                await ws.send('{"msg_type": "kernel_info_request"}')
+                log(await ws.recv())
+                try:
+                    await asyncio.wait_for(ws.recv(), timeout=float(wait))
+                except ConnectionClosed as e:
+                    log(kind, name, sport, "cut:", repr(e))
+                except asyncio.TimeoutError:
+                    log(kind, name, sport, "still open after", wait, "s")
+        log(kind, name, sport, "closed")
+    except InvalidStatus as e:
+        log(kind, name, sport, "refused:", e.response.status_code)
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "server":
+        asyncio.run(server(*args))
+    elif cmd == "client":
+        asyncio.run(client(*args))
+    else:
+        sys.exit("ws.py: unknown command " + cmd)
+PYEOF
+}
+
+ws_certs() {
+    local d=$WORK/$WS_DIR
+    make_ca "$d" 0x6000 "allowscope Websocket Test CA"
+    issue_cert "$d" "ci-ok.$WS_REGION" 0x6001
+    issue_cert "$d" "ci-idle.$WS_REGION" 0x6002
+}
+
+ws_nginx() {
+    local d=$WORK/$WS_DIR/nginx
+    mkdir -p "$d/tmp"
+    cat >"$d/nginx.conf" <<EOF
+# Two reverse proxies in front of compute instances.  8481 has no websocket
+# settings (nginx then speaks HTTP/1.0 upstream and drops Upgrade and
+# Connection); 8483 has the usual ones, and nginx's default 60 s
+# proxy_read_timeout.
+user root;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log info;
+events { worker_connections 64; }
+http {
+    access_log $d/access.log;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+    server {
+        listen 10.99.1.1:8481;
+        location / { proxy_pass http://198.18.3.12:80; }
+    }
+    server {
+        listen 10.99.1.1:8483;
+        location / {
+            proxy_pass http://198.18.3.14:80;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade \$http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_set_header Host \$host;
+        }
+    }
+}
+EOF
+    in_ns "$NS_FW" nginx -t -c "$d/nginx.conf" >"$LOG/nginx-check.log" 2>&1
+    start_bg nginx-ws "$NS_FW" nginx -c "$d/nginx.conf" -g 'daemon off;'
+}
+
+ws_haproxy() {
+    cat >"$WORK/$WS_DIR/haproxy.cfg" <<'EOF'
+# 9445: TCP relay to ci-idle that cuts a tunnel after 3 s without a byte
+# either way.  8482: HTTP proxy to ci-deny that refuses every websocket
+# upgrade with 403 (the origin never sees the request).
+global
+    log stdout format raw local0 info
+defaults
+    log global
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend ws_idle
+    mode tcp
+    option tcplog
+    bind 10.99.1.1:9445
+    default_backend ci_idle
+backend ci_idle
+    mode tcp
+    timeout tunnel 3s
+    server ci 198.18.3.11:443
+frontend ws_deny
+    mode http
+    option httplog
+    bind 10.99.1.1:8482
+    http-request deny deny_status 403 if { req.hdr(upgrade) -m str -i websocket }
+    default_backend ci_deny
+backend ci_deny
+    mode http
+    server ci 198.18.3.13:80
+EOF
+    in_ns "$NS_FW" haproxy -c -f "$WORK/$WS_DIR/haproxy.cfg" >"$LOG/haproxy-ws-check.log" 2>&1
+    start_bg haproxy-ws "$NS_FW" haproxy -db -f "$WORK/$WS_DIR/haproxy.cfg"
+}
+
+setup_ws() {
+    say "ws: addresses, redirects, certificates, servers and proxies"
+    local d=$WORK/$WS_DIR a
+    mkdir -p "$d"
+    write_ws_py
+    in_ns "$NS_FW" ip route add 198.18.3.0/24 via "$S4" dev fw-srv
+    for a in 10 11 12 13 14; do
+        in_ns "$NS_SRV" ip addr add "198.18.3.$a/32" dev srv-fw
+    done
+    in_ns "$NS_FW" nft -f - <<'NFT'
+table inet allowscope_ws {
+    chain prerouting {
+        type nat hook prerouting priority dstnat; policy accept;
+        ip daddr 198.18.3.11 tcp dport 443 redirect to :9445
+        ip daddr 198.18.3.12 tcp dport 80 redirect to :8481
+        ip daddr 198.18.3.13 tcp dport 80 redirect to :8482
+        ip daddr 198.18.3.14 tcp dport 80 redirect to :8483
+    }
+}
+NFT
+    ws_certs >"$LOG/openssl-ws.log" 2>&1
+    start_bg ws-ok "$NS_SRV" "$PY" -u "$WORK/ws.py" server 198.18.3.10 443 \
+        "$d/ci-ok.$WS_REGION.pem" "$d/ci-ok.$WS_REGION.key"
+    start_bg ws-idle "$NS_SRV" "$PY" -u "$WORK/ws.py" server 198.18.3.11 443 \
+        "$d/ci-idle.$WS_REGION.pem" "$d/ci-idle.$WS_REGION.key"
+    for a in 12 13 14; do
+        start_bg "ws-plain-$a" "$NS_SRV" "$PY" -u "$WORK/ws.py" server "198.18.3.$a" 80
+    done
+    ws_nginx
+    ws_haproxy
+    wait_listen "$NS_SRV" tcp 198.18.3.10 443
+    wait_listen "$NS_SRV" tcp 198.18.3.11 443
+    for a in 12 13 14; do wait_listen "$NS_SRV" tcp "198.18.3.$a" 80; done
+    for a in 8481 8482 8483 9445; do wait_listen "$NS_FW" tcp 10.99.1.1 "$a"; done
+    sleep 1
+}
+
+# ws_client N TRY KIND ADDR PORT NAME TLS(yes|no) WAIT
+ws_client() {
+    local n=$1 try=$2 kind=$3 addr=$4 port=$5 name=$6 tls=$7 wait=${8:-0} ca=-
+    [[ $tls == yes ]] && ca=$WORK/$WS_DIR/ca.pem
+    in_ns "$NS_CLI" "$PY" -u "$WORK/ws.py" client "$kind" "$C4" $((57000 + n * 10 + try)) \
+        "$addr" "$port" "$name.$WS_REGION" "$WS_KERNEL" "$ca" "$wait" >>"$LOG/ws-clients.log" 2>&1
+}
+
+record_ws() {
+    local idx nginx_pid
+    idx=$(in_ns "$NS_FW" cat /sys/class/net/fw-srv/ifindex)
+    tcpdump_to "$NS_CLI" "$OUT/ws-client.pcap" -i cli-fw
+    cap_start "$NS_FW" dumpcap -q -i fw-cli -y EN10MB -i any -y LINUX_SLL2 -f "ifindex $idx" \
+        -w "$OUT/ws-firewall.pcapng"
+    sleep "$GAP"
+    say "ws 5: ci-nginx, 101 through nginx, then quiet until nginx's 60 s timeout (in the background)"
+    ws_client 5 0 idle 198.18.3.14 80 ci-nginx no 75 &
+    nginx_pid=$!
+    sleep 1
+    say "ws 1: ci-ok, healthy websocket with pings, about 12 s"
+    ws_client 1 0 healthy 198.18.3.10 443 ci-ok yes
+    sleep "$GAP"
+    say "ws 2: ci-idle, cut by haproxy after 3 s of silence, three times"
+    for try in 0 1 2; do
+        ws_client 2 "$try" idle 198.18.3.11 443 ci-idle yes 10
+        sleep 1
+    done
+    say "ws 3: ci-strip, nginx drops the Upgrade, the origin answers 426"
+    ws_client 3 0 upgrade 198.18.3.12 80 ci-strip no
+    sleep "$GAP"
+    say "ws 4: ci-deny, haproxy refuses the Upgrade with 403"
+    ws_client 4 0 upgrade 198.18.3.13 80 ci-deny no
+    say "ws: waiting for nginx to time out ci-nginx"
+    wait "$nginx_pid"
+    sleep "$GAP"
+    cap_stop
+    # client side: 7 connections; firewall: the 7 client legs and 5 upstream
+    # legs of the proxies (ci-deny never reaches its server; ci-ok is routed,
+    # one flow seen on both interfaces)
+    expect_convs "$OUT/ws-client.pcap" 7
+    expect_convs "$OUT/ws-firewall.pcapng" 12
+}
+
 # ---- main -----------------------------------------------------------------------
 say "mode: $MODE"
 say "removing leftovers of an earlier run (if any)"
@@ -1890,6 +2191,7 @@ BASE_FILES=(tcp-outcomes.pcap tcp-outcomes.sll2.pcap tcp-outcomes.snap96.pcap tc
             udp-outcomes.pcap ipv6.pcap split-hello.pcap vlan.pcap fw-two-ifaces.pcapng)
 FACTS_FILES=(dns-facts.pcap tls-facts.pcap proxy.pcap quic.pcap)
 AUDIT_FILES=(audit-client.pcap audit-firewall.pcapng)
+WS_FILES=(ws-client.pcap ws-firewall.pcapng)
 SUMMARY=()
 
 if want base; then
@@ -1913,6 +2215,11 @@ if want audit; then
     setup_audit
     record_audit
     SUMMARY+=("${AUDIT_FILES[@]}")
+fi
+if want ws; then
+    setup_ws
+    record_ws
+    SUMMARY+=("${WS_FILES[@]}")
 fi
 
 say "copying captures to $CAPDIR"

@@ -610,44 +610,7 @@ fn ws(args: &WsArgs) -> i32 {
             serde_json::to_writer(&mut out, c).map_err(io::Error::from)?;
             writeln!(out)
         }),
-        FlowsFormat::Table => (|| {
-            for c in &conns {
-                writeln!(
-                    out,
-                    "{}  {} -> {} ({})  {}  {:.1}s  {}/{} bytes  idle {}  {}  {}{}",
-                    c.start,
-                    c.client,
-                    escape_terminal(&c.name),
-                    c.transport,
-                    c.outcome,
-                    c.duration_s,
-                    c.bytes_from_client,
-                    c.bytes_from_server,
-                    c.idle_before_end_s
-                        .map_or("-".to_string(), |g| format!("{g:.1}s")),
-                    c.ended_by.as_deref().unwrap_or("open"),
-                    serde_json::to_string(&c.diagnosis)
-                        .unwrap_or_default()
-                        .trim_matches('"'),
-                    c.timer
-                        .as_deref()
-                        .map(|t| format!(" ({t})"))
-                        .unwrap_or_default(),
-                )?;
-            }
-            for i in &instances {
-                writeln!(
-                    out,
-                    "{}: {}",
-                    escape_terminal(&i.name),
-                    escape_terminal(&i.diagnosis)
-                )?;
-                if let Some(a) = &i.advice {
-                    writeln!(out, "  -> {}", escape_terminal(a))?;
-                }
-            }
-            Ok(())
-        })(),
+        FlowsFormat::Table => crate::ws::write_text(&mut out, &conns, &instances),
     };
     let _ = out.flush();
     if let Err(e) = written {

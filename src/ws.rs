@@ -1,55 +1,130 @@
-//! The websocket view (`allowscope ws`): for every flow to a websocket-capable catalog entry
-//! (Jupyter kernels on Azure ML compute instances) or carrying an HTTP `Upgrade: websocket`,
-//! whether a websocket came up, how long it lived and how it ended, with a diagnosis.
+//! The websocket view (`allowscope ws`, and the websocket section of `allowscope audit`): for
+//! every flow to a websocket-capable catalog entry (Jupyter kernels on Azure ML compute
+//! instances) or carrying an HTTP `Upgrade: websocket`, whether a websocket came up, how long
+//! it lived and how it ended, with a diagnosis per connection and per instance.
+//!
+//! Evidence rules (design.md, rule 10):
+//! - an Upgrade answered with anything but 101 is `ws-upgrade-failed`; who answered (the
+//!   origin or a proxy) and whether a proxy removed the Upgrade header come from the proxy's
+//!   upstream leg when the capture has it (the same Sec-WebSocket-Key, or the same TLS client
+//!   random, on a second connection), else from what the answer itself proves (426, or 505 to
+//!   an HTTP/1.1 request, means the origin got a request the client did not send);
+//! - a connection that carried data and was then closed (FIN or RST, by either side) after at
+//!   least [`IDLE_CLOSE_S`] without a byte either way is `ws-idle-kill`: an application closing
+//!   a websocket sends a Close frame (and TLS a close_notify) right before its FIN, a timer
+//!   does not. The gap is named after the timer it matches;
+//! - several short connections in a row to one instance mean the websocket never stays up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::analyze::FileResult;
+use crate::audit::{middlebox_rst, server_ttls};
 use crate::catalog::Catalog;
 use crate::flow::{Flow, Outcome, Proto, Side};
+use crate::proto::facts::HttpFacts;
+use crate::report::escape_terminal;
 use crate::time::rfc3339;
 
+/// A connection quiet this long before its first FIN or RST was closed by a timer, not by the
+/// application.
+pub const IDLE_CLOSE_S: f64 = 2.0;
+/// Connections shorter than this count as short for the "never stays up" pattern.
+pub const SHORT_S: f64 = 10.0;
+/// Jupyter's websocket ping interval (seconds).
+pub const JUPYTER_PING_S: f64 = 30.0;
+
 /// Diagnosis of one websocket connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WsDiagnosis {
-    /// The connection carried data and ended without a sign of an idle kill.
+    /// The far end answered, and the connection is still open or was closed by the
+    /// application.
     Healthy,
     /// An Upgrade was answered with something other than 101.
     WsUpgradeFailed,
-    /// A long-lived connection ended by RST or FIN after a fixed idle gap.
+    /// The connection carried data and was closed after a fixed idle gap.
     WsIdleKill,
     /// The connection never got as far as the far end answering (blocked).
     NeverEstablished,
 }
 
+impl WsDiagnosis {
+    pub fn name(self) -> &'static str {
+        match self {
+            WsDiagnosis::Healthy => "healthy",
+            WsDiagnosis::WsUpgradeFailed => "ws-upgrade-failed",
+            WsDiagnosis::WsIdleKill => "ws-idle-kill",
+            WsDiagnosis::NeverEstablished => "never-established",
+        }
+    }
+}
+
+/// The moments of one connection: RFC 3339 times, and seconds after `start`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Timeline {
+    pub start: String,
+    /// The far end's first application data (ServerHello, the HTTP answer to the Upgrade, or
+    /// a proxy's answer to CONNECT).
+    pub handshake: Option<String>,
+    pub last_client_data: Option<String>,
+    pub last_server_data: Option<String>,
+    /// The first FIN or RST; null while the connection was open at the end of the capture.
+    pub end: Option<String>,
+    pub handshake_s: Option<f64>,
+    pub last_client_data_s: Option<f64>,
+    pub last_server_data_s: Option<f64>,
+    pub end_s: Option<f64>,
+}
+
 /// One websocket-capable connection.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WsFlow {
     pub name: String,
     pub client: String,
     pub server: String,
-    /// "tls", "tls-via-proxy", "proxy" (a CONNECT that got no tunnel), "http", or "-" (nothing
-    /// was exchanged).
-    pub transport: &'static str,
+    /// "client" for a connection a client opened; "upstream" for a proxy's own connection
+    /// onward, recognised by the same Sec-WebSocket-Key or TLS client random as an earlier
+    /// connection in the same capture.
+    pub leg: String,
+    /// The other legs of the same handshake in this capture ("client -> server").
+    pub other_legs: Vec<String>,
+    /// "tls", "tls-via-proxy", "proxy" (a CONNECT that got no tunnel), "http", or "-"
+    /// (nothing was exchanged).
+    pub transport: String,
     /// ALPN offered by the client; websockets over HTTP/2 need RFC 8441 support on every hop,
     /// so `http/1.1` missing from the list matters.
     pub alpn: Vec<String>,
     pub http1_offered: bool,
-    /// For plain HTTP: the Upgrade request's path and the answer's status.
+    /// Through an explicit proxy: its last answer to CONNECT.
+    pub connect_status: Option<u16>,
+    /// Plain HTTP (or a decrypted path): the Upgrade request's path and the answer.
     pub upgrade_path: Option<String>,
     pub upgrade_status: Option<u16>,
-    pub outcome: &'static str,
+    pub upgrade_reason: Option<String>,
+    /// The answer's Server header.
+    pub answer_server: Option<String>,
+    /// Who answered a refused Upgrade: "origin" or "proxy"; null when the capture cannot tell.
+    pub answered_by: Option<String>,
+    /// A proxy removed the Upgrade header on the way (seen on its upstream leg, or proven by
+    /// the origin's answer).
+    pub upgrade_dropped: bool,
+    /// Why `answered_by` and `upgrade_dropped` say what they say.
+    pub evidence: Option<String>,
+    pub outcome: String,
     pub start: String,
     pub duration_s: f64,
     pub bytes_from_client: u64,
     pub bytes_from_server: u64,
-    /// Seconds without payload either way before the connection ended.
+    /// Seconds without payload either way before the first FIN or RST (null while open).
     pub idle_before_end_s: Option<f64>,
-    /// "fin" or "rst", and by whom.
+    /// "fin" or "rst", and by whom; null while open at the end of the capture.
     pub ended_by: Option<String>,
+    /// The closing RST looks made by a middlebox (and why).
+    pub rst_from_middlebox: Option<String>,
+    pub timeline: Timeline,
     pub diagnosis: WsDiagnosis,
     /// The timer the idle gap matches, in words.
     pub timer: Option<String>,
@@ -57,28 +132,224 @@ pub struct WsFlow {
 }
 
 /// The diagnosis per instance (name), in plain words.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WsInstance {
     pub name: String,
+    /// "healthy", "ws-upgrade-failed", "ws-idle-kill", "never-established" or
+    /// "never-stays-up".
+    pub problem: String,
+    /// Connections opened by clients (a proxy's upstream legs are not counted again).
     pub connections: usize,
-    /// Connections shorter than 10 s.
+    /// Of those, connections shorter than [`SHORT_S`].
     pub short_connections: usize,
     pub diagnosis: String,
     pub advice: Option<String>,
 }
 
-fn timer_for(gap_s: f64) -> String {
+/// The websocket section of an audit: the diagnosis per instance and every connection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WsReport {
+    pub instances: Vec<WsInstance>,
+    pub connections: Vec<WsFlow>,
+}
+
+/// Names a measured idle gap after the timer it matches.
+pub fn timer_for(gap_s: f64) -> String {
     match gap_s {
         g if (55.0..=70.0).contains(&g) => "about 60 s: nginx's default proxy_read_timeout".into(),
         g if (225.0..=255.0).contains(&g) => {
             "about 4 min: Azure Firewall / Azure Load Balancer idle timeout".into()
         }
         g if (285.0..=315.0).contains(&g) => "about 5 min: envoy's idle timeout".into(),
+        g if g < JUPYTER_PING_S => format!(
+            "a measured idle gap of {g:.0} s, shorter than Jupyter's {JUPYTER_PING_S:.0} s ping interval"
+        ),
         g => format!("a measured idle gap of {g:.0} s"),
     }
 }
 
-fn ws_flow(f: &Flow, file: &str) -> WsFlow {
+fn secs(ns: i64) -> f64 {
+    ns as f64 / 1e9
+}
+
+fn endpoint(f: &Flow) -> String {
+    format!(
+        "{} -> {}",
+        crate::report::endpoint(&f.client),
+        crate::report::endpoint(&f.server)
+    )
+}
+
+fn ws_upgrade(h: &HttpFacts) -> bool {
+    h.upgrade.as_deref().is_some_and(|u| {
+        u.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+    })
+}
+
+/// What ties the legs of one handshake on both sides of a relay or proxy together.
+fn handshake_key(f: &Flow) -> Option<String> {
+    if let Some(k) = f.facts.http.as_ref().and_then(|h| h.ws_key.as_ref()) {
+        return Some(format!("ws:{k}"));
+    }
+    let t = f.facts.tls.as_ref()?;
+    t.client_hello
+        .hello()
+        .and_then(|h| h.random.as_ref())
+        .map(|r| format!("tls:{r}"))
+}
+
+/// Who answered a refused Upgrade, whether the Upgrade header was removed, and why we think so.
+fn judge_answer(
+    h: &HttpFacts,
+    upstream: Option<&Flow>,
+    sees_upstream: bool,
+) -> (Option<&'static str>, bool, Option<String>) {
+    let status = h.status.unwrap_or(0);
+    if let Some(up) = upstream {
+        let leg = endpoint(up);
+        let Some(uh) = up.facts.http.as_ref() else {
+            return (
+                Some("proxy"),
+                false,
+                Some(format!(
+                    "the proxy's upstream connection {leg} carried no HTTP request"
+                )),
+            );
+        };
+        let dropped = !ws_upgrade(uh);
+        let mut sent = format!("`{} {} {}`", uh.method, uh.target, uh.version);
+        if dropped {
+            sent.push_str(" without Upgrade");
+        }
+        if let Some(c) = &uh.connection {
+            sent.push_str(&format!(" (Connection: {c})"));
+        }
+        let server = uh
+            .server
+            .as_deref()
+            .map(|s| format!(" (Server: {s})"))
+            .unwrap_or_default();
+        return match uh.status {
+            Some(us) if us == status => (
+                Some("origin"),
+                dropped,
+                Some(format!(
+                    "the proxy forwarded the handshake on {leg} as {sent}; the origin{server} answered {us} and the proxy relayed it"
+                )),
+            ),
+            Some(us) => (
+                Some("proxy"),
+                dropped,
+                Some(format!(
+                    "the proxy forwarded the handshake on {leg} as {sent}; the origin{server} answered {us}, the proxy answered {status}"
+                )),
+            ),
+            None => (
+                Some("proxy"),
+                dropped,
+                Some(format!(
+                    "the proxy forwarded the handshake on {leg} as {sent} and got no answer; the {status} is the proxy's own"
+                )),
+            ),
+        };
+    }
+    if sees_upstream {
+        return (
+            Some("proxy"),
+            false,
+            Some(format!(
+                "no request with this Sec-WebSocket-Key left the proxy, although this capture shows the proxy's upstream side for other connections: the proxy answered {status} itself"
+            )),
+        );
+    }
+    if let Some(e) = &h.x_squid_error {
+        return (
+            Some("proxy"),
+            false,
+            Some(format!("the answer carries X-Squid-Error: {e}")),
+        );
+    }
+    if let Some(v) = &h.via {
+        return (
+            Some("proxy"),
+            false,
+            Some(format!("the answer carries Via: {v}")),
+        );
+    }
+    match status {
+        426 => (
+            Some("origin"),
+            true,
+            Some(
+                "426 Upgrade Required: the origin did not get the Upgrade header the client sent, so something on the way removed it"
+                    .into(),
+            ),
+        ),
+        505 if h.version.eq_ignore_ascii_case("HTTP/1.1") => (
+            Some("origin"),
+            true,
+            Some(
+                "505 HTTP Version Not Supported to a client that spoke HTTP/1.1: a proxy on the way forwarded the handshake as another version (nginx without `proxy_http_version 1.1` sends HTTP/1.0 and drops Upgrade)"
+                    .into(),
+            ),
+        ),
+        502..=504 => (
+            Some("proxy"),
+            false,
+            Some(format!(
+                "{status} is a gateway's answer: the proxy got no usable answer from the origin"
+            )),
+        ),
+        _ => (
+            None,
+            false,
+            Some(
+                "a capture on the far side of the proxy (or of the proxy's upstream interface) would tell whether the origin or the proxy answered"
+                    .into(),
+            ),
+        ),
+    }
+}
+
+struct Legs<'a> {
+    /// Handshake key -> the flows carrying it, in first-seen order.
+    by_key: HashMap<String, Vec<&'a Flow>>,
+    /// Some handshake in this capture was seen on two legs.
+    sees_upstream: bool,
+}
+
+impl<'a> Legs<'a> {
+    fn new(flows: &'a [Flow]) -> Legs<'a> {
+        let mut by_key: HashMap<String, Vec<&'a Flow>> = HashMap::new();
+        for f in flows.iter().filter(|f| f.proto == Proto::Tcp) {
+            if let Some(k) = handshake_key(f) {
+                by_key.entry(k).or_default().push(f);
+            }
+        }
+        let sees_upstream = by_key.values().any(|v| v.len() > 1);
+        Legs {
+            by_key,
+            sees_upstream,
+        }
+    }
+
+    /// The legs of `f`'s handshake other than `f`, and whether `f` is the first (client) leg.
+    fn of(&self, f: &Flow) -> (bool, Vec<&'a Flow>) {
+        let Some(all) = handshake_key(f).and_then(|k| self.by_key.get(&k)) else {
+            return (true, Vec::new());
+        };
+        let first = all.first().is_none_or(|g| std::ptr::eq(*g, f));
+        let others = all
+            .iter()
+            .copied()
+            .filter(|g| !std::ptr::eq(*g, f))
+            .collect();
+        (first, others)
+    }
+}
+
+fn ws_flow(f: &Flow, file: &str, legs: &Legs<'_>, ttls: &crate::audit::ServerTtls) -> WsFlow {
     let fx = &f.facts;
     let alpn: Vec<String> = fx
         .tls
@@ -93,45 +364,61 @@ fn ws_flow(f: &Flow, file: &str) -> WsFlow {
         (None, None, Some(_)) => "http",
         _ => "-",
     };
-    let upgrade = fx.http.as_ref().filter(|h| {
-        h.upgrade
-            .as_deref()
-            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
-    });
+    let upgrade = fx.http.as_ref().filter(|h| ws_upgrade(h));
+    let (is_client, others) = legs.of(f);
+    // The proxy's onward leg: the first other leg that started after this one.
+    let upstream = others.iter().copied().find(|g| g.first_ns >= f.first_ns);
     let [c, s] = &f.dirs;
-    let last_data = c.last_payload_ns.max(s.last_payload_ns);
-    let idle = last_data.map(|t| (f.last_ns - t) as f64 / 1e9);
     let close = f.close();
-    let duration = (f.last_ns - f.first_ns) as f64 / 1e9;
+    let gap = match (close, f.data_before_close_ns) {
+        (Some(cl), Some(d)) => Some(secs(cl.ts_ns - d)),
+        _ => None,
+    };
     let outcome = f.outcome();
+    let refused = upgrade.filter(|h| h.status.is_some_and(|s| s != 101));
+    let (answered_by, upgrade_dropped, evidence) = match refused {
+        Some(h) => judge_answer(h, upstream, legs.sees_upstream && is_client),
+        None => (None, false, None),
+    };
     let (diagnosis, timer) = if !matches!(outcome, Outcome::Established | Outcome::Midstream) {
         (WsDiagnosis::NeverEstablished, None)
-    } else if upgrade.is_some_and(|h| h.status.is_some_and(|s| s != 101)) {
+    } else if refused.is_some() {
         (WsDiagnosis::WsUpgradeFailed, None)
-    } else if let (Some(gap), Some(_)) = (idle, close) {
-        if gap >= 30.0 {
-            (WsDiagnosis::WsIdleKill, Some(timer_for(gap)))
-        } else {
-            (WsDiagnosis::Healthy, None)
-        }
+    } else if let Some(g) = gap.filter(|&g| g >= IDLE_CLOSE_S) {
+        (WsDiagnosis::WsIdleKill, Some(timer_for(g)))
     } else {
         (WsDiagnosis::Healthy, None)
     };
+    let at = |t: Option<i64>| t.map(rfc3339);
+    let off = |t: Option<i64>| t.map(|t| secs(t - f.first_ns));
+    let end = close.map(|c| c.ts_ns);
+    let rst_from_middlebox = match close {
+        Some(cl) if cl.how == "rst" && cl.by == Side::Server => middlebox_rst(f, ttls),
+        _ => None,
+    };
     WsFlow {
         name: fx.name.clone().unwrap_or_else(|| f.server.ip.to_string()),
-        client: format!("{}:{}", f.client.ip, f.client.port),
-        server: format!("{}:{}", f.server.ip, f.server.port),
-        transport,
+        client: crate::report::endpoint(&f.client),
+        server: crate::report::endpoint(&f.server),
+        leg: if is_client { "client" } else { "upstream" }.into(),
+        other_legs: others.iter().map(|g| endpoint(g)).collect(),
+        transport: transport.into(),
         http1_offered: alpn.is_empty() || alpn.iter().any(|a| a == "http/1.1"),
         alpn,
+        connect_status: fx.connect.as_ref().and_then(|c| c.statuses.last().copied()),
         upgrade_path: upgrade.map(|h| h.target.clone()),
         upgrade_status: upgrade.and_then(|h| h.status),
-        outcome: outcome.name(),
+        upgrade_reason: upgrade.and_then(|h| h.reason.clone()),
+        answer_server: upgrade.and_then(|h| h.server.clone()),
+        answered_by: answered_by.map(str::to_string),
+        upgrade_dropped,
+        evidence,
+        outcome: outcome.name().into(),
         start: rfc3339(f.first_ns),
-        duration_s: duration,
+        duration_s: secs(end.unwrap_or(f.last_ns) - f.first_ns),
         bytes_from_client: c.payload_bytes,
         bytes_from_server: s.payload_bytes,
-        idle_before_end_s: idle,
+        idle_before_end_s: gap,
         ended_by: close.map(|c| {
             let by = if c.by == Side::Client {
                 "client"
@@ -140,80 +427,284 @@ fn ws_flow(f: &Flow, file: &str) -> WsFlow {
             };
             format!("{} by {by}", c.how)
         }),
+        rst_from_middlebox,
+        timeline: Timeline {
+            start: rfc3339(f.first_ns),
+            handshake: at(s.first_payload_ns),
+            last_client_data: at(c.last_payload_ns),
+            last_server_data: at(s.last_payload_ns),
+            end: at(end),
+            handshake_s: off(s.first_payload_ns),
+            last_client_data_s: off(c.last_payload_ns),
+            last_server_data_s: off(s.last_payload_ns),
+            end_s: off(end),
+        },
         diagnosis,
         timer,
         file: file.to_string(),
     }
 }
 
+/// Whether a flow belongs in the websocket view: an Upgrade to websocket, or a name of a
+/// websocket-capable catalog entry.
+fn wanted(f: &Flow, catalog: &Catalog) -> bool {
+    if f.proto != Proto::Tcp {
+        return false;
+    }
+    if f.facts.http.as_ref().is_some_and(ws_upgrade) {
+        return true;
+    }
+    f.facts.name.as_deref().is_some_and(|n| {
+        catalog
+            .match_name(n)
+            .iter()
+            .any(|m| catalog.entries()[m.entry].websocket)
+    })
+}
+
+/// The websocket-capable connections of one input, in first-seen order.
+pub fn connections(r: &FileResult, catalog: &Catalog) -> Vec<WsFlow> {
+    let legs = Legs::new(&r.flows);
+    let ttls = server_ttls(&r.flows);
+    r.flows
+        .iter()
+        .filter(|f| wanted(f, catalog))
+        .map(|f| ws_flow(f, &r.summary.file, &legs, &ttls))
+        .collect()
+}
+
 /// The websocket-capable flows of all inputs and a diagnosis per instance.
 pub fn websockets(results: &[FileResult], catalog: &Catalog) -> (Vec<WsFlow>, Vec<WsInstance>) {
-    let mut flows = Vec::new();
-    for r in results {
-        for f in r.flows.iter().filter(|f| f.proto == Proto::Tcp) {
-            let upgrade = f
-                .facts
-                .http
-                .as_ref()
-                .and_then(|h| h.upgrade.as_deref())
-                .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-            let ws_entry = f.facts.name.as_deref().is_some_and(|n| {
-                catalog
-                    .match_name(n)
-                    .iter()
-                    .any(|m| catalog.entries()[m.entry].websocket)
-            });
-            if upgrade || ws_entry {
-                flows.push(ws_flow(f, &r.summary.file));
-            }
-        }
+    let flows: Vec<WsFlow> = results
+        .iter()
+        .flat_map(|r| connections(r, catalog))
+        .collect();
+    let instances = instances(&flows);
+    (flows, instances)
+}
+
+/// The websocket section of `allowscope audit`.
+pub fn report(results: &[FileResult], catalog: &Catalog) -> WsReport {
+    let (connections, instances) = websockets(results, catalog);
+    WsReport {
+        instances,
+        connections,
     }
+}
+
+fn upgrade_advice(name: &str, w: &WsFlow) -> String {
+    let status = w.upgrade_status.unwrap_or(0);
+    if w.upgrade_dropped {
+        format!(
+            "let the proxy in front of {name} pass websocket upgrades: it must forward the Upgrade and Connection headers over HTTP/1.1 (nginx: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\")"
+        )
+    } else if w.answered_by.as_deref() == Some("proxy") {
+        format!("allow websocket upgrades to {name} on the proxy (it refused the Upgrade with {status})")
+    } else if w.answered_by.as_deref() == Some("origin") {
+        format!("the compute instance itself refused the websocket ({status}): check the instance and the request path")
+    } else {
+        format!("allow websocket upgrade (Upgrade and Connection headers) on the proxy for {name}")
+    }
+}
+
+fn idle_advice(name: &str, w: &WsFlow) -> String {
+    let gap = w.idle_before_end_s.unwrap_or(0.0);
+    let timer = w.timer.as_deref().unwrap_or("");
+    if timer.contains("nginx") {
+        format!(
+            "raise nginx's proxy_read_timeout and proxy_send_timeout for {name} well above the {JUPYTER_PING_S:.0} s Jupyter ping interval (e.g. 1h)"
+        )
+    } else if gap < JUPYTER_PING_S {
+        format!(
+            "something on the path to {name} closes connections after {gap:.0} s without traffic, shorter than Jupyter's {JUPYTER_PING_S:.0} s websocket ping interval: raise that idle timeout (haproxy: timeout tunnel; nginx: proxy_read_timeout) above {JUPYTER_PING_S:.0} s"
+        )
+    } else {
+        format!(
+            "raise the idle timeout on the path to {name} above the {JUPYTER_PING_S:.0} s Jupyter ping interval, and make sure the websocket pings get through (a cut after {gap:.0} s of silence means no ping crossed it)"
+        )
+    }
+}
+
+/// The diagnosis per instance from its connections (client legs; a proxy's upstream legs only
+/// when the capture has nothing else for the instance).
+pub fn instances(flows: &[WsFlow]) -> Vec<WsInstance> {
     let mut by_name: BTreeMap<&str, Vec<&WsFlow>> = BTreeMap::new();
-    for w in &flows {
+    for w in flows {
         by_name.entry(&w.name).or_default().push(w);
     }
-    let instances = by_name
+    by_name
         .into_iter()
-        .map(|(name, ws)| {
-            let short = ws.iter().filter(|w| w.duration_s < 10.0).count();
-            let has = |d: WsDiagnosis| ws.iter().find(|w| w.diagnosis == d);
-            let (diagnosis, advice) = if let Some(w) = has(WsDiagnosis::NeverEstablished) {
+        .map(|(name, all)| {
+            let client: Vec<&WsFlow> = all.iter().copied().filter(|w| w.leg == "client").collect();
+            let ws = if client.is_empty() { all } else { client };
+            let n = ws.len();
+            let short = ws.iter().filter(|w| w.duration_s < SHORT_S).count();
+            let has = |d: WsDiagnosis| ws.iter().copied().find(|w| w.diagnosis == d);
+            let count = |d: WsDiagnosis| ws.iter().filter(|w| w.diagnosis == d).count();
+            let never_up = n >= 3 && short == n;
+            let (problem, diagnosis, advice) = if let Some(w) = has(WsDiagnosis::NeverEstablished) {
                 (
-                    format!("connections to {name} never got an answer from the far end ({})", w.outcome),
-                    Some(format!("allow {name} on port 443 (see `allowscope audit` for the blocking mechanism)")),
+                    "never-established",
+                    format!(
+                        "{} of {n} connections to {name} never got an answer from the far end ({})",
+                        count(WsDiagnosis::NeverEstablished),
+                        w.outcome
+                    ),
+                    Some(format!(
+                        "allow {name} on port {} (the audit's blocked findings name the mechanism)",
+                        w.server.rsplit(':').next().unwrap_or("443")
+                    )),
                 )
             } else if let Some(w) = has(WsDiagnosis::WsUpgradeFailed) {
-                (
-                    format!("the websocket upgrade was answered {}", w.upgrade_status.unwrap_or(0)),
-                    Some(format!("allow websocket upgrade (Upgrade and Connection headers) on the proxy for {name}")),
-                )
+                let mut d = format!(
+                    "the websocket upgrade was answered {}{}",
+                    w.upgrade_status.unwrap_or(0),
+                    w.upgrade_reason
+                        .as_deref()
+                        .map(|r| format!(" {r}"))
+                        .unwrap_or_default()
+                );
+                if let Some(by) = &w.answered_by {
+                    d.push_str(&format!(" by the {by}"));
+                }
+                if w.upgrade_dropped {
+                    d.push_str("; a proxy dropped the Upgrade header");
+                }
+                if let Some(e) = &w.evidence {
+                    d.push_str(&format!(" ({e})"));
+                }
+                ("ws-upgrade-failed", d, Some(upgrade_advice(name, w)))
             } else if let Some(w) = has(WsDiagnosis::WsIdleKill) {
+                let mut d = format!(
+                    "{} of {n} connections were closed ({}) after {:.1} s without a byte either way: {}",
+                    count(WsDiagnosis::WsIdleKill),
+                    w.ended_by.as_deref().unwrap_or("closed"),
+                    w.idle_before_end_s.unwrap_or(0.0),
+                    w.timer.as_deref().unwrap_or("an idle timer")
+                );
+                if let Some(m) = &w.rst_from_middlebox {
+                    d.push_str(&format!("; the RST was {m}"));
+                }
+                if never_up {
+                    d.push_str("; the websocket never stays up");
+                }
+                ("ws-idle-kill", d, Some(idle_advice(name, w)))
+            } else if never_up {
                 (
-                    format!(
-                        "the connection was cut after {} of silence ({})",
-                        w.timer.as_deref().unwrap_or("an idle gap"),
-                        w.ended_by.as_deref().unwrap_or("closed")
-                    ),
-                    Some("raise the idle timeout on the path above the 30 s Jupyter ping interval, or allow the pings through".to_string()),
-                )
-            } else if ws.len() >= 3 && short == ws.len() {
-                (
-                    format!("{} short connections in a row: the websocket never stays up", ws.len()),
-                    Some(format!("check for a proxy or firewall closing websockets to {name}")),
+                    "never-stays-up",
+                    format!("{n} short connections in a row: the websocket never stays up"),
+                    Some(format!(
+                        "check for a proxy or firewall closing websockets to {name}"
+                    )),
                 )
             } else {
-                ("healthy".to_string(), None)
+                let longest = ws.iter().map(|w| w.duration_s).fold(0.0, f64::max);
+                (
+                    "healthy",
+                    format!("healthy ({n} connection{}, longest {longest:.1} s)", if n == 1 { "" } else { "s" }),
+                    None,
+                )
             };
             WsInstance {
                 name: name.to_string(),
-                connections: ws.len(),
+                problem: problem.to_string(),
+                connections: n,
                 short_connections: short,
                 diagnosis,
                 advice,
             }
         })
-        .collect();
-    (flows, instances)
+        .collect()
+}
+
+fn opt_s(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |s| format!("+{s:.3}s"))
+}
+
+/// The human report: one block per connection (with its timeline), then the diagnosis per
+/// instance. Names and headers from the wire are escaped.
+pub fn write_text(
+    out: &mut dyn Write,
+    conns: &[WsFlow],
+    instances: &[WsInstance],
+) -> io::Result<()> {
+    for c in conns {
+        let mut what = c.transport.clone();
+        if let Some(s) = c.connect_status {
+            what.push_str(&format!(", CONNECT {s}"));
+        }
+        if let Some(s) = c.upgrade_status {
+            what.push_str(&format!(", Upgrade {s}"));
+        }
+        if !c.alpn.is_empty() {
+            what.push_str(&format!(", ALPN {}", c.alpn.join(",")));
+        }
+        writeln!(
+            out,
+            "{}  {} -> {} [{}]{}  {}{}",
+            escape_terminal(&c.name),
+            c.client,
+            c.server,
+            escape_terminal(&what),
+            if c.leg == "upstream" {
+                " (a proxy's upstream leg)"
+            } else {
+                ""
+            },
+            c.diagnosis.name(),
+            c.timer
+                .as_deref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default(),
+        )?;
+        let t = &c.timeline;
+        writeln!(
+            out,
+            "    start {}  handshake {}  last data client {} server {}  end {}  ({} / {} bytes{})",
+            t.start,
+            opt_s(t.handshake_s),
+            opt_s(t.last_client_data_s),
+            opt_s(t.last_server_data_s),
+            match (t.end_s, &c.ended_by) {
+                (Some(e), Some(by)) => format!(
+                    "+{e:.3}s, {by} after {:.1} s quiet",
+                    c.idle_before_end_s.unwrap_or(0.0)
+                ),
+                _ => "open at the end of the capture".to_string(),
+            },
+            c.bytes_from_client,
+            c.bytes_from_server,
+            if c.outcome != "established" {
+                format!(", {}", c.outcome)
+            } else {
+                String::new()
+            }
+        )?;
+        if let Some(p) = &c.upgrade_path {
+            writeln!(out, "    path {}", escape_terminal(p))?;
+        }
+        if let Some(e) = &c.evidence {
+            writeln!(out, "    {}", escape_terminal(e))?;
+        }
+        if let Some(m) = &c.rst_from_middlebox {
+            writeln!(out, "    the RST was {m}")?;
+        }
+    }
+    if !instances.is_empty() {
+        writeln!(out, "Diagnosis per instance:")?;
+    }
+    for i in instances {
+        writeln!(
+            out,
+            "  {}: {}",
+            escape_terminal(&i.name),
+            escape_terminal(&i.diagnosis)
+        )?;
+        if let Some(a) = &i.advice {
+            writeln!(out, "    -> {}", escape_terminal(a))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -226,5 +717,118 @@ mod tests {
         assert!(timer_for(240.0).contains("Azure Firewall"));
         assert!(timer_for(300.5).contains("envoy"));
         assert_eq!(timer_for(42.0), "a measured idle gap of 42 s");
+        assert!(timer_for(3.0).contains("shorter than Jupyter's 30 s ping interval"));
+    }
+
+    fn http(version: &str, status: u16) -> HttpFacts {
+        HttpFacts {
+            method: "GET".into(),
+            target: "/api/kernels/k/channels".into(),
+            host: Some("ci.westeurope.instances.azureml.ms".into()),
+            version: version.into(),
+            upgrade: Some("websocket".into()),
+            connection: Some("Upgrade".into()),
+            ws_key: Some("k".into()),
+            status: Some(status),
+            reason: None,
+            server: None,
+            via: None,
+            x_squid_error: None,
+            azure_firewall_deny: false,
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn a_single_leg_answer_proves_what_it_can() {
+        let (by, dropped, _) = judge_answer(&http("HTTP/1.1", 426), None, false);
+        assert_eq!((by, dropped), (Some("origin"), true));
+        let (by, dropped, _) = judge_answer(&http("HTTP/1.1", 505), None, false);
+        assert_eq!((by, dropped), (Some("origin"), true));
+        // A 505 to an HTTP/1.0 client is the origin's honest answer, nothing was changed.
+        let (by, dropped, _) = judge_answer(&http("HTTP/1.0", 505), None, false);
+        assert_eq!((by, dropped), (None, false));
+        let (by, _, _) = judge_answer(&http("HTTP/1.1", 502), None, false);
+        assert_eq!(by, Some("proxy"));
+        let (by, _, _) = judge_answer(&http("HTTP/1.1", 403), None, false);
+        assert_eq!(by, None);
+        let mut v = http("HTTP/1.1", 403);
+        v.via = Some("1.1 proxy".into());
+        assert_eq!(judge_answer(&v, None, false).0, Some("proxy"));
+        // The capture shows the proxy's other upstream legs but not this one.
+        assert_eq!(
+            judge_answer(&http("HTTP/1.1", 403), None, true).0,
+            Some("proxy")
+        );
+    }
+
+    fn conn(name: &str, d: WsDiagnosis, dur: f64, leg: &str) -> WsFlow {
+        WsFlow {
+            name: name.into(),
+            client: "10.0.0.2:50000".into(),
+            server: "10.0.0.9:443".into(),
+            leg: leg.into(),
+            other_legs: Vec::new(),
+            transport: "tls".into(),
+            alpn: Vec::new(),
+            http1_offered: true,
+            connect_status: None,
+            upgrade_path: None,
+            upgrade_status: None,
+            upgrade_reason: None,
+            answer_server: None,
+            answered_by: None,
+            upgrade_dropped: false,
+            evidence: None,
+            outcome: "established".into(),
+            start: String::new(),
+            duration_s: dur,
+            bytes_from_client: 1,
+            bytes_from_server: 1,
+            idle_before_end_s: (d == WsDiagnosis::WsIdleKill).then_some(240.0),
+            ended_by: Some("rst by server".into()),
+            rst_from_middlebox: None,
+            timeline: Timeline {
+                start: String::new(),
+                handshake: None,
+                last_client_data: None,
+                last_server_data: None,
+                end: None,
+                handshake_s: None,
+                last_client_data_s: None,
+                last_server_data_s: None,
+                end_s: None,
+            },
+            diagnosis: d,
+            timer: (d == WsDiagnosis::WsIdleKill).then(|| timer_for(240.0)),
+            file: "f".into(),
+        }
+    }
+
+    #[test]
+    fn instance_diagnosis_counts_client_legs_and_names_the_timer() {
+        let i = instances(&[
+            conn("a", WsDiagnosis::WsIdleKill, 250.0, "client"),
+            conn("a", WsDiagnosis::WsIdleKill, 250.0, "upstream"),
+            conn("b", WsDiagnosis::Healthy, 3.0, "client"),
+            conn("b", WsDiagnosis::Healthy, 3.0, "client"),
+            conn("b", WsDiagnosis::Healthy, 3.0, "client"),
+            conn("c", WsDiagnosis::Healthy, 600.0, "client"),
+        ]);
+        assert_eq!(i[0].problem, "ws-idle-kill");
+        assert_eq!(i[0].connections, 1);
+        assert!(
+            i[0].diagnosis.contains("Azure Firewall"),
+            "{}",
+            i[0].diagnosis
+        );
+        assert!(i[0]
+            .advice
+            .as_deref()
+            .unwrap()
+            .contains("pings get through"));
+        assert_eq!(i[1].problem, "never-stays-up");
+        assert_eq!(i[2].problem, "healthy");
+        assert_eq!(i[2].advice, None);
     }
 }

@@ -200,6 +200,25 @@ fn merge_coverage(docs: &[Value]) -> Value {
     Value::Array(order.into_iter().filter_map(|k| by_id.remove(&k)).collect())
 }
 
+/// Websocket connections in document order; the diagnosis per instance recomputed from all of
+/// them (an instance's connections may come from several documents).
+fn merge_websockets(docs: &[(String, Value)]) -> Result<Value, String> {
+    let mut conns: Vec<crate::ws::WsFlow> = Vec::new();
+    for (name, d) in docs {
+        let Some(c) = d.get("websockets").map(|w| &w["connections"]) else {
+            continue;
+        };
+        let more: Vec<crate::ws::WsFlow> = serde_json::from_value(c.clone())
+            .map_err(|e| format!("{name}: websockets.connections: {e}"))?;
+        conns.extend(more);
+    }
+    let report = crate::ws::WsReport {
+        instances: crate::ws::instances(&conns),
+        connections: conns,
+    };
+    serde_json::to_value(report).map_err(|e| e.to_string())
+}
+
 /// Merges audit documents. Errors name the document and what is wrong.
 pub fn merge(docs: &[(String, Value)]) -> Result<Value, String> {
     let mut version = None;
@@ -271,5 +290,6 @@ pub fn merge(docs: &[(String, Value)]) -> Result<Value, String> {
         .flat_map(|d| d["per_file"].as_array().cloned().unwrap_or_default())
         .collect();
     out.insert("per_file".into(), Value::Array(per_file));
+    out.insert("websockets".into(), merge_websockets(docs)?);
     Ok(Value::Object(out))
 }

@@ -192,7 +192,7 @@ pub fn server_ttls(flows: &[Flow]) -> ServerTtls {
 /// from the TTLs of the server's own answers in other flows. (IP ID 0 with window 0 is not
 /// enough on its own: the Linux kernel's RST for a closed port has both, as
 /// captures/tcp-outcomes.pcap shows for port 9.)
-fn middlebox_rst(f: &Flow, ttls: &ServerTtls) -> Option<String> {
+pub(crate) fn middlebox_rst(f: &Flow, ttls: &ServerTtls) -> Option<String> {
     let r = f.dirs[1].rst?;
     let seen = ttls.get(&f.server.ip)?;
     if seen.contains(&r.ttl) {
@@ -585,6 +585,8 @@ pub struct Audit {
     pub counts: BTreeMap<&'static str, u64>,
     /// Per input file: flows per verdict (the per-file breakdown).
     pub per_file: Vec<PerFile>,
+    /// Websockets to compute instances and other websocket-capable hosts (see `crate::ws`).
+    pub websockets: crate::ws::WsReport,
 }
 
 /// Verdict counts of one input.
@@ -917,6 +919,7 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
             placeholders_seen,
             counts,
             per_file,
+            websockets: crate::ws::report(results, catalog),
         },
         all_judged,
     )

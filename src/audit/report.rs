@@ -290,6 +290,28 @@ fn text(out: &mut dyn Write, a: &Audit, color: bool, per_file: bool) -> io::Resu
             .collect();
         writeln!(out, "\nPlaceholder values seen: {}", seen.join("; "))?;
     }
+    if !a.websockets.instances.is_empty() {
+        writeln!(
+            out,
+            "\n{bold}Websockets{reset} (per connection, with a timeline: allowscope ws)"
+        )?;
+        for i in &a.websockets.instances {
+            let (c, tag) = if i.problem == "healthy" {
+                (green, String::new())
+            } else {
+                (red, format!(" [{}]", i.problem))
+            };
+            writeln!(
+                out,
+                "  {c}{}{reset}: {}{tag}",
+                escape_terminal(&i.name),
+                escape_terminal(&i.diagnosis)
+            )?;
+            if let Some(adv) = &i.advice {
+                writeln!(out, "      -> {}", escape_terminal(adv))?;
+            }
+        }
+    }
     if per_file {
         writeln!(out, "\n{bold}Per file{reset}")?;
         for p in &a.per_file {
@@ -379,6 +401,25 @@ fn markdown(out: &mut dyn Write, a: &Audit, per_file: bool) -> io::Result<()> {
             "- `{}` ({}): {}",
             c.entry.pattern, c.entry.id, c.entry.purpose
         )?;
+    }
+    if !a.websockets.instances.is_empty() {
+        writeln!(out, "\n## Websockets\n")?;
+        writeln!(
+            out,
+            "| instance | problem | connections | diagnosis | what to change |"
+        )?;
+        writeln!(out, "|---|---|---|---|---|")?;
+        for i in &a.websockets.instances {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                escape_markdown(&i.name),
+                i.problem,
+                i.connections,
+                escape_markdown(&i.diagnosis),
+                escape_markdown(i.advice.as_deref().unwrap_or(""))
+            )?;
+        }
     }
     if per_file || a.per_file.len() > 1 {
         writeln!(out, "\n## Coverage by file\n")?;

@@ -303,6 +303,10 @@ pub struct Flow {
     pub evicted: bool,
     /// Packets of this flow that the capture cut short (snap length).
     pub cut_packets: u64,
+    /// TCP: the last payload (either way, the closing segment's own included) when the first
+    /// FIN or RST came; how long a connection was quiet before it was closed tells a clean
+    /// close (a websocket Close frame or TLS close_notify just before) from an idle timer.
+    pub data_before_close_ns: Option<i64>,
     /// UDP: the client's first datagrams that look like QUIC long-header packets (at most
     /// [`MAX_DATAGRAMS`]), for the QUIC Initial extractor.
     pub datagrams: Vec<Vec<u8>>,
@@ -329,6 +333,7 @@ impl Flow {
             flipped: false,
             evicted: false,
             cut_packets: 0,
+            data_before_close_ns: None,
             datagrams: Vec::new(),
             facts: Default::default(),
         }
@@ -697,6 +702,16 @@ impl FlowTable {
                     flow.saw_synack = true;
                 }
             }
+        }
+        if t.flags & (tf::RST | tf::FIN) != 0
+            && flow
+                .dirs
+                .iter()
+                .all(|d| d.fin_ns.is_none() && d.rst_ns.is_none())
+        {
+            flow.data_before_close_ns = flow.dirs[0]
+                .last_payload_ns
+                .max(flow.dirs[1].last_payload_ns);
         }
         if t.flags & tf::RST != 0 {
             h.add(client, b'R');

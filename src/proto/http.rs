@@ -44,6 +44,9 @@ pub struct Request {
     pub upgrade: Option<String>,
     /// Connection header(s), joined with ", ".
     pub connection: Option<String>,
+    /// Sec-WebSocket-Key: random per websocket handshake, so the same value on both sides of
+    /// a proxy ties the two legs together.
+    pub ws_key: Option<String>,
     /// Bytes of the head, the empty line included.
     pub head_len: usize,
 }
@@ -300,6 +303,7 @@ fn parse_request_framed(bytes: &[u8]) -> Head<(Request, Framing)> {
         host: p.first_value("host"),
         upgrade: p.joined("upgrade"),
         connection: p.joined("connection"),
+        ws_key: p.first_value("sec-websocket-key"),
         head_len: p.head_len,
     };
     // RFC 9110 9.3.6: a CONNECT request has no content; what follows is the tunnel.

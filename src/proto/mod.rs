@@ -17,6 +17,9 @@ pub struct ClientHello {
     /// An encrypted_client_hello extension (0xfe0d) is present: `sni` is then the outer
     /// (cover) name, not the real destination.
     pub ech: bool,
+    /// The 32-byte client random, in hex. A TCP relay (haproxy in TCP mode, a NAT) forwards
+    /// the ClientHello unchanged, so the same random on two legs ties them together.
+    pub random: Option<String>,
 }
 
 /// Result of reading a client's first flight as TLS.

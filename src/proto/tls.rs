@@ -366,7 +366,8 @@ fn client_hello_fields(
         return Err(Stop::Bad);
     }
     *legacy = Some(version);
-    c.take(32)?; // random
+    let random = c.take(32)?;
+    ch.random = Some(random.iter().map(|b| format!("{b:02x}")).collect());
     let sid = c.u8()? as usize;
     if sid > 32 {
         return Err(Stop::Bad);
@@ -1293,6 +1294,7 @@ mod tests {
             alpn: vec!["h2".into(), "http/1.1".into()],
             versions: vec![0x0304, 0x0303],
             ech: false,
+            random: Some("11".repeat(32)),
         }
     }
 
@@ -1348,6 +1350,7 @@ mod tests {
             ch,
             ClientHello {
                 versions: vec![0x0301],
+                random: Some("11".repeat(32)),
                 ..Default::default()
             }
         );

@@ -474,7 +474,7 @@ fn write_table(out: &mut dyn Write, r: &FileResult) -> io::Result<()> {
     Ok(())
 }
 
-fn endpoint(e: &crate::flow::Endpoint) -> String {
+pub fn endpoint(e: &crate::flow::Endpoint) -> String {
     match e.ip {
         std::net::IpAddr::V4(a) => format!("{a}:{}", e.port),
         std::net::IpAddr::V6(a) => format!("[{a}]:{}", e.port),
