@@ -38,8 +38,9 @@
 #   and the Python package aioquic for the python3 found in PATH
 #   (apt-get install squid apache2-utils haproxy; pip install aioquic);
 #   for "audit": squid and haproxy.
-#   for "ws": haproxy, nginx (apt-get install nginx) and the Python package
-#   websockets (pip install websockets; recorded with 17.4).
+#   for "ws": haproxy, nginx, squid, conntrack (apt-get install nginx
+#   conntrack) and the Python package websockets (pip install websockets;
+#   recorded with 17.4).
 #   The Debian packages' own services are not used (and need not run).
 # The kernel needs veth, tun/tap, nf_tables with reject, and IPv6.  802.1Q
 # support (CONFIG_VLAN_8021Q) is NOT needed: VLAN/QinQ tagging is done in user
@@ -84,9 +85,11 @@ if want facts; then
         { echo "record.sh: $PY cannot import aioquic (pip install aioquic)" >&2; exit 1; }
 fi
 if want ws; then
-    for tool in haproxy nginx; do
+    for tool in haproxy nginx squid conntrack; do
         command -v "$tool" >/dev/null || { echo "record.sh: missing tool: $tool (needed for ws)" >&2; exit 1; }
     done
+    id proxy >/dev/null 2>&1 ||
+        { echo "record.sh: no 'proxy' user for squid (package squid creates it)" >&2; exit 1; }
     "$PY" -c 'import websockets' 2>/dev/null ||
         { echo "record.sh: $PY cannot import websockets (pip install websockets)" >&2; exit 1; }
 fi
@@ -123,7 +126,8 @@ del_namespaces() {
     done
     # squid's shared memory (see SQUID_SERVICE, AUDIT_SQUID_SERVICE), left
     # when it is killed
-    rm -f /dev/shm/allowscoperecord-cf__*.shm /dev/shm/allowscopeaudit-cf__*.shm
+    rm -f /dev/shm/allowscoperecord-cf__*.shm /dev/shm/allowscopeaudit-cf__*.shm \
+        /dev/shm/allowscopews-cf__*.shm
 }
 
 cleanup() {
@@ -1924,12 +1928,25 @@ record_audit() {
 #                          (redirect :80 -> 10.99.1.1:8483): 101, one message,
 #                          then silence until nginx's default 60 s
 #                          proxy_read_timeout closes it (ws-idle-kill, nginx)
+#   ci-reset  198.18.3.15  wss, routed; after 3 s of silence the firewall's
+#                          conntrack entry is deleted (a firewall forgetting
+#                          an idle connection) and with nf_conntrack_tcp_loose=0
+#                          the client's next message is "ct state invalid",
+#                          answered with a TCP reset by nftables (ws-idle-kill,
+#                          the RST made by a middlebox)
+#   ci-drop   198.18.3.16  the same, but nftables drops the invalid packets:
+#                          the next message gets no answer at all
+#                          (ws-idle-kill, state dropped silently)
+#   ci-proxy  198.18.3.17  wss through squid as an explicit CONNECT proxy
+#                          (10.99.1.1:3131; squid knows the name from its
+#                          hosts file), healthy
 # The servers in as-srv are python websockets echo servers (no server pings).
 # Names are not resolved: the client connects to the address and sends the name
 # as SNI and Host.  Client source ports: 57000 + scenario number * 10 + try.
 WS_DIR=ws                        # under $WORK: CA, certificates, nginx/haproxy files
 WS_REGION=westeurope.instances.azureml.ms
 WS_KERNEL=/api/kernels/4f1c2a9e-7d3b-4b8e-9a51-0c6e2d8b7f10/channels
+WS_SQUID_SERVICE=allowscopews    # letters and digits only (see SQUID_SERVICE)
 
 write_ws_py() {
 cat >"$WORK/ws.py" <<'PYEOF'
@@ -1967,14 +1984,19 @@ async def server(addr, port, cert=None, key=None):
         await asyncio.Future()
 
 
-async def client(kind, src, sport, addr, port, name, path, ca, wait):
+async def client(kind, src, sport, addr, port, name, path, ca, wait, proxy="-"):
     """kind: healthy (pings every second, six messages 2 s apart, clean close),
-    idle (one message, then silence for WAIT seconds), upgrade (expects a
-    refusal)."""
+    idle (one message, then silence for WAIT seconds), state (one message,
+    WAIT seconds of silence, then another message, waiting 4 s for its echo),
+    upgrade (expects a refusal).  PROXY: http://HOST:PORT for a CONNECT proxy
+    (ADDR and PORT are then not used: the proxy resolves NAME)."""
     tls = ca != "-"
     uri = ("wss" if tls else "ws") + "://" + name + path
-    kw = dict(host=addr, port=int(port), local_addr=(src, int(sport)), proxy=None,
-              open_timeout=5, close_timeout=2)
+    kw = dict(local_addr=(src, int(sport)), open_timeout=5, close_timeout=2)
+    if proxy == "-":
+        kw.update(host=addr, port=int(port), proxy=None)
+    else:
+        kw.update(proxy=proxy)
     if tls:
         ctx = ssl.create_default_context(cafile=ca)
         ctx.set_alpn_protocols(["http/1.1"])
@@ -1991,6 +2013,17 @@ async def client(kind, src, sport, addr, port, name, path, ca, wait):
                     await ws.send('{"msg_type": "execute_request", "n": %d}' % i)
                     log(await ws.recv())
                     await asyncio.sleep(2)
+            elif kind == "state":
+                await ws.send('{"msg_type": "kernel_info_request"}')
+                log(await ws.recv())
+                await asyncio.sleep(float(wait))
+                await ws.send('{"msg_type": "execute_request", "n": 1}')
+                try:
+                    log(await asyncio.wait_for(ws.recv(), timeout=4))
+                except ConnectionClosed as e:
+                    log(kind, name, sport, "cut:", repr(e))
+                except asyncio.TimeoutError:
+                    log(kind, name, sport, "no answer after 4 s")
             else:
                 await ws.send('{"msg_type": "kernel_info_request"}')
                 log(await ws.recv())
@@ -2003,6 +2036,8 @@ async def client(kind, src, sport, addr, port, name, path, ca, wait):
         log(kind, name, sport, "closed")
     except InvalidStatus as e:
         log(kind, name, sport, "refused:", e.response.status_code)
+    except (ConnectionClosed, OSError, asyncio.TimeoutError) as e:
+        log(kind, name, sport, "ended:", repr(e))
 
 
 if __name__ == "__main__":
@@ -2021,6 +2056,41 @@ ws_certs() {
     make_ca "$d" 0x6000 "allowscope Websocket Test CA"
     issue_cert "$d" "ci-ok.$WS_REGION" 0x6001
     issue_cert "$d" "ci-idle.$WS_REGION" 0x6002
+    issue_cert "$d" "ci-reset.$WS_REGION" 0x6003
+    issue_cert "$d" "ci-drop.$WS_REGION" 0x6004
+    issue_cert "$d" "ci-proxy.$WS_REGION" 0x6005
+}
+
+ws_squid() {
+    local d=$LOG/squid-ws
+    mkdir -p "$d"
+    chmod 711 "$WORK"       # the squid user must reach $LOG/squid-ws
+    printf '198.18.3.17 ci-proxy.%s\n' "$WS_REGION" >"$d/hosts"
+    cat >"$d/squid.conf" <<EOF
+# explicit proxy for wss://ci-proxy...: CONNECT to 443 allowed, the name
+# resolved from the hosts file (no DNS on the wire)
+http_port 10.99.1.1:3131
+visible_hostname proxy.allowscope.test
+cache_effective_user proxy
+pid_filename $d/squid.pid
+cache_log $d/cache.log
+access_log stdio:$d/access.log
+coredump_dir $d
+cache deny all
+cache_mem 8 MB
+dns_nameservers 127.0.0.1
+hosts_file $d/hosts
+pinger_enable off
+shutdown_lifetime 1 seconds
+acl SSL_ports port 443
+acl CONNECT method CONNECT
+http_access deny CONNECT !SSL_ports
+http_access allow all
+EOF
+    chown -R proxy:proxy "$d"
+    in_ns "$NS_FW" squid -n "$WS_SQUID_SERVICE" -k parse -f "$d/squid.conf" >"$LOG/squid-ws-parse.log" 2>&1
+    start_bg squid-ws "$NS_FW" squid -n "$WS_SQUID_SERVICE" -N -f "$d/squid.conf"
+    wait_for "$d/cache.log" 'Accepting HTTP Socket connections at .*3131' 20
 }
 
 ws_nginx() {
@@ -2104,11 +2174,19 @@ setup_ws() {
     mkdir -p "$d"
     write_ws_py
     in_ns "$NS_FW" ip route add 198.18.3.0/24 via "$S4" dev fw-srv
-    for a in 10 11 12 13 14; do
+    for a in 10 11 12 13 14 15 16 17; do
         in_ns "$NS_SRV" ip addr add "198.18.3.$a/32" dev srv-fw
     done
+    # a packet of a connection conntrack no longer knows is "invalid", not
+    # picked up again as established
+    in_ns "$NS_FW" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0
     in_ns "$NS_FW" nft -f - <<'NFT'
 table inet allowscope_ws {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        ip daddr 198.18.3.15 tcp dport 443 ct state invalid reject with tcp reset
+        ip daddr 198.18.3.16 tcp dport 443 ct state invalid drop
+    }
     chain prerouting {
         type nat hook prerouting priority dstnat; policy accept;
         ip daddr 198.18.3.11 tcp dport 443 redirect to :9445
@@ -2123,24 +2201,43 @@ NFT
         "$d/ci-ok.$WS_REGION.pem" "$d/ci-ok.$WS_REGION.key"
     start_bg ws-idle "$NS_SRV" "$PY" -u "$WORK/ws.py" server 198.18.3.11 443 \
         "$d/ci-idle.$WS_REGION.pem" "$d/ci-idle.$WS_REGION.key"
+    start_bg ws-reset "$NS_SRV" "$PY" -u "$WORK/ws.py" server 198.18.3.15 443 \
+        "$d/ci-reset.$WS_REGION.pem" "$d/ci-reset.$WS_REGION.key"
+    start_bg ws-drop "$NS_SRV" "$PY" -u "$WORK/ws.py" server 198.18.3.16 443 \
+        "$d/ci-drop.$WS_REGION.pem" "$d/ci-drop.$WS_REGION.key"
+    start_bg ws-proxy "$NS_SRV" "$PY" -u "$WORK/ws.py" server 198.18.3.17 443 \
+        "$d/ci-proxy.$WS_REGION.pem" "$d/ci-proxy.$WS_REGION.key"
     for a in 12 13 14; do
         start_bg "ws-plain-$a" "$NS_SRV" "$PY" -u "$WORK/ws.py" server "198.18.3.$a" 80
     done
     ws_nginx
     ws_haproxy
-    wait_listen "$NS_SRV" tcp 198.18.3.10 443
-    wait_listen "$NS_SRV" tcp 198.18.3.11 443
+    ws_squid
+    for a in 10 11 15 16 17; do wait_listen "$NS_SRV" tcp "198.18.3.$a" 443; done
     for a in 12 13 14; do wait_listen "$NS_SRV" tcp "198.18.3.$a" 80; done
     for a in 8481 8482 8483 9445; do wait_listen "$NS_FW" tcp 10.99.1.1 "$a"; done
     sleep 1
 }
 
-# ws_client N TRY KIND ADDR PORT NAME TLS(yes|no) WAIT
+# ws_client N TRY KIND ADDR PORT NAME TLS(yes|no) [WAIT [PROXY]]
 ws_client() {
-    local n=$1 try=$2 kind=$3 addr=$4 port=$5 name=$6 tls=$7 wait=${8:-0} ca=-
+    local n=$1 try=$2 kind=$3 addr=$4 port=$5 name=$6 tls=$7 wait=${8:-0} proxy=${9:--} ca=-
     [[ $tls == yes ]] && ca=$WORK/$WS_DIR/ca.pem
     in_ns "$NS_CLI" "$PY" -u "$WORK/ws.py" client "$kind" "$C4" $((57000 + n * 10 + try)) \
-        "$addr" "$port" "$name.$WS_REGION" "$WS_KERNEL" "$ca" "$wait" >>"$LOG/ws-clients.log" 2>&1
+        "$addr" "$port" "$name.$WS_REGION" "$WS_KERNEL" "$ca" "$wait" "$proxy" \
+        >>"$LOG/ws-clients.log" 2>&1
+}
+
+# ws_forget N ADDR NAME: a websocket that goes quiet for 6 s; after 3 s the
+# firewall forgets its conntrack entry, so the next message meets the
+# forward chain's "ct state invalid" rule for ADDR
+ws_forget() {
+    local n=$1 addr=$2 name=$3 pid
+    ws_client "$n" 0 state "$addr" 443 "$name" yes 6 &
+    pid=$!
+    sleep 3
+    in_ns "$NS_FW" conntrack -D -p tcp -d "$addr" --dport 443 >>"$LOG/conntrack.log" 2>&1
+    wait "$pid"
 }
 
 record_ws() {
@@ -2167,15 +2264,24 @@ record_ws() {
     sleep "$GAP"
     say "ws 4: ci-deny, haproxy refuses the Upgrade with 403"
     ws_client 4 0 upgrade 198.18.3.13 80 ci-deny no
+    sleep "$GAP"
+    say "ws 6: ci-reset, the firewall forgets the idle connection and resets the next message"
+    ws_forget 6 198.18.3.15 ci-reset
+    sleep "$GAP"
+    say "ws 7: ci-drop, the firewall forgets the idle connection and drops the next message"
+    ws_forget 7 198.18.3.16 ci-drop
+    sleep "$GAP"
+    say "ws 8: ci-proxy, healthy websocket through squid (CONNECT)"
+    ws_client 8 0 healthy - 0 ci-proxy yes 0 "http://10.99.1.1:3131"
     say "ws: waiting for nginx to time out ci-nginx"
     wait "$nginx_pid"
     sleep "$GAP"
     cap_stop
-    # client side: 7 connections; firewall: the 7 client legs and 5 upstream
-    # legs of the proxies (ci-deny never reaches its server; ci-ok is routed,
-    # one flow seen on both interfaces)
-    expect_convs "$OUT/ws-client.pcap" 7
-    expect_convs "$OUT/ws-firewall.pcapng" 12
+    # client side: 10 connections; firewall: the 10 client legs and 6 upstream
+    # legs of the proxies (ci-deny never reaches its server; ci-ok, ci-reset
+    # and ci-drop are routed, one flow each seen on both interfaces)
+    expect_convs "$OUT/ws-client.pcap" 10
+    expect_convs "$OUT/ws-firewall.pcapng" 16
 }
 
 # ---- main -----------------------------------------------------------------------

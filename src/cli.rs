@@ -114,16 +114,28 @@ pub struct MergeArgs {
 
 const WS_HELP: &str = "\
 Looks at every TCP flow to a websocket-capable catalog entry (*.instances.azureml.ms,
-*.notebooks.azure.net, *.azureml.ms, ...) or carrying `Upgrade: websocket`. Diagnoses:
-healthy, ws-upgrade-failed (an Upgrade answered with something other than 101), ws-idle-kill
-(a connection cut after 30 s or more of silence; the timer it matches is named: about 60 s
-nginx, 4 min Azure Firewall / Load Balancer, 5 min envoy), never-established (blocked), and
-short connections that keep repeating.
+*.notebooks.azure.net, *.azureml.ms, ...) or carrying `Upgrade: websocket`, and prints per
+connection its transport, ALPN, CONNECT and Upgrade answers, a timeline (start, handshake, last
+data each way, end), who ended it and how, then a diagnosis per instance with what to change:
+
+  healthy             the far end answered; still open, or closed right after data
+  ws-upgrade-failed   an Upgrade answered with something other than 101; says who answered
+                      (origin or proxy) and whether a proxy dropped the Upgrade header
+  ws-idle-kill        closed after 2 s or more without a byte either way, or the first data
+                      after such a silence answered only by a RST or by nothing at all; the
+                      timer is named: about 60 s nginx, 4 min Azure Firewall / Load Balancer,
+                      5 min envoy, or the measured gap
+  never-established   the far end never answered (see `allowscope audit` for how it was blocked)
+  never-stays-up      three or more short connections in a row
+
+When a capture holds both sides of a proxy, the two legs of a handshake are tied together by
+its Sec-WebSocket-Key or TLS client random.
 
 Exit codes: 0 read to the end, 2 an input or the catalog could not be read.
 
 Examples:
-  allowscope ws captures/proxy.pcap
+  allowscope ws captures/ws-client.pcap
+  allowscope ws captures/ws-firewall.pcapng
   allowscope ws --format json --region eastus trace.pcapng";
 
 #[derive(Args, Debug)]

@@ -118,7 +118,9 @@ pub struct WsFlow {
     pub duration_s: f64,
     pub bytes_from_client: u64,
     pub bytes_from_server: u64,
-    /// Seconds without payload either way before the first FIN or RST (null while open).
+    /// Seconds without payload either way before the first FIN or RST (null while open); for
+    /// a connection whose state a firewall dropped, the silence before the client's data that
+    /// got no answer.
     pub idle_before_end_s: Option<f64>,
     /// "fin" or "rst", and by whom; null while open at the end of the capture.
     pub ended_by: Option<String>,
@@ -349,6 +351,37 @@ impl<'a> Legs<'a> {
     }
 }
 
+/// A firewall or load balancer that forgot an idle connection: the client's first data after
+/// a silence got nothing from the server's side but a RST, or nothing at all (not even an ACK)
+/// for at least a second. Returns the silence and what happened, in words.
+fn state_dropped(f: &Flow) -> Option<(f64, String)> {
+    let q = f.longest_quiet?;
+    let gap = secs(q.ns);
+    if q.ended_by != Side::Client || gap < IDLE_CLOSE_S {
+        return None;
+    }
+    let [c, s] = &f.dirs;
+    if s.last_payload_ns.is_some_and(|t| t >= q.end_ns) {
+        return None;
+    }
+    if s.rst_ns.is_some_and(|r| r >= q.end_ns) {
+        return Some((
+            gap,
+            format!("the client's first data after {gap:.1} s of silence was answered with a RST: the state of the connection was gone"),
+        ));
+    }
+    let nothing_back = s.last_ns.is_none_or(|t| t < q.end_ns);
+    let gave_up =
+        c.fin_ns.is_some_and(|t| t >= q.end_ns) || c.rst_ns.is_some_and(|t| t >= q.end_ns);
+    if nothing_back && (gave_up || f.last_ns - q.end_ns >= 1_000_000_000) {
+        return Some((
+            gap,
+            format!("the client's first data after {gap:.1} s of silence got no answer at all, not even an ACK: the state of the connection was dropped silently"),
+        ));
+    }
+    None
+}
+
 fn ws_flow(f: &Flow, file: &str, legs: &Legs<'_>, ttls: &crate::audit::ServerTtls) -> WsFlow {
     let fx = &f.facts;
     let alpn: Vec<String> = fx
@@ -376,14 +409,20 @@ fn ws_flow(f: &Flow, file: &str, legs: &Legs<'_>, ttls: &crate::audit::ServerTtl
     };
     let outcome = f.outcome();
     let refused = upgrade.filter(|h| h.status.is_some_and(|s| s != 101));
-    let (answered_by, upgrade_dropped, evidence) = match refused {
+    let (answered_by, upgrade_dropped, mut evidence) = match refused {
         Some(h) => judge_answer(h, upstream, legs.sees_upstream && is_client),
         None => (None, false, None),
     };
+    let mut gap = gap;
+    let dropped = state_dropped(f);
     let (diagnosis, timer) = if !matches!(outcome, Outcome::Established | Outcome::Midstream) {
         (WsDiagnosis::NeverEstablished, None)
     } else if refused.is_some() {
         (WsDiagnosis::WsUpgradeFailed, None)
+    } else if let Some((g, how)) = dropped {
+        gap = Some(g);
+        evidence = Some(how);
+        (WsDiagnosis::WsIdleKill, Some(timer_for(g)))
     } else if let Some(g) = gap.filter(|&g| g >= IDLE_CLOSE_S) {
         (WsDiagnosis::WsIdleKill, Some(timer_for(g)))
     } else {
@@ -582,6 +621,9 @@ pub fn instances(flows: &[WsFlow]) -> Vec<WsInstance> {
                     w.idle_before_end_s.unwrap_or(0.0),
                     w.timer.as_deref().unwrap_or("an idle timer")
                 );
+                if let Some(e) = &w.evidence {
+                    d.push_str(&format!("; {e}"));
+                }
                 if let Some(m) = &w.rst_from_middlebox {
                     d.push_str(&format!("; the RST was {m}"));
                 }

@@ -96,6 +96,9 @@ fn client_side_capture_gives_the_exact_diagnosis_per_connection() {
             "ci-idle 10.99.1.2:57022 client tls null ws-idle-kill fin by server",
             "ci-strip 10.99.1.2:57030 client http 505 ws-upgrade-failed fin by client",
             "ci-deny 10.99.1.2:57040 client http 403 ws-upgrade-failed fin by client",
+            "ci-reset 10.99.1.2:57060 client tls null ws-idle-kill rst by server",
+            "ci-drop 10.99.1.2:57070 client tls null ws-idle-kill open",
+            "ci-proxy 10.99.1.2:57080 client tls-via-proxy null healthy fin by server",
         ]
     );
     // nginx's default proxy_read_timeout, recognised from the gap.
@@ -137,6 +140,29 @@ fn client_side_capture_gives_the_exact_diagnosis_per_connection() {
     let deny = conn(&doc, "10.99.1.2:57040");
     assert_eq!(deny["answered_by"], Value::Null);
     assert_eq!(deny["upgrade_dropped"], false);
+    // A firewall that forgot the idle connection: the next message is reset by the firewall
+    // (its TTL gives it away), or gets nothing back at all.
+    let reset = conn(&doc, "10.99.1.2:57060");
+    assert!((5.9..6.5).contains(&gap(reset)), "{}", gap(reset));
+    assert!(reset["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("was answered with a RST"));
+    assert_eq!(
+        reset["rst_from_middlebox"],
+        "made by a middlebox: its TTL 64 differs from the server's own packets (63), IP ID 0, window 0"
+    );
+    let drop = conn(&doc, "10.99.1.2:57070");
+    assert!((5.9..6.5).contains(&gap(drop)), "{}", gap(drop));
+    assert!(drop["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("got no answer at all, not even an ACK"));
+    // Through squid: the CONNECT answer, and TLS inside the tunnel.
+    let proxied = conn(&doc, "10.99.1.2:57080");
+    assert_eq!(proxied["connect_status"], 200);
+    assert_eq!(proxied["server"], "10.99.1.1:3131");
+    assert!(proxied["duration_s"].as_f64().unwrap() > 11.5);
 
     let problems: Vec<(String, String)> = doc["instances"]
         .as_array()
@@ -155,9 +181,12 @@ fn client_side_capture_gives_the_exact_diagnosis_per_connection() {
         .collect();
     let want = [
         ("ci-deny", "ws-upgrade-failed"),
+        ("ci-drop", "ws-idle-kill"),
         ("ci-idle", "ws-idle-kill"),
         ("ci-nginx", "ws-idle-kill"),
         ("ci-ok", "healthy"),
+        ("ci-proxy", "healthy"),
+        ("ci-reset", "ws-idle-kill"),
         ("ci-strip", "ws-upgrade-failed"),
     ];
     assert_eq!(
@@ -189,23 +218,33 @@ fn firewall_capture_ties_the_proxy_legs_together() {
         rows(&doc),
         vec![
             "ci-nginx 10.99.1.2:57050 client http 101 ws-idle-kill fin by server",
-            "ci-nginx 10.99.2.1:42692 upstream http 101 ws-idle-kill fin by client",
+            "ci-nginx 10.99.2.1:35920 upstream http 101 ws-idle-kill fin by client",
             "ci-ok 10.99.1.2:57010 client tls null healthy fin by client",
             "ci-idle 10.99.1.2:57020 client tls null ws-idle-kill fin by server",
-            "ci-idle 10.99.2.1:45886 upstream tls null ws-idle-kill fin by client",
+            "ci-idle 10.99.2.1:59866 upstream tls null ws-idle-kill fin by client",
             "ci-idle 10.99.1.2:57021 client tls null ws-idle-kill fin by server",
-            "ci-idle 10.99.2.1:50710 upstream tls null ws-idle-kill fin by client",
+            "ci-idle 10.99.2.1:60112 upstream tls null ws-idle-kill fin by client",
             "ci-idle 10.99.1.2:57022 client tls null ws-idle-kill fin by server",
-            "ci-idle 10.99.2.1:50712 upstream tls null ws-idle-kill fin by client",
+            "ci-idle 10.99.2.1:60122 upstream tls null ws-idle-kill fin by client",
             "ci-strip 10.99.1.2:57030 client http 505 ws-upgrade-failed fin by client",
             "ci-deny 10.99.1.2:57040 client http 403 ws-upgrade-failed fin by client",
+            "ci-reset 10.99.1.2:57060 client tls null ws-idle-kill rst by server",
+            "ci-drop 10.99.1.2:57070 client tls null ws-idle-kill open",
+            "ci-proxy 10.99.1.2:57080 client tls-via-proxy null healthy fin by server",
+            "ci-proxy 10.99.2.1:34446 upstream tls null healthy fin by server",
         ]
     );
+    // squid relays the TLS bytes of the tunnel unchanged too.
+    assert_eq!(
+        conn(&doc, "10.99.1.2:57080")["other_legs"],
+        serde_json::json!(["10.99.2.1:34446 -> 198.18.3.17:443"])
+    );
+    assert_eq!(instance(&doc, "ci-proxy")["connections"], 1);
     // haproxy in TCP mode relays the ClientHello unchanged: the same client random ties the
     // legs together.
     assert_eq!(
         conn(&doc, "10.99.1.2:57020")["other_legs"],
-        serde_json::json!(["10.99.2.1:45886 -> 198.18.3.11:443"])
+        serde_json::json!(["10.99.2.1:59866 -> 198.18.3.11:443"])
     );
     // nginx forwarded the handshake as HTTP/1.0 without Upgrade; the origin answered 505.
     let strip = conn(&doc, "10.99.1.2:57030");
@@ -239,7 +278,10 @@ fn healthy_websockets_are_never_broken() {
         let doc = ws_json(file);
         for c in doc["connections"].as_array().unwrap() {
             let name = c["name"].as_str().unwrap();
-            if name.starts_with("ci-ok.") || name == "ws.allowscope.test" {
+            if name.starts_with("ci-ok.")
+                || name.starts_with("ci-proxy.")
+                || name == "ws.allowscope.test"
+            {
                 assert_eq!(c["diagnosis"], "healthy", "{file}: {c}");
             }
         }
@@ -257,7 +299,7 @@ fn text_report_has_a_timeline_and_plain_advice() {
         .nth(1)
         .unwrap();
     assert!(
-        ok.starts_with("    start 2026-11-21T21:46:36.675240Z  handshake +0.00"),
+        ok.starts_with("    start 2026-11-21T22:03:45.692351Z  handshake +0.01"),
         "{ok}"
     );
     assert!(ok.contains(", fin by client after 0.0 s quiet"), "{ok}");

@@ -176,13 +176,12 @@ pub type ServerTtls = rustc_hash::FxHashMap<std::net::IpAddr, BTreeSet<u8>>;
 pub fn server_ttls(flows: &[Flow]) -> ServerTtls {
     let mut m = ServerTtls::default();
     for f in flows {
-        let s = &f.dirs[1];
-        if s.payload_bytes > 0 {
-            if let (Some(lo), Some(hi)) = (s.ttl_min, s.ttl_max) {
-                let set = m.entry(f.server.ip).or_default();
-                set.insert(lo);
-                set.insert(hi);
-            }
+        // Only packets that carried the server's data: a RST forged in its name in this very
+        // flow must not count as one of its own TTLs.
+        if let Some((lo, hi)) = f.dirs[1].data_ttl {
+            let set = m.entry(f.server.ip).or_default();
+            set.insert(lo);
+            set.insert(hi);
         }
     }
     m

@@ -172,6 +172,14 @@ pub struct Close {
     pub ts_ns: i64,
 }
 
+/// A silence inside a connection: how long, when it ended, and by whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quiet {
+    pub ns: i64,
+    pub end_ns: i64,
+    pub ended_by: Side,
+}
+
 /// An ICMP error credited to a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IcmpNote {
@@ -203,6 +211,14 @@ pub struct Dir {
     pub ttl_max: Option<u8>,
     pub first_payload_ns: Option<i64>,
     pub last_payload_ns: Option<i64>,
+    /// Time of the last packet this side sent.
+    pub last_ns: Option<i64>,
+    /// Lowest and highest TTL / hop limit of the packets that carried payload: the sender's
+    /// own packets, unlike a RST a middlebox may forge in its name.
+    pub data_ttl: Option<(u8, u8)>,
+    /// TCP: the sequence number just after the highest payload byte seen (new data moves it,
+    /// a retransmission does not).
+    pub seq_end: Option<u32>,
     pub syns: u32,
     pub fin_ns: Option<i64>,
     pub rst_ns: Option<i64>,
@@ -307,6 +323,10 @@ pub struct Flow {
     /// FIN or RST came; how long a connection was quiet before it was closed tells a clean
     /// close (a websocket Close frame or TLS close_notify just before) from an idle timer.
     pub data_before_close_ns: Option<i64>,
+    /// The longest time without payload either way between two payload packets, when that
+    /// silence ended, and whether the client ended it: a firewall that forgot an idle
+    /// connection answers the first data after the silence with a RST, or not at all.
+    pub longest_quiet: Option<Quiet>,
     /// UDP: the client's first datagrams that look like QUIC long-header packets (at most
     /// [`MAX_DATAGRAMS`]), for the QUIC Initial extractor.
     pub datagrams: Vec<Vec<u8>>,
@@ -334,6 +354,7 @@ impl Flow {
             evicted: false,
             cut_packets: 0,
             data_before_close_ns: None,
+            longest_quiet: None,
             datagrams: Vec::new(),
             facts: Default::default(),
         }
@@ -678,7 +699,13 @@ impl FlowTable {
         });
         let d = dir_of(flow, &src);
         let client = d == 0;
+        let prev_payload = flow.dirs[0]
+            .last_payload_ns
+            .max(flow.dirs[1].last_payload_ns);
         account(flow, d, ts, wire_len, cut, ip.ttl, t.payload_len as u64);
+        if t.payload_len > 0 {
+            note_quiet(flow, d, ts, prev_payload, t.seq.wrapping_add(t.payload_len));
+        }
         let h = &mut flow.history;
         let inconsistent = t.flags & tf::SYN != 0 && t.flags & (tf::RST | tf::FIN) != 0;
         if inconsistent {
@@ -888,6 +915,27 @@ fn dir_of(flow: &Flow, src: &Endpoint) -> usize {
     usize::from(flow.client != *src)
 }
 
+/// Remembers the longest silence between two payload packets, counting only new data as the
+/// end of a silence (a retransmission of unanswered data is still the same attempt).
+fn note_quiet(flow: &mut Flow, d: usize, ts: i64, prev_payload: Option<i64>, end: u32) {
+    let dir = &mut flow.dirs[d];
+    let new_data = dir.seq_end.is_none_or(|e| (end.wrapping_sub(e) as i32) > 0);
+    if !new_data {
+        return;
+    }
+    dir.seq_end = Some(end);
+    if let Some(prev) = prev_payload {
+        let ns = ts - prev;
+        if flow.longest_quiet.is_none_or(|q| ns > q.ns) {
+            flow.longest_quiet = Some(Quiet {
+                ns,
+                end_ns: ts,
+                ended_by: if d == 0 { Side::Client } else { Side::Server },
+            });
+        }
+    }
+}
+
 fn account(flow: &mut Flow, d: usize, ts: i64, wire_len: u32, cut: bool, ttl: u8, payload: u64) {
     flow.last_ns = flow.last_ns.max(ts);
     flow.first_ns = flow.first_ns.min(ts);
@@ -899,7 +947,12 @@ fn account(flow: &mut Flow, d: usize, ts: i64, wire_len: u32, cut: bool, ttl: u8
     dir.bytes += wire_len as u64;
     dir.payload_bytes += payload;
     dir.note_ttl(ttl);
+    dir.last_ns = Some(dir.last_ns.map_or(ts, |l| l.max(ts)));
     if payload > 0 {
+        dir.data_ttl = Some(
+            dir.data_ttl
+                .map_or((ttl, ttl), |(lo, hi)| (lo.min(ttl), hi.max(ttl))),
+        );
         dir.first_payload_ns.get_or_insert(ts);
         dir.last_payload_ns = Some(ts);
     }
@@ -1056,6 +1109,38 @@ mod tests {
         );
         assert_eq!((f.dirs[1].ttl_min, f.dirs[1].ttl_max), (Some(60), Some(60)));
         assert_eq!(f.dirs[0].stream.contiguous(), 5);
+    }
+
+    /// The longest silence counts new data only: retransmissions of the unanswered message
+    /// after it (0.2 s, 0.4 s, ... 6.4 s apart) are the same attempt. The quiet before the
+    /// first FIN/RST, and the TTLs of the server's own data, are kept too.
+    #[test]
+    fn silences_closes_and_data_ttls() {
+        let mut t = T::new();
+        t.tcp(0, true, 5000, 443, 100, SYN, b"");
+        t.tcp(SEC / 100, false, 443, 5000, 900, SA, b"");
+        t.tcp(2 * SEC / 100, true, 5000, 443, 101, PA, b"hello");
+        t.tcp(3 * SEC / 100, false, 443, 5000, 901, PA, b"world!");
+        let sent = 6 * SEC;
+        t.tcp(sent, true, 5000, 443, 106, PA, b"ping");
+        let mut at = sent;
+        for backoff in [2, 4, 8, 16, 32, 64] {
+            at += backoff * SEC / 10;
+            t.tcp(at, true, 5000, 443, 106, PA, b"ping");
+        }
+        t.tcp(at + SEC, true, 5000, 443, 110, RA, b"");
+        let f = &t.finish()[0];
+        let q = f.longest_quiet.unwrap();
+        assert_eq!(
+            (q.ns, q.end_ns, q.ended_by),
+            (sent - 3 * SEC / 100, sent, Side::Client)
+        );
+        assert_eq!(f.dirs[0].last_ns, Some(at + SEC));
+        assert_eq!(f.dirs[0].last_payload_ns, Some(at));
+        // The RST came a second after the last retransmission.
+        assert_eq!(f.data_before_close_ns, Some(at));
+        assert_eq!(f.dirs[1].data_ttl, Some((60, 60)));
+        assert_eq!(f.dirs[0].data_ttl, Some((64, 64)));
     }
 
     #[test]
