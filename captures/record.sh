@@ -1693,14 +1693,18 @@ audit_certs() {
     done
 }
 
-audit_squid() {
-    local d=$LOG/squid-audit
-    mkdir -p "$d"
-    chmod 711 "$WORK"       # the squid user must reach $LOG/squid-audit
-    cat >"$d/squid.conf" <<EOF
-# explicit proxy of the audited-firewall scenario: CONNECT to a port other
-# than 443, and CONNECT to one listed name, are denied (403)
-http_port $AUDIT_PROXY
+# squid_dir NAME : prints (and creates) $LOG/NAME, a directory the squid user
+# can reach
+squid_dir() {
+    mkdir -p "$LOG/$1"
+    chmod 711 "$WORK"
+    printf '%s\n' "$LOG/$1"
+}
+
+# squid_common DIR : the configuration lines every squid here shares
+squid_common() {
+    local d=$1
+    cat <<EOF
 visible_hostname proxy.allowscope.test
 cache_effective_user proxy
 pid_filename $d/squid.pid
@@ -1709,14 +1713,38 @@ access_log stdio:$d/access.log
 coredump_dir $d
 cache deny all
 cache_mem 8 MB
+pinger_enable off
+shutdown_lifetime 1 seconds
+EOF
+}
+
+# squid_start DIR SERVICE LABEL PORT : check DIR/squid.conf, run squid in as-fw
+# and wait until it accepts connections on PORT
+squid_start() {
+    local d=$1 service=$2 label=$3 port=$4
+    chown -R proxy:proxy "$d"
+    in_ns "$NS_FW" squid -n "$service" -k parse -f "$d/squid.conf" >"$LOG/$label-parse.log" 2>&1
+    start_bg "$label" "$NS_FW" squid -n "$service" -N -f "$d/squid.conf"
+    wait_for "$d/cache.log" "Accepting HTTP Socket connections at .*$port" 20
+}
+
+audit_squid() {
+    local d
+    d=$(squid_dir squid-audit)
+    {
+        cat <<EOF
+# explicit proxy of the audited-firewall scenario: CONNECT to a port other
+# than 443, and CONNECT to one listed name, are denied (403)
+http_port $AUDIT_PROXY
+EOF
+        squid_common "$d"
+        cat <<'EOF'
 # no DNS on the wire: both CONNECTs are denied before any lookup, and the
 # reverse lookup of the client that squid does for a denied request would
 # otherwise show up on fw-srv as a flow of the firewall's own (nothing listens
 # on as-fw's loopback: squid gets a port unreachable there)
 dns_nameservers 127.0.0.1
 hosts_file none
-pinger_enable off
-shutdown_lifetime 1 seconds
 acl SSL_ports port 443
 acl Safe_ports port 80 443 1025-65535
 acl CONNECT method CONNECT
@@ -1726,10 +1754,8 @@ http_access deny CONNECT !SSL_ports
 http_access deny audit_denied
 http_access allow all
 EOF
-    chown -R proxy:proxy "$d"
-    in_ns "$NS_FW" squid -n "$AUDIT_SQUID_SERVICE" -k parse -f "$d/squid.conf" >"$LOG/squid-audit-parse.log" 2>&1
-    start_bg squid-audit "$NS_FW" squid -n "$AUDIT_SQUID_SERVICE" -N -f "$d/squid.conf"
-    wait_for "$d/cache.log" 'Accepting HTTP Socket connections at .*3130' 20
+    } >"$d/squid.conf"
+    squid_start "$d" "$AUDIT_SQUID_SERVICE" squid-audit 3130
 }
 
 audit_haproxy() {
@@ -2062,35 +2088,26 @@ ws_certs() {
 }
 
 ws_squid() {
-    local d=$LOG/squid-ws
-    mkdir -p "$d"
-    chmod 711 "$WORK"       # the squid user must reach $LOG/squid-ws
+    local d
+    d=$(squid_dir squid-ws)
     printf '198.18.3.17 ci-proxy.%s\n' "$WS_REGION" >"$d/hosts"
-    cat >"$d/squid.conf" <<EOF
+    {
+        cat <<EOF
 # explicit proxy for wss://ci-proxy...: CONNECT to 443 allowed, the name
 # resolved from the hosts file (no DNS on the wire)
 http_port 10.99.1.1:3131
-visible_hostname proxy.allowscope.test
-cache_effective_user proxy
-pid_filename $d/squid.pid
-cache_log $d/cache.log
-access_log stdio:$d/access.log
-coredump_dir $d
-cache deny all
-cache_mem 8 MB
+EOF
+        squid_common "$d"
+        cat <<EOF
 dns_nameservers 127.0.0.1
 hosts_file $d/hosts
-pinger_enable off
-shutdown_lifetime 1 seconds
 acl SSL_ports port 443
 acl CONNECT method CONNECT
 http_access deny CONNECT !SSL_ports
 http_access allow all
 EOF
-    chown -R proxy:proxy "$d"
-    in_ns "$NS_FW" squid -n "$WS_SQUID_SERVICE" -k parse -f "$d/squid.conf" >"$LOG/squid-ws-parse.log" 2>&1
-    start_bg squid-ws "$NS_FW" squid -n "$WS_SQUID_SERVICE" -N -f "$d/squid.conf"
-    wait_for "$d/cache.log" 'Accepting HTTP Socket connections at .*3131' 20
+    } >"$d/squid.conf"
+    squid_start "$d" "$WS_SQUID_SERVICE" squid-ws 3131
 }
 
 ws_nginx() {
