@@ -131,10 +131,12 @@ data each way, end), who ended it and how, then a diagnosis per instance with wh
 When a capture holds both sides of a proxy, the two legs of a handshake are tied together by
 its Sec-WebSocket-Key or TLS client random.
 
-Exit codes: 0 read to the end, 2 an input or the catalog could not be read.
+Exit codes: 0 read to the end, 1 with `--fail-on problem` an instance is not healthy, 2 an
+input or the catalog could not be read.
 
 Examples:
   allowscope ws captures/ws-client.pcap
+  allowscope ws --fail-on problem --format json captures/ > ws.json
   allowscope ws captures/ws-firewall.pcapng
   allowscope ws --format json --region eastus trace.pcapng";
 
@@ -153,6 +155,18 @@ pub struct WsArgs {
     /// Do not print per-file summaries to stderr
     #[arg(long, short)]
     pub quiet: bool,
+    /// Exit 1 when an instance has a problem (`problem`), or never (`never`)
+    #[arg(long, value_enum, default_value = "never")]
+    pub fail_on: WsFailOn,
+}
+
+/// When `allowscope ws` exits 1.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WsFailOn {
+    /// Any instance whose diagnosis is not healthy
+    Problem,
+    /// Only unreadable input makes the exit code non-zero (2)
+    Never,
 }
 
 const DNS_HELP: &str = "\
@@ -636,6 +650,9 @@ fn ws(args: &WsArgs) -> i32 {
     }
     if failed {
         EXIT_ERROR
+    } else if args.fail_on == WsFailOn::Problem && instances.iter().any(|i| i.problem != "healthy")
+    {
+        EXIT_FINDINGS
     } else {
         EXIT_OK
     }

@@ -308,3 +308,23 @@ fn text_report_has_a_timeline_and_plain_advice() {
         "  ci-nginx.westeurope.instances.azureml.ms: 1 of 1 connections were closed (fin by server) after 60.0 s without a byte either way: about 60 s: nginx's default proxy_read_timeout"
     ));
 }
+
+/// `--fail-on problem` makes a broken websocket fail a CI job; healthy ones pass.
+#[test]
+fn exit_codes() {
+    let broken = cap("ws-client.pcap");
+    let healthy = cap("proxy.pcap");
+    let code = |f: &PathBuf, extra: &[&str]| {
+        let mut a = vec!["ws", "-q", "--format", "json"];
+        a.extend_from_slice(extra);
+        a.push(f.to_str().unwrap());
+        run(&a).0
+    };
+    assert_eq!(code(&broken, &[]), 0);
+    assert_eq!(code(&broken, &["--fail-on", "problem"]), 1);
+    assert_eq!(code(&broken, &["--fail-on", "never"]), 0);
+    // proxy.pcap: one healthy websocket (ws.allowscope.test, 101 and a clean close).
+    assert_eq!(code(&healthy, &["--fail-on", "problem"]), 0);
+    let missing = cap("no-such-file.pcap");
+    assert_eq!(code(&missing, &["--fail-on", "problem"]), 2);
+}
