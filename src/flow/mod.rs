@@ -308,6 +308,10 @@ pub struct Flow {
     pub datagrams: Vec<Vec<u8>>,
     /// Application facts, filled when the flow finishes (see `crate::proto`).
     pub facts: crate::proto::facts::Facts,
+    /// Frame sequence numbers (see [`FlowTable::set_frame`]) at which the table created the
+    /// flow and finished it (`u64::MAX`: still alive at the end of the input), so that the
+    /// most flows alive at once can be counted across several tables (see [`peak_live`]).
+    pub life: (u64, u64),
 }
 
 /// Client datagrams kept per UDP flow for the QUIC extractor.
@@ -331,6 +335,7 @@ impl Flow {
             cut_packets: 0,
             datagrams: Vec::new(),
             facts: Default::default(),
+            life: (0, u64::MAX),
         }
     }
 
@@ -494,6 +499,11 @@ pub struct FlowTable {
     budget: usize,
     now: i64,
     next_sweep: i64,
+    /// Whether [`FlowTable::packet`] sweeps idle flows by itself (the default) or only
+    /// [`FlowTable::sweep_at`] does (see [`FlowTable::with_external_clock`]).
+    self_clocked: bool,
+    /// The caller's sequence number of the frame being accounted (see [`FlowTable::set_frame`]).
+    frame: u64,
     stats: TableStats,
 }
 
@@ -527,7 +537,8 @@ fn is_service_port(p: u16) -> bool {
         )
 }
 
-const SWEEP_EVERY_NS: i64 = 1_000_000_000;
+/// How often (in capture time) idle flows are looked for.
+pub const SWEEP_EVERY_NS: i64 = 1_000_000_000;
 
 impl FlowTable {
     pub fn new(cfg: FlowConfig) -> FlowTable {
@@ -537,8 +548,35 @@ impl FlowTable {
             map: FxHashMap::default(),
             now: i64::MIN,
             next_sweep: i64::MIN,
+            self_clocked: true,
+            frame: 0,
             stats: TableStats::default(),
         }
+    }
+
+    /// A table that finishes idle flows only when told to with [`FlowTable::sweep_at`]. Several
+    /// tables that each see part of a capture (one per worker thread) then expire flows at
+    /// exactly the points of the capture where a single table would have.
+    pub fn with_external_clock(cfg: FlowConfig) -> FlowTable {
+        FlowTable {
+            self_clocked: false,
+            ..FlowTable::new(cfg)
+        }
+    }
+
+    /// Tells the table the caller's sequence number of the frame it is about to account (or
+    /// of the sweep about to run); flows remember where they began and ended (`Flow::life`).
+    #[inline]
+    pub fn set_frame(&mut self, seq: u64) {
+        self.frame = seq;
+    }
+
+    /// Finishes the flows idle for too long at time `now` (the latest capture time seen).
+    pub fn sweep_at(&mut self, now: i64, sink: &mut impl FnMut(Flow)) {
+        if now > self.now {
+            self.now = now;
+        }
+        self.sweep(sink);
     }
 
     pub fn stats(&self) -> &TableStats {
@@ -560,11 +598,13 @@ impl FlowTable {
         l4: &L4<'_>,
         sink: &mut impl FnMut(Flow),
     ) {
-        if ts > self.now {
-            self.now = ts;
-        }
-        if self.now >= self.next_sweep {
-            self.sweep(sink);
+        if self.self_clocked {
+            if ts > self.now {
+                self.now = ts;
+            }
+            if self.now >= self.next_sweep {
+                self.sweep(sink);
+            }
         }
         match l4 {
             L4::Tcp(t) => self.tcp(ts, wire_len, cut, ip, t, sink),
@@ -785,10 +825,12 @@ impl FlowTable {
         }
         let live = self.map.len();
         let stats = &mut self.stats;
+        let frame = self.frame;
         self.map.entry(key).or_insert_with(|| {
             let flipped = flip();
             let (client, server) = if flipped { (dst, src) } else { (src, dst) };
             let mut f = Flow::new(proto, client, server, ts);
+            f.life.0 = frame;
             f.flipped = flipped;
             if flipped {
                 f.history.add(true, b'^');
@@ -845,10 +887,11 @@ impl FlowTable {
         }
     }
 
-    fn emit(&mut self, f: Flow, sink: &mut impl FnMut(Flow)) {
+    fn emit(&mut self, mut f: Flow, sink: &mut impl FnMut(Flow)) {
         // The flow leaves the table's accounting; its buffers go with it to the sink, which
         // reads them (protocol extractors) and frees them with [`Flow::release_buffers`].
         self.budget += f.held();
+        f.life.1 = self.frame;
         sink(f);
     }
 
@@ -856,10 +899,36 @@ impl FlowTable {
     pub fn finish(&mut self, sink: &mut impl FnMut(Flow)) {
         let mut rest: Vec<Flow> = self.map.drain().map(|(_, f)| f).collect();
         rest.sort_by(order);
+        self.frame = u64::MAX;
         for f in rest {
             self.emit(f, sink);
         }
     }
+}
+
+/// The most flows alive at once, from the lifetimes (`Flow::life`) of every flow of one input,
+/// whichever table held them: at one frame, flows finished there leave before a flow created
+/// there arrives, as in [`FlowTable`]'s own count (`TableStats::peak_live`).
+pub fn peak_live(flows: &[Flow]) -> u64 {
+    // (frame, 0 = finished / 1 = created)
+    let mut ev: Vec<(u64, u8)> = Vec::with_capacity(flows.len() * 2);
+    for f in flows {
+        ev.push((f.life.0, 1));
+        if f.life.1 != u64::MAX {
+            ev.push((f.life.1, 0));
+        }
+    }
+    ev.sort_unstable();
+    let (mut live, mut peak) = (0u64, 0u64);
+    for (_, created) in ev {
+        if created == 1 {
+            live += 1;
+            peak = peak.max(live);
+        } else {
+            live = live.saturating_sub(1);
+        }
+    }
+    peak
 }
 
 /// Deterministic order of finished flows: first seen, then the tuple.
