@@ -404,4 +404,282 @@ mod tests {
             );
         }
     }
+
+    /// A hand-made capture with what a split could get wrong: DNS answers over UDP (with a
+    /// router's copy) and over TCP naming later flows, a fragmented datagram, an ICMP error
+    /// from a router, a flow that idles out and comes back, a frame without IP, and enough
+    /// host pairs to use every worker.
+    fn tricky_capture() -> Vec<u8> {
+        use crate::decode::tcp_flags::{ACK, FIN, PSH, SYN};
+        use crate::decode::testutil::{eth, icmp, tcp, tcp_full, udp, V4};
+        use std::net::Ipv4Addr;
+        let v4 = |src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, id: u16| V4 {
+            src,
+            dst,
+            ttl,
+            id,
+            ..V4::new(proto)
+        };
+        let resolver = Ipv4Addr::new(10, 53, 0, 53);
+        let router = Ipv4Addr::new(10, 99, 0, 1);
+        let c = |i: u8| Ipv4Addr::new(10, 1, 0, i);
+        let mut frames: Vec<(i64, Vec<u8>)> = Vec::new();
+        let ms = 1_000_000i64;
+        let mut t = 1_700_000_000_000 * ms;
+        let mut add = |frames: &mut Vec<(i64, Vec<u8>)>, dt: i64, ip: Vec<u8>| {
+            t += dt;
+            frames.push((t, eth(0x0800, &ip)));
+        };
+        // 1. UDP lookup of a.example (answer 198.18.1.1), the router's copy of the answer
+        //    (same IP ID, TTL one less), then a plain TCP flow to that address.
+        let q = crate::synth::dns_message("a.example", 0x0101, false);
+        let r = crate::synth::dns_message("a.example", 0x0101, true);
+        let s1 = Ipv4Addr::new(198, 18, 1, 1);
+        add(
+            &mut frames,
+            ms,
+            v4(c(1), resolver, 17, 64, 1).build(&udp(5001, 53, &q)),
+        );
+        add(
+            &mut frames,
+            ms,
+            v4(resolver, c(1), 17, 64, 9).build(&udp(53, 5001, &r)),
+        );
+        add(
+            &mut frames,
+            0,
+            v4(resolver, c(1), 17, 63, 9).build(&udp(53, 5001, &r)),
+        );
+        add(
+            &mut frames,
+            ms,
+            v4(c(1), s1, 6, 64, 2).build(&tcp(40001, 443, SYN, &[])),
+        );
+        add(
+            &mut frames,
+            ms,
+            v4(s1, c(1), 6, 60, 3).build(&tcp(443, 40001, SYN | ACK, &[])),
+        );
+        // 2. DNS over TCP (b.example, answer 198.18.2.2) on a connection that stays open;
+        //    a UDP flow to the answer idles out long before that connection ends.
+        let qb = crate::synth::dns_message("b.example", 0x0202, false);
+        let rb = crate::synth::dns_message("b.example", 0x0202, true);
+        let framed = |m: &[u8]| {
+            let mut v = (m.len() as u16).to_be_bytes().to_vec();
+            v.extend_from_slice(m);
+            v
+        };
+        let s2 = Ipv4Addr::new(198, 18, 2, 2);
+        let seg =
+            |sp, dp, seq, ack, flags, p: &[u8]| tcp_full(sp, dp, seq, ack, flags, 500, &[], p);
+        add(
+            &mut frames,
+            ms,
+            v4(c(2), resolver, 6, 64, 4).build(&seg(40002, 53, 100, 0, SYN, &[])),
+        );
+        add(
+            &mut frames,
+            ms,
+            v4(resolver, c(2), 6, 64, 5).build(&seg(53, 40002, 900, 101, SYN | ACK, &[])),
+        );
+        add(
+            &mut frames,
+            ms,
+            v4(c(2), resolver, 6, 64, 6).build(&seg(40002, 53, 101, 901, PSH | ACK, &framed(&qb))),
+        );
+        add(
+            &mut frames,
+            ms,
+            v4(resolver, c(2), 6, 64, 7).build(&seg(
+                53,
+                40002,
+                901,
+                101 + 2 + qb.len() as u32,
+                PSH | ACK,
+                &framed(&rb),
+            )),
+        );
+        add(
+            &mut frames,
+            ms,
+            v4(c(2), s2, 17, 64, 8).build(&udp(5002, 8080, b"ping")),
+        );
+        // 3. A UDP datagram in two IPv4 fragments (the second without ports).
+        let s3 = Ipv4Addr::new(198, 18, 3, 3);
+        let whole = udp(5003, 9000, &[7u8; 40]);
+        add(
+            &mut frames,
+            ms,
+            V4 {
+                mf: true,
+                ..v4(c(3), s3, 17, 64, 77)
+            }
+            .build(&whole[..24]),
+        );
+        add(
+            &mut frames,
+            ms,
+            V4 {
+                frag_off: 24,
+                ..v4(c(3), s3, 17, 64, 77)
+            }
+            .build(&whole[24..]),
+        );
+        // 4. A SYN answered by a router's ICMP administratively prohibited.
+        let s4 = Ipv4Addr::new(198, 18, 4, 4);
+        let syn = v4(c(4), s4, 6, 64, 10).build(&tcp(40004, 445, SYN, &[]));
+        add(&mut frames, ms, syn.clone());
+        add(
+            &mut frames,
+            ms,
+            v4(router, c(4), 1, 64, 11).build(&icmp(3, 13, [0; 4], &syn[..28])),
+        );
+        // 5. Many host pairs, each a short exchange.
+        for i in 10..60u8 {
+            let s = Ipv4Addr::new(198, 18, 9, i);
+            add(
+                &mut frames,
+                ms,
+                v4(c(i), s, 17, 64, 12).build(&udp(6000 + u16::from(i), 7000, b"x")),
+            );
+            add(
+                &mut frames,
+                0,
+                v4(s, c(i), 17, 64, 13).build(&udp(7000, 6000 + u16::from(i), b"y")),
+            );
+        }
+        // 6. A frame without IP (ARP).
+        let last = frames.last().unwrap().0;
+        frames.push((last, eth(0x0806, &[0u8; 28])));
+        // 7. Much later: the UDP flow of 1. comes back after its idle time (a second flow),
+        //    and the DNS-over-TCP connection finally ends.
+        add(
+            &mut frames,
+            10_000 * ms,
+            v4(c(2), s2, 17, 64, 14).build(&udp(5002, 8080, b"again")),
+        );
+        add(
+            &mut frames,
+            ms,
+            v4(c(2), resolver, 6, 64, 15).build(&seg(
+                40002,
+                53,
+                103 + qb.len() as u32,
+                903 + rb.len() as u32,
+                FIN | ACK,
+                &[],
+            )),
+        );
+        let mut pcap = crate::capture::testutil::PcapB::new(false, true, 65535, 1);
+        for (ts, f) in &frames {
+            let (sec, ns) = (ts / 1_000_000_000, ts % 1_000_000_000);
+            pcap = pcap.rec(sec as u32, ns as u32, f, f.len() as u32);
+        }
+        pcap.build()
+    }
+
+    fn run(bytes: &[u8], workers: usize, cfg: &FlowConfig) -> FileResult {
+        let reader =
+            CaptureReader::from_read(Box::new(std::io::Cursor::new(bytes.to_vec()))).unwrap();
+        analyze_reader_split("t.pcap".into(), reader, cfg, workers)
+    }
+
+    fn fingerprint(r: &FileResult) -> String {
+        format!(
+            "{}\n{:?}\n{:?}",
+            serde_json::to_string(&r.summary).unwrap(),
+            r.flows,
+            r.dns
+        )
+    }
+
+    #[test]
+    fn any_number_of_workers_gives_what_one_gives() {
+        let cfg = FlowConfig {
+            udp_idle_ns: 2_000_000_000,
+            ..FlowConfig::default()
+        };
+        let bytes = tricky_capture();
+        let one = run(&bytes, 1, &cfg);
+        let s = &one.summary;
+        assert_eq!(s.skipped.not_ip, 1);
+        assert_eq!((s.fragments.fragments, s.fragments.reassembled), (2, 1));
+        assert_eq!(s.flow_table.flows, 57, "{:?}", s.flow_table);
+        assert_eq!(s.flow_table.peak_live, crate::flow::peak_live(&one.flows));
+        // The router's copy of the UDP answer is one message; the TCP query and answer count.
+        assert_eq!(one.dns.len(), 4);
+        let to = |last: u8| {
+            one.flows
+                .iter()
+                .filter(|f| f.server.ip == IpAddr::from([198, 18, last, last]))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(to(1)[0].facts.name.as_deref(), Some("a.example"));
+        // Named by the answer that came over TCP although that connection was still open
+        // when this flow idled out; the second flow too.
+        let b = to(2);
+        assert_eq!(b.len(), 2);
+        assert!(b
+            .iter()
+            .all(|f| f.facts.name.as_deref() == Some("b.example")));
+        assert_eq!(to(3)[0].dirs[0].packets, 1);
+        assert_eq!(to(4)[0].icmp.len(), 1);
+        let want = fingerprint(&one);
+        for n in 2..=6 {
+            let got = run(&bytes, n, &cfg);
+            assert!(got.flows.len() == one.flows.len(), "{n} workers");
+            assert_eq!(fingerprint(&got), want, "{n} workers");
+        }
+    }
+
+    #[test]
+    fn a_damaged_input_keeps_what_came_before_the_damage_with_the_same_error() {
+        let mut bytes = tricky_capture();
+        // A bogus captured length in the record header after a few dozen records.
+        let cfg = FlowConfig::default();
+        let whole = run(&bytes, 1, &cfg);
+        let mut off = 24;
+        for _ in 0..40 {
+            let caplen = u32::from_le_bytes(bytes[off + 8..off + 12].try_into().unwrap());
+            off += 16 + caplen as usize;
+        }
+        bytes[off + 8..off + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+        let one = run(&bytes, 1, &cfg);
+        assert!(one
+            .summary
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("bogus captured length"));
+        assert_eq!(one.summary.packets, 40);
+        assert!(!one.flows.is_empty() && one.flows.len() < whole.flows.len());
+        for n in 2..=4 {
+            assert_eq!(
+                fingerprint(&run(&bytes, n, &cfg)),
+                fingerprint(&one),
+                "{n} workers"
+            );
+        }
+    }
+
+    #[test]
+    fn evictions_are_counted_across_workers() {
+        let cfg = FlowConfig {
+            max_flows: 16,
+            ..FlowConfig::default()
+        };
+        let bytes = tricky_capture();
+        for n in 1..=4 {
+            let r = run(&bytes, n, &cfg);
+            let t = &r.summary.flow_table;
+            assert!(t.evicted > 0, "{n} workers");
+            assert_eq!(
+                r.flows.iter().filter(|f| f.evicted).count() as u64,
+                t.evicted,
+                "{n} workers"
+            );
+            // Each worker keeps to its share of the cap.
+            assert!(t.peak_live <= 16, "{n} workers: {}", t.peak_live);
+        }
+    }
 }

@@ -32,7 +32,7 @@ mod link;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use defrag::{defaults as defrag_defaults, DefragStats, Defragmenter, Reassembled};
 pub use link::{ethertype, linktype};
