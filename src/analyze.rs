@@ -427,7 +427,7 @@ pub(crate) fn finish_result(
         table.other_proto += p.table.other_proto;
         table.reassembly_budget_exhausted |= p.table.reassembly_budget_exhausted;
     }
-    flows.sort_by(crate::flow::order);
+    crate::flow::sort_flows(&mut flows);
     table.peak_live = peak.unwrap_or_else(|| crate::flow::peak_live(&flows));
     let dns = name_from_dns(&mut flows, udp_dns, tcp_dns);
     let st = reader.stats();

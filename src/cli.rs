@@ -419,6 +419,8 @@ fn flows(args: &FlowsArgs, view: View) -> i32 {
             let _ = writeln!(err, "error: {}", escape_terminal(e));
         }
     }
+    // The process ends here: freeing every flow one by one would only cost time.
+    std::mem::forget(results);
     if failed {
         EXIT_ERROR
     } else {
@@ -459,7 +461,10 @@ fn audit(args: &AuditArgs) -> i32 {
         quiet: args.quiet,
         per_file: args.per_file,
     };
-    report_audit(&results, &notes, failed, &catalog, &opts)
+    let code = report_audit(&results, &notes, failed, &catalog, &opts);
+    // The process ends here: freeing every flow and DNS message one by one would only cost time.
+    std::mem::forget(results);
+    code
 }
 
 /// How `report_audit` writes and judges: the audit-like options of `audit` and `live`.

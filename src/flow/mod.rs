@@ -495,7 +495,8 @@ pub struct TableStats {
 /// handed to the sink given to each call. Call [`FlowTable::finish`] at the end.
 pub struct FlowTable {
     cfg: FlowConfig,
-    map: FxHashMap<Key, Flow>,
+    /// Boxed: a flow is large, and the map moves its entries when it grows.
+    map: FxHashMap<Key, Box<Flow>>,
     budget: usize,
     now: i64,
     next_sweep: i64,
@@ -691,7 +692,7 @@ impl FlowTable {
                 let isn_differs = old.dirs[dir_of(old, &src)].isn.is_some_and(|i| i != t.seq);
                 if old.client == src && isn_differs && old.closed() {
                     let old = self.map.remove(&key).expect("present");
-                    self.emit(old, sink);
+                    self.emit(*old, sink);
                 }
             }
         }
@@ -837,7 +838,7 @@ impl FlowTable {
             }
             stats.flows += 1;
             stats.peak_live = stats.peak_live.max(live as u64 + 1);
-            f
+            Box::new(f)
         })
     }
 
@@ -861,7 +862,7 @@ impl FlowTable {
             .collect();
         for k in expired {
             if let Some(f) = self.map.remove(&k) {
-                self.emit(f, sink);
+                self.emit(*f, sink);
             }
         }
     }
@@ -882,7 +883,7 @@ impl FlowTable {
             if let Some(mut f) = self.map.remove(&k) {
                 f.evicted = true;
                 self.stats.evicted += 1;
-                self.emit(f, sink);
+                self.emit(*f, sink);
             }
         }
     }
@@ -897,11 +898,11 @@ impl FlowTable {
 
     /// Finishes every live flow (end of input), in first-seen order.
     pub fn finish(&mut self, sink: &mut impl FnMut(Flow)) {
-        let mut rest: Vec<Flow> = self.map.drain().map(|(_, f)| f).collect();
-        rest.sort_by(order);
+        let mut rest: Vec<Box<Flow>> = self.map.drain().map(|(_, f)| f).collect();
+        rest.sort_by(|a, b| order(a, b));
         self.frame = u64::MAX;
         for f in rest {
-            self.emit(f, sink);
+            self.emit(*f, sink);
         }
     }
 }
@@ -933,7 +934,30 @@ pub fn peak_live(flows: &[Flow]) -> u64 {
 
 /// Deterministic order of finished flows: first seen, then the tuple.
 pub fn order(a: &Flow, b: &Flow) -> std::cmp::Ordering {
-    (a.first_ns, a.proto, a.client, a.server).cmp(&(b.first_ns, b.proto, b.client, b.server))
+    order_key(a).cmp(&order_key(b))
+}
+
+/// What [`order`] compares.
+pub fn order_key(f: &Flow) -> (i64, Proto, Endpoint, Endpoint) {
+    (f.first_ns, f.proto, f.client, f.server)
+}
+
+/// Sorts flows stably by [`order`], moving each (large) flow once instead of as often as a
+/// sort of the flows themselves would.
+pub fn sort_flows(flows: &mut Vec<Flow>) {
+    let mut keys: Vec<_> = flows
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (order_key(f), i))
+        .collect();
+    if keys.windows(2).all(|w| w[0] <= w[1]) {
+        return;
+    }
+    // The index makes keys unique, so an unstable sort keeps equal flows in their order.
+    keys.sort_unstable();
+    let mut slots: Vec<Option<Flow>> = std::mem::take(flows).into_iter().map(Some).collect();
+    flows.reserve_exact(slots.len());
+    flows.extend(keys.iter().filter_map(|&(_, i)| slots[i].take()));
 }
 
 /// 0 for a packet from the client, 1 from the server. A flow from an endpoint to itself
