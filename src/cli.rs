@@ -227,6 +227,7 @@ pub struct TableArgs {
     #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1024..=16 << 20))]
     pub reassembly_cap: u32,
     /// Most flows kept in memory at once; the least recently active are finished early beyond it
+    /// (an input split among threads gives each its share)
     #[arg(long, default_value_t = 500_000, value_name = "N", value_parser = clap::value_parser!(u64).range(16..))]
     pub max_flows: u64,
     /// Seconds without packets after which an open TCP flow is finished
