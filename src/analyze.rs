@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::capture::{open_input, CaptureReader, Compression, Input, ReadError};
+use crate::capture::{open_input, CaptureReader, Compression, Frame, Input, ReadError};
 use crate::decode::{decode, decode_transport, DefragStats, Defragmenter, Skip, L4};
 use crate::flow::{Flow, FlowConfig, FlowTable, TableStats};
 use crate::proto::dns::{parse_message, DnsMessage};
-use crate::proto::facts::{extract, DnsMap};
+use crate::proto::facts::{extract, name_by_dns, DnsMap};
 
 /// What was skipped while decoding, by reason.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -115,15 +115,22 @@ pub struct FileResult {
     pub summary: FileSummary,
     /// Finished flows in first-seen order, with their application facts.
     pub flows: Vec<Flow>,
-    /// DNS messages in capture order (UDP as they came; TCP when their flow finished).
+    /// DNS messages in time order (a message over TCP at the first payload of its direction),
+    /// copies of one datagram captured on both sides of a router removed.
     pub dns: Vec<DnsEvent>,
 }
 
 /// Reads one input to the end (or to the first unrecoverable error) and returns its flows.
 pub fn analyze_input(input: &Input, cfg: &FlowConfig) -> FileResult {
+    analyze_input_with(input, cfg, 1)
+}
+
+/// Like [`analyze_input`], with the packets split among `workers` threads (see
+/// [`crate::split`]); the result is the same for any number.
+pub fn analyze_input_with(input: &Input, cfg: &FlowConfig, workers: usize) -> FileResult {
     let name = input.display();
     match open_input(input) {
-        Ok(reader) => analyze_reader(name, reader, cfg),
+        Ok(reader) => crate::split::analyze_reader_split(name, reader, cfg, workers),
         Err(e) => {
             let mut summary = FileSummary::empty(name.clone());
             summary.error = Some(format!("{name}: {e}"));
@@ -140,45 +147,171 @@ pub fn analyze_input(input: &Input, cfg: &FlowConfig) -> FileResult {
 /// displays; updated every few thousand frames, so it costs nothing per packet).
 pub static BYTES_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Reads an opened capture to the end and returns its flows.
+/// Adds what `reader` read since `reported` to [`BYTES_READ`].
+pub(crate) fn report_bytes(reader: &CaptureReader, reported: &mut u64) {
+    let now = reader.stats().stream_bytes;
+    BYTES_READ.fetch_add(
+        now.saturating_sub(*reported),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    *reported = now;
+}
+
+/// Reads an opened capture to the end and returns its flows (on this thread).
 pub fn analyze_reader(name: String, mut reader: CaptureReader, cfg: &FlowConfig) -> FileResult {
-    let mut summary = FileSummary::empty(name.clone());
-    let mut table = FlowTable::new(cfg.clone());
-    let mut defrag = Defragmenter::default();
-    let mut flows: Vec<Flow> = Vec::new();
-    let mut pending: Vec<Flow> = Vec::new();
-    let mut dns_map = DnsMap::default();
-    let mut dns: Vec<DnsEvent> = Vec::new();
-    let mut truncated = 0u64;
-    let mut last_defrag_sweep = i64::MIN;
+    let mut worker = Worker::new(cfg, 1);
+    let mut clock = SweepClock::default();
     let mut reported = 0u64;
-    let mut frames = 0u32;
+    let mut seq = 0u64;
     let error: Option<ReadError> = loop {
-        frames = frames.wrapping_add(1);
-        if frames % 4096 == 0 {
-            let now = reader.stats().stream_bytes;
-            BYTES_READ.fetch_add(
-                now.saturating_sub(reported),
-                std::sync::atomic::Ordering::Relaxed,
-            );
-            reported = now;
+        if seq % 4096 == 4095 {
+            report_bytes(&reader, &mut reported);
         }
         let frame = match reader.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break None,
             Err(e) => break Some(e),
         };
+        if let Some(now) = clock.tick(frame.ts_ns) {
+            worker.sweep(seq, now);
+        }
+        worker.frame(seq, &frame, i64::MIN);
+        seq += 1;
+    };
+    report_bytes(&reader, &mut reported);
+    let part = worker.finish();
+    let peak = part.table.peak_live;
+    finish_result(
+        name,
+        &reader,
+        error,
+        vec![part],
+        SkipCounts::default(),
+        Some(peak),
+    )
+}
+
+/// When idle flows are finished: at the first frame, then at the first frame whose time is a
+/// second or more past the last sweep (the latest time seen so far counts, so a frame from the
+/// past does not move it back). One clock drives every worker of an input, so each worker's
+/// table sweeps at the same points of the capture as a single table would.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SweepClock {
+    now: i64,
+    next: i64,
+}
+
+impl Default for SweepClock {
+    fn default() -> Self {
+        SweepClock {
+            now: i64::MIN,
+            next: i64::MIN,
+        }
+    }
+}
+
+impl SweepClock {
+    /// Advances to a frame's time; `Some(now)` when a sweep is due before that frame.
+    #[inline]
+    pub(crate) fn tick(&mut self, ts_ns: i64) -> Option<i64> {
+        if ts_ns > self.now {
+            self.now = ts_ns;
+        }
+        if self.now >= self.next {
+            self.next = self.now.saturating_add(crate::flow::SWEEP_EVERY_NS);
+            return Some(self.now);
+        }
+        None
+    }
+}
+
+/// The per-packet half of the pipeline: decode, defragment, flow table, protocol extractors,
+/// DNS messages. One per input, or one per worker thread when an input is split (each worker
+/// sees every packet of its flows, see `crate::split`).
+pub(crate) struct Worker {
+    keep_first_flight: bool,
+    table: FlowTable,
+    defrag: Defragmenter,
+    flows: Vec<Flow>,
+    pending: Vec<Flow>,
+    /// DNS messages over UDP with the sequence number of their frame, over TCP as their flows
+    /// finished.
+    udp_dns: Vec<(u64, DnsEvent)>,
+    tcp_dns: Vec<DnsEvent>,
+    truncated: u64,
+    skipped: SkipCounts,
+    /// The latest time of any fragment of the input so far: fragment reassembly expires by it.
+    frag_now: i64,
+}
+
+/// What one worker produced.
+pub(crate) struct Part {
+    flows: Vec<Flow>,
+    udp_dns: Vec<(u64, DnsEvent)>,
+    tcp_dns: Vec<DnsEvent>,
+    truncated: u64,
+    skipped: SkipCounts,
+    fragments: DefragStats,
+    table: TableStats,
+}
+
+impl Worker {
+    /// A worker that is one of `share`: its table and defragmenter get that share of the
+    /// live-flow cap and of the buffer budgets, so the process keeps to the configured bounds.
+    pub(crate) fn new(cfg: &FlowConfig, share: usize) -> Worker {
+        let share = share.max(1);
+        let mine = FlowConfig {
+            max_flows: (cfg.max_flows / share).max(1),
+            reassembly_budget: cfg.reassembly_budget / share,
+            ..cfg.clone()
+        };
+        Worker {
+            keep_first_flight: cfg.keep_first_flight,
+            table: FlowTable::with_external_clock(mine),
+            defrag: Defragmenter::new(
+                crate::decode::defrag_defaults::MAX_BYTES / share,
+                (crate::decode::defrag_defaults::MAX_DATAGRAMS / share).max(1),
+                crate::decode::defrag_defaults::TIMEOUT_NS,
+            ),
+            flows: Vec::new(),
+            pending: Vec::new(),
+            udp_dns: Vec::new(),
+            tcp_dns: Vec::new(),
+            truncated: 0,
+            skipped: SkipCounts::default(),
+            frag_now: i64::MIN,
+        }
+    }
+
+    /// Finishes idle flows at capture time `now`, before frame `seq`.
+    pub(crate) fn sweep(&mut self, seq: u64, now: i64) {
+        self.table.set_frame(seq);
+        let pending = &mut self.pending;
+        self.table.sweep_at(now, &mut |f| pending.push(f));
+        if !self.pending.is_empty() {
+            self.finish_pending();
+        }
+    }
+
+    /// Accounts frame number `seq` of the input. `frag_now` is the latest time of any
+    /// fragment of the input so far, this one included, when other workers saw some of them
+    /// (`i64::MIN` when this worker sees every frame).
+    pub(crate) fn frame(&mut self, seq: u64, frame: &Frame<'_>, frag_now: i64) {
+        self.table.set_frame(seq);
         let cut = (frame.data.len() as u64) < frame.orig_len as u64;
         match decode(frame.linktype, frame.data) {
             Ok(pkt) => {
                 if pkt.truncated || cut {
-                    truncated += 1;
+                    self.truncated += 1;
                 }
                 let cut = cut || pkt.truncated;
+                let (table, pending, dns) = (&mut self.table, &mut self.pending, &mut self.udp_dns);
                 let mut feed = |ip: &crate::decode::IpHeader, l4: &L4<'_>, cut: bool| {
                     if let L4::Udp(u) = l4 {
                         if u.src_port == 53 || u.dst_port == 53 {
-                            udp_dns(frame.ts_ns, ip, u, &mut dns_map, &mut dns);
+                            if let Some(e) = udp_dns(frame.ts_ns, ip, u) {
+                                dns.push((seq, e));
+                            }
                         }
                     }
                     table.packet(frame.ts_ns, frame.orig_len, cut, ip, l4, &mut |f| {
@@ -186,11 +319,9 @@ pub fn analyze_reader(name: String, mut reader: CaptureReader, cfg: &FlowConfig)
                     });
                 };
                 if let L4::Fragment(fr) = &pkt.l4 {
-                    if frame.ts_ns > last_defrag_sweep.saturating_add(1_000_000_000) {
-                        defrag.expire(frame.ts_ns);
-                        last_defrag_sweep = frame.ts_ns;
-                    }
-                    if let Some(whole) = defrag.push(frame.ts_ns, &pkt.ip, fr) {
+                    self.frag_now = self.frag_now.max(frag_now).max(frame.ts_ns);
+                    self.defrag.expire(self.frag_now);
+                    if let Some(whole) = self.defrag.push(frame.ts_ns, &pkt.ip, fr) {
                         let (l4, t) = decode_transport(whole.ip, &whole.data);
                         feed(&whole.ip, &l4, cut || t);
                     }
@@ -198,22 +329,107 @@ pub fn analyze_reader(name: String, mut reader: CaptureReader, cfg: &FlowConfig)
                     feed(&pkt.ip, &pkt.l4, cut);
                 }
             }
-            Err(Skip::UnsupportedLinkType(lt)) => {
-                *summary.skipped.unsupported_linktype.entry(lt).or_default() += 1;
+            Err(skip) => self.skipped.count(skip),
+        }
+        if !self.pending.is_empty() {
+            self.finish_pending();
+        }
+    }
+
+    /// Runs the extractors on flows the table finished, then frees their buffers.
+    fn finish_pending(&mut self) {
+        for mut f in self.pending.drain(..) {
+            if f.proto == crate::flow::Proto::Tcp && f.server.port == 53 {
+                tcp_dns(&f, &mut self.tcp_dns);
             }
-            Err(Skip::NotIp(_)) => summary.skipped.not_ip += 1,
-            Err(Skip::Malformed(why)) => *summary.skipped.malformed.entry(why).or_default() += 1,
+            extract(&mut f);
+            if !self.keep_first_flight {
+                f.release_buffers();
+            }
+            self.flows.push(f);
         }
-        if !pending.is_empty() {
-            finish_flows(&mut pending, &mut flows, &mut dns_map, &mut dns, cfg);
+    }
+
+    /// Finishes every live flow (end of input).
+    pub(crate) fn finish(mut self) -> Part {
+        let pending = &mut self.pending;
+        self.table.finish(&mut |f| pending.push(f));
+        self.finish_pending();
+        Part {
+            flows: self.flows,
+            udp_dns: self.udp_dns,
+            tcp_dns: self.tcp_dns,
+            truncated: self.truncated,
+            skipped: self.skipped,
+            fragments: *self.defrag.stats(),
+            table: self.table.stats().clone(),
         }
-    };
-    BYTES_READ.fetch_add(
-        reader.stats().stream_bytes.saturating_sub(reported),
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    table.finish(&mut |f| pending.push(f));
-    finish_flows(&mut pending, &mut flows, &mut dns_map, &mut dns, cfg);
+    }
+}
+
+impl SkipCounts {
+    pub(crate) fn count(&mut self, skip: Skip) {
+        match skip {
+            Skip::UnsupportedLinkType(lt) => *self.unsupported_linktype.entry(lt).or_default() += 1,
+            Skip::NotIp(_) => self.not_ip += 1,
+            Skip::Malformed(why) => *self.malformed.entry(why).or_default() += 1,
+        }
+    }
+
+    fn add(&mut self, o: SkipCounts) {
+        for (k, v) in o.unsupported_linktype {
+            *self.unsupported_linktype.entry(k).or_default() += v;
+        }
+        self.not_ip += o.not_ip;
+        for (k, v) in o.malformed {
+            *self.malformed.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Puts the parts of one input together (in any order of parts: the result is the same) and
+/// runs the DNS naming pass. `skipped` holds what the reader skipped itself; `peak` is the
+/// table's own peak when one table held every flow (else it is counted from the flows' lives).
+pub(crate) fn finish_result(
+    name: String,
+    reader: &CaptureReader,
+    error: Option<ReadError>,
+    parts: Vec<Part>,
+    mut skipped: SkipCounts,
+    peak: Option<u64>,
+) -> FileResult {
+    let mut summary = FileSummary::empty(name.clone());
+    let mut flows = Vec::new();
+    let (mut udp_dns, mut tcp_dns) = (Vec::new(), Vec::new());
+    let mut frag = DefragStats::default();
+    let mut table = TableStats::default();
+    let mut truncated = 0;
+    for p in parts {
+        if flows.is_empty() {
+            flows = p.flows;
+        } else {
+            flows.extend(p.flows);
+        }
+        udp_dns.extend(p.udp_dns);
+        tcp_dns.extend(p.tcp_dns);
+        truncated += p.truncated;
+        skipped.add(p.skipped);
+        frag.completed += p.fragments.completed;
+        frag.expired += p.fragments.expired;
+        frag.dropped_over_limit += p.fragments.dropped_over_limit;
+        frag.overlaps += p.fragments.overlaps;
+        frag.fragments += p.fragments.fragments;
+        table.flows += p.table.flows;
+        table.evicted += p.table.evicted;
+        table.icmp_errors_unmatched += p.table.icmp_errors_unmatched;
+        table.icmp_errors_unreadable += p.table.icmp_errors_unreadable;
+        table.icmp_other += p.table.icmp_other;
+        table.other_proto += p.table.other_proto;
+        table.reassembly_budget_exhausted |= p.table.reassembly_budget_exhausted;
+    }
+    crate::flow::sort_flows(&mut flows);
+    table.peak_live = peak.unwrap_or_else(|| crate::flow::peak_live(&flows));
+    let dns = name_from_dns(&mut flows, udp_dns, tcp_dns);
     let st = reader.stats();
     summary.format = Some(reader.format().name());
     summary.compression = Some(reader.compression());
@@ -223,18 +439,17 @@ pub fn analyze_reader(name: String, mut reader: CaptureReader, cfg: &FlowConfig)
     summary.wire_bytes = st.wire_bytes;
     summary.linktypes = st.linktypes.clone();
     summary.truncated_packets = truncated;
+    summary.skipped = skipped;
     summary.skipped_blocks = st.skipped_blocks;
     summary.interface_drops = st.interface_drops;
-    summary.fragments = defrag.stats().into();
-    summary.flow_table = table.stats().clone();
+    summary.fragments = (&frag).into();
+    summary.flow_table = table;
     summary.warnings = reader
         .warnings()
         .iter()
         .map(|w| format!("{name}: {w}"))
         .collect();
     summary.error = error.map(|e| format!("{name}: {e}"));
-    flows.sort_by(crate::flow::order);
-    dns.sort_by_key(|e| e.ts_ns);
     FileResult {
         summary,
         flows,
@@ -242,61 +457,87 @@ pub fn analyze_reader(name: String, mut reader: CaptureReader, cfg: &FlowConfig)
     }
 }
 
-/// Runs the extractors on flows the table finished, then frees their buffers.
-fn finish_flows(
-    pending: &mut Vec<Flow>,
-    flows: &mut Vec<Flow>,
-    dns_map: &mut DnsMap,
-    dns: &mut Vec<DnsEvent>,
-    cfg: &FlowConfig,
-) {
-    for mut f in pending.drain(..) {
-        if f.proto == crate::flow::Proto::Tcp && f.server.port == 53 {
-            tcp_dns(&f, dns_map, dns);
-        }
-        extract(&mut f, dns_map);
-        if !cfg.keep_first_flight {
-            f.release_buffers();
-        }
-        flows.push(f);
-    }
+/// The order of DNS messages: by time, then by transport and endpoints (messages between the
+/// same endpoints keep the order they were seen in, which the caller keeps with a stable sort).
+fn dns_order(a: &DnsEvent, b: &DnsEvent) -> std::cmp::Ordering {
+    (
+        a.ts_ns,
+        a.transport,
+        a.client,
+        a.client_port,
+        a.server,
+        a.server_port,
+    )
+        .cmp(&(
+            b.ts_ns,
+            b.transport,
+            b.client,
+            b.client_port,
+            b.server,
+            b.server_port,
+        ))
 }
 
-fn udp_dns(
-    ts: i64,
-    ip: &crate::decode::IpHeader,
-    u: &crate::decode::Udp<'_>,
-    map: &mut DnsMap,
-    out: &mut Vec<DnsEvent>,
-) {
-    let Ok(msg) = parse_message(u.payload) else {
-        return;
-    };
+/// The DNS pass over a whole input, after every flow finished: drops copies of one datagram
+/// captured on both sides of a router, puts the DNS messages in time order, and names the flows
+/// that carry no name of their own (SNI, CONNECT, Host, QUIC) from the latest answer their
+/// client got for the server's address before the flow began. `flows` must be in
+/// [`crate::flow::order`]; `udp` carries each message's frame sequence number. Doing this after
+/// the packets, not while they stream by, makes the result independent of how the input was
+/// split among workers, and lets an answer that came over TCP name the flows that followed it
+/// even when its own connection stayed open longer.
+fn name_from_dns(
+    flows: &mut [Flow],
+    mut udp: Vec<(u64, DnsEvent)>,
+    tcp: Vec<DnsEvent>,
+) -> Vec<DnsEvent> {
+    // Copies are looked for in capture order, as the frames came (frame numbers are unique).
+    udp.sort_unstable_by_key(|(seq, _)| *seq);
+    let mut kept: Vec<DnsEvent> = Vec::with_capacity(udp.len() + tcp.len());
+    for (_, e) in udp {
+        // The same datagram captured on both legs of a router or firewall is one message: the
+        // copy is identical, from the same endpoints, within 100 ms, with the same IPv4 ID and
+        // a different TTL (the router decremented it). A duplicate the sender really sent
+        // twice keeps its TTL and stays (as Zeek and tshark count it); a client's retry comes
+        // later. The first copy in the file is kept.
+        let copy = kept.iter().rev().take(8).any(|k| {
+            (e.ts_ns - k.ts_ns).abs() < 100_000_000
+                && k.ttl != e.ttl
+                && k.ip_id == e.ip_id
+                && k.client == e.client
+                && k.client_port == e.client_port
+                && k.server == e.server
+                && k.server_port == e.server_port
+                && k.message == e.message
+        });
+        if !copy {
+            kept.push(e);
+        }
+    }
+    kept.extend(tcp);
+    // Stable: messages between the same endpoints at the same time keep their order (capture
+    // order over UDP; over TCP, a flow's client messages, then its server's).
+    kept.sort_by(dns_order);
+    let mut map = DnsMap::default();
+    let mut next = 0;
+    for f in flows.iter_mut() {
+        while let Some(e) = kept.get(next).filter(|e| e.ts_ns <= f.first_ns) {
+            map.add_response(e.ts_ns, e.client, &e.message);
+            next += 1;
+        }
+        name_by_dns(f, &map);
+    }
+    kept
+}
+
+fn udp_dns(ts: i64, ip: &crate::decode::IpHeader, u: &crate::decode::Udp<'_>) -> Option<DnsEvent> {
+    let msg = parse_message(u.payload).ok()?;
     let (client, cport, server, sport) = if msg.response {
         (ip.dst, u.dst_port, ip.src, u.src_port)
     } else {
         (ip.src, u.src_port, ip.dst, u.dst_port)
     };
-    // The same datagram captured on both legs of a router or firewall is one message: the
-    // copy is identical, from the same endpoints, within 100 ms, with the same IPv4 ID and a
-    // different TTL (the router decremented it). A duplicate the sender really sent twice
-    // keeps its TTL and stays (as Zeek and tshark count it); a client's retry comes later.
-    let copy = out.iter().rev().take(8).any(|e| {
-        e.transport == "udp"
-            && (ts - e.ts_ns).abs() < 100_000_000
-            && e.ttl != ip.ttl
-            && e.ip_id == ip.ip_id
-            && e.client == client
-            && e.client_port == cport
-            && e.server == server
-            && e.server_port == sport
-            && e.message == msg
-    });
-    if copy {
-        return;
-    }
-    map.add_response(ts, client, &msg);
-    out.push(DnsEvent {
+    Some(DnsEvent {
         ts_ns: ts,
         client,
         client_port: cport,
@@ -306,19 +547,16 @@ fn udp_dns(
         ttl: ip.ttl,
         ip_id: ip.ip_id,
         message: msg,
-    });
+    })
 }
 
 /// DNS over TCP: the messages of each direction's first flight (queries from the client,
 /// responses from the server), timed at the flow's first payload in that direction.
-fn tcp_dns(f: &Flow, map: &mut DnsMap, out: &mut Vec<DnsEvent>) {
-    for (d, dir) in f.dirs.iter().enumerate() {
+fn tcp_dns(f: &Flow, out: &mut Vec<DnsEvent>) {
+    for dir in &f.dirs {
         let parsed = crate::proto::dns::parse_tcp_stream(dir.stream.bytes(), dir.stream.has_hole());
         let ts = dir.first_payload_ns.unwrap_or(f.first_ns);
         for msg in parsed.messages {
-            if d == 1 {
-                map.add_response(ts, f.client.ip, &msg);
-            }
             out.push(DnsEvent {
                 ts_ns: ts,
                 client: f.client.ip,

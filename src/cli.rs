@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use rayon::prelude::*;
 
-use crate::analyze::{analyze_input, FileResult};
+use crate::analyze::{analyze_input_with, FileResult};
 use crate::capture::expand_inputs;
 use crate::flow::FlowConfig;
 use crate::report::{escape_terminal, write_flows, FlowsFormat};
@@ -244,14 +244,16 @@ pub struct AuditArgs {
 /// Flow-table tunables shared by commands that read captures.
 #[derive(Args, Debug, Clone)]
 pub struct TableArgs {
-    /// Worker threads for reading several inputs at once (one input per thread) [default: all
-    /// cores]; the output is the same for any number
+    /// Worker threads [default: all cores]: several inputs are read at once, one per thread;
+    /// with fewer inputs than threads, each input's packets are split among its share of them
+    /// (by flow). The output is the same for any number
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
     /// Payload bytes kept from the start of each TCP direction (first flight), at least 16384
     #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1024..=16 << 20))]
     pub reassembly_cap: u32,
     /// Most flows kept in memory at once; the least recently active are finished early beyond it
+    /// (an input split among threads gives each its share)
     #[arg(long, default_value_t = 500_000, value_name = "N", value_parser = clap::value_parser!(u64).range(16..))]
     pub max_flows: u64,
     /// Seconds without packets after which an open TCP flow is finished
@@ -296,8 +298,9 @@ pub fn main() -> i32 {
     }
 }
 
-/// Reads every input (in parallel, one file per worker) and returns the results in input order,
-/// plus messages about inputs that could not even be listed.
+/// Reads every input (in parallel, one file per worker; with fewer inputs than threads, each
+/// input split among its share of them) and returns the results in input order, plus messages
+/// about inputs that could not even be listed.
 pub fn read_inputs(
     inputs: &[PathBuf],
     cfg: &FlowConfig,
@@ -317,10 +320,11 @@ pub fn read_inputs(
         failed = true;
     }
     let done = std::sync::atomic::AtomicUsize::new(0);
+    let per_input = workers_per_input(threads, list.len());
     let run = || -> Vec<FileResult> {
         list.par_iter()
             .map(|i| {
-                let r = analyze_input(i, cfg);
+                let r = analyze_input_with(i, cfg, per_input);
                 done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 r
             })
@@ -346,6 +350,16 @@ pub fn read_inputs(
     });
     failed |= results.iter().any(|r| r.summary.error.is_some());
     (results, notes, failed)
+}
+
+/// Worker threads for each input: 1 when there are at least as many inputs as threads (the
+/// inputs run side by side), else the threads divided among the inputs.
+fn workers_per_input(threads: Option<u16>, inputs: usize) -> usize {
+    let threads = threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    (threads / inputs.max(1)).clamp(1, crate::split::MAX_WORKERS)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -432,6 +446,8 @@ fn flows(args: &FlowsArgs, view: View) -> i32 {
             let _ = writeln!(err, "error: {}", escape_terminal(e));
         }
     }
+    // The process ends here: freeing every flow one by one would only cost time.
+    std::mem::forget(results);
     if failed {
         EXIT_ERROR
     } else {
@@ -472,7 +488,10 @@ fn audit(args: &AuditArgs) -> i32 {
         quiet: args.quiet,
         per_file: args.per_file,
     };
-    report_audit(&results, &notes, failed, &catalog, &opts)
+    let code = report_audit(&results, &notes, failed, &catalog, &opts);
+    // The process ends here: freeing every flow and DNS message one by one would only cost time.
+    std::mem::forget(results);
+    code
 }
 
 /// How `report_audit` writes and judges: the audit-like options of `audit` and `live`.

@@ -17,6 +17,7 @@ pub mod live;
 pub mod proto;
 pub mod report;
 pub mod rng;
+pub mod split;
 pub mod synth;
 pub mod time;
 pub mod ws;

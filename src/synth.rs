@@ -99,7 +99,7 @@ pub(crate) fn tls_client_hello(sni: &str) -> Vec<u8> {
     rec
 }
 
-fn dns_message(name: &str, id: u16, answer: bool) -> Vec<u8> {
+pub(crate) fn dns_message(name: &str, id: u16, answer: bool) -> Vec<u8> {
     let mut m = Vec::with_capacity(128);
     m.extend_from_slice(&id.to_be_bytes());
     m.extend_from_slice(if answer { &[0x81, 0x80] } else { &[0x01, 0x00] });

@@ -24,7 +24,7 @@ mod pcap;
 mod pcapng;
 mod source;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use std::collections::BTreeMap;
 use std::fmt;

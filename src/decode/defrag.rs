@@ -142,10 +142,24 @@ pub struct Defragmenter {
     stats: DefragStats,
 }
 
+/// The bounds of [`Defragmenter::default`].
+pub mod defaults {
+    /// Fragment bytes held at most.
+    pub const MAX_BYTES: usize = 4 << 20;
+    /// Datagrams waiting for fragments at most.
+    pub const MAX_DATAGRAMS: usize = 1024;
+    /// A datagram with no fragment for longer than this is dropped.
+    pub const TIMEOUT_NS: i64 = 30_000_000_000;
+}
+
 impl Default for Defragmenter {
     /// 4 MiB, 1024 datagrams, 30 s.
     fn default() -> Self {
-        Self::new(4 << 20, 1024, 30_000_000_000)
+        Self::new(
+            defaults::MAX_BYTES,
+            defaults::MAX_DATAGRAMS,
+            defaults::TIMEOUT_NS,
+        )
     }
 }
 

@@ -32,9 +32,9 @@ mod link;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
-pub use defrag::{DefragStats, Defragmenter, Reassembled};
+pub use defrag::{defaults as defrag_defaults, DefragStats, Defragmenter, Reassembled};
 pub use link::{ethertype, linktype};
 
 /// TCP flag bits as they appear in the header's flags byte.

@@ -332,6 +332,10 @@ pub struct Flow {
     pub datagrams: Vec<Vec<u8>>,
     /// Application facts, filled when the flow finishes (see `crate::proto`).
     pub facts: crate::proto::facts::Facts,
+    /// Frame sequence numbers (see [`FlowTable::set_frame`]) at which the table created the
+    /// flow and finished it (`u64::MAX`: still alive at the end of the input), so that the
+    /// most flows alive at once can be counted across several tables (see [`peak_live`]).
+    pub life: (u64, u64),
 }
 
 /// Client datagrams kept per UDP flow for the QUIC extractor.
@@ -357,6 +361,7 @@ impl Flow {
             longest_quiet: None,
             datagrams: Vec::new(),
             facts: Default::default(),
+            life: (0, u64::MAX),
         }
     }
 
@@ -516,10 +521,16 @@ pub struct TableStats {
 /// handed to the sink given to each call. Call [`FlowTable::finish`] at the end.
 pub struct FlowTable {
     cfg: FlowConfig,
-    map: FxHashMap<Key, Flow>,
+    /// Boxed: a flow is large, and the map moves its entries when it grows.
+    map: FxHashMap<Key, Box<Flow>>,
     budget: usize,
     now: i64,
     next_sweep: i64,
+    /// Whether [`FlowTable::packet`] sweeps idle flows by itself (the default) or only
+    /// [`FlowTable::sweep_at`] does (see [`FlowTable::with_external_clock`]).
+    self_clocked: bool,
+    /// The caller's sequence number of the frame being accounted (see [`FlowTable::set_frame`]).
+    frame: u64,
     stats: TableStats,
 }
 
@@ -553,7 +564,8 @@ fn is_service_port(p: u16) -> bool {
         )
 }
 
-const SWEEP_EVERY_NS: i64 = 1_000_000_000;
+/// How often (in capture time) idle flows are looked for.
+pub const SWEEP_EVERY_NS: i64 = 1_000_000_000;
 
 impl FlowTable {
     pub fn new(cfg: FlowConfig) -> FlowTable {
@@ -563,8 +575,35 @@ impl FlowTable {
             map: FxHashMap::default(),
             now: i64::MIN,
             next_sweep: i64::MIN,
+            self_clocked: true,
+            frame: 0,
             stats: TableStats::default(),
         }
+    }
+
+    /// A table that finishes idle flows only when told to with [`FlowTable::sweep_at`]. Several
+    /// tables that each see part of a capture (one per worker thread) then expire flows at
+    /// exactly the points of the capture where a single table would have.
+    pub fn with_external_clock(cfg: FlowConfig) -> FlowTable {
+        FlowTable {
+            self_clocked: false,
+            ..FlowTable::new(cfg)
+        }
+    }
+
+    /// Tells the table the caller's sequence number of the frame it is about to account (or
+    /// of the sweep about to run); flows remember where they began and ended (`Flow::life`).
+    #[inline]
+    pub fn set_frame(&mut self, seq: u64) {
+        self.frame = seq;
+    }
+
+    /// Finishes the flows idle for too long at time `now` (the latest capture time seen).
+    pub fn sweep_at(&mut self, now: i64, sink: &mut impl FnMut(Flow)) {
+        if now > self.now {
+            self.now = now;
+        }
+        self.sweep(sink);
     }
 
     pub fn stats(&self) -> &TableStats {
@@ -586,11 +625,13 @@ impl FlowTable {
         l4: &L4<'_>,
         sink: &mut impl FnMut(Flow),
     ) {
-        if ts > self.now {
-            self.now = ts;
-        }
-        if self.now >= self.next_sweep {
-            self.sweep(sink);
+        if self.self_clocked {
+            if ts > self.now {
+                self.now = ts;
+            }
+            if self.now >= self.next_sweep {
+                self.sweep(sink);
+            }
         }
         match l4 {
             L4::Tcp(t) => self.tcp(ts, wire_len, cut, ip, t, sink),
@@ -677,7 +718,7 @@ impl FlowTable {
                 let isn_differs = old.dirs[dir_of(old, &src)].isn.is_some_and(|i| i != t.seq);
                 if old.client == src && isn_differs && old.closed() {
                     let old = self.map.remove(&key).expect("present");
-                    self.emit(old, sink);
+                    self.emit(*old, sink);
                 }
             }
         }
@@ -827,17 +868,19 @@ impl FlowTable {
         }
         let live = self.map.len();
         let stats = &mut self.stats;
+        let frame = self.frame;
         self.map.entry(key).or_insert_with(|| {
             let flipped = flip();
             let (client, server) = if flipped { (dst, src) } else { (src, dst) };
             let mut f = Flow::new(proto, client, server, ts);
+            f.life.0 = frame;
             f.flipped = flipped;
             if flipped {
                 f.history.add(true, b'^');
             }
             stats.flows += 1;
             stats.peak_live = stats.peak_live.max(live as u64 + 1);
-            f
+            Box::new(f)
         })
     }
 
@@ -861,7 +904,7 @@ impl FlowTable {
             .collect();
         for k in expired {
             if let Some(f) = self.map.remove(&k) {
-                self.emit(f, sink);
+                self.emit(*f, sink);
             }
         }
     }
@@ -882,31 +925,81 @@ impl FlowTable {
             if let Some(mut f) = self.map.remove(&k) {
                 f.evicted = true;
                 self.stats.evicted += 1;
-                self.emit(f, sink);
+                self.emit(*f, sink);
             }
         }
     }
 
-    fn emit(&mut self, f: Flow, sink: &mut impl FnMut(Flow)) {
+    fn emit(&mut self, mut f: Flow, sink: &mut impl FnMut(Flow)) {
         // The flow leaves the table's accounting; its buffers go with it to the sink, which
         // reads them (protocol extractors) and frees them with [`Flow::release_buffers`].
         self.budget += f.held();
+        f.life.1 = self.frame;
         sink(f);
     }
 
     /// Finishes every live flow (end of input), in first-seen order.
     pub fn finish(&mut self, sink: &mut impl FnMut(Flow)) {
-        let mut rest: Vec<Flow> = self.map.drain().map(|(_, f)| f).collect();
-        rest.sort_by(order);
+        let mut rest: Vec<Box<Flow>> = self.map.drain().map(|(_, f)| f).collect();
+        rest.sort_by(|a, b| order(a, b));
+        self.frame = u64::MAX;
         for f in rest {
-            self.emit(f, sink);
+            self.emit(*f, sink);
         }
     }
 }
 
+/// The most flows alive at once, from the lifetimes (`Flow::life`) of every flow of one input,
+/// whichever table held them: at one frame, flows finished there leave before a flow created
+/// there arrives, as in [`FlowTable`]'s own count (`TableStats::peak_live`).
+pub fn peak_live(flows: &[Flow]) -> u64 {
+    // (frame, 0 = finished / 1 = created)
+    let mut ev: Vec<(u64, u8)> = Vec::with_capacity(flows.len() * 2);
+    for f in flows {
+        ev.push((f.life.0, 1));
+        if f.life.1 != u64::MAX {
+            ev.push((f.life.1, 0));
+        }
+    }
+    ev.sort_unstable();
+    let (mut live, mut peak) = (0u64, 0u64);
+    for (_, created) in ev {
+        if created == 1 {
+            live += 1;
+            peak = peak.max(live);
+        } else {
+            live = live.saturating_sub(1);
+        }
+    }
+    peak
+}
+
 /// Deterministic order of finished flows: first seen, then the tuple.
 pub fn order(a: &Flow, b: &Flow) -> std::cmp::Ordering {
-    (a.first_ns, a.proto, a.client, a.server).cmp(&(b.first_ns, b.proto, b.client, b.server))
+    order_key(a).cmp(&order_key(b))
+}
+
+/// What [`order`] compares.
+pub fn order_key(f: &Flow) -> (i64, Proto, Endpoint, Endpoint) {
+    (f.first_ns, f.proto, f.client, f.server)
+}
+
+/// Sorts flows stably by [`order`], moving each (large) flow once instead of as often as a
+/// sort of the flows themselves would.
+pub fn sort_flows(flows: &mut Vec<Flow>) {
+    let mut keys: Vec<_> = flows
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (order_key(f), i))
+        .collect();
+    if keys.windows(2).all(|w| w[0] <= w[1]) {
+        return;
+    }
+    // The index makes keys unique, so an unstable sort keeps equal flows in their order.
+    keys.sort_unstable();
+    let mut slots: Vec<Option<Flow>> = std::mem::take(flows).into_iter().map(Some).collect();
+    flows.reserve_exact(slots.len());
+    flows.extend(keys.iter().filter_map(|&(_, i)| slots[i].take()));
 }
 
 /// 0 for a packet from the client, 1 from the server. A flow from an endpoint to itself

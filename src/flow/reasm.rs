@@ -7,6 +7,9 @@
 //! a segment that was never captured) are remembered as such, so an extractor can tell
 //! "truncated" from "absent".
 
+/// Bytes a stream's buffer starts with (at most the cap).
+const FIRST_RESERVE: usize = 4096;
+
 /// What happened to one segment offered to [`Stream::push`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
@@ -108,6 +111,11 @@ impl Stream {
             let n = fresh.len().min(*budget);
             if n < fresh.len() {
                 self.budget_refused = true;
+            }
+            if self.data.capacity() == 0 && n > 0 {
+                // A first flight is mostly a few segments: start with room for some of them
+                // rather than growing from one segment's size in many small steps.
+                self.data.reserve_exact(n.max(FIRST_RESERVE).min(cap));
             }
             self.data.extend_from_slice(&fresh[..n]);
             *budget -= n;

@@ -20,7 +20,6 @@
 //! escaped as `\.` and `\\`, and any byte outside `!`..=`~` as `\DDD` (decimal).
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -519,7 +518,7 @@ impl DnsMessage {
             return false;
         }
         let chain = self.chain();
-        let names: HashSet<&str> = std::iter::once(chain.asked.as_str())
+        let names: rustc_hash::FxHashSet<&str> = std::iter::once(chain.asked.as_str())
             .chain(chain.cnames.iter().map(String::as_str))
             .collect();
         !self
@@ -563,13 +562,13 @@ impl DnsMessage {
             (None, Some(r)) => r.name.clone(),
             (None, None) => String::new(),
         };
-        let mut next: HashMap<&str, &str> = HashMap::new();
+        let mut next: rustc_hash::FxHashMap<&str, &str> = Default::default();
         for r in &self.answers {
             if let RData::Cname(t) = &r.data {
                 next.entry(r.name.as_str()).or_insert(t.as_str());
             }
         }
-        let mut seen: HashSet<&str> = HashSet::new();
+        let mut seen: rustc_hash::FxHashSet<&str> = Default::default();
         seen.insert(asked.as_str());
         let mut cnames = Vec::new();
         let mut cur = asked.as_str();
@@ -602,6 +601,7 @@ impl DnsMessage {
 mod tests {
     use super::*;
     use crate::rng::XorShift;
+    use std::collections::HashMap;
 
     const QR: u16 = 0x8000;
     const RD: u16 = 0x0100;

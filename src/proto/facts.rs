@@ -149,8 +149,9 @@ impl DnsMap {
     }
 }
 
-/// Fills `flow.facts` from its first flights, datagrams and the DNS map.
-pub fn extract(flow: &mut Flow, dns: &DnsMap) {
+/// Fills `flow.facts` from its first flights and datagrams, and names the flow from them (SNI,
+/// CONNECT, Host, QUIC). Names from DNS come later, from the whole input: [`name_by_dns`].
+pub fn extract(flow: &mut Flow) {
     let mut facts = Facts::default();
     match flow.proto {
         Proto::Tcp => tcp_facts(flow, &mut facts),
@@ -159,7 +160,7 @@ pub fn extract(flow: &mut Flow, dns: &DnsMap) {
         }
         _ => {}
     }
-    name(flow, &mut facts, dns);
+    name(&mut facts);
     flow.facts = facts;
 }
 
@@ -304,7 +305,7 @@ fn host_only(h: &str) -> &str {
     }
 }
 
-fn name(flow: &Flow, facts: &mut Facts, dns: &DnsMap) {
+fn name(facts: &mut Facts) {
     let sni = facts
         .tls
         .as_ref()
@@ -332,13 +333,18 @@ fn name(flow: &Flow, facts: &mut Facts, dns: &DnsMap) {
     if let Some((n, src)) = pick {
         facts.name = Some(n.trim_end_matches('.').to_ascii_lowercase());
         facts.name_source = Some(src);
-        return;
     }
+}
+
+/// Names a flow that [`extract`] left unnamed from what DNS told its client about the server's
+/// address up to the flow's start (`dns` holds the answers up to then).
+pub fn name_by_dns(flow: &mut Flow, dns: &DnsMap) {
     // A flow to a DNS server is named by nothing it resolved for itself.
-    if flow.server.port == 53 {
+    if flow.facts.name.is_some() || flow.server.port == 53 {
         return;
     }
     if let Some(chain) = dns.lookup(flow.client.ip, flow.server.ip, flow.first_ns) {
+        let facts = &mut flow.facts;
         facts.name = chain.first().cloned();
         facts.name_source = Some(NameSource::Dns);
         facts.dns_chain = chain.to_vec();

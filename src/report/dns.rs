@@ -99,7 +99,7 @@ pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
     let mut out = Vec::new();
     let mut used = vec![false; events.len()];
     // Responses by key, in capture order, so joining is not quadratic in the number of lookups.
-    let mut responses: std::collections::HashMap<_, Vec<usize>> = std::collections::HashMap::new();
+    let mut responses: rustc_hash::FxHashMap<_, Vec<usize>> = Default::default();
     for (j, r) in events.iter().enumerate() {
         if r.message.response {
             responses.entry(key(r)).or_default().push(j);

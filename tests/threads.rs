@@ -1,0 +1,96 @@
+//! `--threads N` on one input splits its packets among N workers: every recorded capture, on
+//! its own, gives the same audit, flows (with the file summaries) and DNS lookups byte for byte
+//! (and the same summaries, errors and exit code on stderr) with 1, 2 and 3 threads.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn captures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            [".pcap", ".pcapng", ".gz", ".zst"]
+                .iter()
+                .any(|ext| n.ends_with(ext))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn run(args: &[&str], threads: &str, file: &Path) -> (Option<i32>, Vec<u8>, Vec<u8>) {
+    let o = Command::new(env!("CARGO_BIN_EXE_allowscope"))
+        .args(args)
+        .args(["--threads", threads])
+        .arg(file)
+        .output()
+        .unwrap();
+    (o.status.code(), o.stdout, o.stderr)
+}
+
+#[test]
+fn one_input_gives_the_same_output_on_any_number_of_threads() {
+    let files = captures();
+    assert!(files.len() >= 20, "{files:?}");
+    // `flows --format json` adds each file's summary: packets, skips, truncation, fragment and
+    // flow-table counters (peak live flows included), warnings and the error.
+    let commands: [&[&str]; 4] = [
+        &["audit", "--format", "json"],
+        &["flows", "--format", "ndjson"],
+        &["flows", "--format", "json"],
+        &["dns", "--format", "json"],
+    ];
+    let mut compared = 0;
+    for file in &files {
+        for args in commands {
+            let one = run(args, "1", file);
+            assert!(
+                !one.1.is_empty() || one.0 == Some(2),
+                "{args:?} {}: no output",
+                file.display()
+            );
+            for n in ["2", "3"] {
+                let got = run(args, n, file);
+                assert!(
+                    got.0 == one.0,
+                    "{args:?} {}: exit code {:?} with {n} threads, {:?} with 1",
+                    file.display(),
+                    got.0,
+                    one.0
+                );
+                assert!(
+                    got.1 == one.1,
+                    "{args:?} {}: stdout differs with {n} threads",
+                    file.display()
+                );
+                assert!(
+                    got.2 == one.2,
+                    "{args:?} {}: stderr differs with {n} threads:\n{}\n---\n{}",
+                    file.display(),
+                    String::from_utf8_lossy(&got.2),
+                    String::from_utf8_lossy(&one.2)
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, files.len() * commands.len() * 2);
+}
+
+/// A damaged capture read with several threads: the packets before the damage are reported
+/// and the error names the same byte offset.
+#[test]
+fn damage_is_reported_the_same_with_threads() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/broken-caplen.pcap");
+    let (code, out, err) = run(&["flows", "--format", "ndjson", "-q"], "3", &file);
+    assert_eq!(code, Some(2));
+    assert!(!out.is_empty());
+    let err = String::from_utf8_lossy(&err);
+    assert!(
+        err.contains("byte offset 486: bogus captured length 2147483647"),
+        "{err}"
+    );
+}
