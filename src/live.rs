@@ -9,23 +9,27 @@
 //! `--duration` and Ctrl-C stop the capture with libpcap's breakloop from another thread.
 
 use std::fs::File;
+use std::io::IsTerminal;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::analyze::{analyze_reader, FileResult};
+use crate::analyze::{analyze_reader_viewed, FileResult};
 use crate::capture::CaptureReader;
+use crate::catalog::Catalog;
 use crate::cli::{TableArgs, EXIT_ERROR, EXIT_OK};
 use crate::report::escape_terminal;
 
 const LIVE_HELP: &str = "\
 Captures until --duration or --packets is reached, or Ctrl-C, then prints the audit as
-`allowscope audit` does (same formats, catalog options and exit codes). Packets the kernel or
+`allowscope audit` does (same formats, catalog options and exit codes). While it runs, and when
+stdout is a terminal, a live view (packets, flows, the audit's counts and findings so far) is
+redrawn every --refresh seconds; --no-view turns it off. Packets the kernel or
 the interface dropped are printed to stderr and reported as the input's interface_drops.
 Needs CAP_NET_RAW (root); --user drops privileges once the interface is open.
 
@@ -82,6 +86,12 @@ pub struct LiveArgs {
     /// Do not print the summary to stderr
     #[arg(long, short)]
     pub quiet: bool,
+    /// Seconds between redraws of the live view
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    pub refresh: f64,
+    /// No live view, even on a terminal
+    #[arg(long)]
+    pub no_view: bool,
 }
 
 /// Runs `allowscope live` and returns the exit code.
@@ -97,6 +107,10 @@ pub fn run(args: &LiveArgs) -> i32 {
         eprintln!("error: --duration must be a positive number of seconds");
         return EXIT_ERROR;
     }
+    if !(args.refresh.is_finite() && args.refresh >= 0.1) {
+        eprintln!("error: --refresh must be at least 0.1 seconds");
+        return EXIT_ERROR;
+    }
     let catalog = match args.catalog.load() {
         Ok(c) => c,
         Err(e) => {
@@ -104,7 +118,9 @@ pub fn run(args: &LiveArgs) -> i32 {
             return EXIT_ERROR;
         }
     };
-    let (result, failed) = match capture(iface, args) {
+    let catalog = Arc::new(catalog);
+    let view = !args.no_view && io::stdout().is_terminal();
+    let (result, failed) = match capture(iface, args, view.then(|| catalog.clone())) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {}: {}", escape_terminal(iface), escape_terminal(&e));
@@ -192,7 +208,11 @@ fn pcap_header(snaplen: u32, linktype: u32) -> Vec<u8> {
 }
 
 /// Captures until stopped and returns the analyzed result plus whether something failed.
-fn capture(iface: &str, args: &LiveArgs) -> Result<(FileResult, bool), String> {
+fn capture(
+    iface: &str,
+    args: &LiveArgs,
+    view: Option<Arc<Catalog>>,
+) -> Result<(FileResult, bool), String> {
     let mut cap = pcap::Capture::from_device(iface)
         .map_err(|e| e.to_string())?
         .snaplen(args.snaplen)
@@ -241,31 +261,75 @@ fn capture(iface: &str, args: &LiveArgs) -> Result<(FileResult, bool), String> {
     let (tx, rx): (SyncSender<Vec<u8>>, _) = sync_channel(256);
     let cfg = args.table.config();
     let name = format!("live:{iface}");
-    let analyzer = std::thread::spawn(move || {
-        let reader = ChannelReader {
-            rx,
-            buf: Vec::new(),
-            pos: 0,
-        };
-        match CaptureReader::from_read(Box::new(reader)) {
-            Ok(r) => Ok(analyze_reader(name, r, &cfg)),
-            Err(e) => Err(e.to_string()),
-        }
+    // The live view: the analyzer renders the audit of a snapshot into `latest`; a painter
+    // thread redraws the terminal every --refresh seconds with it and the capture counters.
+    let captured = Arc::new(AtomicU64::new(0));
+    let latest: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let done = Arc::new(AtomicBool::new(false));
+    let every = Duration::from_secs_f64(args.refresh);
+    let painter = view.as_ref().map(|_| {
+        let (captured, latest, done) = (captured.clone(), latest.clone(), done.clone());
+        let title = format!(
+            "allowscope live: {}{}",
+            iface,
+            args.filter
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default()
+        );
+        std::thread::spawn(move || paint(&title, every, &captured, &latest, &done))
     });
+    let analyzer = {
+        let latest = latest.clone();
+        std::thread::spawn(move || {
+            let reader = ChannelReader {
+                rx,
+                buf: Vec::new(),
+                pos: 0,
+            };
+            let r = CaptureReader::from_read(Box::new(reader)).map_err(|e| e.to_string())?;
+            let mut render = |snap: FileResult| {
+                if let Some(cat) = &view {
+                    let open = snap.flows.iter().filter(|f| f.close().is_none()).count();
+                    let (audit, _) = crate::audit::audit(std::slice::from_ref(&snap), cat);
+                    let text = format!(
+                        "{} flows ({} without FIN or RST so far), {} DNS messages\n{}",
+                        snap.flows.len(),
+                        open,
+                        snap.dns.len(),
+                        crate::audit::report::live_view(&audit, 15)
+                    );
+                    if let Ok(mut l) = latest.lock() {
+                        *l = Some(text);
+                    }
+                }
+            };
+            Ok::<FileResult, String>(if view.is_some() {
+                analyze_reader_viewed(name, r, &cfg, every, &mut render)
+            } else {
+                crate::analyze::analyze_reader(name, r, &cfg)
+            })
+        })
+    };
 
     let mut failed = false;
     let mut errors = Vec::new();
     let mut sender = Some(tx);
     let mut count = 0u64;
-    // Packets are batched into chunks of about 64 KiB; a partial chunk goes out whenever the
-    // read times out (slow traffic) and at the end. The file header goes first.
+    // Packets are batched into chunks of about 64 KiB; a partial chunk goes out when its first
+    // packet is 200 ms old, whenever the read times out (slow traffic), and at the end, so the
+    // analyzer (and the live view) is never more than a moment behind. The file header goes
+    // first.
     let mut chunk: Vec<u8> = Vec::with_capacity(1 << 16);
     chunk.extend_from_slice(&header);
     flush(&mut chunk, &mut sender, &mut write, &mut errors);
+    let mut chunk_since: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) && args.packets.is_none_or(|n| count < n) {
         match cap.next_packet() {
             Ok(p) => {
+                let since = *chunk_since.get_or_insert_with(Instant::now);
                 count += 1;
+                captured.store(count, Ordering::Relaxed);
                 let h = p.header;
                 let mut rec = [0u8; 16];
                 rec[0..4].copy_from_slice(&(h.ts.tv_sec as u32).to_ne_bytes());
@@ -274,12 +338,14 @@ fn capture(iface: &str, args: &LiveArgs) -> Result<(FileResult, bool), String> {
                 rec[12..16].copy_from_slice(&h.len.to_ne_bytes());
                 chunk.extend_from_slice(&rec);
                 chunk.extend_from_slice(p.data);
-                if chunk.len() >= 1 << 16 {
+                if chunk.len() >= 1 << 16 || since.elapsed() >= Duration::from_millis(200) {
                     flush(&mut chunk, &mut sender, &mut write, &mut errors);
+                    chunk_since = None;
                 }
             }
             Err(pcap::Error::TimeoutExpired) => {
                 flush(&mut chunk, &mut sender, &mut write, &mut errors);
+                chunk_since = None;
             }
             Err(pcap::Error::NoMorePackets) => break,
             Err(e) => {
@@ -297,9 +363,14 @@ fn capture(iface: &str, args: &LiveArgs) -> Result<(FileResult, bool), String> {
             errors.push(format!("writing capture file: {e}"));
         }
     }
-    let mut result = analyzer
+    let result = analyzer
         .join()
-        .map_err(|_| "the analyzer thread panicked".to_string())??;
+        .map_err(|_| "the analyzer thread panicked".to_string());
+    done.store(true, Ordering::SeqCst);
+    if let Some(p) = painter {
+        let _ = p.join();
+    }
+    let mut result = result??;
     if let Some(s) = stats {
         let drops = s.dropped as u64 + s.if_dropped as u64;
         result.summary.interface_drops = Some(drops);
@@ -319,6 +390,46 @@ fn capture(iface: &str, args: &LiveArgs) -> Result<(FileResult, bool), String> {
         });
     }
     Ok((result, failed))
+}
+
+/// Redraws the live view on stdout every `every` until `done`, then clears it (the final
+/// report follows).
+fn paint(
+    title: &str,
+    every: Duration,
+    captured: &AtomicU64,
+    latest: &Mutex<Option<String>>,
+    done: &AtomicBool,
+) {
+    let start = Instant::now();
+    let mut next = start;
+    let mut out = io::stdout();
+    while !done.load(Ordering::SeqCst) {
+        if Instant::now() >= next {
+            let secs = start.elapsed().as_secs();
+            let body = latest
+                .lock()
+                .ok()
+                .and_then(|l| l.clone())
+                .unwrap_or_else(|| "waiting for packets...\n".to_string());
+            // Home, clear the screen, draw; the text was escaped where it came from the wire.
+            let _ = write!(
+                out,
+                "\x1b[H\x1b[2J{}  {:02}:{:02}:{:02}  {} packets captured\n\n{}\nCtrl-C stops and prints the report.\n",
+                escape_terminal(title),
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60,
+                captured.load(Ordering::Relaxed),
+                body
+            );
+            let _ = out.flush();
+            next += every;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = write!(out, "\x1b[H\x1b[2J");
+    let _ = out.flush();
 }
 
 fn flush(

@@ -122,3 +122,60 @@ fn damaged_captures_never_panic_end_to_end() {
     }
     assert!(runs > 300, "{runs}");
 }
+
+/// A snapshot for the live view shows the input as if it had ended there: for every prefix of
+/// a capture, the snapshot taken before the next frame gives the same flows (with their facts,
+/// outcomes and DNS names) as reading that prefix as a file.
+#[test]
+fn live_view_snapshots_equal_the_result_of_the_prefix() {
+    use allowscope::analyze::{analyze_reader, analyze_reader_viewed, FileResult};
+    use allowscope::capture::CaptureReader;
+    use allowscope::report::FlowRecord;
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/audit-client.pcap");
+    let bytes = std::fs::read(&path).unwrap();
+    // Record boundaries of the classic pcap (little-endian, as recorded here).
+    let mut ends = vec![24usize];
+    while *ends.last().unwrap() < bytes.len() {
+        let at = *ends.last().unwrap();
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        ends.push(at + 16 + caplen);
+    }
+    let rows = |r: &FileResult| -> Vec<String> {
+        r.flows
+            .iter()
+            .map(|f| serde_json::to_string(&FlowRecord::new(f, "x")).unwrap())
+            .collect()
+    };
+    let reader = |b: Vec<u8>| CaptureReader::from_read(Box::new(std::io::Cursor::new(b))).unwrap();
+    // (frames read when the snapshot was taken, its flows)
+    let mut snaps: Vec<(usize, Vec<String>)> = Vec::new();
+    let mut keep = |r: FileResult| snaps.push((r.summary.packets as usize, rows(&r)));
+    let whole = analyze_reader_viewed(
+        "x".into(),
+        reader(bytes.clone()),
+        &FlowConfig::default(),
+        std::time::Duration::ZERO,
+        &mut keep,
+    );
+    assert_eq!(
+        rows(&whole),
+        rows(&analyze_reader(
+            "x".into(),
+            reader(bytes.clone()),
+            &FlowConfig::default()
+        )),
+        "watching does not change the result"
+    );
+    // Check a spread of the snapshots against the prefix they saw.
+    assert!(snaps.len() >= 5, "{} snapshots", snaps.len());
+    assert!(snaps.iter().any(|(_, rows)| rows.len() > 5));
+    for (k, seen) in snaps.iter().step_by(snaps.len() / 12 + 1) {
+        let prefix = analyze_reader(
+            "x".into(),
+            reader(bytes[..ends[*k]].to_vec()),
+            &FlowConfig::default(),
+        );
+        assert_eq!(*seen, rows(&prefix), "snapshot after {k} frames");
+    }
+}

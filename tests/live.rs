@@ -43,8 +43,42 @@ fn sh(cmd: &str) -> Output {
 struct Lab {
     ns_a: String,
     ns_b: String,
+    veth_a: String,
+    veth_b: String,
+    /// The first three octets of the pair's /24.
+    net: String,
     dir: PathBuf,
     children: Vec<Child>,
+}
+
+impl Lab {
+    /// Namespaces `TAG-PID-a` and `TAG-PID-b` joined by a veth pair in 10.OCTET.x.0/24 (A is
+    /// .1, B is .2), and a scratch directory.
+    fn new(tag: &str, octet: u8) -> Lab {
+        let pid = std::process::id();
+        let dir = std::env::temp_dir().join(format!("{tag}-live-{pid}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lab = Lab {
+            ns_a: format!("{tag}-{pid}-a"),
+            ns_b: format!("{tag}-{pid}-b"),
+            // Interface names are limited to 15 bytes.
+            veth_a: format!("{tag}{pid}a"),
+            veth_b: format!("{tag}{pid}b"),
+            net: format!("10.{octet}.{}", pid % 250 + 1),
+            dir,
+            children: Vec::new(),
+        };
+        veth_pair(
+            [&lab.ns_a, &lab.ns_b],
+            [&lab.veth_a, &lab.veth_b],
+            [&lab.addr(1), &lab.addr(2)],
+        );
+        lab
+    }
+
+    fn addr(&self, host: u8) -> String {
+        format!("{}.{host}", self.net)
+    }
 }
 
 impl Drop for Lab {
@@ -76,6 +110,53 @@ fn spawn_bg(lab: &mut Lab, ns: &str, script: &str) {
         .spawn()
         .unwrap();
     lab.children.push(child);
+}
+
+/// Root and the tools a test needs; says why it skips otherwise.
+fn can_run(test: &str, tools: &[&str]) -> bool {
+    if !is_root() {
+        eprintln!("skipped: {test} test needs root (id -u is not 0)");
+        return false;
+    }
+    if let Some(t) = tools.iter().find(|t| !have(t)) {
+        eprintln!("skipped: {test} test needs `{t}`");
+        return false;
+    }
+    true
+}
+
+/// Two namespaces joined by a veth pair, `a` and `b` on its ends (a /24).
+fn veth_pair(ns: [&str; 2], veth: [&str; 2], addr: [&str; 2]) {
+    let ([na, nb], [va, vb], [a, b]) = (ns, veth, addr);
+    sh(&format!(
+        "ip netns add {na} && ip netns add {nb} && \
+         ip link add {va} type veth peer name {vb} && \
+         ip link set {va} netns {na} && ip link set {vb} netns {nb} && \
+         ip -n {na} addr add {a}/24 dev {va} && ip -n {na} link set {va} up && \
+         ip -n {na} link set lo up && \
+         ip -n {nb} addr add {b}/24 dev {vb} && ip -n {nb} link set {vb} up && \
+         ip -n {nb} link set lo up"
+    ));
+}
+
+/// An `openssl s_server -www` in `ns` on `addr`:443 with a self-signed certificate for `cn`.
+fn tls_server(lab: &mut Lab, ns: &str, addr: &str, cn: &str) {
+    let (cert, key) = (lab.dir.join("cert.pem"), lab.dir.join("key.pem"));
+    sh(&format!(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+         -subj /CN={cn} -keyout {} -out {} 2>/dev/null",
+        key.display(),
+        cert.display()
+    ));
+    spawn_bg(
+        lab,
+        ns,
+        &format!(
+            "exec openssl s_server -quiet -www -accept {addr}:443 -cert {} -key {}",
+            cert.display(),
+            key.display()
+        ),
+    );
 }
 
 /// (verdict, mechanism, name, port) of every finding and DNS failure.
@@ -110,39 +191,22 @@ fn wait_for_pcap_header(path: &Path, within: Duration) {
 
 #[test]
 fn live_capture_between_namespaces_matches_offline_audit() {
-    if !is_root() {
-        eprintln!("skipped: live capture test needs root (id -u is not 0)");
+    if !can_run(
+        "live capture",
+        &["ip", "nft", "openssl", "dnsmasq", "dig", "bash", "timeout"],
+    ) {
         return;
     }
-    for tool in ["ip", "nft", "openssl", "dnsmasq", "dig", "bash", "timeout"] {
-        if !have(tool) {
-            eprintln!("skipped: live capture test needs `{tool}`");
-            return;
-        }
-    }
-    let pid = std::process::id();
-    let (ns_a, ns_b) = (format!("asl-{pid}-a"), format!("asl-{pid}-b"));
-    // Interface names are limited to 15 bytes.
-    let (veth_a, veth_b) = (format!("asl{pid}a"), format!("asl{pid}b"));
-    let net = format!("10.199.{}", pid % 250 + 1);
-    let (a, b, b_dropped) = (format!("{net}.1"), format!("{net}.2"), format!("{net}.3"));
-    let dir = std::env::temp_dir().join(format!("asl-live-{pid}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut lab = Lab {
-        ns_a: ns_a.clone(),
-        ns_b: ns_b.clone(),
-        dir: dir.clone(),
-        children: Vec::new(),
-    };
-
+    let mut lab = Lab::new("asl", 199);
+    let (ns_a, ns_b, veth_a, veth_b) = (
+        lab.ns_a.clone(),
+        lab.ns_b.clone(),
+        lab.veth_a.clone(),
+        lab.veth_b.clone(),
+    );
+    let (b, b_dropped, dir) = (lab.addr(2), lab.addr(3), lab.dir.clone());
     sh(&format!(
-        "ip netns add {ns_a} && ip netns add {ns_b} && \
-         ip link add {veth_a} type veth peer name {veth_b} && \
-         ip link set {veth_a} netns {ns_a} && ip link set {veth_b} netns {ns_b} && \
-         ip -n {ns_a} addr add {a}/24 dev {veth_a} && ip -n {ns_a} link set {veth_a} up && \
-         ip -n {ns_a} link set lo up && \
-         ip -n {ns_b} addr add {b}/24 dev {veth_b} && ip -n {ns_b} addr add {b_dropped}/24 dev {veth_b} && \
-         ip -n {ns_b} link set {veth_b} up && ip -n {ns_b} link set lo up"
+        "ip -n {ns_b} addr add {b_dropped}/24 dev {veth_b}"
     ));
     // B's firewall silently drops everything to its second address.
     sh(&format!(
@@ -150,23 +214,8 @@ fn live_capture_between_namespaces_matches_offline_audit() {
          ip netns exec {ns_b} nft add chain inet asl in '{{ type filter hook input priority 0; }}' && \
          ip netns exec {ns_b} nft add rule inet asl in ip daddr {b_dropped} drop"
     ));
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    sh(&format!(
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-         -subj /CN=login.microsoftonline.com -keyout {} -out {} 2>/dev/null",
-        key.display(),
-        cert.display()
-    ));
     // B: a TLS web server, a DNS server that knows the names, a UDP sink that never answers.
-    spawn_bg(
-        &mut lab,
-        &ns_b,
-        &format!(
-            "exec openssl s_server -quiet -www -accept {b}:443 -cert {} -key {}",
-            cert.display(),
-            key.display()
-        ),
-    );
+    tls_server(&mut lab, &ns_b, &b, "login.microsoftonline.com");
     spawn_bg(
         &mut lab,
         &ns_b,
@@ -266,4 +315,66 @@ fn live_capture_between_namespaces_matches_offline_audit() {
         "no blocked finding with mechanism drop"
     );
     assert_eq!(live_keys, finding_keys(&offline_doc));
+}
+
+/// On a terminal `allowscope live` redraws a live view (capture counters and the audit so far)
+/// while it captures, then clears it and prints the final report. `script` gives the command
+/// a pseudo-terminal; real TLS crosses a namespace pair during the capture.
+#[test]
+fn live_view_on_a_terminal() {
+    if !can_run("live view", &["ip", "openssl", "script", "timeout", "bash"]) {
+        return;
+    }
+    let mut lab = Lab::new("asv", 198);
+    let (ns_a, ns_b, veth_a) = (lab.ns_a.clone(), lab.ns_b.clone(), lab.veth_a.clone());
+    let (b, dir) = (lab.addr(2), lab.dir.clone());
+    tls_server(&mut lab, &ns_b, &b, "management.azure.com");
+    // TLS to management.azure.com every 0.3 s for the whole capture.
+    spawn_bg(
+        &mut lab,
+        &ns_a,
+        &format!(
+            "sleep 0.5; for i in $(seq 1 12); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | \
+             timeout 2 openssl s_client -quiet -connect {b}:443 \
+             -servername management.azure.com >/dev/null 2>&1; sleep 0.3; done"
+        ),
+    );
+    let typescript = dir.join("typescript");
+    let cmd = format!(
+        "ip netns exec {ns_a} {BIN} live -i {veth_a} --duration 5 --refresh 0.5 --fail-on never"
+    );
+    let st = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd])
+        .arg(&typescript)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "live under script failed");
+    let out = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).replace('\r', "");
+    let frames: Vec<&str> = out.split("\x1b[H\x1b[2J").collect();
+    // Several redraws, and one of them already shows the reached catalog host.
+    let views: Vec<&&str> = frames
+        .iter()
+        .filter(|f| f.starts_with(&format!("allowscope live: {veth_a}")))
+        .collect();
+    assert!(views.len() >= 4, "{} views:\n{out}", views.len());
+    assert!(
+        views.iter().all(|v| v.contains("packets captured")),
+        "{out}"
+    );
+    // The counts of the audit so far: some view already counts reached required flows.
+    assert!(
+        views.iter().any(|v| v.contains(" required-reached,")
+            && !v.contains(" 0 required-reached,")
+            && v.contains(" 1/")),
+        "no view showed management.azure.com reached:\n{out}"
+    );
+    // The last frame (after the view was cleared) is the final text report.
+    let last = frames.last().unwrap();
+    assert!(
+        last.contains("Required (or optional) but blocked"),
+        "{last}"
+    );
+    assert!(last.contains("management.azure.com:443"), "{last}");
 }

@@ -121,6 +121,48 @@ pub fn write_audit(
     out.flush()
 }
 
+/// The findings block of `allowscope live`'s view: the summary counts, then blocked catalog
+/// hosts, then what was allowed although nothing expects it, then websocket problems, at most
+/// `max` finding lines (with how many more there are).
+pub fn live_view(a: &Audit, max: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for f in a.blocked() {
+        lines.push(format!(
+            "  {} {} ({})",
+            f.verdict.name(),
+            line(f),
+            f.mechanism.map_or("-", |m| m.name())
+        ));
+    }
+    for f in a
+        .findings
+        .iter()
+        .filter(|f| f.verdict == Verdict::UnexpectedReached)
+    {
+        lines.push(format!("  unexpected-reached {}", line(f)));
+    }
+    for i in a
+        .websockets
+        .instances
+        .iter()
+        .filter(|i| i.problem != "healthy")
+    {
+        lines.push(format!("  {} {}", i.problem, escape_terminal(&i.name)));
+    }
+    let more = lines.len().saturating_sub(max);
+    lines.truncate(max);
+    let mut out = summary_counts(a);
+    out.push('\n');
+    for l in lines {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    if more > 0 {
+        out.push_str(&format!("  ... and {more} more\n"));
+    }
+    out
+}
+
 fn summary_counts(audit: &Audit) -> String {
     let c = |k: &str| audit.counts.get(k).copied().unwrap_or(0);
     let exercised = audit

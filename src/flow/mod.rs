@@ -610,6 +610,11 @@ impl FlowTable {
         &self.stats
     }
 
+    /// The flows still alive in the table (for a snapshot of an input being read).
+    pub fn live_flows(&self) -> impl Iterator<Item = &Flow> {
+        self.map.values().map(|f| &**f)
+    }
+
     pub fn live(&self) -> usize {
         self.map.len()
     }
