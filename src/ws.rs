@@ -314,6 +314,11 @@ fn judge_answer(
     }
 }
 
+/// At most this many connections carry one handshake (a client leg and proxies' legs).
+const MAX_LEGS: usize = 4;
+/// A proxy opens its upstream leg within this long of the client's connection.
+const LEG_WINDOW_NS: i64 = 10_000_000_000;
+
 struct Legs<'a> {
     /// Handshake key -> the flows carrying it, in first-seen order.
     by_key: HashMap<String, Vec<&'a Flow>>,
@@ -329,7 +334,17 @@ impl<'a> Legs<'a> {
                 by_key.entry(k).or_default().push(f);
             }
         }
-        let sees_upstream = by_key.values().any(|v| v.len() > 1);
+        // The legs of one handshake are a few connections starting within moments of each
+        // other. The same random or key on more connections than that is no relay (a replayed
+        // or generated hello, or hostile input) and ties nothing together; it must not make
+        // the work grow with the square of the flows either.
+        by_key.retain(|_, v| v.len() <= MAX_LEGS);
+        for v in by_key.values_mut() {
+            let first = v[0].first_ns;
+            v.retain(|g| g.first_ns - first <= LEG_WINDOW_NS);
+        }
+        by_key.retain(|_, v| v.len() > 1);
+        let sees_upstream = !by_key.is_empty();
         Legs {
             by_key,
             sees_upstream,

@@ -328,3 +328,25 @@ fn exit_codes() {
     let missing = cap("no-such-file.pcap");
     assert_eq!(code(&missing, &["--fail-on", "problem"]), 2);
 }
+
+/// The same TLS client random (or Sec-WebSocket-Key) on many connections is no relay: a
+/// generated or replayed hello must not tie hundreds of connections together (nor make the
+/// work grow with the square of their number). The bench generator reuses one random.
+#[test]
+fn a_repeated_handshake_key_ties_nothing_together() {
+    let dir = std::env::temp_dir().join(format!("allowscope-ws-synth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("synth.pcap");
+    let file = std::fs::File::create(&path).unwrap();
+    allowscope::synth::write_pcap(std::io::BufWriter::new(file), 3 << 20, 64, 7).unwrap();
+    let (code, out, err) = run(&["ws", "-q", "--format", "json", path.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let conns = doc["connections"].as_array().unwrap();
+    assert!(conns.len() > 30, "{} connections", conns.len());
+    for c in conns {
+        assert_eq!(c["leg"], "client", "{c}");
+        assert_eq!(c["other_legs"], serde_json::json!([]), "{c}");
+    }
+}
