@@ -367,7 +367,13 @@ fn client_hello_fields(
     }
     *legacy = Some(version);
     let random = c.take(32)?;
-    ch.random = Some(random.iter().map(|b| format!("{b:02x}")).collect());
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for b in random {
+        hex.push(HEX[usize::from(b >> 4)] as char);
+        hex.push(HEX[usize::from(b & 15)] as char);
+    }
+    ch.random = Some(hex);
     let sid = c.u8()? as usize;
     if sid > 32 {
         return Err(Stop::Bad);
