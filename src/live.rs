@@ -6,7 +6,7 @@
 //! the same findings. `--write` tees the very same bytes to a file.
 //!
 //! On Linux `next_packet()` can block forever on an idle interface (even with a timeout), so
-//! `--duration` and Ctrl-C stop the capture with libpcap's breakloop from another thread.
+//! `--duration`, Ctrl-C and SIGTERM stop the capture with libpcap's breakloop from another thread.
 
 use std::fs::File;
 use std::io::IsTerminal;
@@ -26,7 +26,7 @@ use crate::cli::{TableArgs, EXIT_ERROR, EXIT_OK};
 use crate::report::escape_terminal;
 
 const LIVE_HELP: &str = "\
-Captures until --duration or --packets is reached, or Ctrl-C, then prints the audit as
+Captures until --duration or --packets is reached, or Ctrl-C (or SIGTERM), then prints the audit as
 `allowscope audit` does (same formats, catalog options and exit codes). While it runs, and when
 stdout is a terminal, a live view (packets, flows, the audit's counts and findings so far) is
 redrawn every --refresh seconds; --no-view turns it off. Packets the kernel or
