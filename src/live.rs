@@ -264,11 +264,18 @@ fn capture(
     // The live view: the analyzer renders the audit of a snapshot into `latest`; a painter
     // thread redraws the terminal every --refresh seconds with it and the capture counters.
     let captured = Arc::new(AtomicU64::new(0));
+    // Kernel plus interface drops so far (libpcap's counters, read about once a second).
+    let dropped = Arc::new(AtomicU64::new(0));
     let latest: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let done = Arc::new(AtomicBool::new(false));
     let every = Duration::from_secs_f64(args.refresh);
     let painter = view.as_ref().map(|_| {
-        let (captured, latest, done) = (captured.clone(), latest.clone(), done.clone());
+        let (captured, dropped, latest, done) = (
+            captured.clone(),
+            dropped.clone(),
+            latest.clone(),
+            done.clone(),
+        );
         let title = format!(
             "allowscope live: {}{}",
             iface,
@@ -277,7 +284,7 @@ fn capture(
                 .map(|f| format!(" ({f})"))
                 .unwrap_or_default()
         );
-        std::thread::spawn(move || paint(&title, every, &captured, &latest, &done))
+        std::thread::spawn(move || paint(&title, every, [&captured, &dropped], &latest, &done))
     });
     let analyzer = {
         let latest = latest.clone();
@@ -324,7 +331,14 @@ fn capture(
     chunk.extend_from_slice(&header);
     flush(&mut chunk, &mut sender, &mut write, &mut errors);
     let mut chunk_since: Option<Instant> = None;
+    let mut stats_at = Instant::now();
     while !stop.load(Ordering::SeqCst) && args.packets.is_none_or(|n| count < n) {
+        if stats_at.elapsed() >= Duration::from_secs(1) {
+            stats_at = Instant::now();
+            if let Ok(s) = cap.stats() {
+                dropped.store(s.dropped as u64 + s.if_dropped as u64, Ordering::Relaxed);
+            }
+        }
         match cap.next_packet() {
             Ok(p) => {
                 let since = *chunk_since.get_or_insert_with(Instant::now);
@@ -397,7 +411,7 @@ fn capture(
 fn paint(
     title: &str,
     every: Duration,
-    captured: &AtomicU64,
+    [captured, dropped]: [&AtomicU64; 2],
     latest: &Mutex<Option<String>>,
     done: &AtomicBool,
 ) {
@@ -415,12 +429,13 @@ fn paint(
             // Home, clear the screen, draw; the text was escaped where it came from the wire.
             let _ = write!(
                 out,
-                "\x1b[H\x1b[2J{}  {:02}:{:02}:{:02}  {} packets captured\n\n{}\nCtrl-C stops and prints the report.\n",
+                "\x1b[H\x1b[2J{}  {:02}:{:02}:{:02}  {} packets captured, {} dropped\n\n{}\nCtrl-C stops and prints the report.\n",
                 escape_terminal(title),
                 secs / 3600,
                 secs / 60 % 60,
                 secs % 60,
                 captured.load(Ordering::Relaxed),
+                dropped.load(Ordering::Relaxed),
                 body
             );
             let _ = out.flush();

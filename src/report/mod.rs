@@ -541,6 +541,12 @@ pub fn write_summaries(out: &mut dyn Write, results: &[FileResult]) -> io::Resul
                 s.flow_table.evicted
             )?;
         }
+        if let Some(d) = s.interface_drops.filter(|&d| d > 0) {
+            writeln!(
+                out,
+                "  note: {d} packets were dropped by the capture (kernel or interface) and are missing here: a blocked verdict may be a lost answer"
+            )?;
+        }
         for w in &s.warnings {
             writeln!(out, "  warning: {}", escape_terminal(w))?;
         }
@@ -610,6 +616,31 @@ pub fn linktype_name(lt: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Packets the capture dropped (pcapng ISB here, libpcap's counters in `live`) are said in
+    /// the summary: an answer among them would change a verdict.
+    #[test]
+    fn summary_tells_of_capture_drops() {
+        use crate::capture::testutil::NgB;
+        let summary = |drops: Option<u64>| {
+            let mut ng = NgB::new(false).shb(false).idb(1, 65535, &[]);
+            ng = ng.epb(0, 1_700_000_000_000_000, &[0u8; 60], 60);
+            if drops.is_some() {
+                ng = ng.isb(0, drops);
+            }
+            let reader = crate::capture::CaptureReader::from_read(Box::new(std::io::Cursor::new(
+                ng.build(),
+            )))
+            .unwrap();
+            let r = crate::analyze::analyze_reader("t.pcapng".into(), reader, &Default::default());
+            let mut out = Vec::new();
+            write_summaries(&mut out, &[r]).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert!(summary(Some(7)).contains("  note: 7 packets were dropped by the capture"));
+        assert!(!summary(Some(0)).contains("dropped by the capture"));
+        assert!(!summary(None).contains("dropped by the capture"));
+    }
 
     #[test]
     fn terminal_escaping() {
