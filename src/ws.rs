@@ -191,15 +191,15 @@ fn ws_upgrade(h: &HttpFacts) -> bool {
 
 /// What ties the legs of one handshake on both sides of a relay or proxy together: the
 /// Sec-WebSocket-Key (true) or the TLS client random (false).
-fn handshake_key(f: &Flow) -> Option<(bool, &str)> {
+fn handshake_key(f: &Flow) -> Option<(bool, &[u8])> {
     if let Some(k) = f.facts.http.as_ref().and_then(|h| h.ws_key.as_deref()) {
-        return Some((true, k));
+        return Some((true, k.as_bytes()));
     }
     let t = f.facts.tls.as_ref()?;
     t.client_hello
         .hello()
-        .and_then(|h| h.random.as_deref())
-        .map(|r| (false, r))
+        .and_then(|h| h.random.as_ref())
+        .map(|r| (false, &r[..]))
 }
 
 /// Who answered a refused Upgrade, whether the Upgrade header was removed, and why we think so.
@@ -322,14 +322,14 @@ const LEG_WINDOW_NS: i64 = 10_000_000_000;
 
 struct Legs<'a> {
     /// Handshake key -> the flows carrying it, in first-seen order.
-    by_key: HashMap<(bool, &'a str), Vec<&'a Flow>>,
+    by_key: HashMap<(bool, &'a [u8]), Vec<&'a Flow>>,
     /// Some handshake in this capture was seen on two legs.
     sees_upstream: bool,
 }
 
 impl<'a> Legs<'a> {
     fn new(flows: &'a [Flow]) -> Legs<'a> {
-        let mut by_key: HashMap<(bool, &'a str), Vec<&'a Flow>> = HashMap::new();
+        let mut by_key: HashMap<(bool, &'a [u8]), Vec<&'a Flow>> = HashMap::new();
         for f in flows.iter().filter(|f| f.proto == Proto::Tcp) {
             if let Some(k) = handshake_key(f) {
                 by_key.entry(k).or_default().push(f);

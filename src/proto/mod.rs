@@ -17,9 +17,33 @@ pub struct ClientHello {
     /// An encrypted_client_hello extension (0xfe0d) is present: `sni` is then the outer
     /// (cover) name, not the real destination.
     pub ech: bool,
-    /// The 32-byte client random, in hex. A TCP relay (haproxy in TCP mode, a NAT) forwards
-    /// the ClientHello unchanged, so the same random on two legs ties them together.
-    pub random: Option<String>,
+    /// The 32-byte client random (hex in JSON). A TCP relay (haproxy in TCP mode, a NAT)
+    /// forwards the ClientHello unchanged, so the same random on two legs ties them together.
+    #[serde(serialize_with = "ser_hex_opt")]
+    pub random: Option<[u8; 32]>,
+}
+
+/// Bytes as lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
+}
+
+/// Serializes bytes as a hex string.
+pub(crate) fn ser_hex<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex(bytes))
+}
+
+fn ser_hex_opt<S: serde::Serializer>(bytes: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+    match bytes {
+        Some(b) => ser_hex(b, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// Result of reading a client's first flight as TLS.

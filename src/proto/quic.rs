@@ -15,7 +15,7 @@
 use ring::aead::quic::{HeaderProtectionKey, AES_128};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
 use ring::hkdf;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 /// QUIC version 1 (RFC 9000).
 pub const VERSION_1: u32 = 0x0000_0001;
@@ -39,7 +39,7 @@ pub struct QuicFacts {
     /// Version of the first Initial packet (1, or 0x6b3343cf for v2).
     pub version: u32,
     /// Destination Connection ID of the first Initial packet (the keys are derived from it).
-    #[serde(serialize_with = "ser_hex")]
+    #[serde(serialize_with = "super::ser_hex")]
     pub dcid: Vec<u8>,
     /// server_name (host_name type) of the ClientHello, as sent (attacker-controlled:
     /// escape before display).
@@ -52,16 +52,6 @@ pub struct QuicFacts {
     pub initial_packets: u32,
     /// Initial packets that failed authentication under every key set tried.
     pub decrypt_failures: u32,
-}
-
-fn ser_hex<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
-    s.serialize_str(&out)
 }
 
 /// Feed the client's UDP datagrams of one flow in capture order (each may hold several

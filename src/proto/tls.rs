@@ -366,14 +366,7 @@ fn client_hello_fields(
         return Err(Stop::Bad);
     }
     *legacy = Some(version);
-    let random = c.take(32)?;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(64);
-    for b in random {
-        hex.push(HEX[usize::from(b >> 4)] as char);
-        hex.push(HEX[usize::from(b & 15)] as char);
-    }
-    ch.random = Some(hex);
+    ch.random = c.take(32)?.try_into().ok();
     let sid = c.u8()? as usize;
     if sid > 32 {
         return Err(Stop::Bad);
@@ -1110,13 +1103,7 @@ fn attribute_value(tag: u8, whole: &[u8], content: &[u8]) -> String {
                     .unwrap_or(char::REPLACEMENT_CHARACTER)
             })
             .collect(),
-        _ => {
-            let mut hex = String::from("#");
-            for b in whole {
-                let _ = write!(hex, "{b:02x}");
-            }
-            return hex;
-        }
+        _ => return format!("#{}", super::hex(whole)),
     };
     escape_rfc4514(&text)
 }
@@ -1300,7 +1287,7 @@ mod tests {
             alpn: vec!["h2".into(), "http/1.1".into()],
             versions: vec![0x0304, 0x0303],
             ech: false,
-            random: Some("11".repeat(32)),
+            random: Some([0x11; 32]),
         }
     }
 
@@ -1356,7 +1343,7 @@ mod tests {
             ch,
             ClientHello {
                 versions: vec![0x0301],
-                random: Some("11".repeat(32)),
+                random: Some([0x11; 32]),
                 ..Default::default()
             }
         );
