@@ -389,7 +389,7 @@ fn state_dropped(f: &Flow) -> Option<(f64, String)> {
     let nothing_back = s.last_ns.is_none_or(|t| t < q.end_ns);
     let gave_up =
         c.fin_ns.is_some_and(|t| t >= q.end_ns) || c.rst_ns.is_some_and(|t| t >= q.end_ns);
-    if nothing_back && (gave_up || f.last_ns - q.end_ns >= 1_000_000_000) {
+    if nothing_back && (gave_up || f.last_ns.saturating_sub(q.end_ns) >= 1_000_000_000) {
         return Some((
             gap,
             format!("the client's first data after {gap:.1} s of silence got no answer at all, not even an ACK: the state of the connection was dropped silently"),
@@ -419,33 +419,36 @@ fn ws_flow(f: &Flow, file: &str, legs: &Legs<'_>, ttls: &crate::audit::ServerTtl
     let upstream = others.iter().copied().find(|g| g.first_ns >= f.first_ns);
     let [c, s] = &f.dirs;
     let close = f.close();
-    let gap = match (close, f.data_before_close_ns) {
-        (Some(cl), Some(d)) => Some(secs(cl.ts_ns - d)),
+    // The silence before the first FIN or RST.
+    let quiet_close = match (close, f.data_before_close_ns) {
+        (Some(cl), Some(d)) => Some(secs(cl.ts_ns.saturating_sub(d))),
         _ => None,
     };
     let outcome = f.outcome();
     let refused = upgrade.filter(|h| h.status.is_some_and(|s| s != 101));
-    let (answered_by, upgrade_dropped, mut evidence) = match refused {
-        Some(h) => judge_answer(h, upstream, legs.sees_upstream && is_client),
-        None => (None, false, None),
-    };
-    let mut gap = gap;
-    let dropped = state_dropped(f);
-    let (diagnosis, timer) = if !matches!(outcome, Outcome::Established | Outcome::Midstream) {
-        (WsDiagnosis::NeverEstablished, None)
-    } else if refused.is_some() {
-        (WsDiagnosis::WsUpgradeFailed, None)
-    } else if let Some((g, how)) = dropped {
-        gap = Some(g);
-        evidence = Some(how);
-        (WsDiagnosis::WsIdleKill, Some(timer_for(g)))
-    } else if let Some(g) = gap.filter(|&g| g >= IDLE_CLOSE_S) {
-        (WsDiagnosis::WsIdleKill, Some(timer_for(g)))
-    } else {
-        (WsDiagnosis::Healthy, None)
-    };
+    // Diagnosis, the idle gap it reports, and its evidence.
+    let (diagnosis, gap, (answered_by, upgrade_dropped, evidence)) =
+        if !matches!(outcome, Outcome::Established | Outcome::Midstream) {
+            (
+                WsDiagnosis::NeverEstablished,
+                quiet_close,
+                (None, false, None),
+            )
+        } else if let Some(h) = refused {
+            let answer = judge_answer(h, upstream, legs.sees_upstream && is_client);
+            (WsDiagnosis::WsUpgradeFailed, quiet_close, answer)
+        } else if let Some((g, how)) = state_dropped(f) {
+            (WsDiagnosis::WsIdleKill, Some(g), (None, false, Some(how)))
+        } else if quiet_close.is_some_and(|g| g >= IDLE_CLOSE_S) {
+            (WsDiagnosis::WsIdleKill, quiet_close, (None, false, None))
+        } else {
+            (WsDiagnosis::Healthy, quiet_close, (None, false, None))
+        };
+    let timer = (diagnosis == WsDiagnosis::WsIdleKill)
+        .then(|| gap.map(timer_for))
+        .flatten();
     let at = |t: Option<i64>| t.map(rfc3339);
-    let off = |t: Option<i64>| t.map(|t| secs(t - f.first_ns));
+    let off = |t: Option<i64>| t.map(|t| secs(t.saturating_sub(f.first_ns)));
     let end = close.map(|c| c.ts_ns);
     let rst_from_middlebox = match close {
         Some(cl) if cl.how == "rst" && cl.by == Side::Server => middlebox_rst(f, ttls),
@@ -470,7 +473,7 @@ fn ws_flow(f: &Flow, file: &str, legs: &Legs<'_>, ttls: &crate::audit::ServerTtl
         evidence,
         outcome: outcome.name().into(),
         start: rfc3339(f.first_ns),
-        duration_s: secs(end.unwrap_or(f.last_ns) - f.first_ns),
+        duration_s: secs(end.unwrap_or(f.last_ns).saturating_sub(f.first_ns)),
         bytes_from_client: c.payload_bytes,
         bytes_from_server: s.payload_bytes,
         idle_before_end_s: gap,
@@ -517,14 +520,18 @@ fn wanted(f: &Flow, catalog: &Catalog) -> bool {
     })
 }
 
-/// The websocket-capable connections of one input, in first-seen order.
-pub fn connections(r: &FileResult, catalog: &Catalog) -> Vec<WsFlow> {
+/// The websocket-capable connections of one input, in first-seen order. `ttls`: the
+/// input's [`server_ttls`], for telling a middlebox's RST (the audit has them already).
+pub fn connections(
+    r: &FileResult,
+    catalog: &Catalog,
+    ttls: &crate::audit::ServerTtls,
+) -> Vec<WsFlow> {
     let legs = Legs::new(&r.flows);
-    let ttls = server_ttls(&r.flows);
     r.flows
         .iter()
         .filter(|f| wanted(f, catalog))
-        .map(|f| ws_flow(f, &r.summary.file, &legs, &ttls))
+        .map(|f| ws_flow(f, &r.summary.file, &legs, ttls))
         .collect()
 }
 
@@ -532,19 +539,10 @@ pub fn connections(r: &FileResult, catalog: &Catalog) -> Vec<WsFlow> {
 pub fn websockets(results: &[FileResult], catalog: &Catalog) -> (Vec<WsFlow>, Vec<WsInstance>) {
     let flows: Vec<WsFlow> = results
         .iter()
-        .flat_map(|r| connections(r, catalog))
+        .flat_map(|r| connections(r, catalog, &server_ttls(&r.flows)))
         .collect();
     let instances = instances(&flows);
     (flows, instances)
-}
-
-/// The websocket section of `allowscope audit`.
-pub fn report(results: &[FileResult], catalog: &Catalog) -> WsReport {
-    let (connections, instances) = websockets(results, catalog);
-    WsReport {
-        instances,
-        connections,
-    }
 }
 
 fn upgrade_advice(name: &str, w: &WsFlow) -> String {

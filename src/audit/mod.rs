@@ -653,11 +653,13 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
     let mut private = Vec::new();
     let mut all_judged = Vec::new();
     let mut per_file = Vec::new();
+    let mut ws_connections = Vec::new();
     for r in results {
         let file = &r.summary.file;
         let mut file_counts: BTreeMap<&'static str, u64> = BTreeMap::new();
         let mut judged = Vec::with_capacity(r.flows.len());
         let ttls = server_ttls(&r.flows);
+        ws_connections.extend(crate::ws::connections(r, catalog, &ttls));
         for f in &r.flows {
             let j = judge(f, catalog, &ttls);
             *counts.entry(j.verdict.name()).or_default() += 1;
@@ -918,7 +920,10 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
             placeholders_seen,
             counts,
             per_file,
-            websockets: crate::ws::report(results, catalog),
+            websockets: crate::ws::WsReport {
+                instances: crate::ws::instances(&ws_connections),
+                connections: ws_connections,
+            },
         },
         all_judged,
     )

@@ -1023,7 +1023,7 @@ fn note_quiet(flow: &mut Flow, d: usize, ts: i64, prev_payload: Option<i64>, end
     }
     dir.seq_end = Some(end);
     if let Some(prev) = prev_payload {
-        let ns = ts - prev;
+        let ns = ts.saturating_sub(prev);
         if flow.longest_quiet.is_none_or(|q| ns > q.ns) {
             flow.longest_quiet = Some(Quiet {
                 ns,
