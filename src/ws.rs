@@ -628,10 +628,14 @@ pub fn instances(flows: &[WsFlow]) -> Vec<WsInstance> {
                 }
                 ("ws-upgrade-failed", d, Some(upgrade_advice(name, w)))
             } else if let Some(w) = has(WsDiagnosis::WsIdleKill) {
+                // A dropped state leaves the connection without FIN or RST: it went dead.
+                let how = match &w.ended_by {
+                    Some(e) => format!("were closed ({e})"),
+                    None => "went dead".to_string(),
+                };
                 let mut d = format!(
-                    "{} of {n} connections were closed ({}) after {:.1} s without a byte either way: {}",
+                    "{} of {n} connections {how} after {:.1} s without a byte either way: {}",
                     count(WsDiagnosis::WsIdleKill),
-                    w.ended_by.as_deref().unwrap_or("closed"),
                     w.idle_before_end_s.unwrap_or(0.0),
                     w.timer.as_deref().unwrap_or("an idle timer")
                 );
@@ -657,7 +661,10 @@ pub fn instances(flows: &[WsFlow]) -> Vec<WsInstance> {
                 let longest = ws.iter().map(|w| w.duration_s).fold(0.0, f64::max);
                 (
                     "healthy",
-                    format!("healthy ({n} connection{}, longest {longest:.1} s)", if n == 1 { "" } else { "s" }),
+                    format!(
+                        "healthy ({n} connection{}, longest {longest:.1} s)",
+                        if n == 1 { "" } else { "s" }
+                    ),
                     None,
                 )
             };
@@ -750,15 +757,33 @@ pub fn write_text(
         writeln!(out, "Diagnosis per instance:")?;
     }
     for i in instances {
-        writeln!(
-            out,
-            "  {}: {}",
-            escape_terminal(&i.name),
-            escape_terminal(&i.diagnosis)
-        )?;
-        if let Some(a) = &i.advice {
-            writeln!(out, "    -> {}", escape_terminal(a))?;
-        }
+        write_instance(out, i, ("", "", ""))?;
+    }
+    Ok(())
+}
+
+/// One instance's diagnosis (tagged with its problem unless healthy) and the advice under it.
+/// `paint`: escape sequences put around the name for a healthy / a broken instance and the
+/// reset after it, or empty strings.
+pub fn write_instance(
+    out: &mut dyn Write,
+    i: &WsInstance,
+    paint: (&str, &str, &str),
+) -> io::Result<()> {
+    let (healthy, broken, reset) = paint;
+    let (c, tag) = if i.problem == "healthy" {
+        (healthy, String::new())
+    } else {
+        (broken, format!(" [{}]", i.problem))
+    };
+    writeln!(
+        out,
+        "  {c}{}{reset}: {}{tag}",
+        escape_terminal(&i.name),
+        escape_terminal(&i.diagnosis)
+    )?;
+    if let Some(a) = &i.advice {
+        writeln!(out, "    -> {}", escape_terminal(a))?;
     }
     Ok(())
 }

@@ -158,6 +158,14 @@ fn client_side_capture_gives_the_exact_diagnosis_per_connection() {
         .as_str()
         .unwrap()
         .contains("got no answer at all, not even an ACK"));
+    assert!(instance(&doc, "ci-drop")["diagnosis"]
+        .as_str()
+        .unwrap()
+        .starts_with("1 of 1 connections went dead after 6.0 s without a byte either way: "));
+    assert!(instance(&doc, "ci-reset")["diagnosis"]
+        .as_str()
+        .unwrap()
+        .starts_with("1 of 1 connections were closed (rst by server) after 6.0 s"));
     // Through squid: the CONNECT answer, and TLS inside the tunnel.
     let proxied = conn(&doc, "10.99.1.2:57080");
     assert_eq!(proxied["connect_status"], 200);

@@ -338,20 +338,7 @@ fn text(out: &mut dyn Write, a: &Audit, color: bool, per_file: bool) -> io::Resu
             "\n{bold}Websockets{reset} (per connection, with a timeline: allowscope ws)"
         )?;
         for i in &a.websockets.instances {
-            let (c, tag) = if i.problem == "healthy" {
-                (green, String::new())
-            } else {
-                (red, format!(" [{}]", i.problem))
-            };
-            writeln!(
-                out,
-                "  {c}{}{reset}: {}{tag}",
-                escape_terminal(&i.name),
-                escape_terminal(&i.diagnosis)
-            )?;
-            if let Some(adv) = &i.advice {
-                writeln!(out, "      -> {}", escape_terminal(adv))?;
-            }
+            crate::ws::write_instance(out, i, (green, red, reset))?;
         }
     }
     if per_file {
