@@ -318,7 +318,7 @@ fn live_capture_between_namespaces_matches_offline_audit() {
 }
 
 /// On a terminal `allowscope live` redraws a live view (capture counters and the audit so far)
-/// while it captures, then clears it and prints the final report. `script` gives the command
+/// while it captures, then, stopped by SIGTERM, clears it and prints the final report. `script` gives the command
 /// a pseudo-terminal; real TLS crosses a namespace pair during the capture.
 #[test]
 fn live_view_on_a_terminal() {
@@ -340,8 +340,9 @@ fn live_view_on_a_terminal() {
         ),
     );
     let typescript = dir.join("typescript");
+    // Stopped by SIGTERM, not --duration: the final report must still come.
     let cmd = format!(
-        "ip netns exec {ns_a} {BIN} live -i {veth_a} --duration 5 --refresh 0.5 --fail-on never"
+        "timeout --preserve-status -s TERM 5 ip netns exec {ns_a} {BIN} live -i {veth_a} --refresh 0.5 --fail-on never"
     );
     let st = Command::new("script")
         .args(["-q", "-e", "-c", &cmd])
@@ -360,7 +361,9 @@ fn live_view_on_a_terminal() {
         .collect();
     assert!(views.len() >= 4, "{} views:\n{out}", views.len());
     assert!(
-        views.iter().all(|v| v.contains("packets captured")),
+        views
+            .iter()
+            .all(|v| v.contains("packets captured, ") && v.contains(" dropped\n")),
         "{out}"
     );
     // The counts of the audit so far: some view already counts reached required flows.
