@@ -512,7 +512,6 @@ pub(crate) fn report_audit(
     catalog: &crate::catalog::Catalog,
     opts: &ReportOpts,
 ) -> i32 {
-    use crate::audit::{FailOn, Verdict};
     let ReportOpts {
         format,
         fail_on,
@@ -547,20 +546,14 @@ pub(crate) fn report_audit(
     if failed {
         return EXIT_ERROR;
     }
-    let all = report.findings.iter().chain(report.dns_failures.iter());
-    // A low-confidence local-block (resolved, never connected) alone does not fail a run:
-    // browsers resolve names they never use. It still counts for `--fail-on any`.
-    let firm =
-        |f: &&crate::audit::Finding| f.mechanism != Some(crate::audit::Mechanism::LocalBlock);
-    let hit = all.clone().any(|f| match fail_on {
-        FailOn::RequiredBlocked => f.verdict == Verdict::RequiredBlocked && firm(&f),
-        FailOn::UnexpectedReached => matches!(
-            f.verdict,
-            Verdict::RequiredBlocked | Verdict::UnexpectedReached
-        ),
-        FailOn::Any => f.verdict.blocked() || f.verdict == Verdict::UnexpectedReached,
-        FailOn::Never => false,
-    });
+    let hit = report
+        .findings
+        .iter()
+        .chain(report.dns_failures.iter())
+        .any(|f| {
+            let local = f.mechanism == Some(crate::audit::Mechanism::LocalBlock);
+            fail_on.hit(f.verdict.name(), local)
+        });
     if hit {
         EXIT_FINDINGS
     } else {
@@ -569,7 +562,6 @@ pub(crate) fn report_audit(
 }
 
 fn merge(args: &MergeArgs) -> i32 {
-    use crate::audit::FailOn;
     let mut docs = Vec::new();
     for f in &args.files {
         let name = escape_terminal(&f.display().to_string()).into_owned();
@@ -601,25 +593,15 @@ fn merge(args: &MergeArgs) -> i32 {
         return EXIT_ERROR;
     }
     let _ = out.flush();
-    let verdicts = merged["findings"]
+    let hit = merged["findings"]
         .as_array()
         .into_iter()
         .chain(merged["dns_failures"].as_array())
         .flatten()
-        .map(|f| {
-            (
-                f["verdict"].as_str().unwrap_or(""),
-                f["mechanism"].as_str() == Some("local-block"),
-            )
+        .any(|f| {
+            let local = f["mechanism"].as_str() == Some("local-block");
+            args.fail_on.hit(f["verdict"].as_str().unwrap_or(""), local)
         });
-    let hit = verdicts.into_iter().any(|(v, local)| match args.fail_on {
-        FailOn::RequiredBlocked => v == "required-blocked" && !local,
-        FailOn::UnexpectedReached => {
-            (v == "required-blocked" && !local) || v == "unexpected-reached"
-        }
-        FailOn::Any => v.ends_with("-blocked") || v == "unexpected-reached",
-        FailOn::Never => false,
-    });
     if hit {
         EXIT_FINDINGS
     } else {

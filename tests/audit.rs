@@ -158,6 +158,9 @@ fn dns_failures_and_private_endpoint_chains() {
     assert_eq!(doc["dns_failures"][0]["confidence"], "low");
     let (code, _) = audit_json(&["dns-facts.pcap"], &["--fail-on", "any"]);
     assert_eq!(code, 1);
+    // Only `any` counts it: `unexpected-reached` is about what got through.
+    let (code, _) = audit_json(&["dns-facts.pcap"], &["--fail-on", "unexpected-reached"]);
+    assert_eq!(code, 0, "local-block with --fail-on unexpected-reached");
     let pe = &doc["private_endpoint_dns"];
     // The A lookup ends at a public address; the AAAA lookup of the same chain has none.
     assert_eq!(pe.as_array().unwrap().len(), 1);

@@ -130,6 +130,22 @@ pub enum FailOn {
     Never,
 }
 
+impl FailOn {
+    /// Whether a finding with this verdict (its JSON name) makes the exit code 1. A
+    /// low-confidence local-block (resolved, never connected) counts only for `any`: browsers
+    /// resolve names they never use. The one rule for `audit`, `live` and `merge` (which
+    /// only has the JSON).
+    pub fn hit(self, verdict: &str, local_block: bool) -> bool {
+        let firm_required = verdict == "required-blocked" && !local_block;
+        match self {
+            FailOn::RequiredBlocked => firm_required,
+            FailOn::UnexpectedReached => firm_required || verdict == "unexpected-reached",
+            FailOn::Any => verdict.ends_with("-blocked") || verdict == "unexpected-reached",
+            FailOn::Never => false,
+        }
+    }
+}
+
 /// The verdict of one flow.
 #[derive(Debug, Clone)]
 pub struct Judged {
@@ -927,4 +943,37 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
         },
         all_judged,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FailOn;
+
+    #[test]
+    fn fail_on_levels() {
+        let rows = [
+            ("required-blocked", false, [true, true, true, false]),
+            ("required-blocked", true, [false, false, true, false]),
+            ("optional-blocked", false, [false, false, true, false]),
+            ("unexpected-blocked", false, [false, false, true, false]),
+            ("unexpected-reached", false, [false, true, true, false]),
+            ("required-reached", false, [false, false, false, false]),
+            ("inconclusive", false, [false, false, false, false]),
+        ];
+        let levels = [
+            FailOn::RequiredBlocked,
+            FailOn::UnexpectedReached,
+            FailOn::Any,
+            FailOn::Never,
+        ];
+        for (verdict, local, want) in rows {
+            for (level, w) in levels.iter().zip(want) {
+                assert_eq!(
+                    level.hit(verdict, local),
+                    w,
+                    "{verdict} local={local} {level:?}"
+                );
+            }
+        }
+    }
 }
