@@ -6,28 +6,11 @@
 //! every proxied one.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use serde_json::Value;
 
-fn cap(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("captures")
-        .join(name)
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_allowscope"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run allowscope");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+mod common;
+use common::{cap, run};
 
 fn ws_json(file: &str) -> Value {
     let p = cap(file);

@@ -1,0 +1,25 @@
+//! Helpers shared by the integration tests that run the built binary on `captures/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A capture of the project's `captures/` directory.
+pub fn cap(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("captures")
+        .join(name)
+}
+
+/// Runs the built binary (no colour) and returns its exit code, stdout and stderr.
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_allowscope"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run allowscope");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
