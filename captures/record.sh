@@ -177,18 +177,9 @@ wait_for() {
     done
 }
 
-# wait_port NS tcp|udp PORT : wait until something listens on PORT in NS
-wait_port() {
-    local ns=$1 proto=$2 port=$3 end=$((SECONDS + 10)) flag=t
-    [[ $proto == udp ]] && flag=u
-    until [[ -n $(in_ns "$ns" ss -Hln$flag "sport = :$port") ]]; do
-        if ((SECONDS >= end)); then
-            echo "record.sh: nothing listens on $proto/$port in $ns" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-}
+# wait_port NS tcp|udp PORT : wait until something listens on PORT in NS (any
+# address; see wait_listen)
+wait_port() { wait_listen "$1" "$2" "" "$3"; }
 
 # cap_start NS CMD... : start a capture process and wait until it is listening
 cap_start() {
@@ -1295,13 +1286,16 @@ FACTS_PASS=allowscope-test
 
 fx() { local ns=$1; shift; in_ns "$ns" "$PY" -u "$WORK/facts.py" "$@"; }
 
-# wait_listen NS tcp|udp ADDR PORT
+# wait_listen NS tcp|udp ADDR PORT : wait until something listens on ADDR:PORT
+# in NS (ADDR empty: on any address)
 wait_listen() {
-    local ns=$1 proto=$2 addr=$3 port=$4 end=$((SECONDS + 10)) flag=t
+    local ns=$1 proto=$2 addr=$3 port=$4 end=$((SECONDS + 10)) flag=t filter
     [[ $proto == udp ]] && flag=u
-    until [[ -n $(in_ns "$ns" ss -Hln$flag "src $addr and sport = :$port") ]]; do
+    filter="sport = :$port"
+    [[ -n $addr ]] && filter="src $addr and $filter"
+    until [[ -n $(in_ns "$ns" ss -Hln$flag "$filter") ]]; do
         if ((SECONDS >= end)); then
-            echo "record.sh: nothing listens on $proto/$addr:$port in $ns" >&2
+            echo "record.sh: nothing listens on $proto/${addr:+$addr:}$port in $ns" >&2
             return 1
         fi
         sleep 0.1
