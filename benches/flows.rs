@@ -65,7 +65,8 @@ fn data_file() -> PathBuf {
         .max(100);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     std::fs::create_dir_all(&dir).expect("create target/bench-data");
-    let path = dir.join(format!("synth-{mb}MB.pcap"));
+    // v2: the TLS data are real records (ServerHello, ChangeCipherSpec, ApplicationData).
+    let path = dir.join(format!("synth2-{mb}MB.pcap"));
     if !path.exists() {
         eprintln!("generating {} ...", path.display());
         let tmp = path.with_extension("tmp");

@@ -249,7 +249,7 @@ pub struct TableArgs {
     /// (by flow). The output is the same for any number
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// Payload bytes kept from the start of each TCP direction (first flight), at least 16384
+    /// Payload bytes kept from the start of each TCP direction (first flight), 1024 to 16 MiB
     #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1024..=16 << 20))]
     pub reassembly_cap: u32,
     /// Most flows kept in memory at once; the least recently active are finished early beyond it

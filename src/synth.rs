@@ -3,7 +3,8 @@
 //! which are recorded from real tools (see captures/README.md).
 //!
 //! Mix: TLS connections over IPv4 and IPv6 (SYN, SYN-ACK, ACK, a ClientHello with SNI, some
-//! split over two segments, server data, client data, FIN both ways), DNS queries with CNAME
+//! split over two segments, a TLS 1.3 ServerHello and ChangeCipherSpec, then ApplicationData
+//! records both ways, FIN both ways), DNS queries with CNAME
 //! answers, dropped SYNs (three attempts), refused SYNs, some frames tagged with VLAN 100.
 //! Many flows are interleaved, as on a busy link.
 
@@ -64,6 +65,8 @@ struct Gen {
     steps: Vec<(bool, Step)>,
     pos: usize,
     name: String,
+    /// Each side has sent TLS data after the ClientHello (client, server).
+    spoke: [bool; 2],
 }
 
 /// A TLS 1.3-style ClientHello record with the given SNI (and ALPN h2, http/1.1).
@@ -204,11 +207,17 @@ impl Gen {
             steps,
             pos: 0,
             name,
+            spoke: [false; 2],
         }
     }
 
     /// Builds the next packet (Ethernet frame) into `out`; false when the flow is done.
-    fn next_frame(&mut self, out: &mut Vec<u8>, hello_cache: &mut Vec<u8>) -> bool {
+    fn next_frame(
+        &mut self,
+        out: &mut Vec<u8>,
+        hello_cache: &mut Vec<u8>,
+        data: &mut Vec<u8>,
+    ) -> bool {
         let Some(&(from_client, step)) = self.steps.get(self.pos) else {
             return false;
         };
@@ -234,7 +243,11 @@ impl Gen {
                 };
                 (0x18, &hello_cache[range])
             }
-            Step::Data { len } => (0x18, &ZEROS[..len as usize]),
+            Step::Data { len } => {
+                tls_data(data, !from_client, !self.spoke[d], len as usize);
+                self.spoke[d] = true;
+                (0x18, data.as_slice())
+            }
             Step::DnsQuery | Step::DnsAnswer => (0, &[]),
         };
         let dns;
@@ -298,7 +311,56 @@ impl Gen {
     }
 }
 
-static ZEROS: [u8; 1500] = [0x17; 1500];
+/// A TLS 1.3 ServerHello record (supported_versions 1.3, an X25519 key share).
+pub(crate) fn tls_server_hello() -> Vec<u8> {
+    let mut ext = vec![0x00, 0x2b, 0x00, 0x02, 0x03, 0x04];
+    ext.extend_from_slice(&[0x00, 0x33, 0x00, 0x24, 0x00, 0x1d, 0x00, 0x20]);
+    ext.extend((0..32u8).map(|i| i.wrapping_mul(91)));
+    let mut body = vec![0x03, 0x03];
+    body.extend((0..32u8).map(|i| i.wrapping_mul(53)));
+    body.extend_from_slice(&[0, 0x13, 0x01, 0]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut rec = vec![0x16, 0x03, 0x03];
+    rec.extend_from_slice(&((body.len() + 4) as u16).to_be_bytes());
+    rec.push(0x02);
+    rec.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    rec.extend_from_slice(&body);
+    rec
+}
+
+/// `len` bytes of TLS 1.3 records as a side sends them after the ClientHello: the server's
+/// first segment opens with its ServerHello and a ChangeCipherSpec, the client's first with a
+/// ChangeCipherSpec, and the rest is ApplicationData records (one per segment, as a busy
+/// server writes them) of pseudo-random ciphertext.
+fn tls_data(out: &mut Vec<u8>, server: bool, first: bool, len: usize) {
+    out.clear();
+    if first {
+        if server {
+            out.extend_from_slice(&tls_server_hello());
+        }
+        out.extend_from_slice(&[0x14, 0x03, 0x03, 0x00, 0x01, 0x01]);
+    }
+    let body = len.saturating_sub(out.len() + 5);
+    out.extend_from_slice(&[0x17, 0x03, 0x03]);
+    out.extend_from_slice(&(body as u16).to_be_bytes());
+    out.extend_from_slice(&CIPHERTEXT[..body]);
+}
+
+/// Stand-in ciphertext (a fixed pseudo-random pattern).
+static CIPHERTEXT: [u8; 1500] = {
+    let mut b = [0u8; 1500];
+    let mut x: u32 = 0x9e37_79b9;
+    let mut i = 0;
+    while i < b.len() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        b[i] = x as u8;
+        i += 1;
+    }
+    b
+};
 
 fn checksum(b: &[u8]) -> u16 {
     let mut s: u32 = 0;
@@ -330,6 +392,7 @@ pub fn write_pcap(
     let mut frame = Vec::with_capacity(2048);
     let mut hello = Vec::new();
     let mut hellos: Vec<Vec<u8>> = Vec::new();
+    let mut data = Vec::with_capacity(2048);
     let mut ts_us: u64 = 1_763_700_000_000_000;
     let concurrency = concurrency.max(1);
     while st.bytes < target_bytes {
@@ -340,7 +403,7 @@ pub fn write_pcap(
         }
         let i = rng.below(active.len() as u64) as usize;
         std::mem::swap(&mut hello, &mut hellos[i]);
-        let more = active[i].next_frame(&mut frame, &mut hello);
+        let more = active[i].next_frame(&mut frame, &mut hello, &mut data);
         std::mem::swap(&mut hello, &mut hellos[i]);
         if !more {
             active.swap_remove(i);
@@ -387,5 +450,21 @@ mod tests {
         assert_eq!(rec_len + 5, ch.len());
         let hs_len = u32::from_be_bytes([0, ch[6], ch[7], ch[8]]) as usize;
         assert_eq!(hs_len + 4, rec_len);
+    }
+
+    #[test]
+    fn server_flight_reads_as_tls13() {
+        let mut d = Vec::new();
+        tls_data(&mut d, true, true, 1400);
+        assert_eq!(d.len(), 1400);
+        let f = crate::proto::tls::server_flight(&d, false);
+        assert!(f.server_hello && !f.truncated);
+        assert_eq!(f.version, Some(0x0304));
+        let mut c = tls_client_hello("pypi.org");
+        tls_data(&mut d, false, true, 200);
+        c.extend_from_slice(&d);
+        let mut s = Vec::new();
+        tls_data(&mut s, true, true, 1400);
+        assert!(crate::proto::tls::looks_complete(&c, &s));
     }
 }

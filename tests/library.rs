@@ -179,3 +179,45 @@ fn live_view_snapshots_equal_the_result_of_the_prefix() {
         assert_eq!(*seen, rows(&prefix), "snapshot after {k} frames");
     }
 }
+
+/// The encrypted bypass stops keeping a TLS direction at its first ApplicationData record. On
+/// every capture, the facts of every flow are the same as when all 16 KiB are kept, and it
+/// did stop somewhere (the TLS captures have encrypted data past the handshake).
+#[test]
+fn encrypted_bypass_changes_no_fact() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let full = FlowConfig {
+        encrypted_bypass: false,
+        ..FlowConfig::default()
+    };
+    let mut sealed = 0;
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".pcap"))
+        .collect();
+    names.sort();
+    for name in &names {
+        let a = analyze_input(&cap(name), &FlowConfig::default());
+        let b = analyze_input(&cap(name), &full);
+        assert_eq!(a.flows.len(), b.flows.len(), "{name}");
+        for (x, y) in a.flows.iter().zip(&b.flows) {
+            assert_eq!(x.facts, y.facts, "{name}: {:?} {:?}", x.client, x.server);
+            assert_eq!(x.history.as_str(), y.history.as_str(), "{name}");
+            for d in 0..2 {
+                let (s, t) = (&x.dirs[d].stream, &y.dirs[d].stream);
+                assert_eq!(s.announced(), t.announced(), "{name}");
+                assert_eq!(s.cut_at(), t.cut_at(), "{name}");
+                if let Some(at) = s.encrypted_from() {
+                    sealed += 1;
+                    assert_eq!(s.contiguous(), at as usize + 5, "{name}");
+                    assert!(t.contiguous() > s.contiguous(), "{name}");
+                    assert!(!s.has_hole() && !s.capped(), "{name}");
+                } else {
+                    assert_eq!(s.contiguous(), t.contiguous(), "{name}");
+                }
+            }
+        }
+    }
+    assert!(sealed > 40, "{sealed} directions sealed");
+}

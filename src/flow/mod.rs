@@ -35,6 +35,9 @@ pub struct FlowConfig {
     /// (for callers that read the bytes themselves); by default they are freed as soon as a
     /// flow finishes, so memory stays bounded by the live flows.
     pub keep_first_flight: bool,
+    /// Stop buffering a TCP direction that is TLS records from its start at its first
+    /// ApplicationData record (see [`Stream::seal_if_encrypted`]).
+    pub encrypted_bypass: bool,
 }
 
 impl Default for FlowConfig {
@@ -47,6 +50,7 @@ impl Default for FlowConfig {
             tcp_closed_idle_ns: 5 * 1_000_000_000,
             udp_idle_ns: 2 * 60 * 1_000_000_000,
             keep_first_flight: false,
+            encrypted_bypass: true,
         }
     }
 }
@@ -728,6 +732,7 @@ impl FlowTable {
             }
         }
         let cap = self.cfg.reassembly_cap;
+        let bypass = self.cfg.encrypted_bypass;
         // The flow borrows the table: buffer against a copy of the budget and settle after
         // (entry() may give budget back when it evicts flows).
         let start_budget = self.budget;
@@ -808,6 +813,9 @@ impl FlowTable {
             let r = dir
                 .stream
                 .push(t.seq, t.payload, t.payload_len, cap, &mut budget);
+            if bypass {
+                dir.stream.seal_if_encrypted(&mut budget);
+            }
             if r == Pushed::Retransmission {
                 flow.history.add(client, b'T');
             }

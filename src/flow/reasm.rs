@@ -42,7 +42,22 @@ pub struct Stream {
     released_len: usize,
     /// Bytes were not kept because the table-wide budget (or the pending bound) ran out.
     budget_refused: bool,
+    /// Encrypted bypass (see [`Stream::seal_if_encrypted`]): where the next TLS record header
+    /// is expected in the contiguous bytes, or [`WALK_OFF`] once the stream is known not to
+    /// be a run of TLS records from its start.
+    tls_walk: u32,
+    /// The offset of the first TLS ApplicationData record: nothing past its header is kept.
+    sealed_at: Option<u32>,
 }
+
+/// `Stream::tls_walk` when the stream does not start as TLS records (or was sealed).
+const WALK_OFF: u32 = u32::MAX;
+/// TLS record content types (RFC 8446 section 5.1; 24 is heartbeat).
+const TLS_CHANGE_CIPHER_SPEC: u8 = 20;
+const TLS_APPLICATION_DATA: u8 = 23;
+const TLS_HEARTBEAT: u8 = 24;
+/// Largest TLS record body: 2^14 plus the most expansion a protection may add (RFC 5246 6.2.3).
+const TLS_MAX_RECORD: usize = (1 << 14) + 2048;
 
 impl Stream {
     /// Sets the sequence number of the first payload byte (from the SYN: ISN + 1).
@@ -71,6 +86,8 @@ impl Stream {
         if declared == 0 {
             return Pushed::New;
         }
+        // Once sealed, nothing past the first ApplicationData record's header is kept.
+        let cap = self.sealed_at.map_or(cap, |at| (at as usize + 5).min(cap));
         self.limit = cap;
         let base = *self.base.get_or_insert(seq);
         // Offset relative to the start, wrapping-aware: a segment a little before the start is a
@@ -194,9 +211,68 @@ impl Stream {
         self.cut_at
     }
 
-    /// True when the cap (or the table's budget) stopped buffering.
+    /// True when the cap (or the table's budget) stopped buffering (not the encrypted bypass,
+    /// which stops it on purpose: see [`Stream::encrypted_from`]).
     pub fn capped(&self) -> bool {
-        self.budget_refused || self.max_end > self.limit as u64
+        self.budget_refused || (self.sealed_at.is_none() && self.max_end > self.limit as u64)
+    }
+
+    /// Encrypted bypass: where the first TLS ApplicationData record of a stream that is TLS
+    /// records from its first byte starts, when buffering stopped there.
+    pub fn encrypted_from(&self) -> Option<u32> {
+        self.sealed_at
+    }
+
+    /// Encrypted bypass (Suricata's name for it). In a stream that is TLS records from its
+    /// first byte, everything the extractors read (ClientHello, ServerHello, certificate,
+    /// alerts before encryption, the ChangeCipherSpec or ApplicationData that shows the
+    /// handshake went on) lies before the first ApplicationData record, and what follows is
+    /// ciphertext. Once that record's 5-byte header is in the contiguous bytes, the stream
+    /// keeps those bytes and nothing after them; the rest is still counted
+    /// ([`Stream::announced`], [`Stream::cut_at`]) but no longer copied, which is most of the
+    /// copying on a busy link. Walks only record headers not walked before: a few operations per
+    /// record. Returns the bytes given back to `budget`.
+    pub fn seal_if_encrypted(&mut self, budget: &mut usize) -> usize {
+        if self.tls_walk == WALK_OFF {
+            return 0;
+        }
+        let data = &self.data;
+        let mut at = self.tls_walk as usize;
+        while let Some(h) = data.get(at..at + 5) {
+            let (ty, major, minor) = (h[0], h[1], h[2]);
+            let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
+            let plausible = (TLS_CHANGE_CIPHER_SPEC..=TLS_HEARTBEAT).contains(&ty)
+                && major == 3
+                && minor <= 4
+                && len <= TLS_MAX_RECORD;
+            if !plausible {
+                self.tls_walk = WALK_OFF;
+                return 0;
+            }
+            if ty == TLS_APPLICATION_DATA {
+                return self.seal(at, budget);
+            }
+            at += 5 + len;
+        }
+        self.tls_walk = at.min(WALK_OFF as usize - 1) as u32;
+        0
+    }
+
+    fn seal(&mut self, at: usize, budget: &mut usize) -> usize {
+        let keep = at + 5;
+        let before = self.held();
+        self.data.truncate(keep);
+        if self.data.capacity() > 2 * keep.max(64) {
+            self.data.shrink_to_fit();
+        }
+        self.pending = Vec::new();
+        self.pending_bytes = 0;
+        self.sealed_at = Some(at as u32);
+        self.limit = keep;
+        self.tls_walk = WALK_OFF;
+        let freed = before - self.held();
+        *budget += freed;
+        freed
     }
 
     /// Number of overlapping segments whose bytes disagreed with what was already kept.
@@ -305,6 +381,92 @@ mod tests {
         assert_eq!(t.bytes(), b"01234");
         assert_eq!(small, 0);
         assert!(t.capped());
+    }
+
+    fn rec(ty: u8, body_len: usize) -> Vec<u8> {
+        let mut r = vec![ty, 3, 3];
+        r.extend_from_slice(&(body_len as u16).to_be_bytes());
+        r.extend(std::iter::repeat_n(0x5a, body_len));
+        r
+    }
+
+    /// Pushes `bytes` in segments of `mss`, sealing after each as the flow table does.
+    fn push_sealing(s: &mut Stream, bytes: &[u8], mss: usize, budget: &mut usize) {
+        for (i, seg) in bytes.chunks(mss).enumerate() {
+            let seq = (i * mss) as u32;
+            s.push(seq, seg, seg.len() as u32, 16 * 1024, budget);
+            s.seal_if_encrypted(budget);
+        }
+    }
+
+    #[test]
+    fn encrypted_bypass_stops_at_the_first_application_data_header() {
+        let mut flight = rec(22, 300); // handshake
+        flight.extend(rec(20, 1)); // ChangeCipherSpec
+        let at = flight.len();
+        flight.extend(rec(23, 4000)); // ApplicationData
+        flight.extend(rec(21, 2)); // (an alert after it is not read)
+        flight.extend(rec(23, 9000));
+        // Segment sizes that split the ApplicationData header itself, and one that does not.
+        for mss in [at + 2, 7, 1460, flight.len()] {
+            let mut s = Stream::default();
+            s.set_base(0);
+            let start = 1 << 20;
+            let mut budget = start;
+            push_sealing(&mut s, &flight, mss, &mut budget);
+            assert_eq!(s.encrypted_from(), Some(at as u32), "mss {mss}");
+            assert_eq!(s.bytes(), &flight[..at + 5], "mss {mss}");
+            assert_eq!(budget, start - (at + 5), "what was not kept is given back");
+            assert_eq!(
+                s.announced(),
+                flight.len() as u64,
+                "the rest is still counted"
+            );
+            assert!(!s.has_hole() && !s.capped());
+        }
+    }
+
+    #[test]
+    fn encrypted_bypass_leaves_other_streams_alone() {
+        // Not TLS from the first byte (HTTP, then a CONNECT tunnel's TLS): kept up to the cap.
+        let mut http = b"CONNECT a:443 HTTP/1.1\r\n\r\n".to_vec();
+        http.extend(rec(22, 200));
+        http.extend(rec(23, 100));
+        // TLS records, then bytes that are not a record: the walk gives up.
+        let mut odd = rec(22, 50);
+        odd.extend([0x99; 5]);
+        odd.extend(rec(23, 100));
+        // A handshake that never reaches ApplicationData.
+        let hs = [rec(22, 100), rec(22, 100), rec(21, 2)].concat();
+        for bytes in [http, odd, hs] {
+            let mut s = Stream::default();
+            s.set_base(0);
+            let mut budget = 1 << 20;
+            push_sealing(&mut s, &bytes, 40, &mut budget);
+            assert_eq!(s.encrypted_from(), None);
+            assert_eq!(s.bytes(), &bytes[..]);
+        }
+        // A gap before the ApplicationData header: nothing is sealed until it is filled.
+        let flight = [rec(22, 100), rec(23, 100)].concat();
+        let mut s = Stream::default();
+        s.set_base(0);
+        let mut budget = 1 << 20;
+        s.push(110, &flight[110..], 95, 16 * 1024, &mut budget);
+        s.seal_if_encrypted(&mut budget);
+        s.push(0, &flight[..60], 60, 16 * 1024, &mut budget);
+        s.seal_if_encrypted(&mut budget);
+        assert_eq!(s.encrypted_from(), None);
+        assert!(s.has_hole());
+        s.push(60, &flight[60..110], 50, 16 * 1024, &mut budget);
+        s.seal_if_encrypted(&mut budget);
+        assert_eq!(s.encrypted_from(), Some(105));
+        assert_eq!(s.bytes(), &flight[..110]);
+        assert_eq!(
+            s.held(),
+            110,
+            "the waiting piece past the header was dropped"
+        );
+        assert_eq!(budget, (1 << 20) - 110);
     }
 
     #[test]

@@ -749,7 +749,9 @@ fn walk_server(bytes: &[u8], hole: bool) -> ServerWalk {
             Step::Record(r) => {
                 w.record(&r);
                 if r.is_cut() {
-                    cut = true;
+                    // Bytes ending inside ApplicationData (the capture's snap length, or the
+                    // encrypted bypass keeping only its header) cut nothing readable.
+                    cut = r.ctype != REC_APPLICATION_DATA;
                     break;
                 }
                 pos += 5 + r.len;
@@ -1953,6 +1955,20 @@ mod tests {
         let mut gave_up = ch;
         gave_up.extend(record(REC_ALERT, &[2, 48]));
         assert!(!looks_complete(&gave_up, &tls13_server_flight()));
+    }
+
+    /// Bytes that end inside an ApplicationData record (the encrypted bypass keeps only its
+    /// header) cut nothing the parser reads; bytes ending inside a handshake record do.
+    #[test]
+    fn ending_inside_application_data_is_not_a_cut() {
+        let mut f = tls13_server_flight();
+        f.extend_from_slice(&[REC_APPLICATION_DATA, 3, 3, 0x10, 0x00]);
+        let facts = server_flight(&f, false);
+        assert!(facts.server_hello && !facts.truncated);
+        let header_only = [REC_APPLICATION_DATA, 3, 3, 0x10, 0x00];
+        assert!(!server_flight(&header_only, false).truncated);
+        let hs_cut = [REC_HANDSHAKE, 3, 3, 0x10, 0x00, HS_SERVER_HELLO];
+        assert!(server_flight(&hs_cut, false).truncated);
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct FlightJson {
     pub cut_at: Option<u32>,
     /// The sender went past the reassembly cap.
     pub capped: bool,
+    /// Encrypted bypass: the offset of the first TLS ApplicationData record of a direction
+    /// that is TLS records from its start; bytes after that record's header were counted but
+    /// not kept (`bytes` ends there).
+    pub encrypted_from: Option<u32>,
 }
 
 /// One flow as the JSON contract describes it.
@@ -233,6 +237,7 @@ fn flight(d: &Dir) -> FlightJson {
         hole: d.stream.has_hole(),
         cut_at: d.stream.cut_at(),
         capped: d.stream.capped(),
+        encrypted_from: d.stream.encrypted_from(),
     }
 }
 
