@@ -509,7 +509,7 @@ fn wanted(f: &Flow, catalog: &Catalog) -> bool {
     if f.proto != Proto::Tcp {
         return false;
     }
-    if f.facts.http.as_ref().is_some_and(ws_upgrade) {
+    if f.facts.http.as_deref().is_some_and(ws_upgrade) {
         return true;
     }
     f.facts.name.as_deref().is_some_and(|n| {

@@ -36,7 +36,7 @@ pub struct FlowConfig {
     /// flow finishes, so memory stays bounded by the live flows.
     pub keep_first_flight: bool,
     /// Stop buffering a TCP direction that is TLS records from its start at its first
-    /// ApplicationData record (see [`Stream::seal_if_encrypted`]).
+    /// ApplicationData record (see [`Stream::encrypted_from`]).
     pub encrypted_bypass: bool,
 }
 
@@ -810,12 +810,12 @@ impl FlowTable {
         if t.payload_len > 0 {
             h.add(client, b'D');
             let dir = &mut flow.dirs[d];
+            if !bypass {
+                dir.stream.keep_all();
+            }
             let r = dir
                 .stream
                 .push(t.seq, t.payload, t.payload_len, cap, &mut budget);
-            if bypass {
-                dir.stream.seal_if_encrypted(&mut budget);
-            }
             if r == Pushed::Retransmission {
                 flow.history.add(client, b'T');
             }

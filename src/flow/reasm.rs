@@ -42,7 +42,7 @@ pub struct Stream {
     released_len: usize,
     /// Bytes were not kept because the table-wide budget (or the pending bound) ran out.
     budget_refused: bool,
-    /// Encrypted bypass (see [`Stream::seal_if_encrypted`]): where the next TLS record header
+    /// Encrypted bypass (see [`Stream::encrypted_from`]): where the next TLS record header
     /// is expected in the contiguous bytes, or [`WALK_OFF`] once the stream is known not to
     /// be a run of TLS records from its start.
     tls_walk: u32,
@@ -124,20 +124,43 @@ impl Stream {
             if self.data[rel..rel + overlap] != captured[..overlap] {
                 self.conflicts += 1;
             }
-            let fresh = &captured[overlap..];
+            let mut fresh = &captured[overlap..];
+            // Encrypted bypass: find the first ApplicationData header before copying, so the
+            // ciphertext after it is never copied.
+            let seal_at = if self.tls_walk == WALK_OFF {
+                None
+            } else {
+                self.walk_tls(fresh)
+            };
+            if let Some(at) = seal_at {
+                fresh = &fresh[..(at + 5).saturating_sub(have).min(fresh.len())];
+            }
             let n = fresh.len().min(*budget);
             if n < fresh.len() {
                 self.budget_refused = true;
             }
             if self.data.capacity() == 0 && n > 0 {
                 // A first flight is mostly a few segments: start with room for some of them
-                // rather than growing from one segment's size in many small steps.
-                self.data.reserve_exact(n.max(FIRST_RESERVE).min(cap));
+                // rather than growing from one segment's size in many small steps; TLS records
+                // (sealed within their first few segments) start with what they need.
+                let room = if self.tls_walk == WALK_OFF {
+                    n.max(FIRST_RESERVE)
+                } else {
+                    n
+                };
+                self.data.reserve_exact(room.min(cap));
             }
             self.data.extend_from_slice(&fresh[..n]);
             *budget -= n;
-            if n > 0 {
+            if let Some(at) = seal_at {
+                self.seal(at, budget);
+            } else if n > 0 && !self.pending.is_empty() {
                 self.drain_pending(budget);
+                if self.tls_walk != WALK_OFF {
+                    if let Some(at) = self.walk_tls(&[]) {
+                        self.seal(at, budget);
+                    }
+                }
             }
         } else if !captured.is_empty() {
             // After a gap: keep it aside, bounded by the cap and the budget.
@@ -223,42 +246,61 @@ impl Stream {
         self.sealed_at
     }
 
+    /// Turns the encrypted bypass off for this stream: every byte up to the cap is kept.
+    pub fn keep_all(&mut self) {
+        if self.sealed_at.is_none() {
+            self.tls_walk = WALK_OFF;
+        }
+    }
+
     /// Encrypted bypass (Suricata's name for it). In a stream that is TLS records from its
     /// first byte, everything the extractors read (ClientHello, ServerHello, certificate,
     /// alerts before encryption, the ChangeCipherSpec or ApplicationData that shows the
     /// handshake went on) lies before the first ApplicationData record, and what follows is
     /// ciphertext. Once that record's 5-byte header is in the contiguous bytes, the stream
     /// keeps those bytes and nothing after them; the rest is still counted
-    /// ([`Stream::announced`], [`Stream::cut_at`]) but no longer copied, which is most of the
-    /// copying on a busy link. Walks only record headers not walked before: a few operations per
-    /// record. Returns the bytes given back to `budget`.
-    pub fn seal_if_encrypted(&mut self, budget: &mut usize) -> usize {
-        if self.tls_walk == WALK_OFF {
-            return 0;
-        }
-        let data = &self.data;
+    /// ([`Stream::announced`], [`Stream::cut_at`]) but never copied, which was most of the
+    /// copying on a busy link.
+    ///
+    /// Walks the record headers not walked before over the kept bytes followed by `next`
+    /// (a few operations per record) and returns the offset of the first ApplicationData
+    /// record if its header is complete there; stops walking for good at bytes that are not
+    /// a plausible record header.
+    fn walk_tls(&mut self, next: &[u8]) -> Option<usize> {
+        let have = self.data.len();
+        let total = have + next.len();
+        let byte = |i: usize| {
+            if i < have {
+                self.data[i]
+            } else {
+                next[i - have]
+            }
+        };
         let mut at = self.tls_walk as usize;
-        while let Some(h) = data.get(at..at + 5) {
-            let (ty, major, minor) = (h[0], h[1], h[2]);
-            let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
+        let mut found = None;
+        while at + 5 <= total {
+            let (ty, major, minor) = (byte(at), byte(at + 1), byte(at + 2));
+            let len = usize::from(u16::from_be_bytes([byte(at + 3), byte(at + 4)]));
             let plausible = (TLS_CHANGE_CIPHER_SPEC..=TLS_HEARTBEAT).contains(&ty)
                 && major == 3
                 && minor <= 4
                 && len <= TLS_MAX_RECORD;
             if !plausible {
-                self.tls_walk = WALK_OFF;
-                return 0;
+                at = WALK_OFF as usize;
+                break;
             }
             if ty == TLS_APPLICATION_DATA {
-                return self.seal(at, budget);
+                found = Some(at);
+                break;
             }
             at += 5 + len;
         }
-        self.tls_walk = at.min(WALK_OFF as usize - 1) as u32;
-        0
+        self.tls_walk = at.min(WALK_OFF as usize) as u32;
+        found
     }
 
-    fn seal(&mut self, at: usize, budget: &mut usize) -> usize {
+    /// Keeps the bytes up to the end of the ApplicationData header at `at` and nothing after.
+    fn seal(&mut self, at: usize, budget: &mut usize) {
         let keep = at + 5;
         let before = self.held();
         self.data.truncate(keep);
@@ -270,9 +312,7 @@ impl Stream {
         self.sealed_at = Some(at as u32);
         self.limit = keep;
         self.tls_walk = WALK_OFF;
-        let freed = before - self.held();
-        *budget += freed;
-        freed
+        *budget += before - self.held();
     }
 
     /// Number of overlapping segments whose bytes disagreed with what was already kept.
@@ -395,7 +435,6 @@ mod tests {
         for (i, seg) in bytes.chunks(mss).enumerate() {
             let seq = (i * mss) as u32;
             s.push(seq, seg, seg.len() as u32, 16 * 1024, budget);
-            s.seal_if_encrypted(budget);
         }
     }
 
@@ -426,6 +465,34 @@ mod tests {
         }
     }
 
+    /// Segments of a TLS flight in random order, overlapping and repeated: the stream always
+    /// seals at the same record with the same bytes, and the budget matches what is held.
+    #[test]
+    fn encrypted_bypass_in_any_segment_order() {
+        let flight = [rec(22, 517), rec(20, 1), rec(23, 60), rec(23, 900)].concat();
+        let at = 517 + 5 + 6;
+        let mut rng = crate::rng::XorShift::new(0x9e37_79b9_7f4a_7c15u64);
+        let mut rnd = || rng.next_u64();
+        for _ in 0..500 {
+            let mut s = Stream::default();
+            let base = rnd() as u32;
+            s.set_base(base);
+            let start = 1 << 20;
+            let mut budget = start;
+            for _ in 0..30 {
+                let a = (rnd() % flight.len() as u64) as usize;
+                let b = (a + 1 + (rnd() % 300) as usize).min(flight.len());
+                let seq = base.wrapping_add(a as u32);
+                s.push(seq, &flight[a..b], (b - a) as u32, 16 * 1024, &mut budget);
+                assert_eq!(budget + s.held(), start);
+            }
+            s.push(base, &flight, flight.len() as u32, 16 * 1024, &mut budget);
+            assert_eq!(s.encrypted_from(), Some(at as u32));
+            assert_eq!(s.bytes(), &flight[..at + 5]);
+            assert_eq!(budget + s.held(), start);
+        }
+    }
+
     #[test]
     fn encrypted_bypass_leaves_other_streams_alone() {
         // Not TLS from the first byte (HTTP, then a CONNECT tunnel's TLS): kept up to the cap.
@@ -452,13 +519,10 @@ mod tests {
         s.set_base(0);
         let mut budget = 1 << 20;
         s.push(110, &flight[110..], 95, 16 * 1024, &mut budget);
-        s.seal_if_encrypted(&mut budget);
         s.push(0, &flight[..60], 60, 16 * 1024, &mut budget);
-        s.seal_if_encrypted(&mut budget);
         assert_eq!(s.encrypted_from(), None);
         assert!(s.has_hole());
         s.push(60, &flight[60..110], 50, 16 * 1024, &mut budget);
-        s.seal_if_encrypted(&mut budget);
         assert_eq!(s.encrypted_from(), Some(105));
         assert_eq!(s.bytes(), &flight[..110]);
         assert_eq!(
@@ -494,13 +558,8 @@ mod tests {
         // Feed a known stream as random (possibly overlapping, duplicated, reordered) pieces;
         // whatever the order, the contiguous result must be a prefix of the stream.
         let stream: Vec<u8> = (0..200u32).map(|i| (i * 7 + 3) as u8).collect();
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut rnd = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::rng::XorShift::new(0x2545_f491_4f6c_dd1du64);
+        let mut rnd = || rng.next_u64();
         for _ in 0..500 {
             let mut s = Stream::default();
             let base = rnd() as u32;

@@ -88,10 +88,11 @@ pub struct HttpFacts {
 /// Everything the extractors found on one flow.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
-    pub tls: Option<TlsFacts>,
-    pub http: Option<HttpFacts>,
-    pub connect: Option<ConnectFacts>,
-    pub quic: Option<QuicFacts>,
+    // Boxed: most flows have one of these or none, and a Flow stays small to move.
+    pub tls: Option<Box<TlsFacts>>,
+    pub http: Option<Box<HttpFacts>>,
+    pub connect: Option<Box<ConnectFacts>>,
+    pub quic: Option<Box<QuicFacts>>,
     /// DNS messages carried by this TCP flow (DNS over TCP).
     pub dns_over_tcp: u32,
     pub name: Option<String>,
@@ -156,7 +157,8 @@ pub fn extract(flow: &mut Flow) {
     match flow.proto {
         Proto::Tcp => tcp_facts(flow, &mut facts),
         Proto::Udp if !flow.datagrams.is_empty() => {
-            facts.quic = quic::client_initial(flow.datagrams.iter().map(Vec::as_slice));
+            facts.quic =
+                quic::client_initial(flow.datagrams.iter().map(Vec::as_slice)).map(Box::new);
         }
         _ => {}
     }
@@ -178,7 +180,7 @@ fn tcp_facts(flow: &Flow, facts: &mut Facts) {
     }
     let hello = tls::client_hello(cb, c.has_hole());
     if hello != HelloStatus::NotTls {
-        facts.tls = Some(tls_facts(hello, cb, sb, s.has_hole(), false));
+        facts.tls = Some(Box::new(tls_facts(hello, cb, sb, s.has_hole(), false)));
         return;
     }
     let reqs = http::requests(cb, c.has_hole());
@@ -188,36 +190,37 @@ fn tcp_facts(flow: &Flow, facts: &mut Facts) {
             if let Some((host, port)) = http::connect_target(&first.target) {
                 let statuses: Vec<u16> = resps.iter().map(|r| r.status).collect();
                 let tunnel = statuses.last().is_some_and(|s| (200..300).contains(s));
-                facts.connect = Some(ConnectFacts {
+                facts.connect = Some(Box::new(ConnectFacts {
                     host,
                     port,
                     statuses,
                     x_squid_error: resps.iter().find_map(|r| r.x_squid_error.clone()),
                     tunnel,
-                });
+                }));
                 if tunnel {
                     if let Some((co, so)) = http::tunnel_offsets(cb, sb) {
                         let (ic, is) = (cb.get(co..).unwrap_or(&[]), sb.get(so..).unwrap_or(&[]));
                         let hello = tls::client_hello(ic, c.has_hole());
                         if hello != HelloStatus::NotTls {
-                            facts.tls = Some(tls_facts(hello, ic, is, s.has_hole(), true));
+                            facts.tls =
+                                Some(Box::new(tls_facts(hello, ic, is, s.has_hole(), true)));
                         }
                     }
                 }
                 return;
             }
         }
-        facts.http = Some(http_facts(first, resps.first()));
+        facts.http = Some(Box::new(http_facts(first, resps.first())));
     } else if let Some((co, so)) = starttls_offsets(cb, sb) {
         let (ic, is) = (&cb[co..], &sb[so..]);
         let hello = tls::client_hello(ic, c.has_hole());
         if hello != HelloStatus::NotTls {
             let mut t = tls_facts(hello, ic, is, s.has_hole(), false);
             t.after_plaintext = true;
-            facts.tls = Some(t);
+            facts.tls = Some(Box::new(t));
         }
     } else if let Head::Truncated = http::parse_request(cb, c.has_hole()) {
-        facts.http = Some(HttpFacts {
+        facts.http = Some(Box::new(HttpFacts {
             method: String::new(),
             target: String::new(),
             host: None,
@@ -232,7 +235,7 @@ fn tcp_facts(flow: &Flow, facts: &mut Facts) {
             x_squid_error: None,
             azure_firewall_deny: false,
             truncated: true,
-        });
+        }));
     }
 }
 

@@ -299,20 +299,20 @@ impl<'a> FlowRecord<'a> {
                 .map(|h| h.alpn.as_slice())
                 .or_else(|| fx.quic.as_ref().map(|q| q.alpn.as_slice()))
                 .filter(|a| !a.is_empty()),
-            tls: fx.tls.as_ref().map(tls_json),
+            tls: fx.tls.as_deref().map(tls_json),
             http_host: fx.http.as_ref().and_then(|h| h.host.as_deref()),
-            http: fx.http.as_ref(),
+            http: fx.http.as_deref(),
             connect_target: fx
                 .connect
                 .as_ref()
                 .map(|c| format!("{}:{}", c.host, c.port)),
-            connect: fx.connect.as_ref(),
+            connect: fx.connect.as_deref(),
             http_status: fx
                 .connect
                 .as_ref()
                 .and_then(|c| c.statuses.last().copied())
                 .or_else(|| fx.http.as_ref().and_then(|h| h.status)),
-            quic: fx.quic.as_ref(),
+            quic: fx.quic.as_deref(),
             file,
         }
     }
