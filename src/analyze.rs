@@ -279,8 +279,8 @@ pub(crate) struct Worker {
     keep_first_flight: bool,
     table: FlowTable,
     defrag: Defragmenter,
-    flows: Vec<Flow>,
-    pending: Vec<Flow>,
+    flows: Finished,
+    pending: Finished,
     /// DNS messages over UDP with the sequence number of their frame, over TCP as their flows
     /// finished.
     udp_dns: Vec<(u64, DnsEvent)>,
@@ -291,9 +291,14 @@ pub(crate) struct Worker {
     frag_now: i64,
 }
 
+/// Finished flows, boxed as the flow table held them: a flow is large, and moving the box
+/// instead of the flow from the table to the sorted result saves copying each several times.
+#[allow(clippy::vec_box)]
+type Finished = Vec<Box<Flow>>;
+
 /// What one worker produced.
 pub(crate) struct Part {
-    flows: Vec<Flow>,
+    flows: Finished,
     udp_dns: Vec<(u64, DnsEvent)>,
     tcp_dns: Vec<DnsEvent>,
     truncated: u64,
@@ -409,7 +414,7 @@ impl Worker {
             }
             extract(&mut f);
             f.release_buffers();
-            flows.push(f);
+            flows.push(Box::new(f));
         }
         Part {
             flows,
@@ -499,7 +504,7 @@ pub(crate) fn finish_result(
         table.other_proto += p.table.other_proto;
         table.reassembly_budget_exhausted |= p.table.reassembly_budget_exhausted;
     }
-    crate::flow::sort_flows(&mut flows);
+    let mut flows = crate::flow::sort_flows(flows);
     table.peak_live = peak.unwrap_or_else(|| crate::flow::peak_live(&flows));
     let dns = name_from_dns(&mut flows, udp_dns, tcp_dns);
     let st = reader.stats();

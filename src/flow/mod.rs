@@ -603,7 +603,7 @@ impl FlowTable {
     }
 
     /// Finishes the flows idle for too long at time `now` (the latest capture time seen).
-    pub fn sweep_at(&mut self, now: i64, sink: &mut impl FnMut(Flow)) {
+    pub fn sweep_at(&mut self, now: i64, sink: &mut impl FnMut(Box<Flow>)) {
         if now > self.now {
             self.now = now;
         }
@@ -632,7 +632,7 @@ impl FlowTable {
         cut: bool,
         ip: &IpHeader,
         l4: &L4<'_>,
-        sink: &mut impl FnMut(Flow),
+        sink: &mut impl FnMut(Box<Flow>),
     ) {
         if self.self_clocked {
             if ts > self.now {
@@ -708,7 +708,7 @@ impl FlowTable {
         cut: bool,
         ip: &IpHeader,
         t: &crate::decode::Tcp<'_>,
-        sink: &mut impl FnMut(Flow),
+        sink: &mut impl FnMut(Box<Flow>),
     ) {
         let src = Endpoint {
             ip: ip.src,
@@ -727,7 +727,7 @@ impl FlowTable {
                 let isn_differs = old.dirs[dir_of(old, &src)].isn.is_some_and(|i| i != t.seq);
                 if old.client == src && isn_differs && old.closed() {
                     let old = self.map.remove(&key).expect("present");
-                    self.emit(*old, sink);
+                    self.emit(old, sink);
                 }
             }
         }
@@ -828,7 +828,13 @@ impl FlowTable {
         self.budget = (self.budget as i64 + (budget as i64 - start_budget as i64)).max(0) as usize;
     }
 
-    fn icmp_error(&mut self, ts: i64, ip: &IpHeader, e: &IcmpError, sink: &mut impl FnMut(Flow)) {
+    fn icmp_error(
+        &mut self,
+        ts: i64,
+        ip: &IpHeader,
+        e: &IcmpError,
+        sink: &mut impl FnMut(Box<Flow>),
+    ) {
         let Some(q) = e.quoted else {
             self.stats.icmp_errors_unreadable += 1;
             return;
@@ -872,7 +878,7 @@ impl FlowTable {
         src: Endpoint,
         dst: Endpoint,
         ts: i64,
-        sink: &mut impl FnMut(Flow),
+        sink: &mut impl FnMut(Box<Flow>),
         flip: impl FnOnce() -> bool,
     ) -> &mut Flow {
         let key = Key::new(proto, src, dst);
@@ -906,7 +912,7 @@ impl FlowTable {
     }
 
     /// Finishes flows that have been idle too long.
-    fn sweep(&mut self, sink: &mut impl FnMut(Flow)) {
+    fn sweep(&mut self, sink: &mut impl FnMut(Box<Flow>)) {
         self.next_sweep = self.now.saturating_add(SWEEP_EVERY_NS);
         let now = self.now;
         let expired: Vec<Key> = self
@@ -917,13 +923,13 @@ impl FlowTable {
             .collect();
         for k in expired {
             if let Some(f) = self.map.remove(&k) {
-                self.emit(*f, sink);
+                self.emit(f, sink);
             }
         }
     }
 
     /// The table is full: finish the least recently active eighth of it.
-    fn evict(&mut self, sink: &mut impl FnMut(Flow)) {
+    fn evict(&mut self, sink: &mut impl FnMut(Box<Flow>)) {
         let mut last: Vec<i64> = self.map.values().map(|f| f.last_ns).collect();
         let n = (last.len() / 8).max(1);
         let (_, cutoff, _) = last.select_nth_unstable(n - 1);
@@ -938,12 +944,12 @@ impl FlowTable {
             if let Some(mut f) = self.map.remove(&k) {
                 f.evicted = true;
                 self.stats.evicted += 1;
-                self.emit(*f, sink);
+                self.emit(f, sink);
             }
         }
     }
 
-    fn emit(&mut self, mut f: Flow, sink: &mut impl FnMut(Flow)) {
+    fn emit(&mut self, mut f: Box<Flow>, sink: &mut impl FnMut(Box<Flow>)) {
         // The flow leaves the table's accounting; its buffers go with it to the sink, which
         // reads them (protocol extractors) and frees them with [`Flow::release_buffers`].
         self.budget += f.held();
@@ -952,12 +958,12 @@ impl FlowTable {
     }
 
     /// Finishes every live flow (end of input), in first-seen order.
-    pub fn finish(&mut self, sink: &mut impl FnMut(Flow)) {
+    pub fn finish(&mut self, sink: &mut impl FnMut(Box<Flow>)) {
         let mut rest: Vec<Box<Flow>> = self.map.drain().map(|(_, f)| f).collect();
         rest.sort_by(|a, b| order(a, b));
         self.frame = u64::MAX;
         for f in rest {
-            self.emit(*f, sink);
+            self.emit(f, sink);
         }
     }
 }
@@ -997,22 +1003,16 @@ pub fn order_key(f: &Flow) -> (i64, Proto, Endpoint, Endpoint) {
     (f.first_ns, f.proto, f.client, f.server)
 }
 
-/// Sorts flows stably by [`order`], moving each (large) flow once instead of as often as a
-/// sort of the flows themselves would.
-pub fn sort_flows(flows: &mut Vec<Flow>) {
-    let mut keys: Vec<_> = flows
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (order_key(f), i))
-        .collect();
-    if keys.windows(2).all(|w| w[0] <= w[1]) {
-        return;
+/// Puts finished flows in [`order`] (stably) and takes them out of their boxes: each flow is
+/// moved once, into a vector of exactly the right size.
+pub fn sort_flows(mut flows: Vec<Box<Flow>>) -> Vec<Flow> {
+    if !flows
+        .windows(2)
+        .all(|w| order_key(&w[0]) <= order_key(&w[1]))
+    {
+        flows.sort_by_cached_key(|f| order_key(f));
     }
-    // The index makes keys unique, so an unstable sort keeps equal flows in their order.
-    keys.sort_unstable();
-    let mut slots: Vec<Option<Flow>> = std::mem::take(flows).into_iter().map(Some).collect();
-    flows.reserve_exact(slots.len());
-    flows.extend(keys.iter().filter_map(|&(_, i)| slots[i].take()));
+    flows.into_iter().map(|f| *f).collect()
 }
 
 /// 0 for a packet from the client, 1 from the server. A flow from an endpoint to itself
@@ -1131,7 +1131,7 @@ mod tests {
             );
             let done = &mut self.done;
             self.table
-                .packet(ts, 60, false, &h, &L4::Tcp(t), &mut |f| done.push(f));
+                .packet(ts, 60, false, &h, &L4::Tcp(t), &mut |f| done.push(*f));
         }
         fn udp(&mut self, ts: i64, src: &str, dst: &str, sp: u16, dp: u16) {
             let u = Udp {
@@ -1147,7 +1147,7 @@ mod tests {
                 false,
                 &ip(src, dst, ipproto::UDP, 64, 9),
                 &L4::Udp(u),
-                &mut |f| done.push(f),
+                &mut |f| done.push(*f),
             );
         }
         fn icmp(&mut self, ts: i64, from: &str, proto: u8, sp: u16, dp: u16) {
@@ -1170,12 +1170,12 @@ mod tests {
                 false,
                 &ip(from, C, ipproto::ICMP, 64, 36),
                 &L4::IcmpError(e),
-                &mut |f| done.push(f),
+                &mut |f| done.push(*f),
             );
         }
         fn finish(mut self) -> Vec<Flow> {
             let done = &mut self.done;
-            self.table.finish(&mut |f| done.push(f));
+            self.table.finish(&mut |f| done.push(*f));
             self.done
         }
     }
