@@ -7,6 +7,7 @@ pub mod merge;
 pub mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
@@ -659,6 +660,32 @@ fn is_public(ip: &std::net::IpAddr) -> bool {
     }
 }
 
+/// The evidence line of a DNS finding.
+fn dns_evidence(mech: Mechanism, qname: &str, l: &crate::report::dns::Lookup<'_>) -> String {
+    match mech {
+        Mechanism::LocalBlock => format!(
+            "{qname} resolved to {} and the client never connected to it afterwards (a local firewall may refuse before any SYN; or the name was not needed)",
+            l.addresses.join(", ")
+        ),
+        Mechanism::DnsNoAnswer => format!(
+            "{} query for {qname} to {} got no answer",
+            l.qtype.as_deref().unwrap_or("?"),
+            l.server
+        ),
+        Mechanism::DnsSinkhole => format!(
+            "{qname} resolved to {} by {} (a sinkhole)",
+            l.addresses.join(", "),
+            l.server
+        ),
+        _ => format!(
+            "{} query for {qname} answered {} by {}",
+            l.qtype.as_deref().unwrap_or("?"),
+            l.rcode.unwrap_or("?"),
+            l.server
+        ),
+    }
+}
+
 /// Judges every flow and lookup of every input.
 pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judged>>) {
     let mut groups: BTreeMap<Key, Finding> = BTreeMap::new();
@@ -670,6 +697,8 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
     let mut all_judged = Vec::new();
     let mut per_file = Vec::new();
     let mut ws_connections = Vec::new();
+    // One buffer to format addresses in (most flows add an address their group has).
+    let mut ip_text = String::new();
     for r in results {
         let file = &r.summary.file;
         let mut file_counts: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -725,8 +754,14 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                     best_outcome: None,
                 });
                 g.flows += 1;
-                g.dst_ips.insert(f.server.ip.to_string());
-                g.files.insert(file.clone());
+                ip_text.clear();
+                let _ = write!(ip_text, "{}", f.server.ip);
+                if !g.dst_ips.contains(ip_text.as_str()) {
+                    g.dst_ips.insert(ip_text.clone());
+                }
+                if !g.files.contains(file) {
+                    g.files.insert(file.clone());
+                }
                 if f.first_ns < g.first_ns {
                     g.first_ns = f.first_ns;
                     g.first_seen = rfc3339(f.first_ns);
@@ -812,28 +847,6 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                 .entry(m.entry)
                 .or_default()
                 .count(verdict.name(), file);
-            let evidence = match mech {
-                Mechanism::LocalBlock => format!(
-                    "{qname} resolved to {} and the client never connected to it afterwards (a local firewall may refuse before any SYN; or the name was not needed)",
-                    l.addresses.join(", ")
-                ),
-                Mechanism::DnsNoAnswer => format!(
-                    "{} query for {qname} to {} got no answer",
-                    l.qtype.as_deref().unwrap_or("?"),
-                    l.server
-                ),
-                Mechanism::DnsSinkhole => format!(
-                    "{qname} resolved to {} by {} (a sinkhole)",
-                    l.addresses.join(", "),
-                    l.server
-                ),
-                _ => format!(
-                    "{} query for {qname} answered {} by {}",
-                    l.qtype.as_deref().unwrap_or("?"),
-                    l.rcode.unwrap_or("?"),
-                    l.server
-                ),
-            };
             let key: Key = (
                 verdict,
                 Some(mech),
@@ -842,7 +855,6 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                 "dns",
                 None,
             );
-            let ts = l.time.clone();
             let g = dns_groups.entry(key).or_insert_with(|| Finding {
                 verdict,
                 mechanism: Some(mech),
@@ -860,9 +872,9 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                 entry: Some(entry_ref(e)),
                 flows: 0,
                 lookups: 0,
-                first_seen: ts,
+                first_seen: l.time.clone(),
                 first_ns: l.first_ns,
-                evidence,
+                evidence: dns_evidence(mech, qname, &l),
                 files: BTreeSet::new(),
                 bound: m
                     .bound
@@ -874,7 +886,9 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                 best_outcome: None,
             });
             g.lookups += 1;
-            g.files.insert(file.clone());
+            if !g.files.contains(file) {
+                g.files.insert(file.clone());
+            }
             *counts.entry("dns-failure").or_default() += 1;
             *file_counts.entry("dns-failure").or_default() += 1;
         }
