@@ -863,6 +863,12 @@ fn schema_errors_carry_line_numbers() {
         ("[[entry]]\nid = \"a\"\ncloud = \"public\"\ngroup = \"g\"\npurpose = \"p\"\nhost = \"a.b\"\nports = [443]\n\n[[entry]]\nid = \"a\"\ncloud = \"public\"\ngroup = \"g\"\npurpose = \"p\"\nhost = \"c.d\"\nports = [443]\n", 10, "duplicate"),
         ("schema = 2\n", 1, "schema"),
         ("[[entry]]\nid = \"a\"\ncloud = \"public\"\ngroup = \"g\"\npurpose = \"p\"\nhost = \"a.<Region\"\nports = [443]\n", 6, "placeholder"),
+        // One check serves every id, word and service tag field.
+        ("[[entry]]\nid = \"a b\"\ncloud = \"public\"\ngroup = \"g\"\npurpose = \"p\"\nhost = \"a.b\"\nports = [443]\n", 2, "id `a b`"),
+        ("[[entry]]\nid = \"a\"\ncloud = \"public\"\ngroup = \"G\"\npurpose = \"p\"\nhost = \"a.b\"\nports = [443]\n", 4, "group `G`"),
+        ("[[entry]]\nid = \"a\"\ncloud = \"public\"\ngroup = \"g\"\npurpose = \"p\"\nhost = \"a.b\"\nports = [443]\nscenario = \"X\"\n", 8, "scenario `X`"),
+        ("[scenarios.Core]\ndescription = \"d\"\n", 1, "scenario name `Core`"),
+        ("[[service_tag]]\nid = \"t\"\ntag = \"T\"\ncloud = \"any\"\nports = [443]\npurpose = \"p\"\n\n[[service_tag]]\nid = \"t\"\ntag = \"U\"\ncloud = \"any\"\nports = [443]\npurpose = \"p\"\n", 9, "duplicate service tag id `t` (first used on line 2)"),
     ];
     for (text, line, needle) in cases {
         let e = CatalogData::parse(text, "f.toml").unwrap_err();

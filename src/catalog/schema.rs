@@ -290,16 +290,42 @@ fn check_toml(text: &str, origin: &str) -> Result<CatalogData, Vec<CatalogError>
             );
         }
     }
-    for name in raw.scenarios.keys() {
-        if !valid_word(name.get_ref()) {
+    // A lower-case word (`what` names the field in the message).
+    let word = |what: &str, w: &Spanned<String>, err: &mut dyn FnMut(Range<usize>, String)| {
+        if !valid_word(w.get_ref()) {
             err(
-                name.span(),
+                w.span(),
                 format!(
-                    "scenario name `{}`: use lower-case letters, digits and `-`",
-                    name.get_ref()
+                    "{what} `{}`: use lower-case letters, digits and `-`",
+                    w.get_ref()
                 ),
             );
         }
+    };
+    // An id: well formed and not used before in `seen` (`what` names the kind of id).
+    let unique_id = |what: &str,
+                     id: &Spanned<String>,
+                     seen: &mut HashMap<String, Range<usize>>,
+                     err: &mut dyn FnMut(Range<usize>, String)| {
+        let v = id.get_ref();
+        if !valid_id(v) {
+            err(
+                id.span(),
+                format!("id `{v}`: use letters, digits, `.`, `-` and `_`"),
+            );
+        }
+        if let Some(first) = seen.get(v) {
+            let (l, _) = line_col(text, first.start);
+            err(
+                id.span(),
+                format!("duplicate {what} `{v}` (first used on line {l})"),
+            );
+        } else {
+            seen.insert(v.clone(), id.span());
+        }
+    };
+    for name in raw.scenarios.keys() {
+        word("scenario name", name, &mut err);
     }
     let mut ids: HashMap<String, Range<usize>> = HashMap::new();
     let mut entries = Vec::with_capacity(raw.entries.len());
@@ -322,39 +348,9 @@ fn check_toml(text: &str, origin: &str) -> Result<CatalogData, Vec<CatalogError>
     };
     for r in raw.entries {
         let id = r.id.get_ref();
-        if !valid_id(id) {
-            err(
-                r.id.span(),
-                format!("id `{id}`: use letters, digits, `.`, `-` and `_`"),
-            );
-        }
-        if let Some(first) = ids.get(id) {
-            let (l, _) = line_col(text, first.start);
-            err(
-                r.id.span(),
-                format!("duplicate id `{id}` (first used on line {l})"),
-            );
-        } else {
-            ids.insert(id.clone(), r.id.span());
-        }
-        if !valid_word(r.group.get_ref()) {
-            err(
-                r.group.span(),
-                format!(
-                    "group `{}`: use lower-case letters, digits and `-`",
-                    r.group.get_ref()
-                ),
-            );
-        }
-        if !valid_word(r.scenario.get_ref()) {
-            err(
-                r.scenario.span(),
-                format!(
-                    "scenario `{}`: use lower-case letters, digits and `-`",
-                    r.scenario.get_ref()
-                ),
-            );
-        }
+        unique_id("id", &r.id, &mut ids, &mut err);
+        word("group", &r.group, &mut err);
+        word("scenario", &r.scenario, &mut err);
         for s in &r.sources {
             if s.get_ref().trim().is_empty() {
                 err(s.span(), "empty source name".into());
@@ -391,21 +387,7 @@ fn check_toml(text: &str, origin: &str) -> Result<CatalogData, Vec<CatalogError>
     let mut service_tags = Vec::new();
     for r in raw.service_tags {
         let id = r.id.get_ref();
-        if !valid_id(id) {
-            err(
-                r.id.span(),
-                format!("id `{id}`: use letters, digits, `.`, `-` and `_`"),
-            );
-        }
-        if let Some(first) = tag_ids.get(id) {
-            let (l, _) = line_col(text, first.start);
-            err(
-                r.id.span(),
-                format!("duplicate service tag id `{id}` (first used on line {l})"),
-            );
-        } else {
-            tag_ids.insert(id.clone(), r.id.span());
-        }
+        unique_id("service tag id", &r.id, &mut tag_ids, &mut err);
         let tag = r.tag.get_ref();
         let tag_ok = !tag.is_empty()
             && tag
@@ -419,15 +401,7 @@ fn check_toml(text: &str, origin: &str) -> Result<CatalogData, Vec<CatalogError>
                 format!("service tag `{tag}`: letters, digits, `.`, `-`, optionally ending in `.<region>`"),
             );
         }
-        if !valid_word(r.scenario.get_ref()) {
-            err(
-                r.scenario.span(),
-                format!(
-                    "scenario `{}`: use lower-case letters, digits and `-`",
-                    r.scenario.get_ref()
-                ),
-            );
-        }
+        word("scenario", &r.scenario, &mut err);
         let ports = ports_of(&r.ports, &mut err);
         service_tags.push(ServiceTag {
             id: id.clone(),
