@@ -503,24 +503,26 @@ fn table_output_is_the_default() {
     );
 }
 
+/// The tshark references stored in tests/tshark/ with this suffix: (capture name, path).
+fn tshark_refs(suffix: &str) -> Vec<(String, std::path::PathBuf)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tshark");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name()?.to_str()?.strip_suffix(suffix)?;
+            let name = name.strip_suffix('.')?.to_string();
+            Some((name, path))
+        })
+        .collect()
+}
+
 /// tshark's conversation tables (stored by scripts/tshark-conv.sh in tests/tshark/) list the
 /// same conversations with the same frame counts each way as our flows.
 #[test]
 fn flows_agree_with_tshark_conversations() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tshark");
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let Some(name) = path
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .strip_suffix(".conv")
-        else {
-            continue;
-        };
-        let name = name.to_string();
+    for (name, path) in tshark_refs("conv") {
         let want: BTreeMap<String, (u64, u64)> = std::fs::read_to_string(&path)
             .unwrap()
             .lines()
@@ -618,25 +620,14 @@ fn ndjson(args: &[&str]) -> Vec<Value> {
 /// scripts/tshark-facts.sh in tests/tshark/*.facts).
 #[test]
 fn facts_agree_with_tshark() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tshark");
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let Some(name) = path
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .strip_suffix(".facts")
-        else {
-            continue;
-        };
+    for (name, path) in tshark_refs("facts") {
         let want: std::collections::BTreeSet<String> = std::fs::read_to_string(&path)
             .unwrap()
             .lines()
             .map(str::to_string)
             .collect();
-        let p = cap(name);
+        let p = cap(&name);
         let p = p.to_str().unwrap();
         let mut got = std::collections::BTreeSet::new();
         for f in ndjson(&["flows", "--format", "ndjson", "-q", p]) {
