@@ -2,20 +2,16 @@
 # Writes (or with --check, verifies) tests/tshark/<capture>.conv: tshark's view of every TCP and
 # UDP conversation in each capture of captures/, one line per conversation:
 #   proto addrA portA addrB portB frames_A_to_B frames_B_to_A
-# sorted. tests/tshark_agreement.rs compares allowscope's flows with these files, so the tests
-# need no tshark; this script keeps the files honest (CI runs it with --check).
+# sorted. tests/cli.rs (`flows_agree_with_tshark_conversations`) compares allowscope's flows
+# with these files, so the tests need no tshark; this script keeps the files honest (CI runs it
+# with --check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mode=${1:-write}
-out=tests/tshark
-mkdir -p "$out"
-command -v tshark >/dev/null || { echo "tshark is not installed (apt-get install -y tshark)" >&2; exit 2; }
-status=0
-for f in captures/*.pcap captures/*.pcapng captures/*.gz captures/*.zst; do
-  [ -e "$f" ] || continue
-  base=$(basename "$f")
-  case "$base" in broken-*) continue ;; esac
-  tmp=$(mktemp)
+# shellcheck source=tshark-refs.sh
+. scripts/tshark-refs.sh
+
+extract() {
+  local f=$1 base=$2
   # -n: no name resolution. conv tables print "A:port <-> B:port  framesB->A bytes ... framesA->B bytes ...".
   tshark -n -q -r "$f" -z conv,tcp -z conv,udp 2>/dev/null | awk '
     /^TCP Conversations/ { p = "tcp"; next }
@@ -28,16 +24,7 @@ for f in captures/*.pcap captures/*.pcapng captures/*.gz captures/*.zst; do
       # fields after "<-> B": frames_from_B, bytes, unit, frames_from_A, bytes, unit, ...
       from_b = $4; from_a = $7
       print p, aa, ap, ba, bp, from_a, from_b
-    }' | sort > "$tmp"
-  if [ "$mode" = "--check" ]; then
-    if ! diff -u "$out/$base.conv" "$tmp"; then
-      echo "tshark disagrees with stored $out/$base.conv" >&2
-      status=1
-    fi
-    rm -f "$tmp"
-  else
-    mv "$tmp" "$out/$base.conv"
-    echo "wrote $out/$base.conv ($(wc -l < "$out/$base.conv") conversations)"
-  fi
-done
-exit $status
+    }' | sort
+}
+
+tshark_refs "${1:-write}" conv conversations

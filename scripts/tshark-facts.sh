@@ -8,22 +8,17 @@
 # these files, so the tests need no tshark; CI runs this script with --check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mode=${1:-write}
-out=tests/tshark
-mkdir -p "$out"
-command -v tshark >/dev/null || { echo "tshark is not installed (apt-get install -y tshark)" >&2; exit 2; }
-status=0
-for f in captures/*.pcap captures/*.pcapng captures/*.gz captures/*.zst; do
-  [ -e "$f" ] || continue
-  base=$(basename "$f")
-  case "$base" in broken-*) continue ;; esac
+# shellcheck source=tshark-refs.sh
+. scripts/tshark-refs.sh
+
+extract() {
+  local f=$1 base=$2
   # Decode-as where a protocol runs on a port tshark does not guess (see captures/README.md).
-  opts=(-n)
+  local opts=(-n)
   case "$base" in
     tcp-outcomes*) opts+=(-d tcp.port==8085,tls) ;;
     proxy.pcap) opts+=(-d tcp.port==3129,http) ;;
   esac
-  tmp=$(mktemp)
   {
     tshark "${opts[@]}" -r "$f" -Y 'tls.handshake.type == 1' -T fields \
       -e tls.handshake.extensions_server_name 2>/dev/null | tr ',' '\n' | sed -n 's/^\(..*\)$/sni \1/p'
@@ -35,16 +30,7 @@ for f in captures/*.pcap captures/*.pcapng captures/*.gz captures/*.zst; do
         n = split($3, b, ","); for (i = 1; i <= n; i++) if (b[i] != "") print "aaaa " b[i]
         n = split($4, c, ","); for (i = 1; i <= n; i++) if (c[i] != "") print "cname " c[i]
       }'
-  } | tr 'A-Z' 'a-z' | sort -u > "$tmp"
-  if [ "$mode" = "--check" ]; then
-    if ! diff -u "$out/$base.facts" "$tmp"; then
-      echo "tshark disagrees with stored $out/$base.facts" >&2
-      status=1
-    fi
-    rm -f "$tmp"
-  else
-    mv "$tmp" "$out/$base.facts"
-    echo "wrote $out/$base.facts ($(wc -l < "$out/$base.facts") facts)"
-  fi
-done
-exit $status
+  } | tr 'A-Z' 'a-z' | sort -u
+}
+
+tshark_refs "${1:-write}" facts facts
