@@ -222,12 +222,8 @@ pub struct AuditArgs {
     /// Capture files, directories (searched recursively) or `-` for stdin
     #[arg(required = true, value_name = "FILES|DIRS|-")]
     pub inputs: Vec<PathBuf>,
-    /// Output format
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: crate::audit::report::AuditFormat,
-    /// The least severe finding that makes the exit code 1
-    #[arg(long, value_enum, default_value = "required-blocked")]
-    pub fail_on: crate::audit::FailOn,
+    #[command(flatten)]
+    pub output: AuditOutput,
     /// Add a per-file breakdown (and, in Markdown, the coverage matrix entry x file even for
     /// one input)
     #[arg(long)]
@@ -239,6 +235,17 @@ pub struct AuditArgs {
     /// Do not print per-file summaries to stderr
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// How an audit is written and when it fails (`audit` and `live`).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct AuditOutput {
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: crate::audit::report::AuditFormat,
+    /// The least severe finding that makes the exit code 1
+    #[arg(long, value_enum, default_value = "required-blocked")]
+    pub fail_on: crate::audit::FailOn,
 }
 
 /// Flow-table tunables shared by commands that read captures.
@@ -483,8 +490,8 @@ fn audit(args: &AuditArgs) -> i32 {
             Err(code) => return code,
         };
     let opts = ReportOpts {
-        format: args.format,
-        fail_on: args.fail_on,
+        format: args.output.format,
+        fail_on: args.output.fail_on,
         quiet: args.quiet,
         per_file: args.per_file,
     };

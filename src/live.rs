@@ -73,12 +73,8 @@ pub struct LiveArgs {
     /// After opening the interface (and the --write file), switch to this user and its group
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
-    /// Output format
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: crate::audit::report::AuditFormat,
-    /// The least severe finding that makes the exit code 1
-    #[arg(long, value_enum, default_value = "required-blocked")]
-    pub fail_on: crate::audit::FailOn,
+    #[command(flatten)]
+    pub output: crate::cli::AuditOutput,
     #[command(flatten)]
     pub catalog: crate::catalog::CatalogOptions,
     #[command(flatten)]
@@ -133,8 +129,8 @@ pub fn run(args: &LiveArgs) -> i32 {
         failed,
         &catalog,
         &crate::cli::ReportOpts {
-            format: args.format,
-            fail_on: args.fail_on,
+            format: args.output.format,
+            fail_on: args.output.fail_on,
             quiet: args.quiet,
             per_file: false,
         },
