@@ -280,6 +280,48 @@ fn same_traffic_in_every_container_gives_the_same_flows() {
     }
 }
 
+/// The encrypted bypass in the JSON: each TLS direction is kept up to the header of its first
+/// ApplicationData record and says where that was; the rest is still announced.
+#[test]
+fn tls_first_flights_stop_at_application_data() {
+    let f = flows("tcp-outcomes.pcap");
+    let tls = f.iter().find(|x| x["dst_port"] == 443).unwrap();
+    let (c, s) = (
+        &tls["first_flight"]["from_client"],
+        &tls["first_flight"]["from_server"],
+    );
+    assert_eq!(
+        (&c["encrypted_from"], &c["bytes"]),
+        (&Value::from(330), &Value::from(335))
+    );
+    assert_eq!(
+        (&s["encrypted_from"], &s["bytes"]),
+        (&Value::from(133), &Value::from(138))
+    );
+    assert_eq!(
+        (&c["announced"], &s["announced"]),
+        (&Value::from(472), &Value::from(1432))
+    );
+    assert_eq!(
+        (&c["capped"], &c["hole"]),
+        (&Value::from(false), &Value::from(false))
+    );
+    // Not TLS from the first byte: kept whole, no offset.
+    let plain = f.iter().find(|x| x["dst_port"] == 8087).unwrap();
+    assert_eq!(
+        plain["first_flight"]["from_server"]["encrypted_from"],
+        Value::Null
+    );
+    assert_eq!(plain["first_flight"]["from_server"]["bytes"], 915);
+    // --reassembly-cap takes 1024 and up, as its help says.
+    let p = cap("tcp-outcomes.pcap");
+    let p = p.to_str().unwrap();
+    assert_eq!(run(&["flows", "-q", "--reassembly-cap", "1024", p]).code, 0);
+    let r = run(&["flows", "-q", "--reassembly-cap", "1023", p]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("1024"), "{}", r.stderr);
+}
+
 #[test]
 fn snaplen_cut_keeps_flows_and_reports_truncation() {
     let full = describe_all("tcp-outcomes.pcap");
