@@ -493,6 +493,42 @@ mod tests {
         }
     }
 
+    /// Hostile record streams (random types, lengths and bodies, bad header bytes): never a
+    /// panic, the budget always matches what is held, and a seal keeps exactly up to the
+    /// header of an ApplicationData record.
+    #[test]
+    fn encrypted_bypass_on_garbage_never_panics() {
+        let mut rng = crate::rng::XorShift::new(0x5eed);
+        let mut sealed = 0;
+        for _ in 0..2000 {
+            // Records of random types and lengths with random bodies; now and then a header
+            // byte is garbage.
+            let mut bytes = Vec::new();
+            for _ in 0..1 + rng.below(6) {
+                let ty = [20u8, 21, 22, 23, 24, 0x47][rng.below(6)];
+                let len = rng.below(300);
+                let minor = if rng.below(10) == 0 { 9 } else { 3 };
+                bytes.extend([ty, 3, minor, (len >> 8) as u8, len as u8]);
+                bytes.extend(rng.bytes(len));
+            }
+            let mut s = Stream::default();
+            s.set_base(0);
+            let start = 1 << 20;
+            let mut budget = start;
+            let mss = 1 + rng.below(80);
+            push_sealing(&mut s, &bytes, mss, &mut budget);
+            assert_eq!(budget + s.held(), start);
+            if let Some(at) = s.encrypted_from() {
+                sealed += 1;
+                assert_eq!(bytes[at as usize], 23);
+                assert_eq!(s.bytes(), &bytes[..at as usize + 5]);
+            } else {
+                assert_eq!(s.bytes(), &bytes[..]);
+            }
+        }
+        assert!((20..1980).contains(&sealed), "{sealed} of 2000 sealed");
+    }
+
     #[test]
     fn encrypted_bypass_leaves_other_streams_alone() {
         // Not TLS from the first byte (HTTP, then a CONNECT tunnel's TLS): kept up to the cap.
