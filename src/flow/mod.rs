@@ -8,6 +8,8 @@
 
 pub mod reasm;
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
@@ -85,7 +87,7 @@ pub struct Endpoint {
 }
 
 /// Canonical key of a bidirectional flow: the smaller endpoint first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Key {
     proto: Proto,
     lo: Endpoint,
@@ -340,6 +342,9 @@ pub struct Flow {
     /// flow and finished it (`u64::MAX`: still alive at the end of the input), so that the
     /// most flows alive at once can be counted across several tables (see [`peak_live`]).
     pub life: (u64, u64),
+    /// When the table next looks whether this flow has been idle too long: the time of its
+    /// newest entry in the table's timer queue (see `FlowTable::sweep`).
+    timer_ns: i64,
 }
 
 /// Client datagrams kept per UDP flow for the QUIC extractor.
@@ -366,6 +371,7 @@ impl Flow {
             datagrams: Vec::new(),
             facts: Default::default(),
             life: (0, u64::MAX),
+            timer_ns: i64::MAX,
         }
     }
 
@@ -527,6 +533,10 @@ pub struct FlowTable {
     cfg: FlowConfig,
     /// Boxed: a flow is large, and the map moves its entries when it grows.
     map: FxHashMap<Key, Box<Flow>>,
+    /// Idle checks to come, earliest first: (time, flow). Every live flow has one at its
+    /// `timer_ns`, no later than the time it would become idle for too long; an entry whose
+    /// time is not its flow's `timer_ns` was superseded and is dropped when it comes up.
+    timers: BinaryHeap<Reverse<(i64, Key)>>,
     budget: usize,
     now: i64,
     next_sweep: i64,
@@ -577,6 +587,7 @@ impl FlowTable {
             budget: cfg.reassembly_budget,
             cfg,
             map: FxHashMap::default(),
+            timers: BinaryHeap::new(),
             now: i64::MIN,
             next_sweep: i64::MIN,
             self_clocked: true,
@@ -733,6 +744,7 @@ impl FlowTable {
         }
         let cap = self.cfg.reassembly_cap;
         let bypass = self.cfg.encrypted_bypass;
+        let closed_idle = self.cfg.tcp_closed_idle_ns;
         // The flow borrows the table: buffer against a copy of the budget and settle after
         // (entry() may give budget back when it evicts flows).
         let start_budget = self.budget;
@@ -822,10 +834,24 @@ impl FlowTable {
         } else if t.flags == tf::ACK {
             h.add(client, b'A');
         }
+        // Closed now: it may go idle sooner than its pending check.
+        let closed_check = if t.flags & (tf::RST | tf::FIN) != 0 && flow.closed() {
+            let at = flow.last_ns.saturating_add(closed_idle);
+            (at < flow.timer_ns).then(|| {
+                flow.timer_ns = at;
+                at
+            })
+        } else {
+            None
+        };
         if budget == 0 && start_budget > 0 {
             self.stats.reassembly_budget_exhausted = true;
         }
         self.budget = (self.budget as i64 + (budget as i64 - start_budget as i64)).max(0) as usize;
+
+        if let Some(at) = closed_check {
+            self.timers.push(Reverse((at, key)));
+        }
     }
 
     fn icmp_error(
@@ -888,11 +914,18 @@ impl FlowTable {
         let live = self.map.len();
         let stats = &mut self.stats;
         let frame = self.frame;
+        let timers = &mut self.timers;
+        let idle = match proto {
+            Proto::Tcp => self.cfg.tcp_idle_ns,
+            _ => self.cfg.udp_idle_ns,
+        };
         self.map.entry(key).or_insert_with(|| {
             let flipped = flip();
             let (client, server) = if flipped { (dst, src) } else { (src, dst) };
             let mut f = Flow::new(proto, client, server, ts);
             f.life.0 = frame;
+            f.timer_ns = ts.saturating_add(idle);
+            timers.push(Reverse((f.timer_ns, key)));
             f.flipped = flipped;
             if flipped {
                 f.history.add(true, b'^');
@@ -903,27 +936,40 @@ impl FlowTable {
         })
     }
 
-    fn idle_limit(&self, f: &Flow) -> i64 {
+    /// How long `f` may stay idle before it is finished.
+    fn idle_limit(cfg: &FlowConfig, f: &Flow) -> i64 {
         match f.proto {
-            Proto::Tcp if f.closed() => self.cfg.tcp_closed_idle_ns,
-            Proto::Tcp => self.cfg.tcp_idle_ns,
-            _ => self.cfg.udp_idle_ns,
+            Proto::Tcp if f.closed() => cfg.tcp_closed_idle_ns,
+            Proto::Tcp => cfg.tcp_idle_ns,
+            _ => cfg.udp_idle_ns,
         }
     }
 
-    /// Finishes flows that have been idle too long.
+    /// Finishes flows that have been idle too long: exactly those a look at every flow would
+    /// find, but only the flows whose check has come up are looked at. A flow found still
+    /// active is checked again when it could next be idle too long.
     fn sweep(&mut self, sink: &mut impl FnMut(Box<Flow>)) {
         self.next_sweep = self.now.saturating_add(SWEEP_EVERY_NS);
         let now = self.now;
-        let expired: Vec<Key> = self
-            .map
-            .iter()
-            .filter(|(_, f)| now.saturating_sub(f.last_ns) > self.idle_limit(f))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in expired {
-            if let Some(f) = self.map.remove(&k) {
+        while let Some(&Reverse((at, key))) = self.timers.peek() {
+            if at >= now {
+                break;
+            }
+            self.timers.pop();
+            let Some(f) = self.map.get_mut(&key) else {
+                continue;
+            };
+            if f.timer_ns != at {
+                continue;
+            }
+            let limit = Self::idle_limit(&self.cfg, f);
+            if now.saturating_sub(f.last_ns) > limit {
+                let f = self.map.remove(&key).expect("present");
                 self.emit(f, sink);
+            } else {
+                // Not before `now`: the loop ends.
+                f.timer_ns = f.last_ns.saturating_add(limit);
+                self.timers.push(Reverse((f.timer_ns, key)));
             }
         }
     }
@@ -959,6 +1005,7 @@ impl FlowTable {
 
     /// Finishes every live flow (end of input), in first-seen order.
     pub fn finish(&mut self, sink: &mut impl FnMut(Box<Flow>)) {
+        self.timers.clear();
         let mut rest: Vec<Box<Flow>> = self.map.drain().map(|(_, f)| f).collect();
         rest.sort_by(|a, b| order(a, b));
         self.frame = u64::MAX;
@@ -1397,6 +1444,67 @@ mod tests {
         let f = t.finish();
         assert_eq!(f.len(), 101);
         assert_eq!(f.iter().filter(|f| f.evicted).count() as u64, evicted);
+    }
+
+    #[test]
+    fn sweep_finishes_exactly_the_flows_idle_too_long() {
+        // The timer queue must finish what a look at every flow would: after each sweep, no
+        // live flow is idle too long and every finished one was. Random TCP (closing by FIN
+        // and RST, port reuse), UDP and ICMP errors, time jumps, timestamps going backwards.
+        let cfg = FlowConfig {
+            tcp_idle_ns: 20 * SEC,
+            tcp_closed_idle_ns: 3 * SEC,
+            udp_idle_ns: 7 * SEC,
+            ..FlowConfig::default()
+        };
+        let mut t = T {
+            table: FlowTable::with_external_clock(cfg.clone()),
+            done: Vec::new(),
+        };
+        let mut rng = crate::rng::XorShift::new(7);
+        let (mut now, mut finished) = (0i64, 0usize);
+        for _ in 0..20_000 {
+            now += match rng.below(100) {
+                0 => 25 * SEC,
+                1..=4 => -(rng.below(2 * SEC as usize) as i64),
+                _ => rng.below(SEC as usize / 2) as i64,
+            };
+            let port = 1000 + rng.below(40) as u16;
+            let flags = [SYN, SA, A, PA, FA, RA][rng.below(6)];
+            match rng.below(10) {
+                0..=6 => {
+                    let from_client = rng.below(2) == 0;
+                    let (sp, dp) = if from_client {
+                        (port, 443)
+                    } else {
+                        (443, port)
+                    };
+                    let seq = rng.below(3) as u32 * 1000;
+                    let body: &[u8] = if flags == PA { b"x" } else { b"" };
+                    t.tcp(now, from_client, sp, dp, seq, flags, body);
+                }
+                7 | 8 => t.udp(now, C, S, port, 53),
+                _ => t.icmp(now, "10.0.0.1", ipproto::UDP, port, 53),
+            }
+            let clock = t.table.now.max(now);
+            let mut swept = Vec::new();
+            t.table.sweep_at(now, &mut |f| swept.push(f));
+            for f in &swept {
+                let idle = clock.saturating_sub(f.last_ns);
+                assert!(idle > FlowTable::idle_limit(&cfg, f), "finished too early");
+            }
+            for f in t.table.live_flows() {
+                let idle = clock.saturating_sub(f.last_ns);
+                assert!(
+                    idle <= FlowTable::idle_limit(&cfg, f),
+                    "left alive too long"
+                );
+            }
+            finished += swept.len();
+        }
+        assert!(finished > 1000, "{finished}");
+        // Superseded checks do not pile up: at most one per live flow plus one per close.
+        assert!(t.table.timers.len() <= 4 * t.table.live() + 100);
     }
 
     #[test]
