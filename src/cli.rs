@@ -343,20 +343,29 @@ pub fn read_inputs(
         if progress {
             scope.spawn(|| show_progress(&done, list.len(), &finished));
         }
-        let pool = threads.map(|n| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n as usize)
-                .build()
-        });
-        let r = match pool {
-            Some(Ok(pool)) => pool.install(run),
-            _ => run(),
-        };
+        let r = with_threads(threads, run);
         finished.store(true, std::sync::atomic::Ordering::Relaxed);
         r
     });
     failed |= results.iter().any(|r| r.summary.error.is_some());
     (results, notes, failed)
+}
+
+/// Runs `f` on a pool of `threads` threads (`--threads`), or on the current pool when that is
+/// its size already or no number was given.
+fn with_threads<R: Send>(threads: Option<u16>, f: impl FnOnce() -> R + Send) -> R {
+    match threads {
+        Some(n) if n as usize != rayon::current_num_threads() => {
+            match rayon::ThreadPoolBuilder::new()
+                .num_threads(n as usize)
+                .build()
+            {
+                Ok(pool) => pool.install(f),
+                Err(_) => f(),
+            }
+        }
+        _ => f(),
+    }
 }
 
 /// Worker threads for each input: 1 when there are at least as many inputs as threads (the
@@ -484,6 +493,11 @@ fn catalog_and_inputs(
 }
 
 fn audit(args: &AuditArgs) -> i32 {
+    // Reading and judging both run on the `--threads` pool.
+    with_threads(args.table.threads, || audit_in_pool(args))
+}
+
+fn audit_in_pool(args: &AuditArgs) -> i32 {
     let (catalog, results, notes, failed) =
         match catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet) {
             Ok(x) => x,
@@ -617,6 +631,10 @@ fn merge(args: &MergeArgs) -> i32 {
 }
 
 fn ws(args: &WsArgs) -> i32 {
+    with_threads(args.table.threads, || ws_in_pool(args))
+}
+
+fn ws_in_pool(args: &WsArgs) -> i32 {
     let (catalog, results, notes, failed) =
         match catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet) {
             Ok(x) => x,

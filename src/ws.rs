@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::FileResult;
@@ -529,7 +530,8 @@ pub fn connections(
 ) -> Vec<WsFlow> {
     let legs = Legs::new(&r.flows);
     r.flows
-        .iter()
+        .par_iter()
+        .with_min_len(256)
         .filter(|f| wanted(f, catalog))
         .map(|f| ws_flow(f, &r.summary.file, &legs, ttls))
         .collect()

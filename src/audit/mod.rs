@@ -9,6 +9,7 @@ pub mod report;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::analyze::FileResult;
@@ -570,12 +571,11 @@ struct EntryTally {
 impl EntryTally {
     fn count(&mut self, what: &'static str, file: &str) {
         *self.verdicts.entry(what).or_default() += 1;
-        *self
-            .by_file
-            .entry(file.to_string())
-            .or_default()
-            .entry(what)
-            .or_default() += 1;
+        let per_file = match self.by_file.get_mut(file) {
+            Some(m) => m,
+            None => self.by_file.entry(file.to_string()).or_default(),
+        };
+        *per_file.entry(what).or_default() += 1;
     }
 }
 
@@ -702,18 +702,36 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
     for r in results {
         let file = &r.summary.file;
         let mut file_counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-        let mut judged = Vec::with_capacity(r.flows.len());
         let ttls = server_ttls(&r.flows);
-        ws_connections.extend(crate::ws::connections(r, catalog, &ttls));
-        for f in &r.flows {
-            let j = judge(f, catalog, &ttls);
+        // Judging each flow, the websocket view and the DNS join read the same flows and
+        // events and write nothing shared: side by side, and each flow on its own. The
+        // results keep the flows' order, so the audit is the same on any number of threads.
+        let ((ws, judged), lookups) = rayon::join(
+            || {
+                rayon::join(
+                    || crate::ws::connections(r, catalog, &ttls),
+                    || {
+                        r.flows
+                            .par_iter()
+                            .with_min_len(256)
+                            .map(|f| judge(f, catalog, &ttls))
+                            .collect::<Vec<Judged>>()
+                    },
+                )
+            },
+            || crate::report::dns::lookups(&r.dns, file),
+        );
+        ws_connections.extend(ws);
+        for (f, j) in r.flows.iter().zip(&judged) {
             *counts.entry(j.verdict.name()).or_default() += 1;
             *file_counts.entry(j.verdict.name()).or_default() += 1;
             if let Some(e) = j.entry {
                 let pe = per_entry.entry(e).or_default();
                 pe.count(j.verdict.name(), file);
                 if let Some(n) = &f.facts.name {
-                    pe.names.insert(n.clone());
+                    if !pe.names.contains(n) {
+                        pe.names.insert(n.clone());
+                    }
                 }
                 for (k, v) in &j.bound {
                     placeholders_seen
@@ -768,7 +786,6 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                     g.evidence = j.evidence.clone();
                 }
             }
-            judged.push(j);
         }
         all_judged.push(judged);
         // The latest flow start per (client, server address), for the local-block check.
@@ -781,7 +798,7 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
             *t = (*t).max(f.first_ns);
         }
         // DNS: failed lookups of catalog names, and private-endpoint chains gone public.
-        for l in crate::report::dns::lookups(&r.dns, file) {
+        for l in lookups {
             let Some(qname) = l.qname else { continue };
             let matches = catalog.match_name(qname);
             let Some(m) = matches.first() else { continue };
@@ -914,13 +931,13 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
         })
         .collect();
     // The worst and best outcome per (entry, name), over every flow whatever its verdict.
-    let mut span: BTreeMap<(Option<String>, String), (Outcome, Outcome)> = BTreeMap::new();
+    let mut span: BTreeMap<(Option<&str>, &str), (Outcome, Outcome)> = BTreeMap::new();
     for (r, js) in results.iter().zip(&all_judged) {
         for (f, j) in r.flows.iter().zip(js) {
             let Some(name) = &f.facts.name else { continue };
             let o = f.outcome();
             let e = span
-                .entry((j.entry_id.clone(), name.clone()))
+                .entry((j.entry_id.as_deref(), name.as_str()))
                 .or_insert((o, o));
             if rank(o) > rank(e.0) {
                 e.0 = o;
@@ -931,7 +948,8 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
         }
     }
     for g in groups.values_mut() {
-        if let Some((w, b)) = span.get(&(g.entry.as_ref().map(|e| e.id.clone()), g.name.clone())) {
+        let id = g.entry.as_ref().map(|e| e.id.as_str());
+        if let Some((w, b)) = span.get(&(id, g.name.as_str())) {
             g.worst_outcome = Some(w.name());
             g.best_outcome = Some(b.name());
         }
