@@ -122,14 +122,25 @@ pub struct FileResult {
 
 /// Reads one input to the end (or to the first unrecoverable error) and returns its flows.
 pub fn analyze_input(input: &Input, cfg: &FlowConfig) -> FileResult {
-    analyze_input_with(input, cfg, 1)
+    analyze_input_with(input, cfg, 1, false)
 }
 
 /// Like [`analyze_input`], with the packets split among `workers` threads (see
-/// [`crate::split`]); the result is the same for any number.
-pub fn analyze_input_with(input: &Input, cfg: &FlowConfig, workers: usize) -> FileResult {
+/// [`crate::split`]); the result is the same for any number. A plain file split among threads
+/// is memory-mapped when `map` is true, so that no frame is copied (it must not be truncated
+/// while it is read).
+pub fn analyze_input_with(
+    input: &Input,
+    cfg: &FlowConfig,
+    workers: usize,
+    map: bool,
+) -> FileResult {
     let name = input.display();
-    match open_input(input) {
+    let opened = match input {
+        Input::File(p) if map && workers > 1 => CaptureReader::open_mmap(p),
+        _ => open_input(input),
+    };
+    match opened {
         Ok(reader) => crate::split::analyze_reader_split(name, reader, cfg, workers),
         Err(e) => {
             let mut summary = FileSummary::empty(name.clone());

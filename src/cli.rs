@@ -269,6 +269,10 @@ pub struct TableArgs {
     /// Seconds without packets after which a UDP or ICMP flow is finished
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub udp_idle: u32,
+    /// Read a file split among threads with read() instead of mapping it into memory. Mapping
+    /// copies no frame, but a file truncated while it is read ends the process (SIGBUS)
+    #[arg(long)]
+    pub no_mmap: bool,
 }
 
 impl TableArgs {
@@ -310,10 +314,10 @@ pub fn main() -> i32 {
 /// about inputs that could not even be listed.
 pub fn read_inputs(
     inputs: &[PathBuf],
-    cfg: &FlowConfig,
-    threads: Option<u16>,
+    table: &TableArgs,
     progress: bool,
 ) -> (Vec<FileResult>, Vec<String>, bool) {
+    let (cfg, threads) = (&table.config(), table.threads);
     let (list, skipped, missing) = expand_inputs(inputs);
     let mut notes = Vec::new();
     for (p, why) in &skipped {
@@ -331,7 +335,7 @@ pub fn read_inputs(
     let run = || -> Vec<FileResult> {
         list.par_iter()
             .map(|i| {
-                let r = analyze_input_with(i, cfg, per_input);
+                let r = analyze_input_with(i, cfg, per_input, !table.no_mmap);
                 done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 r
             })
@@ -420,13 +424,8 @@ fn progress_wanted(quiet: bool) -> bool {
 }
 
 fn flows(args: &FlowsArgs, view: View) -> i32 {
-    let cfg = args.table.config();
-    let (results, notes, failed) = read_inputs(
-        &args.inputs,
-        &cfg,
-        args.table.threads,
-        progress_wanted(args.quiet),
-    );
+    let (results, notes, failed) =
+        read_inputs(&args.inputs, &args.table, progress_wanted(args.quiet));
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut err = io::stderr();
@@ -483,12 +482,7 @@ fn catalog_and_inputs(
         eprintln!("error: {}", escape_terminal(&e.to_string()));
         EXIT_ERROR
     })?;
-    let (results, notes, failed) = read_inputs(
-        inputs,
-        &table.config(),
-        table.threads,
-        progress_wanted(quiet),
-    );
+    let (results, notes, failed) = read_inputs(inputs, table, progress_wanted(quiet));
     Ok((catalog, results, notes, failed))
 }
 

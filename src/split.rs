@@ -83,8 +83,11 @@ struct Item {
     seq: u64,
     ts_ns: i64,
     frag_now: i64,
-    start: u32,
+    /// Where the frame's bytes are: in the batch's `data`, or (`in_map`) in the input's
+    /// memory map.
+    start: u64,
     len: u32,
+    in_map: bool,
     linktype: u32,
     orig_len: u32,
     interface: u32,
@@ -109,15 +112,23 @@ impl Batch {
         self.items.len() >= BATCH_ITEMS || self.data.len() >= BATCH_BYTES
     }
 
-    fn push_frame(&mut self, seq: u64, f: &Frame<'_>, frag_now: i64) {
-        let start = self.data.len() as u32;
-        self.data.extend_from_slice(f.data);
+    /// Adds a frame: where it lies in `map` when it is a slice of it, else a copy.
+    fn push_frame(&mut self, seq: u64, f: &Frame<'_>, frag_now: i64, map: &[u8]) {
+        let (start, in_map) = match offset_in(map, f.data) {
+            Some(off) => (off, true),
+            None => {
+                let start = self.data.len() as u64;
+                self.data.extend_from_slice(f.data);
+                (start, false)
+            }
+        };
         self.items.push(Item {
             seq,
             ts_ns: f.ts_ns,
             frag_now,
             start,
             len: f.data.len() as u32,
+            in_map,
             linktype: f.linktype,
             orig_len: f.orig_len,
             interface: f.interface,
@@ -132,6 +143,7 @@ impl Batch {
             frag_now: i64::MIN,
             start: 0,
             len: 0,
+            in_map: false,
             linktype: 0,
             orig_len: 0,
             interface: 0,
@@ -140,17 +152,18 @@ impl Batch {
     }
 
     /// Runs the batch through a worker and empties it for reuse.
-    fn run(&mut self, w: &mut Worker) {
+    fn run(&mut self, w: &mut Worker, map: &[u8]) {
         for it in &self.items {
             if it.sweep {
                 w.sweep(it.seq, it.ts_ns);
             } else {
                 let start = it.start as usize;
+                let bytes = if it.in_map { map } else { &self.data[..] };
                 let frame = Frame {
                     ts_ns: it.ts_ns,
                     linktype: it.linktype,
                     interface: it.interface,
-                    data: &self.data[start..start + it.len as usize],
+                    data: &bytes[start..start + it.len as usize],
                     orig_len: it.orig_len,
                 };
                 w.frame(it.seq, &frame, it.frag_now);
@@ -159,6 +172,12 @@ impl Batch {
         self.items.clear();
         self.data.clear();
     }
+}
+
+/// Where `data` starts in `map`, if it is a slice of it.
+fn offset_in(map: &[u8], data: &[u8]) -> Option<u64> {
+    let off = (data.as_ptr() as usize).checked_sub(map.as_ptr() as usize)?;
+    (off.checked_add(data.len())? <= map.len()).then_some(off as u64)
 }
 
 /// The reader's end of one worker: the batch being filled, where full ones go, where empty
@@ -200,6 +219,9 @@ pub fn analyze_reader_split(
         return crate::analyze::analyze_reader(name, reader, cfg);
     }
     let mut skipped = SkipCounts::default();
+    // A mapped input: workers read frames where they lie, the reader copies nothing.
+    let mapped = reader.map();
+    let map: &[u8] = mapped.as_deref().map_or(&[], |m| &m[..]);
     let (error, parts) = std::thread::scope(|scope| {
         let mut lanes = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
@@ -212,7 +234,7 @@ pub fn analyze_reader_split(
             handles.push(scope.spawn(move || {
                 let mut w = Worker::new(cfg, n);
                 for mut b in full_rx {
-                    b.run(&mut w);
+                    b.run(&mut w, map);
                     let _ = empty_tx.send(b);
                 }
                 w.finish()
@@ -223,7 +245,7 @@ pub fn analyze_reader_split(
                 empty: empty_rx,
             });
         }
-        let error = read_into(&mut reader, &mut lanes, &mut skipped);
+        let error = read_into(&mut reader, &mut lanes, &mut skipped, map);
         for l in &mut lanes {
             l.send();
         }
@@ -234,7 +256,13 @@ pub fn analyze_reader_split(
             .collect();
         (error, parts)
     });
-    finish_result(name, &reader, error, parts, skipped, None)
+    let result = finish_result(name, &reader, error, parts, skipped, None);
+    if let Some(mapped) = mapped {
+        // Unmapping a large file takes a while (every page's mapping is torn down): not on
+        // the way to the report.
+        std::thread::spawn(move || drop((mapped, reader)));
+    }
+    result
 }
 
 /// The reader's loop: every frame to the lane of its flow, a sweep to every lane when one is
@@ -243,6 +271,7 @@ fn read_into(
     reader: &mut CaptureReader,
     lanes: &mut [Lane],
     skipped: &mut SkipCounts,
+    map: &[u8],
 ) -> Option<ReadError> {
     let n = lanes.len();
     let mut clock = SweepClock::default();
@@ -271,8 +300,20 @@ fn read_into(
                 if matches!(pkt.l4, L4::Fragment(_)) {
                     frag_now = frag_now.max(frame.ts_ns);
                 }
+                if let Some(off) = offset_in(map, frame.data) {
+                    let ahead = off as usize + 16384;
+                    if ahead < map.len() {
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: a prefetch hint never faults, whatever the address.
+                        unsafe {
+                            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                                map.as_ptr().add(ahead) as *const i8,
+                            )
+                        };
+                    }
+                }
                 let l = &mut lanes[worker_of(&pkt, n)];
-                l.batch.push_frame(seq, &frame, frag_now);
+                l.batch.push_frame(seq, &frame, frag_now, map);
                 if l.batch.full() {
                     l.send();
                 }

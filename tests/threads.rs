@@ -1,6 +1,7 @@
 //! `--threads N` on one input splits its packets among N workers: every recorded capture, on
-//! its own, gives the same audit, flows (with the file summaries) and DNS lookups byte for byte
-//! (and the same summaries, errors and exit code on stderr) with 1, 2 and 3 threads.
+//! its own, gives the same audit, flows (with the file summaries), DNS lookups and websocket
+//! view byte for byte (and the same summaries, errors and exit code on stderr) with 1, 2 and 3
+//! threads, with the file memory-mapped (the default when it is split) or read (`--no-mmap`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,9 +23,15 @@ fn captures() -> Vec<PathBuf> {
 }
 
 fn run(args: &[&str], threads: &str, file: &Path) -> (Option<i32>, Vec<u8>, Vec<u8>) {
+    // "2r": two threads, the file read rather than mapped.
+    let (threads, read) = match threads.strip_suffix('r') {
+        Some(n) => (n, true),
+        None => (threads, false),
+    };
     let o = Command::new(env!("CARGO_BIN_EXE_allowscope"))
         .args(args)
         .args(["--threads", threads])
+        .args(read.then_some("--no-mmap"))
         .arg(file)
         .output()
         .unwrap();
@@ -37,11 +44,12 @@ fn one_input_gives_the_same_output_on_any_number_of_threads() {
     assert!(files.len() >= 20, "{files:?}");
     // `flows --format json` adds each file's summary: packets, skips, truncation, fragment and
     // flow-table counters (peak live flows included), warnings and the error.
-    let commands: [&[&str]; 4] = [
+    let commands: [&[&str]; 5] = [
         &["audit", "--format", "json"],
         &["flows", "--format", "ndjson"],
         &["flows", "--format", "json"],
         &["dns", "--format", "json"],
+        &["ws", "--format", "json"],
     ];
     let mut compared = 0;
     for file in &files {
@@ -52,7 +60,7 @@ fn one_input_gives_the_same_output_on_any_number_of_threads() {
                 "{args:?} {}: no output",
                 file.display()
             );
-            for n in ["2", "3"] {
+            for n in ["2", "3", "2r"] {
                 let got = run(args, n, file);
                 assert!(
                     got.0 == one.0,
@@ -77,7 +85,7 @@ fn one_input_gives_the_same_output_on_any_number_of_threads() {
             }
         }
     }
-    assert_eq!(compared, files.len() * commands.len() * 2);
+    assert_eq!(compared, files.len() * commands.len() * 3);
 }
 
 /// A damaged capture read with several threads: the packets before the damage are reported

@@ -339,9 +339,9 @@ impl CaptureReader {
             drop(file);
             return CaptureReader::open(path);
         }
-        // SAFETY: the map is read-only and private to this reader. As with any file mapping,
-        // another process truncating the file while it is mapped would fault; callers
-        // accept that for the speed of the bench comparison.
+        // SAFETY: the map is read-only, and nothing here writes to the file. As with any file
+        // mapping, another process truncating the file while it is mapped would fault (SIGBUS):
+        // callers that map (an input split among threads, see `crate::split`) document it.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_at(0))?;
         CaptureReader::from_source(Source::mapped(map), Compression::None)
     }
@@ -385,6 +385,13 @@ impl CaptureReader {
     /// The next frame, borrowing the reader's buffer; `Ok(None)` at the end. After an error,
     /// every later call returns `Ok(None)`. A stream that ends inside a record gives `Ok(None)`
     /// and a [`ReadWarning::TruncatedRecord`].
+    /// The memory map the frames are slices of, when the reader was opened with
+    /// [`CaptureReader::open_mmap`] on a plain file (worker threads read frames from it in
+    /// place instead of copies).
+    pub fn map(&self) -> Option<std::sync::Arc<memmap2::Mmap>> {
+        self.src.map()
+    }
+
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, ReadError> {
         if self.done {
             return Ok(None);
@@ -721,6 +728,15 @@ mod tests {
         {
             let f = TempFile::new(&format!("mmap{i}"), bytes);
             let streamed = drain(CaptureReader::open(&f.0).expect("open"));
+            let mut r = CaptureReader::open_mmap(&f.0).expect("open mmap");
+            // Plain files are mapped and their frames are slices of the map (what a split
+            // input hands its workers); a compressed one is streamed.
+            let map = r.map();
+            assert_eq!(map.is_some(), i < 3, "{i}");
+            if let (Some(m), Ok(Some(fr))) = (&map, r.next_frame()) {
+                let off = fr.data.as_ptr() as usize - m.as_ptr() as usize;
+                assert_eq!(&m[off..off + fr.data.len()], fr.data);
+            }
             let mapped = drain(CaptureReader::open_mmap(&f.0).expect("open mmap"));
             same(&streamed, &mapped);
             assert_eq!(streamed.compression, mapped.compression);

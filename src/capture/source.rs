@@ -13,8 +13,9 @@ enum Backing {
         buf: Vec<u8>,
         eof: bool,
     },
-    /// The whole (uncompressed) file; `end` is its length.
-    Mapped(memmap2::Mmap),
+    /// The whole (uncompressed) file; `end` is its length. Shared, so that worker threads can
+    /// read frames straight from it (see [`Source::map`]).
+    Mapped(std::sync::Arc<memmap2::Mmap>),
 }
 
 /// A window over the capture byte stream.
@@ -51,11 +52,19 @@ impl Source {
     pub(crate) fn mapped(map: memmap2::Mmap) -> Source {
         let end = map.len();
         Source {
-            backing: Backing::Mapped(map),
+            backing: Backing::Mapped(std::sync::Arc::new(map)),
             pos: 0,
             end,
             base: 0,
             cut_short: None,
+        }
+    }
+
+    /// The memory map under a mapped source: frames are slices of it.
+    pub(crate) fn map(&self) -> Option<std::sync::Arc<memmap2::Mmap>> {
+        match &self.backing {
+            Backing::Mapped(m) => Some(m.clone()),
+            Backing::Stream { .. } => None,
         }
     }
 

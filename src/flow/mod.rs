@@ -1051,15 +1051,20 @@ pub fn order_key(f: &Flow) -> (i64, Proto, Endpoint, Endpoint) {
 }
 
 /// Puts finished flows in [`order`] (stably) and takes them out of their boxes: each flow is
-/// moved once, into a vector of exactly the right size.
+/// moved once, into a vector of exactly the right size. Both on the current rayon pool.
 pub fn sort_flows(mut flows: Vec<Box<Flow>>) -> Vec<Flow> {
+    use rayon::prelude::*;
     if !flows
         .windows(2)
         .all(|w| order_key(&w[0]) <= order_key(&w[1]))
     {
-        flows.sort_by_cached_key(|f| order_key(f));
+        flows.par_sort_by_cached_key(|f| order_key(f));
     }
-    flows.into_iter().map(|f| *f).collect()
+    flows
+        .into_par_iter()
+        .with_min_len(1024)
+        .map(|f| *f)
+        .collect()
 }
 
 /// 0 for a packet from the client, 1 from the server. A flow from an endpoint to itself
