@@ -7,7 +7,6 @@ pub mod merge;
 pub mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -503,6 +502,9 @@ pub struct Finding {
     pub proto: &'static str,
     pub dst_port: Option<u16>,
     pub dst_ips: BTreeSet<String>,
+    /// The addresses of `dst_ips`, to tell a new one without formatting it.
+    #[serde(skip)]
+    pub(crate) ips: rustc_hash::FxHashSet<std::net::IpAddr>,
     pub entry: Option<EntryRef>,
     /// Flows behind the finding (0 for a DNS-only finding).
     pub flows: u64,
@@ -697,8 +699,6 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
     let mut all_judged = Vec::new();
     let mut per_file = Vec::new();
     let mut ws_connections = Vec::new();
-    // One buffer to format addresses in (most flows add an address their group has).
-    let mut ip_text = String::new();
     for r in results {
         let file = &r.summary.file;
         let mut file_counts: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -759,6 +759,7 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                     proto: f.proto.name(),
                     dst_port: Some(port),
                     dst_ips: BTreeSet::new(),
+                    ips: Default::default(),
                     entry: j.entry.map(|e| entry_ref(&catalog.entries()[e])),
                     flows: 0,
                     lookups: 0,
@@ -772,10 +773,8 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                     best_outcome: None,
                 });
                 g.flows += 1;
-                ip_text.clear();
-                let _ = write!(ip_text, "{}", f.server.ip);
-                if !g.dst_ips.contains(ip_text.as_str()) {
-                    g.dst_ips.insert(ip_text.clone());
+                if g.ips.insert(f.server.ip) {
+                    g.dst_ips.insert(f.server.ip.to_string());
                 }
                 if !g.files.contains(file) {
                     g.files.insert(file.clone());
@@ -886,6 +885,7 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                 proto: "dns",
                 dst_port: None,
                 dst_ips: BTreeSet::new(),
+                ips: Default::default(),
                 entry: Some(entry_ref(e)),
                 flows: 0,
                 lookups: 0,

@@ -275,6 +275,41 @@ pub fn decode(linktype: u32, data: &[u8]) -> Result<Packet<'_>, Skip> {
     })
 }
 
+/// The source and destination addresses of a plain (unfragmented) TCP or UDP packet, read
+/// straight from the IP header without decoding the rest: what a reader that only routes
+/// frames needs. `None` for anything else (fragments, ICMP, IPv6 extension headers, other
+/// protocols, headers that do not look whole), which then needs [`decode`]. When it gives
+/// addresses and [`decode`] succeeds, they are the packet's `ip.src` and `ip.dst`, and the
+/// packet is not a fragment.
+#[inline]
+pub fn tcp_udp_addresses(linktype: u32, data: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    let framed = link::frame(linktype, data).ok()?;
+    let h = framed.ip;
+    match framed.version {
+        link::IpVersion::V4 => {
+            let h: &[u8; 20] = h.get(..20)?.try_into().ok()?;
+            let plain = h[0] >> 4 == 4 && h[0] & 0x0f >= 5;
+            // More-fragments flag or a fragment offset: a fragment.
+            let fragment = u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0;
+            if !plain || fragment || !matches!(h[9], ipproto::TCP | ipproto::UDP) {
+                return None;
+            }
+            let src = std::net::Ipv4Addr::new(h[12], h[13], h[14], h[15]);
+            let dst = std::net::Ipv4Addr::new(h[16], h[17], h[18], h[19]);
+            Some((IpAddr::V4(src), IpAddr::V4(dst)))
+        }
+        link::IpVersion::V6 => {
+            let h: &[u8; 40] = h.get(..40)?.try_into().ok()?;
+            if h[0] >> 4 != 6 || !matches!(h[6], ipproto::TCP | ipproto::UDP) {
+                return None;
+            }
+            let src: [u8; 16] = h[8..24].try_into().ok()?;
+            let dst: [u8; 16] = h[24..40].try_into().ok()?;
+            Some((IpAddr::from(src), IpAddr::from(dst)))
+        }
+    }
+}
+
 /// Decode the transport layer of a whole IP payload, such as a datagram a [`Defragmenter`]
 /// reassembled: `ip.proto` names the protocol and `ip.payload_len` the declared length
 /// (bytes past it are ignored). For IPv6, extension headers that followed the Fragment

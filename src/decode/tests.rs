@@ -754,6 +754,11 @@ fn valid_frames() -> Vec<(u32, Vec<u8>)> {
 const LINK_TYPES: [u32; 13] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147, 9, 50];
 
 fn exercise(lt: u32, data: &[u8]) {
+    // The split reader's shortcut names the addresses `decode` finds, never for a fragment.
+    if let (Some((a, b)), Ok(p)) = (tcp_udp_addresses(lt, data), decode(lt, data)) {
+        assert_eq!((p.ip.src, p.ip.dst), (a, b), "{data:02x?}");
+        assert!(matches!(p.l4, L4::Tcp(_) | L4::Udp(_) | L4::Other { .. }));
+    }
     if let Ok(p) = decode(lt, data) {
         // Views must lie within the frame and within what the headers declare.
         match p.l4 {
@@ -770,6 +775,35 @@ fn exercise(lt: u32, data: &[u8]) {
         }
         let _ = decode_transport(p.ip, data);
     }
+}
+
+#[test]
+fn addresses_shortcut_for_plain_tcp_and_udp_only() {
+    let mut shortcut = 0;
+    for (lt, frame) in valid_frames() {
+        let p = ok(lt, &frame);
+        match tcp_udp_addresses(lt, &frame) {
+            Some(ab) => {
+                assert_eq!(ab, (p.ip.src, p.ip.dst));
+                shortcut += 1;
+            }
+            // Left to `decode`: ICMP, fragments, extension headers, other protocols.
+            None => assert!(
+                !matches!(p.l4, L4::Tcp(_) | L4::Udp(_)) || p.ip.src.is_ipv6(),
+                "{lt} {p:?}"
+            ),
+        }
+    }
+    assert!(shortcut >= 5, "{shortcut}");
+    assert_eq!(tcp_udp_addresses(RAW, &syn_v4()), Some((v4a(), v4b())));
+    assert_eq!(
+        tcp_udp_addresses(ETH, &eth(0x86dd, &udp_v6())),
+        Some((v6a(), v6b()))
+    );
+    let frag = eth(0x0800, &V4::new(17).frag(8, false).build(&[0; 16]));
+    assert_eq!(tcp_udp_addresses(ETH, &frag), None);
+    let icmp4 = eth(0x0800, &ipv4(1, &icmp(8, 0, [0; 4], b"")));
+    assert_eq!(tcp_udp_addresses(ETH, &icmp4), None);
 }
 
 #[test]
