@@ -1,6 +1,7 @@
 //! `cargo bench --bench flows`: throughput on a generated capture of the `flows` pipeline in
 //! process (read, decode, flow table, first-flight reassembly, extractors) and of the real
-//! `allowscope audit` binary on one thread and on all cores, beside `cat` (the I/O floor) and
+//! `allowscope audit` binary on one thread and on all cores (the file mapped, as by default, and
+//! read with `--no-mmap`), beside `cat` (the I/O floor) and
 //! tshark on the same file (extracting SNIs and DNS answers, and building its conversation
 //! tables).
 //!
@@ -8,7 +9,7 @@
 //! least 100; 1024 for the 1 GB figures of the README), `ALLOWSCOPE_BENCH_FILE` (use this
 //! capture instead of generating one), `ALLOWSCOPE_BENCH_TSHARK=0` (skip tshark, which takes
 //! most of the time). The generated file goes to `target/bench-data/` and is reused by later
-//! runs. Each contender runs twice and the faster run counts (the first run of a process also
+//! runs. Each contender runs two or three times (tshark once) and the fastest run counts (the first run of a process also
 //! pays for growing its heap); wall time, CPU time (user + system) and peak RSS are those of
 //! that run (of the child process, from `wait4`, for commands). The machine's load average is
 //! printed before and after: on a shared machine, CPU time is the steadier figure.
@@ -188,26 +189,35 @@ fn main() {
     let _ = run_once(&mut cat());
     let cat_row = run_cmd("cat FILE > /dev/null (I/O floor)", cat, false, 2);
     let path_ref = &path;
-    let audit = |threads: usize| {
+    let audit = |threads: usize, read: bool| {
         move || {
             let mut c = Command::new(env!("CARGO_BIN_EXE_allowscope"));
             c.args(["audit", "--format", "json", "-q", "--fail-on", "never"])
                 .args(["--threads", &threads.to_string()])
+                .args(read.then_some("--no-mmap"))
                 .arg(path_ref);
             c
         }
     };
     let audit_1 = run_cmd(
         "allowscope audit --format json --threads 1",
-        audit(1),
+        audit(1, false),
         true,
-        2,
+        3,
     );
     let audit_n = run_cmd(
         &format!("allowscope audit --format json --threads {cores}"),
-        audit(cores),
+        audit(cores, false),
         true,
-        2,
+        3,
+    );
+    // Split among threads, the file is mapped and its pages count in the peak RSS; read
+    // instead, the peak is the process's own memory.
+    let audit_n_read = run_cmd(
+        &format!("allowscope audit --format json --threads {cores} --no-mmap"),
+        audit(cores, true),
+        true,
+        3,
     );
     let mut tshark_rows = Vec::new();
     let want_tshark = std::env::var("ALLOWSCOPE_BENCH_TSHARK").map_or(true, |v| v != "0");
@@ -286,6 +296,7 @@ fn main() {
         .chain([&read, &mapped])
         .chain(audit_1.iter())
         .chain(audit_n.iter())
+        .chain(audit_n_read.iter())
         .chain(tshark_rows.iter())
         .collect();
     for r in rows {
@@ -312,6 +323,7 @@ fn main() {
     println!(
         "x cat: wall time over cat's; tshark/x: tshark's SNI and DNS extraction's wall time over \
          this row's. Peak RSS of the in-process rows is this bench process's during the run \
-         (the mapped file's pages count in the mmap row)."
+         (the mapped file's pages count in the mmap row, and in the audit rows on several \
+         threads without --no-mmap)."
     );
 }
