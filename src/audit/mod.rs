@@ -502,7 +502,8 @@ pub struct Finding {
     pub proto: &'static str,
     pub dst_port: Option<u16>,
     pub dst_ips: BTreeSet<String>,
-    /// The addresses of `dst_ips`, to tell a new one without formatting it.
+    /// The flows' server addresses while flows are grouped; `dst_ips` is made of them at the
+    /// end (formatting and ordering each address once).
     #[serde(skip)]
     pub(crate) ips: rustc_hash::FxHashSet<std::net::IpAddr>,
     pub entry: Option<EntryRef>,
@@ -773,9 +774,7 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                     best_outcome: None,
                 });
                 g.flows += 1;
-                if g.ips.insert(f.server.ip) {
-                    g.dst_ips.insert(f.server.ip.to_string());
-                }
+                g.ips.insert(f.server.ip);
                 if !g.files.contains(file) {
                     g.files.insert(file.clone());
                 }
@@ -914,6 +913,13 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
             counts: file_counts,
         });
     }
+    groups
+        .values_mut()
+        .collect::<Vec<_>>()
+        .par_iter_mut()
+        .for_each(|g| {
+            g.dst_ips = g.ips.iter().map(|ip| ip.to_string()).collect();
+        });
     let coverage = catalog
         .entries()
         .iter()

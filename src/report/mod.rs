@@ -334,6 +334,9 @@ pub fn write_flows(
     results: &[FileResult],
     format: FlowsFormat,
 ) -> io::Result<()> {
+    // Writers pass many small pieces: a buffer of a known type takes them without a call
+    // through `dyn Write` each (and is flushed into `out` at the end).
+    let out = &mut io::BufWriter::with_capacity(1 << 16, out);
     match format {
         FlowsFormat::Ndjson => {
             for r in results {
