@@ -207,36 +207,37 @@ pub struct RstFacts {
 
 /// Counters and state of one direction.
 #[derive(Debug, Clone, Default)]
+// Per-packet counters first (see `Flow`).
+#[repr(C)]
 pub struct Dir {
     pub packets: u64,
     /// Wire bytes of the frames (as tshark's conversation table counts them).
     pub bytes: u64,
     /// Transport payload bytes the headers declare.
     pub payload_bytes: u64,
-    pub ttl_min: Option<u8>,
-    pub ttl_max: Option<u8>,
-    pub first_payload_ns: Option<i64>,
-    pub last_payload_ns: Option<i64>,
     /// Time of the last packet this side sent.
     pub last_ns: Option<i64>,
+    pub first_payload_ns: Option<i64>,
+    pub last_payload_ns: Option<i64>,
+    /// TTL / hop limit of the first packet.
+    pub ttl_first: Option<u8>,
+    pub ttl_min: Option<u8>,
+    pub ttl_max: Option<u8>,
     /// Lowest and highest TTL / hop limit of the packets that carried payload: the sender's
     /// own packets, unlike a RST a middlebox may forge in its name.
     pub data_ttl: Option<(u8, u8)>,
+    /// Packets whose TTL/hop limit differs from this direction's first packet.
+    pub ttl_changes: u32,
     /// TCP: the sequence number just after the highest payload byte seen (new data moves it,
     /// a retransmission does not).
     pub seq_end: Option<u32>,
     pub syns: u32,
+    /// TCP: the sequence number of this side's SYN (its initial sequence number).
+    pub isn: Option<u32>,
     pub fin_ns: Option<i64>,
     pub rst_ns: Option<i64>,
     /// IP facts of the first RST this side sent, to tell a middlebox's RST from the host's.
     pub rst: Option<RstFacts>,
-    /// Packets whose TTL/hop limit differs from this direction's first packet.
-    pub ttl_changes: u32,
-    /// TTL / hop limit of the first packet.
-    pub ttl_first: Option<u8>,
-    /// Highest sequence end seen (relative to stream start), for retransmission detection in
-    /// payload-less checks.
-    pub isn: Option<u32>,
     /// The reassembled first flight (TCP only).
     pub stream: Stream,
 }
@@ -305,16 +306,13 @@ impl std::fmt::Debug for History {
 
 /// One bidirectional flow.
 #[derive(Debug, Clone)]
+// Laid out in this order (hot per-packet fields first, in as few cache lines as can be): a
+// table of many live flows does not fit in the cache, and each line a packet touches is a miss.
+#[repr(C)]
 pub struct Flow {
-    pub proto: Proto,
     pub client: Endpoint,
     pub server: Endpoint,
-    pub first_ns: i64,
-    pub last_ns: i64,
-    /// [from client, from server].
-    pub dirs: [Dir; 2],
-    pub history: History,
-    pub icmp: Vec<IcmpNote>,
+    pub proto: Proto,
     /// The client's SYN was seen (the flow did not start before the capture).
     pub saw_syn: bool,
     /// The server's SYN-ACK was seen.
@@ -323,6 +321,12 @@ pub struct Flow {
     pub flipped: bool,
     /// Finished early because the table was full.
     pub evicted: bool,
+    pub first_ns: i64,
+    pub last_ns: i64,
+    pub history: History,
+    /// When the table next looks whether this flow has been idle too long: the time of its
+    /// newest entry in the table's timer queue (see `FlowTable::sweep`).
+    timer_ns: i64,
     /// Packets of this flow that the capture cut short (snap length).
     pub cut_packets: u64,
     /// TCP: the last payload (either way, the closing segment's own included) when the first
@@ -333,6 +337,9 @@ pub struct Flow {
     /// silence ended, and whether the client ended it: a firewall that forgot an idle
     /// connection answers the first data after the silence with a RST, or not at all.
     pub longest_quiet: Option<Quiet>,
+    /// [from client, from server].
+    pub dirs: [Dir; 2],
+    pub icmp: Vec<IcmpNote>,
     /// UDP: the client's first datagrams that look like QUIC long-header packets (at most
     /// [`MAX_DATAGRAMS`]), for the QUIC Initial extractor.
     pub datagrams: Vec<Vec<u8>>,
@@ -342,9 +349,6 @@ pub struct Flow {
     /// flow and finished it (`u64::MAX`: still alive at the end of the input), so that the
     /// most flows alive at once can be counted across several tables (see [`peak_live`]).
     pub life: (u64, u64),
-    /// When the table next looks whether this flow has been idle too long: the time of its
-    /// newest entry in the table's timer queue (see `FlowTable::sweep`).
-    timer_ns: i64,
 }
 
 /// Client datagrams kept per UDP flow for the QUIC extractor.
