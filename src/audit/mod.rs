@@ -572,6 +572,19 @@ struct EntryTally {
 }
 
 impl EntryTally {
+    fn merge(&mut self, other: EntryTally) {
+        for (k, n) in other.verdicts {
+            *self.verdicts.entry(k).or_default() += n;
+        }
+        self.names.extend(other.names);
+        for (file, m) in other.by_file {
+            let mine = self.by_file.entry(file).or_default();
+            for (k, n) in m {
+                *mine.entry(k).or_default() += n;
+            }
+        }
+    }
+
     fn count(&mut self, what: &'static str, file: &str) {
         *self.verdicts.entry(what).or_default() += 1;
         let per_file = match self.by_file.get_mut(file) {
@@ -690,24 +703,164 @@ fn dns_evidence(mech: Mechanism, qname: &str, l: &crate::report::dns::Lookup<'_>
 }
 
 /// Judges every flow and lookup of every input.
+/// The latest flow start per (client, server address), for the local-block check.
+fn last_starts(flows: &[Flow]) -> rustc_hash::FxHashMap<(std::net::IpAddr, std::net::IpAddr), i64> {
+    let mut last: rustc_hash::FxHashMap<_, i64> = Default::default();
+    for f in flows {
+        let t = last.entry((f.client.ip, f.server.ip)).or_insert(f.first_ns);
+        *t = (*t).max(f.first_ns);
+    }
+    last
+}
+
+/// Flows per run grouped side by side (see [`FlowTally`]).
+const FLOW_RUN: usize = 4096;
+
+/// A group's [`Key`] while flows are grouped, the name borrowed from the flows.
+type FlowKey<'a> = (
+    Verdict,
+    Option<Mechanism>,
+    Option<usize>,
+    &'a str,
+    &'static str,
+    Option<u16>,
+);
+
+/// What grouping and counting a run of flows gives. Runs are tallied side by side and merged
+/// in order, which gives what one pass over the flows in order would: a group keeps the
+/// fields of its first flow, and the evidence and time of its earliest-starting one (the
+/// first of them on a tie).
+#[derive(Default)]
+struct FlowTally<'a> {
+    groups: rustc_hash::FxHashMap<FlowKey<'a>, Finding>,
+    counts: BTreeMap<&'static str, u64>,
+    per_entry: BTreeMap<usize, EntryTally>,
+    placeholders_seen: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl<'a> FlowTally<'a> {
+    /// Tallies `flows` (of `file`) with their judgements.
+    fn add(&mut self, flows: &'a [Flow], judged: &[Judged], file: &str, catalog: &Catalog) {
+        for (f, j) in flows.iter().zip(judged) {
+            *self.counts.entry(j.verdict.name()).or_default() += 1;
+            if let Some(e) = j.entry {
+                let pe = self.per_entry.entry(e).or_default();
+                pe.count(j.verdict.name(), file);
+                if let Some(n) = &f.facts.name {
+                    if !pe.names.contains(n) {
+                        pe.names.insert(n.clone());
+                    }
+                }
+                for (k, v) in &j.bound {
+                    let seen = self.placeholders_seen.entry(k.clone()).or_default();
+                    if !seen.contains(v) {
+                        seen.insert(v.clone());
+                    }
+                }
+            }
+            if j.verdict == Verdict::Unattributed {
+                continue;
+            }
+            let name = f.facts.name.as_deref().unwrap_or_default();
+            let port = target_port(f);
+            let key = (
+                j.verdict,
+                j.mechanism,
+                j.entry,
+                name,
+                f.proto.name(),
+                Some(port),
+            );
+            let g = self.groups.entry(key).or_insert_with(|| Finding {
+                verdict: j.verdict,
+                mechanism: j.mechanism,
+                confidence: j.confidence,
+                name: name.to_string(),
+                proto: f.proto.name(),
+                dst_port: Some(port),
+                dst_ips: BTreeSet::new(),
+                ips: Default::default(),
+                entry: j.entry.map(|e| entry_ref(&catalog.entries()[e])),
+                flows: 0,
+                lookups: 0,
+                first_seen: rfc3339(f.first_ns),
+                first_ns: f.first_ns,
+                evidence: j.evidence.clone(),
+                files: BTreeSet::new(),
+                bound: j.bound.iter().cloned().collect(),
+                port_mismatch: j.port_mismatch,
+                worst_outcome: None,
+                best_outcome: None,
+            });
+            g.flows += 1;
+            g.ips.insert(f.server.ip);
+            if !g.files.contains(file) {
+                g.files.insert(file.to_string());
+            }
+            if f.first_ns < g.first_ns {
+                g.first_ns = f.first_ns;
+                g.first_seen = rfc3339(f.first_ns);
+                g.evidence = j.evidence.clone();
+            }
+        }
+    }
+
+    /// Adds the tally of the flows that come after this one's.
+    fn merge(&mut self, later: FlowTally<'a>) {
+        for (k, g) in later.groups {
+            match self.groups.entry(k) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(g);
+                }
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    let a = o.into_mut();
+                    a.flows += g.flows;
+                    a.ips.extend(g.ips);
+                    a.files.extend(g.files);
+                    if g.first_ns < a.first_ns {
+                        a.first_ns = g.first_ns;
+                        a.first_seen = g.first_seen;
+                        a.evidence = g.evidence;
+                    }
+                }
+            }
+        }
+        for (k, n) in later.counts {
+            *self.counts.entry(k).or_default() += n;
+        }
+        for (e, t) in later.per_entry {
+            self.per_entry.entry(e).or_default().merge(t);
+        }
+        for (k, vs) in later.placeholders_seen {
+            self.placeholders_seen.entry(k).or_default().extend(vs);
+        }
+    }
+}
+
 pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judged>>) {
-    let mut groups: BTreeMap<Key, Finding> = BTreeMap::new();
+    audit_in_runs(results, catalog, FLOW_RUN)
+}
+
+/// [`audit`], grouping flows in runs of `run` tallied side by side.
+fn audit_in_runs(
+    results: &[FileResult],
+    catalog: &Catalog,
+    run: usize,
+) -> (Audit, Vec<Vec<Judged>>) {
+    // Flows (grouped, counted) and DNS lookups (in `flows_tally`'s maps once flows are done).
+    let mut flows_tally = FlowTally::default();
     let mut dns_groups: BTreeMap<Key, Finding> = BTreeMap::new();
-    let mut per_entry: BTreeMap<usize, EntryTally> = BTreeMap::new();
-    let mut placeholders_seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut private = Vec::new();
     let mut all_judged = Vec::new();
     let mut per_file = Vec::new();
     let mut ws_connections = Vec::new();
     for r in results {
         let file = &r.summary.file;
-        let mut file_counts: BTreeMap<&'static str, u64> = BTreeMap::new();
         let ttls = server_ttls(&r.flows);
         // Judging each flow, the websocket view and the DNS join read the same flows and
         // events and write nothing shared: side by side, and each flow on its own. The
         // results keep the flows' order, so the audit is the same on any number of threads.
-        let ((ws, judged), lookups) = rayon::join(
+        let ((ws, judged), (lookups, last_start)) = rayon::join(
             || {
                 rayon::join(
                     || crate::ws::connections(r, catalog, &ttls),
@@ -720,81 +873,32 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                     },
                 )
             },
-            || crate::report::dns::lookups(&r.dns, file),
+            || {
+                (
+                    crate::report::dns::lookups(&r.dns, file),
+                    last_starts(&r.flows),
+                )
+            },
         );
         ws_connections.extend(ws);
-        for (f, j) in r.flows.iter().zip(&judged) {
-            *counts.entry(j.verdict.name()).or_default() += 1;
-            *file_counts.entry(j.verdict.name()).or_default() += 1;
-            if let Some(e) = j.entry {
-                let pe = per_entry.entry(e).or_default();
-                pe.count(j.verdict.name(), file);
-                if let Some(n) = &f.facts.name {
-                    if !pe.names.contains(n) {
-                        pe.names.insert(n.clone());
-                    }
-                }
-                for (k, v) in &j.bound {
-                    placeholders_seen
-                        .entry(k.clone())
-                        .or_default()
-                        .insert(v.clone());
-                }
-            }
-            if j.verdict != Verdict::Unattributed {
-                let name = f.facts.name.clone().unwrap_or_default();
-                let port = target_port(f);
-                let key: Key = (
-                    j.verdict,
-                    j.mechanism,
-                    j.entry,
-                    name.clone(),
-                    f.proto.name(),
-                    Some(port),
-                );
-                let g = groups.entry(key).or_insert_with(|| Finding {
-                    verdict: j.verdict,
-                    mechanism: j.mechanism,
-                    confidence: j.confidence,
-                    name,
-                    proto: f.proto.name(),
-                    dst_port: Some(port),
-                    dst_ips: BTreeSet::new(),
-                    ips: Default::default(),
-                    entry: j.entry.map(|e| entry_ref(&catalog.entries()[e])),
-                    flows: 0,
-                    lookups: 0,
-                    first_seen: rfc3339(f.first_ns),
-                    first_ns: f.first_ns,
-                    evidence: j.evidence.clone(),
-                    files: BTreeSet::new(),
-                    bound: j.bound.iter().cloned().collect(),
-                    port_mismatch: j.port_mismatch,
-                    worst_outcome: None,
-                    best_outcome: None,
-                });
-                g.flows += 1;
-                g.ips.insert(f.server.ip);
-                if !g.files.contains(file) {
-                    g.files.insert(file.clone());
-                }
-                if f.first_ns < g.first_ns {
-                    g.first_ns = f.first_ns;
-                    g.first_seen = rfc3339(f.first_ns);
-                    g.evidence = j.evidence.clone();
-                }
-            }
+        // Runs of flows are grouped side by side, then merged in order.
+        let mut tally = FlowTally::default();
+        let runs: Vec<FlowTally<'_>> = r
+            .flows
+            .par_chunks(run)
+            .zip(judged.par_chunks(run))
+            .map(|(fs, js)| {
+                let mut t = FlowTally::default();
+                t.add(fs, js, file, catalog);
+                t
+            })
+            .collect();
+        for t in runs {
+            tally.merge(t);
         }
+        let mut file_counts = tally.counts.clone();
+        flows_tally.merge(tally);
         all_judged.push(judged);
-        // The latest flow start per (client, server address), for the local-block check.
-        let mut last_start: rustc_hash::FxHashMap<(std::net::IpAddr, std::net::IpAddr), i64> =
-            rustc_hash::FxHashMap::default();
-        for f in &r.flows {
-            let t = last_start
-                .entry((f.client.ip, f.server.ip))
-                .or_insert(f.first_ns);
-            *t = (*t).max(f.first_ns);
-        }
         // DNS: failed lookups of catalog names, and private-endpoint chains gone public.
         for l in lookups {
             let Some(qname) = l.qname else { continue };
@@ -813,13 +917,15 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                     file: file.clone(),
                 });
             }
-            per_entry
+            flows_tally
+                .per_entry
                 .entry(m.entry)
                 .or_default()
                 .names
                 .insert(qname.to_string());
             if l.answered && l.rcode == Some("NOERROR") && !l.addresses.is_empty() && !l.sinkhole {
-                per_entry
+                flows_tally
+                    .per_entry
                     .entry(m.entry)
                     .or_default()
                     .count("dns-resolved", file);
@@ -858,7 +964,8 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
                 Requirement::Required => Verdict::RequiredBlocked,
                 Requirement::Optional => Verdict::OptionalBlocked,
             };
-            per_entry
+            flows_tally
+                .per_entry
                 .entry(m.entry)
                 .or_default()
                 .count(verdict.name(), file);
@@ -905,7 +1012,7 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
             if !g.files.contains(file) {
                 g.files.insert(file.clone());
             }
-            *counts.entry("dns-failure").or_default() += 1;
+            *flows_tally.counts.entry("dns-failure").or_default() += 1;
             *file_counts.entry("dns-failure").or_default() += 1;
         }
         per_file.push(PerFile {
@@ -913,6 +1020,16 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
             counts: file_counts,
         });
     }
+    let FlowTally {
+        groups,
+        counts,
+        per_entry,
+        placeholders_seen,
+    } = flows_tally;
+    let mut groups: BTreeMap<Key, Finding> = groups
+        .into_iter()
+        .map(|((v, m, e, name, proto, port), g)| ((v, m, e, name.to_string(), proto, port), g))
+        .collect();
     groups
         .values_mut()
         .collect::<Vec<_>>()
@@ -986,6 +1103,108 @@ pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judge
 #[cfg(test)]
 mod tests {
     use super::FailOn;
+
+    /// Merging a later run: counts add up, addresses and files join, and the evidence and
+    /// time are the earliest start's (the earlier run's on a tie); the rest is the first's.
+    #[test]
+    fn a_later_run_merges_into_a_group() {
+        use super::*;
+        let finding = |first_ns: i64, evidence: &str, ip: &str, file: &str, conf| Finding {
+            verdict: Verdict::RequiredBlocked,
+            mechanism: Some(Mechanism::Drop),
+            confidence: Some(conf),
+            name: "a.example".into(),
+            proto: "tcp",
+            dst_port: Some(443),
+            dst_ips: BTreeSet::new(),
+            ips: [ip.parse().unwrap()].into_iter().collect(),
+            entry: None,
+            flows: 2,
+            lookups: 0,
+            first_seen: format!("t{first_ns}"),
+            first_ns,
+            evidence: evidence.into(),
+            files: [file.to_string()].into_iter().collect(),
+            bound: BTreeMap::new(),
+            port_mismatch: false,
+            worst_outcome: None,
+            best_outcome: None,
+        };
+        let key = (
+            Verdict::RequiredBlocked,
+            Some(Mechanism::Drop),
+            None,
+            "a.example",
+            "tcp",
+            Some(443),
+        );
+        let tally = |f: Finding| {
+            let mut t = FlowTally::default();
+            t.counts.insert("required-blocked", f.flows);
+            t.groups.insert(key, f);
+            t
+        };
+        let mut a = tally(finding(50, "first", "192.0.2.1", "x", Confidence::Low));
+        let later =
+            |first_ns, evidence, ip| tally(finding(first_ns, evidence, ip, "y", Confidence::High));
+        a.merge(later(50, "tie", "192.0.2.2"));
+        let g = &a.groups[&key];
+        assert_eq!((g.flows, g.first_ns, g.evidence.as_str()), (4, 50, "first"));
+        a.merge(later(10, "earlier", "192.0.2.1"));
+        let g = &a.groups[&key];
+        assert_eq!((g.flows, g.first_ns, g.first_seen.as_str()), (6, 10, "t10"));
+        assert_eq!(g.evidence, "earlier");
+        assert_eq!(g.confidence, Some(Confidence::Low));
+        assert_eq!(g.ips.len(), 2);
+        assert_eq!(g.files.iter().collect::<Vec<_>>(), ["x", "y"]);
+        assert_eq!(a.counts["required-blocked"], 6);
+    }
+
+    /// Tallying flows in runs side by side gives the same audit as one pass: every flow in a
+    /// run of its own, runs of 2 and 5, and one run, over every capture of the project
+    /// (several files in one audit, as with a directory).
+    #[test]
+    fn runs_merge_to_the_same_audit() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+        let (inputs, _, _) = crate::capture::expand_inputs(&[dir]);
+        assert!(inputs.len() >= 20);
+        let cfg = crate::flow::FlowConfig::default();
+        let mut results: Vec<_> = inputs
+            .iter()
+            .map(|i| crate::analyze::analyze_input(i, &cfg))
+            .collect();
+        // And the bench's synthetic traffic: many addresses and starts per group.
+        let mut synth = Vec::new();
+        crate::synth::write_pcap(&mut synth, 3 << 20, 64, 9).unwrap();
+        let reader =
+            crate::capture::CaptureReader::from_read(Box::new(std::io::Cursor::new(synth)))
+                .unwrap();
+        results.push(crate::analyze::analyze_reader("synth".into(), reader, &cfg));
+        // Starts out of order and tied, as timestamps from several interfaces can be: the
+        // earliest start (the first of the earliest on a tie) gives a group its evidence.
+        let synth = results.last_mut().unwrap();
+        let t0 = synth.flows[0].first_ns;
+        for (i, f) in synth.flows.iter_mut().enumerate() {
+            if i % 3 == 0 {
+                f.first_ns -= 10_000_000_000;
+            }
+            if i % 7 == 0 {
+                f.first_ns = t0;
+            }
+        }
+        let flows: usize = results.iter().map(|r| r.flows.len()).sum();
+        assert!(flows > 200, "{flows}");
+        let catalog = crate::catalog::Catalog::builtin();
+        let json = |run| {
+            let (a, _) = super::audit_in_runs(&results, &catalog, run);
+            serde_json::to_string(&a).unwrap()
+        };
+        let whole = json(usize::MAX);
+        assert!(whole.contains("required-blocked") && whole.contains("dst_ips"));
+        for run in [1, 2, 5] {
+            assert!(json(run) == whole, "runs of {run} differ");
+        }
+    }
 
     #[test]
     fn fail_on_levels() {
