@@ -280,8 +280,11 @@ pub fn analyze_reader_split(
     let result = finish_result(name, &reader, error, parts, skipped, None);
     if let Some(mapped) = mapped {
         // Unmapping a large file takes a while (every page's mapping is torn down): not on
-        // the way to the report.
-        std::thread::spawn(move || drop((mapped, reader)));
+        // the way to the report. When no thread can be started, the closure is dropped here
+        // and the file is unmapped in place.
+        let _ = std::thread::Builder::new()
+            .name("unmap".into())
+            .spawn(move || drop((mapped, reader)));
     }
     result
 }
