@@ -4,6 +4,10 @@
 //! and hands it, in batches, to the worker that owns its flow; each worker runs the per-packet
 //! pipeline ([`Worker`]: defragmenter, flow table, extractors) on its share without locks, and
 //! the parts are put together as one table would have produced them ([`finish_result`]).
+//! `N` threads are `N - 1` worker threads and the reading thread, which with a few workers
+//! (up to [`INLINE_UP_TO`]) keeps a share of the flows for a worker of its own: half the share
+//! of the others, since reading is the rest of its work. A thread for reading alone would
+//! oversubscribe the cores and leave them idle while it waits for a worker's queue.
 //!
 //! Which worker: a hash of the unordered pair of IP addresses ([`pair_hash`]), so both
 //! directions of a flow meet in one worker. Addresses rather than the 5-tuple, because every
@@ -37,6 +41,10 @@ use crate::flow::FlowConfig;
 
 /// Most worker threads for one input.
 pub const MAX_WORKERS: usize = 64;
+
+/// Up to this many workers (threads), the reading thread keeps a share of the flows for a
+/// worker of its own (see [`read_into`]); beyond, reading is a thread's whole work.
+const INLINE_UP_TO: usize = 4;
 
 /// Frames (and sweeps) per batch, and frame bytes per batch, before it is sent.
 const BATCH_ITEMS: usize = 1024;
@@ -246,7 +254,8 @@ pub fn analyze_reader_split(
     let (error, parts) = std::thread::scope(|scope| {
         let mut lanes = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
-        for _ in 0..n {
+        let mut inline = Worker::new(cfg, n);
+        for _ in 1..n {
             let (full_tx, full_rx) = sync_channel::<Batch>(IN_FLIGHT + 1);
             let (empty_tx, empty_rx) = sync_channel::<Batch>(IN_FLIGHT + 1);
             for _ in 0..IN_FLIGHT {
@@ -266,15 +275,17 @@ pub fn analyze_reader_split(
                 empty: empty_rx,
             });
         }
-        let error = read_into(&mut reader, &mut lanes, &mut skipped, map);
+        let error = read_into(&mut reader, &mut inline, &mut lanes, &mut skipped, map);
         for l in &mut lanes {
             l.send();
         }
         drop(lanes);
-        let parts: Vec<Part> = handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect();
+        let mut parts: Vec<Part> = vec![inline.finish()];
+        parts.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+        );
         (error, parts)
     });
     let result = finish_result(name, &reader, error, parts, skipped, None);
@@ -293,11 +304,19 @@ pub fn analyze_reader_split(
 /// due, frames that carry no IP counted here. Returns the read error that ended the input.
 fn read_into(
     reader: &mut CaptureReader,
+    inline: &mut Worker,
     lanes: &mut [Lane],
     skipped: &mut SkipCounts,
     map: &[u8],
 ) -> Option<ReadError> {
-    let n = lanes.len();
+    // Hash slots: with a few workers, one for the reading thread's own worker and two for
+    // each other (the reading thread also reads); with more, the reading thread only reads.
+    let own = lanes.len() < INLINE_UP_TO;
+    let n = if own {
+        1 + 2 * lanes.len()
+    } else {
+        lanes.len()
+    };
     let mut clock = SweepClock::default();
     let mut frag_now = i64::MIN;
     let mut reported = 0u64;
@@ -312,6 +331,7 @@ fn read_into(
             Err(e) => break Some(e),
         };
         if let Some(now) = clock.tick(frame.ts_ns) {
+            inline.sweep(seq, now);
             for l in lanes.iter_mut() {
                 l.batch.push_sweep(seq, now);
                 if l.batch.full() {
@@ -337,11 +357,19 @@ fn read_into(
                 }
             },
         };
-        if let Some(lane) = lane {
+        if let Some(slot) = lane {
             if let Some(off) = offset_in(map, frame.data) {
                 prefetch(map, off as usize + PREFETCH_AHEAD);
             }
-            let l = &mut lanes[lane];
+            let l = match (own, slot) {
+                (true, 0) => {
+                    inline.frame(seq, &frame, frag_now);
+                    seq += 1;
+                    continue;
+                }
+                (true, _) => &mut lanes[(slot - 1) / 2],
+                (false, _) => &mut lanes[slot],
+            };
             l.batch.push_frame(seq, &frame, frag_now, map);
             if l.batch.full() {
                 l.send();

@@ -1,7 +1,8 @@
 //! `--threads N` on one input splits its packets among N workers: every recorded capture, on
 //! its own, gives the same audit, flows (with the file summaries), DNS lookups and websocket
-//! view byte for byte (and the same summaries, errors and exit code on stderr) with 1, 2 and 3
-//! threads, with the file memory-mapped (the default when it is split) or read (`--no-mmap`).
+//! view byte for byte (and the same summaries, errors and exit code on stderr) with 1, 2, 3
+//! and 5 threads (the reading thread with a worker of its own, and without), with the file
+//! memory-mapped (the default when it is split) or read (`--no-mmap`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,7 +61,7 @@ fn one_input_gives_the_same_output_on_any_number_of_threads() {
                 "{args:?} {}: no output",
                 file.display()
             );
-            for n in ["2", "3", "2r"] {
+            for n in ["2", "3", "5", "2r"] {
                 let got = run(args, n, file);
                 assert!(
                     got.0 == one.0,
@@ -85,7 +86,7 @@ fn one_input_gives_the_same_output_on_any_number_of_threads() {
             }
         }
     }
-    assert_eq!(compared, files.len() * commands.len() * 3);
+    assert_eq!(compared, files.len() * commands.len() * 4);
 }
 
 /// A damaged capture read with several threads: the packets before the damage are reported
