@@ -52,12 +52,6 @@ pub struct Stream {
 
 /// `Stream::tls_walk` when the stream does not start as TLS records (or was sealed).
 const WALK_OFF: u32 = u32::MAX;
-/// TLS record content types (RFC 8446 section 5.1; 24 is heartbeat).
-const TLS_CHANGE_CIPHER_SPEC: u8 = 20;
-const TLS_APPLICATION_DATA: u8 = 23;
-const TLS_HEARTBEAT: u8 = 24;
-/// Largest TLS record body: 2^14 plus the most expansion a protection may add (RFC 5246 6.2.3).
-const TLS_MAX_RECORD: usize = (1 << 14) + 2048;
 
 impl Stream {
     /// Sets the sequence number of the first payload byte (from the SYN: ISN + 1).
@@ -279,17 +273,18 @@ impl Stream {
         let mut at = self.tls_walk as usize;
         let mut found = None;
         while at + 5 <= total {
-            let (ty, major, minor) = (byte(at), byte(at + 1), byte(at + 2));
-            let len = usize::from(u16::from_be_bytes([byte(at + 3), byte(at + 4)]));
-            let plausible = (TLS_CHANGE_CIPHER_SPEC..=TLS_HEARTBEAT).contains(&ty)
-                && major == 3
-                && minor <= 4
-                && len <= TLS_MAX_RECORD;
-            if !plausible {
+            let header = [
+                byte(at),
+                byte(at + 1),
+                byte(at + 2),
+                byte(at + 3),
+                byte(at + 4),
+            ];
+            let Some((ty, len)) = crate::proto::tls::record_header(header) else {
                 at = WALK_OFF as usize;
                 break;
-            }
-            if ty == TLS_APPLICATION_DATA {
+            };
+            if ty == crate::proto::tls::REC_APPLICATION_DATA {
                 found = Some(at);
                 break;
             }
@@ -346,8 +341,7 @@ mod tests {
 
     #[test]
     fn in_order_and_retransmission() {
-        let mut s = Stream::default();
-        s.set_base(1000);
+        let mut s = started(1000);
         assert_eq!(push(&mut s, 1000, b"hello "), Pushed::New);
         assert_eq!(push(&mut s, 1006, b"world"), Pushed::New);
         assert_eq!(push(&mut s, 1000, b"hello "), Pushed::Retransmission);
@@ -357,8 +351,7 @@ mod tests {
 
     #[test]
     fn out_of_order_and_overlap() {
-        let mut s = Stream::default();
-        s.set_base(0);
+        let mut s = started(0);
         push(&mut s, 6, b"world");
         assert_eq!(s.bytes(), b"");
         assert!(s.has_hole());
@@ -371,8 +364,7 @@ mod tests {
 
     #[test]
     fn conflicting_overlap_keeps_first() {
-        let mut s = Stream::default();
-        s.set_base(0);
+        let mut s = started(0);
         push(&mut s, 0, b"abcd");
         push(&mut s, 2, b"XYef");
         assert_eq!(s.bytes(), b"abcdef");
@@ -381,8 +373,7 @@ mod tests {
 
     #[test]
     fn sequence_wraps() {
-        let mut s = Stream::default();
-        s.set_base(u32::MAX - 2);
+        let mut s = started(u32::MAX - 2);
         push(&mut s, u32::MAX - 2, b"abc");
         push(&mut s, 0, b"def");
         assert_eq!(s.bytes(), b"abcdef");
@@ -390,8 +381,7 @@ mod tests {
 
     #[test]
     fn snaplen_cut_is_a_hole() {
-        let mut s = Stream::default();
-        s.set_base(10);
+        let mut s = started(10);
         let mut budget = 1 << 20;
         s.push(10, b"abc", 100, 64, &mut budget);
         assert_eq!(s.bytes(), b"abc");
@@ -402,8 +392,7 @@ mod tests {
 
     #[test]
     fn cap_and_budget() {
-        let mut s = Stream::default();
-        s.set_base(0);
+        let mut s = started(0);
         let mut budget = 1 << 20;
         s.push(0, &[7u8; 100], 100, 64, &mut budget);
         assert_eq!(s.bytes().len(), 64);
@@ -421,6 +410,13 @@ mod tests {
         assert_eq!(t.bytes(), b"01234");
         assert_eq!(small, 0);
         assert!(t.capped());
+    }
+
+    /// A stream whose first payload byte has sequence number `base`.
+    fn started(base: u32) -> Stream {
+        let mut s = Stream::default();
+        s.set_base(base);
+        s
     }
 
     fn rec(ty: u8, body_len: usize) -> Vec<u8> {
@@ -448,8 +444,7 @@ mod tests {
         flight.extend(rec(23, 9000));
         // Segment sizes that split the ApplicationData header itself, and one that does not.
         for mss in [at + 2, 7, 1460, flight.len()] {
-            let mut s = Stream::default();
-            s.set_base(0);
+            let mut s = started(0);
             let start = 1 << 20;
             let mut budget = start;
             push_sealing(&mut s, &flight, mss, &mut budget);
@@ -511,8 +506,7 @@ mod tests {
                 bytes.extend([ty, 3, minor, (len >> 8) as u8, len as u8]);
                 bytes.extend(rng.bytes(len));
             }
-            let mut s = Stream::default();
-            s.set_base(0);
+            let mut s = started(0);
             let start = 1 << 20;
             let mut budget = start;
             let mss = 1 + rng.below(80);
@@ -542,8 +536,7 @@ mod tests {
         // A handshake that never reaches ApplicationData.
         let hs = [rec(22, 100), rec(22, 100), rec(21, 2)].concat();
         for bytes in [http, odd, hs] {
-            let mut s = Stream::default();
-            s.set_base(0);
+            let mut s = started(0);
             let mut budget = 1 << 20;
             push_sealing(&mut s, &bytes, 40, &mut budget);
             assert_eq!(s.encrypted_from(), None);
@@ -551,8 +544,7 @@ mod tests {
         }
         // A gap before the ApplicationData header: nothing is sealed until it is filled.
         let flight = [rec(22, 100), rec(23, 100)].concat();
-        let mut s = Stream::default();
-        s.set_base(0);
+        let mut s = started(0);
         let mut budget = 1 << 20;
         s.push(110, &flight[110..], 95, 16 * 1024, &mut budget);
         s.push(0, &flight[..60], 60, 16 * 1024, &mut budget);
@@ -571,8 +563,7 @@ mod tests {
 
     #[test]
     fn before_start_is_trimmed() {
-        let mut s = Stream::default();
-        s.set_base(100);
+        let mut s = started(100);
         assert_eq!(push(&mut s, 90, b"0123456789"), Pushed::Retransmission);
         assert_eq!(push(&mut s, 95, b"56789abcde"), Pushed::New);
         assert_eq!(s.bytes(), b"abcde");
@@ -580,8 +571,7 @@ mod tests {
 
     #[test]
     fn pending_bounded_by_cap() {
-        let mut s = Stream::default();
-        s.set_base(0);
+        let mut s = started(0);
         let mut budget = 1 << 20;
         for i in 0..20u32 {
             s.push(10 + i * 10, &[1u8; 5], 5, 64, &mut budget);

@@ -31,7 +31,7 @@ use super::{Alert, ClientHello, HelloStatus, ServerFacts};
 const REC_CHANGE_CIPHER_SPEC: u8 = 20;
 const REC_ALERT: u8 = 21;
 const REC_HANDSHAKE: u8 = 22;
-const REC_APPLICATION_DATA: u8 = 23;
+pub(crate) const REC_APPLICATION_DATA: u8 = 23;
 const REC_HEARTBEAT: u8 = 24;
 /// Largest record body: 2^14 plaintext plus the 2048 bytes of expansion TLS 1.2 allows.
 const MAX_RECORD: usize = (1 << 14) + 2048;
@@ -120,6 +120,12 @@ fn plausible_header(h: &[u8], want: Option<u8>) -> bool {
         && h.get(2).is_none_or(|&minor| minor <= 4)
         && h.get(3).is_none_or(|&hi| (hi as usize) << 8 <= MAX_RECORD)
         && be16(h, 3).is_none_or(|len| len as usize <= MAX_RECORD)
+}
+
+/// The content type and body length of a plausible record header (`None` when the 5 bytes
+/// cannot start a TLS record): what the flow table's encrypted bypass walks by.
+pub(crate) fn record_header(h: [u8; 5]) -> Option<(u8, usize)> {
+    plausible_header(&h, None).then(|| (h[0], usize::from(u16::from_be_bytes([h[3], h[4]]))))
 }
 
 fn next_record(bytes: &[u8], pos: usize, want: Option<u8>) -> Step<'_> {
