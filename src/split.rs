@@ -120,9 +120,10 @@ impl Batch {
         self.items.len() >= BATCH_ITEMS || self.data.len() >= BATCH_BYTES
     }
 
-    /// Adds a frame: where it lies in `map` when it is a slice of it, else a copy.
-    fn push_frame(&mut self, seq: u64, f: &Frame<'_>, frag_now: i64, map: &[u8]) {
-        let (start, in_map) = match offset_in(map, f.data) {
+    /// Adds a frame: where it lies in the input's map (`in_map`, its offset there), else a
+    /// copy.
+    fn push_frame(&mut self, seq: u64, f: &Frame<'_>, frag_now: i64, in_map: Option<u64>) {
+        let (start, in_map) = match in_map {
             Some(off) => (off, true),
             None => {
                 let start = self.data.len() as u64;
@@ -358,7 +359,8 @@ fn read_into(
             },
         };
         if let Some(slot) = lane {
-            if let Some(off) = offset_in(map, frame.data) {
+            let in_map = offset_in(map, frame.data);
+            if let Some(off) = in_map {
                 prefetch(map, off as usize + PREFETCH_AHEAD);
             }
             let l = match (own, slot) {
@@ -370,7 +372,7 @@ fn read_into(
                 (true, _) => &mut lanes[(slot - 1) / 2],
                 (false, _) => &mut lanes[slot],
             };
-            l.batch.push_frame(seq, &frame, frag_now, map);
+            l.batch.push_frame(seq, &frame, frag_now, in_map);
             if l.batch.full() {
                 l.send();
             }

@@ -918,17 +918,13 @@ impl FlowTable {
         let live = self.map.len();
         let stats = &mut self.stats;
         let frame = self.frame;
-        let timers = &mut self.timers;
-        let idle = match proto {
-            Proto::Tcp => self.cfg.tcp_idle_ns,
-            _ => self.cfg.udp_idle_ns,
-        };
+        let (timers, cfg) = (&mut self.timers, &self.cfg);
         self.map.entry(key).or_insert_with(|| {
             let flipped = flip();
             let (client, server) = if flipped { (dst, src) } else { (src, dst) };
             let mut f = Flow::new(proto, client, server, ts);
             f.life.0 = frame;
-            f.timer_ns = ts.saturating_add(idle);
+            f.timer_ns = ts.saturating_add(Self::idle_limit(cfg, &f));
             timers.push(Reverse((f.timer_ns, key)));
             f.flipped = flipped;
             if flipped {
