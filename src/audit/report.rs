@@ -68,9 +68,7 @@ pub fn write_audit(
     color: bool,
     per_file: bool,
 ) -> io::Result<()> {
-    // Writers pass many small pieces: a buffer of a known type takes them without a call
-    // through `dyn Write` each (and is flushed into `out` at the end).
-    let out = &mut io::BufWriter::with_capacity(1 << 16, out);
+    let out = &mut crate::report::buffered(out);
     match format {
         AuditFormat::Json => {
             #[derive(Serialize)]

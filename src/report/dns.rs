@@ -199,9 +199,7 @@ pub fn write_dns(
     results: &[FileResult],
     format: FlowsFormat,
 ) -> io::Result<()> {
-    // Writers pass many small pieces: a buffer of a known type takes them without a call
-    // through `dyn Write` each (and is flushed into `out` at the end).
-    let out = &mut io::BufWriter::with_capacity(1 << 16, out);
+    let out = &mut super::buffered(out);
     let all: Vec<Lookup<'_>> = results
         .iter()
         .flat_map(|r| lookups(&r.dns, &r.summary.file))

@@ -326,6 +326,12 @@ pub enum FlowsFormat {
     Ndjson,
 }
 
+/// A buffer over `out` for a writer that passes many small pieces (as serde_json does): it
+/// takes them without a call through `dyn Write` each. Flush it at the end (into `out`).
+pub(crate) fn buffered(out: &mut dyn Write) -> io::BufWriter<&mut dyn Write> {
+    io::BufWriter::with_capacity(1 << 16, out)
+}
+
 /// Writes the flows of all inputs in the chosen format. File summaries go into the JSON
 /// document, or to `summary_out` (stderr) for the table and NDJSON formats.
 pub fn write_flows(
@@ -334,9 +340,7 @@ pub fn write_flows(
     results: &[FileResult],
     format: FlowsFormat,
 ) -> io::Result<()> {
-    // Writers pass many small pieces: a buffer of a known type takes them without a call
-    // through `dyn Write` each (and is flushed into `out` at the end).
-    let out = &mut io::BufWriter::with_capacity(1 << 16, out);
+    let out = &mut buffered(out);
     match format {
         FlowsFormat::Ndjson => {
             for r in results {
