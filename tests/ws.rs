@@ -20,16 +20,23 @@ fn ws_json(file: &str) -> Value {
 }
 
 /// "name client leg transport upgrade-status diagnosis ended-by" per connection.
+/// A string field of the JSON (the test fails if it is not one).
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
+/// A compute instance's name without the region's domain.
+fn short_name(v: &Value) -> &str {
+    text(v).trim_end_matches(".westeurope.instances.azureml.ms")
+}
+
 fn rows(doc: &Value) -> Vec<String> {
     doc["connections"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| {
-            let short = c["name"]
-                .as_str()
-                .unwrap()
-                .trim_end_matches(".westeurope.instances.azureml.ms");
+            let short = short_name(&c["name"]);
             format!(
                 "{short} {} {} {} {} {} {}",
                 c["client"].as_str().unwrap(),
@@ -127,27 +134,17 @@ fn client_side_capture_gives_the_exact_diagnosis_per_connection() {
     // (its TTL gives it away), or gets nothing back at all.
     let reset = conn(&doc, "10.99.1.2:57060");
     assert!((5.9..6.5).contains(&gap(reset)), "{}", gap(reset));
-    assert!(reset["evidence"]
-        .as_str()
-        .unwrap()
-        .contains("was answered with a RST"));
+    assert!(text(&reset["evidence"]).contains("was answered with a RST"));
     assert_eq!(
         reset["rst_from_middlebox"],
         "made by a middlebox: its TTL 64 differs from the server's own packets (63), IP ID 0, window 0"
     );
     let drop = conn(&doc, "10.99.1.2:57070");
     assert!((5.9..6.5).contains(&gap(drop)), "{}", gap(drop));
-    assert!(drop["evidence"]
-        .as_str()
-        .unwrap()
-        .contains("got no answer at all, not even an ACK"));
-    assert!(instance(&doc, "ci-drop")["diagnosis"]
-        .as_str()
-        .unwrap()
+    assert!(text(&drop["evidence"]).contains("got no answer at all, not even an ACK"));
+    assert!(text(&instance(&doc, "ci-drop")["diagnosis"])
         .starts_with("1 of 1 connections went dead after 6.0 s without a byte either way: "));
-    assert!(instance(&doc, "ci-reset")["diagnosis"]
-        .as_str()
-        .unwrap()
+    assert!(text(&instance(&doc, "ci-reset")["diagnosis"])
         .starts_with("1 of 1 connections were closed (rst by server) after 6.0 s"));
     // Through squid: the CONNECT answer, and TLS inside the tunnel.
     let proxied = conn(&doc, "10.99.1.2:57080");
@@ -161,11 +158,7 @@ fn client_side_capture_gives_the_exact_diagnosis_per_connection() {
         .iter()
         .map(|i| {
             (
-                i["name"]
-                    .as_str()
-                    .unwrap()
-                    .trim_end_matches(".westeurope.instances.azureml.ms")
-                    .to_string(),
+                short_name(&i["name"]).to_string(),
                 i["problem"].as_str().unwrap().to_string(),
             )
         })
@@ -186,19 +179,10 @@ fn client_side_capture_gives_the_exact_diagnosis_per_connection() {
     );
     let idle = instance(&doc, "ci-idle");
     assert_eq!(idle["connections"], 3);
-    assert!(idle["diagnosis"]
-        .as_str()
-        .unwrap()
-        .ends_with("the websocket never stays up"));
-    assert!(idle["advice"].as_str().unwrap().contains("timeout tunnel"));
-    assert!(instance(&doc, "ci-nginx")["advice"]
-        .as_str()
-        .unwrap()
-        .contains("proxy_read_timeout"));
-    assert!(instance(&doc, "ci-strip")["advice"]
-        .as_str()
-        .unwrap()
-        .contains("proxy_http_version 1.1"));
+    assert!(text(&idle["diagnosis"]).ends_with("the websocket never stays up"));
+    assert!(text(&idle["advice"]).contains("timeout tunnel"));
+    assert!(text(&instance(&doc, "ci-nginx")["advice"]).contains("proxy_read_timeout"));
+    assert!(text(&instance(&doc, "ci-strip")["advice"]).contains("proxy_http_version 1.1"));
     assert_eq!(instance(&doc, "ci-ok")["advice"], Value::Null);
 }
 
@@ -251,9 +235,7 @@ fn firewall_capture_ties_the_proxy_legs_together() {
     let deny = conn(&doc, "10.99.1.2:57040");
     assert_eq!(deny["answered_by"], "proxy");
     assert_eq!(deny["upgrade_dropped"], false);
-    assert!(instance(&doc, "ci-deny")["advice"]
-        .as_str()
-        .unwrap()
+    assert!(text(&instance(&doc, "ci-deny")["advice"])
         .starts_with("allow websocket upgrades to ci-deny"));
     // Instances count the connections clients opened, not the proxies' upstream legs.
     assert_eq!(instance(&doc, "ci-idle")["connections"], 3);
