@@ -677,3 +677,21 @@ fn ws_in_pool(args: &WsArgs) -> i32 {
         EXIT_OK
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// `--threads N` gives the work (reading and the audit after it) a pool of N threads,
+    /// whatever the size of the global one.
+    #[test]
+    fn with_threads_runs_on_a_pool_of_that_size() {
+        for n in [1u16, 3, 5] {
+            let inner = super::with_threads(Some(n), rayon::current_num_threads);
+            assert_eq!(inner, n as usize);
+        }
+        let global = rayon::current_num_threads();
+        assert_eq!(
+            super::with_threads(None, rayon::current_num_threads),
+            global
+        );
+    }
+}

@@ -425,6 +425,42 @@ mod tests {
         })
     }
 
+    /// A frame that lies in the input's map travels as its place there (nothing copied into
+    /// the batch); another is copied. Both come back as the same bytes.
+    #[test]
+    fn mapped_frames_are_not_copied_into_batches() {
+        let map: Vec<u8> = (0..200u8).collect();
+        let other = [7u8; 30];
+        let frame = |data| Frame {
+            ts_ns: 1,
+            linktype: 1,
+            interface: 0,
+            data,
+            orig_len: 60,
+        };
+        let mut b = Batch::with_capacity();
+        let inside = &map[40..100];
+        let at = offset_in(&map, inside);
+        assert_eq!(at, Some(40));
+        b.push_frame(0, &frame(inside), i64::MIN, at);
+        assert!(b.data.is_empty());
+        assert_eq!(offset_in(&map, &other), None);
+        assert_eq!(offset_in(&map, &map[150..]), Some(150));
+        assert_eq!(
+            offset_in(&map[..100], &map[90..110]),
+            None,
+            "runs past the map"
+        );
+        b.push_frame(1, &frame(&other), i64::MIN, None);
+        assert_eq!(b.data.len(), other.len());
+        let bytes = |it: &Item| {
+            let src = if it.in_map { &map[..] } else { &b.data[..] };
+            src[it.start as usize..][..it.len as usize].to_vec()
+        };
+        assert_eq!(bytes(&b.items[0]), inside);
+        assert_eq!(bytes(&b.items[1]), other);
+    }
+
     #[test]
     fn pair_hash_is_symmetric_and_spreads() {
         let pairs = [
