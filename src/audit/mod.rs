@@ -573,15 +573,10 @@ struct EntryTally {
 
 impl EntryTally {
     fn merge(&mut self, other: EntryTally) {
-        for (k, n) in other.verdicts {
-            *self.verdicts.entry(k).or_default() += n;
-        }
+        add_counts(&mut self.verdicts, other.verdicts);
         self.names.extend(other.names);
         for (file, m) in other.by_file {
-            let mine = self.by_file.entry(file).or_default();
-            for (k, n) in m {
-                *mine.entry(k).or_default() += n;
-            }
+            add_counts(self.by_file.entry(file).or_default(), m);
         }
     }
 
@@ -703,6 +698,13 @@ fn dns_evidence(mech: Mechanism, qname: &str, l: &crate::report::dns::Lookup<'_>
 }
 
 /// Judges every flow and lookup of every input.
+/// Adds the counts of `more` to `to`.
+fn add_counts(to: &mut BTreeMap<&'static str, u64>, more: BTreeMap<&'static str, u64>) {
+    for (k, n) in more {
+        *to.entry(k).or_default() += n;
+    }
+}
+
 /// The latest flow start per (client, server address), for the local-block check.
 fn last_starts(flows: &[Flow]) -> rustc_hash::FxHashMap<(std::net::IpAddr, std::net::IpAddr), i64> {
     let mut last: rustc_hash::FxHashMap<_, i64> = Default::default();
@@ -825,9 +827,7 @@ impl<'a> FlowTally<'a> {
                 }
             }
         }
-        for (k, n) in later.counts {
-            *self.counts.entry(k).or_default() += n;
-        }
+        add_counts(&mut self.counts, later.counts);
         for (e, t) in later.per_entry {
             self.per_entry.entry(e).or_default().merge(t);
         }
