@@ -6,13 +6,13 @@
 //! flows is capped (the least recently active ones are finished early and counted as evicted),
 //! and buffered payload is bounded per direction and table-wide.
 
+mod map;
 pub mod reasm;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::IpAddr;
 
-use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::decode::{ipproto, tcp_flags as tf, IcmpError, IpHeader, L4};
@@ -86,27 +86,66 @@ pub struct Endpoint {
     pub port: u16,
 }
 
-/// Canonical key of a bidirectional flow: the smaller endpoint first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Canonical key of a bidirectional flow: the smaller endpoint first, in a compact form that
+/// hashes and compares as a few integers (the table looks one up for every packet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
-    proto: Proto,
-    lo: Endpoint,
-    hi: Endpoint,
+    /// The addresses as two 64-bit halves each (an IPv4 address in the low half).
+    lo: [u64; 2],
+    hi: [u64; 2],
+    lo_port: u16,
+    hi_port: u16,
+    /// The protocol, and 0x80 for IPv6 (an IPv4 address and `::a.b.c.d` differ).
+    proto: u8,
+}
+
+/// An address as the two halves of its 128 bits (IPv4 in the low one) and whether it is IPv6.
+#[inline]
+fn halves(ip: IpAddr) -> ([u64; 2], bool) {
+    match ip {
+        IpAddr::V4(a) => ([0, u32::from(a) as u64], false),
+        IpAddr::V6(a) => {
+            let b = u128::from(a);
+            ([(b >> 64) as u64, b as u64], true)
+        }
+    }
+}
+
+impl std::hash::Hash for Key {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Whole words only (an array's derived hash would write its length first).
+        state.write_u64(self.lo[0]);
+        state.write_u64(self.lo[1]);
+        state.write_u64(self.hi[0]);
+        state.write_u64(self.hi[1]);
+        state.write_u64(
+            (self.lo_port as u64) << 24 | (self.hi_port as u64) << 8 | self.proto as u64,
+        );
+    }
 }
 
 impl Key {
+    #[inline]
     fn new(proto: Proto, a: Endpoint, b: Endpoint) -> Key {
-        if a <= b {
+        let (ia, v6) = halves(a.ip);
+        let (ib, _) = halves(b.ip);
+        let proto = proto as u8 | if v6 { 0x80 } else { 0 };
+        if (ia, a.port) <= (ib, b.port) {
             Key {
+                lo: ia,
+                hi: ib,
+                lo_port: a.port,
+                hi_port: b.port,
                 proto,
-                lo: a,
-                hi: b,
             }
         } else {
             Key {
+                lo: ib,
+                hi: ia,
+                lo_port: b.port,
+                hi_port: a.port,
                 proto,
-                lo: b,
-                hi: a,
             }
         }
     }
@@ -310,6 +349,8 @@ impl std::fmt::Debug for History {
 // table of many live flows does not fit in the cache, and each line a packet touches is a miss.
 #[repr(C)]
 pub struct Flow {
+    /// The table's key of this flow (see `map`).
+    key: Key,
     pub client: Endpoint,
     pub server: Endpoint,
     pub proto: Proto,
@@ -357,6 +398,7 @@ pub const MAX_DATAGRAMS: usize = 8;
 impl Flow {
     fn new(proto: Proto, client: Endpoint, server: Endpoint, ts: i64) -> Flow {
         Flow {
+            key: Key::new(proto, client, server),
             proto,
             client,
             server,
@@ -536,7 +578,7 @@ pub struct TableStats {
 pub struct FlowTable {
     cfg: FlowConfig,
     /// Boxed: a flow is large, and the map moves its entries when it grows.
-    map: FxHashMap<Key, Box<Flow>>,
+    map: map::FlowMap,
     /// Idle checks to come, earliest first: (time, flow). Every live flow has one at its
     /// `timer_ns`, no later than the time it would become idle for too long; an entry whose
     /// time is not its flow's `timer_ns` was superseded and is dropped when it comes up.
@@ -590,7 +632,7 @@ impl FlowTable {
         FlowTable {
             budget: cfg.reassembly_budget,
             cfg,
-            map: FxHashMap::default(),
+            map: map::FlowMap::new(),
             timers: BinaryHeap::new(),
             now: i64::MIN,
             next_sweep: i64::MIN,
@@ -631,7 +673,7 @@ impl FlowTable {
 
     /// The flows still alive in the table (for a snapshot of an input being read).
     pub fn live_flows(&self) -> impl Iterator<Item = &Flow> {
-        self.map.values().map(|f| &**f)
+        self.map.values()
     }
 
     pub fn live(&self) -> usize {
@@ -919,7 +961,7 @@ impl FlowTable {
         let stats = &mut self.stats;
         let frame = self.frame;
         let (timers, cfg) = (&mut self.timers, &self.cfg);
-        self.map.entry(key).or_insert_with(|| {
+        self.map.get_or_insert_with(&key, || {
             let flipped = flip();
             let (client, server) = if flipped { (dst, src) } else { (src, dst) };
             let mut f = Flow::new(proto, client, server, ts);
@@ -982,9 +1024,9 @@ impl FlowTable {
         let cutoff = *cutoff;
         let victims: Vec<Key> = self
             .map
-            .iter()
-            .filter(|(_, f)| f.last_ns <= cutoff)
-            .map(|(k, _)| *k)
+            .values()
+            .filter(|f| f.last_ns <= cutoff)
+            .map(|f| f.key)
             .collect();
         for k in victims {
             if let Some(mut f) = self.map.remove(&k) {
@@ -1006,7 +1048,7 @@ impl FlowTable {
     /// Finishes every live flow (end of input), in first-seen order.
     pub fn finish(&mut self, sink: &mut impl FnMut(Box<Flow>)) {
         self.timers.clear();
-        let mut rest: Vec<Box<Flow>> = self.map.drain().map(|(_, f)| f).collect();
+        let mut rest: Vec<Box<Flow>> = self.map.drain().collect();
         rest.sort_by(|a, b| order(a, b));
         self.frame = u64::MAX;
         for f in rest {

@@ -1,0 +1,242 @@
+//! The flow table's map from flow key to flow: open addressing with linear probing over slots of
+//! 16 bytes (a key's hash and its boxed flow).
+//!
+//! The key itself lives in the flow, in the cache line a packet reads first anyway, so a
+//! lookup compares the full 64-bit hashes of the probed slots and then one key. Against a
+//! general map of key and box (48-byte entries) this reads fewer cache lines per packet.
+//! Removal shifts the later entries of the run back, so there are no tombstones, and the map
+//! is kept at most half full, so probe runs stay short.
+
+use std::hash::BuildHasher;
+
+use super::{Flow, Key};
+
+struct Slot {
+    hash: u64,
+    flow: Option<Box<Flow>>,
+}
+
+const EMPTY: Slot = Slot {
+    hash: 0,
+    flow: None,
+};
+
+pub(super) struct FlowMap {
+    slots: Vec<Slot>,
+    /// log2 of the number of slots (slots are picked by the hash's top bits).
+    bits: u32,
+    len: usize,
+}
+
+const MIN_BITS: u32 = 6;
+
+#[inline]
+fn hash_key(key: &Key) -> u64 {
+    rustc_hash::FxBuildHasher.hash_one(key)
+}
+
+impl FlowMap {
+    pub(super) fn new() -> FlowMap {
+        FlowMap {
+            slots: (0..1usize << MIN_BITS).map(|_| EMPTY).collect(),
+            bits: MIN_BITS,
+            len: 0,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    #[inline]
+    fn home(&self, hash: u64) -> usize {
+        (hash >> (64 - self.bits)) as usize
+    }
+
+    /// Where `key` is, or the empty slot that ends its run.
+    #[inline]
+    fn find(&self, key: &Key, hash: u64) -> (usize, bool) {
+        let mask = self.mask();
+        let mut i = self.home(hash);
+        loop {
+            let s = &self.slots[i];
+            match &s.flow {
+                None => return (i, false),
+                Some(f) if s.hash == hash && f.key == *key => return (i, true),
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    pub(super) fn get(&self, key: &Key) -> Option<&Flow> {
+        match self.find(key, hash_key(key)) {
+            (i, true) => self.slots[i].flow.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub(super) fn get_mut(&mut self, key: &Key) -> Option<&mut Flow> {
+        match self.find(key, hash_key(key)) {
+            (i, true) => self.slots[i].flow.as_deref_mut(),
+            _ => None,
+        }
+    }
+
+    pub(super) fn contains_key(&self, key: &Key) -> bool {
+        self.find(key, hash_key(key)).1
+    }
+
+    /// The flow of `key`, made by `make` (whose flow must have that key) if there is none.
+    #[inline]
+    pub(super) fn get_or_insert_with(
+        &mut self,
+        key: &Key,
+        make: impl FnOnce() -> Box<Flow>,
+    ) -> &mut Flow {
+        let hash = hash_key(key);
+        let (mut i, found) = self.find(key, hash);
+        if !found {
+            if (self.len + 1) * 2 > self.slots.len() {
+                self.grow();
+                i = self.find(key, hash).0;
+            }
+            let f = make();
+            debug_assert!(f.key == *key);
+            self.slots[i] = Slot {
+                hash,
+                flow: Some(f),
+            };
+            self.len += 1;
+        }
+        self.slots[i].flow.as_deref_mut().expect("present")
+    }
+
+    pub(super) fn remove(&mut self, key: &Key) -> Option<Box<Flow>> {
+        let (mut i, found) = self.find(key, hash_key(key));
+        if !found {
+            return None;
+        }
+        let out = self.slots[i].flow.take();
+        self.len -= 1;
+        // Shift back each later entry of the run that may sit in the hole (its home is not
+        // between the hole and itself, cyclically).
+        let mask = self.mask();
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            if self.slots[j].flow.is_none() {
+                break;
+            }
+            let home = self.home(self.slots[j].hash);
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(i) & mask) {
+                self.slots.swap(i, j);
+                i = j;
+            }
+        }
+        out
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        self.bits += 1;
+        self.slots = (0..1usize << self.bits).map(|_| EMPTY).collect();
+        let mask = self.mask();
+        for s in old {
+            if s.flow.is_some() {
+                let mut i = self.home(s.hash);
+                while self.slots[i].flow.is_some() {
+                    i = (i + 1) & mask;
+                }
+                self.slots[i] = s;
+            }
+        }
+    }
+
+    pub(super) fn values(&self) -> impl Iterator<Item = &Flow> {
+        self.slots.iter().filter_map(|s| s.flow.as_deref())
+    }
+
+    /// Takes every flow out, leaving the map empty.
+    pub(super) fn drain(&mut self) -> impl Iterator<Item = Box<Flow>> + '_ {
+        self.len = 0;
+        self.slots.iter_mut().filter_map(|s| s.flow.take())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Endpoint, Flow, Key, Proto};
+    use super::FlowMap;
+    use std::collections::HashMap;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    fn flow(i: u32) -> Box<Flow> {
+        // Few distinct addresses and ports, IPv4 and IPv6: many keys share a home slot in a
+        // small map, so runs form, wrap around the end and get shifted back on removal.
+        let ip = |x: u32| -> IpAddr {
+            if x % 3 == 0 {
+                IpAddr::V6(Ipv6Addr::from(u128::from(x)))
+            } else {
+                IpAddr::V4(Ipv4Addr::from(x))
+            }
+        };
+        let (a, b) = (i % 7, i / 7);
+        let client = Endpoint {
+            ip: ip(a),
+            port: (b % 5) as u16,
+        };
+        let server = Endpoint {
+            ip: ip(a + 100),
+            port: (b / 5) as u16,
+        };
+        Box::new(Flow::new(Proto::Tcp, client, server, i as i64))
+    }
+
+    #[test]
+    fn behaves_as_a_map_through_growth_and_removals() {
+        let mut m = FlowMap::new();
+        let mut model: HashMap<Key, i64> = HashMap::new();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for step in 0..40_000u32 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            // The key from high bits, the operation from low ones (independent of each other).
+            let f = flow(((rng >> 32) % 700) as u32);
+            let key = f.key;
+            if rng % 5 < 3 {
+                let first = f.first_ns;
+                let got = m.get_or_insert_with(&key, || f);
+                assert_eq!(got.key, key);
+                let want = *model.entry(key).or_insert(first);
+                assert_eq!(got.first_ns, want, "step {step}");
+            } else {
+                let got = m.remove(&key).map(|f| f.first_ns);
+                assert_eq!(got, model.remove(&key), "step {step}");
+            }
+            assert_eq!(m.len(), model.len());
+            if step % 997 == 0 {
+                // Every entry is still found, and nothing else is there.
+                for (k, v) in &model {
+                    assert_eq!(m.get(k).map(|f| f.first_ns), Some(*v));
+                    assert!(m.contains_key(k));
+                }
+                assert_eq!(m.values().count(), model.len());
+                let k = flow(10_000).key;
+                assert!(m.get(&k).is_none() && m.get_mut(&k).is_none());
+            }
+        }
+        let mut all: Vec<i64> = m.drain().map(|f| f.first_ns).collect();
+        let mut want: Vec<i64> = model.values().copied().collect();
+        all.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(all, want);
+        assert_eq!(m.len(), 0);
+        assert_eq!(m.values().count(), 0);
+    }
+}
