@@ -113,8 +113,11 @@ pub struct DnsEvent {
 /// Everything one input produced.
 pub struct FileResult {
     pub summary: FileSummary,
-    /// Finished flows in first-seen order, with their application facts.
-    pub flows: Vec<Flow>,
+    /// Finished flows in first-seen order, with their application facts. Boxed as the flow
+    /// table made them: a flow is large, and moving every one into a new vector costs more
+    /// than the indirection.
+    #[allow(clippy::vec_box)]
+    pub flows: Vec<Box<Flow>>,
     /// DNS messages in time order (a message over TCP at the first payload of its direction),
     /// copies of one datagram captured on both sides of a router removed.
     pub dns: Vec<DnsEvent>,
@@ -515,7 +518,7 @@ pub(crate) fn finish_result(
         table.other_proto += p.table.other_proto;
         table.reassembly_budget_exhausted |= p.table.reassembly_budget_exhausted;
     }
-    let mut flows = crate::flow::sort_flows(flows);
+    crate::flow::sort_flows(&mut flows);
     table.peak_live = peak.unwrap_or_else(|| crate::flow::peak_live(&flows));
     let dns = name_from_dns(&mut flows, udp_dns, tcp_dns);
     let st = reader.stats();
@@ -575,7 +578,7 @@ fn dns_order(a: &DnsEvent, b: &DnsEvent) -> std::cmp::Ordering {
 /// split among workers, and lets an answer that came over TCP name the flows that followed it
 /// even when its own connection stayed open longer.
 fn name_from_dns(
-    flows: &mut [Flow],
+    flows: &mut [Box<Flow>],
     mut udp: Vec<(u64, DnsEvent)>,
     tcp: Vec<DnsEvent>,
 ) -> Vec<DnsEvent> {

@@ -329,7 +329,7 @@ struct Legs<'a> {
 }
 
 impl<'a> Legs<'a> {
-    fn new(flows: &'a [Flow]) -> Legs<'a> {
+    fn new(flows: &'a [Box<Flow>]) -> Legs<'a> {
         let mut by_key: HashMap<(bool, &'a [u8]), Vec<&'a Flow>> = HashMap::new();
         for f in flows.iter().filter(|f| f.proto == Proto::Tcp) {
             if let Some(k) = handshake_key(f) {

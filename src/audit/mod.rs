@@ -190,7 +190,7 @@ fn secs(ns: i64) -> String {
 pub type ServerTtls = rustc_hash::FxHashMap<std::net::IpAddr, BTreeSet<u8>>;
 
 /// Collects [`ServerTtls`] from the flows of one input.
-pub fn server_ttls(flows: &[Flow]) -> ServerTtls {
+pub fn server_ttls(flows: &[Box<Flow>]) -> ServerTtls {
     let mut m = ServerTtls::default();
     for f in flows {
         // Only packets that carried the server's data: a RST forged in its name in this very
@@ -706,7 +706,9 @@ fn add_counts(to: &mut BTreeMap<&'static str, u64>, more: BTreeMap<&'static str,
 }
 
 /// The latest flow start per (client, server address), for the local-block check.
-fn last_starts(flows: &[Flow]) -> rustc_hash::FxHashMap<(std::net::IpAddr, std::net::IpAddr), i64> {
+fn last_starts(
+    flows: &[Box<Flow>],
+) -> rustc_hash::FxHashMap<(std::net::IpAddr, std::net::IpAddr), i64> {
     let mut last: rustc_hash::FxHashMap<_, i64> = Default::default();
     for f in flows {
         let t = last.entry((f.client.ip, f.server.ip)).or_insert(f.first_ns);
@@ -742,7 +744,7 @@ struct FlowTally<'a> {
 
 impl<'a> FlowTally<'a> {
     /// Tallies `flows` (of `file`) with their judgements.
-    fn add(&mut self, flows: &'a [Flow], judged: &[Judged], file: &str, catalog: &Catalog) {
+    fn add(&mut self, flows: &'a [Box<Flow>], judged: &[Judged], file: &str, catalog: &Catalog) {
         for (f, j) in flows.iter().zip(judged) {
             *self.counts.entry(j.verdict.name()).or_default() += 1;
             if let Some(e) = j.entry {

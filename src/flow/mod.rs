@@ -1060,7 +1060,7 @@ impl FlowTable {
 /// The most flows alive at once, from the lifetimes (`Flow::life`) of every flow of one input,
 /// whichever table held them: at one frame, flows finished there leave before a flow created
 /// there arrives, as in [`FlowTable`]'s own count (`TableStats::peak_live`).
-pub fn peak_live(flows: &[Flow]) -> u64 {
+pub fn peak_live(flows: &[Box<Flow>]) -> u64 {
     // (frame, 0 = finished / 1 = created)
     let mut ev: Vec<(u64, u8)> = Vec::with_capacity(flows.len() * 2);
     for f in flows {
@@ -1092,9 +1092,8 @@ pub fn order_key(f: &Flow) -> (i64, Proto, Endpoint, Endpoint) {
     (f.first_ns, f.proto, f.client, f.server)
 }
 
-/// Puts finished flows in [`order`] (stably) and takes them out of their boxes: each flow is
-/// moved once, into a vector of exactly the right size. Both on the current rayon pool.
-pub fn sort_flows(mut flows: Vec<Box<Flow>>) -> Vec<Flow> {
+/// Puts finished flows in [`order`] (stably, on the current rayon pool).
+pub fn sort_flows(flows: &mut [Box<Flow>]) {
     use rayon::prelude::*;
     if !flows
         .windows(2)
@@ -1102,11 +1101,6 @@ pub fn sort_flows(mut flows: Vec<Box<Flow>>) -> Vec<Flow> {
     {
         flows.par_sort_by_cached_key(|f| order_key(f));
     }
-    flows
-        .into_par_iter()
-        .with_min_len(1024)
-        .map(|f| *f)
-        .collect()
 }
 
 /// 0 for a packet from the client, 1 from the server. A flow from an endpoint to itself
