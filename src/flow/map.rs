@@ -67,7 +67,7 @@ impl FlowMap {
             let s = &self.slots[i];
             match &s.flow {
                 None => return (i, false),
-                Some(f) if s.hash == hash && f.key == *key => return (i, true),
+                Some(f) if s.hash == hash && f.key() == *key => return (i, true),
                 Some(_) => i = (i + 1) & mask,
             }
         }
@@ -106,7 +106,7 @@ impl FlowMap {
                 i = self.find(key, hash).0;
             }
             let f = make();
-            debug_assert!(f.key == *key);
+            debug_assert!(f.key() == *key);
             self.slots[i] = Slot {
                 hash,
                 flow: Some(f),
@@ -208,7 +208,7 @@ mod tests {
             rng ^= rng << 17;
             // The key from high bits, the operation from low ones (independent of each other).
             let f = flow(((rng >> 32) % 700) as u32);
-            let key = f.key;
+            let key = f.key();
             if rng % 5 < 3 {
                 let first = f.first_ns;
                 let got = m.get_or_insert_with(&key, || f);

@@ -270,6 +270,8 @@ pub struct Dir {
     /// TCP: the sequence number just after the highest payload byte seen (new data moves it,
     /// a retransmission does not).
     pub seq_end: Option<u32>,
+    /// The reassembled first flight (TCP only).
+    pub stream: Stream,
     pub syns: u32,
     /// TCP: the sequence number of this side's SYN (its initial sequence number).
     pub isn: Option<u32>,
@@ -277,8 +279,6 @@ pub struct Dir {
     pub rst_ns: Option<i64>,
     /// IP facts of the first RST this side sent, to tell a middlebox's RST from the host's.
     pub rst: Option<RstFacts>,
-    /// The reassembled first flight (TCP only).
-    pub stream: Stream,
 }
 
 impl Dir {
@@ -349,8 +349,6 @@ impl std::fmt::Debug for History {
 // table of many live flows does not fit in the cache, and each line a packet touches is a miss.
 #[repr(C)]
 pub struct Flow {
-    /// The table's key of this flow (see `map`).
-    key: Key,
     pub client: Endpoint,
     pub server: Endpoint,
     pub proto: Proto,
@@ -368,18 +366,18 @@ pub struct Flow {
     /// When the table next looks whether this flow has been idle too long: the time of its
     /// newest entry in the table's timer queue (see `FlowTable::sweep`).
     timer_ns: i64,
-    /// Packets of this flow that the capture cut short (snap length).
-    pub cut_packets: u64,
-    /// TCP: the last payload (either way, the closing segment's own included) when the first
-    /// FIN or RST came; how long a connection was quiet before it was closed tells a clean
-    /// close (a websocket Close frame or TLS close_notify just before) from an idle timer.
-    pub data_before_close_ns: Option<i64>,
     /// The longest time without payload either way between two payload packets, when that
     /// silence ended, and whether the client ended it: a firewall that forgot an idle
     /// connection answers the first data after the silence with a RST, or not at all.
     pub longest_quiet: Option<Quiet>,
     /// [from client, from server].
     pub dirs: [Dir; 2],
+    /// Packets of this flow that the capture cut short (snap length).
+    pub cut_packets: u64,
+    /// TCP: the last payload (either way, the closing segment's own included) when the first
+    /// FIN or RST came; how long a connection was quiet before it was closed tells a clean
+    /// close (a websocket Close frame or TLS close_notify just before) from an idle timer.
+    pub data_before_close_ns: Option<i64>,
     pub icmp: Vec<IcmpNote>,
     /// UDP: the client's first datagrams that look like QUIC long-header packets (at most
     /// [`MAX_DATAGRAMS`]), for the QUIC Initial extractor.
@@ -396,9 +394,14 @@ pub struct Flow {
 pub const MAX_DATAGRAMS: usize = 8;
 
 impl Flow {
+    /// The table's key of this flow (see `map`).
+    #[inline]
+    fn key(&self) -> Key {
+        Key::new(self.proto, self.client, self.server)
+    }
+
     fn new(proto: Proto, client: Endpoint, server: Endpoint, ts: i64) -> Flow {
         Flow {
-            key: Key::new(proto, client, server),
             proto,
             client,
             server,
@@ -1026,7 +1029,7 @@ impl FlowTable {
             .map
             .values()
             .filter(|f| f.last_ns <= cutoff)
-            .map(|f| f.key)
+            .map(|f| f.key())
             .collect();
         for k in victims {
             if let Some(mut f) = self.map.remove(&k) {

@@ -21,33 +21,35 @@ pub enum Pushed {
 
 /// The reassembled start of one direction of a TCP connection.
 #[derive(Debug, Clone, Default)]
+// The fields every segment reads first, together (see `Flow`'s layout).
+#[repr(C)]
 pub struct Stream {
     /// Sequence number of the first payload byte (ISN + 1, or the first data segment's
     /// sequence number when the SYN was not seen).
     base: Option<u32>,
+    /// The offset of the first TLS ApplicationData record: nothing past its header is kept.
+    sealed_at: Option<u32>,
+    /// A segment arrived shorter than its declared length (snap length) at this offset.
+    cut_at: Option<u32>,
+    /// Encrypted bypass (see [`Stream::encrypted_from`]): where the next TLS record header
+    /// is expected in the contiguous bytes, or [`WALK_OFF`] once the stream is known not to
+    /// be a run of TLS records from its start.
+    tls_walk: u32,
+    /// Bytes offered that differed from bytes already kept at the same offset.
+    conflicts: u32,
+    /// Highest relative end offset announced by any segment (declared length, not captured).
+    max_end: u64,
+    /// The cap in force (bytes kept at most from the start).
+    limit: usize,
     /// Contiguous bytes from `base`.
     data: Vec<u8>,
     /// Out-of-order pieces waiting for the gap before them: (relative offset, bytes).
     pending: Vec<(u32, Vec<u8>)>,
     pending_bytes: usize,
-    /// Highest relative end offset announced by any segment (declared length, not captured).
-    max_end: u64,
-    /// A segment arrived shorter than its declared length (snap length) at this offset.
-    cut_at: Option<u32>,
-    /// Bytes offered that differed from bytes already kept at the same offset.
-    conflicts: u32,
-    /// The cap in force (bytes kept at most from the start).
-    limit: usize,
     /// Contiguous length at the time the buffers were released (counters outlive the bytes).
     released_len: usize,
     /// Bytes were not kept because the table-wide budget (or the pending bound) ran out.
     budget_refused: bool,
-    /// Encrypted bypass (see [`Stream::encrypted_from`]): where the next TLS record header
-    /// is expected in the contiguous bytes, or [`WALK_OFF`] once the stream is known not to
-    /// be a run of TLS records from its start.
-    tls_walk: u32,
-    /// The offset of the first TLS ApplicationData record: nothing past its header is kept.
-    sealed_at: Option<u32>,
 }
 
 /// `Stream::tls_walk` when the stream does not start as TLS records (or was sealed).
