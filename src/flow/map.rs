@@ -212,7 +212,7 @@ mod tests {
             if rng % 5 < 3 {
                 let first = f.first_ns;
                 let got = m.get_or_insert_with(&key, || f);
-                assert_eq!(got.key, key);
+                assert_eq!(got.key(), key);
                 let want = *model.entry(key).or_insert(first);
                 assert_eq!(got.first_ns, want, "step {step}");
             } else {
@@ -227,7 +227,7 @@ mod tests {
                     assert!(m.contains_key(k));
                 }
                 assert_eq!(m.values().count(), model.len());
-                let k = flow(10_000).key;
+                let k = flow(10_000).key();
                 assert!(m.get(&k).is_none() && m.get_mut(&k).is_none());
             }
         }
