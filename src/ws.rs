@@ -456,7 +456,10 @@ fn ws_flow(f: &Flow, file: &str, legs: &Legs<'_>, ttls: &crate::audit::ServerTtl
         _ => None,
     };
     WsFlow {
-        name: fx.name.clone().unwrap_or_else(|| f.server.ip.to_string()),
+        name: fx
+            .name
+            .clone()
+            .unwrap_or_else(|| crate::report::ip_text(f.server.ip)),
         client: crate::report::endpoint(&f.client),
         server: crate::report::endpoint(&f.server),
         leg: if is_client { "client" } else { "upstream" }.into(),

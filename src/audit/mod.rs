@@ -1037,7 +1037,7 @@ fn audit_in_runs(
         .collect::<Vec<_>>()
         .par_iter_mut()
         .for_each(|g| {
-            g.dst_ips = g.ips.iter().map(|ip| ip.to_string()).collect();
+            g.dst_ips = g.ips.iter().map(|&ip| crate::report::ip_text(ip)).collect();
         });
     let coverage = catalog
         .entries()

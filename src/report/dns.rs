@@ -65,7 +65,7 @@ fn answers(m: &DnsMessage) -> Vec<AnswerJson<'_>> {
             rtype: qtype_name(r.rtype).into_owned(),
             ttl: r.ttl,
             value: match &r.data {
-                RData::A(a) => Some(a.to_string()),
+                RData::A(a) => Some(crate::report::ip_text((*a).into())),
                 RData::Aaaa(a) => Some(a.to_string()),
                 RData::Cname(c) => Some(c.clone()),
                 RData::Other(_) => None,
@@ -129,7 +129,10 @@ pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
                 let c = r.message.chain();
                 (
                     chain_names(&r.message),
-                    c.addresses.iter().map(|(a, _)| a.to_string()).collect(),
+                    c.addresses
+                        .iter()
+                        .map(|(a, _)| crate::report::ip_text(*a))
+                        .collect(),
                     r.message.is_nodata(),
                     r.message.sinkhole(),
                 )
@@ -142,8 +145,8 @@ pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
             ts_ns: response.unwrap_or(first).ts_ns,
             first_ns: first.ts_ns,
             client_ip: first.client,
-            client: format!("{}:{}", fmt_ip(first.client), first.client_port),
-            server: format!("{}:{}", fmt_ip(first.server), first.server_port),
+            client: endpoint(first.client, first.client_port),
+            server: endpoint(first.server, first.server_port),
             transport: first.transport,
             id: first.message.id,
             qname: q.map(|q| q.name.as_str()),
@@ -186,11 +189,8 @@ fn chain_names(m: &DnsMessage) -> Vec<&str> {
     v
 }
 
-fn fmt_ip(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V6(a) => format!("[{a}]"),
-        a => a.to_string(),
-    }
+fn endpoint(ip: std::net::IpAddr, port: u16) -> String {
+    crate::report::endpoint(&crate::flow::Endpoint { ip, port })
 }
 
 /// Writes the DNS lookups of all inputs.

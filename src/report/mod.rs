@@ -486,11 +486,60 @@ fn write_table(out: &mut dyn Write, r: &FileResult) -> io::Result<()> {
     Ok(())
 }
 
+/// An endpoint as text: `a.b.c.d:port`, or `[v6]:port`.
 pub fn endpoint(e: &crate::flow::Endpoint) -> String {
-    match e.ip {
-        std::net::IpAddr::V4(a) => format!("{a}:{}", e.port),
-        std::net::IpAddr::V6(a) => format!("[{a}]:{}", e.port),
+    let mut s = String::with_capacity(24);
+    if e.ip.is_ipv6() {
+        s.push('[');
+        push_ip(&mut s, e.ip);
+        s.push(']');
+    } else {
+        push_ip(&mut s, e.ip);
     }
+    s.push(':');
+    push_decimal(&mut s, u32::from(e.port));
+    s
+}
+
+/// An address as text, as its `Display` writes it.
+pub fn ip_text(ip: std::net::IpAddr) -> String {
+    let mut s = String::with_capacity(15);
+    push_ip(&mut s, ip);
+    s
+}
+
+/// Appends an address as its `Display` writes it; IPv4 digit by digit (the reports write
+/// addresses for every flow and lookup, and the formatting machinery costs several times
+/// more).
+pub fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_decimal(out, u32::from(o));
+            }
+        }
+        std::net::IpAddr::V6(a) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{a}");
+        }
+    }
+}
+
+fn push_decimal(out: &mut String, mut v: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend(buf[i..].iter().map(|&c| c as char));
 }
 
 /// One short block per file: packets, bytes, link types, truncated and skipped counts,
@@ -663,5 +712,34 @@ mod tests {
         assert_eq!(escape_terminal("rtl\u{202e}gnp.exe"), "rtl\\u{202e}gnp.exe");
         assert_eq!(escape_terminal("\u{85}"), "\\x85");
         assert_eq!(escape_terminal("ünïcode.pcap"), "ünïcode.pcap");
+    }
+
+    #[test]
+    fn addresses_and_endpoints_read_as_display_writes_them() {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ip = if i % 4 == 0 {
+                IpAddr::V6(Ipv6Addr::from(u128::from(x) << (i % 64)))
+            } else {
+                // Octets of one, two and three digits, and zeros.
+                IpAddr::V4(Ipv4Addr::from((x as u32) >> (i % 8)))
+            };
+            let port = (x >> 40) as u16 >> (i % 16);
+            assert_eq!(ip_text(ip), ip.to_string());
+            let e = crate::flow::Endpoint { ip, port };
+            assert_eq!(
+                endpoint(&e),
+                std::net::SocketAddr::new(ip, port).to_string()
+            );
+        }
+        let zero = crate::flow::Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 0,
+        };
+        assert_eq!(endpoint(&zero), "0.0.0.0:0");
     }
 }
