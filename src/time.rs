@@ -35,7 +35,10 @@ pub fn rfc3339(ns: i64) -> String {
         digits(&mut b[20..29], u64::from(frac));
         30
     };
-    b[..len].iter().map(|&c| c as char).collect()
+    // Only ASCII digits and separators were written.
+    std::str::from_utf8(&b[..len])
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Parses what [`rfc3339`] writes (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`) back to nanoseconds.

@@ -511,13 +511,18 @@ impl DnsMessage {
     /// name or a name its CNAME chain leads to. A CNAME chain that ends without the asked type
     /// is NODATA; so is an empty answer section.
     pub fn is_nodata(&self) -> bool {
+        self.is_nodata_in(&self.chain())
+    }
+
+    /// [`DnsMessage::is_nodata`] given this message's [`DnsMessage::chain`], for a caller that
+    /// has it already.
+    pub fn is_nodata_in(&self, chain: &Chain) -> bool {
         let Some(q) = self.questions.first() else {
             return false;
         };
         if !self.response || self.opcode != 0 || self.rcode != 0 || self.tc {
             return false;
         }
-        let chain = self.chain();
         let names: rustc_hash::FxHashSet<&str> = std::iter::once(chain.asked.as_str())
             .chain(chain.cnames.iter().map(String::as_str))
             .collect();

@@ -126,14 +126,15 @@ pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
         let q = first.message.questions.first();
         let (cnames, addresses, nodata, sinkhole) = match response {
             Some(r) => {
+                // One chain per response, shared by the names, the addresses and NODATA.
                 let c = r.message.chain();
                 (
-                    chain_names(&r.message),
+                    chain_names(&r.message, &c),
                     c.addresses
                         .iter()
                         .map(|(a, _)| crate::report::ip_text(*a))
                         .collect(),
-                    r.message.is_nodata(),
+                    r.message.is_nodata_in(&c),
                     r.message.sinkhole(),
                 )
             }
@@ -170,9 +171,8 @@ pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
     out
 }
 
-/// The asked name and the CNAME targets in chain order.
-fn chain_names(m: &DnsMessage) -> Vec<&str> {
-    let c = m.chain();
+/// The asked name and the CNAME targets in chain order (`c` is `m`'s chain).
+fn chain_names<'a>(m: &'a DnsMessage, c: &crate::proto::dns::Chain) -> Vec<&'a str> {
     let mut v: Vec<&str> = Vec::new();
     // Borrow the strings from the message itself so the lookup can outlive the chain value.
     if let Some(q) = m.questions.first() {

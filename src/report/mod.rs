@@ -539,7 +539,8 @@ fn push_decimal(out: &mut String, mut v: u32) {
             break;
         }
     }
-    out.extend(buf[i..].iter().map(|&c| c as char));
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// One short block per file: packets, bytes, link types, truncated and skipped counts,
