@@ -22,6 +22,7 @@ const EMPTY: Slot = Slot {
 };
 
 pub(super) struct FlowMap {
+    hasher: rustc_hash::FxSeededState,
     slots: Vec<Slot>,
     /// log2 of the number of slots (slots are picked by the hash's top bits).
     bits: u32,
@@ -30,14 +31,19 @@ pub(super) struct FlowMap {
 
 const MIN_BITS: u32 = 6;
 
-#[inline]
-fn hash_key(key: &Key) -> u64 {
-    rustc_hash::FxBuildHasher.hash_one(key)
+/// A seed for the key hash that an input cannot predict: packets are attacker-controlled, and
+/// keys crafted to share slots under a known hash would make every lookup walk a long run.
+fn random_seed() -> usize {
+    use std::hash::Hasher;
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish() as usize
 }
 
 impl FlowMap {
     pub(super) fn new() -> FlowMap {
         FlowMap {
+            hasher: rustc_hash::FxSeededState::with_seed(random_seed()),
             slots: (0..1usize << MIN_BITS).map(|_| EMPTY).collect(),
             bits: MIN_BITS,
             len: 0,
@@ -74,21 +80,21 @@ impl FlowMap {
     }
 
     pub(super) fn get(&self, key: &Key) -> Option<&Flow> {
-        match self.find(key, hash_key(key)) {
+        match self.find(key, self.hasher.hash_one(key)) {
             (i, true) => self.slots[i].flow.as_deref(),
             _ => None,
         }
     }
 
     pub(super) fn get_mut(&mut self, key: &Key) -> Option<&mut Flow> {
-        match self.find(key, hash_key(key)) {
+        match self.find(key, self.hasher.hash_one(key)) {
             (i, true) => self.slots[i].flow.as_deref_mut(),
             _ => None,
         }
     }
 
     pub(super) fn contains_key(&self, key: &Key) -> bool {
-        self.find(key, hash_key(key)).1
+        self.find(key, self.hasher.hash_one(key)).1
     }
 
     /// The flow of `key`, made by `make` (whose flow must have that key) if there is none.
@@ -98,7 +104,7 @@ impl FlowMap {
         key: &Key,
         make: impl FnOnce() -> Box<Flow>,
     ) -> &mut Flow {
-        let hash = hash_key(key);
+        let hash = self.hasher.hash_one(key);
         let (mut i, found) = self.find(key, hash);
         if !found {
             if (self.len + 1) * 2 > self.slots.len() {
@@ -117,7 +123,7 @@ impl FlowMap {
     }
 
     pub(super) fn remove(&mut self, key: &Key) -> Option<Box<Flow>> {
-        let (mut i, found) = self.find(key, hash_key(key));
+        let (mut i, found) = self.find(key, self.hasher.hash_one(key));
         if !found {
             return None;
         }
