@@ -569,6 +569,10 @@ pub(crate) fn report_audit(
             let local = f.mechanism == Some(crate::audit::Mechanism::LocalBlock);
             fail_on.hit(f.verdict.name(), local)
         });
+    // Both callers end the process after the report: freeing the audit and the judgement of
+    // every flow one by one would only cost time.
+    std::mem::forget(report);
+    std::mem::forget(judged);
     if hit {
         EXIT_FINDINGS
     } else {

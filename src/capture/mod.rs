@@ -410,7 +410,12 @@ impl CaptureReader {
                 if (data.len() as u64) < u64::from(raw.orig_len) {
                     st.cut_frames += 1;
                 }
-                *st.linktypes.entry(raw.linktype).or_insert(0) += 1;
+                match st.linktypes.get_mut(&raw.linktype) {
+                    Some(n) => *n += 1,
+                    None => {
+                        st.linktypes.insert(raw.linktype, 1);
+                    }
+                }
                 st.stream_bytes = self.src.offset();
                 Ok(Some(Frame {
                     ts_ns: raw.ts_ns,

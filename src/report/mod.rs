@@ -528,19 +528,11 @@ pub fn push_ip(out: &mut String, ip: std::net::IpAddr) {
     }
 }
 
-fn push_decimal(out: &mut String, mut v: u32) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+fn push_decimal(out: &mut String, v: u32) {
+    if v >= 10 {
+        push_decimal(out, v / 10);
     }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    out.push(char::from(b'0' + (v % 10) as u8));
 }
 
 /// One short block per file: packets, bytes, link types, truncated and skipped counts,
