@@ -1,9 +1,10 @@
 //! The flow table's map from flow key to flow: open addressing with linear probing over slots of
 //! 16 bytes (a key's hash and its boxed flow).
 //!
-//! The key itself lives in the flow, in the cache line a packet reads first anyway, so a
-//! lookup compares the full 64-bit hashes of the probed slots and then one key. Against a
-//! general map of key and box (48-byte entries) this reads fewer cache lines per packet.
+//! The key is not stored: it is computed from the flow's endpoints, which sit in the cache line
+//! a packet reads first anyway, so a lookup compares the full 64-bit hashes of the probed slots
+//! and then one key. Against a general map of key and box (48-byte entries) this reads fewer
+//! cache lines per packet.
 //! Removal shifts the later entries of the run back, so there are no tombstones, and the map
 //! is kept at most half full, so probe runs stay short.
 
