@@ -272,6 +272,7 @@ fn be32(b: &[u8], at: usize) -> Result<u32, DnsError> {
 
 /// Appends one label, lower-cased and escaped (see the module docs).
 fn push_label(out: &mut String, label: &[u8]) {
+    out.reserve(label.len());
     for &b in label {
         match b {
             b'.' => out.push_str("\\."),
@@ -294,7 +295,8 @@ fn push_label(out: &mut String, label: &[u8]) {
 /// the start of the run of labels it ends. Legitimate encoders always satisfy this (a pointer
 /// names an earlier occurrence), and it makes every jump go backwards, so no input loops.
 fn read_name(msg: &[u8], start: usize) -> Result<(String, usize), DnsError> {
-    let mut out = String::new();
+    // Room for most names at once (each growth of the string is a reallocation).
+    let mut out = String::with_capacity(32);
     let mut pos = start;
     let mut run_start = start;
     let mut end = None;
