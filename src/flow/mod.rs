@@ -715,7 +715,8 @@ impl FlowTable {
                 };
                 let budget = self.budget;
                 let mut kept = 0;
-                let flow = self.entry(Proto::Udp, src, dst, ts, sink, || {
+                let key = Key::new(Proto::Udp, src, dst);
+                let flow = self.entry(key, Proto::Udp, src, dst, ts, sink, || {
                     // First sender is the client, unless it speaks from a service port to a
                     // port that is not one.
                     is_service_port(u.src_port) && !is_service_port(u.dst_port)
@@ -752,7 +753,9 @@ impl FlowTable {
                     ip: ip.dst,
                     port: id,
                 };
-                let flow = self.entry(proto, src, dst, ts, sink, || !request);
+                let flow = self.entry(Key::new(proto, src, dst), proto, src, dst, ts, sink, || {
+                    !request
+                });
                 let d = dir_of(flow, &src);
                 account(flow, d, ts, wire_len, cut, ip.ttl, ip.payload_len as u64);
             }
@@ -798,7 +801,7 @@ impl FlowTable {
         // (entry() may give budget back when it evicts flows).
         let start_budget = self.budget;
         let mut budget = start_budget;
-        let flow = self.entry(Proto::Tcp, src, dst, ts, sink, || {
+        let flow = self.entry(key, Proto::Tcp, src, dst, ts, sink, || {
             // Orientation: the SYN sender; the receiver of a SYN-ACK; else the first sender,
             // unless it speaks from a service port to a non-service port.
             if syn {
@@ -930,11 +933,12 @@ impl FlowTable {
             ip: q.dst,
             port: q.dst_port,
         };
-        if !self.map.contains_key(&Key::new(proto, src, dst)) {
+        let key = Key::new(proto, src, dst);
+        if !self.map.contains_key(&key) {
             self.stats.icmp_errors_unmatched += 1;
         }
         // The quoted packet was sent by the flow's client (usually): it is the first sender.
-        let flow = self.entry(proto, src, dst, ts, sink, || false);
+        let flow = self.entry(key, proto, src, dst, ts, sink, || false);
         flow.last_ns = flow.last_ns.max(ts);
         flow.icmp.push(IcmpNote {
             v6: e.v6,
@@ -945,10 +949,12 @@ impl FlowTable {
         });
     }
 
-    /// Finds or creates the flow of a packet from `src` to `dst`. For a new flow, `flip` says
-    /// whether `src` is the server.
+    /// Finds or creates the flow of a packet from `src` to `dst`, whose key is `key`. For a new
+    /// flow, `flip` says whether `src` is the server.
+    #[allow(clippy::too_many_arguments)]
     fn entry(
         &mut self,
+        key: Key,
         proto: Proto,
         src: Endpoint,
         dst: Endpoint,
@@ -956,7 +962,6 @@ impl FlowTable {
         sink: &mut impl FnMut(Box<Flow>),
         flip: impl FnOnce() -> bool,
     ) -> &mut Flow {
-        let key = Key::new(proto, src, dst);
         if self.map.len() >= self.cfg.max_flows && !self.map.contains_key(&key) {
             self.evict(sink);
         }
@@ -964,7 +969,13 @@ impl FlowTable {
         let stats = &mut self.stats;
         let frame = self.frame;
         let (timers, cfg) = (&mut self.timers, &self.cfg);
-        self.map.get_or_insert_with(&key, || {
+        // The flow of this key: the same protocol and the same two endpoints, either way round
+        // (what comparing keys says, without computing the flow's key).
+        let is = |f: &Flow| {
+            f.proto == proto
+                && ((f.client == src && f.server == dst) || (f.client == dst && f.server == src))
+        };
+        self.map.get_or_insert_with(&key, is, || {
             let flipped = flip();
             let (client, server) = if flipped { (dst, src) } else { (src, dst) };
             let mut f = Flow::new(proto, client, server, ts);
