@@ -542,13 +542,8 @@ mod tests {
 
     #[test]
     fn plain_ipv4_reads_as_etherparse_does() {
-        let mut x = 0x1234_5678_9abc_def1u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::rng::XorShift::new(0x1234_5678_9abc_def1);
+        let mut next = || rng.next_u64();
         let mut taken = 0;
         for i in 0..50_000 {
             let len = (next() % 90) as usize;

@@ -217,15 +217,12 @@ mod tests {
     fn behaves_as_a_map_through_growth_and_removals() {
         let mut m = FlowMap::new();
         let mut model: HashMap<Key, i64> = HashMap::new();
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = crate::rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
         for step in 0..40_000u32 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            // The key from high bits, the operation from low ones (independent of each other).
-            let f = flow(((rng >> 32) % 700) as u32);
+            // The key and the operation from separate draws (independent of each other).
+            let f = flow(rng.below(700) as u32);
             let key = f.key();
-            if rng % 5 < 3 {
+            if rng.below(5) < 3 {
                 let first = f.first_ns;
                 let got = m.get_or_insert_with(&key, |g| g.key() == key, || f);
                 assert_eq!(got.key(), key);

@@ -710,11 +710,9 @@ mod tests {
     #[test]
     fn addresses_and_endpoints_read_as_display_writes_them() {
         use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = crate::rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
         for i in 0..20_000u32 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next_u64();
             let ip = if i % 4 == 0 {
                 IpAddr::V6(Ipv6Addr::from(u128::from(x) << (i % 64)))
             } else {
