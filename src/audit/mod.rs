@@ -697,7 +697,6 @@ fn dns_evidence(mech: Mechanism, qname: &str, l: &crate::report::dns::Lookup<'_>
     }
 }
 
-/// Judges every flow and lookup of every input.
 /// Adds the counts of `more` to `to`.
 fn add_counts(to: &mut BTreeMap<&'static str, u64>, more: BTreeMap<&'static str, u64>) {
     for (k, n) in more {
@@ -839,6 +838,7 @@ impl<'a> FlowTally<'a> {
     }
 }
 
+/// Judges every flow and lookup of every input.
 pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judged>>) {
     audit_in_runs(results, catalog, FLOW_RUN)
 }
