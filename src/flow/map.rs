@@ -119,7 +119,7 @@ impl FlowMap {
         if !found {
             if (self.len + 1) * 2 > self.slots.len() {
                 self.grow();
-                i = self.find(key, hash).0;
+                i = self.vacant(hash);
             }
             let f = make();
             debug_assert!(f.key() == *key);
@@ -157,19 +157,23 @@ impl FlowMap {
         out
     }
 
+    /// The first empty slot of the run that starts at `hash`'s home.
+    fn vacant(&self, hash: u64) -> usize {
+        let mask = self.mask();
+        let mut i = self.home(hash);
+        while self.slots[i].flow.is_some() {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
     fn grow(&mut self) {
         let old = std::mem::take(&mut self.slots);
         self.bits += 1;
         self.slots = (0..1usize << self.bits).map(|_| EMPTY).collect();
-        let mask = self.mask();
-        for s in old {
-            if s.flow.is_some() {
-                let mut i = self.home(s.hash);
-                while self.slots[i].flow.is_some() {
-                    i = (i + 1) & mask;
-                }
-                self.slots[i] = s;
-            }
+        for s in old.into_iter().filter(|s| s.flow.is_some()) {
+            let i = self.vacant(s.hash);
+            self.slots[i] = s;
         }
     }
 

@@ -949,8 +949,10 @@ impl FlowTable {
         });
     }
 
-    /// Finds or creates the flow of a packet from `src` to `dst`, whose key is `key`. For a new
-    /// flow, `flip` says whether `src` is the server.
+    /// Finds or creates the flow of a packet from `src` to `dst`. For a new flow, `flip` says
+    /// whether `src` is the server. `key` is `Key::new(proto, src, dst)`, which the caller
+    /// has computed already: computing it again here measurably cost (about 1% of all
+    /// instructions, as did bundling the four into a struct).
     #[allow(clippy::too_many_arguments)]
     fn entry(
         &mut self,
@@ -962,6 +964,7 @@ impl FlowTable {
         sink: &mut impl FnMut(Box<Flow>),
         flip: impl FnOnce() -> bool,
     ) -> &mut Flow {
+        debug_assert!(key == Key::new(proto, src, dst));
         if self.map.len() >= self.cfg.max_flows && !self.map.contains_key(&key) {
             self.evict(sink);
         }
