@@ -229,10 +229,7 @@ pub(crate) fn middlebox_rst(f: &Flow, ttls: &ServerTtls) -> Option<String> {
 
 /// Mechanism, confidence and evidence for a flow that did not reach the far end.
 fn mechanism(f: &Flow, ttls: &ServerTtls) -> (Option<Mechanism>, Confidence, String) {
-    let dst = match f.server.ip {
-        std::net::IpAddr::V6(a) => format!("[{a}]:{}", f.server.port),
-        a => format!("{a}:{}", f.server.port),
-    };
+    let dst = crate::report::endpoint(&f.server);
     let span = secs(f.last_ns - f.first_ns);
     match f.outcome() {
         Outcome::NoAnswer if f.proto == Proto::Tcp => (

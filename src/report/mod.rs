@@ -257,9 +257,9 @@ impl<'a> FlowRecord<'a> {
         });
         FlowRecord {
             proto: f.proto.name(),
-            src_ip: f.client.ip.to_string(),
+            src_ip: ip_text(f.client.ip),
             src_port: f.client.port,
-            dst_ip: f.server.ip.to_string(),
+            dst_ip: ip_text(f.server.ip),
             dst_port: f.server.port,
             first_seen: rfc3339(f.first_ns),
             last_seen: rfc3339(f.last_ns),
