@@ -85,26 +85,59 @@ pub(super) fn ipv4(data: &[u8]) -> Result<Net<'_>, &'static str> {
     }
 }
 
+/// The fixed 20 bytes of an IPv4 header, read by hand.
+pub(super) struct V4Fixed {
+    /// Header length in 32-bit words.
+    pub ihl: u8,
+    /// Total length the header declares.
+    pub total: usize,
+    /// More-fragments flag or a fragment offset: a fragment.
+    pub fragment: bool,
+    pub ttl: u8,
+    pub id: u16,
+    pub proto: u8,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+}
+
+/// The fixed part of the IPv4 header `data` starts with; `None` when fewer than 20 bytes or
+/// the version is not 4. Nothing else is checked.
+#[inline]
+pub(super) fn v4_fixed(data: &[u8]) -> Option<V4Fixed> {
+    let h: &[u8; 20] = data.get(..20)?.try_into().ok()?;
+    if h[0] >> 4 != 4 {
+        return None;
+    }
+    Some(V4Fixed {
+        ihl: h[0] & 0x0f,
+        total: usize::from(u16::from_be_bytes([h[2], h[3]])),
+        fragment: u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0,
+        ttl: h[8],
+        id: u16::from_be_bytes([h[4], h[5]]),
+        proto: h[9],
+        src: IpAddr::V4(std::net::Ipv4Addr::new(h[12], h[13], h[14], h[15])),
+        dst: IpAddr::V4(std::net::Ipv4Addr::new(h[16], h[17], h[18], h[19])),
+    })
+}
+
 /// The usual IPv4 packet, read straight from its fixed header: no options, a declared length
 /// the capture holds whole, not a fragment, not AH. `None` for anything else, which
 /// [`ipv4_lax`] reads; where this gives an answer, it is the same as that one's.
 #[inline]
 fn ipv4_plain(data: &[u8]) -> Option<Net<'_>> {
-    let h: &[u8; 20] = data.get(..20)?.try_into().ok()?;
-    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-    let fragment = u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0;
-    if h[0] != 0x45 || total < 20 || fragment || h[9] == AUTH {
+    let h = v4_fixed(data)?;
+    if h.ihl != 5 || h.total < 20 || h.fragment || h.proto == AUTH {
         return None;
     }
-    let body = data.get(20..total)?;
+    let body = data.get(20..h.total)?;
     Some(Net {
         ip: IpHeader {
-            src: IpAddr::V4(std::net::Ipv4Addr::new(h[12], h[13], h[14], h[15])),
-            dst: IpAddr::V4(std::net::Ipv4Addr::new(h[16], h[17], h[18], h[19])),
-            ttl: h[8],
-            ip_id: Some(u16::from_be_bytes([h[4], h[5]])),
-            proto: h[9],
-            payload_len: len32(total - 20),
+            src: h.src,
+            dst: h.dst,
+            ttl: h.ttl,
+            ip_id: Some(h.id),
+            proto: h.proto,
+            payload_len: len32(h.total - 20),
         },
         truncated: false,
         body: Body::Transport(body),

@@ -287,16 +287,11 @@ pub fn tcp_udp_addresses(linktype: u32, data: &[u8]) -> Option<(IpAddr, IpAddr)>
     let h = framed.ip;
     match framed.version {
         link::IpVersion::V4 => {
-            let h: &[u8; 20] = h.get(..20)?.try_into().ok()?;
-            let plain = h[0] >> 4 == 4 && h[0] & 0x0f >= 5;
-            // More-fragments flag or a fragment offset: a fragment.
-            let fragment = u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0;
-            if !plain || fragment || !matches!(h[9], ipproto::TCP | ipproto::UDP) {
+            let h = ip::v4_fixed(h)?;
+            if h.ihl < 5 || h.fragment || !matches!(h.proto, ipproto::TCP | ipproto::UDP) {
                 return None;
             }
-            let src = std::net::Ipv4Addr::new(h[12], h[13], h[14], h[15]);
-            let dst = std::net::Ipv4Addr::new(h[16], h[17], h[18], h[19]);
-            Some((IpAddr::V4(src), IpAddr::V4(dst)))
+            Some((h.src, h.dst))
         }
         link::IpVersion::V6 => {
             let h: &[u8; 40] = h.get(..40)?.try_into().ok()?;
