@@ -108,7 +108,11 @@ fn run_ours(path: &Path, mmap: bool) -> (Row, u64) {
     let row = Row {
         what: format!(
             "flows pipeline in process, {}, 1 thread ({} flows)",
-            if mmap { "mmap" } else { "4 MiB reads" },
+            if mmap {
+                "mmap".to_string()
+            } else {
+                format!("{} KiB reads", allowscope::capture::DEFAULT_BUF >> 10)
+            },
             r.flows.len()
         ),
         secs,

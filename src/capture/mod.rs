@@ -34,8 +34,10 @@ use std::path::Path;
 pub use input::{expand_inputs, open_input, Input};
 use source::Source;
 
-/// Initial size of the streaming read buffer (4 MiB). It grows for larger records.
-pub const DEFAULT_BUF: usize = 4 << 20;
+/// Initial size of the streaming read buffer (256 KiB). It grows for larger records. Small
+/// enough that what one read copies is still in the core's L2 cache when its frames are parsed:
+/// on the 200 MB bench file a 4 MiB buffer cost about 7% more cycles.
+pub const DEFAULT_BUF: usize = 256 << 10;
 
 /// Hard limit on a single record (classic pcap record or pcapng block), in bytes. The read
 /// buffer never grows beyond about this size.
