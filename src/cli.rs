@@ -608,7 +608,8 @@ fn merge(args: &MergeArgs) -> i32 {
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    if serde_json::to_writer_pretty(&mut out, &merged).is_err() || writeln!(out).is_err() {
+    if crate::report::pretty::to_writer_pretty(&mut out, &merged).is_err() || writeln!(out).is_err()
+    {
         return EXIT_ERROR;
     }
     let _ = out.flush();
@@ -646,7 +647,7 @@ fn ws_in_pool(args: &WsArgs) -> i32 {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let written = match args.format {
-        FlowsFormat::Json => serde_json::to_writer_pretty(
+        FlowsFormat::Json => crate::report::pretty::to_writer_pretty(
             &mut out,
             &serde_json::json!({
                 "schema_version": crate::report::SCHEMA_VERSION,

@@ -78,7 +78,7 @@ pub fn write_audit(
                 #[serde(flatten)]
                 audit: &'a Audit,
             }
-            serde_json::to_writer_pretty(
+            crate::report::pretty::to_writer_pretty(
                 &mut *out,
                 &Doc {
                     schema_version: SCHEMA_VERSION,

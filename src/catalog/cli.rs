@@ -190,7 +190,8 @@ fn list(out: &mut dyn Write, opts: &CatalogOptions, format: ListFormat) -> Res {
     let c = opts.load()?;
     match format {
         ListFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, c.entries()).map_err(io::Error::from)?;
+            crate::report::pretty::to_writer_pretty(&mut *out, c.entries())
+                .map_err(io::Error::from)?;
             writeln!(out)?;
         }
         ListFormat::Toml => out.write_all(c.data().to_toml().as_bytes())?,
@@ -306,7 +307,7 @@ fn match_cmd(
     if format == MatchFormat::Json {
         let n = norm.as_deref().unwrap_or("");
         let v: Vec<MatchJson> = matches.iter().map(|m| MatchJson::new(&c, m, n)).collect();
-        serde_json::to_writer_pretty(&mut *out, &v).map_err(io::Error::from)?;
+        crate::report::pretty::to_writer_pretty(&mut *out, &v).map_err(io::Error::from)?;
         writeln!(out)?;
         return Ok(EXIT_OK);
     }

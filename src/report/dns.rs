@@ -212,7 +212,7 @@ pub fn write_dns(
             }
         }
         FlowsFormat::Json => {
-            serde_json::to_writer_pretty(
+            crate::report::pretty::to_writer_pretty(
                 &mut *out,
                 &serde_json::json!({
                     "schema_version": super::SCHEMA_VERSION,

@@ -2,6 +2,7 @@
 //! flows) and NDJSON (one flow per line). Field names follow the JSON contract in README.md.
 
 pub mod dns;
+pub mod pretty;
 
 use std::io::{self, Write};
 
@@ -367,7 +368,7 @@ pub fn write_flows(
                     .flat_map(|r| r.flows.iter().map(|f| FlowRecord::new(f, &r.summary.file)))
                     .collect(),
             };
-            serde_json::to_writer_pretty(&mut *out, &doc)?;
+            crate::report::pretty::to_writer_pretty(&mut *out, &doc)?;
             out.write_all(b"\n")?;
         }
         FlowsFormat::Table => {
