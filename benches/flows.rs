@@ -1,7 +1,7 @@
 //! `cargo bench --bench flows`: throughput on a generated capture of the `flows` pipeline in
 //! process (read, decode, flow table, first-flight reassembly, extractors) and of the real
-//! `allowscope audit` binary on one thread and on all cores (the file mapped, as by default, and
-//! read with `--no-mmap`), beside `cat` (the I/O floor) and
+//! `allowscope audit` binary on one thread and on all cores (the file read, as by default, and
+//! memory-mapped with `--mmap`), beside `cat` (the I/O floor) and
 //! tshark on the same file (extracting SNIs and DNS answers, and building its conversation
 //! tables).
 //!
@@ -193,12 +193,12 @@ fn main() {
     let _ = run_once(&mut cat());
     let cat_row = run_cmd("cat FILE > /dev/null (I/O floor)", cat, false, 2);
     let path_ref = &path;
-    let audit = |threads: usize, read: bool| {
+    let audit = |threads: usize, mapped: bool| {
         move || {
             let mut c = Command::new(env!("CARGO_BIN_EXE_allowscope"));
             c.args(["audit", "--format", "json", "-q", "--fail-on", "never"])
                 .args(["--threads", &threads.to_string()])
-                .args(read.then_some("--no-mmap"))
+                .args(mapped.then_some("--mmap"))
                 .arg(path_ref);
             c
         }
@@ -215,10 +215,10 @@ fn main() {
         true,
         3,
     );
-    // Split among threads, the file is mapped and its pages count in the peak RSS; read
-    // instead, the peak is the process's own memory.
-    let audit_n_read = run_cmd(
-        &format!("allowscope audit --format json --threads {cores} --no-mmap"),
+    // Mapped, the file's pages count in the peak RSS; read, the peak is the process's own
+    // memory.
+    let audit_n_mapped = run_cmd(
+        &format!("allowscope audit --format json --threads {cores} --mmap"),
         audit(cores, true),
         true,
         3,
@@ -300,7 +300,7 @@ fn main() {
         .chain([&read, &mapped])
         .chain(audit_1.iter())
         .chain(audit_n.iter())
-        .chain(audit_n_read.iter())
+        .chain(audit_n_mapped.iter())
         .chain(tshark_rows.iter())
         .collect();
     for r in rows {
@@ -327,7 +327,6 @@ fn main() {
     println!(
         "x cat: wall time over cat's; tshark/x: tshark's SNI and DNS extraction's wall time over \
          this row's. Peak RSS of the in-process rows is this bench process's during the run \
-         (the mapped file's pages count in the mmap row, and in the audit rows on several \
-         threads without --no-mmap)."
+         (the mapped file's pages count in the mmap rows)."
     );
 }

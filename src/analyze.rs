@@ -129,8 +129,8 @@ pub fn analyze_input(input: &Input, cfg: &FlowConfig) -> FileResult {
 }
 
 /// Like [`analyze_input`], with the packets split among `workers` threads (see
-/// [`crate::split`]); the result is the same for any number. A plain file split among threads
-/// is memory-mapped when `map` is true, so that no frame is copied (it must not be truncated
+/// [`crate::split`]); the result is the same for any number. A plain file is memory-mapped
+/// when `map` is true, so that no frame is copied from the kernel (it must not be truncated
 /// while it is read).
 pub fn analyze_input_with(
     input: &Input,
@@ -140,7 +140,7 @@ pub fn analyze_input_with(
 ) -> FileResult {
     let name = input.display();
     let opened = match input {
-        Input::File(p) if map && workers > 1 => CaptureReader::open_mmap(p),
+        Input::File(p) if map => CaptureReader::open_mmap(p),
         _ => open_input(input),
     };
     match opened {

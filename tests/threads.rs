@@ -2,7 +2,7 @@
 //! its own, gives the same audit, flows (with the file summaries), DNS lookups and websocket
 //! view byte for byte (and the same summaries, errors and exit code on stderr) with 1, 2, 3
 //! and 5 threads (the reading thread with a worker of its own, and without), with the file
-//! memory-mapped (the default when it is split) or read (`--no-mmap`). And runs that evict
+//! read (the default) or memory-mapped (`--mmap`, on one thread and split). And runs that evict
 //! flows give the same output whatever the flow map's random seed.
 
 use std::path::{Path, PathBuf};
@@ -25,15 +25,15 @@ fn captures() -> Vec<PathBuf> {
 }
 
 fn run(args: &[&str], threads: &str, file: &Path) -> (Option<i32>, Vec<u8>, Vec<u8>) {
-    // "2r": two threads, the file read rather than mapped.
-    let (threads, read) = match threads.strip_suffix('r') {
+    // "2m": two threads, the file memory-mapped rather than read.
+    let (threads, mapped) = match threads.strip_suffix('m') {
         Some(n) => (n, true),
         None => (threads, false),
     };
     let o = Command::new(env!("CARGO_BIN_EXE_allowscope"))
         .args(args)
         .args(["--threads", threads])
-        .args(read.then_some("--no-mmap"))
+        .args(mapped.then_some("--mmap"))
         .arg(file)
         .output()
         .unwrap();
@@ -62,7 +62,7 @@ fn one_input_gives_the_same_output_on_any_number_of_threads() {
                 "{args:?} {}: no output",
                 file.display()
             );
-            for n in ["2", "3", "5", "2r"] {
+            for n in ["2", "3", "5", "1m", "2m"] {
                 let got = run(args, n, file);
                 assert!(
                     got.0 == one.0,
@@ -87,7 +87,7 @@ fn one_input_gives_the_same_output_on_any_number_of_threads() {
             }
         }
     }
-    assert_eq!(compared, files.len() * commands.len() * 4);
+    assert_eq!(compared, files.len() * commands.len() * 5);
 }
 
 /// A damaged capture read with several threads: the packets before the damage are reported
