@@ -322,20 +322,35 @@ const MAX_LEGS: usize = 4;
 const LEG_WINDOW_NS: i64 = 10_000_000_000;
 
 struct Legs<'a> {
-    /// Handshake key -> the flows carrying it, in first-seen order.
-    by_key: HashMap<(bool, &'a [u8]), Vec<&'a Flow>>,
+    /// Handshake key -> the flows carrying it, in first-seen order (keys on two flows or more).
+    by_key: LegMap<'a, Vec<&'a Flow>>,
     /// Some handshake in this capture was seen on two legs.
     sees_upstream: bool,
 }
 
+/// Handshake keys come from the wire, so the hash is seeded (see [`crate::flow::seeded_hash`]).
+type LegMap<'a, V> = HashMap<(bool, &'a [u8]), V, rustc_hash::FxSeededState>;
+
 impl<'a> Legs<'a> {
     fn new(flows: &'a [Box<Flow>]) -> Legs<'a> {
-        let mut by_key: HashMap<(bool, &'a [u8]), Vec<&'a Flow>> = HashMap::new();
+        // Almost every key is on one flow: those only remember it, and a key seen again gets
+        // the list of its flows.
+        let mut seen: LegMap<'a, &'a Flow> =
+            HashMap::with_capacity_and_hasher(flows.len(), crate::flow::seeded_hash());
+        let mut by_key: LegMap<'a, Vec<&'a Flow>> =
+            HashMap::with_hasher(crate::flow::seeded_hash());
         for f in flows.iter().filter(|f| f.proto == Proto::Tcp) {
-            if let Some(k) = handshake_key(f) {
-                by_key.entry(k).or_default().push(f);
+            let Some(k) = handshake_key(f) else { continue };
+            match seen.entry(k) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(f);
+                }
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    by_key.entry(k).or_insert_with(|| vec![*o.get()]).push(f);
+                }
             }
         }
+        drop(seen);
         // The legs of one handshake are a few connections starting within moments of each
         // other. The same random or key on more connections than that is no relay (a replayed
         // or generated hello, or hostile input) and ties nothing together; it must not make

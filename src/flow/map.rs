@@ -41,10 +41,16 @@ fn random_seed() -> usize {
         .finish() as usize
 }
 
+/// The fast hash seeded from the process's random state, for maps keyed by what came off the
+/// wire (see [`random_seed`]).
+pub fn seeded_hash() -> rustc_hash::FxSeededState {
+    rustc_hash::FxSeededState::with_seed(random_seed())
+}
+
 impl FlowMap {
     pub(super) fn new() -> FlowMap {
         FlowMap {
-            hasher: rustc_hash::FxSeededState::with_seed(random_seed()),
+            hasher: seeded_hash(),
             slots: (0..1usize << MIN_BITS).map(|_| EMPTY).collect(),
             bits: MIN_BITS,
             len: 0,

@@ -7,6 +7,7 @@
 //! and buffered payload is bounded per direction and table-wide.
 
 mod map;
+pub use map::seeded_hash;
 pub mod reasm;
 
 use std::cmp::Reverse;
