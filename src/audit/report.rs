@@ -57,6 +57,45 @@ fn line(f: &Finding) -> String {
     )
 }
 
+/// Writes the JSON document indented: the schema version, the inputs' summaries and the
+/// audit's fields, the same bytes as serializing them as one struct (a test compares), except
+/// that the websocket connections, most of the document on a long capture, are rendered on
+/// the rayon pool.
+fn write_json(out: &mut impl Write, audit: &Audit, results: &[FileResult]) -> io::Result<()> {
+    let inputs: Vec<&FileSummary> = results.iter().map(|r| &r.summary).collect();
+    // Destructured, so that a field added to the audit cannot be left out here.
+    let Audit {
+        findings,
+        coverage,
+        dns_failures,
+        private_endpoint_dns,
+        placeholders_seen,
+        counts,
+        per_file,
+        websockets: crate::ws::WsReport {
+            instances,
+            connections,
+        },
+    } = audit;
+    let mut doc = crate::report::pretty::Document::object(out)?;
+    doc.field("schema_version", &SCHEMA_VERSION)?;
+    doc.field("inputs", &inputs)?;
+    doc.field("findings", findings)?;
+    doc.field("coverage", coverage)?;
+    doc.field("dns_failures", dns_failures)?;
+    doc.field("private_endpoint_dns", private_endpoint_dns)?;
+    doc.field("placeholders_seen", placeholders_seen)?;
+    doc.field("counts", counts)?;
+    doc.field("per_file", per_file)?;
+    doc.open_object("websockets")?;
+    doc.field("instances", instances)?;
+    doc.open_array("connections")?;
+    doc.par_items(connections, |c| c)?;
+    doc.close(b"]")?;
+    doc.close(b"}")?;
+    doc.end()
+}
+
 /// Writes the audit in the chosen format.
 #[allow(clippy::too_many_arguments)]
 pub fn write_audit(
@@ -71,21 +110,7 @@ pub fn write_audit(
     let out = &mut crate::report::buffered(out);
     match format {
         AuditFormat::Json => {
-            #[derive(Serialize)]
-            struct Doc<'a> {
-                schema_version: u32,
-                inputs: Vec<&'a FileSummary>,
-                #[serde(flatten)]
-                audit: &'a Audit,
-            }
-            crate::report::pretty::to_writer_pretty(
-                &mut *out,
-                &Doc {
-                    schema_version: SCHEMA_VERSION,
-                    inputs: results.iter().map(|r| &r.summary).collect(),
-                    audit,
-                },
-            )?;
+            write_json(&mut *out, audit, results)?;
             out.write_all(b"\n")?;
         }
         AuditFormat::Ndjson => {
@@ -499,6 +524,46 @@ fn markdown(out: &mut dyn Write, a: &Audit, per_file: bool) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The JSON written in pieces is the document serialized whole, on every capture of the
+    /// project at once (websocket connections from several files) and on one without any.
+    /// The JSON document as one struct.
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        schema_version: u32,
+        inputs: Vec<&'a FileSummary>,
+        #[serde(flatten)]
+        audit: &'a Audit,
+    }
+
+    #[test]
+    fn json_in_pieces_is_the_whole_document() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+        let (inputs, _, _) = crate::capture::expand_inputs(std::slice::from_ref(&dir));
+        let cfg = crate::flow::FlowConfig::default();
+        let catalog = crate::catalog::Catalog::builtin();
+        let all: Vec<FileResult> = inputs
+            .iter()
+            .map(|i| crate::analyze::analyze_input(i, &cfg))
+            .collect();
+        let none = vec![crate::analyze::analyze_input(
+            &crate::capture::Input::File(dir.join("tcp-outcomes.pcap")),
+            &cfg,
+        )];
+        for (results, connections) in [(&all, true), (&none, false)] {
+            let (audit, _) = crate::audit::audit(results, &catalog);
+            assert_eq!(!audit.websockets.connections.is_empty(), connections);
+            let mut ours = Vec::new();
+            write_json(&mut ours, &audit, results).unwrap();
+            let whole = serde_json::to_string_pretty(&Doc {
+                schema_version: SCHEMA_VERSION,
+                inputs: results.iter().map(|r| &r.summary).collect(),
+                audit: &audit,
+            })
+            .unwrap();
+            assert!(String::from_utf8(ours).unwrap() == whole);
+        }
+    }
 
     #[test]
     fn markdown_escaping() {

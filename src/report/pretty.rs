@@ -99,8 +99,140 @@ pub fn to_writer_pretty<W: Write, T: ?Sized + Serialize>(
     w: W,
     value: &T,
 ) -> serde_json::Result<()> {
-    let mut ser = serde_json::Serializer::with_formatter(w, Pretty::default());
-    value.serialize(&mut ser)
+    value_at(w, 0, value)
+}
+
+/// Writes `value` as it would appear `depth` levels deep in an indented document (its inner
+/// lines indented for that depth; nothing before it).
+pub fn value_at<W: Write, T: ?Sized + Serialize>(
+    w: W,
+    depth: usize,
+    value: &T,
+) -> serde_json::Result<()> {
+    let pretty = Pretty {
+        depth,
+        has_value: false,
+    };
+    value.serialize(&mut serde_json::Serializer::with_formatter(w, pretty))
+}
+
+/// An indented document written piece by piece, for documents with a long array that is
+/// rendered in parallel ([`Document::par_items`]). Each piece is written as serde_json's
+/// pretty printer would write it in place; the caller opens and closes the objects and arrays
+/// in the document's order.
+pub struct Document<'w, W: Write> {
+    w: &'w mut W,
+    /// Per open object or array (outermost first): whether it has a member yet.
+    open: Vec<bool>,
+}
+
+impl<'w, W: Write> Document<'w, W> {
+    /// Starts a document whose top level is an object.
+    pub fn object(w: &'w mut W) -> io::Result<Document<'w, W>> {
+        w.write_all(b"{")?;
+        Ok(Document {
+            w,
+            open: vec![false],
+        })
+    }
+
+    /// The line break before the next member of the innermost open object or array.
+    fn member(&mut self) -> io::Result<()> {
+        let depth = self.open.len();
+        let first = match self.open.last_mut() {
+            Some(has) => !std::mem::replace(has, true),
+            None => true,
+        };
+        Pretty {
+            depth,
+            has_value: false,
+        }
+        .line(self.w, !first)
+    }
+
+    fn key(&mut self, key: &str) -> io::Result<()> {
+        self.member()?;
+        serde_json::to_writer(&mut *self.w, key)?;
+        self.w.write_all(b": ")
+    }
+
+    /// A member `key: value` of the innermost open object.
+    pub fn field<T: ?Sized + Serialize>(&mut self, key: &str, value: &T) -> io::Result<()> {
+        self.key(key)?;
+        Ok(value_at(&mut *self.w, self.open.len(), value)?)
+    }
+
+    /// Opens an object (`key` in the innermost open object) or an array.
+    pub fn open_object(&mut self, key: &str) -> io::Result<()> {
+        self.key(key)?;
+        self.open.push(false);
+        self.w.write_all(b"{")
+    }
+
+    pub fn open_array(&mut self, key: &str) -> io::Result<()> {
+        self.key(key)?;
+        self.open.push(false);
+        self.w.write_all(b"[")
+    }
+
+    /// Closes the innermost open object or array (`bracket`: `b"}"` or `b"]"`).
+    pub fn close(&mut self, bracket: &[u8]) -> io::Result<()> {
+        let has = self.open.pop().unwrap_or(false);
+        if has {
+            Pretty {
+                depth: self.open.len(),
+                has_value: false,
+            }
+            .line(self.w, false)?;
+        }
+        self.w.write_all(bracket)
+    }
+
+    /// Appends `f` of every item to the innermost open array. The items are rendered on the
+    /// current rayon pool, a window of them at a time (so memory stays bounded), each into
+    /// its own buffer, and written in their order: the same bytes as rendering them one by one.
+    pub fn par_items<'a, T: Sync, S: Serialize>(
+        &mut self,
+        items: &'a [T],
+        f: impl Fn(&'a T) -> S + Sync,
+    ) -> io::Result<()> {
+        use rayon::prelude::*;
+        const WINDOW: usize = 8192;
+        const CHUNK: usize = 128;
+        let depth = self.open.len();
+        for window in items.chunks(WINDOW) {
+            let first = match self.open.last_mut() {
+                Some(has) => !std::mem::replace(has, true),
+                None => true,
+            };
+            let parts: Vec<serde_json::Result<Vec<u8>>> = window
+                .par_chunks(CHUNK)
+                .enumerate()
+                .map(|(c, chunk)| {
+                    let mut buf = Vec::with_capacity(chunk.len() * 512);
+                    for (i, item) in chunk.iter().enumerate() {
+                        let comma = !(first && c == 0 && i == 0);
+                        let line = Pretty {
+                            depth,
+                            has_value: false,
+                        };
+                        line.line(&mut buf, comma).map_err(serde_json::Error::io)?;
+                        value_at(&mut buf, depth, &f(item))?;
+                    }
+                    Ok(buf)
+                })
+                .collect();
+            for part in parts {
+                self.w.write_all(&part?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the top-level object.
+    pub fn end(mut self) -> io::Result<()> {
+        self.close(b"}")
+    }
 }
 
 #[cfg(test)]
@@ -161,6 +293,40 @@ mod tests {
             json!(1),
         ] {
             assert_eq!(ours(&v), serde_json::to_string_pretty(&v).expect("serde"));
+        }
+    }
+
+    /// A document written piece by piece, with arrays of every length rendered in parallel
+    /// (crossing the window and chunk sizes), equals the whole one.
+    #[test]
+    fn pieces_and_parallel_items_give_the_same_bytes() {
+        let mut rng = XorShift::new(0x9a_11e1);
+        for n in [0usize, 1, 2, 127, 128, 129, 300, 8191, 8192, 8193, 20_000] {
+            let items: Vec<Value> = (0..n).map(|_| random(&mut rng, 3)).collect();
+            let head = random(&mut rng, 3);
+            // (json! objects keep their keys in sorted order.)
+            let whole = json!({
+                "empty": {},
+                "head": head,
+                "nested": {"after": {}, "before": [1, {}], "rows": items},
+                "tail": "t",
+            });
+            let mut out = Vec::new();
+            let mut doc = Document::object(&mut out).expect("write");
+            doc.open_object("empty").expect("write");
+            doc.close(b"}").expect("write");
+            doc.field("head", &head).expect("write");
+            doc.open_object("nested").expect("write");
+            doc.field("after", &json!({})).expect("write");
+            doc.field("before", &json!([1, {}])).expect("write");
+            doc.open_array("rows").expect("write");
+            doc.par_items(&items, |v| v).expect("write");
+            doc.close(b"]").expect("write");
+            doc.close(b"}").expect("write");
+            doc.field("tail", "t").expect("write");
+            doc.end().expect("write");
+            let want = serde_json::to_string_pretty(&whole).expect("serde");
+            assert_eq!(String::from_utf8(out).expect("utf-8"), want, "{n} items");
         }
     }
 
