@@ -33,7 +33,7 @@ pub struct Lookup<'a> {
     /// The query itself was seen (false when the capture holds only the response).
     pub query_seen: bool,
     pub rcode: Option<&'static str>,
-    pub answers: Vec<AnswerJson<'a>>,
+    pub answers: Answers<'a>,
     /// The name asked, then each CNAME in order, then the addresses it ended at.
     pub cnames: Vec<&'a str>,
     pub addresses: Vec<String>,
@@ -57,10 +57,14 @@ pub struct AnswerJson<'a> {
     pub value: Option<String>,
 }
 
-fn answers(m: &DnsMessage) -> Vec<AnswerJson<'_>> {
-    m.answers
-        .iter()
-        .map(|r| AnswerJson {
+/// The answer records of a lookup's response, written as a list of [`AnswerJson`]. They are
+/// put in words only when written: the audit reads lookups without them.
+pub struct Answers<'a>(pub Option<&'a DnsMessage>);
+
+impl Serialize for Answers<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let records = self.0.map(|m| m.answers.as_slice()).unwrap_or_default();
+        s.collect_seq(records.iter().map(|r| AnswerJson {
             name: &r.name,
             rtype: qtype_name(r.rtype).into_owned(),
             ttl: r.ttl,
@@ -70,8 +74,8 @@ fn answers(m: &DnsMessage) -> Vec<AnswerJson<'_>> {
                 RData::Cname(c) => Some(c.clone()),
                 RData::Other(_) => None,
             },
-        })
-        .collect()
+        }))
+    }
 }
 
 fn key(
@@ -94,9 +98,12 @@ fn key(
     )
 }
 
-/// Joins queries with their responses, in capture order.
+/// Joins queries with their responses, in capture order. The joining is one pass; the rows
+/// are then built on the current rayon pool.
 pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
-    let mut out = Vec::new();
+    use rayon::prelude::*;
+    // (query, response) per lookup, either missing.
+    let mut pairs: Vec<(Option<&'a DnsEvent>, Option<&'a DnsEvent>)> = Vec::new();
     let mut used = vec![false; events.len()];
     // Responses by key, in capture order, so joining is not quadratic in the number of lookups.
     let mut responses: rustc_hash::FxHashMap<_, Vec<usize>> = Default::default();
@@ -122,53 +129,66 @@ pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
             }
             (Some(e), resp.map(|j| &events[j]))
         };
-        let first = query.or(response).expect("one of them");
-        let q = first.message.questions.first();
-        let (cnames, addresses, nodata, sinkhole) = match response {
-            Some(r) => {
-                // One chain per response, shared by the names, the addresses and NODATA.
-                let c = r.message.chain();
-                (
-                    chain_names(&r.message, &c),
-                    c.addresses
-                        .iter()
-                        .map(|(a, _)| crate::report::ip_text(*a))
-                        .collect(),
-                    r.message.is_nodata_in(&c),
-                    r.message.sinkhole(),
-                )
-            }
-            None => (Vec::new(), Vec::new(), false, false),
-        };
-        let privatelink = cnames.iter().any(|n| n.contains("privatelink."));
-        out.push(Lookup {
-            time: rfc3339(first.ts_ns),
-            ts_ns: response.unwrap_or(first).ts_ns,
-            first_ns: first.ts_ns,
-            client_ip: first.client,
-            client: endpoint(first.client, first.client_port),
-            server: endpoint(first.server, first.server_port),
-            transport: first.transport,
-            id: first.message.id,
-            qname: q.map(|q| q.name.as_str()),
-            qtype: q.map(|q| qtype_name(q.qtype).into_owned()),
-            answered: response.is_some(),
-            query_seen: query.is_some(),
-            rcode: response.map(|r| rcode_name(r.message.rcode)),
-            answers: response.map(|r| answers(&r.message)).unwrap_or_default(),
-            cnames,
-            addresses,
-            nodata,
-            sinkhole,
-            privatelink,
-            rtt_s: match (query, response) {
-                (Some(q), Some(r)) => Some((r.ts_ns - q.ts_ns) as f64 / 1e9),
-                _ => None,
-            },
-            file,
-        });
+        pairs.push((query, response));
     }
-    out
+    pairs
+        .into_par_iter()
+        .with_min_len(64)
+        .map(|(query, response)| lookup(query, response, file))
+        .collect()
+}
+
+/// The row of one lookup: `query` and `response`, not both missing.
+fn lookup<'a>(
+    query: Option<&'a DnsEvent>,
+    response: Option<&'a DnsEvent>,
+    file: &'a str,
+) -> Lookup<'a> {
+    let first = query.or(response).expect("one of them");
+    let q = first.message.questions.first();
+    let (cnames, addresses, nodata, sinkhole) = match response {
+        Some(r) => {
+            // One chain per response, shared by the names, the addresses and NODATA.
+            let c = r.message.chain();
+            (
+                chain_names(&r.message, &c),
+                c.addresses
+                    .iter()
+                    .map(|(a, _)| crate::report::ip_text(*a))
+                    .collect(),
+                r.message.is_nodata_in(&c),
+                r.message.sinkhole(),
+            )
+        }
+        None => (Vec::new(), Vec::new(), false, false),
+    };
+    let privatelink = cnames.iter().any(|n| n.contains("privatelink."));
+    Lookup {
+        time: rfc3339(first.ts_ns),
+        ts_ns: response.unwrap_or(first).ts_ns,
+        first_ns: first.ts_ns,
+        client_ip: first.client,
+        client: endpoint(first.client, first.client_port),
+        server: endpoint(first.server, first.server_port),
+        transport: first.transport,
+        id: first.message.id,
+        qname: q.map(|q| q.name.as_str()),
+        qtype: q.map(|q| qtype_name(q.qtype).into_owned()),
+        answered: response.is_some(),
+        query_seen: query.is_some(),
+        rcode: response.map(|r| rcode_name(r.message.rcode)),
+        answers: Answers(response.map(|r| &r.message)),
+        cnames,
+        addresses,
+        nodata,
+        sinkhole,
+        privatelink,
+        rtt_s: match (query, response) {
+            (Some(q), Some(r)) => Some((r.ts_ns - q.ts_ns) as f64 / 1e9),
+            _ => None,
+        },
+        file,
+    }
 }
 
 /// The asked name and the CNAME targets in chain order (`c` is `m`'s chain).
