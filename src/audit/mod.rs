@@ -189,19 +189,27 @@ fn secs(ns: i64) -> String {
 /// payload), to tell its own RSTs from a middlebox's.
 pub type ServerTtls = rustc_hash::FxHashMap<std::net::IpAddr, BTreeSet<u8>>;
 
-/// Collects [`ServerTtls`] from the flows of one input.
+/// Collects [`ServerTtls`] from the flows of one input (on the rayon pool).
 pub fn server_ttls(flows: &[Box<Flow>]) -> ServerTtls {
-    let mut m = ServerTtls::default();
-    for f in flows {
-        // Only packets that carried the server's data: a RST forged in its name in this very
-        // flow must not count as one of its own TTLs.
-        if let Some((lo, hi)) = f.dirs[1].data_ttl {
-            let set = m.entry(f.server.ip).or_default();
-            set.insert(lo);
-            set.insert(hi);
-        }
-    }
-    m
+    flows
+        .par_iter()
+        .with_min_len(1024)
+        .fold(ServerTtls::default, |mut m, f| {
+            // Only packets that carried the server's data: a RST forged in its name in this
+            // very flow must not count as one of its own TTLs.
+            if let Some((lo, hi)) = f.dirs[1].data_ttl {
+                let set = m.entry(f.server.ip).or_default();
+                set.insert(lo);
+                set.insert(hi);
+            }
+            m
+        })
+        .reduce(ServerTtls::default, |mut a, b| {
+            for (ip, ttls) in b {
+                a.entry(ip).or_default().extend(ttls);
+            }
+            a
+        })
 }
 
 /// Why a RST looks made by a middlebox rather than by the server, if it does: its TTL differs
@@ -701,16 +709,55 @@ fn add_counts(to: &mut BTreeMap<&'static str, u64>, more: BTreeMap<&'static str,
     }
 }
 
-/// The latest flow start per (client, server address), for the local-block check.
+/// A client and an address its lookup resolved to.
+type AddressPair = (std::net::IpAddr, std::net::IpAddr);
+
+/// The pairs the local-block check asks about: the client and each address of every lookup
+/// that resolved an A query (see [`audit_in_runs`]).
+fn resolved_pairs(
+    lookups: &[crate::report::dns::Lookup<'_>],
+) -> rustc_hash::FxHashSet<AddressPair> {
+    lookups
+        .iter()
+        .filter(|l| l.answered && l.rcode == Some("NOERROR") && l.qtype.as_deref() == Some("A"))
+        .flat_map(|l| {
+            l.addresses
+                .iter()
+                .filter_map(move |a| a.parse().ok().map(|ip| (l.client_ip, ip)))
+        })
+        .collect()
+}
+
+/// The latest flow start per (client, server address) among `pairs`, for the local-block
+/// check; the flows are scanned on the rayon pool.
 fn last_starts(
     flows: &[Box<Flow>],
-) -> rustc_hash::FxHashMap<(std::net::IpAddr, std::net::IpAddr), i64> {
-    let mut last: rustc_hash::FxHashMap<_, i64> = Default::default();
-    for f in flows {
-        let t = last.entry((f.client.ip, f.server.ip)).or_insert(f.first_ns);
-        *t = (*t).max(f.first_ns);
+    pairs: &rustc_hash::FxHashSet<AddressPair>,
+) -> rustc_hash::FxHashMap<AddressPair, i64> {
+    type Last = rustc_hash::FxHashMap<AddressPair, i64>;
+    fn note(last: &mut Last, pair: AddressPair, ts: i64) {
+        let t = last.entry(pair).or_insert(ts);
+        *t = (*t).max(ts);
     }
-    last
+    if pairs.is_empty() {
+        return Last::default();
+    }
+    flows
+        .par_iter()
+        .with_min_len(1024)
+        .fold(Last::default, |mut last, f| {
+            let pair = (f.client.ip, f.server.ip);
+            if pairs.contains(&pair) {
+                note(&mut last, pair, f.first_ns);
+            }
+            last
+        })
+        .reduce(Last::default, |mut a, b| {
+            for (pair, ts) in b {
+                note(&mut a, pair, ts);
+            }
+            a
+        })
 }
 
 /// Flows per run grouped side by side (see [`FlowTally`]).
@@ -859,7 +906,7 @@ fn audit_in_runs(
         // Judging each flow, the websocket view and the DNS join read the same flows and
         // events and write nothing shared: side by side, and each flow on its own. The
         // results keep the flows' order, so the audit is the same on any number of threads.
-        let ((ws, judged), (lookups, last_start)) = rayon::join(
+        let ((ws, judged), lookups) = rayon::join(
             || {
                 rayon::join(
                     || crate::ws::connections(r, catalog, &ttls),
@@ -872,13 +919,9 @@ fn audit_in_runs(
                     },
                 )
             },
-            || {
-                (
-                    crate::report::dns::lookups(&r.dns, file),
-                    last_starts(&r.flows),
-                )
-            },
+            || crate::report::dns::lookups(&r.dns, file),
         );
+        let last_start = last_starts(&r.flows, &resolved_pairs(&lookups));
         ws_connections.extend(ws);
         // Runs of flows are grouped side by side, then merged in order.
         let mut tally = FlowTally::default();
