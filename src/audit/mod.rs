@@ -189,27 +189,19 @@ fn secs(ns: i64) -> String {
 /// payload), to tell its own RSTs from a middlebox's.
 pub type ServerTtls = rustc_hash::FxHashMap<std::net::IpAddr, BTreeSet<u8>>;
 
-/// Collects [`ServerTtls`] from the flows of one input (on the rayon pool).
+/// Collects [`ServerTtls`] from the flows of one input.
 pub fn server_ttls(flows: &[Box<Flow>]) -> ServerTtls {
-    flows
-        .par_iter()
-        .with_min_len(1024)
-        .fold(ServerTtls::default, |mut m, f| {
-            // Only packets that carried the server's data: a RST forged in its name in this
-            // very flow must not count as one of its own TTLs.
-            if let Some((lo, hi)) = f.dirs[1].data_ttl {
-                let set = m.entry(f.server.ip).or_default();
-                set.insert(lo);
-                set.insert(hi);
-            }
-            m
-        })
-        .reduce(ServerTtls::default, |mut a, b| {
-            for (ip, ttls) in b {
-                a.entry(ip).or_default().extend(ttls);
-            }
-            a
-        })
+    let mut m = ServerTtls::default();
+    for f in flows {
+        // Only packets that carried the server's data: a RST forged in its name in this very
+        // flow must not count as one of its own TTLs.
+        if let Some((lo, hi)) = f.dirs[1].data_ttl {
+            let set = m.entry(f.server.ip).or_default();
+            set.insert(lo);
+            set.insert(hi);
+        }
+    }
+    m
 }
 
 /// Why a RST looks made by a middlebox rather than by the server, if it does: its TTL differs
