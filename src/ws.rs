@@ -533,9 +533,9 @@ fn wanted(f: &Flow, catalog: &Catalog) -> bool {
     }
     f.facts.name.as_deref().is_some_and(|n| {
         catalog
-            .match_name(n)
+            .lookup(n)
             .iter()
-            .any(|m| catalog.entries()[m.entry].websocket)
+            .any(|h| catalog.entries()[h.entry as usize].websocket)
     })
 }
 
@@ -546,11 +546,20 @@ pub fn connections(
     catalog: &Catalog,
     ttls: &crate::audit::ServerTtls,
 ) -> Vec<WsFlow> {
-    let legs = Legs::new(&r.flows);
-    r.flows
+    // The legs map is one pass over the flows: beside the filter, not before it.
+    let (legs, flows) = rayon::join(
+        || Legs::new(&r.flows),
+        || {
+            r.flows
+                .par_iter()
+                .with_min_len(256)
+                .filter(|f| wanted(f, catalog))
+                .collect::<Vec<_>>()
+        },
+    );
+    flows
         .par_iter()
-        .with_min_len(256)
-        .filter(|f| wanted(f, catalog))
+        .with_min_len(64)
         .map(|f| ws_flow(f, &r.summary.file, &legs, ttls))
         .collect()
 }
