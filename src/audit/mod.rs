@@ -775,6 +775,9 @@ struct FlowTally<'a> {
     counts: BTreeMap<&'static str, u64>,
     per_entry: BTreeMap<usize, EntryTally>,
     placeholders_seen: BTreeMap<String, BTreeSet<String>>,
+    /// The worst and best outcome per (entry, name), over every named flow whatever its
+    /// verdict (entry ids are unique, so the index stands for the id).
+    span: rustc_hash::FxHashMap<(Option<usize>, &'a str), (Outcome, Outcome)>,
 }
 
 impl<'a> FlowTally<'a> {
@@ -782,6 +785,10 @@ impl<'a> FlowTally<'a> {
     fn add(&mut self, flows: &'a [Box<Flow>], judged: &[Judged], file: &str, catalog: &Catalog) {
         for (f, j) in flows.iter().zip(judged) {
             *self.counts.entry(j.verdict.name()).or_default() += 1;
+            if let Some(name) = f.facts.name.as_deref() {
+                let o = f.outcome();
+                note_span(self.span.entry((j.entry, name)).or_insert((o, o)), o);
+            }
             if let Some(e) = j.entry {
                 let pe = self.per_entry.entry(e).or_default();
                 pe.count(j.verdict.name(), file);
@@ -871,6 +878,28 @@ impl<'a> FlowTally<'a> {
         for (k, vs) in later.placeholders_seen {
             self.placeholders_seen.entry(k).or_default().extend(vs);
         }
+        for (k, (worst, best)) in later.span {
+            match self.span.entry(k) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((worst, best));
+                }
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    let span = o.into_mut();
+                    note_span(span, worst);
+                    note_span(span, best);
+                }
+            }
+        }
+    }
+}
+
+/// Widens a (worst, best) outcome span to take in `o`.
+fn note_span(span: &mut (Outcome, Outcome), o: Outcome) {
+    if rank(o) > rank(span.0) {
+        span.0 = o;
+    }
+    if rank(o) < rank(span.1) {
+        span.1 = o;
     }
 }
 
@@ -1059,6 +1088,7 @@ fn audit_in_runs(
         counts,
         per_entry,
         placeholders_seen,
+        span,
     } = flows_tally;
     let mut groups: BTreeMap<Key, Finding> = groups
         .into_iter()
@@ -1087,26 +1117,9 @@ fn audit_in_runs(
             }
         })
         .collect();
-    // The worst and best outcome per (entry, name), over every flow whatever its verdict.
-    let mut span: BTreeMap<(Option<&str>, &str), (Outcome, Outcome)> = BTreeMap::new();
-    for (r, js) in results.iter().zip(&all_judged) {
-        for (f, j) in r.flows.iter().zip(js) {
-            let Some(name) = &f.facts.name else { continue };
-            let o = f.outcome();
-            let e = span
-                .entry((j.entry_id.as_deref(), name.as_str()))
-                .or_insert((o, o));
-            if rank(o) > rank(e.0) {
-                e.0 = o;
-            }
-            if rank(o) < rank(e.1) {
-                e.1 = o;
-            }
-        }
-    }
-    for g in groups.values_mut() {
-        let id = g.entry.as_ref().map(|e| e.id.as_str());
-        if let Some((w, b)) = span.get(&(id, g.name.as_str())) {
+    for (key, g) in groups.iter_mut() {
+        let entry = key.2;
+        if let Some((w, b)) = span.get(&(entry, g.name.as_str())) {
             g.worst_outcome = Some(w.name());
             g.best_outcome = Some(b.name());
         }
