@@ -15,7 +15,6 @@
 //! and names are hashed with the standard library's randomly keyed SipHash (once per lookup;
 //! the 64-bit hash is the map key, and the stored name is compared on a hit).
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
@@ -119,7 +118,7 @@ fn suffix_hash_step(h: u64, label: &[u8]) -> u64 {
 const SHARDS: usize = 32;
 const SHARD_CAP: usize = 8192;
 
-/// A cache shard: keyed SipHash of the name -> (the name, its hits).
+/// A cache shard: the seeded hash of the name -> (the name, its hits).
 type Shard = RwLock<HashMap<u64, (Box<str>, Arc<[Hit]>), BuildHasherDefault<KeyHasher>>>;
 
 /// Passes an already keyed 64-bit hash through unchanged.
@@ -152,7 +151,18 @@ pub(crate) struct Matcher {
     /// Most labels of any anchor: suffixes with more labels are not looked up.
     max_anchor_labels: usize,
     cache: Box<[Shard]>,
-    cache_key: RandomState,
+    /// Names come from the wire: the key hash is seeded (a collision only costs a miss,
+    /// the name is compared).
+    cache_key: CacheKey,
+}
+
+/// The cache's seeded hash (its seed is not worth printing).
+struct CacheKey(rustc_hash::FxSeededState);
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheKey")
+    }
 }
 
 impl Matcher {
@@ -265,13 +275,13 @@ impl Matcher {
             compiled,
             max_anchor_labels,
             cache,
-            cache_key: RandomState::new(),
+            cache_key: CacheKey(crate::flow::seeded_hash()),
         }
     }
 
     /// Cached lookup (see the module documentation).
     pub(crate) fn lookup(&self, name: &str) -> Arc<[Hit]> {
-        let key = self.cache_key.hash_one(name);
+        let key = self.cache_key.0.hash_one(name);
         let shard = &self.cache[(key >> 40) as usize % SHARDS];
         if let Some((n, v)) = shard.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
             if **n == *name {
