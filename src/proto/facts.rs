@@ -110,8 +110,9 @@ pub struct DnsMap {
 #[derive(Debug, Clone)]
 struct DnsAnswer {
     ts_ns: i64,
-    /// The name the client asked, then the CNAMEs in order.
-    chain: Vec<String>,
+    /// The name the client asked, then the CNAMEs in order (one list per response, shared by
+    /// its addresses).
+    chain: std::sync::Arc<[String]>,
 }
 
 impl DnsMap {
@@ -124,8 +125,10 @@ impl DnsMap {
         if c.addresses.is_empty() {
             return;
         }
-        let mut chain = vec![c.asked.clone()];
-        chain.extend(c.cnames.iter().cloned());
+        let chain: std::sync::Arc<[String]> = std::iter::once(&c.asked)
+            .chain(c.cnames.iter())
+            .cloned()
+            .collect();
         for (addr, _ttl) in &c.addresses {
             let v = self.map.entry((client, *addr)).or_default();
             // Bounded: the latest answers are the ones that matter.
@@ -146,7 +149,7 @@ impl DnsMap {
             .iter()
             .rev()
             .find(|a| a.ts_ns <= ts_ns)
-            .map(|a| a.chain.as_slice())
+            .map(|a| &a.chain[..])
     }
 }
 
