@@ -673,7 +673,7 @@ fn dns_evidence(mech: Mechanism, qname: &str, l: &crate::report::dns::Lookup<'_>
     match mech {
         Mechanism::LocalBlock => format!(
             "{qname} resolved to {} and the client never connected to it afterwards (a local firewall may refuse before any SYN; or the name was not needed)",
-            l.addresses.join(", ")
+            crate::report::ips_text(&l.addresses)
         ),
         Mechanism::DnsNoAnswer => format!(
             "{} query for {qname} to {} got no answer",
@@ -682,7 +682,7 @@ fn dns_evidence(mech: Mechanism, qname: &str, l: &crate::report::dns::Lookup<'_>
         ),
         Mechanism::DnsSinkhole => format!(
             "{qname} resolved to {} by {} (a sinkhole)",
-            l.addresses.join(", "),
+            crate::report::ips_text(&l.addresses),
             l.server
         ),
         _ => format!(
@@ -704,19 +704,21 @@ fn add_counts(to: &mut BTreeMap<&'static str, u64>, more: BTreeMap<&'static str,
 /// A client and an address its lookup resolved to.
 type AddressPair = (std::net::IpAddr, std::net::IpAddr);
 
-/// The pairs the local-block check asks about: the client and each address of every lookup
-/// that resolved an A query (see [`audit_in_runs`]).
+/// A lookup the local-block check looks at: an A query answered NOERROR (see
+/// [`audit_in_runs`]; whether it returned addresses is checked there).
+fn resolved_a(l: &crate::report::dns::Lookup<'_>) -> bool {
+    l.answered && l.rcode == Some("NOERROR") && l.qtype.as_deref() == Some("A")
+}
+
+/// The pairs the local-block check asks about: the client and each address of every
+/// [`resolved_a`] lookup.
 fn resolved_pairs(
     lookups: &[crate::report::dns::Lookup<'_>],
 ) -> rustc_hash::FxHashSet<AddressPair> {
     lookups
         .iter()
-        .filter(|l| l.answered && l.rcode == Some("NOERROR") && l.qtype.as_deref() == Some("A"))
-        .flat_map(|l| {
-            l.addresses
-                .iter()
-                .filter_map(move |a| a.parse().ok().map(|ip| (l.client_ip, ip)))
-        })
+        .filter(|l| resolved_a(l))
+        .flat_map(|l| l.addresses.iter().map(move |&ip| (l.client_ip, ip)))
         .collect()
 }
 
@@ -967,15 +969,15 @@ fn audit_in_runs(
             let Some(qname) = l.qname else { continue };
             let matches = catalog.match_name(qname);
             let Some(m) = matches.first() else { continue };
-            if l.privatelink
-                && l.addresses
-                    .iter()
-                    .any(|a| a.parse().is_ok_and(|ip| is_public(&ip)))
-            {
+            if l.privatelink && l.addresses.iter().any(is_public) {
                 private.push(PrivateEndpointProblem {
                     name: qname.to_string(),
                     chain: l.cnames.iter().map(|s| s.to_string()).collect(),
-                    addresses: l.addresses.clone(),
+                    addresses: l
+                        .addresses
+                        .iter()
+                        .map(|&a| crate::report::ip_text(a))
+                        .collect(),
                     first_seen: l.time.clone(),
                     file: file.clone(),
                 });
@@ -1005,16 +1007,13 @@ fn audit_in_runs(
                     // address counts as NODATA.
                     _ if l.nodata && l.qtype.as_deref() == Some("A") => Some(Mechanism::DnsNodata),
                     // Resolved, yet the client never connected to any of the addresses.
-                    Some("NOERROR")
-                        if l.qtype.as_deref() == Some("A")
-                            && !l.addresses.is_empty()
-                            && !l.addresses.iter().any(|a| {
-                                a.parse::<std::net::IpAddr>().is_ok_and(|ip| {
-                                    last_start
-                                        .get(&(l.client_ip, ip))
-                                        .is_some_and(|&t| t >= l.ts_ns)
-                                })
-                            }) =>
+                    _ if resolved_a(&l)
+                        && !l.addresses.is_empty()
+                        && !l.addresses.iter().any(|&ip| {
+                            last_start
+                                .get(&(l.client_ip, ip))
+                                .is_some_and(|&t| t >= l.ts_ns)
+                        }) =>
                     {
                         Some(Mechanism::LocalBlock)
                     }

@@ -36,7 +36,8 @@ pub struct Lookup<'a> {
     pub answers: Answers<'a>,
     /// The name asked, then each CNAME in order, then the addresses it ended at.
     pub cnames: Vec<&'a str>,
-    pub addresses: Vec<String>,
+    /// Written as text, as `Display` writes them.
+    pub addresses: Vec<std::net::IpAddr>,
     /// NOERROR without an answer of the asked type.
     pub nodata: bool,
     /// An address answer of 0.0.0.0, :: or loopback (a sinkhole).
@@ -152,10 +153,7 @@ fn lookup<'a>(
             let c = r.message.chain();
             (
                 chain_names(&r.message, &c),
-                c.addresses
-                    .iter()
-                    .map(|(a, _)| crate::report::ip_text(*a))
-                    .collect(),
+                c.addresses.iter().map(|(a, _)| *a).collect(),
                 r.message.is_nodata_in(&c),
                 r.message.sinkhole(),
             )
@@ -270,7 +268,7 @@ pub fn write_dns(
                     if !answer.is_empty() {
                         answer += " -> ";
                     }
-                    answer += &l.addresses.join(", ");
+                    answer += &crate::report::ips_text(&l.addresses);
                 }
                 writeln!(
                     out,

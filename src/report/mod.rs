@@ -502,6 +502,18 @@ pub fn endpoint(e: &crate::flow::Endpoint) -> String {
     s
 }
 
+/// Addresses as text, separated by ", ".
+pub fn ips_text(ips: &[std::net::IpAddr]) -> String {
+    let mut s = String::with_capacity(ips.len() * 17);
+    for (i, &ip) in ips.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        push_ip(&mut s, ip);
+    }
+    s
+}
+
 /// An address as text, as its `Display` writes it.
 pub fn ip_text(ip: std::net::IpAddr) -> String {
     let mut s = String::with_capacity(15);
@@ -733,5 +745,12 @@ mod tests {
             port: 0,
         };
         assert_eq!(endpoint(&zero), "0.0.0.0:0");
+        let ips = [
+            zero.ip,
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            "192.0.2.10".parse().unwrap(),
+        ];
+        assert_eq!(ips_text(&ips), "0.0.0.0, ::1, 192.0.2.10");
+        assert_eq!(ips_text(&[]), "");
     }
 }
