@@ -881,16 +881,9 @@ impl<'a> FlowTally<'a> {
             self.placeholders_seen.entry(k).or_default().extend(vs);
         }
         for (k, (worst, best)) in later.span {
-            match self.span.entry(k) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert((worst, best));
-                }
-                std::collections::hash_map::Entry::Occupied(o) => {
-                    let span = o.into_mut();
-                    note_span(span, worst);
-                    note_span(span, best);
-                }
-            }
+            let span = self.span.entry(k).or_insert((worst, best));
+            note_span(span, worst);
+            note_span(span, best);
         }
     }
 }

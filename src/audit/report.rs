@@ -525,8 +525,6 @@ fn markdown(out: &mut dyn Write, a: &Audit, per_file: bool) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    /// The JSON written in pieces is the document serialized whole, on every capture of the
-    /// project at once (websocket connections from several files) and on one without any.
     /// The JSON document as one struct.
     #[derive(Serialize)]
     struct Doc<'a> {
@@ -536,6 +534,8 @@ mod tests {
         audit: &'a Audit,
     }
 
+    /// The JSON written in pieces is the document serialized whole, on every capture of the
+    /// project at once (websocket connections from several files) and on one without any.
     #[test]
     fn json_in_pieces_is_the_whole_document() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
