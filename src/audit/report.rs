@@ -87,9 +87,9 @@ fn write_json(out: &mut impl Write, audit: &Audit, results: &[FileResult]) -> io
     doc.field("placeholders_seen", placeholders_seen)?;
     doc.field("counts", counts)?;
     doc.field("per_file", per_file)?;
-    doc.open_object("websockets")?;
+    doc.open("websockets", b"{")?;
     doc.field("instances", instances)?;
-    doc.open_array("connections")?;
+    doc.open("connections", b"[")?;
     doc.par_items(connections, |c| c)?;
     doc.close(b"]")?;
     doc.close(b"}")?;

@@ -27,18 +27,18 @@ struct Pretty {
     has_value: bool,
 }
 
-impl Pretty {
-    /// A line break (after a comma unless `first`) and the current indentation.
-    fn line<W: ?Sized + Write>(&self, w: &mut W, comma: bool) -> io::Result<()> {
-        let start = if comma { 0 } else { 1 };
-        let flat = self.depth.min(FLAT_LEVELS);
-        w.write_all(&BREAKS[start..2 + 2 * flat])?;
-        for _ in flat..self.depth {
-            w.write_all(b"  ")?;
-        }
-        Ok(())
+/// A line break (after a comma if `comma`) and the indentation of `depth` levels.
+fn line_break<W: ?Sized + Write>(w: &mut W, depth: usize, comma: bool) -> io::Result<()> {
+    let start = if comma { 0 } else { 1 };
+    let flat = depth.min(FLAT_LEVELS);
+    w.write_all(&BREAKS[start..2 + 2 * flat])?;
+    for _ in flat..depth {
+        w.write_all(b"  ")?;
     }
+    Ok(())
+}
 
+impl Pretty {
     fn open<W: ?Sized + Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
         self.depth += 1;
         self.has_value = false;
@@ -48,7 +48,7 @@ impl Pretty {
     fn close<W: ?Sized + Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
         self.depth -= 1;
         if self.has_value {
-            self.line(w, false)?;
+            line_break(w, self.depth, false)?;
         }
         w.write_all(bracket)
     }
@@ -64,7 +64,7 @@ impl Formatter for Pretty {
     }
 
     fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
-        self.line(w, !first)
+        line_break(w, self.depth, !first)
     }
 
     fn end_array_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
@@ -81,7 +81,7 @@ impl Formatter for Pretty {
     }
 
     fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
-        self.line(w, !first)
+        line_break(w, self.depth, !first)
     }
 
     fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -136,22 +136,17 @@ impl<'w, W: Write> Document<'w, W> {
         })
     }
 
-    /// The line break before the next member of the innermost open object or array.
-    fn member(&mut self) -> io::Result<()> {
-        let depth = self.open.len();
-        let first = match self.open.last_mut() {
-            Some(has) => !std::mem::replace(has, true),
-            None => true,
-        };
-        Pretty {
-            depth,
-            has_value: false,
-        }
-        .line(self.w, !first)
+    /// Whether the next member of the innermost open object or array is its first (it has
+    /// one from now on).
+    fn first_member(&mut self) -> bool {
+        self.open
+            .last_mut()
+            .is_none_or(|has| !std::mem::replace(has, true))
     }
 
     fn key(&mut self, key: &str) -> io::Result<()> {
-        self.member()?;
+        let comma = !self.first_member();
+        line_break(self.w, self.open.len(), comma)?;
         serde_json::to_writer(&mut *self.w, key)?;
         self.w.write_all(b": ")
     }
@@ -162,28 +157,18 @@ impl<'w, W: Write> Document<'w, W> {
         Ok(value_at(&mut *self.w, self.open.len(), value)?)
     }
 
-    /// Opens an object (`key` in the innermost open object) or an array.
-    pub fn open_object(&mut self, key: &str) -> io::Result<()> {
+    /// Opens an object or an array (`bracket`: `b"{"` or `b"["`) as member `key` of the
+    /// innermost open object.
+    pub fn open(&mut self, key: &str, bracket: &[u8]) -> io::Result<()> {
         self.key(key)?;
         self.open.push(false);
-        self.w.write_all(b"{")
-    }
-
-    pub fn open_array(&mut self, key: &str) -> io::Result<()> {
-        self.key(key)?;
-        self.open.push(false);
-        self.w.write_all(b"[")
+        self.w.write_all(bracket)
     }
 
     /// Closes the innermost open object or array (`bracket`: `b"}"` or `b"]"`).
     pub fn close(&mut self, bracket: &[u8]) -> io::Result<()> {
-        let has = self.open.pop().unwrap_or(false);
-        if has {
-            Pretty {
-                depth: self.open.len(),
-                has_value: false,
-            }
-            .line(self.w, false)?;
+        if self.open.pop().unwrap_or(false) {
+            line_break(self.w, self.open.len(), false)?;
         }
         self.w.write_all(bracket)
     }
@@ -201,10 +186,7 @@ impl<'w, W: Write> Document<'w, W> {
         const CHUNK: usize = 128;
         let depth = self.open.len();
         for window in items.chunks(WINDOW) {
-            let first = match self.open.last_mut() {
-                Some(has) => !std::mem::replace(has, true),
-                None => true,
-            };
+            let first = self.first_member();
             let parts: Vec<serde_json::Result<Vec<u8>>> = window
                 .par_chunks(CHUNK)
                 .enumerate()
@@ -212,11 +194,7 @@ impl<'w, W: Write> Document<'w, W> {
                     let mut buf = Vec::with_capacity(chunk.len() * 512);
                     for (i, item) in chunk.iter().enumerate() {
                         let comma = !(first && c == 0 && i == 0);
-                        let line = Pretty {
-                            depth,
-                            has_value: false,
-                        };
-                        line.line(&mut buf, comma).map_err(serde_json::Error::io)?;
+                        line_break(&mut buf, depth, comma).map_err(serde_json::Error::io)?;
                         value_at(&mut buf, depth, &f(item))?;
                     }
                     Ok(buf)
@@ -313,13 +291,13 @@ mod tests {
             });
             let mut out = Vec::new();
             let mut doc = Document::object(&mut out).expect("write");
-            doc.open_object("empty").expect("write");
+            doc.open("empty", b"{").expect("write");
             doc.close(b"}").expect("write");
             doc.field("head", &head).expect("write");
-            doc.open_object("nested").expect("write");
+            doc.open("nested", b"{").expect("write");
             doc.field("after", &json!({})).expect("write");
             doc.field("before", &json!([1, {}])).expect("write");
-            doc.open_array("rows").expect("write");
+            doc.open("rows", b"[").expect("write");
             doc.par_items(&items, |v| v).expect("write");
             doc.close(b"]").expect("write");
             doc.close(b"}").expect("write");
