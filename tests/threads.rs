@@ -139,3 +139,27 @@ fn evictions_do_not_depend_on_the_map_seed() {
         "only {evicting} captures evict flows at a cap of 16"
     );
 }
+
+/// `--no-mmap`, the default since reading became it, is still accepted for scripts written
+/// before and gives the same output; together with `--mmap` it is a usage error.
+#[test]
+fn no_mmap_is_still_accepted() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/audit-client.pcap");
+    let audit = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_allowscope"))
+            .args(["audit", "--format", "json"])
+            .args(extra)
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let default = audit(&[]);
+    let old = audit(&["--no-mmap"]);
+    assert_eq!(old.status.code(), default.status.code());
+    assert!(!default.stdout.is_empty());
+    assert!(old.stdout == default.stdout);
+    let both = audit(&["--mmap", "--no-mmap"]);
+    assert_eq!(both.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert!(err.contains("cannot be used with"), "{err}");
+}
