@@ -8,7 +8,7 @@ use crate::capture::{open_input, CaptureReader, Compression, Frame, Input, ReadE
 use crate::decode::{decode, decode_transport, DefragStats, Defragmenter, Skip, L4};
 use crate::flow::{Flow, FlowConfig, FlowTable, TableStats};
 use crate::proto::dns::{parse_message, DnsMessage};
-use crate::proto::facts::{extract, name_by_dns, DnsMap};
+use crate::proto::facts::extract;
 
 /// What was skipped while decoding, by reason.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -520,7 +520,7 @@ pub(crate) fn finish_result(
     }
     crate::flow::sort_flows(&mut flows);
     table.peak_live = peak.unwrap_or_else(|| crate::flow::peak_live(&flows));
-    let dns = name_from_dns(&mut flows, udp_dns, tcp_dns);
+    let dns = crate::names::name_from_dns(&mut flows, udp_dns, tcp_dns);
     let st = reader.stats();
     summary.format = Some(reader.format().name());
     summary.compression = Some(reader.compression());
@@ -546,79 +546,6 @@ pub(crate) fn finish_result(
         flows,
         dns,
     }
-}
-
-/// The order of DNS messages: by time, then by transport and endpoints (messages between the
-/// same endpoints keep the order they were seen in, which the caller keeps with a stable sort).
-fn dns_order(a: &DnsEvent, b: &DnsEvent) -> std::cmp::Ordering {
-    (
-        a.ts_ns,
-        a.transport,
-        a.client,
-        a.client_port,
-        a.server,
-        a.server_port,
-    )
-        .cmp(&(
-            b.ts_ns,
-            b.transport,
-            b.client,
-            b.client_port,
-            b.server,
-            b.server_port,
-        ))
-}
-
-/// The DNS pass over a whole input, after every flow finished: drops copies of one datagram
-/// captured on both sides of a router, puts the DNS messages in time order, and names the flows
-/// that carry no name of their own (SNI, CONNECT, Host, QUIC) from the latest answer their
-/// client got for the server's address before the flow began. `flows` must be in
-/// [`crate::flow::order`]; `udp` carries each message's frame sequence number. Doing this after
-/// the packets, not while they stream by, makes the result independent of how the input was
-/// split among workers, and lets an answer that came over TCP name the flows that followed it
-/// even when its own connection stayed open longer.
-fn name_from_dns(
-    flows: &mut [Box<Flow>],
-    mut udp: Vec<(u64, DnsEvent)>,
-    tcp: Vec<DnsEvent>,
-) -> Vec<DnsEvent> {
-    // Copies are looked for in capture order, as the frames came (frame numbers are unique).
-    udp.sort_unstable_by_key(|(seq, _)| *seq);
-    let mut kept: Vec<DnsEvent> = Vec::with_capacity(udp.len() + tcp.len());
-    for (_, e) in udp {
-        // The same datagram captured on both legs of a router or firewall is one message: the
-        // copy is identical, from the same endpoints, within 100 ms, with the same IPv4 ID and
-        // a different TTL (the router decremented it). A duplicate the sender really sent
-        // twice keeps its TTL and stays (as Zeek and tshark count it); a client's retry comes
-        // later. The first copy in the file is kept.
-        let copy = kept.iter().rev().take(8).any(|k| {
-            (e.ts_ns - k.ts_ns).abs() < 100_000_000
-                && k.ttl != e.ttl
-                && k.ip_id == e.ip_id
-                && k.client == e.client
-                && k.client_port == e.client_port
-                && k.server == e.server
-                && k.server_port == e.server_port
-                && k.message == e.message
-        });
-        if !copy {
-            kept.push(e);
-        }
-    }
-    kept.extend(tcp);
-    // Stable: messages between the same endpoints at the same time keep their order (capture
-    // order over UDP; over TCP, a flow's client messages, then its server's).
-    kept.sort_by(dns_order);
-    let mut map = DnsMap::default();
-    let mut next = 0;
-    for f in flows.iter_mut() {
-        while let Some(e) = kept.get(next).filter(|e| e.ts_ns <= f.first_ns) {
-            map.add_response(e.ts_ns, e.client, &e.message);
-            next += 1;
-        }
-        name_by_dns(f, &map);
-    }
-    kept
 }
 
 fn udp_dns(ts: i64, ip: &crate::decode::IpHeader, u: &crate::decode::Udp<'_>) -> Option<DnsEvent> {

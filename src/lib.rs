@@ -14,6 +14,7 @@ pub mod decode;
 pub mod flow;
 #[cfg(feature = "live")]
 pub mod live;
+pub mod names;
 pub mod proto;
 pub mod report;
 pub mod rng;
