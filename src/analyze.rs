@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::capture::{open_input, CaptureReader, Compression, Frame, Input, ReadError};
 use crate::decode::{decode, decode_transport, DefragStats, Defragmenter, Skip, L4};
 use crate::flow::{Flow, FlowConfig, FlowTable, TableStats};
-use crate::proto::dns::{parse_message, DnsMessage};
+use crate::proto::dns::{parse_message_lenient, worth_keeping, DnsMessage};
 use crate::proto::facts::extract;
 
 /// What was skipped while decoding, by reason.
@@ -549,7 +549,9 @@ pub(crate) fn finish_result(
 }
 
 fn udp_dns(ts: i64, ip: &crate::decode::IpHeader, u: &crate::decode::Udp<'_>) -> Option<DnsEvent> {
-    let msg = parse_message(u.payload).ok()?;
+    // A response cut by the snap length or malformed is still an answer (its header says
+    // how it was answered); a query counts when its question was read.
+    let msg = parse_message_lenient(u.payload).filter(worth_keeping)?;
     let (client, cport, server, sport) = if msg.response {
         (ip.dst, u.dst_port, ip.src, u.src_port)
     } else {

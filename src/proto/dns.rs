@@ -72,6 +72,11 @@ pub struct DnsMessage {
     pub questions: Vec<Question>,
     /// Answer section only (not authority/additional; for UPDATE: the prerequisite section).
     pub answers: Vec<Record>,
+    /// Why the message could not be read whole (see [`parse_message_lenient`]): `Truncated`
+    /// when the capture cut it, `Malformed` when its structure is wrong. The header and the
+    /// questions and answers before that point are as sent.
+    #[serde(skip)]
+    pub partial: Option<DnsError>,
 }
 
 /// One entry of the question section.
@@ -399,11 +404,45 @@ fn decode_rdata(msg: &[u8], rr: &RawRecord) -> Result<RData, DnsError> {
 /// [`DnsError::Truncated`]; bytes after the last record are ignored. The extended rcode comes
 /// from the first OPT record of the additional section.
 pub fn parse_message(bytes: &[u8]) -> Result<DnsMessage, DnsError> {
+    let mut msg = header(bytes)?;
+    sections(bytes, &mut msg)?;
+    Ok(msg)
+}
+
+/// Parses what there is of one DNS message: the header (which a snap length rarely cuts: a
+/// 96-byte frame keeps it) and the questions and answers as far as they parse. `None` only
+/// when the header itself is cut. A message that [`parse_message`] rejects comes back with the
+/// reason in [`DnsMessage::partial`]: its id, flags and rcode are still what the sender sent,
+/// so a cut or malformed response is an answer, never "no answer".
+pub fn parse_message_lenient(bytes: &[u8]) -> Option<DnsMessage> {
+    let mut msg = header(bytes).ok()?;
+    if let Err(e) = sections(bytes, &mut msg) {
+        msg.partial = Some(e);
+    }
+    Some(msg)
+}
+
+/// The fixed header, with empty sections.
+fn header(bytes: &[u8]) -> Result<DnsMessage, DnsError> {
     if bytes.len() < HEADER_LEN {
         return Err(DnsError::Truncated);
     }
-    let id = be16(bytes, 0)?;
     let flags = be16(bytes, 2)?;
+    Ok(DnsMessage {
+        id: be16(bytes, 0)?,
+        response: flags & 0x8000 != 0,
+        opcode: ((flags >> 11) & 0x0f) as u8,
+        rcode: flags & 0x0f,
+        tc: flags & 0x0200 != 0,
+        questions: Vec::new(),
+        answers: Vec::new(),
+        partial: None,
+    })
+}
+
+/// Reads the sections after the header into `msg`, stopping at the first thing that does not
+/// parse (what was read before it stays in `msg`).
+fn sections(bytes: &[u8], msg: &mut DnsMessage) -> Result<(), DnsError> {
     let counts = [
         be16(bytes, 4)?,
         be16(bytes, 6)?,
@@ -415,21 +454,21 @@ pub fn parse_message(bytes: &[u8]) -> Result<DnsMessage, DnsError> {
     // Capacities are bounded by what the bytes could hold (a question takes at least 5 bytes,
     // a record 11), so a forged count cannot make a large allocation.
     let room = |min: usize, count: u16| usize::from(count).min(bytes.len() / min);
-    let mut questions = Vec::with_capacity(room(5, counts[0]));
+    msg.questions.reserve(room(5, counts[0]));
     for _ in 0..counts[0] {
         let (name, end) = read_name(bytes, pos)?;
         let qtype = be16(bytes, end)?;
         be16(bytes, end + 2)?; // qclass
-        questions.push(Question { name, qtype });
+        msg.questions.push(Question { name, qtype });
         pos = end + 4;
     }
 
-    let mut answers = Vec::with_capacity(room(11, counts[1]));
+    msg.answers.reserve(room(11, counts[1]));
     for _ in 0..counts[1] {
         let rr = read_record(bytes, pos)?;
         let data = decode_rdata(bytes, &rr)?;
         pos = rr.rdata.end;
-        answers.push(Record {
+        msg.answers.push(Record {
             name: rr.name,
             rtype: rr.rtype,
             ttl: rr.ttl,
@@ -441,31 +480,24 @@ pub fn parse_message(bytes: &[u8]) -> Result<DnsMessage, DnsError> {
         pos = read_record(bytes, pos)?.rdata.end;
     }
 
-    let mut ext_rcode = None;
+    let mut opt_seen = false;
     for _ in 0..counts[3] {
         let rr = read_record(bytes, pos)?;
-        if rr.rtype == TYPE_OPT && ext_rcode.is_none() {
+        if rr.rtype == TYPE_OPT && !opt_seen {
             // RFC 6891 6.1.3: the TTL's top byte holds the upper 8 bits of the 12-bit rcode.
-            ext_rcode = Some((rr.ttl >> 24) as u16);
+            msg.rcode |= ((rr.ttl >> 24) as u16) << 4;
+            opt_seen = true;
         }
         pos = rr.rdata.end;
     }
-
-    Ok(DnsMessage {
-        id,
-        response: flags & 0x8000 != 0,
-        opcode: ((flags >> 11) & 0x0f) as u8,
-        rcode: (ext_rcode.unwrap_or(0) << 4) | (flags & 0x0f),
-        tc: flags & 0x0200 != 0,
-        questions,
-        answers,
-    })
+    Ok(())
 }
 
 /// Reads DNS over TCP: a two-byte length before each message, several messages per stream.
 ///
 /// Stops at the first length-delimited message that does not parse (`malformed`), or when the
-/// bytes end inside a length prefix or a message (`truncated`). `hole` (the capture lacks bytes
+/// bytes end inside a length prefix or a message (`truncated`); what there is of that message
+/// is kept when it is [`worth_keeping`], with the reason in [`DnsMessage::partial`]. `hole` (the capture lacks bytes
 /// after `bytes`) does not change the result: without a hole, a stream that ends inside a
 /// message means the sender (or the capture) stopped there, which is reported the same way.
 pub fn parse_tcp_stream(bytes: &[u8], hole: bool) -> TcpDns {
@@ -479,19 +511,35 @@ pub fn parse_tcp_stream(bytes: &[u8], hole: bool) -> TcpDns {
         };
         let body = pos + 2..pos + 2 + usize::from(len);
         let Some(msg) = bytes.get(body.clone()) else {
+            // A message cut by the capture: what there is of it still counts (a response's
+            // header says it was answered, and how).
             out.truncated = true;
+            if let Some(m) = bytes.get(pos + 2..).and_then(parse_message_lenient) {
+                if worth_keeping(&m) {
+                    out.messages.push(m);
+                }
+            }
             break;
         };
         match parse_message(msg) {
             Ok(m) => out.messages.push(m),
             Err(_) => {
                 out.malformed = true;
+                if let Some(m) = parse_message_lenient(msg).filter(worth_keeping) {
+                    out.messages.push(m);
+                }
                 break;
             }
         }
         pos = body.end;
     }
     out
+}
+
+/// Whether a message read by [`parse_message_lenient`] is worth keeping: a response (its
+/// header is an answer), or a query whose question was read.
+pub fn worth_keeping(m: &DnsMessage) -> bool {
+    m.response || !m.questions.is_empty()
 }
 
 /// Loopback and unspecified addresses (IPv4, IPv6, and IPv4-mapped IPv6).
@@ -522,7 +570,12 @@ impl DnsMessage {
         let Some(q) = self.questions.first() else {
             return false;
         };
-        if !self.response || self.opcode != 0 || self.rcode != 0 || self.tc {
+        if !self.response
+            || self.opcode != 0
+            || self.rcode != 0
+            || self.tc
+            || self.partial.is_some()
+        {
             return false;
         }
         let names: rustc_hash::FxHashSet<&str> = std::iter::once(chain.asked.as_str())
@@ -973,6 +1026,7 @@ mod tests {
             tc: false,
             questions: vec![],
             answers: vec![],
+            partial: None,
         };
         assert_eq!(empty.chain(), Chain::default());
     }
@@ -1229,6 +1283,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn lenient_keeps_the_header_and_what_parsed() {
+        for m in corpus() {
+            let whole = parse_message(&m).unwrap();
+            assert_eq!(parse_message_lenient(&m).as_ref(), Some(&whole));
+            for cut in 0..m.len() {
+                let Some(p) = parse_message_lenient(&m[..cut]) else {
+                    assert!(cut < HEADER_LEN, "cut at {cut}");
+                    continue;
+                };
+                assert_eq!(p.partial, Some(DnsError::Truncated), "cut at {cut}");
+                assert_eq!(
+                    (p.id, p.response, p.tc),
+                    (whole.id, whole.response, whole.tc)
+                );
+                // The header's rcode bits survive (an EDNS extended rcode may be cut off).
+                assert_eq!(p.rcode & 0x0f, whole.rcode & 0x0f);
+                assert!(whole.questions.starts_with(&p.questions));
+                assert!(whole.answers.starts_with(&p.answers));
+                assert!(!p.is_nodata(), "a cut message is never NODATA");
+            }
+        }
+        // Malformed: an over-long chain of pointers is caught, the header kept.
+        let mut m = vec![0x12, 0x34, 0x81, 0x83, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&[0xc0, 0x00, 0, 1, 0, 1]);
+        let p = parse_message_lenient(&m).unwrap();
+        assert_eq!(
+            p.partial,
+            Some(DnsError::Malformed("compression pointer into the header"))
+        );
+        assert_eq!((p.id, p.rcode, p.response), (0x1234, 3, true));
+        assert!(worth_keeping(&p));
+        // A query whose question did not parse is not worth keeping; one that did is.
+        let q = parse_message_lenient(&[0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'a']).unwrap();
+        assert!(!worth_keeping(&q));
+    }
+
     fn framed(msgs: &[Vec<u8>]) -> Vec<u8> {
         let mut s = Vec::new();
         for m in msgs {
@@ -1252,7 +1343,9 @@ mod tests {
         let first2 = 2 + msgs[0].len() + 2 + msgs[1].len();
         // Cut in the middle of the third message.
         let cut = parse_tcp_stream(&s[..first2 + 2 + msgs[2].len() / 2], true);
-        assert_eq!(cut.messages.len(), 2);
+        assert_eq!(cut.messages.len(), 3, "what there is of the third is kept");
+        assert_eq!(cut.messages[2].partial, Some(DnsError::Truncated));
+        assert_eq!(cut.messages[2].id, 11);
         assert!(cut.truncated && !cut.malformed);
         // Cut inside the third length prefix.
         let cut = parse_tcp_stream(&s[..first2 + 1], true);
@@ -1278,7 +1371,11 @@ mod tests {
         s.extend_from_slice(&[0, 5, 1, 2, 3, 4, 5]);
         s.extend_from_slice(&framed(&[c[2].clone()]));
         let r = parse_tcp_stream(&s, false);
-        assert_eq!(r.messages.len(), 1);
+        assert_eq!(
+            r.messages.len(),
+            1,
+            "five bytes are no header: nothing kept"
+        );
         assert!(r.malformed && !r.truncated);
         // A zero-length message is malformed too.
         let r = parse_tcp_stream(&[0, 0], false);

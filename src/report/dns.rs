@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{escape_terminal, FlowsFormat};
 use crate::analyze::{DnsEvent, FileResult};
-use crate::proto::dns::{qtype_name, rcode_name, DnsMessage, RData};
+use crate::proto::dns::{qtype_name, rcode_name, DnsError, DnsMessage, RData};
 use crate::time::rfc3339;
 
 /// One lookup: a query joined with its response (either may be missing).
@@ -44,6 +44,12 @@ pub struct Lookup<'a> {
     pub sinkhole: bool,
     /// The chain passes through a `privatelink.` name.
     pub privatelink: bool,
+    /// The response was cut (by the snap length, or a TCP stream the capture lacks bytes of):
+    /// its header (id, rcode, counts) was read, its answers as far as they go.
+    pub truncated: bool,
+    /// The response's structure is wrong (why); its header and the answers before the fault
+    /// are kept. Never read as "no answer".
+    pub malformed: Option<&'static str>,
     /// Seconds from query to response.
     pub rtt_s: Option<f64>,
     pub file: &'a str,
@@ -79,24 +85,19 @@ impl Serialize for Answers<'_> {
     }
 }
 
-fn key(
-    e: &DnsEvent,
-) -> (
-    std::net::IpAddr,
-    u16,
-    std::net::IpAddr,
-    u16,
-    u16,
-    Option<&str>,
-) {
+fn key(e: &DnsEvent) -> (std::net::IpAddr, u16, std::net::IpAddr, u16, u16) {
     (
         e.client,
         e.client_port,
         e.server,
         e.server_port,
         e.message.id,
-        e.message.questions.first().map(|q| q.name.as_str()),
     )
+}
+
+/// The first question's name of a message, if it has one.
+fn qname(e: &DnsEvent) -> Option<&str> {
+    e.message.questions.first().map(|q| q.name.as_str())
 }
 
 /// Joins queries with their responses, in capture order. The joining is one pass; the rows
@@ -121,10 +122,13 @@ pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
         let (query, response) = if e.message.response {
             (None, Some(e))
         } else {
-            // The first unused response with the same key after the query.
-            let resp = responses
-                .get(&key(e))
-                .and_then(|js| js.iter().copied().find(|&j| j > i && !used[j]));
+            // The first unused response with the same key after the query that asks the same
+            // name (or whose question the capture cut).
+            let resp = responses.get(&key(e)).and_then(|js| {
+                js.iter().copied().find(|&j| {
+                    j > i && !used[j] && qname(&events[j]).is_none_or(|n| Some(n) == qname(e))
+                })
+            });
             if let Some(j) = resp {
                 used[j] = true;
             }
@@ -181,6 +185,11 @@ fn lookup<'a>(
         nodata,
         sinkhole,
         privatelink,
+        truncated: response.is_some_and(|r| r.message.partial == Some(DnsError::Truncated)),
+        malformed: response.and_then(|r| match r.message.partial {
+            Some(DnsError::Malformed(why)) => Some(why),
+            _ => None,
+        }),
         rtt_s: match (query, response) {
             (Some(q), Some(r)) => Some((r.ts_ns - q.ts_ns) as f64 / 1e9),
             _ => None,
@@ -250,6 +259,12 @@ pub fn write_dns(
                 }
                 if l.privatelink {
                     flags.push("privatelink");
+                }
+                if l.truncated {
+                    flags.push("truncated");
+                }
+                if l.malformed.is_some() {
+                    flags.push("malformed");
                 }
                 let result = match (l.answered, l.rcode) {
                     (true, Some(rc)) => rc.to_string(),
