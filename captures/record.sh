@@ -26,7 +26,7 @@
 #                   here is left exactly as it is.  Not part of "all".
 #            truth  only the ground-truth captures of issue 15 (dualstack-*,
 #                   rst-injected-*, ip-literal, quic-catalog,
-#                   privatelink-public, fin-unacked*), about 90 seconds, in
+#                   privatelink-public, fin-unacked*), about a minute, in
 #                   namespaces of their own (as-tcli, as-tfw, as-tsrv), so a
 #                   run of another mode elsewhere cannot disturb it; every
 #                   other file here is left exactly as it is.  Not part of "all".
