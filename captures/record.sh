@@ -10,7 +10,7 @@
 #   as-cli  cli-trunk (no IP) ----------------- fw-trunk (no IP)              as-fw
 #           carrying VLAN 100 (10.99.3.0/24) and QinQ 200/300 (10.99.4.0/24)
 #
-# Usage:   sudo captures/record.sh [all|base|facts|audit|ws]
+# Usage:   sudo captures/record.sh [all|base|facts|audit|ws|truth]
 #            all    (default) base and facts below, about two minutes
 #            base   only the transport-level captures (tcp-outcomes*,
 #                   udp-outcomes, ipv6, fw-two-ifaces, vlan, split-hello) and
@@ -24,6 +24,12 @@
 #            ws     only the websocket scenario (ws-client.pcap,
 #                   ws-firewall.pcapng), about 90 seconds; every other file
 #                   here is left exactly as it is.  Not part of "all".
+#            truth  only the ground-truth captures of issue 15 (dualstack-*,
+#                   rst-injected-*, ip-literal, quic-catalog,
+#                   privatelink-public, fin-unacked*), about a minute, in
+#                   namespaces of their own (as-tcli, as-tfw, as-tsrv), so a
+#                   run of another mode elsewhere cannot disturb it; every
+#                   other file here is left exactly as it is.  Not part of "all".
 #          RECORD_LOGS=/some/dir sudo -E captures/record.sh   keeps the
 #          helper/server/client logs there for debugging
 # Output:  the capture files in the directory of this script, then (base and
@@ -38,6 +44,7 @@
 #   and the Python package aioquic for the python3 found in PATH
 #   (apt-get install squid apache2-utils haproxy; pip install aioquic);
 #   for "audit": squid and haproxy.
+#   for "truth": the Python package aioquic (as for "facts"), iputils ping.
 #   for "ws": haproxy, nginx, squid, conntrack (apt-get install nginx
 #   conntrack) and the Python package websockets (pip install websockets;
 #   recorded with 17.4).
@@ -57,12 +64,19 @@ GAP=0.5                     # pause between flows inside one capture
 
 MODE=${1:-all}
 case $MODE in
-    all | base | facts | audit | ws) ;;
+    all | base | facts | audit | ws | truth) ;;
     -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d'; exit 0 ;;
-    *) echo "record.sh: unknown mode '$MODE' (all, base, facts, audit or ws)" >&2; exit 2 ;;
+    *) echo "record.sh: unknown mode '$MODE' (all, base, facts, audit, ws or truth)" >&2; exit 2 ;;
 esac
-# "all" is base + facts; "audit" runs only when asked for by name
-want() { [[ ($MODE == all && $1 != audit && $1 != ws) || $MODE == "$1" ]]; }
+# "all" is base + facts; "audit", "ws" and "truth" run only when asked for by name
+want() { [[ ($MODE == all && $1 != audit && $1 != ws && $1 != truth) || $MODE == "$1" ]]; }
+# truth: namespaces of its own (same topology, other names)
+if [[ $MODE == truth ]]; then
+    NS_CLI=as-tcli
+    NS_FW=as-tfw
+    NS_SRV=as-tsrv
+    ALL_NS=("$NS_CLI" "$NS_FW" "$NS_SRV")
+fi
 
 if [[ $EUID -ne 0 ]]; then
     echo "record.sh: must run as root (network namespaces, nftables, captures)" >&2
@@ -92,6 +106,11 @@ if want ws; then
         { echo "record.sh: no 'proxy' user for squid (package squid creates it)" >&2; exit 1; }
     "$PY" -c 'import websockets' 2>/dev/null ||
         { echo "record.sh: $PY cannot import websockets (pip install websockets)" >&2; exit 1; }
+fi
+if want truth; then
+    command -v ping >/dev/null || { echo "record.sh: missing tool: ping (needed for truth)" >&2; exit 1; }
+    "$PY" -c 'import aioquic' 2>/dev/null ||
+        { echo "record.sh: $PY cannot import aioquic (pip install aioquic)" >&2; exit 1; }
 fi
 if want audit; then
     for tool in squid haproxy; do
@@ -2295,6 +2314,594 @@ record_ws() {
     expect_convs "$OUT/ws-firewall.pcapng" 16
 }
 
+# ---- ground-truth captures of issue 15 (mode "truth") ------------------------------
+# Small captures, each holding one situation whose right verdict is known by
+# construction, recorded on the client (tcpdump -i cli-fw) and, for two of them,
+# on both firewall legs as well.  Own namespace names (as-tcli, as-tfw,
+# as-tsrv), same topology and base servers as every other mode.
+# Addresses used only here (all inside the namespaces):
+#   as-srv  10.99.2.5, fd99:2::5  dnsmasq of dualstack-v4dns / dualstack-v6dns
+#           10.99.2.6             dnsmasq of rst-injected
+#           10.99.2.7             dnsmasq of quic-catalog
+#           10.99.2.8             dnsmasq of privatelink-public
+#           10.99.2.9             dnsmasq of fin-unacked
+#           198.18.20.x, fd99:18:20::x   dualstack servers (same last number
+#                                 for the same name in both families)
+#           198.18.30.10          rst-injected: one TLS server for two names
+#           198.18.40.x           ip-literal servers
+#           198.18.50.x           quic-catalog servers (QUIC and TLS)
+#           198.18.60.x           privatelink-public servers
+#           198.18.70.12          fin-unacked server
+#   as-fw   routes 198.18.0.0/15 via 10.99.2.2 and fd99:18::/32 via fd99:2::2;
+#           table inet allowscope_truth (drops, and the ct-mark pair that
+#           loses the ACKs of fin-unacked); truth.py rst-inject (the on-path
+#           box of rst-injected, raw sockets on fw-cli and fw-srv)
+# Every resolver answers with TTL 300 (--local-ttl=300) and one A and/or AAAA
+# per name; names it does not know are REFUSED (no upstream; none is asked).
+# Client source ports: 58000 + 100 x capture number + flow number; DNS queries
+# from 58050 + 100 x capture number + query number (capture numbers: 1
+# dualstack-v4dns, 2 dualstack-v6dns, 3 rst-injected, 4 ip-literal, 5
+# quic-catalog, 6 privatelink-public, 7 fin-unacked).
+TRUTH_TLS_DIR=tls-truth               # under $WORK
+TRUTH_FORGED_TTL=40                   # TTL of the on-path box's forged RSTs
+
+write_truth_py() {
+    cat >"$WORK/truth.py" <<'PYEOF'
+"""Helpers for the ground-truth captures of record.sh (mode truth): an
+on-path RST injector, and the TLS server/client of fin-unacked."""
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def family_of(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+# ---- on-path RST injector ----------------------------------------------------------
+# Watches the client-side interface of the firewall (a copy of every frame,
+# as a tap or span port would give it; it forwards nothing itself) for a TLS
+# ClientHello to TCP 443 whose SNI ends with SUFFIX, and answers it at once with
+# two forged RST/ACKs: one to the client carrying the server's addresses and
+# port, one to the server carrying the client's, both with IP TTL `ttl`
+# (the server's real packets reach the client with 63).  Frames are written
+# with AF_PACKET, so they bypass the firewall's routing and nftables.
+
+SOL_PACKET = 263
+PACKET_IGNORE_OUTGOING = 23
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def ipv4_tcp(src, dst, sport, dport, seq, ack, flags, ttl):
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 0, 0, 0)
+    c = csum(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
+    tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, ttl, 6, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return ip + tcp
+
+
+def client_hello_sni(p):
+    """SNI of a TLS ClientHello starting at p[0] (None if not one)."""
+    try:
+        if len(p) < 44 or p[0] != 0x16 or p[5] != 1:
+            return None
+        off = 5 + 4 + 2 + 32
+        off += 1 + p[off]                                   # session id
+        off += 2 + struct.unpack("!H", p[off:off + 2])[0]   # cipher suites
+        off += 1 + p[off]                                   # compression
+        end = off + 2 + struct.unpack("!H", p[off:off + 2])[0]
+        off += 2
+        while off + 4 <= end:
+            typ, n = struct.unpack("!HH", p[off:off + 4])
+            if typ == 0:
+                ln = struct.unpack("!H", p[off + 7:off + 9])[0]
+                return p[off + 9:off + 9 + ln].decode("ascii", "replace")
+            off += 4 + n
+    except (IndexError, struct.error):
+        pass
+    return None
+
+
+def mac_of(ifname):
+    with open("/sys/class/net/%s/address" % ifname) as f:
+        return bytes.fromhex(f.read().strip().replace(":", ""))
+
+
+def rst_inject(cli_if, srv_if, srv_peer_mac, suffix, ttl):
+    ttl = int(ttl)
+    rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    rx.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+    rx.bind((cli_if, 0))
+    tx_srv = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    tx_srv.bind((srv_if, 0))
+    srv_eth = bytes.fromhex(srv_peer_mac.replace(":", "")) + mac_of(srv_if) + b"\x08\x00"
+    seen = set()
+    log("ready", cli_if, srv_if, suffix, ttl)
+    while True:
+        f = rx.recv(65600)
+        if len(f) < 54 or f[12:14] != b"\x08\x00":
+            continue
+        ip = f[14:]
+        ihl = (ip[0] & 0x0F) * 4
+        if ip[9] != 6:
+            continue
+        total = struct.unpack("!H", ip[2:4])[0]
+        tcp = ip[ihl:total]
+        sport, dport, seq, ack = struct.unpack("!HHII", tcp[:12])
+        payload = tcp[(tcp[12] >> 4) * 4:]
+        if dport != 443 or not payload:
+            continue
+        sni = client_hello_sni(payload)
+        if sni is None or not sni.endswith(suffix):
+            continue
+        csrc, sdst = ip[12:16], ip[16:20]
+        key = (csrc, sport, sdst, dport)
+        if key in seen:
+            continue
+        seen.add(key)
+        nxt = (seq + len(payload)) & 0xFFFFFFFF
+        # to the client: from the server's address and port, seq = what the
+        # client expects next from the server, acknowledging the ClientHello
+        to_cli = f[6:12] + f[0:6] + b"\x08\x00" + \
+            ipv4_tcp(sdst, csrc, dport, sport, ack, nxt, 0x14, ttl)
+        # to the server: from the client's address and port, seq = the byte
+        # after the ClientHello
+        to_srv = srv_eth + ipv4_tcp(csrc, sdst, sport, dport, nxt, ack, 0x14, ttl)
+        rx.send(to_cli)
+        tx_srv.send(to_srv)
+        log("injected", socket.inet_ntoa(csrc), sport, "->", socket.inet_ntoa(sdst), dport,
+            "sni", sni, "ttl", ttl)
+
+
+# ---- rst-injected: a TLS line-reversing server that answers 50 ms late --------------
+
+def rev_server(host, port, delay, cert, key, *more):
+    """Like `openssl s_server -rev`: TLS, each line received is sent back
+    reversed; close_notify answered, then closed.  It starts the handshake
+    `delay` s after the ClientHello has arrived (a server farther away or
+    busier than the on-path box).  `more`: NAME=CERT=KEY, another
+    certificate chosen when the SNI is NAME."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    by_name = {}
+    for spec in more:
+        name, c, k = spec.split("=")
+        other = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        other.load_cert_chain(c, k)
+        by_name[name] = other
+
+    def pick(sslobj, name, _ctx):
+        if name in by_name:
+            sslobj.context = by_name[name]
+    ctx.sni_callback = pick
+
+    def handle(conn, peer):
+        conn.settimeout(10)
+        try:
+            conn.recv(1, socket.MSG_PEEK)       # the ClientHello is here
+            time.sleep(float(delay))
+            s = ctx.wrap_socket(conn, server_side=True)
+        except OSError as e:
+            log("rev", peer, "handshake failed:", e)
+            conn.close()
+            return
+        log("rev", peer, "handshake done, sni", s.context is ctx and "(default)" or "(other)")
+        buf = b""
+        try:
+            while True:
+                b = s.recv(4096)
+                if not b:
+                    break
+                buf += b
+                while b"\n" in buf:
+                    line, _, buf = buf.partition(b"\n")
+                    s.sendall(line[::-1] + b"\n")
+            s = s.unwrap()
+        except (ssl.SSLError, OSError) as e:
+            log("rev", peer, "error:", e)
+        s.close()
+
+    ls = socket.socket(family_of(host), socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, int(port)))
+    ls.listen(16)
+    log("ready", host, port)
+    while True:
+        conn, peer = ls.accept()
+        threading.Thread(target=handle, args=(conn, peer), daemon=True).start()
+
+
+# ---- fin-unacked: a server that closes first ---------------------------------------
+
+def fin_server(host, port, cert, key, pause="0.3"):
+    """TLS, one request per connection: HTTP/1.1 200 with Content-Length and
+    `Connection: close`, then after `pause` s the server closes first (FIN,
+    no close_notify, as many HTTP servers do)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ls = socket.socket(family_of(host), socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, int(port)))
+    ls.listen(16)
+    log("ready", host, port)
+    while True:
+        conn, peer = ls.accept()
+        try:
+            conn.settimeout(10)
+            s = ctx.wrap_socket(conn, server_side=True)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                b = s.recv(4096)
+                if not b:
+                    break
+                data += b
+            host_hdr = b"?"
+            for line in data.split(b"\r\n")[1:]:
+                k, _, v = line.partition(b":")
+                if k.strip().lower() == b"host":
+                    host_hdr = v.strip()
+            body = b"allowscope truth test page for " + host_hdr + b"\n"
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                      b"Connection: close\r\n\r\n%s" % (len(body), body))
+            log("fin-server", peer, data.split(b"\r\n", 1)[0].decode("latin-1"))
+            time.sleep(float(pause))
+            socket.socket.shutdown(s, socket.SHUT_WR)
+            time.sleep(0.5)
+            s.close()
+        except OSError as e:
+            log("fin-server", peer, "error:", e)
+            conn.close()
+
+
+def fin_client(src, sport, dst, dport, sni, cafile):
+    """GET / over TLS, read until the server closes, then close (FIN)."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    s = socket.socket(family_of(src), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((src, int(sport)))
+    s.settimeout(10)
+    s.connect((dst, int(dport)))
+    ss = ctx.wrap_socket(s, server_hostname=sni, suppress_ragged_eofs=True)
+    ss.sendall(b"GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: allowscope-record\r\n"
+               b"Accept: */*\r\n\r\n" % sni.encode())
+    data = b""
+    try:
+        while True:
+            b = ss.recv(65536)
+            if not b:
+                break
+            data += b
+    except (ssl.SSLError, OSError) as e:
+        log("fin-client read error:", e)
+    log("fin-client", data.split(b"\r\n", 1)[0].decode("latin-1"), len(data), "bytes, server closed")
+    ss.close()
+
+
+COMMANDS = {
+    "rst-inject": rst_inject,
+    "rev-server": rev_server,
+    "fin-server": fin_server,
+    "fin-client": fin_client,
+}
+
+if __name__ == "__main__":
+    COMMANDS[sys.argv[1]](*sys.argv[2:])
+PYEOF
+}
+
+# TLS servers in as-srv (openssl s_server -rev), NAME@ADDRESS, each with a
+# certificate for NAME issued by the truth CA
+TRUTH_TLS=(
+    ml.azure.com@fd99:18:20::12
+    management.azure.com@fd99:18:20::11
+    eastus.api.azureml.ms@fd99:18:20::13
+    login.microsoftonline.com@198.18.20.10
+    mcr.microsoft.com@198.18.20.21
+    mystorage.blob.core.windows.net@198.18.20.14
+    management.azure.com@198.18.50.11
+    login.microsoftonline.com@198.18.60.10
+    ws1.workspace.eastus.api.azureml.ms@198.18.60.20
+)
+TRUTH_NAMES=(ml.azure.com management.azure.com eastus.api.azureml.ms login.microsoftonline.com
+             mcr.microsoft.com mystorage.blob.core.windows.net ws1.workspace.eastus.api.azureml.ms)
+
+# truth_dnsmasq LABEL ADDRESS[,ADDRESS] RECORDS... : a resolver of its own
+truth_dnsmasq() {
+    local label=$1 addrs=$2 a
+    local -a listen=()
+    shift 2
+    IFS=, read -ra a <<<"$addrs"
+    for addrs in "${a[@]}"; do listen+=("--listen-address=$addrs"); done
+    start_bg "dnsmasq-$label" "$NS_SRV" dnsmasq --keep-in-foreground --conf-file=/dev/null \
+        --no-resolv --no-hosts --no-poll --bind-interfaces "${listen[@]}" --port=53 \
+        --user=root --group=root --pid-file="$WORK/dnsmasq-$label.pid" \
+        --local-ttl=300 "$@" --log-queries --log-facility=-
+}
+
+# s_server_at LABEL ADDRESS CERTNAME [extra s_server options]
+s_server_at() {
+    local label=$1 addr=$2 name=$3 tls=$WORK/$TRUTH_TLS_DIR
+    shift 3
+    [[ $addr == *:* ]] && addr="[$addr]"
+    start_bg "s_truth-$label" "$NS_SRV" openssl s_server -accept "$addr:443" \
+        -cert "$tls/$name.pem" -key "$tls/$name.key" "$@"
+}
+
+setup_truth() {
+    say "truth: addresses, firewall rules, certificates and servers"
+    local tls=$WORK/$TRUTH_TLS_DIR entry name addr a i=0 idx
+    mkdir -p "$tls"
+    write_truth_py
+    for a in 10.99.2.5 10.99.2.6 10.99.2.7 10.99.2.8 10.99.2.9; do
+        in_ns "$NS_SRV" ip addr add "$a/32" dev srv-fw
+        in_ns "$NS_FW" ip neigh replace "$a" lladdr "$MAC_SRV" dev fw-srv nud permanent
+    done
+    in_ns "$NS_SRV" ip addr add fd99:2::5/128 dev srv-fw nodad
+    in_ns "$NS_FW" ip neigh replace fd99:2::5 lladdr "$MAC_SRV" dev fw-srv nud permanent
+    in_ns "$NS_FW" ip route add 198.18.0.0/15 via "$S4" dev fw-srv
+    in_ns "$NS_FW" ip -6 route add fd99:18::/32 via "$S6" dev fw-srv
+    for a in 10 11 12 13 14 21; do
+        in_ns "$NS_SRV" ip addr add "198.18.20.$a/32" dev srv-fw
+        in_ns "$NS_SRV" ip addr add "fd99:18:20::$a/128" dev srv-fw nodad
+    done
+    for a in 198.18.30.10 198.18.40.10 198.18.40.11 198.18.40.12 198.18.50.11 198.18.50.12 \
+             198.18.60.10 198.18.60.20 198.18.70.12; do
+        in_ns "$NS_SRV" ip addr add "$a/32" dev srv-fw
+    done
+
+    # A table of its own next to the base one.  fin-unacked: the server's FIN
+    # marks its connection, and from then on every packet of the client in it
+    # (its ACK of that FIN, its own FIN, its retransmissions) is dropped.
+    in_ns "$NS_FW" nft -f - <<'NFT'
+table inet allowscope_truth {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        ip6 daddr fd99:18:20::11 tcp dport 443 drop
+        ip daddr 198.18.20.21 tcp dport 443 drop
+        ip daddr 198.18.40.12 tcp dport 443 drop
+        ip daddr 198.18.50.11 udp dport 443 drop
+        ip saddr 198.18.70.12 tcp sport 443 tcp flags & fin == fin ct mark set 0x15
+        ip daddr 198.18.70.12 tcp dport 443 ct mark 0x15 drop
+    }
+}
+NFT
+
+    {
+        make_ca "$tls" 0x6000 "allowscope Truth Test CA"
+        for name in "${TRUTH_NAMES[@]}"; do
+            i=$((i + 1))
+            issue_cert "$tls" "$name" "$(printf '0x%04x' $((0x6000 + i)))"
+        done
+        # the IP-literal HTTPS server: a certificate for its address only
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+            -set_serial 0x6100 -subj "/O=allowscope test/CN=198.18.40.10" \
+            -addext "subjectAltName=IP:198.18.40.10" \
+            -keyout "$tls/ip-literal.key" -out "$tls/ip-literal.pem"
+    } >"$LOG/openssl-truth.log" 2>&1
+
+    # TLS servers (s_server -rev): dualstack, quic-catalog's TCP fallback,
+    # privatelink-public
+    for entry in "${TRUTH_TLS[@]}"; do
+        name=${entry%%@*} addr=${entry#*@}
+        s_server_at "$name-$addr" "$addr" "$name" -rev
+    done
+    # rst-injected: one server, two names (certificate chosen by SNI); it
+    # answers a ClientHello 50 ms after it arrived, so the on-path box's
+    # forged RST (about 1 ms) is always first, as where the injector sits
+    # nearer the client than the server
+    start_bg truth-rev "$NS_SRV" "$PY" -u "$WORK/truth.py" rev-server 198.18.30.10 443 0.05 \
+        "$tls/ml.azure.com.pem" "$tls/ml.azure.com.key" \
+        "mystorage.blob.core.windows.net=$tls/mystorage.blob.core.windows.net.pem=$tls/mystorage.blob.core.windows.net.key"
+    # ip-literal: HTTPS status page, plain HTTP; and one behind the drop
+    s_server_at ip-https 198.18.40.10 ip-literal -www
+    start_bg truth-http "$NS_SRV" "$PY" -u "$WORK/audit.py" http-server 198.18.40.11 80
+    start_bg truth-hold "$NS_SRV" "$PY" -u "$WORK/kit.py" srv-hold 198.18.40.12 443
+    # quic-catalog: QUIC/HTTP3 for both names (one behind the drop)
+    start_bg truth-quic-ml "$NS_SRV" "$PY" -u "$WORK/facts.py" quic-server 198.18.50.12 443 \
+        "$tls/ml.azure.com.pem" "$tls/ml.azure.com.key"
+    start_bg truth-quic-mgmt "$NS_SRV" "$PY" -u "$WORK/facts.py" quic-server 198.18.50.11 443 \
+        "$tls/management.azure.com.pem" "$tls/management.azure.com.key"
+    # fin-unacked: the server that closes first
+    start_bg truth-fin "$NS_SRV" "$PY" -u "$WORK/truth.py" fin-server 198.18.70.12 443 \
+        "$tls/ml.azure.com.pem" "$tls/ml.azure.com.key"
+
+    # resolvers
+    local -a ds=()
+    for name in login.microsoftonline.com=10 management.azure.com=11 ml.azure.com=12 \
+                eastus.api.azureml.ms=13 mystorage.blob.core.windows.net=14 mcr.microsoft.com=21; do
+        ds+=("--host-record=${name%=*},198.18.20.${name#*=},fd99:18:20::${name#*=}")
+    done
+    truth_dnsmasq dualstack 10.99.2.5,fd99:2::5 "${ds[@]}"
+    truth_dnsmasq rst 10.99.2.6 --host-record=ml.azure.com,198.18.30.10 \
+        --host-record=mystorage.blob.core.windows.net,198.18.30.10
+    truth_dnsmasq quic 10.99.2.7 --host-record=ml.azure.com,198.18.50.12 \
+        --host-record=management.azure.com,198.18.50.11
+    # the public Azure AD chain (its "privatelink" name is part of the public
+    # shape), and a workspace name whose privatelink CNAME ends at a public
+    # address (a private endpoint whose private DNS zone the client misses)
+    truth_dnsmasq privatelink 10.99.2.8 \
+        --cname=login.microsoftonline.com,login.mso.msidentity.com,300 \
+        --cname=login.mso.msidentity.com,ak.privatelink.msidentity.com,300 \
+        --cname=ak.privatelink.msidentity.com,www.tm.ak.prd.aadg.trafficmanager.net,300 \
+        --host-record=www.tm.ak.prd.aadg.trafficmanager.net,198.18.60.10 \
+        --cname=ws1.workspace.eastus.api.azureml.ms,ws1.workspace.eastus.privatelink.api.azureml.ms,300 \
+        --host-record=ws1.workspace.eastus.privatelink.api.azureml.ms,198.18.60.20
+    truth_dnsmasq fin 10.99.2.9 --host-record=ml.azure.com,198.18.70.12
+
+    # the on-path box of rst-injected
+    start_bg truth-inject "$NS_FW" "$PY" -u "$WORK/truth.py" rst-inject fw-cli fw-srv "$MAC_SRV" \
+        .blob.core.windows.net "$TRUTH_FORGED_TTL"
+
+    # (ss wants an IPv6 address in brackets)
+    for entry in "${TRUTH_TLS[@]}"; do
+        addr=${entry#*@}
+        [[ $addr == *:* ]] && addr="[$addr]"
+        wait_listen "$NS_SRV" tcp "$addr" 443
+    done
+    for a in 198.18.30.10 198.18.40.10 198.18.40.12 198.18.70.12; do wait_listen "$NS_SRV" tcp "$a" 443; done
+    wait_listen "$NS_SRV" tcp 198.18.40.11 80
+    wait_listen "$NS_SRV" udp 198.18.50.12 443
+    wait_listen "$NS_SRV" udp 198.18.50.11 443
+    for a in 10.99.2.5 '[fd99:2::5]' 10.99.2.6 10.99.2.7 10.99.2.8 10.99.2.9; do
+        wait_listen "$NS_SRV" udp "$a" 53
+    done
+    wait_for "$LOG/truth-inject.log" '^ready'
+    sleep 2     # multicast-listener reports of the new IPv6 addresses pass first
+}
+
+# tls_nosni LOCALPORT HOST:PORT [extra s_client options]: as tls_client, but
+# the ClientHello has no server_name extension
+tls_nosni() {
+    local port=$1 target=$2
+    shift 2
+    cli_port "$port"
+    { printf 'hello from allowscope\n'; sleep 1; } |
+        in_ns "$NS_CLI" timeout 10 openssl s_client -connect "$target" -noservername \
+            -no_ign_eof "$@" >>"$LOG/s_client.log" 2>&1 || true
+}
+
+# truth_tls LOCALPORT HOST:PORT NAME : tls_client verified against the truth CA
+truth_tls() {
+    tls_client "$1" "$2" "$3" -CAfile "$WORK/$TRUTH_TLS_DIR/ca.pem" -verify_return_error
+    sleep "$GAP"
+}
+
+# truth_connect SRC LOCALPORT ADDR PORT : plain connect, 5 s timeout
+truth_connect() {
+    kit "$NS_CLI" connect "$1" "$2" "$3" "$4" 5 >>"$LOG/clients.log"
+    sleep "$GAP"
+}
+
+record_dualstack_v4dns() {
+    tcpdump_to "$NS_CLI" "$OUT/dualstack-v4dns.pcap" -i cli-fw
+    sleep "$GAP"
+    say "dualstack-v4dns: resolver over IPv4, connections over IPv6"
+    dq 58151 10.99.2.5 A ml.azure.com
+    dq 58152 10.99.2.5 AAAA ml.azure.com
+    truth_tls 58101 '[fd99:18:20::12]:443' ml.azure.com
+    dq 58153 10.99.2.5 A management.azure.com
+    dq 58154 10.99.2.5 AAAA management.azure.com
+    truth_connect "$C6" 58102 fd99:18:20::11 443
+    dq 58155 10.99.2.5 A eastus.api.azureml.ms
+    dq 58156 10.99.2.5 AAAA eastus.api.azureml.ms
+    tls_nosni 58103 '[fd99:18:20::13]:443'; sleep "$GAP"
+    cap_stop
+    expect_convs "$OUT/dualstack-v4dns.pcap" 9
+}
+
+record_dualstack_v6dns() {
+    tcpdump_to "$NS_CLI" "$OUT/dualstack-v6dns.pcap" -i cli-fw
+    sleep "$GAP"
+    say "dualstack-v6dns: resolver over IPv6, connections over IPv4"
+    dq 58251 fd99:2::5 A login.microsoftonline.com
+    dq 58252 fd99:2::5 AAAA login.microsoftonline.com
+    truth_tls 58201 198.18.20.10:443 login.microsoftonline.com
+    dq 58253 fd99:2::5 A mcr.microsoft.com
+    dq 58254 fd99:2::5 AAAA mcr.microsoft.com
+    truth_connect "$C4" 58202 198.18.20.21 443
+    dq 58255 fd99:2::5 A mystorage.blob.core.windows.net
+    dq 58256 fd99:2::5 AAAA mystorage.blob.core.windows.net
+    tls_nosni 58203 198.18.20.14:443; sleep "$GAP"
+    cap_stop
+    expect_convs "$OUT/dualstack-v6dns.pcap" 9
+}
+
+record_rst_injected() {
+    local idx
+    idx=$(in_ns "$NS_FW" cat /sys/class/net/fw-srv/ifindex)
+    tcpdump_to "$NS_CLI" "$OUT/rst-injected-client.pcap" -i cli-fw
+    cap_start "$NS_FW" dumpcap -q -i fw-cli -y EN10MB -i any -y LINUX_SLL2 -f "ifindex $idx" \
+        -w "$OUT/rst-injected-firewall.pcapng"
+    sleep "$GAP"
+    say "rst-injected: ml.azure.com completes, then mystorage.blob.core.windows.net meets forged RSTs"
+    dq 58351 10.99.2.6 A ml.azure.com
+    truth_tls 58301 198.18.30.10:443 ml.azure.com
+    dq 58352 10.99.2.6 A mystorage.blob.core.windows.net
+    truth_tls 58302 198.18.30.10:443 mystorage.blob.core.windows.net
+    cap_stop
+    expect_convs "$OUT/rst-injected-client.pcap" 4
+    expect_convs "$OUT/rst-injected-firewall.pcapng" 4
+    grep -q '^injected' "$LOG/truth-inject.log" ||
+        { echo "record.sh: rst-injected: the injector did not fire" >&2; return 1; }
+}
+
+record_ip_literal() {
+    tcpdump_to "$NS_CLI" "$OUT/ip-literal.pcap" -i cli-fw
+    sleep "$GAP"
+    say "ip-literal: HTTPS and HTTP to addresses (no DNS, no SNI), a dropped SYN, ping"
+    pcurl 58401 -k https://198.18.40.10/
+    pcurl 58402 http://198.18.40.11/
+    truth_connect "$C4" 58403 198.18.40.12 443
+    in_ns "$NS_CLI" ping -n -c 3 -i 0.5 -W 1 198.18.40.10 >>"$LOG/ping.log" 2>&1
+    sleep "$GAP"
+    cap_stop
+    expect_convs "$OUT/ip-literal.pcap" 3
+}
+
+record_quic_catalog() {
+    tcpdump_to "$NS_CLI" "$OUT/quic-catalog.pcap" -i cli-fw
+    sleep "$GAP"
+    say "quic-catalog: QUIC to ml.azure.com answered; to management.azure.com dropped, then TCP 443"
+    dq 58551 10.99.2.7 A ml.azure.com
+    fx "$NS_CLI" quic-client "$C4" 58501 198.18.50.12 443 ml.azure.com h3 >>"$LOG/clients.log"
+    sleep "$GAP"
+    dq 58552 10.99.2.7 A management.azure.com
+    fx "$NS_CLI" quic-client "$C4" 58502 198.18.50.11 443 management.azure.com h3 3 >>"$LOG/clients.log"
+    truth_tls 58503 198.18.50.11:443 management.azure.com
+    cap_stop
+    expect_convs "$OUT/quic-catalog.pcap" 5
+}
+
+record_privatelink_public() {
+    tcpdump_to "$NS_CLI" "$OUT/privatelink-public.pcap" -i cli-fw
+    sleep "$GAP"
+    say "privatelink-public: the public Azure AD chain, then a workspace name asked three times"
+    dq 58651 10.99.2.8 A login.microsoftonline.com
+    truth_tls 58601 198.18.60.10:443 login.microsoftonline.com
+    dq 58652 10.99.2.8 A ws1.workspace.eastus.api.azureml.ms
+    dq 58653 10.99.2.8 A ws1.workspace.eastus.api.azureml.ms
+    dq 58654 10.99.2.8 A ws1.workspace.eastus.api.azureml.ms
+    truth_tls 58602 198.18.60.20:443 ws1.workspace.eastus.api.azureml.ms
+    cap_stop
+    expect_convs "$OUT/privatelink-public.pcap" 6
+}
+
+record_fin_unacked() {
+    local idx
+    idx=$(in_ns "$NS_FW" cat /sys/class/net/fw-srv/ifindex)
+    tcpdump_to "$NS_CLI" "$OUT/fin-unacked.pcap" -i cli-fw
+    cap_start "$NS_FW" dumpcap -q -i fw-cli -y EN10MB -i any -y LINUX_SLL2 -f "ifindex $idx" \
+        -w "$OUT/fin-unacked-firewall.pcapng"
+    sleep "$GAP"
+    say "fin-unacked: the server closes first, the firewall loses every client packet after that FIN"
+    dq 58751 10.99.2.9 A ml.azure.com
+    in_ns "$NS_CLI" "$PY" -u "$WORK/truth.py" fin-client "$C4" 58701 198.18.70.12 443 ml.azure.com \
+        "$WORK/$TRUTH_TLS_DIR/ca.pem" >>"$LOG/clients.log" 2>&1
+    say "fin-unacked: 6 s of FIN retransmissions"
+    sleep 6
+    cap_stop
+    # let the connection end now (not in a later capture: this is the last)
+    in_ns "$NS_FW" nft flush chain inet allowscope_truth forward
+    expect_convs "$OUT/fin-unacked.pcap" 2
+    expect_convs "$OUT/fin-unacked-firewall.pcapng" 2
+}
+
 # ---- main -----------------------------------------------------------------------
 say "mode: $MODE"
 say "removing leftovers of an earlier run (if any)"
@@ -2309,6 +2916,9 @@ BASE_FILES=(tcp-outcomes.pcap tcp-outcomes.sll2.pcap tcp-outcomes.snap96.pcap tc
 FACTS_FILES=(dns-facts.pcap tls-facts.pcap proxy.pcap quic.pcap)
 AUDIT_FILES=(audit-client.pcap audit-firewall.pcapng)
 WS_FILES=(ws-client.pcap ws-firewall.pcapng)
+TRUTH_FILES=(dualstack-v4dns.pcap dualstack-v6dns.pcap rst-injected-client.pcap
+             rst-injected-firewall.pcapng ip-literal.pcap quic-catalog.pcap
+             privatelink-public.pcap fin-unacked.pcap fin-unacked-firewall.pcapng)
 SUMMARY=()
 
 if want base; then
@@ -2337,6 +2947,17 @@ if want ws; then
     setup_ws
     record_ws
     SUMMARY+=("${WS_FILES[@]}")
+fi
+if want truth; then
+    setup_truth
+    record_dualstack_v4dns
+    record_dualstack_v6dns
+    record_rst_injected
+    record_ip_literal
+    record_quic_catalog
+    record_privatelink_public
+    record_fin_unacked
+    SUMMARY+=("${TRUTH_FILES[@]}")
 fi
 
 say "copying captures to $CAPDIR"
