@@ -701,59 +701,6 @@ fn add_counts(to: &mut BTreeMap<&'static str, u64>, more: BTreeMap<&'static str,
     }
 }
 
-/// A client and an address its lookup resolved to.
-type AddressPair = (std::net::IpAddr, std::net::IpAddr);
-
-/// A lookup the local-block check looks at: an A query answered NOERROR (see
-/// [`audit_in_runs`]; whether it returned addresses is checked there).
-fn resolved_a(l: &crate::report::dns::Lookup<'_>) -> bool {
-    l.answered && l.rcode == Some("NOERROR") && l.qtype.as_deref() == Some("A")
-}
-
-/// The pairs the local-block check asks about: the client and each address of every
-/// [`resolved_a`] lookup.
-fn resolved_pairs(
-    lookups: &[crate::report::dns::Lookup<'_>],
-) -> rustc_hash::FxHashSet<AddressPair> {
-    lookups
-        .iter()
-        .filter(|l| resolved_a(l))
-        .flat_map(|l| l.addresses.iter().map(move |&ip| (l.client_ip, ip)))
-        .collect()
-}
-
-/// The latest flow start per (client, server address) among `pairs`, for the local-block
-/// check; the flows are scanned on the rayon pool.
-fn last_starts(
-    flows: &[Box<Flow>],
-    pairs: &rustc_hash::FxHashSet<AddressPair>,
-) -> rustc_hash::FxHashMap<AddressPair, i64> {
-    type Last = rustc_hash::FxHashMap<AddressPair, i64>;
-    fn note(last: &mut Last, pair: AddressPair, ts: i64) {
-        let t = last.entry(pair).or_insert(ts);
-        *t = (*t).max(ts);
-    }
-    if pairs.is_empty() {
-        return Last::default();
-    }
-    flows
-        .par_iter()
-        .with_min_len(1024)
-        .fold(Last::default, |mut last, f| {
-            let pair = (f.client.ip, f.server.ip);
-            if pairs.contains(&pair) {
-                note(&mut last, pair, f.first_ns);
-            }
-            last
-        })
-        .reduce(Last::default, |mut a, b| {
-            for (pair, ts) in b {
-                note(&mut a, pair, ts);
-            }
-            a
-        })
-}
-
 /// Flows per run grouped side by side (see [`FlowTally`]).
 const FLOW_RUN: usize = 4096;
 
@@ -937,7 +884,7 @@ fn audit_in_runs(
             },
             || crate::report::dns::lookups(&r.dns, file),
         );
-        let last_start = last_starts(&r.flows, &resolved_pairs(&lookups));
+        let local_block = crate::names::local_blocks(&lookups, &r.flows);
         ws_connections.extend(ws);
         // Runs of flows are grouped side by side, then merged in order.
         let mut tally = FlowTally::default();
@@ -958,7 +905,7 @@ fn audit_in_runs(
         flows_tally.merge(tally);
         all_judged.push(judged);
         // DNS: failed lookups of catalog names, and private-endpoint chains gone public.
-        for l in lookups {
+        for (l, local_block) in lookups.into_iter().zip(local_block) {
             let Some(qname) = l.qname else { continue };
             let matches = catalog.match_name(qname);
             let Some(m) = matches.first() else { continue };
@@ -999,17 +946,8 @@ fn audit_in_runs(
                     // A missing AAAA is normal for IPv4-only hosts: only an A query without an
                     // address counts as NODATA.
                     _ if l.nodata && l.qtype.as_deref() == Some("A") => Some(Mechanism::DnsNodata),
-                    // Resolved, yet the client never connected to any of the addresses.
-                    _ if resolved_a(&l)
-                        && !l.addresses.is_empty()
-                        && !l.addresses.iter().any(|&ip| {
-                            last_start
-                                .get(&(l.client_ip, ip))
-                                .is_some_and(|&t| t >= l.ts_ns)
-                        }) =>
-                    {
-                        Some(Mechanism::LocalBlock)
-                    }
+                    // Resolved, yet nothing used the name (see `crate::names::resolved`).
+                    _ if local_block => Some(Mechanism::LocalBlock),
                     _ => None,
                 }
             };

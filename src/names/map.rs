@@ -1,4 +1,5 @@
-//! The time-aware map from (client, address) to the DNS answers that client received.
+//! The time-aware map from (host, address) to the DNS answers that host received, and from
+//! address alone to the answers any client received.
 
 use std::net::IpAddr;
 
@@ -8,10 +9,16 @@ use crate::flow::Flow;
 use crate::proto::dns::DnsMessage;
 use crate::proto::facts::NameSource;
 
-/// What DNS told each client: (client, address) -> answers in capture order.
+use super::hosts::Hosts;
+
+/// What DNS told each host: (host, address) -> answers in capture order, where a host is the
+/// representative address [`Hosts::of`] gives for the client; and address -> the answers any
+/// client received.
 #[derive(Debug, Default)]
 pub struct DnsMap {
     map: FxHashMap<(IpAddr, IpAddr), Vec<DnsAnswer>>,
+    any: FxHashMap<IpAddr, Vec<DnsAnswer>>,
+    hosts: Hosts,
 }
 
 #[derive(Debug, Clone)]
@@ -22,7 +29,31 @@ struct DnsAnswer {
     chain: std::sync::Arc<[String]>,
 }
 
+/// Appends an answer to a bounded list: the latest answers are the ones that matter.
+fn push_bounded(v: &mut Vec<DnsAnswer>, a: DnsAnswer) {
+    if v.len() >= 64 {
+        v.remove(0);
+    }
+    v.push(a);
+}
+
+/// The chain of the latest answer in `v` at or before `ts_ns`.
+fn latest(v: &[DnsAnswer], ts_ns: i64) -> Option<&[String]> {
+    v.iter()
+        .rev()
+        .find(|a| a.ts_ns <= ts_ns)
+        .map(|a| &a.chain[..])
+}
+
 impl DnsMap {
+    /// An empty map whose clients are tied into hosts by `hosts`.
+    pub fn new(hosts: Hosts) -> DnsMap {
+        DnsMap {
+            hosts,
+            ..DnsMap::default()
+        }
+    }
+
     /// Records a response the `client` received at `ts_ns`.
     pub fn add_response(&mut self, ts_ns: i64, client: IpAddr, msg: &DnsMessage) {
         if !msg.response {
@@ -36,41 +67,49 @@ impl DnsMap {
             .chain(c.cnames.iter())
             .cloned()
             .collect();
+        let host = self.hosts.of(client);
         for (addr, _ttl) in &c.addresses {
-            let v = self.map.entry((client, *addr)).or_default();
-            // Bounded: the latest answers are the ones that matter.
-            if v.len() >= 64 {
-                v.remove(0);
-            }
-            v.push(DnsAnswer {
+            let a = DnsAnswer {
                 ts_ns,
                 chain: chain.clone(),
-            });
+            };
+            push_bounded(self.any.entry(*addr).or_default(), a.clone());
+            push_bounded(self.map.entry((host, *addr)).or_default(), a);
         }
     }
 
-    /// The chain of the latest answer `client` got for `addr` at or before `ts_ns`.
+    /// The chain of the latest answer the host of `client` got for `addr` at or before
+    /// `ts_ns`.
     pub fn lookup(&self, client: IpAddr, addr: IpAddr, ts_ns: i64) -> Option<&[String]> {
-        self.map
-            .get(&(client, addr))?
-            .iter()
-            .rev()
-            .find(|a| a.ts_ns <= ts_ns)
-            .map(|a| &a.chain[..])
+        latest(self.map.get(&(self.hosts.of(client), addr))?, ts_ns)
+    }
+
+    /// The chain of the latest answer any client got for `addr` at or before `ts_ns`.
+    pub fn lookup_any(&self, addr: IpAddr, ts_ns: i64) -> Option<&[String]> {
+        latest(self.any.get(&addr)?, ts_ns)
     }
 }
 
-/// Names a flow that [`extract`] left unnamed from what DNS told its client about the server's
-/// address up to the flow's start (`dns` holds the answers up to then).
+/// Names a flow that `extract` left unnamed from what DNS told its client (or another address
+/// of the same host) about the server's address up to the flow's start (`dns` holds the
+/// answers up to then); failing that, from what any client was told
+/// ([`NameSource::DnsAnyClient`]).
 pub fn name_by_dns(flow: &mut Flow, dns: &DnsMap) {
     // A flow to a DNS server is named by nothing it resolved for itself.
     if flow.facts.name.is_some() || flow.server.port == 53 {
         return;
     }
-    if let Some(chain) = dns.lookup(flow.client.ip, flow.server.ip, flow.first_ns) {
+    let found = dns
+        .lookup(flow.client.ip, flow.server.ip, flow.first_ns)
+        .map(|c| (c, NameSource::Dns))
+        .or_else(|| {
+            dns.lookup_any(flow.server.ip, flow.first_ns)
+                .map(|c| (c, NameSource::DnsAnyClient))
+        });
+    if let Some((chain, source)) = found {
         let facts = &mut flow.facts;
         facts.name = chain.first().cloned();
-        facts.name_source = Some(NameSource::Dns);
+        facts.name_source = Some(source);
         facts.dns_chain = chain.to_vec();
     }
 }

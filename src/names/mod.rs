@@ -5,11 +5,16 @@
 //! read: the answers in time order, CNAME chains followed back to the name that was asked.
 
 use crate::analyze::DnsEvent;
+use crate::proto::dns::DnsMessage;
 use crate::flow::Flow;
 
+mod hosts;
 mod map;
+mod resolved;
 
+pub use hosts::Hosts;
 pub use map::{name_by_dns, DnsMap};
+pub use resolved::{local_blocks, resolved};
 
 /// The order of DNS messages: by time, then by transport and endpoints (messages between the
 /// same endpoints keep the order they were seen in, which the caller keeps with a stable sort).
@@ -62,7 +67,7 @@ pub(crate) fn name_from_dns(
                 && k.client_port == e.client_port
                 && k.server == e.server
                 && k.server_port == e.server_port
-                && k.message == e.message
+                && same_message(&k.message, &e.message)
         });
         if !copy {
             kept.push(e);
@@ -72,7 +77,13 @@ pub(crate) fn name_from_dns(
     // Stable: messages between the same endpoints at the same time keep their order (capture
     // order over UDP; over TCP, a flow's client messages, then its server's).
     kept.sort_by(dns_order);
-    let mut map = DnsMap::default();
+    let hosts = Hosts::tie(
+        flows
+            .iter()
+            .map(|f| f.client.ip)
+            .chain(kept.iter().map(|e| e.client)),
+    );
+    let mut map = DnsMap::new(hosts);
     let mut next = 0;
     for f in flows.iter_mut() {
         while let Some(e) = kept.get(next).filter(|e| e.ts_ns <= f.first_ns) {
@@ -82,4 +93,23 @@ pub(crate) fn name_from_dns(
         name_by_dns(f, &map);
     }
     kept
+}
+
+/// Whether two copies of a datagram carry the same DNS message. A copy the snap length cut
+/// (each capture point cuts at its own offset: link headers differ in length) is the same when
+/// its header matches and what it kept of the questions and answers is a prefix of the other's.
+fn same_message(a: &DnsMessage, b: &DnsMessage) -> bool {
+    if a.partial.is_none() && b.partial.is_none() {
+        return a == b;
+    }
+    let (short, long) = if a.questions.len() + a.answers.len() <= b.questions.len() + b.answers.len()
+    {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    (a.id, a.response, a.opcode, a.rcode & 0x0f, a.tc)
+        == (b.id, b.response, b.opcode, b.rcode & 0x0f, b.tc)
+        && long.questions.starts_with(&short.questions)
+        && long.answers.starts_with(&short.answers)
 }

@@ -17,7 +17,12 @@ pub enum NameSource {
     Connect,
     HttpHost,
     Quic,
+    /// The answer this client (or another address of the same host) received.
     Dns,
+    /// The answer another client received for the server's address: the client's own lookup
+    /// is not in the capture and its addresses could not be tied to one that asked (see
+    /// `crate::names`). A weaker name: verdicts on it carry a lower confidence.
+    DnsAnyClient,
 }
 
 /// TLS seen on a flow (directly, or inside a CONNECT tunnel).

@@ -632,6 +632,7 @@ pub fn name_source_str(s: NameSource) -> &'static str {
         NameSource::HttpHost => "http-host",
         NameSource::Quic => "quic",
         NameSource::Dns => "dns",
+        NameSource::DnsAnyClient => "dns-any-client",
     }
 }
 

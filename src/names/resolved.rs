@@ -1,0 +1,82 @@
+//! Names that resolved but were never used: the local-block check.
+//!
+//! A host firewall (or an application's own policy) can refuse a connection before any SYN
+//! leaves the host, so the only trace on the wire is a DNS answer that nothing followed. That
+//! claim is weak and easily wrong, so it is made only when nothing in the input shows the name
+//! was used:
+//!
+//! - every answer counts, A and AAAA (a dual-stack host asks both and uses one);
+//! - a name is used when any flow of the input carries it (by SNI, CONNECT, Host, QUIC or
+//!   DNS), whichever leg of a proxy and whichever client it is on;
+//! - or when any flow went to any address any answer gave for the name, at or after the
+//!   name's first answer.
+
+use std::net::IpAddr;
+
+use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::flow::Flow;
+use crate::report::dns::Lookup;
+
+/// A lookup the local-block check looks at: an A or AAAA query answered NOERROR with
+/// addresses that are not a sinkhole.
+pub fn resolved(l: &Lookup<'_>) -> bool {
+    l.answered
+        && l.rcode == Some("NOERROR")
+        && matches!(l.qtype.as_deref(), Some("A" | "AAAA"))
+        && !l.addresses.is_empty()
+        && !l.sinkhole
+}
+
+/// What the resolved names of one input have in common with its flows.
+#[derive(Debug, Default)]
+struct Resolved<'a> {
+    /// Per name: its first answer and every address its answers gave.
+    names: FxHashMap<&'a str, (i64, FxHashSet<IpAddr>)>,
+    /// Per address: the names that resolved to it.
+    by_addr: FxHashMap<IpAddr, Vec<&'a str>>,
+}
+
+/// For each lookup: whether it is a local block (see the module docs).
+pub fn local_blocks(lookups: &[Lookup<'_>], flows: &[Box<Flow>]) -> Vec<bool> {
+    let mut r = Resolved::default();
+    for l in lookups.iter().filter(|l| resolved(l)) {
+        let Some(q) = l.qname else { continue };
+        let (first, addrs) = r.names.entry(q).or_insert((l.ts_ns, FxHashSet::default()));
+        *first = (*first).min(l.ts_ns);
+        addrs.extend(l.addresses.iter().copied());
+    }
+    if r.names.is_empty() {
+        return vec![false; lookups.len()];
+    }
+    for (name, (_, addrs)) in &r.names {
+        for a in addrs {
+            r.by_addr.entry(*a).or_default().push(name);
+        }
+    }
+    let used: FxHashSet<&str> = flows
+        .par_iter()
+        .with_min_len(1024)
+        .fold(FxHashSet::default, |mut used, f| {
+            if let Some(n) = f.facts.name.as_deref() {
+                if let Some((k, _)) = r.names.get_key_value(n) {
+                    used.insert(*k);
+                }
+            }
+            for n in r.by_addr.get(&f.server.ip).into_iter().flatten() {
+                if r.names.get(n).is_some_and(|(first, _)| f.first_ns >= *first) {
+                    used.insert(*n);
+                }
+            }
+            used
+        })
+        .reduce(FxHashSet::default, |mut a, b| {
+            a.extend(b);
+            a
+        });
+    lookups
+        .iter()
+        .map(|l| resolved(l) && l.qname.is_some_and(|q| !used.contains(q)))
+        .collect()
+}
