@@ -83,6 +83,10 @@ pub enum Mechanism {
     /// The name resolved but the client never connected to the answer: a host firewall may
     /// refuse before any SYN (low confidence: the application may simply not have needed it).
     LocalBlock,
+    /// A RST right after the client's first flight whose TTL / hop limit differs from every
+    /// packet the far end (or, for a RST in the client's name, the client) sent itself: an
+    /// on-path box forged it.
+    RstInjected,
 }
 
 impl Mechanism {
@@ -106,6 +110,7 @@ impl Mechanism {
             Mechanism::DnsSinkhole => "dns-sinkhole",
             Mechanism::DnsNoAnswer => "dns-no-answer",
             Mechanism::LocalBlock => "local-block",
+            Mechanism::RstInjected => "rst-injected",
         }
     }
 }
@@ -227,10 +232,73 @@ pub(crate) fn middlebox_rst(f: &Flow, ttls: &ServerTtls) -> Option<String> {
     ))
 }
 
+/// The TTLs / hop limits a side of `f` used in its own packets: the first one (the SYN or
+/// SYN-ACK) and those that carried payload, in this flow and, for the server, in its other
+/// flows where it answered (`ttls`).
+fn own_ttls(f: &Flow, side: usize, ttls: &ServerTtls) -> BTreeSet<u8> {
+    let d = &f.dirs[side];
+    let mut own: BTreeSet<u8> = d.ttl_first.into_iter().collect();
+    if let Some((lo, hi)) = d.data_ttl {
+        own.extend([lo, hi]);
+    }
+    if side == 1 {
+        own.extend(ttls.get(&f.server.ip).into_iter().flatten());
+    }
+    own
+}
+
+/// Whether the RST that ended a flow right after the client's first flight was forged on the
+/// path, and the evidence: a RST toward the client whose TTL differs from everything the
+/// server sent itself (the SYN-ACK of this very flow included, so a firewall that completed
+/// the handshake itself and then reset is not an injection), or a RST in the client's name
+/// whose TTL differs from the client's own packets (seen where a capture point sits between
+/// the injector and the server).
+fn injected_rst(f: &Flow, ttls: &ServerTtls) -> Option<String> {
+    if !f.saw_synack || f.dirs[0].payload_bytes == 0 || f.dirs[1].payload_bytes > 0 {
+        return None;
+    }
+    let list = |s: &BTreeSet<u8>| s.iter().map(u8::to_string).collect::<Vec<_>>().join(", ");
+    let mut said = Vec::new();
+    for (side, whose, to) in [(1, "server", "client"), (0, "client", "server")] {
+        let Some(r) = f.dirs[side].rst else { continue };
+        let own = own_ttls(f, side, ttls);
+        if own.contains(&r.ttl) {
+            continue;
+        }
+        said.push(format!(
+            "a RST to the {to} in the {whose}'s name with TTL {} where the {whose}'s own packets had {}",
+            r.ttl,
+            list(&own)
+        ));
+    }
+    if said.is_empty() {
+        None
+    } else {
+        Some(said.join("; "))
+    }
+}
+
 /// Mechanism, confidence and evidence for a flow that did not reach the far end.
 fn mechanism(f: &Flow, ttls: &ServerTtls) -> (Option<Mechanism>, Confidence, String) {
     let dst = crate::report::endpoint(&f.server);
     let span = secs(f.last_ns - f.first_ns);
+    if matches!(
+        f.outcome(),
+        Outcome::ResetAfterHello | Outcome::RequestUnanswered
+    ) {
+        if let Some(e) = injected_rst(f, ttls) {
+            let what = if f.facts.tls.is_some() {
+                "ClientHello"
+            } else {
+                "request"
+            };
+            return (
+                Some(Mechanism::RstInjected),
+                Confidence::High,
+                format!("handshake to {dst} completed, {what} sent, then forged on the path: {e}"),
+            );
+        }
+    }
     match f.outcome() {
         Outcome::NoAnswer if f.proto == Proto::Tcp => (
             Some(Mechanism::Drop),
