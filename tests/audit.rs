@@ -291,7 +291,7 @@ const AUDIT_FLOWS: &[&str] = &[
     "tcp :56010 > 443 required-blocked sni-reset ci1.eastus.instances.azureml.ms public.compute.instances-azureml-ms",
     "udp :56111 > 53 unattributed - - -",
     "udp :56112 > 53 unattributed - - -",
-    "tcp :56013 > 3130 unexpected-blocked proxy-denied ci1.eastus.instances.azureml.ms public.compute.instances-azureml-ms",
+    "tcp :56013 > 3130 other-port-blocked proxy-denied ci1.eastus.instances.azureml.ms public.compute.instances-azureml-ms",
     "tcp :56014 > 3130 required-blocked proxy-denied mystorage.dfs.core.windows.net public.notebook.storage-dfs-core-windows-net",
     "udp :56115 > 53 unattributed - - -",
     "tcp :56015 > 80 required-blocked http-470 login.microsoftonline.com public.general.login-microsoftonline-com",

@@ -22,7 +22,7 @@ pub fn finding_order(f: &Finding) -> (Verdict, i64, String, &'static str, Option
     )
 }
 
-const VERDICTS: [&str; 8] = [
+const VERDICTS: [&str; 10] = [
     "required-blocked",
     "optional-blocked",
     "unexpected-reached",
@@ -31,6 +31,8 @@ const VERDICTS: [&str; 8] = [
     "optional-reached",
     "inconclusive",
     "unattributed",
+    "other-port-reached",
+    "other-port-blocked",
 ];
 
 const OUTCOMES: [&str; 11] = [

@@ -34,6 +34,11 @@ pub enum Verdict {
     Inconclusive,
     /// No name could be given to the flow.
     Unattributed,
+    /// A catalog name reached on a protocol or port its entry does not list.
+    OtherPortReached,
+    /// A catalog name blocked on a protocol or port its entry does not list (QUIC to a host
+    /// listed for TCP 443 among them: clients fall back to TCP, so it costs only latency).
+    OtherPortBlocked,
 }
 
 impl Verdict {
@@ -47,13 +52,18 @@ impl Verdict {
             Verdict::OptionalReached => "optional-reached",
             Verdict::Inconclusive => "inconclusive",
             Verdict::Unattributed => "unattributed",
+            Verdict::OtherPortReached => "other-port-reached",
+            Verdict::OtherPortBlocked => "other-port-blocked",
         }
     }
 
     pub fn blocked(self) -> bool {
         matches!(
             self,
-            Verdict::RequiredBlocked | Verdict::OptionalBlocked | Verdict::UnexpectedBlocked
+            Verdict::RequiredBlocked
+                | Verdict::OptionalBlocked
+                | Verdict::UnexpectedBlocked
+                | Verdict::OtherPortBlocked
         )
     }
 }
@@ -511,6 +521,8 @@ pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
         !is_reached && matches!(f.outcome(), Outcome::HandshakeOnly | Outcome::Midstream);
     let verdict = match (requirement, is_reached, inconclusive) {
         (_, _, true) => Verdict::Inconclusive,
+        (None, true, _) if port_mismatch => Verdict::OtherPortReached,
+        (None, false, _) if port_mismatch => Verdict::OtherPortBlocked,
         (Some(Requirement::Required), true, _) => Verdict::RequiredReached,
         (Some(Requirement::Required), false, _) => Verdict::RequiredBlocked,
         (Some(Requirement::Optional), true, _) => Verdict::OptionalReached,
@@ -526,11 +538,32 @@ pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
     };
     if port_mismatch {
         let e = entry.expect("mismatch has an entry");
-        let note = format!(
-            "{name} is in the catalog ({}) but not for {}/{port}",
+        let listed = format!(
+            "{}/{}",
+            e.proto.name(),
+            crate::catalog::ports_text(&e.ports)
+        );
+        let mut note = format!(
+            "{name} is in the catalog ({}, {listed}) but not for {}/{port}",
             e.pattern.text,
             f.proto.name()
         );
+        let others = catalog.other_scenarios_listing(name, cat_proto(f.proto), Some(port));
+        if !others.is_empty() {
+            let list: Vec<&str> = others.iter().map(String::as_str).collect();
+            note += &format!(
+                "; scenario {} lists it (--scenario {})",
+                list.join(", "),
+                list.join(",")
+            );
+        }
+        if f.proto == Proto::Udp
+            && port == 443
+            && e.proto.allows(CatProto::Tcp)
+            && e.ports.iter().any(|r| r.contains(443))
+        {
+            note += "; this is QUIC, and clients fall back to TCP 443, so a block here costs only latency";
+        }
         evidence = if evidence.is_empty() {
             note
         } else {

@@ -201,8 +201,13 @@ fn summary_counts(audit: &Audit) -> String {
         .iter()
         .filter(|c| c.entry.requirement == "required")
         .count();
+    // Said only when there are any, so a report without them reads as before.
+    let other_port = match (c("other-port-blocked"), c("other-port-reached")) {
+        (0, 0) => String::new(),
+        (b, r) => format!("{b} other-port-blocked, {r} other-port-reached, "),
+    };
     format!(
-        "{} required-blocked, {} optional-blocked, {} unexpected-reached, {} unexpected-blocked, {} required-reached, {} optional-reached, {} inconclusive, {} unattributed flows; {} DNS failures; {}/{} required entries exercised",
+        "{} required-blocked, {} optional-blocked, {} unexpected-reached, {} unexpected-blocked, {} required-reached, {} optional-reached, {other_port}{} inconclusive, {} unattributed flows; {} DNS failures; {}/{} required entries exercised",
         c("required-blocked"),
         c("optional-blocked"),
         c("unexpected-reached"),
@@ -295,6 +300,30 @@ fn text(out: &mut dyn Write, a: &Audit, color: bool, per_file: bool) -> io::Resu
                 line(f),
                 f.mechanism.map_or("-", |m| m.name())
             )?;
+        }
+    }
+    let other: Vec<&Finding> = a
+        .findings
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.verdict,
+                Verdict::OtherPortBlocked | Verdict::OtherPortReached
+            )
+        })
+        .collect();
+    if !other.is_empty() {
+        writeln!(
+            out,
+            "\n{bold}Catalog hosts on a protocol or port their entry does not list{reset}"
+        )?;
+        for f in other {
+            let mech = f
+                .mechanism
+                .map(|m| format!(" ({})", m.name()))
+                .unwrap_or_default();
+            writeln!(out, "  {} {}{mech}", f.verdict.name(), line(f))?;
+            writeln!(out, "      {}", escape_terminal(&f.evidence))?;
         }
     }
     if !a.private_endpoint_dns.is_empty() {
@@ -431,6 +460,40 @@ fn markdown(out: &mut dyn Write, a: &Audit, per_file: bool) -> io::Result<()> {
             f.flows,
             ips.join(", ")
         )?;
+    }
+    let other: Vec<&Finding> = a
+        .findings
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.verdict,
+                Verdict::OtherPortBlocked | Verdict::OtherPortReached
+            )
+        })
+        .collect();
+    if !other.is_empty() {
+        writeln!(
+            out,
+            "\n## Catalog hosts on a protocol or port their entry does not list\n"
+        )?;
+        writeln!(
+            out,
+            "| verdict | name | proto/port | mechanism | flows | evidence |"
+        )?;
+        writeln!(out, "|---|---|---|---|---|---|")?;
+        for f in other {
+            writeln!(
+                out,
+                "| {} | {} | {}/{} | {} | {} | {} |",
+                f.verdict.name(),
+                escape_markdown(&f.name),
+                f.proto,
+                f.dst_port.unwrap_or(0),
+                f.mechanism.map_or("-", |m| m.name()),
+                f.flows,
+                escape_markdown(&f.evidence),
+            )?;
+        }
     }
     if !a.private_endpoint_dns.is_empty() {
         writeln!(out, "\n## Private endpoint DNS not applied\n")?;

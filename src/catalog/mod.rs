@@ -325,6 +325,9 @@ pub struct CatalogData {
     pub service_tags: Vec<ServiceTag>,
     pub sources: BTreeMap<String, SourceInfo>,
     pub scenarios: BTreeMap<String, ScenarioInfo>,
+    /// Entries of the cloud in scope that [`CatalogData::retain_scope`] left out for their
+    /// scenario: kept to say which scenario lists a port a flow used.
+    pub other_scenarios: Vec<Entry>,
 }
 
 /// Which scenarios are in scope.
@@ -440,8 +443,12 @@ impl CatalogData {
     /// `any` always stay) and of the selected scenarios.
     pub fn retain_scope(&mut self, cloud: Option<Cloud>, scenarios: &ScenarioSel) {
         let cloud_ok = |c: Cloud| cloud.is_none_or(|want| c == want || c == Cloud::Any);
-        self.entries
-            .retain(|e| cloud_ok(e.cloud) && scenarios.contains(&e.scenario));
+        let (kept, other): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut self.entries)
+            .into_iter()
+            .filter(|e| cloud_ok(e.cloud))
+            .partition(|e| scenarios.contains(&e.scenario));
+        self.entries = kept;
+        self.other_scenarios.extend(other);
         self.service_tags
             .retain(|e| cloud_ok(e.cloud) && scenarios.contains(&e.scenario));
     }
@@ -524,6 +531,8 @@ pub struct Catalog {
     data: CatalogData,
     placeholders: Placeholders,
     matcher: matcher::Matcher,
+    /// The matcher of [`CatalogData::other_scenarios`].
+    others: matcher::Matcher,
     scope: Option<Scope>,
 }
 
@@ -546,10 +555,12 @@ impl Catalog {
     /// Compiles `data` with these placeholder values. Every pattern is compiled once.
     pub fn new(data: CatalogData, placeholders: Placeholders) -> Catalog {
         let matcher = matcher::Matcher::new(&data.entries, &placeholders);
+        let others = matcher::Matcher::new(&data.other_scenarios, &placeholders);
         Catalog {
             data,
             placeholders,
             matcher,
+            others,
             scope: None,
         }
     }
@@ -609,6 +620,23 @@ impl Catalog {
                     port_ok: e.allows(proto, port),
                 }
             })
+            .collect()
+    }
+
+    /// The scenarios out of scope whose entries list `proto`/`port` for `name` (e.g.
+    /// `private-endpoint` for a compute instance's port 8787).
+    pub fn other_scenarios_listing(
+        &self,
+        name: &str,
+        proto: Option<Proto>,
+        port: Option<u16>,
+    ) -> BTreeSet<String> {
+        self.others
+            .lookup(name)
+            .iter()
+            .map(|h| &self.data.other_scenarios[h.entry as usize])
+            .filter(|e| e.allows(proto, port))
+            .map(|e| e.scenario.clone())
             .collect()
     }
 

@@ -433,6 +433,7 @@ fn check_toml(text: &str, origin: &str) -> Result<CatalogData, Vec<CatalogError>
             .into_iter()
             .map(|(k, v)| (k.into_inner(), v))
             .collect(),
+        other_scenarios: Vec::new(),
     })
 }
 
