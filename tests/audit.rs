@@ -171,17 +171,24 @@ fn dns_failures_and_private_endpoint_chains() {
 }
 
 #[test]
-fn tcp_outcomes_are_unattributed_without_names() {
-    // No SNI, Host or DNS for most flows: they cannot be judged by name.
+fn tcp_outcomes_without_names_are_known_by_address() {
+    // No SNI, Host or DNS for most flows: they are reported by address and port (an IP
+    // literal is a destination too), never as a bare count of unattributed flows.
     let (code, doc) = audit_json(&["tcp-outcomes.pcap"], &[]);
     assert_eq!(code, 0);
-    assert_eq!(doc["counts"]["unattributed"], 6);
+    assert_eq!(doc["counts"].get("unattributed"), None);
     assert_eq!(
         findings(&doc, "findings"),
         vec![
+            "unexpected-reached - 10.99.2.2 tcp/8087 x1",
             "unexpected-reached - ok.allowscope.test tcp/443 x1",
+            "unexpected-blocked drop 10.99.2.2 tcp/8081 x1",
+            "unexpected-blocked tcp-reset 10.99.2.2 tcp/8082 x1",
+            "unexpected-blocked icmp-admin-prohibited 10.99.2.2 tcp/8083 x1",
+            "unexpected-blocked tcp-reset 10.99.2.2 tcp/9 x1",
             "unexpected-blocked sni-reset blocked.allowscope.test tcp/8085 x1",
             "unexpected-blocked sni-reset blocked.allowscope.test tcp/8086 x1",
+            "inconclusive - 10.99.2.2 tcp/8084 x1",
         ]
     );
 }

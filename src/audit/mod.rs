@@ -834,7 +834,13 @@ impl<'a> FlowTally<'a> {
     /// Tallies `flows` (of `file`) with their judgements.
     fn add(&mut self, flows: &'a [Box<Flow>], judged: &[Judged], file: &str, catalog: &Catalog) {
         for (f, j) in flows.iter().zip(judged) {
-            *self.counts.entry(j.verdict.name()).or_default() += 1;
+            // ICMP echo (ping) is not an application flow: counted on its own, never a finding.
+            let counted = if matches!(f.proto, Proto::Icmp | Proto::Icmpv6) {
+                "icmp-echo"
+            } else {
+                j.verdict.name()
+            };
+            *self.counts.entry(counted).or_default() += 1;
             if let Some(name) = f.facts.name.as_deref() {
                 let o = f.outcome();
                 note_span(self.span.entry((j.entry, name)).or_insert((o, o)), o);

@@ -207,7 +207,7 @@ fn summary_counts(audit: &Audit) -> String {
         (b, r) => format!("{b} other-port-blocked, {r} other-port-reached, "),
     };
     format!(
-        "{} required-blocked, {} optional-blocked, {} unexpected-reached, {} unexpected-blocked, {} required-reached, {} optional-reached, {other_port}{} inconclusive, {} unattributed flows; {} DNS failures; {}/{} required entries exercised",
+        "{} required-blocked, {} optional-blocked, {} unexpected-reached, {} unexpected-blocked, {} required-reached, {} optional-reached, {other_port}{} inconclusive, {} unattributed flows{}; {} DNS failures; {}/{} required entries exercised",
         c("required-blocked"),
         c("optional-blocked"),
         c("unexpected-reached"),
@@ -216,6 +216,10 @@ fn summary_counts(audit: &Audit) -> String {
         c("optional-reached"),
         c("inconclusive"),
         c("unattributed"),
+        match c("icmp-echo") {
+            0 => String::new(),
+            n => format!(", {n} ICMP echo"),
+        },
         c("dns-failure"),
         exercised,
         required,

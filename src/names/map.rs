@@ -111,5 +111,31 @@ pub fn name_by_dns(flow: &mut Flow, dns: &DnsMap) {
         facts.name = chain.first().cloned();
         facts.name_source = Some(source);
         facts.dns_chain = chain.to_vec();
+    } else if by_address(flow) {
+        flow.facts.name = Some(crate::report::ip_text(flow.server.ip));
+        flow.facts.name_source = Some(NameSource::Address);
+    }
+}
+
+/// Whether a flow nothing named is known by its server's address: a TCP or UDP flow to a
+/// unicast address that is not link-local (an IP literal, or a name resolved outside the
+/// capture). Multicast and broadcast (mDNS, SSDP, DHCP) and link-local services are the
+/// network's own chatter, not destinations a firewall audit is about.
+fn by_address(flow: &Flow) -> bool {
+    use crate::flow::Proto;
+    if !matches!(flow.proto, Proto::Tcp | Proto::Udp) {
+        return false;
+    }
+    match flow.server.ip {
+        IpAddr::V4(a) => {
+            !(a.is_multicast()
+                || a.is_broadcast()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.octets()[3] == 255)
+        }
+        IpAddr::V6(a) => {
+            !(a.is_multicast() || a.is_unspecified() || (a.segments()[0] & 0xffc0) == 0xfe80)
+        }
     }
 }

@@ -23,6 +23,9 @@ pub enum NameSource {
     /// is not in the capture and its addresses could not be tied to one that asked (see
     /// `crate::names`). A weaker name: verdicts on it carry a lower confidence.
     DnsAnyClient,
+    /// No name at all: the flow went to an IP literal (or its lookup is not in the capture),
+    /// and is known by the server's address.
+    Address,
 }
 
 /// TLS seen on a flow (directly, or inside a CONNECT tunnel).
@@ -274,8 +277,12 @@ fn name(facts: &mut Facts) {
                 .map(|c| (c.host.clone(), NameSource::Connect))
         })
         .or_else(|| {
-            let h = facts.http.as_ref()?.host.as_deref()?;
-            Some((host_only(h).to_string(), NameSource::HttpHost))
+            // A Host that is an IP literal names nothing: the flow is named by its address.
+            let h = host_only(facts.http.as_ref()?.host.as_deref()?);
+            if h.parse::<std::net::IpAddr>().is_ok() {
+                return None;
+            }
+            Some((h.to_string(), NameSource::HttpHost))
         })
         .or_else(|| {
             facts

@@ -633,6 +633,7 @@ pub fn name_source_str(s: NameSource) -> &'static str {
         NameSource::Quic => "quic",
         NameSource::Dns => "dns",
         NameSource::DnsAnyClient => "dns-any-client",
+        NameSource::Address => "address",
     }
 }
 
