@@ -19,6 +19,20 @@ pub struct DnsMap {
     map: FxHashMap<(IpAddr, IpAddr), Vec<DnsAnswer>>,
     any: FxHashMap<IpAddr, Vec<DnsAnswer>>,
     hosts: Hosts,
+    /// Responses the capture cut or could not read, per host, and of all clients: when and for
+    /// which family (`Some(true)` AAAA, `Some(false)` A, `None` the question is unknown). An
+    /// older answer for an address no longer names a flow after one of these: the missing
+    /// part may have given the same address for another name.
+    unread: FxHashMap<IpAddr, Vec<(i64, Option<bool>)>>,
+    unread_any: Vec<(i64, Option<bool>)>,
+}
+
+/// Whether an unreadable response in `unread` came after an answer of `answer_ns` and at or
+/// before `ts_ns`, and could have been about an address of the family of `addr`.
+fn clouded(unread: &[(i64, Option<bool>)], addr: IpAddr, answer_ns: i64, ts_ns: i64) -> bool {
+    unread
+        .iter()
+        .any(|&(t, v6)| t > answer_ns && t <= ts_ns && v6.is_none_or(|v6| v6 == addr.is_ipv6()))
 }
 
 #[derive(Debug, Clone)]
@@ -37,12 +51,9 @@ fn push_bounded(v: &mut Vec<DnsAnswer>, a: DnsAnswer) {
     v.push(a);
 }
 
-/// The chain of the latest answer in `v` at or before `ts_ns`.
-fn latest(v: &[DnsAnswer], ts_ns: i64) -> Option<&[String]> {
-    v.iter()
-        .rev()
-        .find(|a| a.ts_ns <= ts_ns)
-        .map(|a| &a.chain[..])
+/// The latest answer in `v` at or before `ts_ns`.
+fn latest(v: &[DnsAnswer], ts_ns: i64) -> Option<&DnsAnswer> {
+    v.iter().rev().find(|a| a.ts_ns <= ts_ns)
 }
 
 impl DnsMap {
@@ -58,6 +69,23 @@ impl DnsMap {
     pub fn add_response(&mut self, ts_ns: i64, client: IpAddr, msg: &DnsMessage) {
         if !msg.response {
             return;
+        }
+        if msg.partial.is_some() {
+            let family = match msg.questions.first().map(|q| q.qtype) {
+                Some(1) => Some(false),
+                Some(28) => Some(true),
+                _ => None,
+            };
+            // Bounded like the answers: the latest are the ones that matter.
+            let v = self.unread.entry(self.hosts.of(client)).or_default();
+            if v.len() >= 64 {
+                v.remove(0);
+            }
+            v.push((ts_ns, family));
+            if self.unread_any.len() >= 4096 {
+                self.unread_any.remove(0);
+            }
+            self.unread_any.push((ts_ns, family));
         }
         let c = msg.chain();
         if c.addresses.is_empty() {
@@ -80,13 +108,20 @@ impl DnsMap {
 
     /// The chain of the latest answer the host of `client` got for `addr` at or before
     /// `ts_ns`.
+    /// `None` also when a response the host could not read came after that answer (see
+    /// `unread`).
     pub fn lookup(&self, client: IpAddr, addr: IpAddr, ts_ns: i64) -> Option<&[String]> {
-        latest(self.map.get(&(self.hosts.of(client), addr))?, ts_ns)
+        let host = self.hosts.of(client);
+        let a = latest(self.map.get(&(host, addr))?, ts_ns)?;
+        let unread = self.unread.get(&host).map_or(&[][..], Vec::as_slice);
+        (!clouded(unread, addr, a.ts_ns, ts_ns)).then_some(&a.chain[..])
     }
 
-    /// The chain of the latest answer any client got for `addr` at or before `ts_ns`.
+    /// The chain of the latest answer any client got for `addr` at or before `ts_ns`, unless
+    /// any client got a response it could not read after it.
     pub fn lookup_any(&self, addr: IpAddr, ts_ns: i64) -> Option<&[String]> {
-        latest(self.any.get(&addr)?, ts_ns)
+        let a = latest(self.any.get(&addr)?, ts_ns)?;
+        (!clouded(&self.unread_any, addr, a.ts_ns, ts_ns)).then_some(&a.chain[..])
     }
 }
 

@@ -9,7 +9,10 @@
 //! - a name is used when any flow of the input carries it (by SNI, CONNECT, Host, QUIC or
 //!   DNS), whichever leg of a proxy and whichever client it is on;
 //! - or when any flow went to any address any answer gave for the name, at or after the
-//!   name's first answer.
+//!   name's first answer;
+//! - and a name with a response the capture cut or could not read is never called a local
+//!   block: the address it used may be in the part that is missing (a 96-byte snap keeps an A
+//!   answer's address but cuts an AAAA answer's).
 
 use std::net::IpAddr;
 
@@ -41,6 +44,11 @@ struct Resolved<'a> {
 /// For each lookup: whether it is a local block (see the module docs).
 pub fn local_blocks(lookups: &[Lookup<'_>], flows: &[Box<Flow>]) -> Vec<bool> {
     let mut r = Resolved::default();
+    let unread: FxHashSet<&str> = lookups
+        .iter()
+        .filter(|l| l.truncated || l.malformed.is_some())
+        .filter_map(|l| l.qname)
+        .collect();
     for l in lookups.iter().filter(|l| resolved(l)) {
         let Some(q) = l.qname else { continue };
         let (first, addrs) = r.names.entry(q).or_insert((l.ts_ns, FxHashSet::default()));
@@ -80,6 +88,10 @@ pub fn local_blocks(lookups: &[Lookup<'_>], flows: &[Box<Flow>]) -> Vec<bool> {
         });
     lookups
         .iter()
-        .map(|l| resolved(l) && l.qname.is_some_and(|q| !used.contains(q)))
+        .map(|l| {
+            resolved(l)
+                && l.qname
+                    .is_some_and(|q| !used.contains(q) && !unread.contains(q))
+        })
         .collect()
 }
