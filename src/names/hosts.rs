@@ -30,7 +30,9 @@ pub struct Hosts {
 /// multicast.
 fn anonymous(ip: &IpAddr) -> bool {
     match ip {
-        IpAddr::V4(a) => a.is_link_local() || a.is_loopback() || a.is_unspecified() || a.is_multicast(),
+        IpAddr::V4(a) => {
+            a.is_link_local() || a.is_loopback() || a.is_unspecified() || a.is_multicast()
+        }
         IpAddr::V6(a) => {
             (a.segments()[0] & 0xffc0) == 0xfe80
                 || a.is_loopback()

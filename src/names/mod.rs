@@ -5,8 +5,8 @@
 //! read: the answers in time order, CNAME chains followed back to the name that was asked.
 
 use crate::analyze::DnsEvent;
-use crate::proto::dns::DnsMessage;
 use crate::flow::Flow;
+use crate::proto::dns::DnsMessage;
 
 mod hosts;
 mod map;
@@ -102,12 +102,12 @@ fn same_message(a: &DnsMessage, b: &DnsMessage) -> bool {
     if a.partial.is_none() && b.partial.is_none() {
         return a == b;
     }
-    let (short, long) = if a.questions.len() + a.answers.len() <= b.questions.len() + b.answers.len()
-    {
-        (a, b)
-    } else {
-        (b, a)
-    };
+    let (short, long) =
+        if a.questions.len() + a.answers.len() <= b.questions.len() + b.answers.len() {
+            (a, b)
+        } else {
+            (b, a)
+        };
     (a.id, a.response, a.opcode, a.rcode & 0x0f, a.tc)
         == (b.id, b.response, b.opcode, b.rcode & 0x0f, b.tc)
         && long.questions.starts_with(&short.questions)

@@ -65,7 +65,10 @@ pub fn local_blocks(lookups: &[Lookup<'_>], flows: &[Box<Flow>]) -> Vec<bool> {
                 }
             }
             for n in r.by_addr.get(&f.server.ip).into_iter().flatten() {
-                if r.names.get(n).is_some_and(|(first, _)| f.first_ns >= *first) {
+                if r.names
+                    .get(n)
+                    .is_some_and(|(first, _)| f.first_ns >= *first)
+                {
                     used.insert(*n);
                 }
             }
