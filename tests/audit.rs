@@ -369,6 +369,127 @@ fn audited_firewall_every_flow_client_and_firewall_side() {
         .any(|f| f.starts_with("required-blocked tcp-reset myacr.azurecr.io tcp/443")));
 }
 
+/// Private-endpoint DNS: only a chain through a catalog zone counts. Azure AD's public chain
+/// through `ak.privatelink.msidentity.com` is not a finding; the workspace name asked three
+/// times through `privatelink.api.azureml.ms` to a public address is one row of 3 lookups.
+#[test]
+fn private_endpoint_rows_need_a_catalog_zone_and_count_lookups() {
+    let (code, doc) = audit_json(&["privatelink-public.pcap"], &[]);
+    assert_eq!(code, 0, "nothing blocked");
+    let pe = doc["private_endpoint_dns"].as_array().unwrap();
+    assert_eq!(pe.len(), 1, "{pe:?}");
+    let p = &pe[0];
+    assert_eq!(p["name"], "ws1.workspace.eastus.api.azureml.ms");
+    assert_eq!(p["lookups"], 3);
+    assert_eq!(p["zone"], "privatelink.api.azureml.ms");
+    assert_eq!(p["service"], "Azure Machine Learning workspace API");
+    assert_eq!(
+        p["chain"],
+        serde_json::json!([
+            "ws1.workspace.eastus.api.azureml.ms",
+            "ws1.workspace.eastus.privatelink.api.azureml.ms"
+        ])
+    );
+    assert_eq!(p["addresses"], serde_json::json!(["198.18.60.20"]));
+    assert_eq!(p["file"], cap("privatelink-public.pcap").to_str().unwrap());
+    let evidence = p["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("privatelink.api.azureml.ms (the privatelink zone of Azure Machine Learning workspace API)"),
+        "{evidence}"
+    );
+    // The first of the three lookups gives the time.
+    let (_, dns, _) = run(&[
+        "dns",
+        "--format",
+        "json",
+        cap("privatelink-public.pcap").to_str().unwrap(),
+    ]);
+    let dns: Value = serde_json::from_str(&dns).unwrap();
+    let first = dns["lookups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["qname"] == "ws1.workspace.eastus.api.azureml.ms")
+        .map(|l| l["time"].as_str().unwrap())
+        .min()
+        .unwrap();
+    assert_eq!(p["first_seen"], first);
+    // Text and Markdown say how many lookups; the Azure AD name is in neither.
+    for format in ["text", "markdown"] {
+        let (_, out, _) = run(&[
+            "audit",
+            "--format",
+            format,
+            cap("privatelink-public.pcap").to_str().unwrap(),
+        ]);
+        let rows: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains("privatelink zone of"))
+            .collect();
+        assert_eq!(rows.len(), 1, "{format}: {out}");
+        assert!(
+            rows[0].contains(
+                "198.18.60.20 (3 lookups): the chain passes through privatelink.api.azureml.ms"
+            ),
+            "{format}: {}",
+            rows[0]
+        );
+        assert!(!out.contains("msidentity"), "{format}: {out}");
+    }
+    // A zone is checked only for the cloud in scope: the public zone is not the gov cloud's.
+    let (_, doc) = audit_json(&["privatelink-public.pcap"], &["--cloud", "gov"]);
+    assert_eq!(doc["private_endpoint_dns"], serde_json::json!([]));
+    // The client-side capture keeps its one row, of one lookup.
+    let (_, doc) = audit_json(&["audit-client.pcap"], &[]);
+    let pe = doc["private_endpoint_dns"].as_array().unwrap();
+    assert_eq!(pe.len(), 1);
+    assert_eq!(pe[0]["name"], "ws1.workspace.eastus.api.azureml.ms");
+    assert_eq!(pe[0]["lookups"], 1);
+    assert_eq!(pe[0]["zone"], "privatelink.api.azureml.ms");
+}
+
+/// Entries of the same pattern, protocol and ports share their credit: the workspace's storage
+/// account reached once exercises both of its entries (compute and integrated notebook).
+#[test]
+fn entries_of_one_pattern_share_coverage_credit() {
+    let (_, doc) = audit_json(&["audit-client.pcap"], &[]);
+    let rows: Vec<&Value> = doc["coverage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["entry"]["pattern"] == "<storage>.blob.core.windows.net")
+        .collect();
+    assert!(rows.len() >= 2, "{rows:?}");
+    assert!(rows.iter().all(|c| c["exercised"] == true), "{rows:?}");
+    let own: Vec<&&Value> = rows
+        .iter()
+        .filter(|c| c["credited_via"].is_null())
+        .collect();
+    assert_eq!(own.len(), 1, "{rows:?}");
+    let own_id = own[0]["entry"]["id"].clone();
+    for c in rows.iter().filter(|c| !c["credited_via"].is_null()) {
+        assert_eq!(c["credited_via"], own_id);
+        assert_eq!(c["verdicts"], serde_json::json!({}));
+    }
+    for format in ["text", "markdown"] {
+        let (_, out, _) = run(&[
+            "audit",
+            "--format",
+            format,
+            cap("audit-client.pcap").to_str().unwrap(),
+        ]);
+        let missing = out
+            .split_once("ot exercised")
+            .map(|(_, rest)| rest.trim_start_matches('\n'))
+            .unwrap_or_default();
+        let missing = missing.split("\n\n").next().unwrap_or_default();
+        assert!(
+            !missing.contains("<storage>.blob.core.windows.net"),
+            "{format}: {missing}"
+        );
+    }
+}
+
 /// Golden files pin the whole JSON and Markdown reports of the client-side capture. After an
 /// intended change, regenerate with `ALLOWSCOPE_BLESS=1 cargo test --test audit golden`.
 #[test]

@@ -852,6 +852,102 @@ requirement = "optional"
     assert!(BUILTIN_TOML.contains("[[entry]]"));
 }
 
+/// Private-endpoint zones: parsed, checked, kept per cloud in scope, exported and read back.
+#[test]
+fn private_endpoint_zones_parse_scope_and_round_trip() {
+    let b = CatalogData::builtin();
+    let zones = |d: &CatalogData, cloud: &str| -> Vec<String> {
+        d.private_endpoint_zones
+            .iter()
+            .filter(|z| z.cloud.name() == cloud)
+            .map(|z| z.zone.clone())
+            .collect()
+    };
+    for (cloud, want) in [
+        ("public", "privatelink.api.azureml.ms privatelink.notebooks.azure.net privatelink.blob.core.windows.net privatelink.file.core.windows.net privatelink.dfs.core.windows.net privatelink.queue.core.windows.net privatelink.table.core.windows.net privatelink.vaultcore.azure.net privatelink.azurecr.io"),
+        ("gov", "privatelink.api.ml.azure.us privatelink.notebooks.usgovcloudapi.net privatelink.blob.core.usgovcloudapi.net privatelink.file.core.usgovcloudapi.net privatelink.dfs.core.usgovcloudapi.net privatelink.queue.core.usgovcloudapi.net privatelink.table.core.usgovcloudapi.net privatelink.vaultcore.usgovcloudapi.net privatelink.azurecr.us"),
+        ("china", "privatelink.api.ml.azure.cn privatelink.notebooks.chinacloudapi.cn privatelink.blob.core.chinacloudapi.cn privatelink.file.core.chinacloudapi.cn privatelink.dfs.core.chinacloudapi.cn privatelink.queue.core.chinacloudapi.cn privatelink.table.core.chinacloudapi.cn privatelink.vaultcore.azure.cn"),
+    ] {
+        assert_eq!(zones(&b, cloud).join(" "), want, "{cloud}");
+    }
+    for z in &b.private_endpoint_zones {
+        assert!(!z.sources.is_empty(), "{}", z.zone);
+        for s in &z.sources {
+            assert!(b.sources.contains_key(s), "{}: {s}", z.zone);
+        }
+    }
+    // Label-wise suffix, case ignored.
+    let blob = b
+        .private_endpoint_zone("MyStorage.PrivateLink.Blob.Core.Windows.Net.")
+        .unwrap();
+    assert_eq!(blob.service, "Azure Blob Storage");
+    assert!(b
+        .private_endpoint_zone("privatelink.blob.core.windows.net")
+        .is_some());
+    assert!(b
+        .private_endpoint_zone("xprivatelink.blob.core.windows.net")
+        .is_none());
+    assert!(b
+        .private_endpoint_zone("ak.privatelink.msidentity.com")
+        .is_none());
+    assert!(b.private_endpoint_zone("blob.core.windows.net").is_none());
+    // The cloud in scope keeps its own.
+    let mut gov = b.clone();
+    gov.retain_scope(
+        Some(allowscope::catalog::Cloud::Gov),
+        &allowscope::catalog::ScenarioSel::All,
+    );
+    assert!(gov
+        .private_endpoint_zones
+        .iter()
+        .all(|z| z.cloud.name() == "gov"));
+    assert_eq!(gov.private_endpoint_zones.len(), 9);
+    // A file's zone replaces the loaded one of the same zone and cloud; export reads back.
+    let user = CatalogData::parse(
+        "[[private_endpoint_zone]]\nzone = \"PrivateLink.Blob.Core.Windows.Net.\"\ncloud = \"public\"\nservice = \"Blobs\"\n",
+        "user.toml",
+    )
+    .unwrap();
+    let mut d = b.clone();
+    d.merge(user);
+    assert_eq!(
+        d.private_endpoint_zones.len(),
+        b.private_endpoint_zones.len()
+    );
+    assert_eq!(
+        d.private_endpoint_zone("a.privatelink.blob.core.windows.net")
+            .unwrap()
+            .service,
+        "Blobs"
+    );
+    let back = CatalogData::parse(&d.to_toml(), "user.toml").unwrap();
+    let strip = |d: &CatalogData| {
+        let mut v = d.private_endpoint_zones.clone();
+        v.iter_mut().for_each(|z| z.origin.clear());
+        v
+    };
+    assert_eq!(strip(&back), strip(&d));
+    // Errors, with their lines.
+    for (text, line, needle) in [
+        ("[[private_endpoint_zone]]\nzone = \"*.privatelink.a.b\"\ncloud = \"public\"\nservice = \"s\"\n", 2, "without `*`"),
+        ("[[private_endpoint_zone]]\nzone = \"<r>.a.b\"\ncloud = \"public\"\nservice = \"s\"\n", 2, "placeholders"),
+        ("[[private_endpoint_zone]]\nzone = \"local\"\ncloud = \"public\"\nservice = \"s\"\n", 2, "two or more labels"),
+        ("[[private_endpoint_zone]]\nzone = \"a.b\"\ncloud = \"public\"\nservice = \" \"\n", 4, "empty service"),
+        ("[[private_endpoint_zone]]\nzone = \"a.b\"\ncloud = \"public\"\nservice = \"s\"\n\n[[private_endpoint_zone]]\nzone = \"A.B\"\ncloud = \"public\"\nservice = \"t\"\n", 7, "duplicate private endpoint zone `a.b` for cloud public (first on line 2)"),
+        ("[[private_endpoint_zone]]\nzone = \"a.b\"\ncloud = \"public\"\nservice = \"s\"\nport = 1\n", 5, "port"),
+    ] {
+        let e = CatalogData::parse(text, "f.toml").unwrap_err();
+        assert_eq!(e.line(), Some(line), "{e}");
+        assert!(e.to_string().contains(needle), "{e}");
+    }
+    // The same zone in two clouds is fine.
+    CatalogData::parse(
+        "[[private_endpoint_zone]]\nzone = \"a.b\"\ncloud = \"public\"\nservice = \"s\"\n\n[[private_endpoint_zone]]\nzone = \"a.b\"\ncloud = \"gov\"\nservice = \"s\"\n",
+        "f.toml",
+    )
+    .unwrap();
+}
+
 #[test]
 fn schema_errors_carry_line_numbers() {
     let cases: &[(&str, usize, &str)] = &[

@@ -195,6 +195,14 @@ fn merge_coverage(docs: &[Value]) -> Value {
                         bf.insert(file.clone(), Value::Object(row));
                     }
                     o.insert("by_file".into(), Value::Object(bf));
+                    // Credit through another entry only while the entry has none of its own.
+                    let own = o["verdicts"].as_object().is_some_and(|v| !v.is_empty());
+                    let via = match o.get("credited_via") {
+                        _ if own => Value::Null,
+                        Some(v) if !v.is_null() => v.clone(),
+                        _ => c.get("credited_via").cloned().unwrap_or(Value::Null),
+                    };
+                    o.insert("credited_via".into(), via);
                 }
             }
         }

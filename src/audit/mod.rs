@@ -659,6 +659,9 @@ pub struct Coverage {
     pub names: BTreeSet<String>,
     /// The coverage matrix row: per input file, flows and lookups per verdict.
     pub by_file: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    /// Exercised through another entry of the same pattern (placeholders filled), protocol
+    /// and ports, whose id this is: the counts above are this entry's own (none).
+    pub credited_via: Option<String>,
 }
 
 /// What the audit saw of one catalog entry.
@@ -688,14 +691,69 @@ impl EntryTally {
     }
 }
 
-/// A `privatelink.` CNAME chain that ended at a public address: private DNS is not applied.
+/// Lookups of a catalog name whose CNAME chain passes through the private-endpoint DNS zone of
+/// a service (the catalog's `private_endpoint_zone` rows of the cloud in scope) and still ends
+/// at a public address: the client does not get the private zone. One per name and input.
 #[derive(Debug, Clone, Serialize)]
 pub struct PrivateEndpointProblem {
     pub name: String,
+    /// The chain and addresses of the earliest such lookup.
     pub chain: Vec<String>,
     pub addresses: Vec<String>,
+    /// The zone the chain passes through, and the service it belongs to.
+    pub zone: String,
+    pub service: String,
+    /// How many lookups of the name in this input did so.
+    pub lookups: u64,
     pub first_seen: String,
+    #[serde(skip)]
+    pub first_ns: i64,
     pub file: String,
+    pub evidence: String,
+}
+
+/// The private-endpoint zone that the chain of `l` passes through when it ends at a public
+/// address, with the name of the chain that is in it.
+fn private_endpoint_zone<'c, 'l>(
+    catalog: &'c Catalog,
+    l: &crate::report::dns::Lookup<'l>,
+) -> Option<(&'l str, &'c crate::catalog::PrivateEndpointZone)> {
+    if !l.addresses.iter().any(is_public) {
+        return None;
+    }
+    l.cnames
+        .iter()
+        .find_map(|&n| catalog.data().private_endpoint_zone(n).map(|z| (n, z)))
+}
+
+/// The row of a lookup whose chain passes through `zone` (by way of `via`).
+fn private_endpoint_problem(
+    qname: &str,
+    via: &str,
+    zone: &crate::catalog::PrivateEndpointZone,
+    l: &crate::report::dns::Lookup<'_>,
+    file: &str,
+) -> PrivateEndpointProblem {
+    let addresses = crate::report::ips_text(&l.addresses);
+    PrivateEndpointProblem {
+        name: qname.to_string(),
+        chain: l.cnames.iter().map(|s| s.to_string()).collect(),
+        addresses: l
+            .addresses
+            .iter()
+            .map(|&a| crate::report::ip_text(a))
+            .collect(),
+        zone: zone.zone.clone(),
+        service: zone.service.clone(),
+        lookups: 1,
+        first_seen: l.time.clone(),
+        first_ns: l.first_ns,
+        file: file.to_string(),
+        evidence: format!(
+            "{qname} resolved through {via}, in {} (the privatelink zone of {}), to the public address {addresses}: the client does not get the private DNS zone",
+            zone.zone, zone.service
+        ),
+    }
 }
 
 /// The whole audit.
@@ -966,7 +1024,7 @@ fn audit_in_runs(
     // Flows (grouped, counted) and DNS lookups (in `flows_tally`'s maps once flows are done).
     let mut flows_tally = FlowTally::default();
     let mut dns_groups: BTreeMap<Key, Finding> = BTreeMap::new();
-    let mut private = Vec::new();
+    let mut private: Vec<PrivateEndpointProblem> = Vec::new();
     let mut all_judged = Vec::new();
     let mut per_file = Vec::new();
     let mut ws_connections = Vec::new();
@@ -1011,23 +1069,29 @@ fn audit_in_runs(
         let mut file_counts = tally.counts.clone();
         flows_tally.merge(tally);
         all_judged.push(judged);
-        // DNS: failed lookups of catalog names, and private-endpoint chains gone public.
+        // DNS: failed lookups of catalog names, and private-endpoint chains gone public (one
+        // row per name in this input: its index in `private`).
+        let mut private_at: rustc_hash::FxHashMap<&str, usize> = Default::default();
         for (l, local_block) in lookups.into_iter().zip(local_block) {
             let Some(qname) = l.qname else { continue };
             let matches = catalog.match_name(qname);
             let Some(m) = matches.first() else { continue };
-            if l.privatelink && l.addresses.iter().any(is_public) {
-                private.push(PrivateEndpointProblem {
-                    name: qname.to_string(),
-                    chain: l.cnames.iter().map(|s| s.to_string()).collect(),
-                    addresses: l
-                        .addresses
-                        .iter()
-                        .map(|&a| crate::report::ip_text(a))
-                        .collect(),
-                    first_seen: l.time.clone(),
-                    file: file.clone(),
-                });
+            if let Some((via, zone)) = private_endpoint_zone(catalog, &l) {
+                match private_at.get(qname) {
+                    Some(&i) => {
+                        let p = &mut private[i];
+                        p.lookups += 1;
+                        if l.first_ns < p.first_ns {
+                            let lookups = p.lookups;
+                            *p = private_endpoint_problem(qname, via, zone, &l, file);
+                            p.lookups = lookups;
+                        }
+                    }
+                    None => {
+                        private_at.insert(qname, private.len());
+                        private.push(private_endpoint_problem(qname, via, zone, &l, file));
+                    }
+                }
             }
             flows_tally
                 .per_entry
@@ -1138,6 +1202,25 @@ fn audit_in_runs(
         .for_each(|g| {
             g.dst_ips = g.ips.iter().map(|&ip| crate::report::ip_text(ip)).collect();
         });
+    // Entries of the same pattern (placeholders filled), protocol and ports share their
+    // credit: one exercised through any of them is exercised for all, credited to the first
+    // exercised one in catalog order.
+    let shared_key = |e: &Entry| {
+        (
+            catalog.placeholders().fill(&e.pattern),
+            e.proto,
+            e.ports.clone(),
+        )
+    };
+    let mut exercised_by = rustc_hash::FxHashMap::default();
+    for (&i, t) in &per_entry {
+        if !t.verdicts.is_empty() {
+            let j = exercised_by
+                .entry(shared_key(&catalog.entries()[i]))
+                .or_insert(i);
+            *j = (*j).min(i);
+        }
+    }
     let coverage = catalog
         .entries()
         .iter()
@@ -1145,12 +1228,19 @@ fn audit_in_runs(
         .filter(|(i, e)| e.requirement == Requirement::Required || per_entry.contains_key(i))
         .map(|(i, e)| {
             let t = per_entry.get(&i).cloned().unwrap_or_default();
+            let credited_via = match t.verdicts.is_empty() {
+                true => exercised_by
+                    .get(&shared_key(e))
+                    .map(|&j| catalog.entries()[j].id.clone()),
+                false => None,
+            };
             Coverage {
                 entry: entry_ref(e),
-                exercised: !t.verdicts.is_empty(),
+                exercised: !t.verdicts.is_empty() || credited_via.is_some(),
                 verdicts: t.verdicts,
                 names: t.names,
                 by_file: t.by_file,
+                credited_via,
             }
         })
         .collect();

@@ -17,6 +17,28 @@ pub enum AuditFormat {
     Ndjson,
 }
 
+/// One private-endpoint row in words, names and catalog text escaped with `esc`:
+/// `name: chain -> addresses (N lookups): the chain passes through ZONE, ...`.
+fn private_endpoint_line(
+    p: &super::PrivateEndpointProblem,
+    esc: impl Fn(&str) -> String,
+) -> String {
+    let chain: Vec<String> = p.chain.iter().map(|c| esc(c)).collect();
+    let count = if p.lookups > 1 {
+        format!(" ({} lookups)", p.lookups)
+    } else {
+        String::new()
+    };
+    format!(
+        "{}: {} -> {}{count}: the chain passes through {}, the privatelink zone of {}, and ends at a public address",
+        esc(&p.name),
+        chain.join(" -> "),
+        p.addresses.join(", "),
+        esc(&p.zone),
+        esc(&p.service)
+    )
+}
+
 /// Escapes a wire string for a Markdown table cell: terminal escaping, then the characters
 /// Markdown gives meaning to.
 pub fn escape_markdown(s: &str) -> String {
@@ -333,17 +355,10 @@ fn text(out: &mut dyn Write, a: &Audit, color: bool, per_file: bool) -> io::Resu
     if !a.private_endpoint_dns.is_empty() {
         writeln!(out, "\n{bold}Private endpoint DNS not applied{reset}")?;
         for p in &a.private_endpoint_dns {
-            let chain: Vec<String> = p
-                .chain
-                .iter()
-                .map(|c| escape_terminal(c).into_owned())
-                .collect();
             writeln!(
                 out,
-                "  {}: {} -> {} (a privatelink. name resolved to a public address)",
-                escape_terminal(&p.name),
-                chain.join(" -> "),
-                p.addresses.join(", ")
+                "  {}",
+                private_endpoint_line(p, |s| escape_terminal(s).into_owned())
             )?;
         }
     }
@@ -502,14 +517,7 @@ fn markdown(out: &mut dyn Write, a: &Audit, per_file: bool) -> io::Result<()> {
     if !a.private_endpoint_dns.is_empty() {
         writeln!(out, "\n## Private endpoint DNS not applied\n")?;
         for p in &a.private_endpoint_dns {
-            let chain: Vec<String> = p.chain.iter().map(|c| escape_markdown(c)).collect();
-            writeln!(
-                out,
-                "- {}: {} -> {} (a privatelink. name resolved to a public address)",
-                escape_markdown(&p.name),
-                chain.join(" -> "),
-                p.addresses.join(", ")
-            )?;
+            writeln!(out, "- {}", private_endpoint_line(p, escape_markdown))?;
         }
     }
     writeln!(out, "\n## Required but not exercised\n")?;

@@ -243,6 +243,22 @@ fn list(out: &mut dyn Write, opts: &CatalogOptions, format: ListFormat) -> Res {
                     .collect();
                 write_table(out, &head, &rows)?;
             }
+            let zones = &c.data().private_endpoint_zones;
+            if !zones.is_empty() {
+                writeln!(out, "\nPrivate endpoint DNS zones:")?;
+                let head = ["ZONE", "CLOUD", "SERVICE"];
+                let rows: Vec<[String; 3]> = zones
+                    .iter()
+                    .map(|z| {
+                        [
+                            esc(&z.zone).into_owned(),
+                            z.cloud.name().into(),
+                            esc(&z.service).into_owned(),
+                        ]
+                    })
+                    .collect();
+                write_table(out, &head, &rows)?;
+            }
             writeln!(out, "\n{} entries ({})", c.entries().len(), scope_text(&c))?;
         }
     }
@@ -487,10 +503,11 @@ fn check(out: &mut dyn Write, file: &std::path::Path) -> Res {
         Ok(d) => {
             writeln!(
                 out,
-                "{}: ok: {} entries, {} service tags, scenarios: {}",
+                "{}: ok: {} entries, {} service tags, {} private endpoint zones, scenarios: {}",
                 esc(&origin),
                 d.entries.len(),
                 d.service_tags.len(),
+                d.private_endpoint_zones.len(),
                 d.scenario_names()
                     .into_iter()
                     .collect::<Vec<_>>()

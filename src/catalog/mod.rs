@@ -45,6 +45,13 @@
 //! proto = "tcp"                   # as above
 //! ports = [443]                   # as above
 //! requirement = "required"        # as above; scenario, condition, purpose, sources, note too
+//!
+//! [[private_endpoint_zone]]       # optional: private DNS zones of the services' private endpoints
+//! zone = "privatelink.blob.core.windows.net"  # required: a DNS name; unique per cloud
+//! cloud = "public"                # required: public | gov | china | any
+//! service = "Azure Blob Storage"  # required: the service, in words
+//! sources = ["pe-dns-2023"]       # default []
+//! note = "..."                    # optional
 //! ```
 //!
 //! Unknown keys are errors (a misspelt `prots` must not pass silently).
@@ -292,6 +299,35 @@ impl ServiceTag {
     }
 }
 
+/// A private DNS zone that a private endpoint of one of the workspace's services uses
+/// (`privatelink.blob.core.windows.net`): a CNAME chain through it that still ends at a public
+/// address means the client does not get the private zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrivateEndpointZone {
+    /// The zone, normalized (lower case, no trailing dot).
+    pub zone: String,
+    pub cloud: Cloud,
+    /// The service whose private endpoint uses the zone, in words (`Azure Blob Storage`).
+    pub service: String,
+    pub sources: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub origin: String,
+}
+
+impl PrivateEndpointZone {
+    /// `true` when `name` is the zone or a name under it (whole labels, case-insensitive, a
+    /// trailing dot ignored).
+    pub fn contains(&self, name: &str) -> bool {
+        let name = name.strip_suffix('.').unwrap_or(name);
+        let z = self.zone.as_bytes();
+        let n = name.as_bytes();
+        n.len() >= z.len()
+            && n[n.len() - z.len()..].eq_ignore_ascii_case(z)
+            && (n.len() == z.len() || n[n.len() - z.len() - 1] == b'.')
+    }
+}
+
 /// What a short source name stands for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -323,6 +359,7 @@ pub struct CatalogData {
     pub title: Option<String>,
     pub entries: Vec<Entry>,
     pub service_tags: Vec<ServiceTag>,
+    pub private_endpoint_zones: Vec<PrivateEndpointZone>,
     pub sources: BTreeMap<String, SourceInfo>,
     pub scenarios: BTreeMap<String, ScenarioInfo>,
     /// Entries of the cloud in scope that [`CatalogData::retain_scope`] left out for their
@@ -411,6 +448,16 @@ impl CatalogData {
                 None => self.service_tags.push(t),
             }
         }
+        for z in other.private_endpoint_zones {
+            match self
+                .private_endpoint_zones
+                .iter_mut()
+                .find(|x| x.zone == z.zone && x.cloud == z.cloud)
+            {
+                Some(x) => *x = z,
+                None => self.private_endpoint_zones.push(z),
+            }
+        }
         self.sources.extend(other.sources);
         self.scenarios.extend(other.scenarios);
         if self.title.is_none() {
@@ -451,6 +498,15 @@ impl CatalogData {
         self.other_scenarios.extend(other);
         self.service_tags
             .retain(|e| cloud_ok(e.cloud) && scenarios.contains(&e.scenario));
+        self.private_endpoint_zones.retain(|z| cloud_ok(z.cloud));
+    }
+
+    /// The first private-endpoint zone that `name` is in or under (see
+    /// [`PrivateEndpointZone::contains`]).
+    pub fn private_endpoint_zone(&self, name: &str) -> Option<&PrivateEndpointZone> {
+        self.private_endpoint_zones
+            .iter()
+            .find(|z| z.contains(name))
     }
 
     /// The catalog as a TOML file in the schema above (accepted by `catalog check` and
@@ -467,24 +523,7 @@ impl CatalogData {
             return;
         }
         for e in &mut self.entries {
-            let mut text = String::new();
-            if e.pattern.wildcard {
-                text.push_str("*.");
-            }
-            let labels: Vec<String> = e
-                .pattern
-                .labels
-                .iter()
-                .map(|l| match l {
-                    Label::Literal(s) => s.clone(),
-                    Label::Placeholder(n) => match p.get(n) {
-                        Some(v) => v.to_string(),
-                        None => format!("<{n}>"),
-                    },
-                })
-                .collect();
-            text.push_str(&labels.join("."));
-            if let Ok(np) = Pattern::parse(&text) {
+            if let Ok(np) = Pattern::parse(&p.fill(&e.pattern)) {
                 e.pattern = np;
             }
         }
@@ -513,6 +552,32 @@ impl Placeholders {
     }
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+
+    /// The text of `pattern` with the placeholders that have a value written in
+    /// (`<storage>.blob.core.windows.net` -> `acct.blob.core.windows.net`); the others stay.
+    pub fn fill(&self, pattern: &Pattern) -> String {
+        let mut text = String::new();
+        if pattern.wildcard {
+            text.push_str("*.");
+        }
+        for (i, l) in pattern.labels.iter().enumerate() {
+            if i > 0 {
+                text.push('.');
+            }
+            match l {
+                Label::Literal(s) => text.push_str(s),
+                Label::Placeholder(n) => match self.get(n) {
+                    Some(v) => text.push_str(v),
+                    None => {
+                        text.push('<');
+                        text.push_str(n);
+                        text.push('>');
+                    }
+                },
+            }
+        }
+        text
     }
 }
 

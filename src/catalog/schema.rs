@@ -11,8 +11,8 @@ use toml::Spanned;
 
 use super::name::Pattern;
 use super::{
-    CatalogData, Cloud, Direction, Entry, PortRange, Proto, Requirement, ScenarioInfo, ServiceTag,
-    SourceInfo, CORE_SCENARIO,
+    CatalogData, Cloud, Direction, Entry, PortRange, PrivateEndpointZone, Proto, Requirement,
+    ScenarioInfo, ServiceTag, SourceInfo, CORE_SCENARIO,
 };
 
 /// Why a catalog could not be loaded.
@@ -174,6 +174,20 @@ struct RawDoc {
     entries: Vec<RawEntry>,
     #[serde(default, rename = "service_tag")]
     service_tags: Vec<RawTag>,
+    #[serde(default, rename = "private_endpoint_zone")]
+    private_endpoint_zones: Vec<RawZone>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZone {
+    zone: Spanned<String>,
+    cloud: Cloud,
+    service: Spanned<String>,
+    #[serde(default)]
+    sources: Vec<Spanned<String>>,
+    #[serde(default)]
+    note: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -419,6 +433,59 @@ fn check_toml(text: &str, origin: &str) -> Result<CatalogData, Vec<CatalogError>
             origin: origin.to_string(),
         });
     }
+    let mut zones_seen: HashMap<(String, Cloud), Range<usize>> = HashMap::new();
+    let mut private_endpoint_zones = Vec::new();
+    for r in raw.private_endpoint_zones {
+        // A zone is a plain DNS name: literal labels only, at least two of them.
+        let zone = match Pattern::parse(r.zone.get_ref()) {
+            Ok(p) if !p.wildcard && p.placeholders().next().is_none() && p.labels.len() >= 2 => {
+                Some(p.text)
+            }
+            Ok(_) => {
+                err(
+                    r.zone.span(),
+                    format!(
+                        "zone `{}`: a DNS name of two or more labels, without `*` or placeholders",
+                        r.zone.get_ref()
+                    ),
+                );
+                None
+            }
+            Err(e) => {
+                err(r.zone.span(), e.0);
+                None
+            }
+        };
+        if r.service.get_ref().trim().is_empty() {
+            err(r.service.span(), "empty service name".into());
+        }
+        for s in &r.sources {
+            if s.get_ref().trim().is_empty() {
+                err(s.span(), "empty source name".into());
+            }
+        }
+        let Some(zone) = zone else { continue };
+        if let Some(first) = zones_seen.get(&(zone.clone(), r.cloud)) {
+            let (l, _) = line_col(text, first.start);
+            err(
+                r.zone.span(),
+                format!(
+                    "duplicate private endpoint zone `{zone}` for cloud {} (first on line {l})",
+                    r.cloud.name()
+                ),
+            );
+            continue;
+        }
+        zones_seen.insert((zone.clone(), r.cloud), r.zone.span());
+        private_endpoint_zones.push(PrivateEndpointZone {
+            zone,
+            cloud: r.cloud,
+            service: r.service.into_inner(),
+            sources: r.sources.into_iter().map(Spanned::into_inner).collect(),
+            note: r.note,
+            origin: origin.to_string(),
+        });
+    }
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.line());
         return Err(errors);
@@ -427,6 +494,7 @@ fn check_toml(text: &str, origin: &str) -> Result<CatalogData, Vec<CatalogError>
         title: raw.title,
         entries,
         service_tags,
+        private_endpoint_zones,
         sources: raw.sources,
         scenarios: raw
             .scenarios

@@ -147,5 +147,17 @@ pub(crate) fn to_toml(d: &CatalogData) -> String {
             let _ = writeln!(o, "note = {}", toml_str(n));
         }
     }
+    for z in &d.private_endpoint_zones {
+        let _ = writeln!(o, "\n[[private_endpoint_zone]]");
+        let _ = writeln!(o, "zone = {}", toml_str(&z.zone));
+        let _ = writeln!(o, "cloud = \"{}\"", z.cloud.name());
+        let _ = writeln!(o, "service = {}", toml_str(&z.service));
+        if !z.sources.is_empty() {
+            let _ = writeln!(o, "sources = {}", list(&z.sources));
+        }
+        if let Some(n) = &z.note {
+            let _ = writeln!(o, "note = {}", toml_str(n));
+        }
+    }
     o
 }
