@@ -847,6 +847,55 @@ fn quic_facts_exact() {
     assert_eq!(f[3]["attempts"], 4);
 }
 
+/// Crafted QUIC of versions before RFC 9000 (captures/make-quic-drafts.py): draft-29 and
+/// mvfst Initials decrypted, a Version Negotiation, an unknown version, a cut Initial.
+#[test]
+fn quic_drafts_exact() {
+    let got: Vec<String> = flows("quic-drafts.pcap")
+        .iter()
+        .map(|f| {
+            let q = &f["quic"];
+            format!(
+                ":{} {} v{} decrypted {} sni {} truncated {} vn {} packets {}",
+                f["src_port"],
+                q["version_name"].as_str().unwrap(),
+                q["version"],
+                q["decrypted"],
+                q["sni"].as_str().unwrap_or("-"),
+                q["truncated"],
+                q["server_versions"],
+                q["packets"],
+            )
+        })
+        .collect();
+    assert_lines(
+        &got,
+        &[
+            r#":55001 draft-29 v4278190109 decrypted true sni draft29.allowscope.test truncated false vn null packets {"handshake":1,"retry":0,"short_header":2,"zero_rtt":0}"#,
+            r#":55002 0xfaceb002 v4207849474 decrypted true sni mvfst.allowscope.test truncated false vn null packets {"handshake":0,"retry":0,"short_header":0,"zero_rtt":0}"#,
+            r#":55003 0x1a2a3a4a v438975050 decrypted false sni - truncated false vn ["v1","draft-29","draft-27"] packets {"handshake":0,"retry":0,"short_header":0,"zero_rtt":0}"#,
+            r#":55004 0xabcd0004 v2882338820 decrypted false sni - truncated false vn null packets {"handshake":0,"retry":0,"short_header":0,"zero_rtt":0}"#,
+            r#":55005 draft-29 v4278190109 decrypted false sni - truncated true vn null packets {"handshake":0,"retry":0,"short_header":0,"zero_rtt":0}"#,
+        ],
+    );
+    let f = flows("quic-drafts.pcap");
+    assert_eq!(f[0]["name"], "draft29.allowscope.test");
+    assert_eq!(f[0]["name_source"], "quic");
+    assert_eq!(f[1]["alpn"], serde_json::json!(["h3-fb-05"]));
+    assert_eq!(f[4]["truncated_packets"], 1);
+    // The v1 flows of the recorded capture say so too.
+    for q in flows("quic.pcap")
+        .iter()
+        .map(|f| &f["quic"])
+        .filter(|q| q.is_object())
+    {
+        assert_eq!(
+            (q["version_name"].as_str(), &q["decrypted"]),
+            (Some("v1"), &Value::Bool(true))
+        );
+    }
+}
+
 fn lookup_line(l: &Value) -> String {
     let mut s = format!(
         "{} {} {} {}",

@@ -383,6 +383,12 @@ pub struct Flow {
     /// UDP: the client's first datagrams that look like QUIC long-header packets (at most
     /// [`MAX_DATAGRAMS`]), for the QUIC Initial extractor.
     pub datagrams: Vec<Vec<u8>>,
+    /// UDP: the server's first long-header datagrams (at most [`MAX_SERVER_DATAGRAMS`], and
+    /// only once a client datagram was kept): Version Negotiation, Retry, Handshake.
+    pub server_datagrams: Vec<Vec<u8>>,
+    /// UDP: datagrams either way that start like a QUIC short header (0x40 set, 0x80 clear),
+    /// reported only on flows found to be QUIC.
+    pub short_headers: u32,
     /// Application facts, filled when the flow finishes (see `crate::proto`).
     pub facts: crate::proto::facts::Facts,
     /// Frame sequence numbers (see [`FlowTable::set_frame`]) at which the table created the
@@ -393,6 +399,8 @@ pub struct Flow {
 
 /// Client datagrams kept per UDP flow for the QUIC extractor.
 pub const MAX_DATAGRAMS: usize = 8;
+/// Server datagrams kept per UDP flow for the QUIC extractor.
+pub const MAX_SERVER_DATAGRAMS: usize = crate::proto::quic::MAX_SERVER_DATAGRAMS;
 
 impl Flow {
     /// The table's key of this flow (see `map`).
@@ -419,6 +427,8 @@ impl Flow {
             data_before_close_ns: None,
             longest_quiet: None,
             datagrams: Vec::new(),
+            server_datagrams: Vec::new(),
+            short_headers: 0,
             facts: Default::default(),
             life: (0, u64::MAX),
             timer_ns: i64::MAX,
@@ -430,6 +440,7 @@ impl Flow {
         self.dirs[0].stream.held()
             + self.dirs[1].stream.held()
             + self.datagrams.iter().map(Vec::len).sum::<usize>()
+            + self.server_datagrams.iter().map(Vec::len).sum::<usize>()
     }
 
     /// Frees the buffered payload, keeping every counter (see [`Stream::release`]).
@@ -439,6 +450,7 @@ impl Flow {
             d.stream.release(&mut freed);
         }
         self.datagrams = Vec::new();
+        self.server_datagrams = Vec::new();
     }
 
     pub fn from_client(&self) -> &Dir {
@@ -728,14 +740,30 @@ impl FlowTable {
                     flow.history.add(d == 0, b'D');
                 }
                 // QUIC long header (form and fixed bits set): keep the client's first few for
-                // the Initial decryption, within the table's budget.
-                if d == 0
-                    && flow.datagrams.len() < MAX_DATAGRAMS
-                    && u.payload.first().is_some_and(|b| b & 0xc0 == 0xc0)
-                    && u.payload.len() <= budget
-                {
-                    kept = u.payload.len();
-                    flow.datagrams.push(u.payload.to_vec());
+                // the Initial decryption, and then the server's first few long headers (any
+                // form: Version Negotiation's other bits are arbitrary), within the table's
+                // budget. Short headers are only counted.
+                let first = u.payload.first().copied().unwrap_or(0);
+                if first & 0xc0 == 0x40 {
+                    flow.short_headers = flow.short_headers.saturating_add(1);
+                }
+                if u.payload.len() <= budget {
+                    let keep = if d == 0 {
+                        first & 0xc0 == 0xc0 && flow.datagrams.len() < MAX_DATAGRAMS
+                    } else {
+                        first & 0x80 != 0
+                            && !flow.datagrams.is_empty()
+                            && flow.server_datagrams.len() < MAX_SERVER_DATAGRAMS
+                    };
+                    if keep {
+                        kept = u.payload.len();
+                        let to = if d == 0 {
+                            &mut flow.datagrams
+                        } else {
+                            &mut flow.server_datagrams
+                        };
+                        to.push(u.payload.to_vec());
+                    }
                 }
                 self.budget -= kept.min(self.budget);
             }

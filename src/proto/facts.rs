@@ -112,8 +112,15 @@ pub fn extract(flow: &mut Flow) {
     match flow.proto {
         Proto::Tcp => tcp_facts(flow, &mut facts),
         Proto::Udp if !flow.datagrams.is_empty() => {
-            facts.quic =
-                quic::client_initial(flow.datagrams.iter().map(Vec::as_slice)).map(Box::new);
+            facts.quic = quic::flow_facts(
+                flow.datagrams.iter().map(Vec::as_slice),
+                flow.server_datagrams.iter().map(Vec::as_slice),
+            )
+            .map(|mut q| {
+                let n = &mut q.packets.short_header;
+                *n = n.saturating_add(flow.short_headers);
+                Box::new(q)
+            });
         }
         _ => {}
     }

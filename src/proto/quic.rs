@@ -33,10 +33,21 @@ const MAX_RANGES: usize = 512;
 const TAG_LEN: usize = 16;
 const SAMPLE_LEN: usize = 16;
 
+/// Server datagrams of a flow looked at (Version Negotiation, Retry, Handshake).
+pub const MAX_SERVER_DATAGRAMS: usize = 4;
+/// Versions kept from a Version Negotiation packet.
+pub const MAX_VN_VERSIONS: usize = 32;
+/// A client datagram of a version this module cannot decrypt counts as QUIC on its own only
+/// at this size: every client datagram carrying an Initial is padded to at least 1200 bytes
+/// (RFC 9000 14.1, and the drafts since draft-13), which a random UDP payload starting with
+/// a plausible long header rarely is.
+pub const MIN_INITIAL_DATAGRAM: usize = 1200;
+
 /// What the client's QUIC Initial packets of one flow said.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct QuicFacts {
-    /// Version of the first Initial packet (1, or 0x6b3343cf for v2).
+    /// Version of the first Initial packet (1, or 0x6b3343cf for v2); of the first long
+    /// header when no Initial of a version read here was seen.
     pub version: u32,
     /// Destination Connection ID of the first Initial packet (the keys are derived from it).
     #[serde(serialize_with = "super::ser_hex")]
@@ -52,6 +63,28 @@ pub struct QuicFacts {
     pub initial_packets: u32,
     /// Initial packets that failed authentication under every key set tried.
     pub decrypt_failures: u32,
+    /// `version` as shown: `v1`, `v2`, `draft-29`, or the number in hex (`0xfaceb002`).
+    pub version_name: String,
+    /// Some client Initial was decrypted. False for a version this module cannot read, an
+    /// Initial cut by the capture, or one that failed authentication.
+    pub decrypted: bool,
+    /// The versions of the server's Version Negotiation packet (its DCID and SCID echo the
+    /// client's), by name, in order; null when there was none.
+    pub server_versions: Option<Vec<String>>,
+    /// Packets other than the client's Initials recognized on the flow (see [`Packets`]).
+    pub packets: Packets,
+}
+
+/// Packets of other types on a QUIC flow: long headers in the datagrams looked at (the
+/// client's first [`MAX_DATAGRAMS`], the server's first [`MAX_SERVER_DATAGRAMS`] long-header
+/// ones), short headers (1-RTT) coalesced into those plus every datagram of the flow that
+/// starts with one (counted by the flow table).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Packets {
+    pub zero_rtt: u32,
+    pub handshake: u32,
+    pub retry: u32,
+    pub short_header: u32,
 }
 
 /// Feed the client's UDP datagrams of one flow in capture order (each may hold several
@@ -61,16 +94,31 @@ pub struct QuicFacts {
 /// its own DCID), removes header protection, decrypts, collects CRYPTO frames by offset (out
 /// of order, across several Initial packets; PADDING, PING, ACK, CRYPTO, CONNECTION_CLOSE
 /// frames understood; a packet's frames stop at anything else), reassembles the ClientHello
-/// and extracts SNI and ALPN from its extensions. Stops reading once the ClientHello is
-/// complete, so the packet counters cover the datagrams read until then. Returns None when
-/// no datagram is a QUIC (v1 or v2) long-header Initial.
+/// and extracts SNI and ALPN from its extensions. Stops reading Initials once the ClientHello
+/// is complete, so the Initial counters cover the datagrams read until then. Returns None
+/// when the flow is not QUIC (see [`flow_facts`]).
 pub fn client_initial<'a>(datagrams: impl IntoIterator<Item = &'a [u8]>) -> Option<QuicFacts> {
+    flow_facts(datagrams, std::iter::empty())
+}
+
+/// [`client_initial`] with the server's long-header datagrams too (Version Negotiation,
+/// Retry, Handshake). The flow is QUIC when the client sent an Initial of a version read
+/// here (v1, v2, drafts 22 to 34, mvfst), or a long header of another version in a datagram
+/// of at least [`MIN_INITIAL_DATAGRAM`] bytes, or when the server answered the client's first
+/// long header with a Version Negotiation packet.
+pub fn flow_facts<'a, 'b>(
+    client: impl IntoIterator<Item = &'a [u8]>,
+    server: impl IntoIterator<Item = &'b [u8]>,
+) -> Option<QuicFacts> {
     let mut st = State::default();
-    for d in datagrams.into_iter().take(MAX_DATAGRAMS) {
+    for d in client.into_iter().take(MAX_DATAGRAMS) {
         st.datagram(d);
-        if st.hello_done() {
-            break;
+        if !st.done && st.hello_done() {
+            st.done = true;
         }
+    }
+    for d in server.into_iter().take(MAX_SERVER_DATAGRAMS) {
+        st.server_datagram(d);
     }
     st.finish()
 }
@@ -87,16 +135,49 @@ struct VersionParams {
     types: [u8; 4],
 }
 
-const V1: VersionParams = VersionParams {
-    salt: [
-        0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c,
-        0xad, 0xcc, 0xbb, 0x7f, 0x0a,
-    ],
-    key_label: b"quic key",
-    iv_label: b"quic iv",
-    hp_label: b"quic hp",
-    types: [0, 1, 2, 3],
-};
+/// The Initial salts (RFC 9001 5.2 and the drafts before it). From draft-23 to v1 only the
+/// salt changed; the HKDF labels are those of v1.
+const SALT_V1: [u8; 20] = [
+    0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad,
+    0xcc, 0xbb, 0x7f, 0x0a,
+];
+/// draft-ietf-quic-tls-29 to -32.
+const SALT_DRAFT_29: [u8; 20] = [
+    0xaf, 0xbf, 0xec, 0x28, 0x99, 0x93, 0xd2, 0x4c, 0x9e, 0x97, 0x86, 0xf1, 0x9c, 0x61, 0x11, 0xe0,
+    0x43, 0x90, 0xa8, 0x99,
+];
+/// draft-ietf-quic-tls-23 to -28 (and mvfst's draft-27 based versions).
+const SALT_DRAFT_23: [u8; 20] = [
+    0xc3, 0xee, 0xf7, 0x12, 0xc7, 0x2e, 0xbb, 0x5a, 0x11, 0xa7, 0xd2, 0x43, 0x2b, 0xb4, 0x63, 0x65,
+    0xbe, 0xf9, 0xf5, 0x02,
+];
+/// draft-ietf-quic-tls-21 and -22 (and mvfst's draft-22 based version).
+const SALT_DRAFT_22: [u8; 20] = [
+    0x7f, 0xbc, 0xdb, 0x0e, 0x7c, 0x66, 0xbb, 0xe9, 0x19, 0x3a, 0x96, 0xcd, 0x21, 0x51, 0x9e, 0xbd,
+    0x7a, 0x02, 0x64, 0x4a,
+];
+
+/// Facebook mvfst's versions: based on draft-22, on draft-27, and its experimental one
+/// (draft-27 based too).
+pub const MVFST_22: u32 = 0xface_b001;
+pub const MVFST_27: u32 = 0xface_b002;
+pub const MVFST_EXPERIMENTAL: u32 = 0xface_b00e;
+
+/// Version 1's labels and packet types with another salt.
+const fn v1_like(salt: [u8; 20]) -> VersionParams {
+    VersionParams {
+        salt,
+        key_label: b"quic key",
+        iv_label: b"quic iv",
+        hp_label: b"quic hp",
+        types: [0, 1, 2, 3],
+    }
+}
+
+const V1: VersionParams = v1_like(SALT_V1);
+const DRAFT_29: VersionParams = v1_like(SALT_DRAFT_29);
+const DRAFT_23: VersionParams = v1_like(SALT_DRAFT_23);
+const DRAFT_22: VersionParams = v1_like(SALT_DRAFT_22);
 
 const V2: VersionParams = VersionParams {
     salt: [
@@ -109,11 +190,31 @@ const V2: VersionParams = VersionParams {
     types: [1, 2, 3, 0],
 };
 
+/// The IETF draft a version number stands for (0xff0000NN is draft-NN).
+fn draft(version: u32) -> Option<u8> {
+    (version >> 8 == 0x00ff_0000).then_some(version as u8)
+}
+
+/// Parameters of the versions whose Initials can be decrypted: v1, v2, drafts 22 to 34 and
+/// mvfst's 0xfaceb001, 0xfaceb002, 0xfaceb00e.
 fn params(version: u32) -> Option<&'static VersionParams> {
-    match version {
-        VERSION_1 => Some(&V1),
-        VERSION_2 => Some(&V2),
+    match (version, draft(version)) {
+        (VERSION_1, _) | (_, Some(33..=34)) => Some(&V1),
+        (VERSION_2, _) => Some(&V2),
+        (_, Some(29..=32)) => Some(&DRAFT_29),
+        (MVFST_27 | MVFST_EXPERIMENTAL, _) | (_, Some(23..=28)) => Some(&DRAFT_23),
+        (MVFST_22, _) | (_, Some(22)) => Some(&DRAFT_22),
         _ => None,
+    }
+}
+
+/// How a version is shown: `v1`, `v2`, `draft-29`, else its number in hex (`0xfaceb002`).
+pub fn version_name(version: u32) -> String {
+    match (version, draft(version)) {
+        (VERSION_1, _) => "v1".into(),
+        (VERSION_2, _) => "v2".into(),
+        (_, Some(n)) => format!("draft-{n}"),
+        _ => format!("0x{version:08x}"),
     }
 }
 
@@ -260,6 +361,7 @@ struct LongHeader<'a> {
     version: u32,
     kind: Kind,
     dcid: &'a [u8],
+    scid: &'a [u8],
     /// Offset of the (protected) packet number.
     pn_offset: usize,
     /// Offset just past the packet (pn_offset + Length); may exceed the datagram when cut.
@@ -269,8 +371,24 @@ struct LongHeader<'a> {
 #[derive(Debug)]
 enum Parsed<'a> {
     Packet(LongHeader<'a>),
-    /// Nothing more of this datagram can be read as long-header packets: a short header,
-    /// version negotiation, an unknown version, or garbage.
+    /// A long header of a version this module cannot read beyond the version-independent
+    /// fields (RFC 8999): the rest of the datagram is opaque.
+    Unknown {
+        version: u32,
+        dcid: &'a [u8],
+        scid: &'a [u8],
+    },
+    /// A Version Negotiation packet (version 0): the versions field is the rest of the
+    /// datagram.
+    VersionNegotiation {
+        dcid: &'a [u8],
+        scid: &'a [u8],
+        versions: &'a [u8],
+    },
+    /// A short-header (1-RTT) packet: it runs to the end of the datagram.
+    Short,
+    /// Nothing more of this datagram can be read as QUIC packets (garbage, or a header cut
+    /// before its connection IDs ended).
     Stop,
     /// The datagram ends inside the header of a packet of this kind and version.
     Cut(Kind, u32),
@@ -282,13 +400,41 @@ fn parse_long(d: &[u8]) -> Parsed<'_> {
         return Parsed::Stop;
     };
     if first & 0x80 == 0 {
-        return Parsed::Stop;
+        // The fixed bit (0x40) of every version read here; anything else is not QUIC.
+        return if first & 0x40 != 0 {
+            Parsed::Short
+        } else {
+            Parsed::Stop
+        };
     }
     let Some(version) = r.u32() else {
         return Parsed::Stop;
     };
     let Some(p) = params(version) else {
-        return Parsed::Stop;
+        // Version-independent fields only: first byte, version, DCID, SCID.
+        let mut ids = || -> Option<(&[u8], &[u8])> {
+            let n = usize::from(r.u8()?);
+            let dcid = r.bytes(n).filter(|_| n <= 20)?;
+            let n = usize::from(r.u8()?);
+            let scid = r.bytes(n).filter(|_| n <= 20)?;
+            Some((dcid, scid))
+        };
+        let Some((dcid, scid)) = ids() else {
+            return Parsed::Stop;
+        };
+        return if version == 0 {
+            Parsed::VersionNegotiation {
+                dcid,
+                scid,
+                versions: &d[r.pos..],
+            }
+        } else {
+            Parsed::Unknown {
+                version,
+                dcid,
+                scid,
+            }
+        };
     };
     let bits = (first >> 4) & 0x03;
     let kind = match p.types.iter().position(|&t| t == bits) {
@@ -307,13 +453,14 @@ fn parse_long(d: &[u8]) -> Parsed<'_> {
         if scid_len > 20 {
             return Some(Err(()));
         }
-        r.bytes(scid_len)?;
+        let scid = r.bytes(scid_len)?;
         if kind == Kind::Retry {
             // Retry runs to the end of the datagram.
             return Some(Ok(LongHeader {
                 version,
                 kind,
                 dcid,
+                scid,
                 pn_offset: d.len(),
                 end: d.len(),
             }));
@@ -328,6 +475,7 @@ fn parse_long(d: &[u8]) -> Parsed<'_> {
             version,
             kind,
             dcid,
+            scid,
             pn_offset,
             end: pn_offset.saturating_add(length),
         }))
@@ -582,6 +730,15 @@ fn alpn_names(data: &[u8]) -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 // Driver
 
+/// The client's first long header of any version: its version and connection IDs.
+struct FirstHeader {
+    version: u32,
+    dcid: Vec<u8>,
+    scid: Vec<u8>,
+    /// A version not read here, in a datagram of at least [`MIN_INITIAL_DATAGRAM`] bytes.
+    unknown_big: bool,
+}
+
 #[derive(Default)]
 struct State {
     facts: QuicFacts,
@@ -593,6 +750,10 @@ struct State {
     scratch: Vec<u8>,
     /// Some Initial decrypted, or was cut by the capture: a missing hello is then "truncated".
     evidence: bool,
+    /// The ClientHello is complete: later datagrams are only looked at for other packets.
+    done: bool,
+    first: Option<FirstHeader>,
+    vn_versions: Option<Vec<u32>>,
 }
 
 impl State {
@@ -600,25 +761,43 @@ impl State {
         let mut rest = d;
         while !rest.is_empty() {
             match parse_long(rest) {
-                Parsed::Stop => return,
+                Parsed::Stop | Parsed::VersionNegotiation { .. } => return,
+                Parsed::Short => {
+                    self.count_short();
+                    return;
+                }
+                Parsed::Unknown {
+                    version,
+                    dcid,
+                    scid,
+                } => {
+                    self.first_header(version, dcid, scid, d.len() >= MIN_INITIAL_DATAGRAM);
+                    return;
+                }
                 Parsed::Cut(kind, version) => {
-                    if kind == Kind::Initial {
+                    if kind == Kind::Initial && !self.done {
                         self.cut_initial(version);
                     }
                     return;
                 }
                 Parsed::Packet(h) => {
-                    if h.kind == Kind::Initial {
-                        if !self.seen_initial {
-                            self.seen_initial = true;
-                            self.facts.version = h.version;
-                            self.facts.dcid = h.dcid.to_vec();
+                    self.first_header(h.version, h.dcid, h.scid, false);
+                    match h.kind {
+                        Kind::Initial if self.done => {}
+                        Kind::Initial => {
+                            if !self.seen_initial {
+                                self.seen_initial = true;
+                                self.facts.version = h.version;
+                                self.facts.dcid = h.dcid.to_vec();
+                            }
+                            self.facts.initial_packets =
+                                self.facts.initial_packets.saturating_add(1);
+                            match rest.get(..h.end) {
+                                Some(pkt) => self.initial(&h, pkt),
+                                None => self.evidence = true, // cut by the capture
+                            }
                         }
-                        self.facts.initial_packets = self.facts.initial_packets.saturating_add(1);
-                        match rest.get(..h.end) {
-                            Some(pkt) => self.initial(&h, pkt),
-                            None => self.evidence = true, // cut by the capture
-                        }
+                        kind => self.count(kind),
                     }
                     if h.kind == Kind::Retry || h.end >= rest.len() {
                         return;
@@ -627,6 +806,80 @@ impl State {
                 }
             }
         }
+    }
+
+    /// A datagram from the server: Version Negotiation (answering the client's first long
+    /// header), Retry, Handshake, 0-RTT and short-header packets are counted; nothing is
+    /// decrypted.
+    fn server_datagram(&mut self, d: &[u8]) {
+        let mut rest = d;
+        while !rest.is_empty() {
+            match parse_long(rest) {
+                Parsed::Stop | Parsed::Unknown { .. } | Parsed::Cut(..) => return,
+                Parsed::Short => {
+                    self.count_short();
+                    return;
+                }
+                Parsed::VersionNegotiation {
+                    dcid,
+                    scid,
+                    versions,
+                } => {
+                    let Some(first) = &self.first else { return };
+                    // The server echoes the client's connection IDs (RFC 9000 17.2.1).
+                    if self.vn_versions.is_none()
+                        && dcid == first.scid.as_slice()
+                        && scid == first.dcid.as_slice()
+                        && versions.len() >= 4
+                    {
+                        self.vn_versions = Some(
+                            versions
+                                .chunks_exact(4)
+                                .take(MAX_VN_VERSIONS)
+                                .map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]))
+                                .collect(),
+                        );
+                    }
+                    return;
+                }
+                Parsed::Packet(h) => {
+                    if h.kind != Kind::Initial {
+                        self.count(h.kind);
+                    }
+                    if h.kind == Kind::Retry || h.end >= rest.len() {
+                        return;
+                    }
+                    rest = &rest[h.end..];
+                }
+            }
+        }
+    }
+
+    fn first_header(&mut self, version: u32, dcid: &[u8], scid: &[u8], unknown_big: bool) {
+        if self.first.is_none() {
+            self.first = Some(FirstHeader {
+                version,
+                dcid: dcid.to_vec(),
+                scid: scid.to_vec(),
+                unknown_big,
+            });
+        }
+    }
+
+    fn count(&mut self, kind: Kind) {
+        let p = &mut self.facts.packets;
+        let n = match kind {
+            Kind::Initial => return,
+            Kind::ZeroRtt => &mut p.zero_rtt,
+            Kind::Handshake => &mut p.handshake,
+            Kind::Retry => &mut p.retry,
+        };
+        *n = n.saturating_add(1);
+    }
+
+    fn count_short(&mut self) {
+        let n = &mut self.facts.packets.short_header;
+        *n = n.saturating_add(1);
     }
 
     /// An Initial whose header itself is cut: count it, nothing to decrypt.
@@ -671,6 +924,7 @@ impl State {
         match opened {
             Some((pn, range)) => {
                 self.evidence = true;
+                self.facts.decrypted = true;
                 self.next_pn = self.next_pn.max(pn.saturating_add(1));
                 read_frames(&buf[range], &mut self.crypto);
             }
@@ -689,10 +943,23 @@ impl State {
     }
 
     fn finish(self) -> Option<QuicFacts> {
-        if !self.seen_initial {
+        let quic = self.seen_initial
+            || self.vn_versions.is_some()
+            || self.first.as_ref().is_some_and(|f| f.unknown_big);
+        if !quic {
             return None;
         }
         let mut facts = self.facts;
+        if !self.seen_initial {
+            if let Some(first) = self.first {
+                facts.version = first.version;
+                facts.dcid = first.dcid;
+            }
+        }
+        facts.version_name = version_name(facts.version);
+        facts.server_versions = self
+            .vn_versions
+            .map(|v| v.into_iter().map(version_name).collect());
         match hello(self.crypto.prefix()) {
             Hello::Unknown => facts.truncated = self.evidence,
             Hello::Other => {}
@@ -971,6 +1238,10 @@ mod tests {
                 truncated: false,
                 initial_packets: 1,
                 decrypt_failures: 0,
+                version_name: "v1".into(),
+                decrypted: true,
+                server_versions: None,
+                packets: Packets::default(),
             }
         );
         let json = serde_json::to_value(&facts).unwrap();
@@ -1263,12 +1534,196 @@ mod tests {
         vn.extend([0, 0, 0, 0, 1]);
         assert_eq!(run(&[vn]), None); // version negotiation
         let mut pkt = unhex(RFC9001_PACKET);
-        pkt[4] = 2; // unknown version
+        pkt[4] = 2; // unknown version, in a datagram too small for an Initial
+        pkt.truncate(MIN_INITIAL_DATAGRAM - 1);
         assert_eq!(run(&[pkt]), None);
         let mut retry = vec![0xf0, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4];
         retry.extend([0u8; 30]);
         assert_eq!(run(&[retry]), None);
         assert_eq!(run(&[b"GET / HTTP/1.1\r\n".to_vec()]), None);
+    }
+
+    /// draft-ietf-quic-tls-29 A.1: the client's Initial keys for the same DCID as RFC 9001.
+    #[test]
+    fn draft29_keys() {
+        let s = derive_secrets(params(0xff00_001d).unwrap(), &unhex(RFC_DCID)).unwrap();
+        assert_eq!(s.key.to_vec(), unhex("175257a31eb09dea9366d8bb79ad80ba"));
+        assert_eq!(s.iv.to_vec(), unhex("6b26114b9cba2b63a9e8dd4f"));
+        assert_eq!(s.hp.to_vec(), unhex("9ddd12c994c0698b89374a9c077a3077"));
+    }
+
+    #[test]
+    fn version_table() {
+        let salt = |v: u32| params(v).map(|p| p.salt);
+        for d in 0x16..=0x22u32 {
+            let v = 0xff00_0000 | d;
+            let want = match d {
+                0x16 => SALT_DRAFT_22,
+                0x17..=0x1c => SALT_DRAFT_23,
+                0x1d..=0x20 => SALT_DRAFT_29,
+                _ => SALT_V1,
+            };
+            assert_eq!(salt(v), Some(want), "draft {d}");
+            assert_eq!(version_name(v), format!("draft-{d}"));
+            assert_eq!(params(v).unwrap().key_label, b"quic key");
+        }
+        assert_eq!(salt(MVFST_22), Some(SALT_DRAFT_22));
+        assert_eq!(salt(MVFST_27), Some(SALT_DRAFT_23));
+        assert_eq!(salt(MVFST_EXPERIMENTAL), Some(SALT_DRAFT_23));
+        for v in [
+            0,
+            0xff00_0015,
+            0xff00_0023,
+            0xface_b003,
+            0x5130_3530,
+            0x1a2a_3a4a,
+        ] {
+            assert!(params(v).is_none(), "{v:#x}");
+        }
+        assert_eq!(version_name(VERSION_1), "v1");
+        assert_eq!(version_name(VERSION_2), "v2");
+        assert_eq!(version_name(MVFST_27), "0xfaceb002");
+        assert_eq!(version_name(0x0000_0002), "0x00000002");
+    }
+
+    #[test]
+    fn drafts_and_mvfst_initials_decrypt() {
+        let dcid = [0x5a; 8];
+        let ch = client_hello("draft.test", &["h3-29"], 1100);
+        let versions = (0xff00_0016..=0xff00_0022).chain([MVFST_22, MVFST_27, MVFST_EXPERIMENTAL]);
+        for v in versions {
+            let facts = run(&[protect(v, &dcid, 0, &crypto_frame(0, &ch))]).unwrap();
+            assert_eq!(facts.sni.as_deref(), Some("draft.test"), "{v:#x}");
+            assert_eq!((facts.version, facts.decrypted), (v, true));
+            assert_eq!(facts.version_name, version_name(v));
+            assert_eq!(facts.alpn, ["h3-29"]);
+        }
+        // The salt matters: a draft-29 Initial does not open with draft-27 keys.
+        let mut pkt = protect(0xff00_001d, &dcid, 0, &crypto_frame(0, &ch));
+        pkt[4] = 0x1b;
+        let facts = run(&[pkt]).unwrap();
+        assert_eq!((facts.decrypted, facts.decrypt_failures), (false, 1));
+        assert_eq!(
+            (facts.version_name.as_str(), facts.sni.as_deref()),
+            ("draft-27", None)
+        );
+        // A cut draft-29 Initial: QUIC, not decrypted, truncated.
+        let pkt = protect(0xff00_001d, &dcid, 0, &crypto_frame(0, &ch));
+        let facts = run(&[pkt[..600].to_vec()]).unwrap();
+        assert_eq!(
+            (
+                facts.version_name.as_str(),
+                facts.decrypted,
+                facts.truncated
+            ),
+            ("draft-29", false, true)
+        );
+    }
+
+    /// A long header of `version` with `payload` after the connection IDs.
+    fn long_header(first: u8, version: u32, dcid: &[u8], scid: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![first];
+        p.extend(version.to_be_bytes());
+        p.push(dcid.len() as u8);
+        p.extend_from_slice(dcid);
+        p.push(scid.len() as u8);
+        p.extend_from_slice(scid);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn unknown_version_and_version_negotiation() {
+        let (dcid, scid) = ([0x11u8; 8], [0x22u8; 5]);
+        let big = long_header(0xc0, 0x1a2a_3a4a, &dcid, &scid, &[0; 1200]);
+        let facts = run(std::slice::from_ref(&big)).unwrap();
+        assert_eq!(facts.version, 0x1a2a_3a4a);
+        assert_eq!(facts.version_name, "0x1a2a3a4a");
+        assert_eq!(facts.dcid, dcid);
+        assert!(!facts.decrypted && !facts.truncated);
+        assert_eq!(
+            (facts.initial_packets, facts.server_versions.is_none()),
+            (0, true)
+        );
+        let json = serde_json::to_value(&facts).unwrap();
+        assert_eq!(json["version_name"], "0x1a2a3a4a");
+        assert_eq!(json["decrypted"], false);
+
+        // A small datagram is QUIC only once the server answers it with a Version
+        // Negotiation packet that echoes its connection IDs.
+        let small = long_header(0xc0, 0x1a2a_3a4a, &dcid, &scid, &[0; 40]);
+        assert_eq!(run(std::slice::from_ref(&small)), None);
+        let mut list = Vec::new();
+        for v in [VERSION_1, 0xff00_001d, MVFST_27, 0x0a1a_2a3a] {
+            list.extend(v.to_be_bytes());
+        }
+        let vn = long_header(0xc5, 0, &scid, &dcid, &list);
+        let facts = flow_facts([small.as_slice()], [vn.as_slice()]).unwrap();
+        assert_eq!(
+            facts.server_versions.as_deref(),
+            Some(&["v1", "draft-29", "0xfaceb002", "0x0a1a2a3a"].map(String::from)[..])
+        );
+        assert!(!facts.decrypted);
+        // Connection IDs that do not echo the client's, or no versions: ignored.
+        let wrong = long_header(0xc5, 0, &dcid, &scid, &list);
+        assert_eq!(flow_facts([small.as_slice()], [wrong.as_slice()]), None);
+        let empty = long_header(0xc5, 0, &scid, &dcid, &[1, 2]);
+        assert_eq!(flow_facts([small.as_slice()], [empty.as_slice()]), None);
+        // A decrypted flow keeps the list too (the client moved to another version).
+        let ch = client_hello("vn.example", &[], 10);
+        let init = protect(VERSION_1, &dcid, 0, &crypto_frame(0, &ch));
+        let vn = long_header(0x80, 0, &[], &dcid, &list);
+        let facts = flow_facts([init.as_slice()], [vn.as_slice()]).unwrap();
+        assert_eq!(facts.server_versions.unwrap().len(), 4);
+        assert_eq!(facts.sni.as_deref(), Some("vn.example"));
+    }
+
+    #[test]
+    fn other_packet_types_are_counted() {
+        let dcid = [0x33u8; 8];
+        let ch = client_hello("types.test", &["h3"], 100);
+        let init = protect(0xff00_001d, &dcid, 0, &crypto_frame(0, &ch));
+        // 0-RTT (type 1) and Handshake (type 2) long headers with a Length of 20.
+        let zero_rtt = long_header(
+            0xd0,
+            0xff00_001d,
+            &dcid,
+            &[],
+            &[
+                0x40, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+            ],
+        );
+        let handshake = long_header(
+            0xe0,
+            0xff00_001d,
+            &[],
+            &[7; 8],
+            &[
+                0x40, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+            ],
+        );
+        let mut client = init.clone();
+        client.extend(&zero_rtt);
+        let mut client2 = handshake.clone();
+        client2.extend([0x41, 9, 9, 9]); // short header after it
+        let mut server = protect(0xff00_001d, &[1; 8], 0, &[1]); // a server Initial: not counted
+        server.extend(&handshake);
+        let retry = long_header(0xf0, 0xff00_001d, &[], &[7; 8], &[0xaa; 24]);
+        let dg = [client.as_slice(), client2.as_slice(), &[0x40, 1, 2]];
+        let facts = flow_facts(dg, [server.as_slice(), retry.as_slice()]).unwrap();
+        assert_eq!(facts.sni.as_deref(), Some("types.test"));
+        assert_eq!(facts.initial_packets, 1);
+        assert_eq!(
+            facts.packets,
+            Packets {
+                zero_rtt: 1,
+                handshake: 2,
+                retry: 1,
+                short_header: 2,
+            }
+        );
+        // Without a client Initial, the same packets do not make a flow QUIC.
+        assert_eq!(flow_facts([client2.as_slice()], [retry.as_slice()]), None);
     }
 
     #[test]
