@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::analyze::FileResult;
 use crate::catalog::{Catalog, Entry, Proto as CatProto, Requirement};
 use crate::flow::{Flow, Outcome, Proto};
+use crate::proto::facts::NameSource;
 use crate::report::alert_name;
 use crate::time::{human_duration, rfc3339};
 
@@ -535,6 +536,21 @@ pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
         (m, Some(c), e)
     } else {
         (None, None, String::new())
+    };
+    // A name from an answer another client received is a guess: one step less sure.
+    let confidence = if f.facts.name_source == Some(NameSource::DnsAnyClient) {
+        if verdict.blocked() {
+            evidence += &format!(
+                "; named {name} from a DNS answer another client received for {}",
+                crate::report::ip_text(f.server.ip)
+            );
+        }
+        confidence.map(|c| match c {
+            Confidence::High => Confidence::Medium,
+            _ => Confidence::Low,
+        })
+    } else {
+        confidence
     };
     if port_mismatch {
         let e = entry.expect("mismatch has an entry");

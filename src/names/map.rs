@@ -174,3 +174,64 @@ fn by_address(flow: &Flow) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::dns::{parse_message, parse_message_lenient};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// A response for `name` whose A answer is 198.18.(id >> 8).(id & 255).
+    fn answer(name: &str, id: u16) -> DnsMessage {
+        parse_message(&crate::synth::dns_message(name, id, true)).unwrap()
+    }
+
+    #[test]
+    fn a_host_is_named_by_the_answers_any_of_its_addresses_received() {
+        let hosts = Hosts::tie([ip("10.0.0.2"), ip("fd00::2")]);
+        let mut m = DnsMap::new(hosts);
+        m.add_response(100, ip("fd00::2"), &answer("ml.azure.com", 0x0102));
+        // Asked over IPv6, looked up for the IPv4 address of the same host.
+        assert_eq!(
+            m.lookup(ip("10.0.0.2"), ip("198.18.1.2"), 200),
+            Some(&["ml.azure.com".to_string(), "edge.ml.azure.com".to_string()][..])
+        );
+        // Not before the answer.
+        assert_eq!(m.lookup(ip("10.0.0.2"), ip("198.18.1.2"), 99), None);
+    }
+
+    #[test]
+    fn untied_clients_fall_back_to_any_client() {
+        let hosts = Hosts::tie([ip("10.0.0.2"), ip("10.0.0.3")]);
+        let mut m = DnsMap::new(hosts);
+        m.add_response(100, ip("10.0.0.2"), &answer("ml.azure.com", 0x0102));
+        assert_eq!(m.lookup(ip("10.0.0.3"), ip("198.18.1.2"), 200), None);
+        assert_eq!(
+            m.lookup_any(ip("198.18.1.2"), 200).map(|c| c[0].as_str()),
+            Some("ml.azure.com")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_response_clouds_older_answers_of_its_family() {
+        let mut m = DnsMap::new(Hosts::default());
+        let c = ip("10.0.0.2");
+        m.add_response(100, c, &answer("ml.azure.com", 0x0102));
+        // A later response cut before its answers: it may have given the same address.
+        let whole = crate::synth::dns_message("other.example", 0x0102, true);
+        let cut = parse_message_lenient(&whole[..40]).unwrap();
+        assert!(cut.partial.is_some());
+        m.add_response(150, c, &cut);
+        assert_eq!(m.lookup(c, ip("198.18.1.2"), 120).map(|c| c.len()), Some(2));
+        assert_eq!(m.lookup(c, ip("198.18.1.2"), 200), None);
+        assert_eq!(m.lookup_any(ip("198.18.1.2"), 200), None);
+        // Its question asked for A: an IPv6 address is not clouded by it.
+        m.add_response(300, c, &answer("v6.example", 0x0103));
+        assert!(clouded(&[(150, Some(false))], ip("198.18.1.3"), 100, 200));
+        assert!(!clouded(&[(150, Some(false))], ip("fd00::1"), 100, 200));
+        assert!(clouded(&[(150, None)], ip("fd00::1"), 100, 200));
+    }
+}
