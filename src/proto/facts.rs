@@ -284,12 +284,13 @@ fn name(facts: &mut Facts) {
                 .map(|c| (c.host.clone(), NameSource::Connect))
         })
         .or_else(|| {
-            // A Host that is an IP literal names nothing: the flow is named by its address.
+            // A Host that is an IP literal says the client used no name: the flow is known by
+            // that address (and no DNS answer may name it).
             let h = host_only(facts.http.as_ref()?.host.as_deref()?);
-            if h.parse::<std::net::IpAddr>().is_ok() {
-                return None;
+            match h.parse::<std::net::IpAddr>() {
+                Ok(ip) => Some((crate::report::ip_text(ip), NameSource::Address)),
+                Err(_) => Some((h.to_string(), NameSource::HttpHost)),
             }
-            Some((h.to_string(), NameSource::HttpHost))
         })
         .or_else(|| {
             facts
