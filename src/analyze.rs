@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::capture::{open_input, CaptureReader, Compression, Frame, Input, ReadError};
-use crate::decode::{decode, decode_transport, DefragStats, Defragmenter, Skip, L4};
+use crate::decode::{decode, decode_transport, tcp_flags, DefragStats, Defragmenter, Skip, L4};
 use crate::flow::{Flow, FlowConfig, FlowTable, TableStats};
 use crate::proto::dns::{parse_message_lenient, worth_keeping, DnsMessage};
 use crate::proto::facts::extract;
@@ -303,6 +303,8 @@ pub(crate) struct Worker {
     skipped: SkipCounts,
     /// The latest time of any fragment of the input so far: fragment reassembly expires by it.
     frag_now: i64,
+    /// Addresses seen with MAC addresses, to tie a dual-stack host's addresses together.
+    seen: crate::names::Sightings,
 }
 
 /// Finished flows, boxed as the flow table held them: a flow is large, and moving the box
@@ -319,6 +321,7 @@ pub(crate) struct Part {
     skipped: SkipCounts,
     fragments: DefragStats,
     table: TableStats,
+    seen: crate::names::Sightings,
 }
 
 impl Worker {
@@ -346,6 +349,7 @@ impl Worker {
             truncated: 0,
             skipped: SkipCounts::default(),
             frag_now: i64::MIN,
+            seen: Default::default(),
         }
     }
 
@@ -372,13 +376,28 @@ impl Worker {
                 }
                 let cut = cut || pkt.truncated;
                 let (table, pending, dns) = (&mut self.table, &mut self.pending, &mut self.udp_dns);
+                let seen = &mut self.seen;
                 let mut feed = |ip: &crate::decode::IpHeader, l4: &L4<'_>, cut: bool| {
                     if let L4::Udp(u) = l4 {
                         if u.src_port == 53 || u.dst_port == 53 {
                             if let Some(e) = udp_dns(frame.ts_ns, ip, u) {
+                                sight(seen, frame, ip, !e.message.response);
                                 dns.push((seq, e));
                             }
                         }
+                    }
+                    match l4 {
+                        // A connection's first SYN, and neighbour discovery (133-136), say
+                        // which MAC address the sender's address is on.
+                        L4::Tcp(t)
+                            if t.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN =>
+                        {
+                            sight(seen, frame, ip, true)
+                        }
+                        L4::Icmp(i) if i.v6 && (133..=136).contains(&i.icmp_type) => {
+                            sight(seen, frame, ip, true)
+                        }
+                        _ => {}
                     }
                     table.packet(frame.ts_ns, frame.orig_len, cut, ip, l4, &mut |f| {
                         pending.push(f)
@@ -395,7 +414,20 @@ impl Worker {
                     feed(&pkt.ip, &pkt.l4, cut);
                 }
             }
-            Err(skip) => self.skipped.count(skip),
+            Err(skip) => {
+                if let Skip::NotIp(crate::decode::ethertype::ARP) = skip {
+                    let at = match frame.linktype {
+                        1 => 14,
+                        113 => 16,
+                        276 => 20,
+                        _ => usize::MAX,
+                    };
+                    if let Some(s) = frame.data.get(at..).and_then(crate::names::arp_sender) {
+                        self.seen.insert(s);
+                    }
+                }
+                self.skipped.count(skip)
+            }
         }
         if !self.pending.is_empty() {
             self.finish_pending();
@@ -438,6 +470,7 @@ impl Worker {
             skipped: self.skipped.clone(),
             fragments: *self.defrag.stats(),
             table: self.table.stats().clone(),
+            seen: self.seen.clone(),
         }
     }
 
@@ -454,6 +487,7 @@ impl Worker {
             skipped: self.skipped,
             fragments: *self.defrag.stats(),
             table: self.table.stats().clone(),
+            seen: self.seen,
         }
     }
 }
@@ -492,6 +526,7 @@ pub(crate) fn finish_result(
     let mut summary = FileSummary::empty(name.clone());
     let mut flows = Vec::new();
     let (mut udp_dns, mut tcp_dns) = (Vec::new(), Vec::new());
+    let mut seen = crate::names::Sightings::default();
     let mut frag = DefragStats::default();
     let mut table = TableStats::default();
     let mut truncated = 0;
@@ -503,6 +538,7 @@ pub(crate) fn finish_result(
         }
         udp_dns.extend(p.udp_dns);
         tcp_dns.extend(p.tcp_dns);
+        seen.extend(p.seen);
         truncated += p.truncated;
         skipped.add(p.skipped);
         frag.completed += p.fragments.completed;
@@ -520,7 +556,7 @@ pub(crate) fn finish_result(
     }
     crate::flow::sort_flows(&mut flows);
     table.peak_live = peak.unwrap_or_else(|| crate::flow::peak_live(&flows));
-    let dns = crate::names::name_from_dns(&mut flows, udp_dns, tcp_dns);
+    let dns = crate::names::name_from_dns(&mut flows, udp_dns, tcp_dns, &seen);
     let st = reader.stats();
     summary.format = Some(reader.format().name());
     summary.compression = Some(reader.compression());
@@ -545,6 +581,24 @@ pub(crate) fn finish_result(
         summary,
         flows,
         dns,
+    }
+}
+
+/// Notes the MAC address `ip`'s source (`from_source`) or destination was on in `frame`.
+fn sight(
+    seen: &mut crate::names::Sightings,
+    frame: &Frame<'_>,
+    ip: &crate::decode::IpHeader,
+    from_source: bool,
+) {
+    let (src, dst) = crate::names::frame_macs(frame.linktype, frame.data);
+    let pair = if from_source {
+        src.map(|m| (ip.src, m))
+    } else {
+        dst.map(|m| (ip.dst, m))
+    };
+    if let Some(p) = pair {
+        seen.insert(p);
     }
 }
 

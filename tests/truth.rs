@@ -130,6 +130,71 @@ fn dual_stack_answers_name_the_other_family() {
     assert_eq!(dns_failures("dualstack-v6dns.pcap"), Vec::<String>::new());
 }
 
+/// dualstack-v4dns.pcap merged in time with vlan.pcap (two more IPv4 clients): the capture no
+/// longer shows one host as the only client, so only the MAC address ties the client's IPv4
+/// and IPv6 addresses. With the link layer stripped (raw IP), nothing ties them: the dropped
+/// flow is named from an answer "any client" received, one step less sure.
+#[test]
+fn dual_stack_hosts_are_tied_by_mac_address() {
+    let dir = std::env::temp_dir().join(format!("allowscope-mac-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut merged: Vec<(u32, OwnedFrame)> = frames(&cap("dualstack-v4dns.pcap")).unwrap();
+    merged.extend(
+        frames(&cap("vlan.pcap"))
+            .unwrap()
+            .into_iter()
+            .map(|(_, f)| (1, f)),
+    );
+    merged.sort_by_key(|(_, f)| f.0);
+    let eth = dir.join("merged.pcapng");
+    write_pcapng(&eth, &merged, 65535);
+    // Raw IP: the Ethernet header and VLAN tags dropped (ARP and the like too).
+    let strip = |d: &[u8]| -> Option<usize> {
+        let mut at = 12;
+        loop {
+            match d.get(at..at + 2)? {
+                [0x81, 0x00] | [0x88, 0xa8] | [0x91, 0x00] => at += 4,
+                [0x08, 0x00] | [0x86, 0xdd] => return Some(at + 2),
+                _ => return None,
+            }
+        }
+    };
+    let mut raw: Vec<(u32, OwnedFrame)> = merged
+        .iter()
+        .filter_map(|(i, (ts, _, d, len))| {
+            let at = strip(d)?;
+            Some((*i, (*ts, 101, d[at..].to_vec(), len - at as u32)))
+        })
+        .collect();
+    raw.sort_by_key(|(_, f)| f.0);
+    let raw_path = dir.join("merged-raw.pcapng");
+    write_pcapng(&raw_path, &raw, 65535);
+    let dropped = |p: &Path| {
+        flows(p)
+            .into_iter()
+            .find(|f| f["dst_ip"] == "fd99:18:20::11")
+            .map(|f| {
+                format!(
+                    "{} {} {} {}",
+                    s(&f["name"]),
+                    s(&f["name_source"]),
+                    s(&f["verdict"]),
+                    s(&f["confidence"])
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        dropped(&eth),
+        "management.azure.com dns required-blocked medium"
+    );
+    assert_eq!(
+        dropped(&raw_path),
+        "management.azure.com dns-any-client required-blocked low"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn forged_resets_are_named_on_both_sides() {
     for file in ["rst-injected-client.pcap", "rst-injected-firewall.pcapng"] {
@@ -235,10 +300,25 @@ fn public_privatelink_chains_name_their_flows() {
 // ---------------------------------------------------------------------------------------
 // Every capture cut to 96 bytes a packet.
 
-/// Writes the frames of `src` cut to `snap` bytes as a pcapng file (one interface block per
-/// interface and link type of the input, nanosecond timestamps) and returns its path.
-fn cut(src: &Path, snap: usize, dir: &Path) -> Option<PathBuf> {
+/// One frame read from a capture: time, link type, bytes, length on the wire.
+type OwnedFrame = (i64, u32, Vec<u8>, u32);
+
+/// Every frame of `src` (after its interface), in file order.
+fn frames(src: &Path) -> Option<Vec<(u32, OwnedFrame)>> {
     let mut reader = allowscope::capture::CaptureReader::open(src).ok()?;
+    let mut v = Vec::new();
+    while let Ok(Some(f)) = reader.next_frame() {
+        v.push((
+            f.interface,
+            (f.ts_ns, f.linktype, f.data.to_vec(), f.orig_len),
+        ));
+    }
+    Some(v)
+}
+
+/// Writes `frames` (interface key, frame) as a pcapng file: one interface block per key and
+/// link type, nanosecond timestamps, `snap` as each interface's snap length.
+fn write_pcapng(path: &Path, frames: &[(u32, OwnedFrame)], snap: usize) {
     let mut out: Vec<u8> = Vec::new();
     let block = |out: &mut Vec<u8>, ty: u32, body: &[u8]| {
         let len = 12 + body.len().div_ceil(4) * 4;
@@ -256,20 +336,15 @@ fn cut(src: &Path, snap: usize, dir: &Path) -> Option<PathBuf> {
     shb.extend_from_slice(&(-1i64).to_le_bytes());
     block(&mut out, 0x0A0D_0D0A, &shb);
     let mut ifaces: BTreeMap<(u32, u32), u32> = BTreeMap::new();
-    loop {
-        let frame = match reader.next_frame() {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(_) => break,
-        };
-        let key = (frame.interface, frame.linktype);
+    for (iface, (ts, linktype, data, orig_len)) in frames {
+        let key = (*iface, *linktype);
         let id = match ifaces.get(&key) {
             Some(&id) => id,
             None => {
                 let id = ifaces.len() as u32;
                 ifaces.insert(key, id);
                 let mut idb = Vec::new();
-                idb.extend_from_slice(&(frame.linktype as u16).to_le_bytes());
+                idb.extend_from_slice(&(*linktype as u16).to_le_bytes());
                 idb.extend_from_slice(&0u16.to_le_bytes());
                 idb.extend_from_slice(&(snap as u32).to_le_bytes());
                 // if_tsresol = 9 (nanoseconds), then the end of options.
@@ -278,20 +353,29 @@ fn cut(src: &Path, snap: usize, dir: &Path) -> Option<PathBuf> {
                 id
             }
         };
-        let data = &frame.data[..frame.data.len().min(snap)];
-        let ts = frame.ts_ns as u64;
+        let data = &data[..data.len().min(snap)];
+        let ts = *ts as u64;
         let mut epb = Vec::new();
         epb.extend_from_slice(&id.to_le_bytes());
         epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
         epb.extend_from_slice(&(ts as u32).to_le_bytes());
         epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&frame.orig_len.to_le_bytes());
+        epb.extend_from_slice(&orig_len.to_le_bytes());
         epb.extend_from_slice(data);
         block(&mut out, 6, &epb);
     }
+    std::fs::File::create(path)
+        .unwrap()
+        .write_all(&out)
+        .unwrap();
+}
+
+/// Writes the frames of `src` cut to `snap` bytes as a pcapng file and returns its path.
+fn cut(src: &Path, snap: usize, dir: &Path) -> Option<PathBuf> {
+    let frames = frames(src)?;
     let name = src.file_name()?.to_string_lossy().replace('.', "-");
     let path = dir.join(format!("{name}.snap{snap}.pcapng"));
-    std::fs::File::create(&path).ok()?.write_all(&out).ok()?;
+    write_pcapng(&path, &frames, snap);
     Some(path)
 }
 

@@ -5,6 +5,11 @@
 //! name the flows of the host that received it, whichever of its addresses asked. Addresses
 //! are tied into one host when:
 //!
+//! - they were seen with the same MAC address (Ethernet, Linux SLL and SLL2 captures): the
+//!   source of a TCP SYN, of a DNS query or NDP message, the sender of an ARP packet, the
+//!   destination of a DNS response ([`Sightings`]). A MAC seen with more than one IPv4 address
+//!   or more than [`MAX_V6_PER_HOST`] IPv6 ones is a router's (every host behind it shares
+//!   it) and ties nothing;
 //! - the capture shows one host as the only client: at most one IPv4 client address and a few
 //!   IPv6 ones ([`MAX_V6_PER_HOST`], link-local ones not counted), as in a capture taken on
 //!   the client itself.
@@ -42,6 +47,43 @@ fn anonymous(ip: &IpAddr) -> bool {
     }
 }
 
+/// (address, MAC address) pairs seen on the link layer, for [`Hosts::tie`].
+pub type Sightings = FxHashSet<(IpAddr, [u8; 6])>;
+
+/// The source and destination MAC addresses of a frame of LINKTYPE `linktype`, where the link
+/// layer carries them: Ethernet both; Linux SLL and SLL2 the sender's only (when it is a
+/// 6-byte Ethernet address).
+pub fn frame_macs(linktype: u32, data: &[u8]) -> (Option<[u8; 6]>, Option<[u8; 6]>) {
+    let mac = |at: usize| -> Option<[u8; 6]> { data.get(at..at + 6)?.try_into().ok() };
+    match linktype {
+        1 => (mac(6), mac(0)),
+        113 => {
+            // packet type (2), ARPHRD (2), address length (2), address (8)
+            let ok = data.get(2..6) == Some(&[0, 1, 0, 6][..]);
+            (if ok { mac(6) } else { None }, None)
+        }
+        276 => {
+            // protocol (2), reserved (2), ifindex (4), ARPHRD (2), packet type (1),
+            // address length (1), address (8)
+            let ok = data.get(8..10) == Some(&[0, 1][..]) && data.get(11) == Some(&6);
+            (if ok { mac(12) } else { None }, None)
+        }
+        _ => (None, None),
+    }
+}
+
+/// The sender of an ARP request or reply over Ethernet/IPv4 (`arp`: the ARP packet), with its
+/// hardware address.
+pub fn arp_sender(arp: &[u8]) -> Option<(IpAddr, [u8; 6])> {
+    // htype 1, ptype 0x0800, hlen 6, plen 4
+    if arp.get(..6)? != [0, 1, 8, 0, 6, 4] {
+        return None;
+    }
+    let mac: [u8; 6] = arp.get(8..14)?.try_into().ok()?;
+    let ip: [u8; 4] = arp.get(14..18)?.try_into().ok()?;
+    Some((IpAddr::from(ip), mac))
+}
+
 impl Hosts {
     /// The representative address of the host `ip` belongs to (`ip` itself when untied).
     #[inline]
@@ -50,17 +92,71 @@ impl Hosts {
     }
 
     /// Ties the client addresses of one input (`clients`: every address that started a flow
-    /// or asked a DNS question).
-    pub fn tie(clients: impl IntoIterator<Item = IpAddr>) -> Hosts {
+    /// or asked a DNS question) by the MAC addresses they were `seen` with, or as the only
+    /// client.
+    pub fn tie(clients: impl IntoIterator<Item = IpAddr>, seen: &Sightings) -> Hosts {
         let set: FxHashSet<IpAddr> = clients.into_iter().filter(|ip| !anonymous(ip)).collect();
+        let mut groups: Vec<Vec<IpAddr>> = Vec::new();
         let v4 = set.iter().filter(|ip| ip.is_ipv4()).count();
         let v6 = set.len() - v4;
-        let mut rep = FxHashMap::default();
         if v4 <= 1 && v6 <= MAX_V6_PER_HOST && v4 + v6 > 1 {
-            // One host: every address stands for the smallest (deterministic).
-            let first = *set.iter().min().expect("two or more");
-            for ip in set {
-                rep.insert(ip, first);
+            groups.push(set.iter().copied().collect());
+        }
+        let mut by_mac: FxHashMap<[u8; 6], Vec<IpAddr>> = FxHashMap::default();
+        for (ip, mac) in seen {
+            if !anonymous(ip) && mac != &[0; 6] && mac[0] & 1 == 0 {
+                by_mac.entry(*mac).or_default().push(*ip);
+            }
+        }
+        for (_, ips) in by_mac {
+            let v4 = ips.iter().filter(|ip| ip.is_ipv4()).count();
+            if ips.len() > 1 && v4 <= 1 && ips.len() - v4 <= MAX_V6_PER_HOST {
+                groups.push(ips);
+            }
+        }
+        Hosts::union(groups)
+    }
+
+    /// Hosts made of groups of addresses: groups that share an address are one host, whose
+    /// representative is its smallest address (deterministic whatever the order).
+    fn union(groups: Vec<Vec<IpAddr>>) -> Hosts {
+        let mut parent: FxHashMap<IpAddr, IpAddr> = FxHashMap::default();
+        fn root(parent: &mut FxHashMap<IpAddr, IpAddr>, ip: IpAddr) -> IpAddr {
+            let mut r = ip;
+            while let Some(&p) = parent.get(&r) {
+                if p == r {
+                    break;
+                }
+                r = p;
+            }
+            // Path compression.
+            let mut cur = ip;
+            while cur != r {
+                let next = parent[&cur];
+                parent.insert(cur, r);
+                cur = next;
+            }
+            r
+        }
+        for g in &groups {
+            for &ip in g {
+                parent.entry(ip).or_insert(ip);
+            }
+            for w in g.windows(2) {
+                let (a, b) = (root(&mut parent, w[0]), root(&mut parent, w[1]));
+                if a != b {
+                    // The smaller address becomes the root.
+                    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+                    parent.insert(hi, lo);
+                }
+            }
+        }
+        let ips: Vec<IpAddr> = parent.keys().copied().collect();
+        let mut rep = FxHashMap::default();
+        for ip in ips {
+            let r = root(&mut parent, ip);
+            if r != ip {
+                rep.insert(ip, r);
             }
         }
         Hosts { rep }
@@ -82,7 +178,10 @@ mod tests {
 
     #[test]
     fn the_only_client_is_one_host() {
-        let h = Hosts::tie(["10.0.0.2", "fd99:1::2", "fd99:1::1234", "fe80::1"].map(ip));
+        let h = Hosts::tie(
+            ["10.0.0.2", "fd99:1::2", "fd99:1::1234", "fe80::1"].map(ip),
+            &Sightings::default(),
+        );
         assert!(h.same(ip("10.0.0.2"), ip("fd99:1::2")));
         assert!(h.same(ip("fd99:1::1234"), ip("10.0.0.2")));
         // Link-local addresses are not tied (every host has one).
@@ -91,7 +190,10 @@ mod tests {
 
     #[test]
     fn two_ipv4_clients_are_not_tied() {
-        let h = Hosts::tie(["10.0.0.2", "10.0.0.3", "fd99:1::2"].map(ip));
+        let h = Hosts::tie(
+            ["10.0.0.2", "10.0.0.3", "fd99:1::2"].map(ip),
+            &Sightings::default(),
+        );
         assert!(!h.same(ip("10.0.0.2"), ip("fd99:1::2")));
         assert!(!h.same(ip("10.0.0.2"), ip("10.0.0.3")));
         assert_eq!(h.of(ip("10.0.0.3")), ip("10.0.0.3"));
@@ -100,7 +202,63 @@ mod tests {
     #[test]
     fn many_ipv6_clients_are_not_one_host() {
         let many = (1..=MAX_V6_PER_HOST + 1).map(|i| ip(&format!("fd99:1::{i}")));
-        let h = Hosts::tie(many.chain([ip("10.0.0.2")]));
+        let h = Hosts::tie(many.chain([ip("10.0.0.2")]), &Sightings::default());
         assert!(!h.same(ip("fd99:1::1"), ip("10.0.0.2")));
+    }
+
+    #[test]
+    fn one_mac_ties_its_addresses_and_a_router_ties_none() {
+        const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+        const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+        const R: [u8; 6] = [2, 0, 0, 0, 0, 0x1];
+        let seen: Sightings = [
+            (ip("10.0.0.2"), A),
+            (ip("fd99:1::2"), A),
+            (ip("10.0.0.3"), B),
+            (ip("fd99:1::3"), B),
+            (ip("fd99:1::33"), B),
+            // A router's MAC carries many hosts' addresses.
+            (ip("10.0.0.2"), R),
+            (ip("10.0.0.3"), R),
+            (ip("10.0.0.4"), R),
+        ]
+        .into_iter()
+        .collect();
+        let clients = ["10.0.0.2", "10.0.0.3", "10.0.0.4", "fd99:1::2", "fd99:1::3"].map(ip);
+        let h = Hosts::tie(clients, &seen);
+        assert!(h.same(ip("10.0.0.2"), ip("fd99:1::2")));
+        assert!(h.same(ip("fd99:1::33"), ip("10.0.0.3")));
+        assert!(!h.same(ip("10.0.0.2"), ip("10.0.0.3")));
+        assert!(!h.same(ip("10.0.0.4"), ip("10.0.0.2")));
+        // The representative is the smallest address of the host.
+        assert_eq!(h.of(ip("fd99:1::3")), ip("10.0.0.3"));
+    }
+
+    #[test]
+    fn macs_of_frames_and_arp() {
+        let mut eth = vec![0u8; 14];
+        eth[..6].copy_from_slice(&[1, 2, 3, 4, 5, 6]);
+        eth[6..12].copy_from_slice(&[2, 2, 3, 4, 5, 7]);
+        assert_eq!(
+            frame_macs(1, &eth),
+            (Some([2, 2, 3, 4, 5, 7]), Some([1, 2, 3, 4, 5, 6]))
+        );
+        assert_eq!(frame_macs(1, &eth[..5]), (None, None));
+        let mut sll = vec![0, 4, 0, 1, 0, 6, 2, 2, 3, 4, 5, 8, 0, 0, 8, 0];
+        assert_eq!(frame_macs(113, &sll), (Some([2, 2, 3, 4, 5, 8]), None));
+        sll[3] = 0x04; // ARPHRD 772 (loopback): no Ethernet address
+        assert_eq!(frame_macs(113, &sll).0, None);
+        let mut sll2 = vec![8, 0, 0, 0, 0, 0, 0, 2, 0, 1, 4, 6];
+        sll2.extend_from_slice(&[2, 2, 3, 4, 5, 9, 0, 0]);
+        assert_eq!(frame_macs(276, &sll2), (Some([2, 2, 3, 4, 5, 9]), None));
+        assert_eq!(frame_macs(101, &sll2), (None, None));
+        let arp = [
+            0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 0xa, 10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 10, 0, 0, 1,
+        ];
+        assert_eq!(
+            arp_sender(&arp),
+            Some((ip("10.0.0.2"), [2, 0, 0, 0, 0, 0xa]))
+        );
+        assert_eq!(arp_sender(&arp[..10]), None);
     }
 }

@@ -191,7 +191,7 @@ mod tests {
 
     #[test]
     fn a_host_is_named_by_the_answers_any_of_its_addresses_received() {
-        let hosts = Hosts::tie([ip("10.0.0.2"), ip("fd00::2")]);
+        let hosts = Hosts::tie([ip("10.0.0.2"), ip("fd00::2")], &Default::default());
         let mut m = DnsMap::new(hosts);
         m.add_response(100, ip("fd00::2"), &answer("ml.azure.com", 0x0102));
         // Asked over IPv6, looked up for the IPv4 address of the same host.
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn untied_clients_fall_back_to_any_client() {
-        let hosts = Hosts::tie([ip("10.0.0.2"), ip("10.0.0.3")]);
+        let hosts = Hosts::tie([ip("10.0.0.2"), ip("10.0.0.3")], &Default::default());
         let mut m = DnsMap::new(hosts);
         m.add_response(100, ip("10.0.0.2"), &answer("ml.azure.com", 0x0102));
         assert_eq!(m.lookup(ip("10.0.0.3"), ip("198.18.1.2"), 200), None);

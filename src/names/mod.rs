@@ -12,7 +12,7 @@ mod hosts;
 mod map;
 mod resolved;
 
-pub use hosts::Hosts;
+pub use hosts::{arp_sender, frame_macs, Hosts, Sightings};
 pub use map::{name_by_dns, DnsMap};
 pub use resolved::{local_blocks, resolved};
 
@@ -40,7 +40,8 @@ fn dns_order(a: &DnsEvent, b: &DnsEvent) -> std::cmp::Ordering {
 /// The DNS pass over a whole input, after every flow finished: drops copies of one datagram
 /// captured on both sides of a router, puts the DNS messages in time order, and names the flows
 /// that carry no name of their own (SNI, CONNECT, Host, QUIC) from the latest answer their
-/// client got for the server's address before the flow began. `flows` must be in
+/// client's host (its addresses tied by [`Hosts::tie`] from the MAC addresses `seen`) got for
+/// the server's address before the flow began. `flows` must be in
 /// [`crate::flow::order`]; `udp` carries each message's frame sequence number. Doing this after
 /// the packets, not while they stream by, makes the result independent of how the input was
 /// split among workers, and lets an answer that came over TCP name the flows that followed it
@@ -49,6 +50,7 @@ pub(crate) fn name_from_dns(
     flows: &mut [Box<Flow>],
     mut udp: Vec<(u64, DnsEvent)>,
     tcp: Vec<DnsEvent>,
+    seen: &Sightings,
 ) -> Vec<DnsEvent> {
     // Copies are looked for in capture order, as the frames came (frame numbers are unique).
     udp.sort_unstable_by_key(|(seq, _)| *seq);
@@ -82,6 +84,7 @@ pub(crate) fn name_from_dns(
             .iter()
             .map(|f| f.client.ip)
             .chain(kept.iter().map(|e| e.client)),
+        seen,
     );
     let mut map = DnsMap::new(hosts);
     let mut next = 0;
