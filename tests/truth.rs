@@ -500,5 +500,11 @@ fn snap96_names_what_its_surviving_answers_allow() {
         "{dns}"
     );
     assert!(!dns.contains("no answer"), "{dns}");
+    // And the audit counts them.
+    let (_, text, _) = run(&["audit", "-q", "--fail-on", "never", snap.to_str().unwrap()]);
+    assert!(
+        text.contains("2 DNS failures (17 responses cut by the capture, 0 malformed)"),
+        "{text}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1089,6 +1089,16 @@ fn audit_in_runs(
         // row per name in this input: its index in `private`).
         let mut private_at: rustc_hash::FxHashMap<&str, usize> = Default::default();
         for (l, local_block) in lookups.into_iter().zip(local_block) {
+            // Responses read only in part are counted (they are answers all the same).
+            for (unread, what) in [
+                (l.truncated, "dns-truncated"),
+                (l.malformed.is_some(), "dns-malformed"),
+            ] {
+                if unread {
+                    *flows_tally.counts.entry(what).or_default() += 1;
+                    *file_counts.entry(what).or_default() += 1;
+                }
+            }
             let Some(qname) = l.qname else { continue };
             let matches = catalog.match_name(qname);
             let Some(m) = matches.first() else { continue };

@@ -229,7 +229,7 @@ fn summary_counts(audit: &Audit) -> String {
         (b, r) => format!("{b} other-port-blocked, {r} other-port-reached, "),
     };
     format!(
-        "{} required-blocked, {} optional-blocked, {} unexpected-reached, {} unexpected-blocked, {} required-reached, {} optional-reached, {other_port}{} inconclusive, {} unattributed flows{}; {} DNS failures; {}/{} required entries exercised",
+        "{} required-blocked, {} optional-blocked, {} unexpected-reached, {} unexpected-blocked, {} required-reached, {} optional-reached, {other_port}{} inconclusive, {} unattributed flows{}; {} DNS failures{}; {}/{} required entries exercised",
         c("required-blocked"),
         c("optional-blocked"),
         c("unexpected-reached"),
@@ -243,6 +243,10 @@ fn summary_counts(audit: &Audit) -> String {
             n => format!(", {n} ICMP echo"),
         },
         c("dns-failure"),
+        match (c("dns-truncated"), c("dns-malformed")) {
+            (0, 0) => String::new(),
+            (t, m) => format!(" ({t} responses cut by the capture, {m} malformed)"),
+        },
         exercised,
         required,
     )
