@@ -1458,8 +1458,20 @@ mod tests {
                     pair[1] %= 4;
                 }
             }
-            if let Ok(m) = parse_message(&b) {
-                check_invariants(&m);
+            let strict = parse_message(&b);
+            if let Ok(m) = &strict {
+                check_invariants(m);
+            }
+            // The lenient reader never panics, keeps the header of anything 12 bytes or longer,
+            // agrees with the strict one on what it accepts, and flags the rest.
+            let lenient = parse_message_lenient(&b);
+            assert_eq!(lenient.is_some(), n >= HEADER_LEN);
+            if let Some(l) = &lenient {
+                check_invariants(l);
+                match &strict {
+                    Ok(m) => assert_eq!(l, m),
+                    Err(e) => assert_eq!(l.partial, Some(*e)),
+                }
             }
             let t = parse_tcp_stream(&b, false);
             t.messages.iter().for_each(check_invariants);
