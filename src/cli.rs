@@ -212,9 +212,44 @@ pub struct FlowsArgs {
     pub format: FlowsFormat,
     #[command(flatten)]
     pub table: TableArgs,
+    #[command(flatten)]
+    pub tags: ServiceTagsArg,
     /// Do not print per-file summaries to stderr
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// `--service-tags FILE` (`flows`, `audit`, `live`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServiceTagsArg {
+    /// The Azure IP Ranges and Service Tags JSON of the cloud (ServiceTags_Public_*.json): a
+    /// flow known only by its server's address is named by the service tag whose range holds
+    /// it (name source ip-tag), and judged by the catalog's service-tag rules
+    #[arg(long, value_name = "FILE")]
+    pub service_tags: Option<PathBuf>,
+}
+
+impl ServiceTagsArg {
+    /// Loads the file, if one was given; a bad one is exit 2 with its error.
+    pub fn load(&self) -> Result<Option<crate::catalog::TagRanges>, i32> {
+        let Some(p) = &self.service_tags else {
+            return Ok(None);
+        };
+        crate::catalog::TagRanges::load(p).map(Some).map_err(|e| {
+            eprintln!("error: --service-tags {}", escape_terminal(&e.to_string()));
+            EXIT_ERROR
+        })
+    }
+}
+
+/// Names the flows of `results` known only by address by their service tags (see
+/// [`crate::names::name_from_tags`]).
+pub fn name_by_tags(results: &mut [FileResult], tags: Option<&crate::catalog::TagRanges>) {
+    if let Some(t) = tags {
+        for r in results {
+            crate::names::name_from_tags(&mut r.flows, t);
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -232,6 +267,8 @@ pub struct AuditArgs {
     pub catalog: crate::catalog::CatalogOptions,
     #[command(flatten)]
     pub table: TableArgs,
+    #[command(flatten)]
+    pub tags: ServiceTagsArg,
     /// Do not print per-file summaries to stderr
     #[arg(long, short)]
     pub quiet: bool,
@@ -428,8 +465,13 @@ fn progress_wanted(quiet: bool) -> bool {
 }
 
 fn flows(args: &FlowsArgs, view: View) -> i32 {
-    let (results, notes, failed) =
+    let tags = match args.tags.load() {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let (mut results, notes, failed) =
         read_inputs(&args.inputs, &args.table, progress_wanted(args.quiet));
+    name_by_tags(&mut results, tags.as_ref());
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut err = io::stderr();
@@ -496,11 +538,16 @@ fn audit(args: &AuditArgs) -> i32 {
 }
 
 fn audit_in_pool(args: &AuditArgs) -> i32 {
-    let (catalog, results, notes, failed) =
+    let tags = match args.tags.load() {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let (catalog, mut results, notes, failed) =
         match catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet) {
             Ok(x) => x,
             Err(code) => return code,
         };
+    name_by_tags(&mut results, tags.as_ref());
     let opts = ReportOpts {
         format: args.output.format,
         fail_on: args.output.fail_on,

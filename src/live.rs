@@ -79,6 +79,8 @@ pub struct LiveArgs {
     pub catalog: crate::catalog::CatalogOptions,
     #[command(flatten)]
     pub table: TableArgs,
+    #[command(flatten)]
+    pub tags: crate::cli::ServiceTagsArg,
     /// Do not print the summary to stderr
     #[arg(long, short)]
     pub quiet: bool,
@@ -115,14 +117,20 @@ pub fn run(args: &LiveArgs) -> i32 {
         }
     };
     let catalog = Arc::new(catalog);
-    let view = !args.no_view && io::stdout().is_terminal();
-    let (result, failed) = match capture(iface, args, view.then(|| catalog.clone())) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {}: {}", escape_terminal(iface), escape_terminal(&e));
-            return EXIT_ERROR;
-        }
+    let tags = match args.tags.load() {
+        Ok(t) => t.map(Arc::new),
+        Err(code) => return code,
     };
+    let view = !args.no_view && io::stdout().is_terminal();
+    let (mut result, failed) =
+        match capture(iface, args, view.then(|| catalog.clone()), tags.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {}: {}", escape_terminal(iface), escape_terminal(&e));
+                return EXIT_ERROR;
+            }
+        };
+    crate::cli::name_by_tags(std::slice::from_mut(&mut result), tags.as_deref());
     crate::cli::report_audit(
         std::slice::from_ref(&result),
         &[],
@@ -208,6 +216,7 @@ fn capture(
     iface: &str,
     args: &LiveArgs,
     view: Option<Arc<Catalog>>,
+    tags: Option<Arc<crate::catalog::TagRanges>>,
 ) -> Result<(FileResult, bool), String> {
     let mut cap = pcap::Capture::from_device(iface)
         .map_err(|e| e.to_string())?
@@ -291,8 +300,9 @@ fn capture(
                 pos: 0,
             };
             let r = CaptureReader::from_read(Box::new(reader)).map_err(|e| e.to_string())?;
-            let mut render = |snap: FileResult| {
+            let mut render = |mut snap: FileResult| {
                 if let Some(cat) = &view {
+                    crate::cli::name_by_tags(std::slice::from_mut(&mut snap), tags.as_deref());
                     let open = snap.flows.iter().filter(|f| f.close().is_none()).count();
                     let (audit, _) = crate::audit::audit(std::slice::from_ref(&snap), cat);
                     let text = format!(

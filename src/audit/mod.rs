@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::analyze::FileResult;
-use crate::catalog::{Catalog, Entry, Proto as CatProto, Requirement};
+use crate::catalog::{Catalog, Direction, Entry, Proto as CatProto, Requirement, ServiceTag};
 use crate::flow::{Flow, Outcome, Proto};
 use crate::proto::facts::NameSource;
 use crate::report::alert_name;
@@ -179,6 +179,9 @@ pub struct Judged {
     pub port_mismatch: bool,
     /// Placeholder values the entry bound (e.g. region = eastus).
     pub bound: Vec<(String, String)>,
+    /// For a flow named by a service tag (`ip-tag`): the index of the catalog's service-tag
+    /// rule (in `data().service_tags`) it was judged by, as `entry` is for host names.
+    pub tag_rule: Option<usize>,
 }
 
 fn reached(f: &Flow) -> bool {
@@ -505,8 +508,12 @@ pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
             entry_id: None,
             port_mismatch: false,
             bound: Vec::new(),
+            tag_rule: None,
         };
     };
+    if f.facts.name_source == Some(NameSource::IpTag) {
+        return judge_by_tag(f, name, catalog, ttls);
+    }
     let port = target_port(f);
     let matches = catalog.match_endpoint(name, cat_proto(f.proto), Some(port));
     let best = matches.iter().find(|m| m.port_ok).or(matches.first());
@@ -517,20 +524,7 @@ pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
     } else {
         entry.map(|e| e.requirement)
     };
-    let is_reached = reached(f);
-    let inconclusive =
-        !is_reached && matches!(f.outcome(), Outcome::HandshakeOnly | Outcome::Midstream);
-    let verdict = match (requirement, is_reached, inconclusive) {
-        (_, _, true) => Verdict::Inconclusive,
-        (None, true, _) if port_mismatch => Verdict::OtherPortReached,
-        (None, false, _) if port_mismatch => Verdict::OtherPortBlocked,
-        (Some(Requirement::Required), true, _) => Verdict::RequiredReached,
-        (Some(Requirement::Required), false, _) => Verdict::RequiredBlocked,
-        (Some(Requirement::Optional), true, _) => Verdict::OptionalReached,
-        (Some(Requirement::Optional), false, _) => Verdict::OptionalBlocked,
-        (None, true, _) => Verdict::UnexpectedReached,
-        (None, false, _) => Verdict::UnexpectedBlocked,
-    };
+    let verdict = verdict_of(f, requirement, port_mismatch);
     let (mechanism, confidence, mut evidence) = if verdict.blocked() {
         let (m, c, e) = mechanism(f, ttls);
         (m, Some(c), e)
@@ -545,10 +539,7 @@ pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
                 crate::report::ip_text(f.server.ip)
             );
         }
-        confidence.map(|c| match c {
-            Confidence::High => Confidence::Medium,
-            _ => Confidence::Low,
-        })
+        confidence.map(less_sure)
     } else {
         confidence
     };
@@ -602,6 +593,97 @@ pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
                     .collect()
             })
             .unwrap_or_default(),
+        tag_rule: None,
+    }
+}
+
+/// The verdict of a flow whose name the catalog lists with `requirement` (`None`: not listed,
+/// or `port_mismatch`: listed for other ports or another protocol).
+fn verdict_of(f: &Flow, requirement: Option<Requirement>, port_mismatch: bool) -> Verdict {
+    let is_reached = reached(f);
+    let inconclusive =
+        !is_reached && matches!(f.outcome(), Outcome::HandshakeOnly | Outcome::Midstream);
+    match (requirement, is_reached, inconclusive) {
+        (_, _, true) => Verdict::Inconclusive,
+        (None, true, _) if port_mismatch => Verdict::OtherPortReached,
+        (None, false, _) if port_mismatch => Verdict::OtherPortBlocked,
+        (Some(Requirement::Required), true, _) => Verdict::RequiredReached,
+        (Some(Requirement::Required), false, _) => Verdict::RequiredBlocked,
+        (Some(Requirement::Optional), true, _) => Verdict::OptionalReached,
+        (Some(Requirement::Optional), false, _) => Verdict::OptionalBlocked,
+        (None, true, _) => Verdict::UnexpectedReached,
+        (None, false, _) => Verdict::UnexpectedBlocked,
+    }
+}
+
+/// One step less sure: high becomes medium, the rest low.
+fn less_sure(c: Confidence) -> Confidence {
+    match c {
+        Confidence::High => Confidence::Medium,
+        _ => Confidence::Low,
+    }
+}
+
+/// Judges a flow named by the service tag `tag` whose range holds its server's address
+/// (`ip-tag`) against the catalog's outbound service-tag rules, protocol and port checked as
+/// for entries. An address range serves many hosts, so the verdict is less sure than a host
+/// name's: a blocked one is one step less sure than its mechanism (at most medium), a reached
+/// one medium. The evidence names the address, the tag and the rule.
+fn judge_by_tag(f: &Flow, tag: &str, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
+    let port = target_port(f);
+    let proto = cat_proto(f.proto);
+    let rules: Vec<(usize, &ServiceTag)> = catalog
+        .service_tag_rules(tag)
+        .filter(|(_, r)| r.direction == Direction::Outbound)
+        .collect();
+    let best = rules
+        .iter()
+        .find(|(_, r)| r.allows(proto, Some(port)))
+        .or(rules.first());
+    let port_mismatch = best.is_some_and(|(_, r)| !r.allows(proto, Some(port)));
+    let requirement = best.filter(|_| !port_mismatch).map(|(_, r)| r.requirement);
+    let verdict = verdict_of(f, requirement, port_mismatch);
+    let addr = crate::report::ip_text(f.server.ip);
+    let note = match best {
+        Some((_, r)) => {
+            let listed = format!("{}/{}", r.proto.name(), crate::catalog::ports_text(&r.ports));
+            let but = if port_mismatch {
+                format!(", but not for {}/{port}", f.proto.name())
+            } else {
+                String::new()
+            };
+            format!(
+                "{addr} is in the ranges of the service tag {tag}, which the catalog's rule {} ({}, {listed}) lists{but}",
+                r.id, r.tag
+            )
+        }
+        None => format!(
+            "{addr} is in the ranges of the service tag {tag}, which no service-tag rule of the catalog lists"
+        ),
+    };
+    let (mechanism, confidence, evidence) = if verdict.blocked() {
+        let (m, c, e) = mechanism(f, ttls);
+        let e = if e.is_empty() {
+            note
+        } else {
+            format!("{e}; {note}")
+        };
+        (m, Some(less_sure(c)), e)
+    } else if verdict == Verdict::Inconclusive {
+        (None, None, note)
+    } else {
+        (None, Some(Confidence::Medium), note)
+    };
+    Judged {
+        verdict,
+        mechanism,
+        confidence,
+        evidence,
+        entry: None,
+        entry_id: best.map(|(_, r)| r.id.clone()),
+        port_mismatch,
+        bound: Vec::new(),
+        tag_rule: best.map(|(i, _)| *i),
     }
 }
 
@@ -650,6 +732,19 @@ pub struct EntryRef {
     pub requirement: &'static str,
     pub scenario: String,
     pub websocket: bool,
+}
+
+/// A service-tag rule shown as the entry of a finding: the pattern is the tag.
+fn tag_rule_ref(r: &ServiceTag) -> EntryRef {
+    EntryRef {
+        id: r.id.clone(),
+        pattern: r.tag.clone(),
+        purpose: r.purpose.clone(),
+        cloud: r.cloud.name(),
+        requirement: r.requirement.name(),
+        scenario: r.scenario.clone(),
+        websocket: false,
+    }
 }
 
 fn entry_ref(e: &Entry) -> EntryRef {
@@ -956,7 +1051,13 @@ impl<'a> FlowTally<'a> {
                 dst_port: Some(port),
                 dst_ips: BTreeSet::new(),
                 ips: Default::default(),
-                entry: j.entry.map(|e| entry_ref(&catalog.entries()[e])),
+                entry: j
+                    .entry
+                    .map(|e| entry_ref(&catalog.entries()[e]))
+                    .or_else(|| {
+                        j.tag_rule
+                            .map(|t| tag_rule_ref(&catalog.data().service_tags[t]))
+                    }),
                 flows: 0,
                 lookups: 0,
                 first_seen: rfc3339(f.first_ns),

@@ -79,6 +79,7 @@ pub mod cli;
 mod matcher;
 pub mod name;
 mod options;
+pub mod ranges;
 mod schema;
 mod writer;
 
@@ -91,6 +92,7 @@ use serde::{Deserialize, Serialize};
 pub use matcher::{Binding, Bound, Hit};
 pub use name::{normalize, Label, Pattern};
 pub use options::{CatalogMode, CatalogOptions, CloudArg};
+pub use ranges::{RangesError, TagRanges};
 pub use schema::CatalogError;
 
 /// The built-in catalog, as shipped.
@@ -254,8 +256,9 @@ impl Entry {
     }
 }
 
-/// An IP-range rule by Azure service tag (carried for reference and export; host names are
-/// matched against [`Entry`] patterns, not against these).
+/// An IP-range rule by Azure service tag. Host names are matched against [`Entry`] patterns,
+/// not against these; a flow that a service-tags file (`--service-tags`) names by the tag of
+/// its server's address is judged by these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceTag {
     pub id: String,
@@ -277,6 +280,13 @@ pub struct ServiceTag {
 }
 
 impl ServiceTag {
+    /// `true` when traffic of `proto` to `port` is what this rule allows (`None`: not
+    /// checked), as [`Entry::allows`].
+    pub fn allows(&self, proto: Option<Proto>, port: Option<u16>) -> bool {
+        proto.is_none_or(|p| self.proto.allows(p))
+            && port.is_none_or(|p| self.ports.iter().any(|r| r.contains(p)))
+    }
+
     /// `true` when a tag name from a service-tag file (e.g. `AzureMachineLearning.EastUS`)
     /// falls under this rule: the same tag, or a regional tag of it; a `.<region>` suffix
     /// matches any region unless `region` is given.
@@ -725,12 +735,20 @@ impl Catalog {
 
     /// The service-tag rules a tag name (e.g. `AzureMachineLearning.EastUS`) falls under.
     pub fn match_service_tag(&self, tag_name: &str) -> Vec<&ServiceTag> {
+        self.service_tag_rules(tag_name).map(|(_, t)| t).collect()
+    }
+
+    /// [`Catalog::match_service_tag`] with each rule's index in `data().service_tags`.
+    pub fn service_tag_rules<'a, 'n>(
+        &'a self,
+        tag_name: &'n str,
+    ) -> impl Iterator<Item = (usize, &'a ServiceTag)> + use<'a, 'n> {
         let region = self.placeholders.get("region");
         self.data
             .service_tags
             .iter()
-            .filter(|t| t.matches(tag_name, region))
-            .collect()
+            .enumerate()
+            .filter(move |(_, t)| t.matches(tag_name, region))
     }
 
     /// Drops every cached lookup.

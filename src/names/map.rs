@@ -152,6 +152,22 @@ pub fn name_by_dns(flow: &mut Flow, dns: &DnsMap) {
     }
 }
 
+/// Names a flow known by its server's address (see [`name_by_dns`]) by the service tag whose
+/// range holds that address ([`NameSource::IpTag`]). A flow named by another address (an IP
+/// literal in a request through a proxy) keeps it.
+pub fn name_by_tag(flow: &mut Flow, tags: &crate::catalog::TagRanges) {
+    let facts = &mut flow.facts;
+    if facts.name_source != Some(NameSource::Address)
+        || facts.name.as_deref().and_then(|n| n.parse().ok()) != Some(flow.server.ip)
+    {
+        return;
+    }
+    if let Some(tag) = tags.lookup(flow.server.ip) {
+        facts.name = Some(tag.to_string());
+        facts.name_source = Some(NameSource::IpTag);
+    }
+}
+
 /// Whether a flow nothing named is known by its server's address: a TCP or UDP flow to a
 /// unicast address that is not link-local (an IP literal, or a name resolved outside the
 /// capture). Multicast and broadcast (mDNS, SSDP, DHCP) and link-local services are the

@@ -13,7 +13,7 @@ mod map;
 mod resolved;
 
 pub use hosts::{arp_sender, frame_macs, Hosts, Sightings};
-pub use map::{name_by_dns, DnsMap};
+pub use map::{name_by_dns, name_by_tag, DnsMap};
 pub use resolved::{local_blocks, resolved};
 
 /// The order of DNS messages: by time, then by transport and endpoints (messages between the
@@ -96,6 +96,14 @@ pub(crate) fn name_from_dns(
         name_by_dns(f, &map);
     }
     kept
+}
+
+/// The service-tag pass (`--service-tags FILE`), after [`name_from_dns`]: each flow known only
+/// by its server's address is named by the tag whose range holds it, if one does.
+pub fn name_from_tags(flows: &mut [Box<Flow>], tags: &crate::catalog::TagRanges) {
+    for f in flows {
+        name_by_tag(f, tags);
+    }
 }
 
 /// Whether two copies of a datagram carry the same DNS message. A copy the snap length cut

@@ -26,6 +26,10 @@ pub enum NameSource {
     /// No name at all: the flow went to an IP literal (or its lookup is not in the capture),
     /// and is known by the server's address.
     Address,
+    /// Known by the server's address, which a range of an Azure service tag holds
+    /// (`--service-tags FILE`): the name is the tag. Weaker than a host name: the range may
+    /// serve many hosts.
+    IpTag,
 }
 
 /// TLS seen on a flow (directly, or inside a CONNECT tunnel).

@@ -634,6 +634,7 @@ pub fn name_source_str(s: NameSource) -> &'static str {
         NameSource::Dns => "dns",
         NameSource::DnsAnyClient => "dns-any-client",
         NameSource::Address => "address",
+        NameSource::IpTag => "ip-tag",
     }
 }
 
