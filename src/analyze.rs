@@ -371,6 +371,10 @@ impl Worker {
                     self.truncated += 1;
                 }
                 let cut = cut || pkt.truncated;
+                let outer = crate::flow::Outer {
+                    nflog_prefix: pkt.nflog_prefix,
+                    encap_frame: (pkt.encap_depth > 0).then_some((frame.linktype, frame.data)),
+                };
                 let (table, pending, dns) = (&mut self.table, &mut self.pending, &mut self.udp_dns);
                 let mut feed = |ip: &crate::decode::IpHeader, l4: &L4<'_>, cut: bool| {
                     if let L4::Udp(u) = l4 {
@@ -380,9 +384,15 @@ impl Worker {
                             }
                         }
                     }
-                    table.packet(frame.ts_ns, frame.orig_len, cut, ip, l4, &mut |f| {
-                        pending.push(f)
-                    });
+                    table.packet_outer(
+                        frame.ts_ns,
+                        frame.orig_len,
+                        cut,
+                        ip,
+                        l4,
+                        &outer,
+                        &mut |f| pending.push(f),
+                    );
                 };
                 if let L4::Fragment(fr) = &pkt.l4 {
                     self.frag_now = self.frag_now.max(frag_now).max(frame.ts_ns);

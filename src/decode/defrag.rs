@@ -693,6 +693,7 @@ mod tests {
                 dst: std::net::IpAddr::V4(V4_B),
                 id: rng.below(12) as u32,
                 proto: 17,
+                tunnel: 0,
             };
             let offset = (rng.below(70_000 / 8) * 8) as u32;
             let len = rng.below(3000);
@@ -715,6 +716,7 @@ mod tests {
                 ip_id: Some(key.id as u16),
                 proto: 17,
                 payload_len: len as u32,
+                tunnel: 0,
             };
             if let Some(r) = d.push(i * 1000, &ip, &frag) {
                 assert_eq!(r.data.len(), r.ip.payload_len as usize);

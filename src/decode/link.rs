@@ -30,6 +30,8 @@ pub mod linktype {
     pub const IPV4: u32 = 228;
     /// Raw IPv6 only.
     pub const IPV6: u32 = 229;
+    /// Linux netfilter log messages (`tcpdump -i nflog:N`): a 4-byte header and TLVs.
+    pub const NFLOG: u32 = 239;
     /// Linux "cooked" capture v2 (20-byte header).
     pub const LINUX_SLL2: u32 = 276;
 }
@@ -48,21 +50,40 @@ pub mod ethertype {
     pub const QINQ: u16 = 0x88a8;
     /// Pre-standard QinQ outer tag.
     pub const QINQ_OLD: u16 = 0x9100;
+    /// MPLS unicast label stack.
+    pub const MPLS: u16 = 0x8847;
+    /// MPLS multicast label stack.
+    pub const MPLS_MC: u16 = 0x8848;
+    /// PPPoE session stage.
+    pub const PPPOE_SESSION: u16 = 0x8864;
+    /// Transparent Ethernet bridging (an Ethernet frame follows: GRE, Geneve).
+    pub const TEB: u16 = 0x6558;
+    /// ERSPAN type I and II (GRE protocol type).
+    pub const ERSPAN_2: u16 = 0x88be;
+    /// ERSPAN type III (GRE protocol type).
+    pub const ERSPAN_3: u16 = 0x22eb;
 }
 
-/// Which IP version a link layer says follows.
+/// What a link layer says follows: IPv4, IPv6, or (rarely) a layer that `tunnel` walks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum IpVersion {
     V4,
     V6,
+    /// An MPLS label stack.
+    Mpls,
+    /// A PPPoE session header.
+    Pppoe,
 }
 
-/// The result of link-layer framing: the IP bytes and the VLAN ids seen on the way.
+/// The result of link-layer framing: the IP bytes (or the MPLS / PPPoE bytes) and the VLAN
+/// ids seen on the way.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Framed<'a> {
     pub vlans: [Option<u16>; 2],
     pub version: IpVersion,
     pub ip: &'a [u8],
+    /// NFLOG: the log prefix of the rule that logged the packet (up to its NUL).
+    pub prefix: Option<&'a [u8]>,
 }
 
 #[inline]
@@ -138,6 +159,7 @@ pub(super) fn frame(lt: u32, data: &[u8]) -> Result<Framed<'_>, Skip> {
                 other => Err(Skip::NotIp(other)),
             }
         }
+        l::NFLOG => nflog(data),
         other => Err(Skip::UnsupportedLinkType(other)),
     }
 }
@@ -147,7 +169,83 @@ fn plain(version: IpVersion, ip: &[u8]) -> Framed<'_> {
         vlans: [None, None],
         version,
         ip,
+        prefix: None,
     }
+}
+
+/// NFLOG TLV types read here (linux/netfilter/nfnetlink_log.h).
+mod nfula {
+    pub const PACKET_HDR: u16 = 1;
+    pub const PAYLOAD: u16 = 9;
+    pub const PREFIX: u16 = 10;
+}
+
+/// An NFLOG frame: a header (address family, version 0, resource id = the log group), then
+/// TLVs whose length (which counts the 4-byte TLV header) and type are in the byte order of
+/// the host that captured (the values inside are in network order), each padded to 4 bytes.
+/// The payload TLV holds the network-layer packet; the family (or the hardware protocol of
+/// the packet header TLV, for the bridge family) says which.
+fn nflog(data: &[u8]) -> Result<Framed<'_>, Skip> {
+    let &[family, _version, _, _, ..] = data else {
+        return Err(Skip::Malformed("NFLOG header cut"));
+    };
+    let mut rest = data.get(4..).unwrap_or_default();
+    // Types are small numbers: the first TLV tells the byte order.
+    let little = match rest {
+        [_, _, t0, t1, ..] => u16::from_le_bytes([*t0, *t1]) < 0x100,
+        _ => true,
+    };
+    let u16_of = |b: [u8; 2]| {
+        if little {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        }
+    };
+    let (mut payload, mut prefix, mut hw_proto) = (None, None, None);
+    while let [l0, l1, t0, t1, ..] = *rest {
+        let len = usize::from(u16_of([l0, l1]));
+        // The high bits of the type are netlink flags (nested, byte order).
+        let ty = u16_of([t0, t1]) & 0x3fff;
+        if len < 4 {
+            return Err(Skip::Malformed("NFLOG TLV length below 4"));
+        }
+        let Some(value) = rest.get(4..len) else {
+            return Err(Skip::Malformed("NFLOG TLV cut"));
+        };
+        match ty {
+            nfula::PAYLOAD => payload = Some(value),
+            nfula::PREFIX => {
+                let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
+                prefix = value.get(..end);
+            }
+            nfula::PACKET_HDR => hw_proto = be16(value, 0),
+            _ => {}
+        }
+        let padded = len.div_ceil(4) * 4;
+        rest = rest.get(padded..).unwrap_or_default();
+    }
+    if !rest.is_empty() {
+        return Err(Skip::Malformed("NFLOG TLV cut"));
+    }
+    let ip = payload.ok_or(Skip::Malformed("NFLOG frame without a payload"))?;
+    // AF_INET 2, AF_INET6 10; otherwise (AF_BRIDGE, AF_UNSPEC) the hardware protocol, or
+    // the version nibble.
+    let version = match (family, hw_proto) {
+        (2, _) | (_, Some(ethertype::IPV4)) => IpVersion::V4,
+        (10, _) | (_, Some(ethertype::IPV6)) => IpVersion::V6,
+        _ => match ip.first().map(|b| b >> 4) {
+            Some(4) => IpVersion::V4,
+            Some(6) => IpVersion::V6,
+            _ => return Err(Skip::NotIp(hw_proto.unwrap_or(0))),
+        },
+    };
+    Ok(Framed {
+        vlans: [None, None],
+        version,
+        ip,
+        prefix: prefix.filter(|p| !p.is_empty()),
+    })
 }
 
 /// BSD address family -> IP version (AF_INET is 2 everywhere; AF_INET6 is 24 on
@@ -161,7 +259,7 @@ fn family(af: u32) -> Option<IpVersion> {
 }
 
 /// Walk VLAN tags from an ethertype (or SLL protocol) value to IPv4/IPv6.
-fn ether(mut ty: u16, mut rest: &[u8]) -> Result<Framed<'_>, Skip> {
+pub(super) fn ether(mut ty: u16, mut rest: &[u8]) -> Result<Framed<'_>, Skip> {
     let mut vlans = [None, None];
     let mut seen = 0usize;
     loop {
@@ -171,6 +269,7 @@ fn ether(mut ty: u16, mut rest: &[u8]) -> Result<Framed<'_>, Skip> {
                     vlans,
                     version: IpVersion::V4,
                     ip: rest,
+                    prefix: None,
                 })
             }
             ethertype::IPV6 => {
@@ -178,7 +277,21 @@ fn ether(mut ty: u16, mut rest: &[u8]) -> Result<Framed<'_>, Skip> {
                     vlans,
                     version: IpVersion::V6,
                     ip: rest,
+                    prefix: None,
                 })
+            }
+            ethertype::MPLS | ethertype::MPLS_MC | ethertype::PPPOE_SESSION => {
+                let version = if ty == ethertype::PPPOE_SESSION {
+                    IpVersion::Pppoe
+                } else {
+                    IpVersion::Mpls
+                };
+                return Ok(Framed {
+                    vlans,
+                    version,
+                    ip: rest,
+                    prefix: None,
+                });
             }
             ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD => {
                 let tci = be16(rest, 0).ok_or(Skip::Malformed("VLAN tag cut"))?;

@@ -106,6 +106,13 @@ pub struct FlowRecord<'a> {
     /// Status of the HTTP answer (the proxy's last answer for a CONNECT).
     pub http_status: Option<u16>,
     pub quic: Option<&'a QuicFacts>,
+    /// The encapsulation layers of the flow's first packet, outermost first (absent for
+    /// plain traffic).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub encap: &'a [crate::decode::EncapLayer],
+    /// NFLOG captures: the log prefix of the rule that logged the flow (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nflog_prefix: Option<&'a str>,
     pub file: &'a str,
 }
 
@@ -314,6 +321,8 @@ impl<'a> FlowRecord<'a> {
                 .and_then(|c| c.statuses.last().copied())
                 .or_else(|| fx.http.as_ref().and_then(|h| h.status)),
             quic: fx.quic.as_deref(),
+            encap: &f.encap,
+            nflog_prefix: f.nflog_prefix.as_deref(),
             file,
         }
     }
@@ -674,6 +683,7 @@ pub fn linktype_name(lt: u32) -> String {
         113 => "linux-sll",
         228 => "ipv4",
         229 => "ipv6",
+        239 => "nflog",
         276 => "linux-sll2",
         _ => return format!("linktype-{lt}"),
     };
