@@ -805,6 +805,7 @@ impl FlowTable {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn tcp(
         &mut self,
         ts: i64,
