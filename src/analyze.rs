@@ -469,6 +469,13 @@ impl Worker {
 }
 
 impl SkipCounts {
+    /// Frames skipped for any reason.
+    pub fn total(&self) -> u64 {
+        self.not_ip
+            + self.unsupported_linktype.values().sum::<u64>()
+            + self.malformed.values().sum::<u64>()
+    }
+
     pub(crate) fn count(&mut self, skip: Skip) {
         match skip {
             Skip::UnsupportedLinkType(lt) => *self.unsupported_linktype.entry(lt).or_default() += 1,
@@ -551,6 +558,16 @@ pub(crate) fn finish_result(
         .map(|w| format!("{name}: {w}"))
         .collect();
     summary.error = error.map(|e| format!("{name}: {e}"));
+    // Nothing silent: a capture none of whose frames could be decoded is an error (exit 2),
+    // not an empty report.
+    if summary.error.is_none() && summary.packets > 0 && summary.skipped.total() >= summary.packets
+    {
+        summary.error = Some(format!(
+            "{name}: {} ({})",
+            crate::report::nothing_decoded(&summary),
+            crate::report::skip_reasons(&summary.skipped)
+        ));
+    }
     FileResult {
         summary,
         flows,

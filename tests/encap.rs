@@ -171,3 +171,82 @@ fn nflog_flows_name_their_logging_rule() {
     ]);
     assert!(!plain.contains("nflog_prefix") && !plain.contains("\"encap\""));
 }
+
+/// Nothing silent: a capture none of whose frames could be decoded is said to be one in the
+/// text report and on stderr, with exit code 2; one that lost some frames says how many and
+/// why in the text report.
+#[test]
+fn undecodable_frames_are_said() {
+    let dir = std::env::temp_dir().join(format!("allowscope-undecoded-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Three frames of link type 147 (a private one, never decoded).
+    let mut none = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 147] {
+        none.extend_from_slice(&v.to_le_bytes());
+    }
+    for i in 0..3u32 {
+        for v in [1_700_000_000 + i, 0, 40, 40] {
+            none.extend_from_slice(&v.to_le_bytes());
+        }
+        none.extend_from_slice(&[0u8; 40]);
+    }
+    let p = dir.join("lt147.pcap");
+    std::fs::write(&p, &none).unwrap();
+    let (code, out, err) = run(&["audit", p.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    let said = "no frame of link type 147 could be decoded";
+    assert!(out.contains(said), "{out}");
+    assert!(err.contains(said), "{err}");
+    let (code, _, err) = run(&["flows", "--format", "json", p.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains(said), "{err}");
+
+    // nflog.pcap and one cut NFLOG frame after it.
+    let mut part = std::fs::read(cap("nflog.pcap")).unwrap();
+    for v in [1_700_000_000u32, 0, 6, 6] {
+        part.extend_from_slice(&v.to_le_bytes());
+    }
+    part.extend_from_slice(&[2, 0, 0, 5, 0, 0]);
+    let p = dir.join("nflog-cut.pcap");
+    std::fs::write(&p, &part).unwrap();
+    let (code, out, _) = run(&["audit", p.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("1 of 27 frames not decoded: 1 malformed (NFLOG TLV cut)"),
+        "{out}"
+    );
+}
+
+/// Split among threads, tunnelled frames go by their inner addresses: both directions of an
+/// inner flow meet in one worker, and the output is the one of a single thread.
+#[test]
+fn tunnelled_captures_split_among_threads_as_one() {
+    for f in [
+        "vxlan.pcap",
+        "vxlan-two-vnis.pcap",
+        "gtpu.pcap",
+        "mpls.pcap",
+        "teredo.pcap",
+        "nflog.pcap",
+    ] {
+        let path = cap(f);
+        let one = run(&[
+            "flows",
+            "--format",
+            "json",
+            "--threads",
+            "1",
+            path.to_str().unwrap(),
+        ]);
+        let four = run(&[
+            "flows",
+            "--format",
+            "json",
+            "--threads",
+            "4",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(one, four, "{f}");
+    }
+}
