@@ -372,7 +372,7 @@ impl Worker {
                 }
                 let cut = cut || pkt.truncated;
                 let outer = crate::flow::Outer {
-                    nflog_prefix: pkt.nflog_prefix,
+                    nflog_prefix: pkt.nflog_prefix(frame.data),
                     encap_frame: (pkt.encap_depth > 0).then_some((frame.linktype, frame.data)),
                 };
                 let (table, pending, dns) = (&mut self.table, &mut self.pending, &mut self.udp_dns);

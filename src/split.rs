@@ -411,7 +411,7 @@ mod tests {
             l4,
             truncated: false,
             encap_depth: 0,
-            nflog_prefix: None,
+            nflog_at: Default::default(),
         }
     }
 
@@ -502,7 +502,6 @@ mod tests {
                         dst: ip(s),
                         id: 7,
                         proto: 17,
-                        tunnel: 0,
                     },
                     offset: 1480,
                     more_fragments: false,

@@ -46,7 +46,7 @@ fn mpls(labels: &[u32], payload: &[u8]) -> Vec<u8> {
 }
 
 /// Decodes and checks the inner TCP packet; returns the packet's tunnel and the layers.
-fn inner_of(lt: u32, frame: &[u8]) -> (u64, Vec<EncapLayer>) {
+fn inner_of(lt: u32, frame: &[u8]) -> (u32, Vec<EncapLayer>) {
     let p = decode(lt, frame).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(p.ip.src, IpAddr::V4(V4_A));
     assert_eq!(p.ip.dst, IpAddr::V4(V4_B));
@@ -104,7 +104,10 @@ fn vxlan_both_ways_share_a_tunnel_and_vnis_differ() {
 fn plain_packets_are_untouched() {
     let f = eth(0x0800, &inner());
     let p = decode(1, &f).unwrap();
-    assert_eq!((p.ip.tunnel, p.encap_depth, p.nflog_prefix), (0, 0, None));
+    assert_eq!(
+        (p.ip.tunnel, p.encap_depth, p.nflog_prefix(&f)),
+        (0, 0, None)
+    );
     assert!(encap_layers(1, &f).is_empty());
     assert!(tcp_udp_addresses(1, &f).is_some());
     // UDP on other ports still takes the fast path; UDP to a tunnel port does not.
@@ -348,7 +351,7 @@ fn nflog_payload_and_prefix() {
         ],
     );
     let p = decode(239, &f).unwrap();
-    assert_eq!(p.nflog_prefix, Some(&b"AML-DENY"[..]));
+    assert_eq!(p.nflog_prefix(&f), Some(&b"AML-DENY"[..]));
     assert!(matches!(p.l4, L4::Tcp(t) if t.payload == b"abc"));
     assert_eq!(tcp_udp_addresses(239, &f), Some((V4_A.into(), V4_B.into())));
     // Big-endian TLV headers (a capture from a big-endian host), no prefix, IPv6.
@@ -358,7 +361,7 @@ fn nflog_payload_and_prefix() {
     be.extend_from_slice(&9u16.to_be_bytes());
     be.extend_from_slice(&v6);
     let p = decode(239, &be).unwrap();
-    assert!(p.ip.src.is_ipv6() && p.nflog_prefix.is_none());
+    assert!(p.ip.src.is_ipv6() && p.nflog_prefix(&be).is_none());
     // Broken TLVs.
     assert_eq!(
         decode(239, &nflog(2, &[(10, b"X\0")])).unwrap_err(),

@@ -82,8 +82,8 @@ pub(super) struct Framed<'a> {
     pub vlans: [Option<u16>; 2],
     pub version: IpVersion,
     pub ip: &'a [u8],
-    /// NFLOG: the log prefix of the rule that logged the packet (up to its NUL).
-    pub prefix: Option<&'a [u8]>,
+    /// NFLOG: where the log prefix of the rule that logged the packet is (up to its NUL).
+    pub prefix: super::PrefixAt,
 }
 
 #[inline]
@@ -95,6 +95,7 @@ fn four(b: &[u8]) -> Option<[u8; 4]> {
 }
 
 /// Strip the link layer of `data` (a frame of LINKTYPE `lt`).
+#[inline]
 pub(super) fn frame(lt: u32, data: &[u8]) -> Result<Framed<'_>, Skip> {
     use linktype as l;
     match lt {
@@ -169,7 +170,7 @@ fn plain(version: IpVersion, ip: &[u8]) -> Framed<'_> {
         vlans: [None, None],
         version,
         ip,
-        prefix: None,
+        prefix: super::PrefixAt::default(),
     }
 }
 
@@ -185,6 +186,8 @@ mod nfula {
 /// the host that captured (the values inside are in network order), each padded to 4 bytes.
 /// The payload TLV holds the network-layer packet; the family (or the hardware protocol of
 /// the packet header TLV, for the bridge family) says which.
+#[cold]
+#[inline(never)]
 fn nflog(data: &[u8]) -> Result<Framed<'_>, Skip> {
     let &[family, _version, _, _, ..] = data else {
         return Err(Skip::Malformed("NFLOG header cut"));
@@ -244,7 +247,11 @@ fn nflog(data: &[u8]) -> Result<Framed<'_>, Skip> {
         vlans: [None, None],
         version,
         ip,
-        prefix: prefix.filter(|p| !p.is_empty()),
+        prefix: prefix.map_or_else(Default::default, |p: &[u8]| super::PrefixAt {
+            // Both within the frame (a prefix longer than 255 bytes is cut there).
+            at: u16::try_from(p.as_ptr() as usize - data.as_ptr() as usize).unwrap_or(0),
+            len: u8::try_from(p.len()).unwrap_or(u8::MAX),
+        }),
     })
 }
 
@@ -269,7 +276,7 @@ pub(super) fn ether(mut ty: u16, mut rest: &[u8]) -> Result<Framed<'_>, Skip> {
                     vlans,
                     version: IpVersion::V4,
                     ip: rest,
-                    prefix: None,
+                    prefix: super::PrefixAt::default(),
                 })
             }
             ethertype::IPV6 => {
@@ -277,7 +284,7 @@ pub(super) fn ether(mut ty: u16, mut rest: &[u8]) -> Result<Framed<'_>, Skip> {
                     vlans,
                     version: IpVersion::V6,
                     ip: rest,
-                    prefix: None,
+                    prefix: super::PrefixAt::default(),
                 })
             }
             ethertype::MPLS | ethertype::MPLS_MC | ethertype::PPPOE_SESSION => {
@@ -290,7 +297,7 @@ pub(super) fn ether(mut ty: u16, mut rest: &[u8]) -> Result<Framed<'_>, Skip> {
                     vlans,
                     version,
                     ip: rest,
-                    prefix: None,
+                    prefix: super::PrefixAt::default(),
                 });
             }
             ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD => {

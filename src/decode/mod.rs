@@ -88,8 +88,28 @@ pub struct Packet<'a> {
     /// Encapsulation layers (tunnels, MPLS labels, PPPoE) walked to reach `ip`: 0 for a
     /// plain packet. [`encap_layers`] lists them.
     pub encap_depth: u8,
-    /// NFLOG: the log prefix of the rule that logged the packet.
-    pub nflog_prefix: Option<&'a [u8]>,
+    /// NFLOG: where the log prefix of the rule that logged the packet is in the frame (see
+    /// [`Packet::nflog_prefix`]); kept as an offset to keep the packet small.
+    pub nflog_at: PrefixAt,
+}
+
+/// Where an NFLOG prefix lies in its frame: `len` 0 for none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrefixAt {
+    pub at: u16,
+    pub len: u8,
+}
+
+impl Packet<'_> {
+    /// The NFLOG log prefix of the packet, from `frame`, the bytes it was decoded from.
+    #[inline]
+    pub fn nflog_prefix<'f>(&self, frame: &'f [u8]) -> Option<&'f [u8]> {
+        let PrefixAt { at, len } = self.nflog_at;
+        if len == 0 {
+            return None;
+        }
+        frame.get(usize::from(at)..usize::from(at) + usize::from(len))
+    }
 }
 
 /// The facts of the (innermost) IP header.
@@ -111,7 +131,7 @@ pub struct IpHeader {
     /// The tunnel the packet came through, as a hash of its layers' kinds, outer endpoints
     /// (either way round) and VNI / key / session: 0 when none (plain traffic, MPLS, PPPoE).
     /// Part of the flow key, so the same inner 5-tuple in two tunnels gives two flows.
-    pub tunnel: u64,
+    pub tunnel: u32,
 }
 
 /// The transport layer of a packet, borrowing from the frame.
@@ -237,8 +257,6 @@ pub struct FragKey {
     pub id: u32,
     /// Protocol of the fragmented data (IPv4 protocol / the Fragment header's next header).
     pub proto: u8,
-    /// The tunnel the fragment came through (see [`IpHeader::tunnel`]).
-    pub tunnel: u64,
 }
 
 /// Why a frame produced no packet. Not fatal: the caller counts these per kind.
@@ -284,8 +302,8 @@ pub fn decode(linktype: u32, data: &[u8]) -> Result<Packet<'_>, Skip> {
 }
 
 /// The packet of a parsed (innermost) IP layer.
-#[inline]
-fn finish<'a>(vlans: [Option<u16>; 2], net: ip::Net<'a>, prefix: Option<&'a [u8]>) -> Packet<'a> {
+#[inline(always)]
+fn finish(vlans: [Option<u16>; 2], net: ip::Net<'_>, prefix: PrefixAt) -> Packet<'_> {
     let (l4, cut) = match net.body {
         ip::Body::Transport(t) => ip::transport(net.ip.proto, t, net.ip.payload_len),
         ip::Body::Fragment(f) => (L4::Fragment(f), false),
@@ -302,7 +320,7 @@ fn finish<'a>(vlans: [Option<u16>; 2], net: ip::Net<'a>, prefix: Option<&'a [u8]
         l4,
         truncated: net.truncated || cut,
         encap_depth: 0,
-        nflog_prefix: prefix,
+        nflog_at: prefix,
     }
 }
 

@@ -659,7 +659,6 @@ fn ipv4_fragments_are_reported() {
             dst: v4b(),
             id: 0x1234,
             proto: 17,
-            tunnel: 0,
         }
     );
     assert_eq!(
@@ -697,7 +696,6 @@ fn ipv6_fragments_and_atomic_fragments() {
             dst: v6b(),
             id: 0xcafe_f00d,
             proto: 17,
-            tunnel: 0,
         }
     );
     assert_eq!((f.offset, f.more_fragments, f.data_len), (0, true, 16));

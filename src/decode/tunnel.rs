@@ -176,7 +176,7 @@ enum Next<'a> {
 
 /// The identity of a tunnel path folded into 64 bits: 0 for none, symmetric in each layer's
 /// outer endpoints so both directions of a flow get the same value.
-fn tunnel_hash(h: u64, l: &EncapLayer) -> u64 {
+fn tunnel_hash(h: u32, l: &EncapLayer) -> u32 {
     fn fold(a: Option<IpAddr>) -> u64 {
         match a {
             None => 0,
@@ -194,7 +194,7 @@ fn tunnel_hash(h: u64, l: &EncapLayer) -> u64 {
     } else {
         0
     };
-    let mut z = h.rotate_left(21)
+    let mut z = u64::from(h).rotate_left(21)
         ^ lo.wrapping_mul(0x9e37_79b9_7f4a_7c15)
         ^ hi
         ^ (l.kind as u64 + 1) << 48
@@ -202,13 +202,13 @@ fn tunnel_hash(h: u64, l: &EncapLayer) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^= z >> 31;
-    z.max(1)
+    ((z ^ (z >> 32)) as u32).max(1)
 }
 
 /// State of one walk.
 struct Walk<F> {
     depth: u8,
-    hash: u64,
+    hash: u32,
     /// An outer layer was cut by the capture.
     cut: bool,
     on_layer: F,
@@ -538,9 +538,6 @@ pub(super) fn walk<'a>(
                     None => {
                         let mut p = super::finish(framed.vlans, net, framed.prefix);
                         p.ip.tunnel = w.hash;
-                        if let super::L4::Fragment(f) = &mut p.l4 {
-                            f.key.tunnel = w.hash;
-                        }
                         p.encap_depth = w.depth;
                         p.truncated |= w.cut;
                         return Ok(p);

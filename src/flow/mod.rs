@@ -99,7 +99,7 @@ struct Key {
     /// The protocol, and 0x80 for IPv6 (an IPv4 address and `::a.b.c.d` differ).
     proto: u8,
     /// The tunnel the flow's packets came through (`IpHeader::tunnel`), 0 for none.
-    tunnel: u64,
+    tunnel: u32,
 }
 
 /// An address as the two halves of its 128 bits (IPv4 in the low one) and whether it is IPv6.
@@ -119,7 +119,7 @@ impl std::hash::Hash for Key {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         // Whole words only (an array's derived hash would write its length first). The tunnel
         // is folded into the first (0 for plain traffic: the same hash as without it).
-        state.write_u64(self.lo[0] ^ self.tunnel);
+        state.write_u64(self.lo[0] ^ u64::from(self.tunnel));
         state.write_u64(self.lo[1]);
         state.write_u64(self.hi[0]);
         state.write_u64(self.hi[1]);
@@ -131,7 +131,7 @@ impl std::hash::Hash for Key {
 
 impl Key {
     #[inline]
-    fn new(proto: Proto, a: Endpoint, b: Endpoint, tunnel: u64) -> Key {
+    fn new(proto: Proto, a: Endpoint, b: Endpoint, tunnel: u32) -> Key {
         let (ia, v6) = halves(a.ip);
         let (ib, _) = halves(b.ip);
         let proto = proto as u8 | if v6 { 0x80 } else { 0 };
@@ -395,7 +395,7 @@ pub struct Flow {
     /// most flows alive at once can be counted across several tables (see [`peak_live`]).
     pub life: (u64, u64),
     /// The tunnel of the flow's packets (`IpHeader::tunnel`): 0 for plain traffic.
-    pub tunnel: u64,
+    pub tunnel: u32,
     /// The encapsulation layers of the flow's first packet, outermost first (tunnels with
     /// their outer endpoints, MPLS labels, PPPoE session); empty for plain traffic.
     pub encap: Box<[crate::decode::EncapLayer]>,
@@ -806,6 +806,7 @@ impl FlowTable {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn tcp(
         &mut self,
         ts: i64,
@@ -999,6 +1000,7 @@ impl FlowTable {
     /// has computed already: computing it again here measurably cost (about 1% of all
     /// instructions, as did bundling the four into a struct).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn entry(
         &mut self,
         key: Key,
@@ -1039,7 +1041,7 @@ impl FlowTable {
             }
             f.tunnel = tunnel;
             if let Some((lt, frame)) = outer.encap_frame {
-                f.encap = crate::decode::encap_layers(lt, frame).into_boxed_slice();
+                f.encap = encap_of(lt, frame);
             }
             stats.flows += 1;
             stats.peak_live = stats.peak_live.max(live as u64 + 1);
@@ -1047,7 +1049,7 @@ impl FlowTable {
         });
         if let Some(p) = outer.nflog_prefix {
             if flow.nflog_prefix.is_none() {
-                flow.nflog_prefix = Some(String::from_utf8_lossy(p).into());
+                flow.nflog_prefix = Some(prefix_of(p));
             }
         }
         flow
@@ -1163,7 +1165,7 @@ pub fn order(a: &Flow, b: &Flow) -> std::cmp::Ordering {
 }
 
 /// What [`order`] compares.
-pub fn order_key(f: &Flow) -> (i64, Proto, Endpoint, Endpoint, u64) {
+pub fn order_key(f: &Flow) -> (i64, Proto, Endpoint, Endpoint, u32) {
     (f.first_ns, f.proto, f.client, f.server, f.tunnel)
 }
 
@@ -1176,6 +1178,20 @@ pub fn sort_flows(flows: &mut [Box<Flow>]) {
     {
         flows.par_sort_by_cached_key(|f| order_key(f));
     }
+}
+
+/// The encapsulation layers of a flow's first frame (out of line: rare, and it allocates).
+#[cold]
+#[inline(never)]
+fn encap_of(linktype: u32, frame: &[u8]) -> Box<[crate::decode::EncapLayer]> {
+    crate::decode::encap_layers(linktype, frame).into_boxed_slice()
+}
+
+/// An NFLOG prefix as kept on a flow (out of line: once per flow, and it allocates).
+#[cold]
+#[inline(never)]
+fn prefix_of(p: &[u8]) -> Box<str> {
+    String::from_utf8_lossy(p).into()
 }
 
 /// 0 for a packet from the client, 1 from the server. A flow from an endpoint to itself
