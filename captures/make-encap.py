@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """make-encap.py - wrap the packets of recorded plain captures in the
 encapsulations the test kernel cannot make (GRE, ip6gretap, ERSPAN II/III,
-Geneve, GTP-U, IP-in-IP, MPLS, MPLS Ethernet pseudowire, PPPoE, Teredo, sit),
-and one VXLAN file with the same inner flows in two VNIs.
+Geneve, GTP-U, IP-in-IP, MPLS, MPLS Ethernet pseudowire, PPPoE, Teredo, sit)
+and in the link layers of other capture points (IEEE 802.11, radiotap, Cisco
+HDLC), and one VXLAN file with the same inner flows in two VNIs.
 
 Usage: python3 captures/make-encap.py [DIR]   (default: this directory)
 
@@ -100,9 +101,11 @@ def mpls(labels, payload):
     return out + payload
 
 
-def wrap_all(src_name, out_name, wrap):
+def wrap_all(src_name, out_name, wrap, linktype=1):
+    """wrap(outer, up, n, frame, ethertype, ip) gives the new frame, or a list of frames
+    (the first at the packet's time, the others 1 us apart after it)."""
     header, end, frames = read_pcap(os.path.join(DIR, src_name))
-    header = header[:20] + struct.pack(end + "I", 1)
+    header = header[:20] + struct.pack(end + "I", linktype)
     client = frames[0][2][26:30] if frames[0][2][12:14] == b"\x08\x00" else frames[0][2][22:38]
     outer = Outer()
     out = []
@@ -111,7 +114,9 @@ def wrap_all(src_name, out_name, wrap):
         ip = d[14:]
         src = ip[12:16] if ethertype == 0x0800 else ip[8:24]
         up = src == client
-        out.append((sec, frac, wrap(outer, up, n, d, ethertype, ip)))
+        new = wrap(outer, up, n, d, ethertype, ip)
+        for i, f in enumerate(new if isinstance(new, list) else [new]):
+            out.append((sec, frac + i, f))
     write_pcap(out_name, header, end, out)
 
 
@@ -170,6 +175,41 @@ def main():
     # sit (IPv6 in IPv4, protocol 41).
     wrap_all("ipv6.pcap", "sit.pcap", lambda o, up, n, d, t, ip: eth(
         up, 0x0800, o.v4(up, 41, ip)))
+
+    # IEEE 802.11 (105): the client's packets as QoS data to the AP (To DS; every fifth
+    # one between two distribution systems, four addresses and an HT control field), the
+    # server's as plain data from the AP (From DS); a beacon before the first packet and a
+    # protected (encrypted) copy after every tenth, which cannot be read.
+    bssid, sta, gw = bytes.fromhex("02aa00000001"), MAC_C, MAC_S
+
+    def wifi(up, n, ip):
+        snap = b"\xaa\xaa\x03\x00\x00\x00\x08\x00" + ip
+        seq = struct.pack("<H", (n & 0xfff) << 4)
+        if up and n % 5 == 0:
+            hdr = bytes([0x88, 0x83]) + b"\0\0" + bssid + bssid + gw + seq + sta + b"\x00\x00" + b"\0\0\0\0"
+        elif up:
+            hdr = bytes([0x88, 0x01]) + b"\0\0" + bssid + sta + gw + seq + b"\x00\x00"
+        else:
+            hdr = bytes([0x08, 0x02]) + b"\0\0" + sta + bssid + gw + seq
+        frames = [hdr + snap]
+        if n == 0:
+            beacon = bytes([0x80, 0]) + b"\0\0" + b"\xff" * 6 + bssid + bssid + seq + bytes(12)
+            frames.insert(0, beacon)
+        if n % 10 == 9:
+            frames.append(bytes([0x88, 0x41]) + b"\0\0" + bssid + sta + gw + seq + b"\0\0" + bytes(8) + ip[:40])
+        return frames
+    wrap_all("vxlan-plain.pcap", "wifi.pcap", lambda o, up, n, d, t, ip: wifi(up, n, ip), 105)
+    # The same frames after a radiotap header (flags and rate present).
+    radiotap = struct.pack("<BBHIBB", 0, 0, 10, 0x6, 0, 0x6c)
+    wrap_all("vxlan-plain.pcap", "radiotap.pcap",
+             lambda o, up, n, d, t, ip: [radiotap + f for f in wifi(up, n, ip)], 127)
+    # Cisco HDLC (104): unicast address 0x0f, an SLARP keepalive (0x8035) before the first.
+    def chdlc(o, up, n, d, t, ip):
+        frames = [b"\x0f\x00\x08\x00" + ip]
+        if n == 0:
+            frames.insert(0, b"\x8f\x00\x80\x35" + struct.pack("!III", 2, 1, 0) + b"\xff\xff")
+        return frames
+    wrap_all("vxlan-plain.pcap", "chdlc.pcap", chdlc, 104)
 
     # The recorded VXLAN traffic, then the same frames with VNI 43 and other
     # outer source ports: the same inner 5-tuples in two tunnels.

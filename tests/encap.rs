@@ -59,7 +59,24 @@ const SAME_AS_PLAIN: &[(&str, &str, &[&str])] = &[
     ("pppoe.pcap", "vxlan-plain.pcap", &["pppoe"]),
     ("teredo.pcap", "ipv6.pcap", &["teredo"]),
     ("sit.pcap", "ipv6.pcap", &["ipv6-in-ip"]),
+    ("wifi.pcap", "vxlan-plain.pcap", &[]),
+    ("radiotap.pcap", "vxlan-plain.pcap", &[]),
+    ("chdlc.pcap", "vxlan-plain.pcap", &[]),
 ];
+
+/// 802.11 captures say what they could not read: the beacon carries no IP (stderr summary
+/// only), the protected frames are counted as undecodable in the text report.
+#[test]
+fn wireless_frames_not_read_are_said() {
+    for f in ["wifi.pcap", "radiotap.pcap"] {
+        let (code, out, err) = run(&["audit", cap(f).to_str().unwrap()]);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            out.contains("4 of 34 frames not decoded: 1 not IP, 3 malformed (802.11 frame protected (encrypted))"),
+            "{out}"
+        );
+    }
+}
 
 #[test]
 fn each_encapsulation_gives_the_flows_names_and_verdicts_of_plain_traffic() {

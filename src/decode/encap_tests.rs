@@ -54,8 +54,14 @@ fn inner_of(lt: u32, frame: &[u8]) -> (u32, Vec<EncapLayer>) {
     assert!(!p.truncated);
     let layers = encap_layers(lt, frame);
     assert_eq!(usize::from(p.encap_depth), layers.len());
-    // Tunnelled frames are routed by their inner addresses, through the full decode.
-    assert_eq!(tcp_udp_addresses(lt, frame), None);
+    // Tunnelled frames are routed by their inner addresses, through the full decode; other
+    // frames by the fast path.
+    let fast = tcp_udp_addresses(lt, frame);
+    if layers.is_empty() {
+        assert_eq!(fast, Some((p.ip.src, p.ip.dst)));
+    } else {
+        assert_eq!(fast, None);
+    }
     (p.ip.tunnel, layers)
 }
 
@@ -416,4 +422,75 @@ fn hostile_encapsulations_never_panic() {
             let _ = tcp_udp_addresses(1, &f);
         }
     }
+}
+
+/// An 802.11 data frame carrying `ip` after LLC/SNAP: `fc0` the first frame-control byte,
+/// `flags` the second, `extra` the bytes between the 24-byte header and LLC.
+fn wifi(fc0: u8, flags: u8, extra: &[u8], ip: &[u8]) -> Vec<u8> {
+    let mut v = vec![fc0, flags, 0, 0];
+    v.extend_from_slice(&[0x02; 18]);
+    v.extend_from_slice(&[0x10, 0]);
+    v.extend_from_slice(extra);
+    v.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+    v.extend_from_slice(ip);
+    v
+}
+
+#[test]
+fn wireless_and_cisco_hdlc_link_layers() {
+    let ip = inner();
+    // Plain data to the AP, QoS data from it, a four-address QoS frame with HT control.
+    for f in [
+        wifi(0x08, 0x01, &[], &ip),
+        wifi(0x88, 0x02, &[0, 0], &ip),
+        wifi(
+            0x88,
+            0x83,
+            &[0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0, 0, 1, 2, 3, 4],
+            &ip,
+        ),
+    ] {
+        inner_of(105, &f);
+        // Radiotap: version 0, length 12, then the 802.11 frame.
+        let mut r = vec![0, 0, 12, 0, 0x02, 0, 0, 0, 0, 0, 0, 0];
+        r.extend_from_slice(&f);
+        inner_of(127, &r);
+    }
+    // Protected, management, null data, not SNAP, cut.
+    assert_eq!(
+        decode(105, &wifi(0x88, 0x41, &[0, 0], &ip)).unwrap_err(),
+        Skip::Malformed("802.11 frame protected (encrypted)")
+    );
+    assert_eq!(
+        decode(105, &wifi(0x80, 0, &[], &ip)).unwrap_err(),
+        Skip::NotIp(0)
+    );
+    assert_eq!(
+        decode(105, &wifi(0x48, 1, &[], &ip)).unwrap_err(),
+        Skip::NotIp(0)
+    );
+    let mut not_snap = wifi(0x08, 1, &[], &ip);
+    not_snap[24] = 0x42;
+    assert_eq!(decode(105, &not_snap).unwrap_err(), Skip::NotIp(0));
+    assert_eq!(
+        decode(105, &wifi(0x08, 1, &[], &ip)[..20]).unwrap_err(),
+        Skip::Malformed("802.11 header cut")
+    );
+    assert!(matches!(
+        decode(127, &[1, 0, 8, 0, 0, 0, 0, 0]),
+        Err(Skip::Malformed(_))
+    ));
+    // Cisco HDLC: IPv4, and SLARP is not IP.
+    let mut h = vec![0x0f, 0, 0x08, 0x00];
+    h.extend_from_slice(&ip);
+    inner_of(104, &h);
+    assert_eq!(
+        decode(104, &[0x8f, 0, 0x80, 0x35, 0, 0]).unwrap_err(),
+        Skip::NotIp(0x8035)
+    );
+    // Linux SLL carrying GRE.
+    let g = gre(0x2000, 0x0800, &[0, 0, 0, 3], &ip);
+    let f = super::testutil::sll(0, 1, 0x0800, &outer(47, false, &g));
+    let (_, l) = inner_of(113, &f);
+    assert_eq!((kinds(&l), l[0].id), (vec!["gre"], Some(3)));
 }

@@ -30,6 +30,12 @@ pub mod linktype {
     pub const IPV4: u32 = 228;
     /// Raw IPv6 only.
     pub const IPV6: u32 = 229;
+    /// Cisco HDLC: address, control, then an ethertype.
+    pub const C_HDLC: u32 = 104;
+    /// IEEE 802.11 frames (no radio header).
+    pub const IEEE802_11: u32 = 105;
+    /// IEEE 802.11 frames after a radiotap header.
+    pub const IEEE802_11_RADIOTAP: u32 = 127;
     /// Linux netfilter log messages (`tcpdump -i nflog:N`): a 4-byte header and TLVs.
     pub const NFLOG: u32 = 239;
     /// Linux "cooked" capture v2 (20-byte header).
@@ -161,6 +167,23 @@ pub(super) fn frame(lt: u32, data: &[u8]) -> Result<Framed<'_>, Skip> {
             }
         }
         l::NFLOG => nflog(data),
+        l::C_HDLC => {
+            // Address (0x0f unicast, 0x8f broadcast), control 0, protocol (an ethertype).
+            let proto = be16(data, 2).ok_or(Skip::Malformed("Cisco HDLC header cut"))?;
+            ether(proto, data.get(4..).unwrap_or_default())
+        }
+        l::IEEE802_11 => wifi(data),
+        l::IEEE802_11_RADIOTAP => {
+            // Version 0, padding, then the header's whole length (little-endian).
+            let len = match data {
+                [0, _, lo, hi, ..] => usize::from(u16::from_le_bytes([*lo, *hi])),
+                _ => return Err(Skip::Malformed("radiotap header cut or of another version")),
+            };
+            let frame = data
+                .get(len.max(8)..)
+                .ok_or(Skip::Malformed("radiotap header cut or of another version"))?;
+            wifi(frame)
+        }
         other => Err(Skip::UnsupportedLinkType(other)),
     }
 }
@@ -253,6 +276,46 @@ fn nflog(data: &[u8]) -> Result<Framed<'_>, Skip> {
             len: u8::try_from(p.len()).unwrap_or(u8::MAX),
         }),
     })
+}
+
+/// An IEEE 802.11 frame: data frames (plain or QoS, any To/From-DS combination: a frame
+/// between two distribution systems has a fourth address) carrying LLC/SNAP with an ethertype.
+/// Management and control frames, null data and non-SNAP payloads carry no IP; a protected
+/// (encrypted) data frame cannot be read.
+#[cold]
+#[inline(never)]
+fn wifi(data: &[u8]) -> Result<Framed<'_>, Skip> {
+    const CUT: Skip = Skip::Malformed("802.11 header cut");
+    let (&fc0, &flags) = (data.first().ok_or(CUT)?, data.get(1).ok_or(CUT)?);
+    let (version, ty, subtype) = (fc0 & 0x03, (fc0 >> 2) & 0x03, fc0 >> 4);
+    if version != 0 {
+        return Err(Skip::Malformed("802.11 frame of another protocol version"));
+    }
+    // Type 2 is data; subtypes with bit 2 set (null, CF-ack/poll only) carry nothing.
+    if ty != 2 || subtype & 0x4 != 0 {
+        return Err(Skip::NotIp(0));
+    }
+    if flags & 0x40 != 0 {
+        return Err(Skip::Malformed("802.11 frame protected (encrypted)"));
+    }
+    let mut at = 24;
+    if flags & 0x03 == 0x03 {
+        at += 6; // To DS and From DS: four addresses
+    }
+    if subtype & 0x8 != 0 {
+        at += 2; // QoS control
+        if flags & 0x80 != 0 {
+            at += 4; // HT control (the Order bit of a QoS frame)
+        }
+    }
+    let body = data.get(at..).ok_or(CUT)?;
+    match body {
+        [0xaa, 0xaa, 0x03, 0, 0, 0, hi, lo, rest @ ..] => {
+            ether(u16::from_be_bytes([*hi, *lo]), rest)
+        }
+        [_, _, _, _, _, _, _, _, ..] => Err(Skip::NotIp(0)),
+        _ => Err(Skip::Malformed("802.11 LLC/SNAP header cut")),
+    }
 }
 
 /// BSD address family -> IP version (AF_INET is 2 everywhere; AF_INET6 is 24 on
