@@ -23,6 +23,9 @@ extract() {
       nb = match(b, /:[0-9]+$/); bp = substr(b, nb + 1); ba = substr(b, 1, nb - 1)
       # fields after "<-> B": frames_from_B, bytes, unit, frames_from_A, bytes, unit, ...
       from_b = $4; from_a = $7
+      # the outer UDP of a tunnel (VXLAN, Geneve, GTP-U, Teredo) is not a flow: allowscope
+      # reads the conversation inside it, which tshark lists too
+      if (p == "udp" && (ap ~ /^(4789|6081|2152|3544)$/ || bp ~ /^(4789|6081|2152|3544)$/)) next
       print p, aa, ap, ba, bp, from_a, from_b
     }' | sort
 }

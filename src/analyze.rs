@@ -375,13 +375,20 @@ impl Worker {
                     self.truncated += 1;
                 }
                 let cut = cut || pkt.truncated;
+                let outer = crate::flow::Outer {
+                    nflog_prefix: pkt.nflog_prefix(frame.data),
+                    encap_frame: (pkt.encap_depth > 0).then_some((frame.linktype, frame.data)),
+                };
                 let (table, pending, dns) = (&mut self.table, &mut self.pending, &mut self.udp_dns);
                 let seen = &mut self.seen;
+                // MAC addresses are the host's only on a plain frame (a tunnel's are its
+                // endpoints').
+                let link = (pkt.encap_depth == 0).then_some(frame);
                 let mut feed = |ip: &crate::decode::IpHeader, l4: &L4<'_>, cut: bool| {
                     if let L4::Udp(u) = l4 {
                         if u.src_port == 53 || u.dst_port == 53 {
                             if let Some(e) = udp_dns(frame.ts_ns, ip, u) {
-                                sight(seen, frame, ip, !e.message.response);
+                                sight(seen, link, ip, !e.message.response);
                                 dns.push((seq, e));
                             }
                         }
@@ -392,16 +399,22 @@ impl Worker {
                         L4::Tcp(t)
                             if t.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN =>
                         {
-                            sight(seen, frame, ip, true)
+                            sight(seen, link, ip, true)
                         }
                         L4::Icmp(i) if i.v6 && (133..=136).contains(&i.icmp_type) => {
-                            sight(seen, frame, ip, true)
+                            sight(seen, link, ip, true)
                         }
                         _ => {}
                     }
-                    table.packet(frame.ts_ns, frame.orig_len, cut, ip, l4, &mut |f| {
-                        pending.push(f)
-                    });
+                    table.packet_outer(
+                        frame.ts_ns,
+                        frame.orig_len,
+                        cut,
+                        ip,
+                        l4,
+                        &outer,
+                        &mut |f| pending.push(f),
+                    );
                 };
                 if let L4::Fragment(fr) = &pkt.l4 {
                     self.frag_now = self.frag_now.max(frag_now).max(frame.ts_ns);
@@ -493,6 +506,13 @@ impl Worker {
 }
 
 impl SkipCounts {
+    /// Frames skipped for any reason.
+    pub fn total(&self) -> u64 {
+        self.not_ip
+            + self.unsupported_linktype.values().sum::<u64>()
+            + self.malformed.values().sum::<u64>()
+    }
+
     pub(crate) fn count(&mut self, skip: Skip) {
         match skip {
             Skip::UnsupportedLinkType(lt) => *self.unsupported_linktype.entry(lt).or_default() += 1,
@@ -577,6 +597,16 @@ pub(crate) fn finish_result(
         .map(|w| format!("{name}: {w}"))
         .collect();
     summary.error = error.map(|e| format!("{name}: {e}"));
+    // Nothing silent: a capture none of whose frames could be decoded is an error (exit 2),
+    // not an empty report.
+    if summary.error.is_none() && summary.packets > 0 && summary.skipped.total() >= summary.packets
+    {
+        summary.error = Some(format!(
+            "{name}: {} ({})",
+            crate::report::nothing_decoded(&summary),
+            crate::report::skip_reasons(&summary.skipped)
+        ));
+    }
     FileResult {
         summary,
         flows,
@@ -587,10 +617,11 @@ pub(crate) fn finish_result(
 /// Notes the MAC address `ip`'s source (`from_source`) or destination was on in `frame`.
 fn sight(
     seen: &mut crate::names::Sightings,
-    frame: &Frame<'_>,
+    frame: Option<&Frame<'_>>,
     ip: &crate::decode::IpHeader,
     from_source: bool,
 ) {
+    let Some(frame) = frame else { return };
     let (src, dst) = crate::names::frame_macs(frame.linktype, frame.data);
     let pair = if from_source {
         src.map(|m| (ip.src, m))

@@ -400,6 +400,7 @@ mod tests {
             ip_id: Some(7),
             proto,
             payload_len: 20,
+            tunnel: 0,
         }
     }
 
@@ -409,6 +410,8 @@ mod tests {
             ip,
             l4,
             truncated: false,
+            encap_depth: 0,
+            nflog_at: Default::default(),
         }
     }
 

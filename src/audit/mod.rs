@@ -489,6 +489,16 @@ fn rank(o: Outcome) -> u8 {
     }
 }
 
+/// The evidence, and for a flow from an NFLOG capture the rule that logged it: "logged by
+/// rule 'AML-DENY'" (the prefix as the wire gave it; reports escape it for their medium).
+fn with_log_rule(evidence: String, f: &Flow) -> String {
+    match (&f.nflog_prefix, evidence.is_empty()) {
+        (None, _) => evidence,
+        (Some(p), true) => format!("logged by rule '{p}'"),
+        (Some(p), false) => format!("{evidence}; logged by rule '{p}'"),
+    }
+}
+
 /// Judges one flow against the catalog.
 pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
     let Some(name) = f.facts.name.as_deref() else {
@@ -503,7 +513,7 @@ pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
             verdict: Verdict::Unattributed,
             mechanism,
             confidence,
-            evidence,
+            evidence: with_log_rule(evidence, f),
             entry: None,
             entry_id: None,
             port_mismatch: false,
@@ -581,7 +591,7 @@ pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
         verdict,
         mechanism,
         confidence,
-        evidence,
+        evidence: with_log_rule(evidence, f),
         entry: best.map(|m| m.entry),
         entry_id: entry.map(|e| e.id.clone()),
         port_mismatch,

@@ -163,7 +163,21 @@ pub fn write_audit(
                 }
             }
         }
-        AuditFormat::Text => text(out, audit, color, per_file)?,
+        AuditFormat::Text => {
+            // Inputs that lost frames are said first: an empty report must not look clean.
+            let notes: Vec<String> = results
+                .iter()
+                .filter_map(|r| crate::report::undecoded_note(&r.summary))
+                .collect();
+            if !notes.is_empty() {
+                writeln!(out, "Undecoded frames")?;
+                for n in &notes {
+                    writeln!(out, "  {n}")?;
+                }
+                writeln!(out)?;
+            }
+            text(out, audit, color, per_file)?
+        }
         AuditFormat::Markdown => markdown(out, audit, per_file)?,
     }
     out.flush()

@@ -13,6 +13,10 @@ use rustc_hash::FxHashMap;
 use super::ip::MAX_DATAGRAM;
 use super::{FragKey, Fragment, IpHeader};
 
+/// A datagram: its fragment key and the tunnel its fragments came through
+/// (`IpHeader::tunnel`), so the same datagram id in two tunnels is two datagrams.
+type Key = (FragKey, u32);
+
 /// Counters kept by a [`Defragmenter`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DefragStats {
@@ -133,10 +137,10 @@ pub struct Defragmenter {
     max_bytes: usize,
     max_datagrams: usize,
     timeout_ns: i64,
-    pending: FxHashMap<FragKey, Pending>,
+    pending: FxHashMap<Key, Pending>,
     /// Pending datagrams by (last activity, sequence): the first is the least recently
     /// active, expired or evicted first.
-    activity: BTreeMap<(i64, u64), FragKey>,
+    activity: BTreeMap<(i64, u64), Key>,
     next_seq: u64,
     buffered: usize,
     stats: DefragStats,
@@ -203,7 +207,7 @@ impl Defragmenter {
     pub fn push(&mut self, ts_ns: i64, ip: &IpHeader, frag: &Fragment<'_>) -> Option<Reassembled> {
         self.stats.fragments += 1;
         self.expire(ts_ns);
-        let key = frag.key;
+        let key = (frag.key, ip.tunnel);
         let start = frag.offset;
         let declared_end = u64::from(start) + u64::from(frag.data_len);
         if declared_end > u64::from(MAX_DATAGRAM) {
@@ -288,7 +292,7 @@ impl Defragmenter {
             self.stats.completed += 1;
             return Some(Reassembled {
                 ip: IpHeader {
-                    proto: key.proto,
+                    proto: key.0.proto,
                     payload_len: total,
                     ..first
                 },
@@ -324,7 +328,7 @@ impl Defragmenter {
     }
 
     /// Remove a datagram and its bookkeeping.
-    fn remove(&mut self, key: &FragKey) -> Option<Pending> {
+    fn remove(&mut self, key: &Key) -> Option<Pending> {
         let p = self.pending.remove(key)?;
         self.activity.remove(&p.activity);
         self.buffered = self.buffered.saturating_sub(p.footprint());
@@ -332,7 +336,7 @@ impl Defragmenter {
     }
 
     /// Drop the least recently active datagram other than `keep`; false if there is none.
-    fn evict_oldest(&mut self, keep: Option<&FragKey>) -> bool {
+    fn evict_oldest(&mut self, keep: Option<&Key>) -> bool {
         let victim = self.activity.values().find(|k| Some(*k) != keep).copied();
         match victim {
             Some(k) => {
@@ -715,6 +719,7 @@ mod tests {
                 ip_id: Some(key.id as u16),
                 proto: 17,
                 payload_len: len as u32,
+                tunnel: 0,
             };
             if let Some(r) = d.push(i * 1000, &ip, &frag) {
                 assert_eq!(r.data.len(), r.ip.payload_len as usize);

@@ -138,6 +138,7 @@ fn ipv4_plain(data: &[u8]) -> Option<Net<'_>> {
             ip_id: Some(h.id),
             proto: h.proto,
             payload_len: len32(h.total - 20),
+            tunnel: 0,
         },
         truncated: false,
         body: Body::Transport(body),
@@ -173,6 +174,7 @@ fn ipv4_lax(data: &[u8]) -> Result<Net<'_>, &'static str> {
         ip_id: Some(h.identification()),
         proto: raw_proto,
         payload_len: declared,
+        tunnel: 0,
     };
 
     let offset = u32::from(h.fragments_offset().byte_offset());
@@ -248,6 +250,7 @@ pub(super) fn ipv6(data: &[u8]) -> Result<Net<'_>, &'static str> {
         ip_id: None,
         proto: h.next_header().0,
         payload_len: declared,
+        tunnel: 0,
     };
     let (ext, after) = walk_v6(h.next_header().0, ip_payload);
     let rest = ip_payload.get(after..).unwrap_or_default();
@@ -658,6 +661,7 @@ mod tests {
             ip_id: Some(1),
             proto: 17,
             payload_len: 12,
+            tunnel: 0,
         };
         let (l4, short) = transport_of(ip, &seg);
         assert!(!short);

@@ -27,15 +27,19 @@
 use std::net::IpAddr;
 
 mod defrag;
+#[cfg(test)]
+mod encap_tests;
 mod ip;
 mod link;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 pub(crate) mod testutil;
+mod tunnel;
 
 pub use defrag::{defaults as defrag_defaults, DefragStats, Defragmenter, Reassembled};
 pub use link::{ethertype, linktype};
+pub use tunnel::{port as tunnel_port, EncapKind, EncapLayer, MAX_DEPTH as MAX_ENCAP_DEPTH};
 
 /// TCP flag bits as they appear in the header's flags byte.
 pub mod tcp_flags {
@@ -81,6 +85,31 @@ pub struct Packet<'a> {
     /// True when the capture cut the packet before the end its headers declare
     /// (snap length): the layers that parsed are still present.
     pub truncated: bool,
+    /// Encapsulation layers (tunnels, MPLS labels, PPPoE) walked to reach `ip`: 0 for a
+    /// plain packet. [`encap_layers`] lists them.
+    pub encap_depth: u8,
+    /// NFLOG: where the log prefix of the rule that logged the packet is in the frame (see
+    /// [`Packet::nflog_prefix`]); kept as an offset to keep the packet small.
+    pub nflog_at: PrefixAt,
+}
+
+/// Where an NFLOG prefix lies in its frame: `len` 0 for none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrefixAt {
+    pub at: u16,
+    pub len: u8,
+}
+
+impl Packet<'_> {
+    /// The NFLOG log prefix of the packet, from `frame`, the bytes it was decoded from.
+    #[inline]
+    pub fn nflog_prefix<'f>(&self, frame: &'f [u8]) -> Option<&'f [u8]> {
+        let PrefixAt { at, len } = self.nflog_at;
+        if len == 0 {
+            return None;
+        }
+        frame.get(usize::from(at)..usize::from(at) + usize::from(len))
+    }
 }
 
 /// The facts of the (innermost) IP header.
@@ -99,6 +128,10 @@ pub struct IpHeader {
     /// Length of the transport-layer bytes as the IP header declares it (may exceed what
     /// was captured).
     pub payload_len: u32,
+    /// The tunnel the packet came through, as a hash of its layers' kinds, outer endpoints
+    /// (either way round) and VNI / key / session: 0 when none (plain traffic, MPLS, PPPoE).
+    /// Part of the flow key, so the same inner 5-tuple in two tunnels gives two flows.
+    pub tunnel: u32,
 }
 
 /// The transport layer of a packet, borrowing from the frame.
@@ -255,8 +288,22 @@ pub fn decode(linktype: u32, data: &[u8]) -> Result<Packet<'_>, Skip> {
     let net = match framed.version {
         link::IpVersion::V4 => ip::ipv4(framed.ip),
         link::IpVersion::V6 => ip::ipv6(framed.ip),
+        link::IpVersion::Mpls | link::IpVersion::Pppoe => {
+            return tunnel::walk(framed, None, |_| {})
+        }
     }
     .map_err(Skip::Malformed)?;
+    if let ip::Body::Transport(t) = net.body {
+        if tunnel::candidate(net.ip.proto, t) {
+            return tunnel::walk(framed, Some(net), |_| {});
+        }
+    }
+    Ok(finish(framed.vlans, net, framed.prefix))
+}
+
+/// The packet of a parsed (innermost) IP layer.
+#[inline(always)]
+fn finish(vlans: [Option<u16>; 2], net: ip::Net<'_>, prefix: PrefixAt) -> Packet<'_> {
     let (l4, cut) = match net.body {
         ip::Body::Transport(t) => ip::transport(net.ip.proto, t, net.ip.payload_len),
         ip::Body::Fragment(f) => (L4::Fragment(f), false),
@@ -267,41 +314,84 @@ pub fn decode(linktype: u32, data: &[u8]) -> Result<Packet<'_>, Skip> {
             false,
         ),
     };
-    Ok(Packet {
-        vlans: framed.vlans,
+    Packet {
+        vlans,
         ip: net.ip,
         l4,
         truncated: net.truncated || cut,
-    })
+        encap_depth: 0,
+        nflog_at: prefix,
+    }
+}
+
+/// The encapsulation layers of a frame, outermost first, as [`decode`] walks them (empty for
+/// a plain packet; the layers before a malformed one when the walk fails). Allocates: for a
+/// flow's first packet, not for every packet.
+pub fn encap_layers(linktype: u32, data: &[u8]) -> Vec<EncapLayer> {
+    let mut layers = Vec::new();
+    let Ok(framed) = link::frame(linktype, data) else {
+        return layers;
+    };
+    let net = match framed.version {
+        link::IpVersion::V4 => ip::ipv4(framed.ip),
+        link::IpVersion::V6 => ip::ipv6(framed.ip),
+        link::IpVersion::Mpls | link::IpVersion::Pppoe => {
+            let _ = tunnel::walk(framed, None, |l| layers.push(*l));
+            return layers;
+        }
+    };
+    if let Ok(net) = net {
+        if matches!(net.body, ip::Body::Transport(t) if tunnel::candidate(net.ip.proto, t)) {
+            let _ = tunnel::walk(framed, Some(net), |l| layers.push(*l));
+        }
+    }
+    layers
 }
 
 /// The source and destination addresses of a plain (unfragmented) TCP or UDP packet, read
 /// straight from the IP header without decoding the rest: what a reader that only routes
 /// frames needs. `None` for anything else (fragments, ICMP, IPv6 extension headers, other
-/// protocols, headers that do not look whole), which then needs [`decode`]. When it gives
-/// addresses and [`decode`] succeeds, they are the packet's `ip.src` and `ip.dst`, and the
-/// packet is not a fragment.
+/// protocols, tunnels and UDP to or from a tunnel port, headers that do not look whole),
+/// which then needs [`decode`]. When it gives addresses and [`decode`] succeeds, they are the
+/// packet's `ip.src` and `ip.dst`, and the packet is not a fragment.
 #[inline]
 pub fn tcp_udp_addresses(linktype: u32, data: &[u8]) -> Option<(IpAddr, IpAddr)> {
     let framed = link::frame(linktype, data).ok()?;
     let h = framed.ip;
     match framed.version {
         link::IpVersion::V4 => {
-            let h = ip::v4_fixed(h)?;
-            if h.ihl < 5 || h.fragment || !matches!(h.proto, ipproto::TCP | ipproto::UDP) {
+            let f = ip::v4_fixed(h)?;
+            if f.ihl < 5 || f.fragment || !matches!(f.proto, ipproto::TCP | ipproto::UDP) {
                 return None;
             }
-            Some((h.src, h.dst))
+            if f.proto == ipproto::UDP && udp_tunnel_ports(h, usize::from(f.ihl) * 4) {
+                return None;
+            }
+            Some((f.src, f.dst))
         }
         link::IpVersion::V6 => {
-            let h: &[u8; 40] = h.get(..40)?.try_into().ok()?;
-            if h[0] >> 4 != 6 || !matches!(h[6], ipproto::TCP | ipproto::UDP) {
+            let h6: &[u8; 40] = h.get(..40)?.try_into().ok()?;
+            if h6[0] >> 4 != 6 || !matches!(h6[6], ipproto::TCP | ipproto::UDP) {
                 return None;
             }
-            let src: [u8; 16] = h[8..24].try_into().ok()?;
-            let dst: [u8; 16] = h[24..40].try_into().ok()?;
+            if h6[6] == ipproto::UDP && udp_tunnel_ports(h, 40) {
+                return None;
+            }
+            let src: [u8; 16] = h6[8..24].try_into().ok()?;
+            let dst: [u8; 16] = h6[24..40].try_into().ok()?;
             Some((IpAddr::from(src), IpAddr::from(dst)))
         }
+        link::IpVersion::Mpls | link::IpVersion::Pppoe => None,
+    }
+}
+
+/// Whether the UDP header at `at` may start a tunnel (a cut header counts as one: the full
+/// decode then decides).
+#[inline]
+fn udp_tunnel_ports(ip: &[u8], at: usize) -> bool {
+    match (ip::be16(ip, at), ip::be16(ip, at + 2)) {
+        (Some(s), Some(d)) => tunnel::tunnel_ports(s, d),
+        _ => true,
     }
 }
 

@@ -98,6 +98,8 @@ struct Key {
     hi_port: u16,
     /// The protocol, and 0x80 for IPv6 (an IPv4 address and `::a.b.c.d` differ).
     proto: u8,
+    /// The tunnel the flow's packets came through (`IpHeader::tunnel`), 0 for none.
+    tunnel: u32,
 }
 
 /// An address as the two halves of its 128 bits (IPv4 in the low one) and whether it is IPv6.
@@ -115,8 +117,9 @@ fn halves(ip: IpAddr) -> ([u64; 2], bool) {
 impl std::hash::Hash for Key {
     #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // Whole words only (an array's derived hash would write its length first).
-        state.write_u64(self.lo[0]);
+        // Whole words only (an array's derived hash would write its length first). The tunnel
+        // is folded into the first (0 for plain traffic: the same hash as without it).
+        state.write_u64(self.lo[0] ^ u64::from(self.tunnel));
         state.write_u64(self.lo[1]);
         state.write_u64(self.hi[0]);
         state.write_u64(self.hi[1]);
@@ -128,7 +131,7 @@ impl std::hash::Hash for Key {
 
 impl Key {
     #[inline]
-    fn new(proto: Proto, a: Endpoint, b: Endpoint) -> Key {
+    fn new(proto: Proto, a: Endpoint, b: Endpoint, tunnel: u32) -> Key {
         let (ia, v6) = halves(a.ip);
         let (ib, _) = halves(b.ip);
         let proto = proto as u8 | if v6 { 0x80 } else { 0 };
@@ -139,6 +142,7 @@ impl Key {
                 lo_port: a.port,
                 hi_port: b.port,
                 proto,
+                tunnel,
             }
         } else {
             Key {
@@ -147,6 +151,7 @@ impl Key {
                 lo_port: b.port,
                 hi_port: a.port,
                 proto,
+                tunnel,
             }
         }
     }
@@ -395,6 +400,23 @@ pub struct Flow {
     /// flow and finished it (`u64::MAX`: still alive at the end of the input), so that the
     /// most flows alive at once can be counted across several tables (see [`peak_live`]).
     pub life: (u64, u64),
+    /// The tunnel of the flow's packets (`IpHeader::tunnel`): 0 for plain traffic.
+    pub tunnel: u32,
+    /// The encapsulation layers of the flow's first packet, outermost first (tunnels with
+    /// their outer endpoints, MPLS labels, PPPoE session); empty for plain traffic.
+    pub encap: Box<[crate::decode::EncapLayer]>,
+    /// NFLOG: the log prefix of the rule that logged the flow's first logged packet.
+    pub nflog_prefix: Option<Box<str>>,
+}
+
+/// What a packet's link and tunnel layers say besides its IP header, kept on its flow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outer<'a> {
+    /// NFLOG: the log prefix of the rule that logged the packet.
+    pub nflog_prefix: Option<&'a [u8]>,
+    /// The frame (link type, bytes) when it came through encapsulation layers: a new flow
+    /// reads them from it (see [`crate::decode::encap_layers`]).
+    pub encap_frame: Option<(u32, &'a [u8])>,
 }
 
 /// Client datagrams kept per UDP flow for the QUIC extractor.
@@ -406,7 +428,7 @@ impl Flow {
     /// The table's key of this flow (see `map`).
     #[inline]
     fn key(&self) -> Key {
-        Key::new(self.proto, self.client, self.server)
+        Key::new(self.proto, self.client, self.server, self.tunnel)
     }
 
     fn new(proto: Proto, client: Endpoint, server: Endpoint, ts: i64) -> Flow {
@@ -432,6 +454,9 @@ impl Flow {
             facts: Default::default(),
             life: (0, u64::MAX),
             timer_ns: i64::MAX,
+            tunnel: 0,
+            encap: Box::default(),
+            nflog_prefix: None,
         }
     }
 
@@ -707,6 +732,22 @@ impl FlowTable {
         l4: &L4<'_>,
         sink: &mut impl FnMut(Box<Flow>),
     ) {
+        self.packet_outer(ts, wire_len, cut, ip, l4, &Outer::default(), sink);
+    }
+
+    /// [`FlowTable::packet`], with what the packet's link and tunnel layers said (`outer`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn packet_outer(
+        &mut self,
+        ts: i64,
+        wire_len: u32,
+        cut: bool,
+        ip: &IpHeader,
+        l4: &L4<'_>,
+        outer: &Outer<'_>,
+        sink: &mut impl FnMut(Box<Flow>),
+    ) {
         if self.self_clocked {
             if ts > self.now {
                 self.now = ts;
@@ -716,7 +757,7 @@ impl FlowTable {
             }
         }
         match l4 {
-            L4::Tcp(t) => self.tcp(ts, wire_len, cut, ip, t, sink),
+            L4::Tcp(t) => self.tcp(ts, wire_len, cut, ip, t, outer, sink),
             L4::Udp(u) => {
                 let src = Endpoint {
                     ip: ip.src,
@@ -728,8 +769,8 @@ impl FlowTable {
                 };
                 let budget = self.budget;
                 let mut kept = 0;
-                let key = Key::new(Proto::Udp, src, dst);
-                let flow = self.entry(key, Proto::Udp, src, dst, ts, sink, || {
+                let key = Key::new(Proto::Udp, src, dst, ip.tunnel);
+                let flow = self.entry(key, Proto::Udp, src, dst, ts, outer, sink, || {
                     // First sender is the client, unless it speaks from a service port to a
                     // port that is not one.
                     is_service_port(u.src_port) && !is_service_port(u.dst_port)
@@ -782,17 +823,18 @@ impl FlowTable {
                     ip: ip.dst,
                     port: id,
                 };
-                let flow = self.entry(Key::new(proto, src, dst), proto, src, dst, ts, sink, || {
-                    !request
-                });
+                let key = Key::new(proto, src, dst, ip.tunnel);
+                let flow = self.entry(key, proto, src, dst, ts, outer, sink, || !request);
                 let d = dir_of(flow, &src);
                 account(flow, d, ts, wire_len, cut, ip.ttl, ip.payload_len as u64);
             }
-            L4::IcmpError(e) => self.icmp_error(ts, ip, e, sink),
+            L4::IcmpError(e) => self.icmp_error(ts, ip, e, outer, sink),
             L4::Fragment(_) | L4::Other { .. } => self.stats.other_proto += 1,
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn tcp(
         &mut self,
         ts: i64,
@@ -800,6 +842,7 @@ impl FlowTable {
         cut: bool,
         ip: &IpHeader,
         t: &crate::decode::Tcp<'_>,
+        outer: &Outer<'_>,
         sink: &mut impl FnMut(Box<Flow>),
     ) {
         let src = Endpoint {
@@ -813,7 +856,7 @@ impl FlowTable {
         let syn = t.flags & (tf::SYN | tf::ACK) == tf::SYN;
         let synack = t.flags & (tf::SYN | tf::ACK) == tf::SYN | tf::ACK;
         // A new SYN with a new ISN on a closed connection starts a new flow (port reuse).
-        let key = Key::new(Proto::Tcp, src, dst);
+        let key = Key::new(Proto::Tcp, src, dst, ip.tunnel);
         if syn {
             if let Some(old) = self.map.get(&key) {
                 let isn_differs = old.dirs[dir_of(old, &src)].isn.is_some_and(|i| i != t.seq);
@@ -830,7 +873,7 @@ impl FlowTable {
         // (entry() may give budget back when it evicts flows).
         let start_budget = self.budget;
         let mut budget = start_budget;
-        let flow = self.entry(key, Proto::Tcp, src, dst, ts, sink, || {
+        let flow = self.entry(key, Proto::Tcp, src, dst, ts, outer, sink, || {
             // Orientation: the SYN sender; the receiver of a SYN-ACK; else the first sender,
             // unless it speaks from a service port to a non-service port.
             if syn {
@@ -940,6 +983,7 @@ impl FlowTable {
         ts: i64,
         ip: &IpHeader,
         e: &IcmpError,
+        outer: &Outer<'_>,
         sink: &mut impl FnMut(Box<Flow>),
     ) {
         let Some(q) = e.quoted else {
@@ -962,12 +1006,12 @@ impl FlowTable {
             ip: q.dst,
             port: q.dst_port,
         };
-        let key = Key::new(proto, src, dst);
+        let key = Key::new(proto, src, dst, ip.tunnel);
         if !self.map.contains_key(&key) {
             self.stats.icmp_errors_unmatched += 1;
         }
         // The quoted packet was sent by the flow's client (usually): it is the first sender.
-        let flow = self.entry(key, proto, src, dst, ts, sink, || false);
+        let flow = self.entry(key, proto, src, dst, ts, outer, sink, || false);
         flow.last_ns = flow.last_ns.max(ts);
         flow.icmp.push(IcmpNote {
             v6: e.v6,
@@ -979,10 +1023,12 @@ impl FlowTable {
     }
 
     /// Finds or creates the flow of a packet from `src` to `dst`. For a new flow, `flip` says
-    /// whether `src` is the server. `key` is `Key::new(proto, src, dst)`, which the caller
+    /// whether `src` is the server, and `outer` gives its encapsulation layers; the first
+    /// NFLOG prefix is kept. `key` is `Key::new(proto, src, dst, tunnel)`, which the caller
     /// has computed already: computing it again here measurably cost (about 1% of all
     /// instructions, as did bundling the four into a struct).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn entry(
         &mut self,
         key: Key,
@@ -990,10 +1036,11 @@ impl FlowTable {
         src: Endpoint,
         dst: Endpoint,
         ts: i64,
+        outer: &Outer<'_>,
         sink: &mut impl FnMut(Box<Flow>),
         flip: impl FnOnce() -> bool,
     ) -> &mut Flow {
-        debug_assert!(key == Key::new(proto, src, dst));
+        debug_assert!(key == Key::new(proto, src, dst, key.tunnel));
         if self.map.len() >= self.cfg.max_flows && !self.map.contains_key(&key) {
             self.evict(sink);
         }
@@ -1003,11 +1050,13 @@ impl FlowTable {
         let (timers, cfg) = (&mut self.timers, &self.cfg);
         // The flow of this key: the same protocol and the same two endpoints, either way round
         // (what comparing keys says, without computing the flow's key).
+        let tunnel = key.tunnel;
         let is = |f: &Flow| {
             f.proto == proto
                 && ((f.client == src && f.server == dst) || (f.client == dst && f.server == src))
+                && f.tunnel == tunnel
         };
-        self.map.get_or_insert_with(&key, is, || {
+        let flow = self.map.get_or_insert_with(&key, is, || {
             let flipped = flip();
             let (client, server) = if flipped { (dst, src) } else { (src, dst) };
             let mut f = Flow::new(proto, client, server, ts);
@@ -1018,10 +1067,20 @@ impl FlowTable {
             if flipped {
                 f.history.add(true, b'^');
             }
+            f.tunnel = tunnel;
+            if let Some((lt, frame)) = outer.encap_frame {
+                f.encap = encap_of(lt, frame);
+            }
             stats.flows += 1;
             stats.peak_live = stats.peak_live.max(live as u64 + 1);
             Box::new(f)
-        })
+        });
+        if let Some(p) = outer.nflog_prefix {
+            if flow.nflog_prefix.is_none() {
+                flow.nflog_prefix = Some(prefix_of(p));
+            }
+        }
+        flow
     }
 
     /// How long `f` may stay idle before it is finished.
@@ -1134,8 +1193,8 @@ pub fn order(a: &Flow, b: &Flow) -> std::cmp::Ordering {
 }
 
 /// What [`order`] compares.
-pub fn order_key(f: &Flow) -> (i64, Proto, Endpoint, Endpoint) {
-    (f.first_ns, f.proto, f.client, f.server)
+pub fn order_key(f: &Flow) -> (i64, Proto, Endpoint, Endpoint, u32) {
+    (f.first_ns, f.proto, f.client, f.server, f.tunnel)
 }
 
 /// Puts finished flows in [`order`] (stably, on the current rayon pool).
@@ -1147,6 +1206,20 @@ pub fn sort_flows(flows: &mut [Box<Flow>]) {
     {
         flows.par_sort_by_cached_key(|f| order_key(f));
     }
+}
+
+/// The encapsulation layers of a flow's first frame (out of line: rare, and it allocates).
+#[cold]
+#[inline(never)]
+fn encap_of(linktype: u32, frame: &[u8]) -> Box<[crate::decode::EncapLayer]> {
+    crate::decode::encap_layers(linktype, frame).into_boxed_slice()
+}
+
+/// An NFLOG prefix as kept on a flow (out of line: once per flow, and it allocates).
+#[cold]
+#[inline(never)]
+fn prefix_of(p: &[u8]) -> Box<str> {
+    String::from_utf8_lossy(p).into()
 }
 
 /// 0 for a packet from the client, 1 from the server. A flow from an endpoint to itself
@@ -1215,6 +1288,7 @@ mod tests {
             ip_id: Some(1),
             proto,
             payload_len: len,
+            tunnel: 0,
         }
     }
 

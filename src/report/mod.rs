@@ -106,6 +106,13 @@ pub struct FlowRecord<'a> {
     /// Status of the HTTP answer (the proxy's last answer for a CONNECT).
     pub http_status: Option<u16>,
     pub quic: Option<&'a QuicFacts>,
+    /// The encapsulation layers of the flow's first packet, outermost first (absent for
+    /// plain traffic).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub encap: &'a [crate::decode::EncapLayer],
+    /// NFLOG captures: the log prefix of the rule that logged the flow (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nflog_prefix: Option<&'a str>,
     pub file: &'a str,
 }
 
@@ -314,6 +321,8 @@ impl<'a> FlowRecord<'a> {
                 .and_then(|c| c.statuses.last().copied())
                 .or_else(|| fx.http.as_ref().and_then(|h| h.status)),
             quic: fx.quic.as_deref(),
+            encap: &f.encap,
+            nflog_prefix: f.nflog_prefix.as_deref(),
             file,
         }
     }
@@ -571,9 +580,7 @@ pub fn write_summaries(out: &mut dyn Write, results: &[FileResult]) -> io::Resul
             Some(crate::capture::Compression::Zstd) => " zstd",
             _ => "",
         };
-        let skipped = s.skipped.not_ip
-            + s.skipped.unsupported_linktype.values().sum::<u64>()
-            + s.skipped.malformed.values().sum::<u64>();
+        let skipped = s.skipped.total();
         writeln!(
             out,
             "{}: {format}{comp}, {} packets, {} bytes, link types {}; {} flows, {} truncated packets, {} skipped",
@@ -586,20 +593,7 @@ pub fn write_summaries(out: &mut dyn Write, results: &[FileResult]) -> io::Resul
             skipped,
         )?;
         if skipped > 0 {
-            let mut parts = Vec::new();
-            if s.skipped.not_ip > 0 {
-                parts.push(format!("{} not IP", s.skipped.not_ip));
-            }
-            for (lt, n) in &s.skipped.unsupported_linktype {
-                parts.push(format!(
-                    "{n} of unsupported link type {}",
-                    linktype_name(*lt)
-                ));
-            }
-            for (why, n) in &s.skipped.malformed {
-                parts.push(format!("{n} malformed ({why})"));
-            }
-            writeln!(out, "  skipped: {}", parts.join(", "))?;
+            writeln!(out, "  skipped: {}", skip_reasons(&s.skipped))?;
         }
         if s.flow_table.evicted > 0 {
             writeln!(
@@ -622,6 +616,52 @@ pub fn write_summaries(out: &mut dyn Write, results: &[FileResult]) -> io::Resul
         }
     }
     Ok(())
+}
+
+/// Why frames were skipped, as text: "2 not IP, 5 of unsupported link type linktype-105,
+/// 1 malformed (NFLOG TLV cut)".
+pub fn skip_reasons(s: &crate::analyze::SkipCounts) -> String {
+    let mut parts = Vec::new();
+    if s.not_ip > 0 {
+        parts.push(format!("{} not IP", s.not_ip));
+    }
+    for (lt, n) in &s.unsupported_linktype {
+        parts.push(format!(
+            "{n} of unsupported link type {}",
+            linktype_name(*lt)
+        ));
+    }
+    for (why, n) in &s.malformed {
+        parts.push(format!("{n} malformed ({why})"));
+    }
+    parts.join(", ")
+}
+
+/// What the audit's text report says of an input that lost frames: nothing when every frame
+/// was decoded or the only ones skipped carry no IP (ARP, LLDP: normal on any link, and in the
+/// summary on stderr); else how many were not and why, or (none decoded) "no frame of link
+/// type N could be decoded".
+pub fn undecoded_note(s: &FileSummary) -> Option<String> {
+    let skipped = s.skipped.total();
+    if skipped == 0 || (skipped == s.skipped.not_ip && skipped < s.packets) {
+        return None;
+    }
+    let file = escape_terminal(&s.file);
+    let why = skip_reasons(&s.skipped);
+    Some(if skipped >= s.packets {
+        format!("{file}: {} ({why})", nothing_decoded(s))
+    } else {
+        format!(
+            "{file}: {skipped} of {} frames not decoded: {why}",
+            s.packets
+        )
+    })
+}
+
+/// "no frame of link type 239 could be decoded" (link types joined by "/").
+pub(crate) fn nothing_decoded(s: &FileSummary) -> String {
+    let lts: Vec<String> = s.linktypes.keys().map(u32::to_string).collect();
+    format!("no frame of link type {} could be decoded", lts.join("/"))
 }
 
 /// The JSON spelling of a name source.
@@ -677,6 +717,10 @@ pub fn linktype_name(lt: u32) -> String {
         113 => "linux-sll",
         228 => "ipv4",
         229 => "ipv6",
+        104 => "cisco-hdlc",
+        105 => "802.11",
+        127 => "radiotap",
+        239 => "nflog",
         276 => "linux-sll2",
         _ => return format!("linktype-{lt}"),
     };
