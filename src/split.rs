@@ -497,12 +497,8 @@ mod tests {
             let frag = packet(
                 header(c, s, 17),
                 L4::Fragment(crate::decode::Fragment {
-                    key: crate::decode::FragKey {
-                        src: ip(c),
-                        dst: ip(s),
-                        id: 7,
-                        proto: 17,
-                    },
+                    id: 7,
+                    proto: 17,
                     offset: 1480,
                     more_fragments: false,
                     data: &[],

@@ -8,18 +8,29 @@ use serde_json::{Map, Value};
 use super::{Finding, Verdict};
 use crate::time::parse_rfc3339;
 
-/// The sort key of a finding: verdict, first time seen, name, protocol, port, mechanism.
-pub fn finding_order(f: &Finding) -> (Verdict, i64, String, &'static str, Option<u16>, String) {
+/// The sort key of a finding: verdict, first time seen, name, protocol, port, mechanism
+/// (borrowed: a sort compares keys many times).
+pub fn finding_order(f: &Finding) -> (Verdict, i64, &str, &'static str, Option<u16>, &'static str) {
     (
         f.verdict,
         f.first_ns,
-        f.name.clone(),
+        &f.name,
         f.proto,
         f.dst_port,
-        f.mechanism
-            .map(|m| m.name().to_string())
-            .unwrap_or_default(),
+        f.mechanism.map_or("", |m| m.name()),
     )
+}
+
+/// Sorts findings by [`finding_order`], stably, moving each finding once (a finding is
+/// large: a sort that moved them as it compared copied them many times).
+pub fn sort_findings(findings: &mut Vec<Finding>) {
+    let mut order: Vec<usize> = (0..findings.len()).collect();
+    order.sort_by(|&a, &b| finding_order(&findings[a]).cmp(&finding_order(&findings[b])));
+    let mut slots: Vec<Option<Finding>> = std::mem::take(findings).into_iter().map(Some).collect();
+    *findings = order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect();
 }
 
 const VERDICTS: [&str; 10] = [

@@ -1390,9 +1390,9 @@ fn audit_in_runs(
     }
     // Orders that `merge` can reproduce from the JSON alone (see merge.rs).
     let mut findings: Vec<Finding> = groups.into_values().collect();
-    findings.sort_by(|a, b| merge::finding_order(a).cmp(&merge::finding_order(b)));
+    merge::sort_findings(&mut findings);
     let mut dns_failures: Vec<Finding> = dns_groups.into_values().collect();
-    dns_failures.sort_by(|a, b| merge::finding_order(a).cmp(&merge::finding_order(b)));
+    merge::sort_findings(&mut dns_failures);
     (
         Audit {
             findings,

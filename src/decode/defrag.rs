@@ -207,7 +207,7 @@ impl Defragmenter {
     pub fn push(&mut self, ts_ns: i64, ip: &IpHeader, frag: &Fragment<'_>) -> Option<Reassembled> {
         self.stats.fragments += 1;
         self.expire(ts_ns);
-        let key = (frag.key, ip.tunnel);
+        let key = (frag.key(ip), ip.tunnel);
         let start = frag.offset;
         let declared_end = u64::from(start) + u64::from(frag.data_len);
         if declared_end > u64::from(MAX_DATAGRAM) {
@@ -702,7 +702,8 @@ mod tests {
             let len = rng.below(3000);
             let data = vec![1u8; len];
             let frag = Fragment {
-                key,
+                id: key.id,
+                proto: key.proto,
                 offset: if rng.below(4) == 0 {
                     offset
                 } else {

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use etherparse::{err, LaxIpv4Slice, LaxIpv6Slice, LenSource, TcpHeaderSlice, UdpHeaderSlice};
 
-use super::{ipproto, FragKey, Fragment, Icmp, IcmpError, IpHeader, Quoted, Tcp, Udp, L4};
+use super::{ipproto, Fragment, Icmp, IcmpError, IpHeader, Quoted, Tcp, Udp, L4};
 
 /// IPv6 extension header numbers walked here.
 const HOP_BY_HOP: u8 = 0;
@@ -186,12 +186,8 @@ fn ipv4_lax(data: &[u8]) -> Result<Net<'_>, &'static str> {
             ip,
             truncated,
             body: Body::Fragment(Fragment {
-                key: FragKey {
-                    src,
-                    dst,
-                    id: u32::from(h.identification()),
-                    proto: raw_proto,
-                },
+                id: u32::from(h.identification()),
+                proto: raw_proto,
                 offset,
                 more_fragments: h.more_fragments(),
                 data: frag_data,
@@ -279,12 +275,8 @@ pub(super) fn ipv6(data: &[u8]) -> Result<Net<'_>, &'static str> {
             ip.proto = next;
             ip.payload_len = left;
             Body::Fragment(Fragment {
-                key: FragKey {
-                    src,
-                    dst,
-                    id,
-                    proto: next,
-                },
+                id,
+                proto: next,
                 offset,
                 more_fragments: more,
                 data: rest,
@@ -546,7 +538,7 @@ fn quote(data: &[u8]) -> Option<Quoted> {
     let (proto, transport) = match net.body {
         Body::Transport(t) => (net.ip.proto, t),
         // Only the first fragment starts with the transport header.
-        Body::Fragment(f) if f.offset == 0 => (f.key.proto, f.data),
+        Body::Fragment(f) if f.offset == 0 => (f.proto, f.data),
         _ => return None,
     };
     if !has_ports(proto) {

@@ -234,8 +234,10 @@ pub struct Icmp {
 /// One fragment of a fragmented IPv4/IPv6 datagram.
 #[derive(Debug, Clone, Copy)]
 pub struct Fragment<'a> {
-    /// Which datagram this fragment belongs to.
-    pub key: FragKey,
+    /// IPv4 identification (16 bits) or IPv6 Fragment header identification (32 bits).
+    pub id: u32,
+    /// Protocol of the fragmented data (IPv4 protocol / the Fragment header's next header).
+    pub proto: u8,
     /// Offset of this fragment's data in the original datagram, in bytes.
     pub offset: u32,
     /// The MF flag (IPv4) / M flag (IPv6): more fragments follow.
@@ -244,6 +246,20 @@ pub struct Fragment<'a> {
     pub data: &'a [u8],
     /// Declared data length of this fragment (> data.len() when the capture cut it).
     pub data_len: u32,
+}
+
+impl Fragment<'_> {
+    /// Which datagram this fragment belongs to, given the header of its packet (the
+    /// addresses are the packet's, so a fragment does not carry them twice: a [`Packet`]
+    /// stays small enough to copy cheaply).
+    pub fn key(&self, ip: &IpHeader) -> FragKey {
+        FragKey {
+            src: ip.src,
+            dst: ip.dst,
+            id: self.id,
+            proto: self.proto,
+        }
+    }
 }
 
 /// Identifies the datagram a fragment belongs to.

@@ -653,7 +653,7 @@ fn ipv4_fragments_are_reported() {
         panic!("{:?}", p.l4)
     };
     assert_eq!(
-        f.key,
+        f.key(&p.ip),
         FragKey {
             src: v4a(),
             dst: v4b(),
@@ -690,7 +690,7 @@ fn ipv6_fragments_and_atomic_fragments() {
         panic!("{:?}", p.l4)
     };
     assert_eq!(
-        f.key,
+        f.key(&p.ip),
         FragKey {
             src: v6a(),
             dst: v6b(),
@@ -708,7 +708,7 @@ fn ipv6_fragments_and_atomic_fragments() {
         panic!()
     };
     assert_eq!(
-        (f.offset, f.key.proto, f.data.len(), f.data_len),
+        (f.offset, f.proto, f.data.len(), f.data_len),
         (1232, 60, 24, 24)
     );
     // Atomic fragment: decoded as the whole datagram it is.
@@ -868,4 +868,15 @@ fn ppp_with_and_without_address_control_and_compressed_protocol() {
         decode(PPP, &[0xff, 0x03]),
         Err(Skip::Malformed(_))
     ));
+}
+
+/// A packet is copied out of `decode` for every frame: past 128 bytes the compiler copies it
+/// with a call to memcpy instead of a few moves (measured: about 29 instructions a packet).
+#[test]
+fn a_packet_stays_small() {
+    assert!(
+        std::mem::size_of::<super::Packet<'_>>() <= 128,
+        "{}",
+        std::mem::size_of::<super::Packet<'_>>()
+    );
 }
