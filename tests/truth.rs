@@ -500,6 +500,29 @@ fn snap96_names_what_its_surviving_answers_allow() {
         "{dns}"
     );
     assert!(!dns.contains("no answer"), "{dns}");
+    // proxy.pcap cut to 96 bytes: the CONNECT lines and Host headers are cut, the answers'
+    // status lines are not: the proxy's 403 and Azure Firewall's 470 are still refusals, and
+    // the 407 that a 200 followed on the same connection is not called one.
+    let proxy = cut(&cap("proxy.pcap"), 96, &dir).unwrap();
+    let outcomes: Vec<String> = flows(&proxy)
+        .iter()
+        .filter(|f| f["proto"] == "tcp")
+        .map(|f| {
+            format!(
+                "{} {} {}",
+                s(&f["src_port"]),
+                s(&f["outcome"]),
+                s(&f["mechanism"])
+            )
+        })
+        .collect();
+    for want in [
+        "53002 proxy-denied proxy-denied",
+        "53003 established -",
+        "53006 http-denied http-470",
+    ] {
+        assert!(outcomes.iter().any(|o| o == want), "{want}: {outcomes:?}");
+    }
     // And the audit counts them.
     let (_, text, _) = run(&["audit", "-q", "--fail-on", "never", snap.to_str().unwrap()]);
     assert!(

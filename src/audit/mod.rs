@@ -419,11 +419,18 @@ fn mechanism(f: &Flow, ttls: &ServerTtls) -> (Option<Mechanism>, Confidence, Str
             )
         }
         Outcome::ProxyDenied => {
-            let c = f
-                .facts
-                .connect
-                .as_ref()
-                .expect("proxy-denied has a CONNECT");
+            let Some(c) = f.facts.connect.as_ref() else {
+                // The CONNECT line was cut by the capture; its answer was not.
+                let status = f.facts.http.as_ref().and_then(|h| h.status);
+                return (
+                    Some(Mechanism::ProxyDenied),
+                    Confidence::High,
+                    format!(
+                        "proxy {dst} answered a CONNECT (its target cut by the capture) with {}",
+                        status.map_or("a refusal".to_string(), |s| s.to_string())
+                    ),
+                );
+            };
             let st: Vec<String> = c.statuses.iter().map(u16::to_string).collect();
             let squid = c
                 .x_squid_error

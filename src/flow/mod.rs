@@ -525,6 +525,16 @@ impl Flow {
                 return Outcome::ProxyDenied;
             }
         }
+        // A CONNECT the capture cut, answered with a refusal. Not 407: a client that has
+        // credentials asks again on the same connection, and the capture cut what followed.
+        if facts.http.as_ref().is_some_and(|h| {
+            h.truncated
+                && h.method == "CONNECT"
+                && h.status
+                    .is_some_and(|s| !(200..300).contains(&s) && s != 407)
+        }) {
+            return Outcome::ProxyDenied;
+        }
         if facts
             .http
             .as_ref()

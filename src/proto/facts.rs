@@ -186,15 +186,21 @@ fn tcp_facts(flow: &Flow, facts: &mut Facts) {
             facts.tls = Some(Box::new(t));
         }
     } else if let Head::Truncated = http::parse_request(cb, c.has_hole()) {
+        // The request was cut (snap length): its method and the answer's status line may
+        // still be there, and tell a proxy's refusal or Azure Firewall's 470 apart from a
+        // reached server.
         facts.http = Some(Box::new(HttpFacts {
-            method: String::new(),
+            method: http::method_of_cut(cb).unwrap_or_default().to_string(),
             target: String::new(),
             host: None,
             version: String::new(),
             upgrade: None,
             connection: None,
             ws_key: None,
-            status: None,
+            status: resps
+                .first()
+                .map(|r| r.status)
+                .or_else(|| http::status_of_cut(sb)),
             reason: None,
             server: None,
             via: None,

@@ -401,6 +401,36 @@ pub fn parse_response(bytes: &[u8], hole: bool) -> Head<Response> {
     }
 }
 
+/// The status of a response whose head the capture cut: the status line's code when the
+/// bytes hold `HTTP/x.y NNN` (the code followed by a space, a tab, the line's end or the end of
+/// the bytes). A 96-byte snap keeps a proxy's or Azure Firewall's status line while it cuts
+/// the request that asked.
+pub fn status_of_cut(bytes: &[u8]) -> Option<u16> {
+    let line = bytes.split(|&b| b == b'\r' || b == b'\n').next()?;
+    let (version, rest) = line.split_at(line.iter().position(|&b| b == b' ')?);
+    if !valid_version(std::str::from_utf8(version).ok()?) {
+        return None;
+    }
+    let code = rest.get(1..)?;
+    let digits = code.get(..3)?;
+    let ok = digits.iter().all(u8::is_ascii_digit)
+        && digits[0] != b'0'
+        && matches!(code.get(3), None | Some(b' ' | b'\t'));
+    ok.then(|| {
+        digits
+            .iter()
+            .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'))
+    })
+}
+
+/// The method of a request whose head the capture cut, when the bytes start with a known one
+/// and a space.
+pub fn method_of_cut(bytes: &[u8]) -> Option<&'static str> {
+    METHODS
+        .into_iter()
+        .find(|m| bytes.starts_with(m.as_bytes()) && bytes.get(m.len()) == Some(&b' '))
+}
+
 /// `CONNECT host:port` target -> (host, port). An IPv6 literal is in brackets (returned
 /// without them); a missing, empty, zero or non-numeric port, an unbracketed IPv6 address, or a
 /// host with userinfo, a slash, spaces or controls gives None. The host is returned as sent
@@ -598,6 +628,25 @@ mod tests {
             requests(b"CONNECT m.example:25 HTTP/1.0\r\n\r\nHELO x\r\n", false).len(),
             1
         );
+    }
+
+    #[test]
+    fn status_and_method_of_a_cut_head() {
+        assert_eq!(
+            status_of_cut(b"HTTP/1.1 403 Forbidden\r\nX-Squid"),
+            Some(403)
+        );
+        assert_eq!(status_of_cut(b"HTTP/1.1 470"), Some(470));
+        assert_eq!(status_of_cut(b"HTTP/1.0 200\r\n"), Some(200));
+        assert_eq!(status_of_cut(b"HTTP/1.1 47"), None);
+        assert_eq!(status_of_cut(b"HTTP/1.1 4700"), None);
+        assert_eq!(status_of_cut(b"HTTP/1.1 047 x"), None);
+        assert_eq!(status_of_cut(b"SSH-2.0-x 200"), None);
+        assert_eq!(status_of_cut(b""), None);
+        assert_eq!(method_of_cut(b"CONNECT ok.allowscope.te"), Some("CONNECT"));
+        assert_eq!(method_of_cut(b"GET /x"), Some("GET"));
+        assert_eq!(method_of_cut(b"CONNECTX"), None);
+        assert_eq!(method_of_cut(b"CONN"), None);
     }
 
     #[test]
