@@ -20,5 +20,6 @@ pub mod report;
 pub mod rng;
 pub mod split;
 pub mod synth;
+pub mod text;
 pub mod time;
 pub mod ws;

@@ -8,7 +8,7 @@ use super::{
     ports_text, schema, Catalog, CatalogError, CatalogOptions, CloudArg, Entry, Match, Proto,
     BUILTIN_TOML,
 };
-use crate::report::escape_terminal as esc;
+use crate::text::escape_terminal as esc;
 
 const EXIT_OK: i32 = 0;
 const EXIT_ERROR: i32 = 2;

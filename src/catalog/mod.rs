@@ -550,7 +550,7 @@ impl Placeholders {
         let bad = || CatalogError::Options {
             message: format!(
                 "--{name} {}: must be a single DNS label (letters, digits, `-`)",
-                crate::report::escape_terminal(value)
+                crate::text::escape_terminal(value)
             ),
         };
         let v = normalize(value).ok_or_else(bad)?;

@@ -260,7 +260,7 @@ impl TagRanges {
             if !good_name(&v.name) {
                 return Err(format!(
                     "values[{i}]: the name {:?} is not a service tag name (1 to 128 letters, digits, '.', '-', '_')",
-                    crate::report::escape_terminal(&v.name)
+                    crate::text::escape_terminal(&v.name)
                 ));
             }
             let t = tags.len() as u32;
@@ -269,7 +269,7 @@ impl TagRanges {
                     format!(
                         "{}: bad address prefix {:?}: {why}",
                         v.name,
-                        crate::report::escape_terminal(p)
+                        crate::text::escape_terminal(p)
                     )
                 })?;
                 let to = if is_v6 { &mut v6 } else { &mut v4 };

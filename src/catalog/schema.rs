@@ -36,7 +36,7 @@ pub enum CatalogError {
 
 impl fmt::Display for CatalogError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use crate::report::escape_terminal as esc;
+        use crate::text::escape_terminal as esc;
         match self {
             CatalogError::Io { path, message } => write!(f, "{}: {}", esc(path), esc(message)),
             CatalogError::Parse {

@@ -125,8 +125,8 @@ impl Serialize for EncapLayer {
         let mut m = s.serialize_map(Some(n))?;
         m.serialize_entry("type", self.kind.name())?;
         if let (Some(src), Some(dst)) = (self.src, self.dst) {
-            m.serialize_entry("src", &crate::report::ip_text(src))?;
-            m.serialize_entry("dst", &crate::report::ip_text(dst))?;
+            m.serialize_entry("src", &crate::text::ip_text(src))?;
+            m.serialize_entry("dst", &crate::text::ip_text(dst))?;
         }
         if let Some(id) = self.id {
             m.serialize_entry(self.kind.id_name(), &id)?;

@@ -147,7 +147,7 @@ pub fn name_by_dns(flow: &mut Flow, dns: &DnsMap) {
         facts.name_source = Some(source);
         facts.dns_chain = chain.to_vec();
     } else if by_address(flow) {
-        flow.facts.name = Some(crate::report::ip_text(flow.server.ip));
+        flow.facts.name = Some(crate::text::ip_text(flow.server.ip));
         flow.facts.name_source = Some(NameSource::Address);
     }
 }

@@ -14,7 +14,7 @@ mod resolved;
 
 pub use hosts::{arp_sender, frame_macs, Hosts, Sightings};
 pub use map::{name_by_dns, name_by_tag, DnsMap};
-pub use resolved::{local_blocks, resolved};
+pub use resolved::{local_blocks, Lookup};
 
 /// The order of DNS messages: by time, then by transport and endpoints (messages between the
 /// same endpoints keep the order they were seen in, which the caller keeps with a stable sort).

@@ -20,16 +20,19 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::flow::Flow;
-use crate::report::dns::Lookup;
-
-/// A lookup the local-block check looks at: an A or AAAA query answered NOERROR with
-/// addresses that are not a sinkhole.
-pub fn resolved(l: &Lookup<'_>) -> bool {
-    l.answered
-        && l.rcode == Some("NOERROR")
-        && matches!(l.qtype.as_deref(), Some("A" | "AAAA"))
-        && !l.addresses.is_empty()
-        && !l.sinkhole
+/// What the local-block check needs of one DNS lookup (a query and its response). Defined
+/// here, implemented by the DNS view that joins queries with responses (a later stage).
+pub trait Lookup {
+    /// The name asked.
+    fn qname(&self) -> Option<&str>;
+    /// When the response arrived.
+    fn answered_ns(&self) -> i64;
+    /// The addresses the response ended at.
+    fn addresses(&self) -> &[IpAddr];
+    /// An A or AAAA query answered NOERROR with addresses that are not a sinkhole.
+    fn resolved(&self) -> bool;
+    /// The response was cut by the capture or could not be read whole.
+    fn unread(&self) -> bool;
 }
 
 /// What the resolved names of one input have in common with its flows.
@@ -42,18 +45,19 @@ struct Resolved<'a> {
 }
 
 /// For each lookup: whether it is a local block (see the module docs).
-pub fn local_blocks(lookups: &[Lookup<'_>], flows: &[Box<Flow>]) -> Vec<bool> {
+pub fn local_blocks<L: Lookup>(lookups: &[L], flows: &[Box<Flow>]) -> Vec<bool> {
     let mut r = Resolved::default();
     let unread: FxHashSet<&str> = lookups
         .iter()
-        .filter(|l| l.truncated || l.malformed.is_some())
-        .filter_map(|l| l.qname)
+        .filter(|l| l.unread())
+        .filter_map(|l| l.qname())
         .collect();
-    for l in lookups.iter().filter(|l| resolved(l)) {
-        let Some(q) = l.qname else { continue };
-        let (first, addrs) = r.names.entry(q).or_insert((l.ts_ns, FxHashSet::default()));
-        *first = (*first).min(l.ts_ns);
-        addrs.extend(l.addresses.iter().copied());
+    for l in lookups.iter().filter(|l| l.resolved()) {
+        let Some(q) = l.qname() else { continue };
+        let ts = l.answered_ns();
+        let (first, addrs) = r.names.entry(q).or_insert((ts, FxHashSet::default()));
+        *first = (*first).min(ts);
+        addrs.extend(l.addresses().iter().copied());
     }
     if r.names.is_empty() {
         return vec![false; lookups.len()];
@@ -89,8 +93,8 @@ pub fn local_blocks(lookups: &[Lookup<'_>], flows: &[Box<Flow>]) -> Vec<bool> {
     lookups
         .iter()
         .map(|l| {
-            resolved(l)
-                && l.qname
+            l.resolved()
+                && l.qname()
                     .is_some_and(|q| !used.contains(q) && !unread.contains(q))
         })
         .collect()

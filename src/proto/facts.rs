@@ -298,7 +298,7 @@ fn name(facts: &mut Facts) {
             // that address (and no DNS answer may name it).
             let h = host_only(facts.http.as_ref()?.host.as_deref()?);
             match h.parse::<std::net::IpAddr>() {
-                Ok(ip) => Some((crate::report::ip_text(ip), NameSource::Address)),
+                Ok(ip) => Some((crate::text::ip_text(ip), NameSource::Address)),
                 Err(_) => Some((h.to_string(), NameSource::HttpHost)),
             }
         })

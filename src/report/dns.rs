@@ -64,6 +64,28 @@ pub struct AnswerJson<'a> {
     pub value: Option<String>,
 }
 
+impl crate::names::Lookup for Lookup<'_> {
+    fn qname(&self) -> Option<&str> {
+        self.qname
+    }
+    fn answered_ns(&self) -> i64 {
+        self.ts_ns
+    }
+    fn addresses(&self) -> &[std::net::IpAddr] {
+        &self.addresses
+    }
+    fn resolved(&self) -> bool {
+        self.answered
+            && self.rcode == Some("NOERROR")
+            && matches!(self.qtype.as_deref(), Some("A" | "AAAA"))
+            && !self.addresses.is_empty()
+            && !self.sinkhole
+    }
+    fn unread(&self) -> bool {
+        self.truncated || self.malformed.is_some()
+    }
+}
+
 /// The answer records of a lookup's response, written as a list of [`AnswerJson`]. They are
 /// put in words only when written: the audit reads lookups without them.
 pub struct Answers<'a>(pub Option<&'a DnsMessage>);

@@ -4,6 +4,8 @@
 pub mod dns;
 pub mod pretty;
 
+pub use crate::text::{escape_terminal, ip_text, ips_text, push_ip};
+
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -498,63 +500,7 @@ fn write_table(out: &mut dyn Write, r: &FileResult) -> io::Result<()> {
 
 /// An endpoint as text: `a.b.c.d:port`, or `[v6]:port`.
 pub fn endpoint(e: &crate::flow::Endpoint) -> String {
-    let mut s = String::with_capacity(24);
-    if e.ip.is_ipv6() {
-        s.push('[');
-        push_ip(&mut s, e.ip);
-        s.push(']');
-    } else {
-        push_ip(&mut s, e.ip);
-    }
-    s.push(':');
-    push_decimal(&mut s, u32::from(e.port));
-    s
-}
-
-/// Addresses as text, separated by ", ".
-pub fn ips_text(ips: &[std::net::IpAddr]) -> String {
-    let mut s = String::with_capacity(ips.len() * 17);
-    for (i, &ip) in ips.iter().enumerate() {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        push_ip(&mut s, ip);
-    }
-    s
-}
-
-/// An address as text, as its `Display` writes it.
-pub fn ip_text(ip: std::net::IpAddr) -> String {
-    let mut s = String::with_capacity(15);
-    push_ip(&mut s, ip);
-    s
-}
-
-/// Appends an address as its `Display` writes it; IPv4 digit by digit (the reports write
-/// addresses for every flow and lookup, and the formatting machinery costs several times
-/// more).
-pub fn push_ip(out: &mut String, ip: std::net::IpAddr) {
-    match ip {
-        std::net::IpAddr::V4(a) => {
-            for (i, o) in a.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                push_decimal(out, u32::from(o));
-            }
-        }
-        std::net::IpAddr::V6(a) => {
-            use std::fmt::Write as _;
-            let _ = write!(out, "{a}");
-        }
-    }
-}
-
-fn push_decimal(out: &mut String, v: u32) {
-    if v >= 10 {
-        push_decimal(out, v / 10);
-    }
-    out.push(char::from(b'0' + (v % 10) as u8));
+    crate::text::socket_text(e.ip, e.port)
 }
 
 /// One short block per file: packets, bytes, link types, truncated and skipped counts,
@@ -678,34 +624,6 @@ pub fn name_source_str(s: NameSource) -> &'static str {
     }
 }
 
-/// Makes a string safe to print on a terminal: control characters (including ESC, so no
-/// terminal escape sequence gets through), backslashes and Unicode bidi/format controls are
-/// written as `\xNN` / `\u{NNNN}` escapes. Names that come from the wire or from file names
-/// found in a directory pass through here before they reach a terminal.
-pub fn escape_terminal(s: &str) -> std::borrow::Cow<'_, str> {
-    let bad = |c: char| {
-        c.is_control()
-            || c == '\\'
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if !s.chars().any(bad) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if !bad(c) {
-            out.push(c);
-        } else if c == '\\' {
-            out.push_str("\\\\");
-        } else if (c as u32) < 0x100 {
-            out.push_str(&format!("\\x{:02x}", c as u32));
-        } else {
-            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// A readable name for a LINKTYPE value.
 pub fn linktype_name(lt: u32) -> String {
     let name = match lt {
@@ -754,17 +672,6 @@ mod tests {
         assert!(summary(Some(7)).contains("  note: 7 packets were dropped by the capture"));
         assert!(!summary(Some(0)).contains("dropped by the capture"));
         assert!(!summary(None).contains("dropped by the capture"));
-    }
-
-    #[test]
-    fn terminal_escaping() {
-        assert_eq!(escape_terminal("plain.pcap"), "plain.pcap");
-        assert_eq!(escape_terminal("a\x1b[31mred"), "a\\x1b[31mred");
-        assert_eq!(escape_terminal("new\nline\ttab"), "new\\x0aline\\x09tab");
-        assert_eq!(escape_terminal("back\\slash"), "back\\\\slash");
-        assert_eq!(escape_terminal("rtl\u{202e}gnp.exe"), "rtl\\u{202e}gnp.exe");
-        assert_eq!(escape_terminal("\u{85}"), "\\x85");
-        assert_eq!(escape_terminal("ünïcode.pcap"), "ünïcode.pcap");
     }
 
     #[test]

@@ -1,0 +1,136 @@
+//! Text for people: terminal escaping and addresses written as their `Display` writes them.
+//! The ground floor of the house: every stage may use it, and it uses none of them (see
+//! docs/ARCHITECTURE.md).
+
+/// An address and port as text: `a.b.c.d:port`, or `[v6]:port`.
+pub fn socket_text(ip: std::net::IpAddr, port: u16) -> String {
+    let mut s = String::with_capacity(24);
+    if ip.is_ipv6() {
+        s.push('[');
+        push_ip(&mut s, ip);
+        s.push(']');
+    } else {
+        push_ip(&mut s, ip);
+    }
+    s.push(':');
+    push_decimal(&mut s, u32::from(port));
+    s
+}
+
+/// Addresses as text, separated by ", ".
+pub fn ips_text(ips: &[std::net::IpAddr]) -> String {
+    let mut s = String::with_capacity(ips.len() * 17);
+    for (i, &ip) in ips.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        push_ip(&mut s, ip);
+    }
+    s
+}
+
+/// An address as text, as its `Display` writes it.
+pub fn ip_text(ip: std::net::IpAddr) -> String {
+    let mut s = String::with_capacity(15);
+    push_ip(&mut s, ip);
+    s
+}
+
+/// Appends an address as its `Display` writes it; IPv4 digit by digit (the reports write
+/// addresses for every flow and lookup, and the formatting machinery costs several times
+/// more).
+pub fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_decimal(out, u32::from(o));
+            }
+        }
+        std::net::IpAddr::V6(a) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{a}");
+        }
+    }
+}
+
+fn push_decimal(out: &mut String, v: u32) {
+    if v >= 10 {
+        push_decimal(out, v / 10);
+    }
+    out.push(char::from(b'0' + (v % 10) as u8));
+}
+
+/// Makes a string safe to print on a terminal: control characters (including ESC, so no
+/// terminal escape sequence gets through), backslashes and Unicode bidi/format controls are
+/// written as `\xNN` / `\u{NNNN}` escapes. Names that come from the wire or from file names
+/// found in a directory pass through here before they reach a terminal.
+pub fn escape_terminal(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        c.is_control()
+            || c == '\\'
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !bad(c) {
+            out.push(c);
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else if (c as u32) < 0x100 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_escaping() {
+        assert_eq!(escape_terminal("plain.pcap"), "plain.pcap");
+        assert_eq!(escape_terminal("a\x1b[31mred"), "a\\x1b[31mred");
+        assert_eq!(escape_terminal("new\nline\ttab"), "new\\x0aline\\x09tab");
+        assert_eq!(escape_terminal("back\\slash"), "back\\\\slash");
+        assert_eq!(escape_terminal("rtl\u{202e}gnp.exe"), "rtl\\u{202e}gnp.exe");
+        assert_eq!(escape_terminal("\u{85}"), "\\x85");
+        assert_eq!(escape_terminal("ünïcode.pcap"), "ünïcode.pcap");
+    }
+
+    #[test]
+    fn addresses_read_as_display_writes_them() {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        let mut rng = crate::rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        for i in 0..20_000u32 {
+            let x = rng.next_u64();
+            let ip = if i % 4 == 0 {
+                IpAddr::V6(Ipv6Addr::from(u128::from(x) << (i % 64)))
+            } else {
+                // Octets of one, two and three digits, and zeros.
+                IpAddr::V4(Ipv4Addr::from((x as u32) >> (i % 8)))
+            };
+            let port = (x >> 40) as u16 >> (i % 16);
+            assert_eq!(ip_text(ip), ip.to_string());
+            assert_eq!(
+                socket_text(ip, port),
+                std::net::SocketAddr::new(ip, port).to_string()
+            );
+        }
+        let ips = [
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            "192.0.2.10".parse().unwrap(),
+        ];
+        assert_eq!(ips_text(&ips), "0.0.0.0, ::1, 192.0.2.10");
+        assert_eq!(ips_text(&[]), "");
+    }
+}
