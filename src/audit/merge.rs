@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
+use super::judge::rank;
 use super::{Finding, Verdict};
+use crate::flow::Outcome;
 use crate::time::parse_rfc3339;
 
 /// The sort key of a finding: verdict, first time seen, name, protocol, port, mechanism
@@ -33,37 +35,18 @@ pub fn sort_findings(findings: &mut Vec<Finding>) {
         .collect();
 }
 
-const VERDICTS: [&str; 10] = [
-    "required-blocked",
-    "optional-blocked",
-    "unexpected-reached",
-    "unexpected-blocked",
-    "required-reached",
-    "optional-reached",
-    "inconclusive",
-    "unattributed",
-    "other-port-reached",
-    "other-port-blocked",
-];
-
-const OUTCOMES: [&str; 11] = [
-    "established",
-    "midstream",
-    "handshake-only",
-    "tls-alert",
-    "http-denied",
-    "proxy-denied",
-    "reset-after-hello",
-    "request-unanswered",
-    "refused",
-    "icmp-unreachable",
-    "no-answer",
-];
-
-fn rank(list: &[&str], v: &Value) -> usize {
+/// A finding's verdict's place in [`Verdict`]'s order (an unknown one last).
+fn verdict_rank(v: &Value) -> usize {
     v.as_str()
-        .and_then(|s| list.iter().position(|x| *x == s))
-        .unwrap_or(usize::MAX)
+        .and_then(Verdict::from_name)
+        .map_or(usize::MAX, |v| v as usize)
+}
+
+/// An outcome's place from best to worst (see [`rank`]; an unknown one or none last).
+fn outcome_rank(v: &Value) -> usize {
+    v.as_str()
+        .and_then(Outcome::from_name)
+        .map_or(usize::MAX, |o| usize::from(rank(o)))
 }
 
 fn key(f: &Value) -> String {
@@ -123,13 +106,13 @@ fn merge_finding(into: &mut Value, f: &Value) {
     let pm = o["port_mismatch"].as_bool().unwrap_or(false)
         || f["port_mismatch"].as_bool().unwrap_or(false);
     o.insert("port_mismatch".into(), Value::Bool(pm));
-    if rank(&OUTCOMES, &f["worst_outcome"]) != usize::MAX
+    if outcome_rank(&f["worst_outcome"]) != usize::MAX
         && (o["worst_outcome"].is_null()
-            || rank(&OUTCOMES, &f["worst_outcome"]) > rank(&OUTCOMES, &o["worst_outcome"]))
+            || outcome_rank(&f["worst_outcome"]) > outcome_rank(&o["worst_outcome"]))
     {
         o.insert("worst_outcome".into(), f["worst_outcome"].clone());
     }
-    if rank(&OUTCOMES, &f["best_outcome"]) < rank(&OUTCOMES, &o["best_outcome"]) {
+    if outcome_rank(&f["best_outcome"]) < outcome_rank(&o["best_outcome"]) {
         o.insert("best_outcome".into(), f["best_outcome"].clone());
     }
 }
@@ -155,7 +138,7 @@ fn merge_findings(docs: &[Value], field: &str) -> Value {
         .collect();
     out.sort_by_key(|f| {
         (
-            rank(&VERDICTS, &f["verdict"]),
+            verdict_rank(&f["verdict"]),
             first_ns(f),
             f["name"].as_str().unwrap_or("").to_string(),
             f["proto"].as_str().unwrap_or("").to_string(),
@@ -313,4 +296,30 @@ pub fn merge(docs: &[(String, Value)]) -> Result<Value, String> {
     out.insert("per_file".into(), Value::Array(per_file));
     out.insert("websockets".into(), merge_websockets(docs)?);
     Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `merge` orders verdicts as the enum does and outcomes as the audit ranks them, by the
+    /// names the audit writes.
+    #[test]
+    fn merge_orders_by_the_vocabularies() {
+        for (i, v) in Verdict::ALL.into_iter().enumerate() {
+            assert_eq!(verdict_rank(&Value::from(v.name())), i);
+        }
+        let mut ranks: Vec<usize> = Outcome::ALL
+            .into_iter()
+            .map(|o| {
+                assert_eq!(Outcome::from_name(o.name()), Some(o));
+                assert_eq!(outcome_rank(&Value::from(o.name())), usize::from(rank(o)));
+                usize::from(rank(o))
+            })
+            .collect();
+        ranks.sort_unstable();
+        assert_eq!(ranks, (0..Outcome::ALL.len()).collect::<Vec<_>>());
+        assert_eq!(verdict_rank(&Value::from("no-such-verdict")), usize::MAX);
+        assert_eq!(outcome_rank(&Value::Null), usize::MAX);
+    }
 }

@@ -28,6 +28,25 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Every verdict, in their order (the order of findings in a report).
+    pub const ALL: [Verdict; 10] = [
+        Verdict::RequiredBlocked,
+        Verdict::OptionalBlocked,
+        Verdict::UnexpectedReached,
+        Verdict::UnexpectedBlocked,
+        Verdict::RequiredReached,
+        Verdict::OptionalReached,
+        Verdict::Inconclusive,
+        Verdict::Unattributed,
+        Verdict::OtherPortReached,
+        Verdict::OtherPortBlocked,
+    ];
+
+    /// The verdict named `name` (as [`Verdict::name`] and the JSON write it).
+    pub fn from_name(name: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Verdict::RequiredBlocked => "required-blocked",
@@ -86,6 +105,34 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
+    /// Every mechanism, in their order.
+    pub const ALL: [Mechanism; 19] = [
+        Mechanism::Drop,
+        Mechanism::TcpReset,
+        Mechanism::IcmpAdminProhibited,
+        Mechanism::IcmpPortUnreachable,
+        Mechanism::IcmpHostUnreachable,
+        Mechanism::IcmpUnreachable,
+        Mechanism::UdpDrop,
+        Mechanism::SniReset,
+        Mechanism::TlsAlert,
+        Mechanism::ProxyDenied,
+        Mechanism::Http470,
+        Mechanism::DnsNxdomain,
+        Mechanism::DnsServfail,
+        Mechanism::DnsRefused,
+        Mechanism::DnsNodata,
+        Mechanism::DnsSinkhole,
+        Mechanism::DnsNoAnswer,
+        Mechanism::LocalBlock,
+        Mechanism::RstInjected,
+    ];
+
+    /// The mechanism named `name` (as [`Mechanism::name`] and the JSON write it).
+    pub fn from_name(name: &str) -> Option<Mechanism> {
+        Mechanism::ALL.into_iter().find(|m| m.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Mechanism::Drop => "drop",
@@ -119,6 +166,25 @@ pub enum Confidence {
     Low,
 }
 
+impl Confidence {
+    /// Every confidence, from the surest.
+    pub const ALL: [Confidence; 3] = [Confidence::High, Confidence::Medium, Confidence::Low];
+
+    /// The name the JSON writes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Confidence::High => "high",
+            Confidence::Medium => "medium",
+            Confidence::Low => "low",
+        }
+    }
+
+    /// The confidence named `name`.
+    pub fn from_name(name: &str) -> Option<Confidence> {
+        Confidence::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
 /// `--fail-on`: the least severe verdict that makes the exit code 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FailOn {
@@ -138,11 +204,15 @@ impl FailOn {
     /// resolve names they never use. The one rule for `audit`, `live` and `merge` (which
     /// only has the JSON).
     pub fn hit(self, verdict: &str, local_block: bool) -> bool {
-        let firm_required = verdict == "required-blocked" && !local_block;
+        let firm_required = verdict == Verdict::RequiredBlocked.name() && !local_block;
         match self {
             FailOn::RequiredBlocked => firm_required,
-            FailOn::UnexpectedReached => firm_required || verdict == "unexpected-reached",
-            FailOn::Any => verdict.ends_with("-blocked") || verdict == "unexpected-reached",
+            FailOn::UnexpectedReached => {
+                firm_required || verdict == Verdict::UnexpectedReached.name()
+            }
+            FailOn::Any => {
+                verdict.ends_with("-blocked") || verdict == Verdict::UnexpectedReached.name()
+            }
             FailOn::Never => false,
         }
     }
@@ -150,7 +220,31 @@ impl FailOn {
 
 #[cfg(test)]
 mod tests {
-    use super::FailOn;
+    use super::{Confidence, FailOn, Mechanism, Verdict};
+
+    /// Every name reads back as its value, the JSON writes the same names, and `ALL` holds
+    /// each value once in the enum's order (the order `merge` sorts findings by).
+    #[test]
+    fn names_round_trip_in_order() {
+        fn check<T: Copy + Ord + std::fmt::Debug + serde::Serialize>(
+            all: &[T],
+            name: fn(T) -> &'static str,
+            from_name: fn(&str) -> Option<T>,
+        ) {
+            assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
+            for &v in all {
+                assert_eq!(from_name(name(v)), Some(v));
+                assert_eq!(serde_json::to_value(v).unwrap(), name(v));
+            }
+            assert_eq!(from_name("no-such-name"), None);
+        }
+        check(&Verdict::ALL, Verdict::name, Verdict::from_name);
+        check(&Mechanism::ALL, Mechanism::name, Mechanism::from_name);
+        check(&Confidence::ALL, Confidence::name, Confidence::from_name);
+        for (i, v) in Verdict::ALL.into_iter().enumerate() {
+            assert_eq!(v as usize, i);
+        }
+    }
 
     #[test]
     fn fail_on_levels() {
