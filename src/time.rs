@@ -66,15 +66,23 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     } else {
         format!("{frac:0<9}").parse().ok()?
     };
-    // days from civil (inverse of civil_from_days)
-    let y = if m <= 2 { y - 1 } else { y };
+    // days from civil (inverse of civil_from_days); checked, as the text may be anything (a
+    // merged document's): a year, day or time out of range is None, never an overflow.
+    let y = if m <= 2 { y.checked_sub(1)? } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days.checked_mul(86_400)? + hh * 3600 + mm * 60 + ss;
+    let doy = ((153 * mp + 2) / 5).checked_add(day)?.checked_sub(1)?;
+    let doe = (yoe * 365 + yoe / 4 - yoe / 100).checked_add(doy)?;
+    let days = era
+        .checked_mul(146_097)?
+        .checked_add(doe)?
+        .checked_sub(719_468)?;
+    let secs = days
+        .checked_mul(86_400)?
+        .checked_add(hh.checked_mul(3600)?)?
+        .checked_add(mm.checked_mul(60)?)?
+        .checked_add(ss)?;
     secs.checked_mul(1_000_000_000)?.checked_add(ns)
 }
 
@@ -178,6 +186,17 @@ mod tests {
         }
         assert_eq!(parse_rfc3339("garbage"), None);
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
+        for huge in [
+            "9223372036854775807-03-01T00:00:00Z",
+            "-9223372036854775808-01-01T00:00:00Z",
+            "2026-01-9223372036854775807T00:00:00Z",
+            "2026-01-01T9223372036854775807:00:00Z",
+            "2026-01-01T00:9223372036854775807:00Z",
+            "2026-01-01T00:00:9223372036854775807Z",
+            "300000000000-01-01T00:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(huge), None, "{huge}");
+        }
     }
 
     #[test]

@@ -188,6 +188,26 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in their order.
+    pub const ALL: [Outcome; 11] = [
+        Outcome::NoAnswer,
+        Outcome::Refused,
+        Outcome::IcmpUnreachable,
+        Outcome::HandshakeOnly,
+        Outcome::ResetAfterHello,
+        Outcome::RequestUnanswered,
+        Outcome::TlsAlert,
+        Outcome::ProxyDenied,
+        Outcome::HttpDenied,
+        Outcome::Established,
+        Outcome::Midstream,
+    ];
+
+    /// The outcome named `name` (as [`Outcome::name`] writes it).
+    pub fn from_name(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Outcome::NoAnswer => "no-answer",

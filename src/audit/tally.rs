@@ -1,0 +1,267 @@
+//! Grouping and counting judged flows: findings per group, counts per verdict, what each
+//! catalog entry saw, in runs tallied side by side and merged in order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::judge::{rank, target_port, Judged};
+use super::vocab::{Mechanism, Verdict};
+use super::{entry_ref, tag_rule_ref, Finding};
+use crate::catalog::Catalog;
+use crate::flow::{Flow, Outcome, Proto};
+use crate::time::rfc3339;
+
+/// What the audit saw of one catalog entry.
+#[derive(Debug, Clone, Default)]
+pub(super) struct EntryTally {
+    pub(super) verdicts: BTreeMap<&'static str, u64>,
+    pub(super) names: BTreeSet<String>,
+    pub(super) by_file: BTreeMap<String, BTreeMap<&'static str, u64>>,
+}
+
+impl EntryTally {
+    fn merge(&mut self, other: EntryTally) {
+        add_counts(&mut self.verdicts, other.verdicts);
+        self.names.extend(other.names);
+        for (file, m) in other.by_file {
+            add_counts(self.by_file.entry(file).or_default(), m);
+        }
+    }
+
+    pub(super) fn count(&mut self, what: &'static str, file: &str) {
+        *self.verdicts.entry(what).or_default() += 1;
+        let per_file = match self.by_file.get_mut(file) {
+            Some(m) => m,
+            None => self.by_file.entry(file.to_string()).or_default(),
+        };
+        *per_file.entry(what).or_default() += 1;
+    }
+}
+
+/// Adds the counts of `more` to `to`.
+fn add_counts(to: &mut BTreeMap<&'static str, u64>, more: BTreeMap<&'static str, u64>) {
+    for (k, n) in more {
+        *to.entry(k).or_default() += n;
+    }
+}
+
+/// Flows per run grouped side by side (see [`FlowTally`]).
+pub(super) const FLOW_RUN: usize = 4096;
+
+/// A group's [`Key`] while flows are grouped, the name borrowed from the flows.
+pub(super) type FlowKey<'a> = (
+    Verdict,
+    Option<Mechanism>,
+    Option<usize>,
+    &'a str,
+    &'static str,
+    Option<u16>,
+);
+
+/// What grouping and counting a run of flows gives. Runs are tallied side by side and merged
+/// in order, which gives what one pass over the flows in order would: a group keeps the
+/// fields of its first flow, and the evidence and time of its earliest-starting one (the
+/// first of them on a tie).
+#[derive(Default)]
+pub(super) struct FlowTally<'a> {
+    pub(super) groups: rustc_hash::FxHashMap<FlowKey<'a>, Finding>,
+    pub(super) counts: BTreeMap<&'static str, u64>,
+    pub(super) per_entry: BTreeMap<usize, EntryTally>,
+    pub(super) placeholders_seen: BTreeMap<String, BTreeSet<String>>,
+    /// The worst and best outcome per (entry, name), over every named flow whatever its
+    /// verdict (entry ids are unique, so the index stands for the id).
+    pub(super) span: rustc_hash::FxHashMap<(Option<usize>, &'a str), (Outcome, Outcome)>,
+}
+
+impl<'a> FlowTally<'a> {
+    /// Tallies `flows` (of `file`) with their judgements.
+    pub(super) fn add(
+        &mut self,
+        flows: &'a [Box<Flow>],
+        judged: &[Judged],
+        file: &str,
+        catalog: &Catalog,
+    ) {
+        for (f, j) in flows.iter().zip(judged) {
+            // ICMP echo (ping) is not an application flow: counted on its own, never a finding.
+            let counted = if matches!(f.proto, Proto::Icmp | Proto::Icmpv6) {
+                "icmp-echo"
+            } else {
+                j.verdict.name()
+            };
+            *self.counts.entry(counted).or_default() += 1;
+            if let Some(name) = f.facts.name.as_deref() {
+                let o = f.outcome();
+                note_span(self.span.entry((j.entry, name)).or_insert((o, o)), o);
+            }
+            if let Some(e) = j.entry {
+                let pe = self.per_entry.entry(e).or_default();
+                pe.count(j.verdict.name(), file);
+                if let Some(n) = &f.facts.name {
+                    if !pe.names.contains(n) {
+                        pe.names.insert(n.clone());
+                    }
+                }
+                for (k, v) in &j.bound {
+                    let seen = self.placeholders_seen.entry(k.clone()).or_default();
+                    if !seen.contains(v) {
+                        seen.insert(v.clone());
+                    }
+                }
+            }
+            if j.verdict == Verdict::Unattributed {
+                continue;
+            }
+            let name = f.facts.name.as_deref().unwrap_or_default();
+            let port = target_port(f);
+            let key = (
+                j.verdict,
+                j.mechanism,
+                j.entry,
+                name,
+                f.proto.name(),
+                Some(port),
+            );
+            let g = self.groups.entry(key).or_insert_with(|| Finding {
+                verdict: j.verdict,
+                mechanism: j.mechanism,
+                confidence: j.confidence,
+                name: name.to_string(),
+                proto: f.proto.name(),
+                dst_port: Some(port),
+                dst_ips: BTreeSet::new(),
+                ips: Default::default(),
+                entry: j
+                    .entry
+                    .map(|e| entry_ref(&catalog.entries()[e]))
+                    .or_else(|| {
+                        j.tag_rule
+                            .map(|t| tag_rule_ref(&catalog.data().service_tags[t]))
+                    }),
+                flows: 0,
+                lookups: 0,
+                first_seen: rfc3339(f.first_ns),
+                first_ns: f.first_ns,
+                evidence: j.evidence.clone(),
+                files: BTreeSet::new(),
+                bound: j.bound.iter().cloned().collect(),
+                port_mismatch: j.port_mismatch,
+                worst_outcome: None,
+                best_outcome: None,
+            });
+            g.flows += 1;
+            g.ips.insert(f.server.ip);
+            if !g.files.contains(file) {
+                g.files.insert(file.to_string());
+            }
+            if f.first_ns < g.first_ns {
+                g.first_ns = f.first_ns;
+                g.first_seen = rfc3339(f.first_ns);
+                g.evidence = j.evidence.clone();
+            }
+        }
+    }
+
+    /// Adds the tally of the flows that come after this one's.
+    pub(super) fn merge(&mut self, later: FlowTally<'a>) {
+        for (k, g) in later.groups {
+            match self.groups.entry(k) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(g);
+                }
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    let a = o.into_mut();
+                    a.flows += g.flows;
+                    a.ips.extend(g.ips);
+                    a.files.extend(g.files);
+                    if g.first_ns < a.first_ns {
+                        a.first_ns = g.first_ns;
+                        a.first_seen = g.first_seen;
+                        a.evidence = g.evidence;
+                    }
+                }
+            }
+        }
+        add_counts(&mut self.counts, later.counts);
+        for (e, t) in later.per_entry {
+            self.per_entry.entry(e).or_default().merge(t);
+        }
+        for (k, vs) in later.placeholders_seen {
+            self.placeholders_seen.entry(k).or_default().extend(vs);
+        }
+        for (k, (worst, best)) in later.span {
+            let span = self.span.entry(k).or_insert((worst, best));
+            note_span(span, worst);
+            note_span(span, best);
+        }
+    }
+}
+
+/// Widens a (worst, best) outcome span to take in `o`.
+fn note_span(span: &mut (Outcome, Outcome), o: Outcome) {
+    if rank(o) > rank(span.0) {
+        span.0 = o;
+    }
+    if rank(o) < rank(span.1) {
+        span.1 = o;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Merging a later run: counts add up, addresses and files join, and the evidence and
+    /// time are the earliest start's (the earlier run's on a tie); the rest is the first's.
+    #[test]
+    fn a_later_run_merges_into_a_group() {
+        use super::*;
+        use crate::audit::vocab::Confidence;
+        let finding = |first_ns: i64, evidence: &str, ip: &str, file: &str, conf| Finding {
+            verdict: Verdict::RequiredBlocked,
+            mechanism: Some(Mechanism::Drop),
+            confidence: Some(conf),
+            name: "a.example".into(),
+            proto: "tcp",
+            dst_port: Some(443),
+            dst_ips: BTreeSet::new(),
+            ips: [ip.parse().unwrap()].into_iter().collect(),
+            entry: None,
+            flows: 2,
+            lookups: 0,
+            first_seen: format!("t{first_ns}"),
+            first_ns,
+            evidence: evidence.into(),
+            files: [file.to_string()].into_iter().collect(),
+            bound: BTreeMap::new(),
+            port_mismatch: false,
+            worst_outcome: None,
+            best_outcome: None,
+        };
+        let key = (
+            Verdict::RequiredBlocked,
+            Some(Mechanism::Drop),
+            None,
+            "a.example",
+            "tcp",
+            Some(443),
+        );
+        let tally = |f: Finding| {
+            let mut t = FlowTally::default();
+            t.counts.insert("required-blocked", f.flows);
+            t.groups.insert(key, f);
+            t
+        };
+        let mut a = tally(finding(50, "first", "192.0.2.1", "x", Confidence::Low));
+        let later =
+            |first_ns, evidence, ip| tally(finding(first_ns, evidence, ip, "y", Confidence::High));
+        a.merge(later(50, "tie", "192.0.2.2"));
+        let g = &a.groups[&key];
+        assert_eq!((g.flows, g.first_ns, g.evidence.as_str()), (4, 50, "first"));
+        a.merge(later(10, "earlier", "192.0.2.1"));
+        let g = &a.groups[&key];
+        assert_eq!((g.flows, g.first_ns, g.first_seen.as_str()), (6, 10, "t10"));
+        assert_eq!(g.evidence, "earlier");
+        assert_eq!(g.confidence, Some(Confidence::Low));
+        assert_eq!(g.ips.len(), 2);
+        assert_eq!(g.files.iter().collect::<Vec<_>>(), ["x", "y"]);
+        assert_eq!(a.counts["required-blocked"], 6);
+    }
+}
