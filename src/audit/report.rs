@@ -187,8 +187,9 @@ pub fn write_audit(
 /// hosts, then what was allowed although nothing expects it, then websocket problems, at most
 /// `max` finding lines (with how many more there are).
 pub fn live_view(a: &Audit, max: usize) -> String {
+    let sec = Sections::of(a);
     let mut lines: Vec<String> = Vec::new();
-    for f in a.blocked() {
+    for f in &sec.blocked {
         lines.push(format!(
             "  {} {} ({})",
             f.verdict.name(),
@@ -196,11 +197,7 @@ pub fn live_view(a: &Audit, max: usize) -> String {
             f.mechanism.map_or("-", |m| m.name())
         ));
     }
-    for f in a
-        .findings
-        .iter()
-        .filter(|f| f.verdict == Verdict::UnexpectedReached)
-    {
+    for f in &sec.unexpected_reached {
         lines.push(format!("  unexpected-reached {}", line(f)));
     }
     for i in a
@@ -291,18 +288,59 @@ fn cell(counts: Option<&std::collections::BTreeMap<&'static str, u64>>) -> &'sta
     }
 }
 
+/// The audit's sections for people, picked once for every human format (text, Markdown, the
+/// live view), so that the formats cannot disagree on what each section holds.
+struct Sections<'a> {
+    /// Required or optional catalog hosts that were blocked: flows, then DNS failures.
+    blocked: Vec<&'a Finding>,
+    /// Allowed although nothing in the catalog expects it.
+    unexpected_reached: Vec<&'a Finding>,
+    /// Blocked, and not in the catalog.
+    unexpected_blocked: Vec<&'a Finding>,
+    /// Catalog hosts on a protocol or port their entry does not list.
+    other_port: Vec<&'a Finding>,
+    /// Required entries nothing exercised.
+    not_exercised: Vec<&'a super::Coverage>,
+    /// Required or optional catalog hosts that were reached.
+    reached: Vec<&'a Finding>,
+}
+
+impl<'a> Sections<'a> {
+    fn of(a: &'a Audit) -> Sections<'a> {
+        let with = |v: &[Verdict]| -> Vec<&'a Finding> {
+            a.findings
+                .iter()
+                .filter(|f| v.contains(&f.verdict))
+                .collect()
+        };
+        Sections {
+            blocked: a.blocked().collect(),
+            unexpected_reached: with(&[Verdict::UnexpectedReached]),
+            unexpected_blocked: with(&[Verdict::UnexpectedBlocked]),
+            other_port: with(&[Verdict::OtherPortBlocked, Verdict::OtherPortReached]),
+            not_exercised: a
+                .coverage
+                .iter()
+                .filter(|c| !c.exercised && c.entry.requirement == "required")
+                .collect(),
+            reached: with(&[Verdict::RequiredReached, Verdict::OptionalReached]),
+        }
+    }
+}
+
 fn text(out: &mut dyn Write, a: &Audit, color: bool, per_file: bool) -> io::Result<()> {
     let (red, yellow, green, bold, reset) = if color {
         ("\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[1m", "\x1b[0m")
     } else {
         ("", "", "", "", "")
     };
-    let blocked: Vec<&Finding> = a.blocked().collect();
+    let sec = Sections::of(a);
+    let blocked = &sec.blocked;
     writeln!(out, "{bold}Required (or optional) but blocked{reset}")?;
     if blocked.is_empty() {
         writeln!(out, "  none")?;
     }
-    for f in &blocked {
+    for f in blocked {
         let mech = f.mechanism.map_or("-", |m| m.name());
         let conf = f.confidence.map_or(String::new(), |c| {
             format!(", {} confidence", serde_plain(&c))
@@ -316,25 +354,17 @@ fn text(out: &mut dyn Write, a: &Audit, color: bool, per_file: bool) -> io::Resu
         writeln!(out, "      {}", escape_terminal(&f.evidence))?;
     }
     writeln!(out, "\n{bold}Allowed but unexpected{reset}")?;
-    let unexpected: Vec<&Finding> = a
-        .findings
-        .iter()
-        .filter(|f| f.verdict == Verdict::UnexpectedReached)
-        .collect();
+    let unexpected = &sec.unexpected_reached;
     if unexpected.is_empty() {
         writeln!(out, "  none")?;
     }
-    for f in &unexpected {
+    for f in unexpected {
         writeln!(out, "  {yellow}unexpected-reached{reset} {}", line(f))?;
         if f.port_mismatch {
             writeln!(out, "      {}", escape_terminal(&f.evidence))?;
         }
     }
-    let ub: Vec<&Finding> = a
-        .findings
-        .iter()
-        .filter(|f| f.verdict == Verdict::UnexpectedBlocked)
-        .collect();
+    let ub = &sec.unexpected_blocked;
     if !ub.is_empty() {
         writeln!(out, "\n{bold}Blocked, not in the catalog{reset}")?;
         for f in ub {
@@ -346,16 +376,7 @@ fn text(out: &mut dyn Write, a: &Audit, color: bool, per_file: bool) -> io::Resu
             )?;
         }
     }
-    let other: Vec<&Finding> = a
-        .findings
-        .iter()
-        .filter(|f| {
-            matches!(
-                f.verdict,
-                Verdict::OtherPortBlocked | Verdict::OtherPortReached
-            )
-        })
-        .collect();
+    let other = &sec.other_port;
     if !other.is_empty() {
         writeln!(
             out,
@@ -381,15 +402,11 @@ fn text(out: &mut dyn Write, a: &Audit, color: bool, per_file: bool) -> io::Resu
         }
     }
     writeln!(out, "\n{bold}Required but not exercised{reset}")?;
-    let missing: Vec<_> = a
-        .coverage
-        .iter()
-        .filter(|c| !c.exercised && c.entry.requirement == "required")
-        .collect();
+    let missing = &sec.not_exercised;
     if missing.is_empty() {
         writeln!(out, "  none")?;
     }
-    for c in &missing {
+    for c in missing {
         writeln!(
             out,
             "  {} ({}, {})",
@@ -397,16 +414,7 @@ fn text(out: &mut dyn Write, a: &Audit, color: bool, per_file: bool) -> io::Resu
         )?;
     }
     writeln!(out, "\n{bold}OK{reset}")?;
-    let ok: Vec<&Finding> = a
-        .findings
-        .iter()
-        .filter(|f| {
-            matches!(
-                f.verdict,
-                Verdict::RequiredReached | Verdict::OptionalReached
-            )
-        })
-        .collect();
+    let ok = &sec.reached;
     if ok.is_empty() {
         writeln!(out, "  none")?;
     }
@@ -455,6 +463,7 @@ fn serde_plain<T: Serialize>(v: &T) -> String {
 }
 
 fn markdown(out: &mut dyn Write, a: &Audit, per_file: bool) -> io::Result<()> {
+    let sec = Sections::of(a);
     writeln!(out, "# allowscope audit\n")?;
     writeln!(out, "## Required but blocked\n")?;
     writeln!(
@@ -462,7 +471,7 @@ fn markdown(out: &mut dyn Write, a: &Audit, per_file: bool) -> io::Result<()> {
         "| verdict | name | proto/port | entry | mechanism | confidence | flows | evidence |"
     )?;
     writeln!(out, "|---|---|---|---|---|---|---|---|")?;
-    for f in a.blocked() {
+    for f in &sec.blocked {
         writeln!(
             out,
             "| {} | {} | {}{} | {} | {} | {} | {} | {} |",
@@ -482,11 +491,7 @@ fn markdown(out: &mut dyn Write, a: &Audit, per_file: bool) -> io::Result<()> {
     writeln!(out, "\n## Allowed but unexpected\n")?;
     writeln!(out, "| name | proto/port | flows | addresses |")?;
     writeln!(out, "|---|---|---|---|")?;
-    for f in a
-        .findings
-        .iter()
-        .filter(|f| f.verdict == Verdict::UnexpectedReached)
-    {
+    for f in &sec.unexpected_reached {
         let ips: Vec<&str> = f.dst_ips.iter().map(String::as_str).collect();
         writeln!(
             out,
@@ -498,16 +503,25 @@ fn markdown(out: &mut dyn Write, a: &Audit, per_file: bool) -> io::Result<()> {
             ips.join(", ")
         )?;
     }
-    let other: Vec<&Finding> = a
-        .findings
-        .iter()
-        .filter(|f| {
-            matches!(
-                f.verdict,
-                Verdict::OtherPortBlocked | Verdict::OtherPortReached
-            )
-        })
-        .collect();
+    // The text report always had this section; Markdown had left it out.
+    if !sec.unexpected_blocked.is_empty() {
+        writeln!(out, "\n## Blocked, not in the catalog\n")?;
+        writeln!(out, "| name | proto/port | mechanism | flows | evidence |")?;
+        writeln!(out, "|---|---|---|---|---|")?;
+        for f in &sec.unexpected_blocked {
+            writeln!(
+                out,
+                "| {} | {}/{} | {} | {} | {} |",
+                escape_markdown(&f.name),
+                f.proto,
+                f.dst_port.unwrap_or(0),
+                f.mechanism.map_or("-", |m| m.name()),
+                f.flows,
+                escape_markdown(&f.evidence),
+            )?;
+        }
+    }
+    let other = &sec.other_port;
     if !other.is_empty() {
         writeln!(
             out,
@@ -539,11 +553,7 @@ fn markdown(out: &mut dyn Write, a: &Audit, per_file: bool) -> io::Result<()> {
         }
     }
     writeln!(out, "\n## Required but not exercised\n")?;
-    for c in a
-        .coverage
-        .iter()
-        .filter(|c| !c.exercised && c.entry.requirement == "required")
-    {
+    for c in &sec.not_exercised {
         writeln!(
             out,
             "- `{}` ({}): {}",
@@ -596,12 +606,7 @@ fn markdown(out: &mut dyn Write, a: &Audit, per_file: bool) -> io::Result<()> {
         }
     }
     writeln!(out, "\n## Reached\n")?;
-    for f in a.findings.iter().filter(|f| {
-        matches!(
-            f.verdict,
-            Verdict::RequiredReached | Verdict::OptionalReached
-        )
-    }) {
+    for f in &sec.reached {
         writeln!(
             out,
             "- {} {}/{} ({} flows)",
