@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use rayon::prelude::*;
 
-use crate::analyze::{analyze_input_with, FileResult};
 use crate::capture::expand_inputs;
 use crate::flow::FlowConfig;
+use crate::pipeline::{analyze_input_with, FileResult};
 use crate::report::{escape_terminal, write_flows, FlowsFormat};
 
 /// Exit code: the run worked and found nothing to report.
@@ -420,7 +420,7 @@ fn workers_per_input(threads: Option<u16>, inputs: usize) -> usize {
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
-    (threads / inputs.max(1)).clamp(1, crate::split::MAX_WORKERS)
+    (threads / inputs.max(1)).clamp(1, crate::pipeline::MAX_WORKERS)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -438,7 +438,7 @@ fn show_progress(
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     let start = std::time::Instant::now();
-    let base = crate::analyze::BYTES_READ.load(Relaxed);
+    let base = crate::pipeline::BYTES_READ.load(Relaxed);
     let mut shown = false;
     while !finished.load(Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -446,7 +446,7 @@ fn show_progress(
         if secs < 1.0 {
             continue;
         }
-        let mb = (crate::analyze::BYTES_READ.load(Relaxed) - base) as f64 / 1e6;
+        let mb = (crate::pipeline::BYTES_READ.load(Relaxed) - base) as f64 / 1e6;
         eprint!(
             "\r\x1b[K{}/{total} inputs, {mb:.0} MB read, {:.0} MB/s",
             done.load(Relaxed),

@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::analyze::{analyze_reader_viewed, FileResult};
 use crate::capture::CaptureReader;
 use crate::catalog::Catalog;
 use crate::cli::{TableArgs, EXIT_ERROR, EXIT_OK};
+use crate::pipeline::{analyze_reader_viewed, FileResult};
 use crate::report::escape_terminal;
 
 const LIVE_HELP: &str = "\
@@ -320,7 +320,7 @@ fn capture(
             Ok::<FileResult, String>(if view.is_some() {
                 analyze_reader_viewed(name, r, &cfg, every, &mut render)
             } else {
-                crate::analyze::analyze_reader(name, r, &cfg)
+                crate::pipeline::analyze_reader(name, r, &cfg)
             })
         })
     };
