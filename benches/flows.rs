@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use allowscope::analyze::analyze_reader;
 use allowscope::capture::CaptureReader;
 use allowscope::flow::FlowConfig;
+use allowscope::pipeline::analyze_reader;
 
 fn peak_rss_self_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

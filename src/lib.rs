@@ -1,11 +1,16 @@
 //! allowscope: audit packet captures against the outbound allowlist a service needs.
 //!
-//! Data flow (see `../shared/design.md` in the project workspace and README.md):
-//! `capture` (files, stdin; zero-copy frames) -> `decode` (link, IP, L4 views) ->
-//! `flow` (bidirectional flow table, TCP state, first-flight reassembly, outcomes) ->
-//! `report` (table, JSON, NDJSON).
+//! The rooms, in data-flow order (docs/ARCHITECTURE.md has the picture and the import rule that
+//! `tests/architecture.rs` checks):
+//! `capture` (files, stdin, pcap/pcapng, gzip/zstd; zero-copy frames) -> `decode` (link
+//! layers, tunnels, IP, transport views) -> `flow` (the bidirectional flow table, TCP state,
+//! first-flight reassembly, outcomes) -> `proto` (TLS, DNS, HTTP and CONNECT, QUIC facts) ->
+//! `names` (DNS answers to flows, host ties, local blocks) -> `pipeline` (one input read and
+//! analysed, split among workers) -> `catalog` (the hosts a service needs) -> `audit` (verdicts,
+//! mechanisms, evidence, coverage; `ws` for websockets) -> `report` (text, Markdown, JSON,
+//! NDJSON) -> `cli` (arguments, commands, exit codes; `live` behind its feature). The ground
+//! floor: `text`, `time`, `rng`, `synth` (the bench's and the tests' synthetic captures).
 
-pub mod analyze;
 pub mod audit;
 pub mod capture;
 pub mod catalog;
@@ -15,10 +20,10 @@ pub mod flow;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod names;
+pub mod pipeline;
 pub mod proto;
 pub mod report;
 pub mod rng;
-pub mod split;
 pub mod synth;
 pub mod text;
 pub mod time;

@@ -9,165 +9,17 @@
 //! `--duration`, Ctrl-C and SIGTERM stop the capture with libpcap's breakloop from another thread.
 
 use std::fs::File;
-use std::io::IsTerminal;
 use std::io::{self, BufWriter, Read, Write};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::Args;
-
-use crate::analyze::{analyze_reader_viewed, FileResult};
 use crate::capture::CaptureReader;
 use crate::catalog::Catalog;
-use crate::cli::{TableArgs, EXIT_ERROR, EXIT_OK};
+use crate::cli::live::LiveArgs;
+use crate::pipeline::{analyze_reader_viewed, FileResult};
 use crate::report::escape_terminal;
-
-const LIVE_HELP: &str = "\
-Captures until --duration or --packets is reached, or Ctrl-C (or SIGTERM), then prints the audit as
-`allowscope audit` does (same formats, catalog options and exit codes). While it runs, and when
-stdout is a terminal, a live view (packets, flows, the audit's counts and findings so far) is
-redrawn every --refresh seconds; --no-view turns it off. Packets the kernel or
-the interface dropped are printed to stderr and reported as the input's interface_drops.
-Needs CAP_NET_RAW (root); --user drops privileges once the interface is open.
-
-Examples:
-  allowscope live --list
-  allowscope live -i eth0 --duration 60 --write trace.pcap
-  allowscope live -i eth0 -f 'not port 22' --format json --fail-on never > audit.json";
-
-#[derive(Args, Debug)]
-#[command(after_help = LIVE_HELP)]
-pub struct LiveArgs {
-    /// List the interfaces libpcap can capture on and exit
-    #[arg(long, conflicts_with_all = ["interface", "filter", "duration", "packets", "write"])]
-    pub list: bool,
-    /// Interface to capture on
-    #[arg(
-        short = 'i',
-        long,
-        value_name = "IFACE",
-        required_unless_present = "list"
-    )]
-    pub interface: Option<String>,
-    /// BPF capture filter (tcpdump syntax)
-    #[arg(short = 'f', long, value_name = "BPF")]
-    pub filter: Option<String>,
-    /// Stop after this many seconds
-    #[arg(long, value_name = "SECS", conflicts_with = "packets")]
-    pub duration: Option<f64>,
-    /// Stop after this many packets
-    #[arg(long, value_name = "N")]
-    pub packets: Option<u64>,
-    /// Also write the captured packets to this pcap file (nanosecond timestamps)
-    #[arg(short = 'w', long, value_name = "FILE.pcap")]
-    pub write: Option<PathBuf>,
-    /// Bytes captured per packet
-    #[arg(long, default_value_t = 65535, value_name = "BYTES")]
-    pub snaplen: i32,
-    /// Put the interface into promiscuous mode
-    #[arg(long)]
-    pub promisc: bool,
-    /// After opening the interface (and the --write file), switch to this user and its group
-    #[arg(long, value_name = "NAME")]
-    pub user: Option<String>,
-    #[command(flatten)]
-    pub output: crate::cli::AuditOutput,
-    #[command(flatten)]
-    pub catalog: crate::catalog::CatalogOptions,
-    #[command(flatten)]
-    pub table: TableArgs,
-    #[command(flatten)]
-    pub tags: crate::cli::ServiceTagsArg,
-    /// Do not print the summary to stderr
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Seconds between redraws of the live view
-    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
-    pub refresh: f64,
-    /// No live view, even on a terminal
-    #[arg(long)]
-    pub no_view: bool,
-}
-
-/// Runs `allowscope live` and returns the exit code.
-pub fn run(args: &LiveArgs) -> i32 {
-    if args.list {
-        return list();
-    }
-    let Some(iface) = args.interface.as_deref() else {
-        eprintln!("error: --interface is required");
-        return EXIT_ERROR;
-    };
-    if matches!(args.duration, Some(d) if !(d.is_finite() && d > 0.0)) {
-        eprintln!("error: --duration must be a positive number of seconds");
-        return EXIT_ERROR;
-    }
-    if !(args.refresh.is_finite() && args.refresh >= 0.1) {
-        eprintln!("error: --refresh must be at least 0.1 seconds");
-        return EXIT_ERROR;
-    }
-    let catalog = match args.catalog.load() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {}", escape_terminal(&e.to_string()));
-            return EXIT_ERROR;
-        }
-    };
-    let catalog = Arc::new(catalog);
-    let tags = match args.tags.load() {
-        Ok(t) => t.map(Arc::new),
-        Err(code) => return code,
-    };
-    let view = !args.no_view && io::stdout().is_terminal();
-    let (mut result, failed) =
-        match capture(iface, args, view.then(|| catalog.clone()), tags.clone()) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {}: {}", escape_terminal(iface), escape_terminal(&e));
-                return EXIT_ERROR;
-            }
-        };
-    crate::cli::name_by_tags(std::slice::from_mut(&mut result), tags.as_deref());
-    crate::cli::report_audit(
-        std::slice::from_ref(&result),
-        &[],
-        failed,
-        &catalog,
-        &crate::cli::ReportOpts {
-            format: args.output.format,
-            fail_on: args.output.fail_on,
-            quiet: args.quiet,
-            per_file: false,
-        },
-    )
-}
-
-fn list() -> i32 {
-    match pcap::Device::list() {
-        Ok(devs) => {
-            let stdout = io::stdout();
-            let mut out = stdout.lock();
-            for d in devs {
-                let addrs: Vec<String> = d.addresses.iter().map(|a| a.addr.to_string()).collect();
-                let _ = writeln!(
-                    out,
-                    "{}\t{}\t{}",
-                    escape_terminal(&d.name),
-                    escape_terminal(d.desc.as_deref().unwrap_or("")),
-                    addrs.join(" ")
-                );
-            }
-            EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: listing interfaces: {e}");
-            EXIT_ERROR
-        }
-    }
-}
 
 /// A `Read` over chunks of a byte stream sent through a bounded channel; EOF when the sender
 /// is dropped.
@@ -212,7 +64,7 @@ fn pcap_header(snaplen: u32, linktype: u32) -> Vec<u8> {
 }
 
 /// Captures until stopped and returns the analyzed result plus whether something failed.
-fn capture(
+pub(crate) fn capture(
     iface: &str,
     args: &LiveArgs,
     view: Option<Arc<Catalog>>,
@@ -320,7 +172,7 @@ fn capture(
             Ok::<FileResult, String>(if view.is_some() {
                 analyze_reader_viewed(name, r, &cfg, every, &mut render)
             } else {
-                crate::analyze::analyze_reader(name, r, &cfg)
+                crate::pipeline::analyze_reader(name, r, &cfg)
             })
         })
     };

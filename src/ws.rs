@@ -21,10 +21,10 @@ use std::io::{self, Write};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::FileResult;
 use crate::audit::{middlebox_rst, server_ttls};
 use crate::catalog::Catalog;
 use crate::flow::{Flow, Outcome, Proto, Side};
+use crate::pipeline::FileResult;
 use crate::proto::facts::HttpFacts;
 use crate::report::escape_terminal;
 use crate::time::rfc3339;

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use allowscope::analyze::analyze_input;
 use allowscope::capture::Input;
 use allowscope::flow::FlowConfig;
+use allowscope::pipeline::analyze_input;
 
 fn keep() -> FlowConfig {
     FlowConfig {
@@ -72,8 +72,8 @@ fn flow_cap_evicts_and_counts() {
 /// inside the file (or, when no frame left could be decoded, says that).
 #[test]
 fn damaged_captures_never_panic_end_to_end() {
-    use allowscope::analyze::analyze_reader;
     use allowscope::capture::CaptureReader;
+    use allowscope::pipeline::analyze_reader;
     use allowscope::rng::XorShift;
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
@@ -130,8 +130,8 @@ fn damaged_captures_never_panic_end_to_end() {
 /// outcomes and DNS names) as reading that prefix as a file.
 #[test]
 fn live_view_snapshots_equal_the_result_of_the_prefix() {
-    use allowscope::analyze::{analyze_reader, analyze_reader_viewed, FileResult};
     use allowscope::capture::CaptureReader;
+    use allowscope::pipeline::{analyze_reader, analyze_reader_viewed, FileResult};
     use allowscope::report::FlowRecord;
 
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/audit-client.pcap");

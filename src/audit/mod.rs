@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::analyze::FileResult;
 use crate::catalog::{Catalog, Entry, ServiceTag};
+use crate::pipeline::FileResult;
 use tally::{FlowTally, FLOW_RUN};
 
 pub use coverage::Coverage;
@@ -289,7 +289,7 @@ mod tests {
         let cfg = crate::flow::FlowConfig::default();
         let mut results: Vec<_> = inputs
             .iter()
-            .map(|i| crate::analyze::analyze_input(i, &cfg))
+            .map(|i| crate::pipeline::analyze_input(i, &cfg))
             .collect();
         // And the bench's synthetic traffic: many addresses and starts per group.
         let mut synth = Vec::new();
@@ -297,7 +297,11 @@ mod tests {
         let reader =
             crate::capture::CaptureReader::from_read(Box::new(std::io::Cursor::new(synth)))
                 .unwrap();
-        results.push(crate::analyze::analyze_reader("synth".into(), reader, &cfg));
+        results.push(crate::pipeline::analyze_reader(
+            "synth".into(),
+            reader,
+            &cfg,
+        ));
         // Starts out of order and tied, as timestamps from several interfaces can be: the
         // earliest start (the first of the earliest on a tie) gives a group its evidence.
         let synth = results.last_mut().unwrap();

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{Audit, Finding, Judged, Verdict};
-use crate::analyze::{FileResult, FileSummary};
+use crate::pipeline::{FileResult, FileSummary};
 use crate::report::{escape_terminal, FlowRecord, SCHEMA_VERSION};
 
 /// Output format of the `audit` command.
@@ -642,9 +642,9 @@ mod tests {
         let catalog = crate::catalog::Catalog::builtin();
         let all: Vec<FileResult> = inputs
             .iter()
-            .map(|i| crate::analyze::analyze_input(i, &cfg))
+            .map(|i| crate::pipeline::analyze_input(i, &cfg))
             .collect();
-        let none = vec![crate::analyze::analyze_input(
+        let none = vec![crate::pipeline::analyze_input(
             &crate::capture::Input::File(dir.join("tcp-outcomes.pcap")),
             &cfg,
         )];

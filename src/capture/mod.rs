@@ -343,7 +343,7 @@ impl CaptureReader {
         }
         // SAFETY: the map is read-only, and nothing here writes to the file. As with any file
         // mapping, another process truncating the file while it is mapped would fault (SIGBUS):
-        // callers that map (an input split among threads, see `crate::split`) document it.
+        // callers that map (an input split among threads, see `crate::pipeline::split`) document it.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_at(0))?;
         CaptureReader::from_source(Source::mapped(map), Compression::None)
     }

@@ -58,6 +58,7 @@ impl PcapState {
     }
 
     /// Parse the next record. `Ok(None)` at a clean end or (with a warning) inside a record.
+    #[inline]
     pub(crate) fn next(
         &self,
         src: &mut Source,

@@ -8,10 +8,8 @@ use super::{
     ports_text, schema, Catalog, CatalogError, CatalogOptions, CloudArg, Entry, Match, Proto,
     BUILTIN_TOML,
 };
+use crate::cli::{Error, EXIT_ERROR, EXIT_OK};
 use crate::text::escape_terminal as esc;
-
-const EXIT_OK: i32 = 0;
-const EXIT_ERROR: i32 = 2;
 
 const CATALOG_HELP: &str = "\
 Scope: entries of the chosen --cloud (default public; entries of cloud `any` always count) and
@@ -93,7 +91,7 @@ pub enum MatchFormat {
 }
 
 /// Runs a `catalog` subcommand; returns the exit code (0 ok, 2 error).
-pub fn run(cmd: &CatalogCommand) -> i32 {
+pub fn run(cmd: &CatalogCommand) -> Result<i32, Error> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let r = match cmd {
@@ -113,16 +111,13 @@ pub fn run(cmd: &CatalogCommand) -> i32 {
         Ok(code)
     });
     match r {
-        Ok(code) => code,
-        Err(Failure::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
-        Err(Failure::Io(e)) => {
-            eprintln!("error: writing output: {e}");
-            EXIT_ERROR
-        }
+        Ok(code) => Ok(code),
+        // The output stopped at a write: the command ends there, with success unless the
+        // write failed other than by a broken pipe.
+        Err(Failure::Io(e)) => crate::cli::written(Err(e)).map(|()| EXIT_OK),
         Err(Failure::Catalog(e)) => {
             drop(out);
-            eprintln!("error: {e}");
-            EXIT_ERROR
+            Err(Error::Message(e.to_string()))
         }
     }
 }

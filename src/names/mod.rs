@@ -4,8 +4,8 @@
 //! [`crate::proto::facts`]); this stage names the rest from DNS once the whole input has been
 //! read: the answers in time order, CNAME chains followed back to the name that was asked.
 
-use crate::analyze::DnsEvent;
 use crate::flow::Flow;
+use crate::pipeline::DnsEvent;
 use crate::proto::dns::DnsMessage;
 
 mod hosts;

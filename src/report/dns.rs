@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{escape_terminal, FlowsFormat};
-use crate::analyze::{DnsEvent, FileResult};
+use crate::pipeline::{DnsEvent, FileResult};
 use crate::proto::dns::{qtype_name, rcode_name, DnsError, DnsMessage, RData};
 use crate::time::rfc3339;
 

@@ -10,8 +10,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::analyze::{FileResult, FileSummary};
 use crate::flow::{Close, Dir, Flow, Proto};
+use crate::pipeline::{FileResult, FileSummary};
 use crate::proto::facts::{ConnectFacts, HttpFacts, NameSource, TlsFacts};
 use crate::proto::quic::QuicFacts;
 use crate::proto::HelloStatus;
@@ -566,7 +566,7 @@ pub fn write_summaries(out: &mut dyn Write, results: &[FileResult]) -> io::Resul
 
 /// Why frames were skipped, as text: "2 not IP, 5 of unsupported link type linktype-105,
 /// 1 malformed (NFLOG TLV cut)".
-pub fn skip_reasons(s: &crate::analyze::SkipCounts) -> String {
+pub fn skip_reasons(s: &crate::pipeline::SkipCounts) -> String {
     let mut parts = Vec::new();
     if s.not_ip > 0 {
         parts.push(format!("{} not IP", s.not_ip));
@@ -664,7 +664,7 @@ mod tests {
                 ng.build(),
             )))
             .unwrap();
-            let r = crate::analyze::analyze_reader("t.pcapng".into(), reader, &Default::default());
+            let r = crate::pipeline::analyze_reader("t.pcapng".into(), reader, &Default::default());
             let mut out = Vec::new();
             write_summaries(&mut out, &[r]).unwrap();
             String::from_utf8(out).unwrap()

@@ -21,7 +21,7 @@
 //! Being the same as one table also needs the same clocks: idle flows are swept at the points
 //! of the capture a single table would sweep at (the reader runs the [`SweepClock`] and sends a
 //! sweep to every worker), fragment reassembly expires by the latest fragment time of the whole
-//! input, and DNS names are given after all packets ([`crate::analyze`]'s DNS pass). The live-
+//! input, and DNS names are given after all packets ([`finish_result`]'s DNS pass). The live-
 //! flow cap and the buffer budgets are divided among the workers, so the process stays within
 //! them; when a cap is reached, which flows are evicted can differ from a single table's (the
 //! evictions are counted and summed all the same).
@@ -32,9 +32,9 @@
 use std::net::IpAddr;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use crate::analyze::{
-    finish_result, report_bytes, FileResult, Part, SkipCounts, SweepClock, Worker,
-};
+use super::report_bytes;
+use super::summary::{finish_result, FileResult, SkipCounts};
+use super::worker::{Part, SweepClock, Worker};
 use crate::capture::{CaptureReader, Frame, ReadError};
 use crate::decode::{decode, tcp_udp_addresses, Packet, L4};
 use crate::flow::FlowConfig;
@@ -236,7 +236,7 @@ impl Lane {
 }
 
 /// Reads an opened capture with its packets split among `workers` threads (1: on this thread,
-/// see [`crate::analyze::analyze_reader`]). The result is the same for any number of workers,
+/// see [`super::analyze_reader`]). The result is the same for any number of workers,
 /// except which flows are evicted when the live-flow cap is reached (see the module notes).
 pub fn analyze_reader_split(
     name: String,
@@ -246,7 +246,7 @@ pub fn analyze_reader_split(
 ) -> FileResult {
     let n = workers.clamp(1, MAX_WORKERS);
     if n == 1 {
-        return crate::analyze::analyze_reader(name, reader, cfg);
+        return super::analyze_reader(name, reader, cfg);
     }
     let mut skipped = SkipCounts::default();
     // A mapped input: workers read frames where they lie, the reader copies nothing.

@@ -1,0 +1,311 @@
+//! The command line: every command's arguments (clap) and help text, with examples.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::Error;
+use crate::flow::FlowConfig;
+use crate::report::{escape_terminal, FlowsFormat};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  every input was read to its end
+  2  an input could not be opened or was damaged (bad magic, bogus record length, garbage);
+     the packets before the damage and all other inputs are still reported
+
+Examples:
+  allowscope flows captures/tcp-outcomes.pcap
+  allowscope flows --format ndjson captures/ > flows.ndjson
+  tcpdump -i eth0 -w - | allowscope flows -
+  allowscope flows --format json a.pcapng b.pcap.gz c.pcap.zst";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "allowscope",
+    version,
+    about = "Audit packet captures against the outbound allowlist a service needs",
+    long_about = "allowscope reads packet captures (pcap, pcapng, gzip or zstd compressed, stdin, \
+                  directories) and reports every flow with evidence from the wire: who spoke, \
+                  who answered, how it ended.",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Judge every flow and DNS lookup against the catalog: what was blocked, what got through
+    /// unexpectedly, what was never exercised
+    #[command(after_help = AUDIT_HELP)]
+    Audit(AuditArgs),
+    /// Merge audit JSON documents of separate runs (shards of a batch, several machines) into
+    /// the document one run over all their inputs would have written
+    #[command(after_help = MERGE_HELP)]
+    Merge(MergeArgs),
+    /// Websockets to Azure ML compute instances (Jupyter kernels): did one come up, how long
+    /// did it live, how did it end, and why
+    #[command(after_help = WS_HELP)]
+    Ws(WsArgs),
+    /// List every flow (bidirectional 5-tuple) with its counters, history, outcome and name
+    #[command(after_help = FLOWS_HELP)]
+    Flows(FlowsArgs),
+    /// List DNS lookups (UDP and TCP): name, type, rcode, answers, CNAME chains, unanswered queries
+    #[command(after_help = DNS_HELP)]
+    Dns(FlowsArgs),
+    /// The catalog of hosts a service needs: list, match a name, export, check a user catalog
+    #[command(subcommand)]
+    Catalog(crate::catalog::cli::CatalogCommand),
+    /// Capture live from an interface and audit what it sees (needs CAP_NET_RAW)
+    #[cfg(feature = "live")]
+    Live(super::live::LiveArgs),
+}
+
+const AUDIT_HELP: &str = "\
+Verdicts: required-blocked, optional-blocked, unexpected-reached (allowed but not in the
+catalog), unexpected-blocked, required-reached, optional-reached, inconclusive (a handshake
+without data, or a capture that began mid-flow), unattributed (no name). Reached means the far
+end spoke at the application level: a SYN-ACK alone proves nothing.
+
+Mechanisms: drop, tcp-reset, icmp-admin-prohibited, icmp-port-unreachable,
+icmp-host-unreachable, udp-drop, sni-reset, tls-alert, proxy-denied, http-470, dns-nxdomain,
+dns-servfail, dns-refused, dns-nodata, dns-sinkhole, dns-no-answer, local-block (resolved, never
+connected: low confidence, fails a run only with --fail-on any).
+
+Exit codes:
+  0  nothing at or above --fail-on was found
+  1  something was (default: a required host was blocked)
+  2  an input could not be read to its end, or a bad argument or catalog
+
+Examples:
+  allowscope audit captures/audit-client.pcap
+  allowscope audit --region eastus --storage mystorage --format markdown trace.pcapng > report.md
+  allowscope audit --fail-on unexpected-reached --format json captures/ > audit.json";
+
+const MERGE_HELP: &str = "\
+Exit codes: as for audit (0 nothing at or above --fail-on, 1 findings, 2 unreadable or
+mismatched documents).
+
+Examples:
+  allowscope audit --format json shard1/ > a.json; allowscope audit --format json shard2/ > b.json
+  allowscope merge a.json b.json > all.json";
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Audit JSON documents (`allowscope audit --format json`)
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The least severe finding that makes the exit code 1
+    #[arg(long, value_enum, default_value = "required-blocked")]
+    pub fail_on: crate::audit::FailOn,
+}
+
+const WS_HELP: &str = "\
+Looks at every TCP flow to a websocket-capable catalog entry (*.instances.azureml.ms,
+*.notebooks.azure.net, *.azureml.ms, ...) or carrying `Upgrade: websocket`, and prints per
+connection its transport, ALPN, CONNECT and Upgrade answers, a timeline (start, handshake, last
+data each way, end), who ended it and how, then a diagnosis per instance with what to change:
+
+  healthy             the far end answered; still open, or closed right after data
+  ws-upgrade-failed   an Upgrade answered with something other than 101; says who answered
+                      (origin or proxy) and whether a proxy dropped the Upgrade header
+  ws-idle-kill        closed after 2 s or more without a byte either way, or the first data
+                      after such a silence answered only by a RST or by nothing at all; the
+                      timer is named: about 60 s nginx, 4 min Azure Firewall / Load Balancer,
+                      5 min envoy, or the measured gap
+  never-established   the far end never answered (see `allowscope audit` for how it was blocked)
+  never-stays-up      three or more short connections in a row
+
+When a capture holds both sides of a proxy, the two legs of a handshake are tied together by
+its Sec-WebSocket-Key or TLS client random.
+
+Exit codes: 0 read to the end, 1 with `--fail-on problem` an instance is not healthy, 2 an
+input or the catalog could not be read.
+
+Examples:
+  allowscope ws captures/ws-client.pcap
+  allowscope ws --fail-on problem --format json captures/ > ws.json
+  allowscope ws captures/ws-firewall.pcapng
+  allowscope ws --format json --region eastus trace.pcapng";
+
+#[derive(Args, Debug)]
+pub struct WsArgs {
+    /// Capture files, directories (searched recursively) or `-` for stdin
+    #[arg(required = true, value_name = "FILES|DIRS|-")]
+    pub inputs: Vec<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FlowsFormat,
+    #[command(flatten)]
+    pub catalog: crate::catalog::CatalogOptions,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Do not print per-file summaries to stderr
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Exit 1 when an instance has a problem (`problem`), or never (`never`)
+    #[arg(long, value_enum, default_value = "never")]
+    pub fail_on: WsFailOn,
+}
+
+/// When `allowscope ws` exits 1.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WsFailOn {
+    /// Any instance whose diagnosis is not healthy
+    Problem,
+    /// Only unreadable input makes the exit code non-zero (2)
+    Never,
+}
+
+const DNS_HELP: &str = "\
+Each line is one lookup: a query joined with its response. `no answer` marks queries that never
+got one; flags: nodata (NOERROR without an answer of the asked type), sinkhole (0.0.0.0, :: or
+127.0.0.1 answers), privatelink (the CNAME chain passes through a privatelink. name).
+
+Exit codes: 0 all inputs read to the end, 2 an input was unreadable or damaged.
+
+Examples:
+  allowscope dns captures/dns-facts.pcap
+  allowscope dns --format ndjson captures/ | jq 'select(.rcode != \"NOERROR\")'";
+
+const FLOWS_HELP: &str = "\
+Outcomes:
+  no-answer           SYNs (TCP) or requests (UDP) with nothing back; `attempts` counts them
+  refused             SYN answered by RST
+  icmp-unreachable    an ICMP/ICMPv6 error quoting the flow, no answer (type/code kept)
+  handshake-only      handshake completed, no payload either way
+  reset-after-hello   client sent data, server sent none and closed (FIN or RST)
+  request-unanswered  client sent data, server sent none and did not close
+  established         the far end sent payload (TCP) or a reply (UDP, ICMP echo)
+  midstream           the capture began after the flow did
+
+History letters (Zeek style; upper case client, lower case server):
+  S syn  H syn-ack  A pure ack  D data  F fin  R rst  T retransmitted data
+  W zero window  I inconsistent flags  ^ roles flipped from the first packet's sender
+
+Exit codes: 0 all inputs read to the end, 2 an input was unreadable or damaged.
+
+Examples:
+  allowscope flows captures/tcp-outcomes.pcap
+  allowscope flows --format ndjson captures/ | jq 'select(.outcome != \"established\")'
+  zcat trace.pcap.gz | allowscope flows -";
+
+#[derive(Args, Debug)]
+pub struct FlowsArgs {
+    /// Capture files, directories (searched recursively) or `-` for stdin
+    #[arg(required = true, value_name = "FILES|DIRS|-")]
+    pub inputs: Vec<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FlowsFormat,
+    #[command(flatten)]
+    pub table: TableArgs,
+    #[command(flatten)]
+    pub tags: ServiceTagsArg,
+    /// Do not print per-file summaries to stderr
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `--service-tags FILE` (`flows`, `audit`, `live`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServiceTagsArg {
+    /// The Azure IP Ranges and Service Tags JSON of the cloud (ServiceTags_Public_*.json): a
+    /// flow known only by its server's address is named by the service tag whose range holds
+    /// it (name source ip-tag), and judged by the catalog's service-tag rules
+    #[arg(long, value_name = "FILE")]
+    pub service_tags: Option<PathBuf>,
+}
+
+impl ServiceTagsArg {
+    /// Loads the file, if one was given; a bad one is an error (exit 2).
+    pub fn load(&self) -> Result<Option<crate::catalog::TagRanges>, Error> {
+        let Some(p) = &self.service_tags else {
+            return Ok(None);
+        };
+        crate::catalog::TagRanges::load(p).map(Some).map_err(|e| {
+            Error::Message(format!(
+                "--service-tags {}",
+                escape_terminal(&e.to_string())
+            ))
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// Capture files, directories (searched recursively) or `-` for stdin
+    #[arg(required = true, value_name = "FILES|DIRS|-")]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output: AuditOutput,
+    /// Add a per-file breakdown (and, in Markdown, the coverage matrix entry x file even for
+    /// one input)
+    #[arg(long)]
+    pub per_file: bool,
+    #[command(flatten)]
+    pub catalog: crate::catalog::CatalogOptions,
+    #[command(flatten)]
+    pub table: TableArgs,
+    #[command(flatten)]
+    pub tags: ServiceTagsArg,
+    /// Do not print per-file summaries to stderr
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// How an audit is written and when it fails (`audit` and `live`).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct AuditOutput {
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: crate::audit::report::AuditFormat,
+    /// The least severe finding that makes the exit code 1
+    #[arg(long, value_enum, default_value = "required-blocked")]
+    pub fail_on: crate::audit::FailOn,
+}
+
+/// Flow-table tunables shared by commands that read captures.
+#[derive(Args, Debug, Clone)]
+pub struct TableArgs {
+    /// Worker threads [default: all cores]: several inputs are read at once, one per thread;
+    /// with fewer inputs than threads, each input's packets are split among its share of them
+    /// (by flow). The output is the same for any number
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Payload bytes kept from the start of each TCP direction (first flight), 1024 to 16 MiB
+    #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1024..=16 << 20))]
+    pub reassembly_cap: u32,
+    /// Most flows kept in memory at once; the least recently active are finished early beyond it
+    /// (an input split among threads gives each its share)
+    #[arg(long, default_value_t = 500_000, value_name = "N", value_parser = clap::value_parser!(u64).range(16..))]
+    pub max_flows: u64,
+    /// Seconds without packets after which an open TCP flow is finished
+    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    pub tcp_idle: u32,
+    /// Seconds without packets after which a UDP or ICMP flow is finished
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub udp_idle: u32,
+    /// Map a plain file into memory instead of reading it. Nothing is copied from the kernel,
+    /// but on the 2-core bench host the map cost more than the copies (page faults, TLB
+    /// misses), and a file truncated while it is mapped ends the process (SIGBUS)
+    #[arg(long)]
+    pub mmap: bool,
+    /// Read the file with read() (the default; kept for scripts written when mapping was)
+    #[arg(long, hide = true, conflicts_with = "mmap")]
+    pub no_mmap: bool,
+}
+
+impl TableArgs {
+    pub fn config(&self) -> FlowConfig {
+        FlowConfig {
+            reassembly_cap: self.reassembly_cap as usize,
+            max_flows: self.max_flows as usize,
+            tcp_idle_ns: self.tcp_idle as i64 * 1_000_000_000,
+            udp_idle_ns: self.udp_idle as i64 * 1_000_000_000,
+            ..FlowConfig::default()
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! `allowscope audit`, and the report it shares with `allowscope live` ([`report_audit`]).
+
+use std::io::{self, Write};
+
+use super::inputs::{catalog_and_inputs, name_by_tags, with_threads};
+use super::{exit_code, fails, written, AuditArgs, Error};
+use crate::pipeline::FileResult;
+use crate::report::escape_terminal;
+
+pub(super) fn audit(args: &AuditArgs) -> Result<i32, Error> {
+    // Reading and judging both run on the `--threads` pool.
+    with_threads(args.table.threads, || audit_in_pool(args))
+}
+
+fn audit_in_pool(args: &AuditArgs) -> Result<i32, Error> {
+    let tags = args.tags.load()?;
+    let (catalog, mut results, notes, failed) =
+        catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet)?;
+    name_by_tags(&mut results, tags.as_ref());
+    let opts = ReportOpts {
+        format: args.output.format,
+        fail_on: args.output.fail_on,
+        quiet: args.quiet,
+        per_file: args.per_file,
+    };
+    let code = report_audit(&results, &notes, failed, &catalog, &opts);
+    // The process ends here: freeing every flow and DNS message one by one would only cost time.
+    std::mem::forget(results);
+    code
+}
+
+/// How `report_audit` writes and judges: the audit-like options of `audit` and `live`.
+#[derive(Clone, Copy)]
+pub(super) struct ReportOpts {
+    pub format: crate::audit::report::AuditFormat,
+    pub fail_on: crate::audit::FailOn,
+    pub quiet: bool,
+    pub per_file: bool,
+}
+
+/// Audits read inputs against the catalog, writes the report to stdout (and notes, summaries
+/// and errors to stderr) and returns the exit code. Shared by `audit` and `live`.
+pub(super) fn report_audit(
+    results: &[FileResult],
+    notes: &[String],
+    failed: bool,
+    catalog: &crate::catalog::Catalog,
+    opts: &ReportOpts,
+) -> Result<i32, Error> {
+    let ReportOpts {
+        format,
+        fail_on,
+        quiet,
+        per_file,
+    } = *opts;
+    let mut err = io::stderr();
+    for n in notes {
+        let _ = writeln!(err, "{n}");
+    }
+    let (report, judged) = crate::audit::audit(results, catalog);
+    let stdout = io::stdout();
+    let color = format == crate::audit::report::AuditFormat::Text
+        && std::io::IsTerminal::is_terminal(&stdout)
+        && std::env::var_os("NO_COLOR").is_none();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    written(crate::audit::report::write_audit(
+        &mut out, &report, &judged, results, format, color, per_file,
+    ))?;
+    if !quiet && format != crate::audit::report::AuditFormat::Json {
+        let _ = crate::report::write_summaries(&mut err, results);
+    } else {
+        for e in results.iter().filter_map(|r| r.summary.error.as_ref()) {
+            let _ = writeln!(err, "error: {}", escape_terminal(e));
+        }
+    }
+    if failed {
+        return Ok(exit_code(failed, false));
+    }
+    let hit = fails(
+        fail_on,
+        report
+            .findings
+            .iter()
+            .chain(report.dns_failures.iter())
+            .map(|f| {
+                let local = f.mechanism == Some(crate::audit::Mechanism::LocalBlock);
+                (f.verdict.name(), local)
+            }),
+    );
+    // Both callers end the process after the report: freeing the audit and the judgement of
+    // every flow one by one would only cost time.
+    std::mem::forget(report);
+    std::mem::forget(judged);
+    Ok(exit_code(failed, hit))
+}

@@ -1,0 +1,160 @@
+//! Reading the inputs of a command: in parallel on the `--threads` pool, with progress on a
+//! terminal, the catalog loaded first.
+
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+use super::{message, Error, TableArgs};
+use crate::capture::expand_inputs;
+use crate::pipeline::{analyze_input_with, FileResult};
+use crate::report::escape_terminal;
+
+/// Names the flows of `results` known only by address by their service tags (see
+/// [`crate::names::name_from_tags`]).
+pub fn name_by_tags(results: &mut [FileResult], tags: Option<&crate::catalog::TagRanges>) {
+    if let Some(t) = tags {
+        for r in results {
+            crate::names::name_from_tags(&mut r.flows, t);
+        }
+    }
+}
+
+/// Reads every input (in parallel, one file per worker; with fewer inputs than threads, each
+/// input split among its share of them) and returns the results in input order, plus messages
+/// about inputs that could not even be listed.
+pub fn read_inputs(
+    inputs: &[PathBuf],
+    table: &TableArgs,
+    progress: bool,
+) -> (Vec<FileResult>, Vec<String>, bool) {
+    let (cfg, threads) = (&table.config(), table.threads);
+    let (list, skipped, missing) = expand_inputs(inputs);
+    let mut notes = Vec::new();
+    for (p, why) in &skipped {
+        let p = p.display().to_string();
+        notes.push(format!("note: skipped {}: {why}", escape_terminal(&p)));
+    }
+    let mut failed = false;
+    for (p, why) in &missing {
+        let p = p.display().to_string();
+        notes.push(format!("error: {}: {why}", escape_terminal(&p)));
+        failed = true;
+    }
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let per_input = workers_per_input(threads, list.len());
+    let run = || -> Vec<FileResult> {
+        list.par_iter()
+            .map(|i| {
+                let r = analyze_input_with(i, cfg, per_input, table.mmap);
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                r
+            })
+            .collect()
+    };
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    // Results come back in input order whatever the number of threads.
+    let results = std::thread::scope(|scope| {
+        if progress {
+            scope.spawn(|| show_progress(&done, list.len(), &finished));
+        }
+        let r = with_threads(threads, run);
+        finished.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    });
+    failed |= results.iter().any(|r| r.summary.error.is_some());
+    (results, notes, failed)
+}
+
+/// Runs `f` on a pool of `threads` threads (`--threads`), or on the current pool when that is
+/// its size already or no number was given.
+pub(super) fn with_threads<R: Send>(threads: Option<u16>, f: impl FnOnce() -> R + Send) -> R {
+    match threads {
+        Some(n) if n as usize != rayon::current_num_threads() => {
+            match rayon::ThreadPoolBuilder::new()
+                .num_threads(n as usize)
+                .build()
+            {
+                Ok(pool) => pool.install(f),
+                Err(_) => f(),
+            }
+        }
+        _ => f(),
+    }
+}
+
+/// Worker threads for each input: 1 when there are at least as many inputs as threads (the
+/// inputs run side by side), else the threads divided among the inputs.
+fn workers_per_input(threads: Option<u16>, inputs: usize) -> usize {
+    let threads = threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    (threads / inputs.max(1)).clamp(1, crate::pipeline::MAX_WORKERS)
+}
+
+/// Progress on stderr (only when it is a terminal): inputs done, bytes read, rate; the line is
+/// cleared at the end.
+fn show_progress(
+    done: &std::sync::atomic::AtomicUsize,
+    total: usize,
+    finished: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let start = std::time::Instant::now();
+    let base = crate::pipeline::BYTES_READ.load(Relaxed);
+    let mut shown = false;
+    while !finished.load(Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let secs = start.elapsed().as_secs_f64();
+        if secs < 1.0 {
+            continue;
+        }
+        let mb = (crate::pipeline::BYTES_READ.load(Relaxed) - base) as f64 / 1e6;
+        eprint!(
+            "\r\x1b[K{}/{total} inputs, {mb:.0} MB read, {:.0} MB/s",
+            done.load(Relaxed),
+            mb / secs
+        );
+        shown = true;
+    }
+    if shown {
+        eprint!("\r\x1b[K");
+    }
+}
+
+/// Whether to show progress: stderr is a terminal and the user did not ask for quiet.
+pub(super) fn progress_wanted(quiet: bool) -> bool {
+    !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
+/// Loads the catalog (a bad one is exit 2 with its error) and reads the inputs.
+#[allow(clippy::type_complexity)]
+pub(super) fn catalog_and_inputs(
+    opts: &crate::catalog::CatalogOptions,
+    inputs: &[PathBuf],
+    table: &TableArgs,
+    quiet: bool,
+) -> Result<(crate::catalog::Catalog, Vec<FileResult>, Vec<String>, bool), Error> {
+    let catalog = opts.load().map_err(|e| message(&e.to_string()))?;
+    let (results, notes, failed) = read_inputs(inputs, table, progress_wanted(quiet));
+    Ok((catalog, results, notes, failed))
+}
+
+#[cfg(test)]
+mod tests {
+    /// `--threads N` gives the work (reading and the audit after it) a pool of N threads,
+    /// whatever the size of the global one.
+    #[test]
+    fn with_threads_runs_on_a_pool_of_that_size() {
+        for n in [1u16, 3, 5] {
+            let inner = super::with_threads(Some(n), rayon::current_num_threads);
+            assert_eq!(inner, n as usize);
+        }
+        let global = rayon::current_num_threads();
+        assert_eq!(
+            super::with_threads(None, rayon::current_num_threads),
+            global
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! Command-line interface: argument parsing, running the command, exit codes.
+//!
+//! - [`args`]: every command's arguments and help text;
+//! - [`inputs`]: reading the inputs of a command (thread pools, progress);
+//! - one file per command group: [`audit`], [`flows`] (`flows` and `dns`), [`ws`], [`merge`],
+//!   `live` (with the `live` feature); `catalog` runs in [`crate::catalog::cli`].
+//!
+//! Every command returns `Result<exit code, Error>`; [`main`] is the one place an [`Error`] is
+//! printed and turned into exit 2. The rules every command shares live here: [`written`] (a
+//! broken pipe is not an error) and [`exit_code`] (input errors, then `--fail-on`).
+
+use std::io;
+
+use clap::Parser;
+
+pub mod args;
+mod audit;
+mod flows;
+mod inputs;
+#[cfg(feature = "live")]
+pub(crate) mod live;
+mod merge;
+mod ws;
+
+pub use args::*;
+pub use inputs::{name_by_tags, read_inputs};
+
+use crate::report::escape_terminal;
+
+/// Exit code: the run worked and found nothing to report.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: the audit found something at or above `--fail-on`.
+pub const EXIT_FINDINGS: i32 = 1;
+/// Exit code: an input could not be read to its end, or the arguments were wrong.
+pub const EXIT_ERROR: i32 = 2;
+
+/// Why a command stopped before its report was done. Each is exit 2 (clap's help and version
+/// excepted), and is printed once, by [`main`].
+#[derive(Debug)]
+pub enum Error {
+    /// Bad arguments, or `--help` / `--version` (clap prints them; help and version exit 0).
+    Args(clap::Error),
+    /// Writing the report to stdout failed, other than by a broken pipe (see [`written`]).
+    Output(io::Error),
+    /// Anything else: the message (terminal escapes already made harmless), printed after
+    /// `error: `.
+    Message(String),
+    /// Exit 2 with nothing printed (`merge` when its output could not be written).
+    Silent,
+}
+
+impl Error {
+    /// Prints the error on stderr and returns its exit code.
+    fn report(self) -> i32 {
+        match self {
+            Error::Args(e) => {
+                let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+                let _ = e.print();
+                code
+            }
+            Error::Output(e) => {
+                eprintln!("error: writing output: {e}");
+                EXIT_ERROR
+            }
+            Error::Message(m) => {
+                eprintln!("error: {m}");
+                EXIT_ERROR
+            }
+            Error::Silent => EXIT_ERROR,
+        }
+    }
+}
+
+/// The broken-pipe rule of every command: when whoever reads stdout goes away
+/// (`allowscope audit x.pcap | head -1`), the output just stops: no message, and the command
+/// goes on to the exit code it would have had. Any other write error is an [`Error::Output`].
+pub fn written(r: io::Result<()>) -> Result<(), Error> {
+    match r {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::Output(e)),
+        _ => Ok(()),
+    }
+}
+
+/// The exit code of a command that ran to its end: an input that could not be read to its
+/// end (`failed`) is exit 2, else a finding at or above `--fail-on` (`hit`) exit 1, else 0.
+pub fn exit_code(failed: bool, hit: bool) -> i32 {
+    if failed {
+        EXIT_ERROR
+    } else if hit {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    }
+}
+
+/// The `--fail-on` check of `audit`, `live` and `merge`: whether any finding, given as its
+/// verdict's name and whether its mechanism is `local-block`, is at or above `fail_on`.
+pub fn fails<'a>(
+    fail_on: crate::audit::FailOn,
+    findings: impl IntoIterator<Item = (&'a str, bool)>,
+) -> bool {
+    findings
+        .into_iter()
+        .any(|(verdict, local)| fail_on.hit(verdict, local))
+}
+
+/// Parses the process arguments and runs the command.
+pub fn run() -> Result<i32, Error> {
+    let cli = Cli::try_parse().map_err(Error::Args)?;
+    match cli.command {
+        Command::Flows(args) => flows::flows(&args, flows::View::Flows),
+        Command::Dns(args) => flows::flows(&args, flows::View::Dns),
+        Command::Audit(args) => audit::audit(&args),
+        Command::Merge(args) => merge::merge(&args),
+        Command::Ws(args) => ws::ws(&args),
+        Command::Catalog(c) => crate::catalog::cli::run(&c),
+        #[cfg(feature = "live")]
+        Command::Live(args) => live::run(&args),
+    }
+}
+
+/// Runs the command and returns the exit code (an error printed on stderr).
+pub fn main() -> i32 {
+    run().unwrap_or_else(Error::report)
+}
+
+/// An error message for stderr: `what` with terminal escapes made harmless.
+pub(crate) fn message(what: &str) -> Error {
+    Error::Message(escape_terminal(what).into_owned())
+}

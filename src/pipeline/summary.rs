@@ -1,0 +1,234 @@
+//! What one input produced ([`FileResult`]: flows, DNS messages, [`FileSummary`]) and how the
+//! parts of the workers of one input are put together into it ([`finish_result`]).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::worker::Part;
+use crate::capture::{CaptureReader, Compression, ReadError};
+use crate::decode::{DefragStats, Skip};
+use crate::flow::{Flow, TableStats};
+use crate::proto::dns::DnsMessage;
+
+/// What was skipped while decoding, by reason.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SkipCounts {
+    /// Frames of link types we do not decode, per link type.
+    pub unsupported_linktype: BTreeMap<u32, u64>,
+    /// Frames that carry no IP (ARP, LLDP, ...).
+    pub not_ip: u64,
+    /// Frames too short or inconsistent to read an IP header, per reason.
+    pub malformed: BTreeMap<&'static str, u64>,
+}
+
+/// IP fragment reassembly counters.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FragmentCounts {
+    pub fragments: u64,
+    pub reassembled: u64,
+    pub expired: u64,
+    pub dropped_over_limit: u64,
+    pub overlaps: u64,
+}
+
+impl From<&DefragStats> for FragmentCounts {
+    fn from(s: &DefragStats) -> Self {
+        FragmentCounts {
+            fragments: s.fragments,
+            reassembled: s.completed,
+            expired: s.expired,
+            dropped_over_limit: s.dropped_over_limit,
+            overlaps: s.overlaps,
+        }
+    }
+}
+
+/// The per-file summary: what was read, what was skipped, what went wrong.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileSummary {
+    pub file: String,
+    /// "pcap", "pcap-ns" or "pcapng"; null when the file could not be opened.
+    pub format: Option<&'static str>,
+    pub compression: Option<Compression>,
+    pub packets: u64,
+    /// Bytes of the (decompressed) capture stream read.
+    pub file_bytes: u64,
+    pub captured_bytes: u64,
+    pub wire_bytes: u64,
+    /// Frames per link type.
+    pub linktypes: BTreeMap<u32, u64>,
+    /// Packets the snap length cut short (their parsed layers were kept).
+    pub truncated_packets: u64,
+    pub skipped: SkipCounts,
+    pub skipped_blocks: u64,
+    pub interface_drops: Option<u64>,
+    pub fragments: FragmentCounts,
+    pub flow_table: TableStats,
+    pub warnings: Vec<String>,
+    /// Why reading stopped early (file, byte offset, what was wrong), if it did.
+    pub error: Option<String>,
+}
+
+impl FileSummary {
+    pub(super) fn empty(file: String) -> Self {
+        FileSummary {
+            file,
+            format: None,
+            compression: None,
+            packets: 0,
+            file_bytes: 0,
+            captured_bytes: 0,
+            wire_bytes: 0,
+            linktypes: BTreeMap::new(),
+            truncated_packets: 0,
+            skipped: SkipCounts::default(),
+            skipped_blocks: 0,
+            interface_drops: None,
+            fragments: FragmentCounts::default(),
+            flow_table: TableStats::default(),
+            warnings: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+/// One DNS message seen in a capture, with where it travelled.
+#[derive(Debug, Clone)]
+pub struct DnsEvent {
+    pub ts_ns: i64,
+    /// The side that asked (destination of a response, source of a query).
+    pub client: std::net::IpAddr,
+    pub client_port: u16,
+    pub server: std::net::IpAddr,
+    pub server_port: u16,
+    /// "udp" or "tcp".
+    pub transport: &'static str,
+    /// TTL / hop limit and IPv4 identification of the datagram (UDP), to recognise the same
+    /// datagram captured before and after a router.
+    pub ttl: u8,
+    pub ip_id: Option<u16>,
+    pub message: DnsMessage,
+}
+
+/// Everything one input produced.
+pub struct FileResult {
+    pub summary: FileSummary,
+    /// Finished flows in first-seen order, with their application facts. Boxed as the flow
+    /// table made them: a flow is large, and moving every one into a new vector costs more
+    /// than the indirection.
+    #[allow(clippy::vec_box)]
+    pub flows: Vec<Box<Flow>>,
+    /// DNS messages in time order (a message over TCP at the first payload of its direction),
+    /// copies of one datagram captured on both sides of a router removed.
+    pub dns: Vec<DnsEvent>,
+}
+
+impl SkipCounts {
+    /// Frames skipped for any reason.
+    pub fn total(&self) -> u64 {
+        self.not_ip
+            + self.unsupported_linktype.values().sum::<u64>()
+            + self.malformed.values().sum::<u64>()
+    }
+
+    pub(crate) fn count(&mut self, skip: Skip) {
+        match skip {
+            Skip::UnsupportedLinkType(lt) => *self.unsupported_linktype.entry(lt).or_default() += 1,
+            Skip::NotIp(_) => self.not_ip += 1,
+            Skip::Malformed(why) => *self.malformed.entry(why).or_default() += 1,
+        }
+    }
+
+    fn add(&mut self, o: SkipCounts) {
+        for (k, v) in o.unsupported_linktype {
+            *self.unsupported_linktype.entry(k).or_default() += v;
+        }
+        self.not_ip += o.not_ip;
+        for (k, v) in o.malformed {
+            *self.malformed.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Puts the parts of one input together (in any order of parts: the result is the same) and
+/// runs the DNS naming pass. `skipped` holds what the reader skipped itself; `peak` is the
+/// table's own peak when one table held every flow (else it is counted from the flows' lives).
+pub(crate) fn finish_result(
+    name: String,
+    reader: &CaptureReader,
+    error: Option<ReadError>,
+    parts: Vec<Part>,
+    mut skipped: SkipCounts,
+    peak: Option<u64>,
+) -> FileResult {
+    let mut summary = FileSummary::empty(name.clone());
+    let mut flows = Vec::new();
+    let (mut udp_dns, mut tcp_dns) = (Vec::new(), Vec::new());
+    let mut seen = crate::names::Sightings::default();
+    let mut frag = DefragStats::default();
+    let mut table = TableStats::default();
+    let mut truncated = 0;
+    for p in parts {
+        if flows.is_empty() {
+            flows = p.flows;
+        } else {
+            flows.extend(p.flows);
+        }
+        udp_dns.extend(p.udp_dns);
+        tcp_dns.extend(p.tcp_dns);
+        seen.extend(p.seen);
+        truncated += p.truncated;
+        skipped.add(p.skipped);
+        frag.completed += p.fragments.completed;
+        frag.expired += p.fragments.expired;
+        frag.dropped_over_limit += p.fragments.dropped_over_limit;
+        frag.overlaps += p.fragments.overlaps;
+        frag.fragments += p.fragments.fragments;
+        table.flows += p.table.flows;
+        table.evicted += p.table.evicted;
+        table.icmp_errors_unmatched += p.table.icmp_errors_unmatched;
+        table.icmp_errors_unreadable += p.table.icmp_errors_unreadable;
+        table.icmp_other += p.table.icmp_other;
+        table.other_proto += p.table.other_proto;
+        table.reassembly_budget_exhausted |= p.table.reassembly_budget_exhausted;
+    }
+    crate::flow::sort_flows(&mut flows);
+    table.peak_live = peak.unwrap_or_else(|| crate::flow::peak_live(&flows));
+    let dns = crate::names::name_from_dns(&mut flows, udp_dns, tcp_dns, &seen);
+    let st = reader.stats();
+    summary.format = Some(reader.format().name());
+    summary.compression = Some(reader.compression());
+    summary.packets = st.frames;
+    summary.file_bytes = st.stream_bytes;
+    summary.captured_bytes = st.captured_bytes;
+    summary.wire_bytes = st.wire_bytes;
+    summary.linktypes = st.linktypes.clone();
+    summary.truncated_packets = truncated;
+    summary.skipped = skipped;
+    summary.skipped_blocks = st.skipped_blocks;
+    summary.interface_drops = st.interface_drops;
+    summary.fragments = (&frag).into();
+    summary.flow_table = table;
+    summary.warnings = reader
+        .warnings()
+        .iter()
+        .map(|w| format!("{name}: {w}"))
+        .collect();
+    summary.error = error.map(|e| format!("{name}: {e}"));
+    // Nothing silent: a capture none of whose frames could be decoded is an error (exit 2),
+    // not an empty report.
+    if summary.error.is_none() && summary.packets > 0 && summary.skipped.total() >= summary.packets
+    {
+        summary.error = Some(format!(
+            "{name}: {} ({})",
+            crate::report::nothing_decoded(&summary),
+            crate::report::skip_reasons(&summary.skipped)
+        ));
+    }
+    FileResult {
+        summary,
+        flows,
+        dns,
+    }
+}

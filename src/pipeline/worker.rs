@@ -1,0 +1,325 @@
+//! The per-packet half of the pipeline ([`Worker`]): decode, defragment, flow table, protocol
+//! extractors, DNS messages; and the clock that sweeps idle flows ([`SweepClock`]).
+
+use super::summary::{DnsEvent, SkipCounts};
+use crate::capture::Frame;
+use crate::decode::{decode, decode_transport, tcp_flags, DefragStats, Defragmenter, Skip, L4};
+use crate::flow::{Flow, FlowConfig, FlowTable, TableStats};
+use crate::proto::dns::{parse_message_lenient, worth_keeping};
+use crate::proto::facts::extract;
+
+/// When idle flows are finished: at the first frame, then at the first frame whose time is a
+/// second or more past the last sweep (the latest time seen so far counts, so a frame from the
+/// past does not move it back). One clock drives every worker of an input, so each worker's
+/// table sweeps at the same points of the capture as a single table would.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SweepClock {
+    now: i64,
+    next: i64,
+}
+
+impl Default for SweepClock {
+    fn default() -> Self {
+        SweepClock {
+            now: i64::MIN,
+            next: i64::MIN,
+        }
+    }
+}
+
+impl SweepClock {
+    /// Advances to a frame's time; `Some(now)` when a sweep is due before that frame.
+    #[inline]
+    pub(crate) fn tick(&mut self, ts_ns: i64) -> Option<i64> {
+        if ts_ns > self.now {
+            self.now = ts_ns;
+        }
+        if self.now >= self.next {
+            self.next = self.now.saturating_add(crate::flow::SWEEP_EVERY_NS);
+            return Some(self.now);
+        }
+        None
+    }
+}
+
+/// The per-packet half of the pipeline: decode, defragment, flow table, protocol extractors,
+/// DNS messages. One per input, or one per worker thread when an input is split (each worker
+/// sees every packet of its flows, see `super::split`).
+pub(crate) struct Worker {
+    keep_first_flight: bool,
+    table: FlowTable,
+    defrag: Defragmenter,
+    flows: Finished,
+    pending: Finished,
+    /// DNS messages over UDP with the sequence number of their frame, over TCP as their flows
+    /// finished.
+    udp_dns: Vec<(u64, DnsEvent)>,
+    tcp_dns: Vec<DnsEvent>,
+    truncated: u64,
+    skipped: SkipCounts,
+    /// The latest time of any fragment of the input so far: fragment reassembly expires by it.
+    frag_now: i64,
+    /// Addresses seen with MAC addresses, to tie a dual-stack host's addresses together.
+    seen: crate::names::Sightings,
+}
+
+/// Finished flows, boxed as the flow table held them: a flow is large, and moving the box
+/// instead of the flow from the table to the sorted result saves copying each several times.
+#[allow(clippy::vec_box)]
+type Finished = Vec<Box<Flow>>;
+
+/// What one worker produced.
+pub(crate) struct Part {
+    pub(super) flows: Finished,
+    pub(super) udp_dns: Vec<(u64, DnsEvent)>,
+    pub(super) tcp_dns: Vec<DnsEvent>,
+    pub(super) truncated: u64,
+    pub(super) skipped: SkipCounts,
+    pub(super) fragments: DefragStats,
+    pub(super) table: TableStats,
+    pub(super) seen: crate::names::Sightings,
+}
+
+impl Worker {
+    /// A worker that is one of `share`: its table and defragmenter get that share of the
+    /// live-flow cap and of the buffer budgets, so the process keeps to the configured bounds.
+    pub(crate) fn new(cfg: &FlowConfig, share: usize) -> Worker {
+        let share = share.max(1);
+        let mine = FlowConfig {
+            max_flows: (cfg.max_flows / share).max(1),
+            reassembly_budget: cfg.reassembly_budget / share,
+            ..cfg.clone()
+        };
+        Worker {
+            keep_first_flight: cfg.keep_first_flight,
+            table: FlowTable::with_external_clock(mine),
+            defrag: Defragmenter::new(
+                crate::decode::defrag_defaults::MAX_BYTES / share,
+                (crate::decode::defrag_defaults::MAX_DATAGRAMS / share).max(1),
+                crate::decode::defrag_defaults::TIMEOUT_NS,
+            ),
+            flows: Vec::new(),
+            pending: Vec::new(),
+            udp_dns: Vec::new(),
+            tcp_dns: Vec::new(),
+            truncated: 0,
+            skipped: SkipCounts::default(),
+            frag_now: i64::MIN,
+            seen: Default::default(),
+        }
+    }
+
+    /// Finishes idle flows at capture time `now`, before frame `seq`.
+    pub(crate) fn sweep(&mut self, seq: u64, now: i64) {
+        self.table.set_frame(seq);
+        let pending = &mut self.pending;
+        self.table.sweep_at(now, &mut |f| pending.push(f));
+        if !self.pending.is_empty() {
+            self.finish_pending();
+        }
+    }
+
+    /// Accounts frame number `seq` of the input. `frag_now` is the latest time of any
+    /// fragment of the input so far, this one included, when other workers saw some of them
+    /// (`i64::MIN` when this worker sees every frame).
+    pub(crate) fn frame(&mut self, seq: u64, frame: &Frame<'_>, frag_now: i64) {
+        self.table.set_frame(seq);
+        let cut = (frame.data.len() as u64) < frame.orig_len as u64;
+        match decode(frame.linktype, frame.data) {
+            Ok(pkt) => {
+                if pkt.truncated || cut {
+                    self.truncated += 1;
+                }
+                let cut = cut || pkt.truncated;
+                let outer = crate::flow::Outer {
+                    nflog_prefix: pkt.nflog_prefix(frame.data),
+                    encap_frame: (pkt.encap_depth > 0).then_some((frame.linktype, frame.data)),
+                };
+                let (table, pending, dns) = (&mut self.table, &mut self.pending, &mut self.udp_dns);
+                let seen = &mut self.seen;
+                // MAC addresses are the host's only on a plain frame (a tunnel's are its
+                // endpoints').
+                let link = (pkt.encap_depth == 0).then_some(frame);
+                let mut feed = |ip: &crate::decode::IpHeader, l4: &L4<'_>, cut: bool| {
+                    if let L4::Udp(u) = l4 {
+                        if u.src_port == 53 || u.dst_port == 53 {
+                            if let Some(e) = udp_dns(frame.ts_ns, ip, u) {
+                                sight(seen, link, ip, !e.message.response);
+                                dns.push((seq, e));
+                            }
+                        }
+                    }
+                    match l4 {
+                        // A connection's first SYN, and neighbour discovery (133-136), say
+                        // which MAC address the sender's address is on.
+                        L4::Tcp(t)
+                            if t.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN =>
+                        {
+                            sight(seen, link, ip, true)
+                        }
+                        L4::Icmp(i) if i.v6 && (133..=136).contains(&i.icmp_type) => {
+                            sight(seen, link, ip, true)
+                        }
+                        _ => {}
+                    }
+                    table.packet_outer(
+                        frame.ts_ns,
+                        frame.orig_len,
+                        cut,
+                        ip,
+                        l4,
+                        &outer,
+                        &mut |f| pending.push(f),
+                    );
+                };
+                if let L4::Fragment(fr) = &pkt.l4 {
+                    self.frag_now = self.frag_now.max(frag_now).max(frame.ts_ns);
+                    self.defrag.expire(self.frag_now);
+                    if let Some(whole) = self.defrag.push(frame.ts_ns, &pkt.ip, fr) {
+                        let (l4, t) = decode_transport(whole.ip, &whole.data);
+                        feed(&whole.ip, &l4, cut || t);
+                    }
+                } else {
+                    feed(&pkt.ip, &pkt.l4, cut);
+                }
+            }
+            Err(skip) => {
+                if let Skip::NotIp(crate::decode::ethertype::ARP) = skip {
+                    let at = match frame.linktype {
+                        1 => 14,
+                        113 => 16,
+                        276 => 20,
+                        _ => usize::MAX,
+                    };
+                    if let Some(s) = frame.data.get(at..).and_then(crate::names::arp_sender) {
+                        self.seen.insert(s);
+                    }
+                }
+                self.skipped.count(skip)
+            }
+        }
+        if !self.pending.is_empty() {
+            self.finish_pending();
+        }
+    }
+
+    /// Runs the extractors on flows the table finished, then frees their buffers.
+    fn finish_pending(&mut self) {
+        for mut f in self.pending.drain(..) {
+            if f.proto == crate::flow::Proto::Tcp && f.server.port == 53 {
+                tcp_dns(&f, &mut self.tcp_dns);
+            }
+            extract(&mut f);
+            if !self.keep_first_flight {
+                f.release_buffers();
+            }
+            self.flows.push(f);
+        }
+    }
+
+    /// What [`Worker::finish`] would return if the input ended now, leaving the worker as it
+    /// is: finished flows, and copies of the live ones with their facts extracted.
+    pub(crate) fn snapshot(&self) -> Part {
+        let mut flows = self.flows.clone();
+        let mut tcp_msgs = self.tcp_dns.clone();
+        for f in self.table.live_flows() {
+            let mut f = f.clone();
+            if f.proto == crate::flow::Proto::Tcp && f.server.port == 53 {
+                tcp_dns(&f, &mut tcp_msgs);
+            }
+            extract(&mut f);
+            f.release_buffers();
+            flows.push(Box::new(f));
+        }
+        Part {
+            flows,
+            udp_dns: self.udp_dns.clone(),
+            tcp_dns: tcp_msgs,
+            truncated: self.truncated,
+            skipped: self.skipped.clone(),
+            fragments: *self.defrag.stats(),
+            table: self.table.stats().clone(),
+            seen: self.seen.clone(),
+        }
+    }
+
+    /// Finishes every live flow (end of input).
+    pub(crate) fn finish(mut self) -> Part {
+        let pending = &mut self.pending;
+        self.table.finish(&mut |f| pending.push(f));
+        self.finish_pending();
+        Part {
+            flows: self.flows,
+            udp_dns: self.udp_dns,
+            tcp_dns: self.tcp_dns,
+            truncated: self.truncated,
+            skipped: self.skipped,
+            fragments: *self.defrag.stats(),
+            table: self.table.stats().clone(),
+            seen: self.seen,
+        }
+    }
+}
+
+/// Notes the MAC address `ip`'s source (`from_source`) or destination was on in `frame`.
+fn sight(
+    seen: &mut crate::names::Sightings,
+    frame: Option<&Frame<'_>>,
+    ip: &crate::decode::IpHeader,
+    from_source: bool,
+) {
+    let Some(frame) = frame else { return };
+    let (src, dst) = crate::names::frame_macs(frame.linktype, frame.data);
+    let pair = if from_source {
+        src.map(|m| (ip.src, m))
+    } else {
+        dst.map(|m| (ip.dst, m))
+    };
+    if let Some(p) = pair {
+        seen.insert(p);
+    }
+}
+
+fn udp_dns(ts: i64, ip: &crate::decode::IpHeader, u: &crate::decode::Udp<'_>) -> Option<DnsEvent> {
+    // A response cut by the snap length or malformed is still an answer (its header says
+    // how it was answered); a query counts when its question was read.
+    let msg = parse_message_lenient(u.payload).filter(worth_keeping)?;
+    let (client, cport, server, sport) = if msg.response {
+        (ip.dst, u.dst_port, ip.src, u.src_port)
+    } else {
+        (ip.src, u.src_port, ip.dst, u.dst_port)
+    };
+    Some(DnsEvent {
+        ts_ns: ts,
+        client,
+        client_port: cport,
+        server,
+        server_port: sport,
+        transport: "udp",
+        ttl: ip.ttl,
+        ip_id: ip.ip_id,
+        message: msg,
+    })
+}
+
+/// DNS over TCP: the messages of each direction's first flight (queries from the client,
+/// responses from the server), timed at the flow's first payload in that direction.
+fn tcp_dns(f: &Flow, out: &mut Vec<DnsEvent>) {
+    for dir in &f.dirs {
+        let parsed = crate::proto::dns::parse_tcp_stream(dir.stream.bytes(), dir.stream.has_hole());
+        let ts = dir.first_payload_ns.unwrap_or(f.first_ns);
+        for msg in parsed.messages {
+            out.push(DnsEvent {
+                ts_ns: ts,
+                client: f.client.ip,
+                client_port: f.client.port,
+                server: f.server.ip,
+                server_port: f.server.port,
+                transport: "tcp",
+                ttl: 0,
+                ip_id: None,
+                message: msg,
+            });
+        }
+    }
+}
