@@ -162,7 +162,7 @@ pub(crate) fn capture(
                         snap.flows.len(),
                         open,
                         snap.dns.len(),
-                        crate::audit::report::live_view(&audit, 15)
+                        crate::report::audit::live_view(&audit, 15)
                     );
                     if let Ok(mut l) = latest.lock() {
                         *l = Some(text);

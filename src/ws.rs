@@ -26,7 +26,7 @@ use crate::catalog::Catalog;
 use crate::flow::{Flow, Outcome, Proto, Side};
 use crate::pipeline::FileResult;
 use crate::proto::facts::HttpFacts;
-use crate::report::escape_terminal;
+use crate::text::escape_terminal;
 use crate::time::rfc3339;
 
 /// A connection quiet this long before its first FIN or RST was closed by a timer, not by the
@@ -176,11 +176,7 @@ fn secs(ns: i64) -> f64 {
 }
 
 fn endpoint(f: &Flow) -> String {
-    format!(
-        "{} -> {}",
-        crate::report::endpoint(&f.client),
-        crate::report::endpoint(&f.server)
-    )
+    format!("{} -> {}", f.client.text(), f.server.text())
 }
 
 fn ws_upgrade(h: &HttpFacts) -> bool {
@@ -474,9 +470,9 @@ fn ws_flow(f: &Flow, file: &str, legs: &Legs<'_>, ttls: &crate::audit::ServerTtl
         name: fx
             .name
             .clone()
-            .unwrap_or_else(|| crate::report::ip_text(f.server.ip)),
-        client: crate::report::endpoint(&f.client),
-        server: crate::report::endpoint(&f.server),
+            .unwrap_or_else(|| crate::text::ip_text(f.server.ip)),
+        client: f.client.text(),
+        server: f.server.text(),
         leg: if is_client { "client" } else { "upstream" }.into(),
         other_legs: others.iter().map(|g| endpoint(g)).collect(),
         transport: transport.into(),

@@ -10,7 +10,7 @@ use super::tally::FlowTally;
 use super::vocab::{Confidence, Mechanism, Verdict};
 use super::{entry_ref, Finding, Key};
 use crate::catalog::{Catalog, Requirement};
-use crate::report::dns::Lookup;
+use crate::names::lookups::Lookup;
 
 /// Lookups of a catalog name whose CNAME chain passes through the private-endpoint DNS zone of
 /// a service (the catalog's `private_endpoint_zone` rows of the cloud in scope) and still ends
@@ -37,7 +37,7 @@ pub struct PrivateEndpointProblem {
 /// address, with the name of the chain that is in it.
 fn private_endpoint_zone<'c, 'l>(
     catalog: &'c Catalog,
-    l: &crate::report::dns::Lookup<'l>,
+    l: &crate::names::lookups::Lookup<'l>,
 ) -> Option<(&'l str, &'c crate::catalog::PrivateEndpointZone)> {
     if !l.addresses.iter().any(is_public) {
         return None;
@@ -52,17 +52,17 @@ fn private_endpoint_problem(
     qname: &str,
     via: &str,
     zone: &crate::catalog::PrivateEndpointZone,
-    l: &crate::report::dns::Lookup<'_>,
+    l: &crate::names::lookups::Lookup<'_>,
     file: &str,
 ) -> PrivateEndpointProblem {
-    let addresses = crate::report::ips_text(&l.addresses);
+    let addresses = crate::text::ips_text(&l.addresses);
     PrivateEndpointProblem {
         name: qname.to_string(),
         chain: l.cnames.iter().map(|s| s.to_string()).collect(),
         addresses: l
             .addresses
             .iter()
-            .map(|&a| crate::report::ip_text(a))
+            .map(|&a| crate::text::ip_text(a))
             .collect(),
         zone: zone.zone.clone(),
         service: zone.service.clone(),

@@ -228,7 +228,7 @@ pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
         if verdict.blocked() {
             evidence += &format!(
                 "; named {name} from a DNS answer another client received for {}",
-                crate::report::ip_text(f.server.ip)
+                crate::text::ip_text(f.server.ip)
             );
         }
         confidence.map(less_sure)
@@ -335,7 +335,7 @@ fn judge_by_tag(f: &Flow, tag: &str, catalog: &Catalog, ttls: &ServerTtls) -> Ju
     let port_mismatch = best.is_some_and(|(_, r)| !r.allows(proto, Some(port)));
     let requirement = best.filter(|_| !port_mismatch).map(|(_, r)| r.requirement);
     let verdict = verdict_of(f, requirement, port_mismatch);
-    let addr = crate::report::ip_text(f.server.ip);
+    let addr = crate::text::ip_text(f.server.ip);
     let note = match best {
         Some((_, r)) => {
             let listed = format!("{}/{}", r.proto.name(), crate::catalog::ports_text(&r.ports));

@@ -4,7 +4,7 @@
 use super::judge::{injected_rst, middlebox_rst, ServerTtls};
 use super::vocab::{Confidence, Mechanism};
 use crate::flow::{Flow, Outcome, Proto};
-use crate::report::alert_name;
+use crate::proto::tls::alert_name;
 use crate::time::human_duration;
 
 fn secs(ns: i64) -> String {
@@ -13,7 +13,7 @@ fn secs(ns: i64) -> String {
 
 /// Mechanism, confidence and evidence for a flow that did not reach the far end.
 pub(super) fn mechanism(f: &Flow, ttls: &ServerTtls) -> (Option<Mechanism>, Confidence, String) {
-    let dst = crate::report::endpoint(&f.server);
+    let dst = f.server.text();
     let span = secs(f.last_ns - f.first_ns);
     if matches!(
         f.outcome(),
@@ -182,12 +182,12 @@ pub(super) fn mechanism(f: &Flow, ttls: &ServerTtls) -> (Option<Mechanism>, Conf
 pub(super) fn dns_evidence(
     mech: Mechanism,
     qname: &str,
-    l: &crate::report::dns::Lookup<'_>,
+    l: &crate::names::lookups::Lookup<'_>,
 ) -> String {
     match mech {
         Mechanism::LocalBlock => format!(
             "{qname} resolved to {} and the client never connected to it afterwards (a local firewall may refuse before any SYN; or the name was not needed)",
-            crate::report::ips_text(&l.addresses)
+            crate::text::ips_text(&l.addresses)
         ),
         Mechanism::DnsNoAnswer => format!(
             "{} query for {qname} to {} got no answer",
@@ -196,7 +196,7 @@ pub(super) fn dns_evidence(
         ),
         Mechanism::DnsSinkhole => format!(
             "{qname} resolved to {} by {} (a sinkhole)",
-            crate::report::ips_text(&l.addresses),
+            crate::text::ips_text(&l.addresses),
             l.server
         ),
         _ => format!(

@@ -12,7 +12,6 @@ mod dns;
 mod judge;
 mod mechanism;
 pub mod merge;
-pub mod report;
 mod tally;
 mod vocab;
 
@@ -30,6 +29,10 @@ pub use dns::PrivateEndpointProblem;
 pub(crate) use judge::middlebox_rst;
 pub use judge::{judge, server_ttls, Judged, ServerTtls};
 pub use vocab::{Confidence, FailOn, Mechanism, Verdict};
+
+/// Version of the JSON documents this build writes (the contract in the README: fields are
+/// added freely, never renamed or removed without a new version).
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// One grouped finding: flows (or lookups) with the same verdict, mechanism, entry, name and
 /// port.
@@ -128,7 +131,7 @@ pub struct PerFile {
 
 /// The schema version audit documents are written with.
 pub fn report_schema() -> u64 {
-    crate::report::SCHEMA_VERSION as u64
+    SCHEMA_VERSION as u64
 }
 
 impl Audit {
@@ -191,7 +194,7 @@ fn audit_in_runs(
                     },
                 )
             },
-            || crate::report::dns::lookups(&r.dns, file),
+            || crate::names::lookups::lookups(&r.dns, file),
         );
         let local_block = crate::names::local_blocks(&lookups, &r.flows);
         ws_connections.extend(ws);
@@ -243,7 +246,7 @@ fn audit_in_runs(
         .collect::<Vec<_>>()
         .par_iter_mut()
         .for_each(|g| {
-            g.dst_ips = g.ips.iter().map(|&ip| crate::report::ip_text(ip)).collect();
+            g.dst_ips = g.ips.iter().map(|&ip| crate::text::ip_text(ip)).collect();
         });
     let coverage = coverage::of_entries(catalog, &per_entry);
     for (key, g) in groups.iter_mut() {

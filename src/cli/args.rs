@@ -261,7 +261,7 @@ pub struct AuditArgs {
 pub struct AuditOutput {
     /// Output format
     #[arg(long, value_enum, default_value = "text")]
-    pub format: crate::audit::report::AuditFormat,
+    pub format: crate::report::audit::AuditFormat,
     /// The least severe finding that makes the exit code 1
     #[arg(long, value_enum, default_value = "required-blocked")]
     pub fail_on: crate::audit::FailOn,

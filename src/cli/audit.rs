@@ -32,7 +32,7 @@ fn audit_in_pool(args: &AuditArgs) -> Result<i32, Error> {
 /// How `report_audit` writes and judges: the audit-like options of `audit` and `live`.
 #[derive(Clone, Copy)]
 pub(super) struct ReportOpts {
-    pub format: crate::audit::report::AuditFormat,
+    pub format: crate::report::audit::AuditFormat,
     pub fail_on: crate::audit::FailOn,
     pub quiet: bool,
     pub per_file: bool,
@@ -59,14 +59,14 @@ pub(super) fn report_audit(
     }
     let (report, judged) = crate::audit::audit(results, catalog);
     let stdout = io::stdout();
-    let color = format == crate::audit::report::AuditFormat::Text
+    let color = format == crate::report::audit::AuditFormat::Text
         && std::io::IsTerminal::is_terminal(&stdout)
         && std::env::var_os("NO_COLOR").is_none();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    written(crate::audit::report::write_audit(
+    written(crate::report::audit::write_audit(
         &mut out, &report, &judged, results, format, color, per_file,
     ))?;
-    if !quiet && format != crate::audit::report::AuditFormat::Json {
+    if !quiet && format != crate::report::audit::AuditFormat::Json {
         let _ = crate::report::write_summaries(&mut err, results);
     } else {
         for e in results.iter().filter_map(|r| r.summary.error.as_ref()) {

@@ -389,3 +389,23 @@ pub(super) fn ether(mut ty: u16, mut rest: &[u8]) -> Result<Framed<'_>, Skip> {
         }
     }
 }
+/// A readable name for a LINKTYPE value.
+pub fn linktype_name(lt: u32) -> String {
+    let name = match lt {
+        0 => "null",
+        1 => "ethernet",
+        12 | 14 | 101 => "raw-ip",
+        108 => "loop",
+        9 | 50 => "ppp",
+        113 => "linux-sll",
+        228 => "ipv4",
+        229 => "ipv6",
+        104 => "cisco-hdlc",
+        105 => "802.11",
+        127 => "radiotap",
+        239 => "nflog",
+        276 => "linux-sll2",
+        _ => return format!("linktype-{lt}"),
+    };
+    name.to_string()
+}

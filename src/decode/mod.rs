@@ -38,7 +38,7 @@ pub(crate) mod testutil;
 mod tunnel;
 
 pub use defrag::{defaults as defrag_defaults, DefragStats, Defragmenter, Reassembled};
-pub use link::{ethertype, linktype};
+pub use link::{ethertype, linktype, linktype_name};
 pub use tunnel::{port as tunnel_port, EncapKind, EncapLayer, MAX_DEPTH as MAX_ENCAP_DEPTH};
 
 /// TCP flag bits as they appear in the header's flags byte.

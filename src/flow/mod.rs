@@ -87,6 +87,13 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+impl Endpoint {
+    /// The endpoint as text: `a.b.c.d:port`, or `[v6]:port`.
+    pub fn text(&self) -> String {
+        crate::text::socket_text(self.ip, self.port)
+    }
+}
+
 /// Canonical key of a bidirectional flow: the smaller endpoint first, in a compact form that
 /// hashes and compares as a few integers (the table looks one up for every packet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

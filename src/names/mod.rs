@@ -9,12 +9,13 @@ use crate::pipeline::DnsEvent;
 use crate::proto::dns::DnsMessage;
 
 mod hosts;
+pub mod lookups;
 mod map;
 mod resolved;
 
 pub use hosts::{arp_sender, frame_macs, Hosts, Sightings};
 pub use map::{name_by_dns, name_by_tag, DnsMap};
-pub use resolved::{local_blocks, Lookup};
+pub use resolved::local_blocks;
 
 /// The order of DNS messages: by time, then by transport and endpoints (messages between the
 /// same endpoints keep the order they were seen in, which the caller keeps with a stable sort).

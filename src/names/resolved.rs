@@ -19,22 +19,8 @@ use std::net::IpAddr;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::lookups::Lookup;
 use crate::flow::Flow;
-/// What the local-block check needs of one DNS lookup (a query and its response). Defined
-/// here, implemented by the DNS view that joins queries with responses (a later stage).
-pub trait Lookup {
-    /// The name asked.
-    fn qname(&self) -> Option<&str>;
-    /// When the response arrived.
-    fn answered_ns(&self) -> i64;
-    /// The addresses the response ended at.
-    fn addresses(&self) -> &[IpAddr];
-    /// An A or AAAA query answered NOERROR with addresses that are not a sinkhole.
-    fn resolved(&self) -> bool;
-    /// The response was cut by the capture or could not be read whole.
-    fn unread(&self) -> bool;
-}
-
 /// What the resolved names of one input have in common with its flows.
 #[derive(Debug, Default)]
 struct Resolved<'a> {
@@ -45,19 +31,19 @@ struct Resolved<'a> {
 }
 
 /// For each lookup: whether it is a local block (see the module docs).
-pub fn local_blocks<L: Lookup>(lookups: &[L], flows: &[Box<Flow>]) -> Vec<bool> {
+pub fn local_blocks(lookups: &[Lookup<'_>], flows: &[Box<Flow>]) -> Vec<bool> {
     let mut r = Resolved::default();
     let unread: FxHashSet<&str> = lookups
         .iter()
         .filter(|l| l.unread())
-        .filter_map(|l| l.qname())
+        .filter_map(|l| l.qname)
         .collect();
     for l in lookups.iter().filter(|l| l.resolved()) {
-        let Some(q) = l.qname() else { continue };
-        let ts = l.answered_ns();
+        let Some(q) = l.qname else { continue };
+        let ts = l.ts_ns;
         let (first, addrs) = r.names.entry(q).or_insert((ts, FxHashSet::default()));
         *first = (*first).min(ts);
-        addrs.extend(l.addresses().iter().copied());
+        addrs.extend(l.addresses.iter().copied());
     }
     if r.names.is_empty() {
         return vec![false; lookups.len()];
@@ -94,7 +80,7 @@ pub fn local_blocks<L: Lookup>(lookups: &[L], flows: &[Box<Flow>]) -> Vec<bool> 
         .iter()
         .map(|l| {
             l.resolved()
-                && l.qname()
+                && l.qname
                     .is_some_and(|q| !used.contains(q) && !unread.contains(q))
         })
         .collect()

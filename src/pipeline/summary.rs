@@ -222,13 +222,41 @@ pub(crate) fn finish_result(
     {
         summary.error = Some(format!(
             "{name}: {} ({})",
-            crate::report::nothing_decoded(&summary),
-            crate::report::skip_reasons(&summary.skipped)
+            summary.nothing_decoded(),
+            summary.skipped.reasons()
         ));
     }
     FileResult {
         summary,
         flows,
         dns,
+    }
+}
+impl SkipCounts {
+    /// Why frames were skipped, as text: "2 not IP, 5 of unsupported link type linktype-105,
+    /// 1 malformed (NFLOG TLV cut)".
+    pub fn reasons(&self) -> String {
+        let mut parts = Vec::new();
+        if self.not_ip > 0 {
+            parts.push(format!("{} not IP", self.not_ip));
+        }
+        for (lt, n) in &self.unsupported_linktype {
+            parts.push(format!(
+                "{n} of unsupported link type {}",
+                crate::decode::linktype_name(*lt)
+            ));
+        }
+        for (why, n) in &self.malformed {
+            parts.push(format!("{n} malformed ({why})"));
+        }
+        parts.join(", ")
+    }
+}
+
+impl FileSummary {
+    /// "no frame of link type 239 could be decoded" (link types joined by "/").
+    pub fn nothing_decoded(&self) -> String {
+        let lts: Vec<String> = self.linktypes.keys().map(u32::to_string).collect();
+        format!("no frame of link type {} could be decoded", lts.join("/"))
     }
 }

@@ -1,9 +1,12 @@
 //! Output of the `flows` command: a human table, JSON (one object with the file summaries and
 //! flows) and NDJSON (one flow per line). Field names follow the JSON contract in README.md.
 
+pub mod audit;
 pub mod dns;
 pub mod pretty;
 
+pub use crate::decode::linktype_name;
+pub use crate::proto::tls::alert_name;
 pub use crate::text::{escape_terminal, ip_text, ips_text, push_ip};
 
 use std::io::{self, Write};
@@ -17,8 +20,7 @@ use crate::proto::quic::QuicFacts;
 use crate::proto::HelloStatus;
 use crate::time::{human_duration, rfc3339};
 
-/// Version of the JSON documents this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub use crate::audit::SCHEMA_VERSION;
 
 #[derive(Serialize)]
 pub struct PerDir<T> {
@@ -161,40 +163,6 @@ pub fn tls_version_name(v: u16) -> String {
         0x0300 => "ssl3".into(),
         0x0002 => "ssl2".into(),
         v => format!("0x{v:04x}"),
-    }
-}
-
-/// Names of the TLS alert descriptions (RFC 8446 section 6 and earlier).
-pub fn alert_name(d: u8) -> &'static str {
-    match d {
-        0 => "close_notify",
-        10 => "unexpected_message",
-        20 => "bad_record_mac",
-        22 => "record_overflow",
-        40 => "handshake_failure",
-        42 => "bad_certificate",
-        43 => "unsupported_certificate",
-        44 => "certificate_revoked",
-        45 => "certificate_expired",
-        46 => "certificate_unknown",
-        47 => "illegal_parameter",
-        48 => "unknown_ca",
-        49 => "access_denied",
-        50 => "decode_error",
-        51 => "decrypt_error",
-        70 => "protocol_version",
-        71 => "insufficient_security",
-        80 => "internal_error",
-        86 => "inappropriate_fallback",
-        90 => "user_canceled",
-        109 => "missing_extension",
-        110 => "unsupported_extension",
-        112 => "unrecognized_name",
-        113 => "bad_certificate_status_response",
-        115 => "unknown_psk_identity",
-        116 => "certificate_required",
-        120 => "no_application_protocol",
-        _ => "unknown",
     }
 }
 
@@ -564,23 +532,9 @@ pub fn write_summaries(out: &mut dyn Write, results: &[FileResult]) -> io::Resul
     Ok(())
 }
 
-/// Why frames were skipped, as text: "2 not IP, 5 of unsupported link type linktype-105,
-/// 1 malformed (NFLOG TLV cut)".
+/// Why frames were skipped, as text (see [`crate::pipeline::SkipCounts::reasons`]).
 pub fn skip_reasons(s: &crate::pipeline::SkipCounts) -> String {
-    let mut parts = Vec::new();
-    if s.not_ip > 0 {
-        parts.push(format!("{} not IP", s.not_ip));
-    }
-    for (lt, n) in &s.unsupported_linktype {
-        parts.push(format!(
-            "{n} of unsupported link type {}",
-            linktype_name(*lt)
-        ));
-    }
-    for (why, n) in &s.malformed {
-        parts.push(format!("{n} malformed ({why})"));
-    }
-    parts.join(", ")
+    s.reasons()
 }
 
 /// What the audit's text report says of an input that lost frames: nothing when every frame
@@ -604,10 +558,10 @@ pub fn undecoded_note(s: &FileSummary) -> Option<String> {
     })
 }
 
-/// "no frame of link type 239 could be decoded" (link types joined by "/").
+/// "no frame of link type 239 could be decoded" (see
+/// [`crate::pipeline::FileSummary::nothing_decoded`]).
 pub(crate) fn nothing_decoded(s: &FileSummary) -> String {
-    let lts: Vec<String> = s.linktypes.keys().map(u32::to_string).collect();
-    format!("no frame of link type {} could be decoded", lts.join("/"))
+    s.nothing_decoded()
 }
 
 /// The JSON spelling of a name source.
@@ -622,27 +576,6 @@ pub fn name_source_str(s: NameSource) -> &'static str {
         NameSource::Address => "address",
         NameSource::IpTag => "ip-tag",
     }
-}
-
-/// A readable name for a LINKTYPE value.
-pub fn linktype_name(lt: u32) -> String {
-    let name = match lt {
-        0 => "null",
-        1 => "ethernet",
-        12 | 14 | 101 => "raw-ip",
-        108 => "loop",
-        9 | 50 => "ppp",
-        113 => "linux-sll",
-        228 => "ipv4",
-        229 => "ipv6",
-        104 => "cisco-hdlc",
-        105 => "802.11",
-        127 => "radiotap",
-        239 => "nflog",
-        276 => "linux-sll2",
-        _ => return format!("linktype-{lt}"),
-    };
-    name.to_string()
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{Audit, Finding, Judged, Verdict};
+use super::{FlowRecord, SCHEMA_VERSION};
+use crate::audit::{Audit, Finding, Judged, Verdict};
 use crate::pipeline::{FileResult, FileSummary};
-use crate::report::{escape_terminal, FlowRecord, SCHEMA_VERSION};
+use crate::text::escape_terminal;
 
 /// Output format of the `audit` command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,7 +21,7 @@ pub enum AuditFormat {
 /// One private-endpoint row in words, names and catalog text escaped with `esc`:
 /// `name: chain -> addresses (N lookups): the chain passes through ZONE, ...`.
 fn private_endpoint_line(
-    p: &super::PrivateEndpointProblem,
+    p: &crate::audit::PrivateEndpointProblem,
     esc: impl Fn(&str) -> String,
 ) -> String {
     let chain: Vec<String> = p.chain.iter().map(|c| esc(c)).collect();
@@ -141,8 +142,8 @@ pub fn write_audit(
                 #[serde(flatten)]
                 flow: FlowRecord<'a>,
                 verdict: Verdict,
-                mechanism: Option<super::Mechanism>,
-                confidence: Option<super::Confidence>,
+                mechanism: Option<crate::audit::Mechanism>,
+                confidence: Option<crate::audit::Confidence>,
                 evidence: &'a str,
                 entry_id: Option<&'a str>,
             }
@@ -300,7 +301,7 @@ struct Sections<'a> {
     /// Catalog hosts on a protocol or port their entry does not list.
     other_port: Vec<&'a Finding>,
     /// Required entries nothing exercised.
-    not_exercised: Vec<&'a super::Coverage>,
+    not_exercised: Vec<&'a crate::audit::Coverage>,
     /// Required or optional catalog hosts that were reached.
     reached: Vec<&'a Finding>,
 }

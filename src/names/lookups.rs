@@ -1,0 +1,235 @@
+//! DNS lookups: each query joined with its response (either may be missing), with the rcode,
+//! answers, CNAME chain and what they say (NODATA, sinkhole, privatelink, cut or malformed).
+//! The `dns` command writes them (`crate::report::dns`); the audit judges them.
+
+use serde::Serialize;
+
+use crate::pipeline::DnsEvent;
+use crate::proto::dns::{qtype_name, rcode_name, DnsError, DnsMessage, RData};
+use crate::time::rfc3339;
+
+/// One lookup: a query joined with its response (either may be missing).
+#[derive(Serialize)]
+pub struct Lookup<'a> {
+    pub time: String,
+    /// When the response arrived (the query when there was none).
+    #[serde(skip)]
+    pub ts_ns: i64,
+    /// When the lookup began (`time`).
+    #[serde(skip)]
+    pub first_ns: i64,
+    #[serde(skip)]
+    pub client_ip: std::net::IpAddr,
+    pub client: String,
+    pub server: String,
+    pub transport: &'static str,
+    pub id: u16,
+    pub qname: Option<&'a str>,
+    pub qtype: Option<String>,
+    /// A response was seen.
+    pub answered: bool,
+    /// The query itself was seen (false when the capture holds only the response).
+    pub query_seen: bool,
+    pub rcode: Option<&'static str>,
+    pub answers: Answers<'a>,
+    /// The name asked, then each CNAME in order, then the addresses it ended at.
+    pub cnames: Vec<&'a str>,
+    /// Written as text, as `Display` writes them.
+    pub addresses: Vec<std::net::IpAddr>,
+    /// NOERROR without an answer of the asked type.
+    pub nodata: bool,
+    /// An address answer of 0.0.0.0, :: or loopback (a sinkhole).
+    pub sinkhole: bool,
+    /// The chain passes through a `privatelink.` name.
+    pub privatelink: bool,
+    /// The response was cut (by the snap length, or a TCP stream the capture lacks bytes of):
+    /// its header (id, rcode, counts) was read, its answers as far as they go.
+    pub truncated: bool,
+    /// The response's structure is wrong (why); its header and the answers before the fault
+    /// are kept. Never read as "no answer".
+    pub malformed: Option<&'static str>,
+    /// Seconds from query to response.
+    pub rtt_s: Option<f64>,
+    pub file: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct AnswerJson<'a> {
+    pub name: &'a str,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub ttl: u32,
+    pub value: Option<String>,
+}
+
+impl Lookup<'_> {
+    /// An A or AAAA query answered NOERROR with addresses that are not a sinkhole.
+    pub fn resolved(&self) -> bool {
+        self.answered
+            && self.rcode == Some("NOERROR")
+            && matches!(self.qtype.as_deref(), Some("A" | "AAAA"))
+            && !self.addresses.is_empty()
+            && !self.sinkhole
+    }
+
+    /// The response was cut by the capture or could not be read whole.
+    pub fn unread(&self) -> bool {
+        self.truncated || self.malformed.is_some()
+    }
+}
+
+/// The answer records of a lookup's response, written as a list of [`AnswerJson`]. They are
+/// put in words only when written: the audit reads lookups without them.
+pub struct Answers<'a>(pub Option<&'a DnsMessage>);
+
+impl Serialize for Answers<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let records = self.0.map(|m| m.answers.as_slice()).unwrap_or_default();
+        s.collect_seq(records.iter().map(|r| AnswerJson {
+            name: &r.name,
+            rtype: qtype_name(r.rtype).into_owned(),
+            ttl: r.ttl,
+            value: match &r.data {
+                RData::A(a) => Some(crate::text::ip_text((*a).into())),
+                RData::Aaaa(a) => Some(a.to_string()),
+                RData::Cname(c) => Some(c.clone()),
+                RData::Other(_) => None,
+            },
+        }))
+    }
+}
+
+fn key(e: &DnsEvent) -> (std::net::IpAddr, u16, std::net::IpAddr, u16, u16) {
+    (
+        e.client,
+        e.client_port,
+        e.server,
+        e.server_port,
+        e.message.id,
+    )
+}
+
+/// The first question's name of a message, if it has one.
+fn qname(e: &DnsEvent) -> Option<&str> {
+    e.message.questions.first().map(|q| q.name.as_str())
+}
+
+/// Joins queries with their responses, in capture order. The joining is one pass; the rows
+/// are then built on the current rayon pool.
+pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
+    use rayon::prelude::*;
+    // (query, response) per lookup, either missing.
+    let mut pairs: Vec<(Option<&'a DnsEvent>, Option<&'a DnsEvent>)> = Vec::new();
+    let mut used = vec![false; events.len()];
+    // Responses by key, in capture order, so joining is not quadratic in the number of lookups.
+    let mut responses: rustc_hash::FxHashMap<_, Vec<usize>> = Default::default();
+    for (j, r) in events.iter().enumerate() {
+        if r.message.response {
+            responses.entry(key(r)).or_default().push(j);
+        }
+    }
+    for (i, e) in events.iter().enumerate() {
+        if used[i] {
+            continue;
+        }
+        used[i] = true;
+        let (query, response) = if e.message.response {
+            (None, Some(e))
+        } else {
+            // The first unused response with the same key after the query that asks the same
+            // name (or whose question the capture cut).
+            let resp = responses.get(&key(e)).and_then(|js| {
+                js.iter().copied().find(|&j| {
+                    j > i && !used[j] && qname(&events[j]).is_none_or(|n| Some(n) == qname(e))
+                })
+            });
+            if let Some(j) = resp {
+                used[j] = true;
+            }
+            (Some(e), resp.map(|j| &events[j]))
+        };
+        pairs.push((query, response));
+    }
+    pairs
+        .into_par_iter()
+        .with_min_len(64)
+        .map(|(query, response)| lookup(query, response, file))
+        .collect()
+}
+
+/// The row of one lookup: `query` and `response`, not both missing.
+fn lookup<'a>(
+    query: Option<&'a DnsEvent>,
+    response: Option<&'a DnsEvent>,
+    file: &'a str,
+) -> Lookup<'a> {
+    let first = query.or(response).expect("one of them");
+    let q = first.message.questions.first();
+    let (cnames, addresses, nodata, sinkhole) = match response {
+        Some(r) => {
+            // One chain per response, shared by the names, the addresses and NODATA.
+            let c = r.message.chain();
+            (
+                chain_names(&r.message, &c),
+                c.addresses.iter().map(|(a, _)| *a).collect(),
+                r.message.is_nodata_in(&c),
+                r.message.sinkhole(),
+            )
+        }
+        None => (Vec::new(), Vec::new(), false, false),
+    };
+    let privatelink = cnames.iter().any(|n| n.contains("privatelink."));
+    Lookup {
+        time: rfc3339(first.ts_ns),
+        ts_ns: response.unwrap_or(first).ts_ns,
+        first_ns: first.ts_ns,
+        client_ip: first.client,
+        client: endpoint(first.client, first.client_port),
+        server: endpoint(first.server, first.server_port),
+        transport: first.transport,
+        id: first.message.id,
+        qname: q.map(|q| q.name.as_str()),
+        qtype: q.map(|q| qtype_name(q.qtype).into_owned()),
+        answered: response.is_some(),
+        query_seen: query.is_some(),
+        rcode: response.map(|r| rcode_name(r.message.rcode)),
+        answers: Answers(response.map(|r| &r.message)),
+        cnames,
+        addresses,
+        nodata,
+        sinkhole,
+        privatelink,
+        truncated: response.is_some_and(|r| r.message.partial == Some(DnsError::Truncated)),
+        malformed: response.and_then(|r| match r.message.partial {
+            Some(DnsError::Malformed(why)) => Some(why),
+            _ => None,
+        }),
+        rtt_s: match (query, response) {
+            (Some(q), Some(r)) => Some((r.ts_ns - q.ts_ns) as f64 / 1e9),
+            _ => None,
+        },
+        file,
+    }
+}
+
+/// The asked name and the CNAME targets in chain order (`c` is `m`'s chain).
+fn chain_names<'a>(m: &'a DnsMessage, c: &crate::proto::dns::Chain) -> Vec<&'a str> {
+    let mut v: Vec<&str> = Vec::new();
+    // Borrow the strings from the message itself so the lookup can outlive the chain value.
+    if let Some(q) = m.questions.first() {
+        v.push(&q.name);
+    }
+    for name in &c.cnames {
+        if let Some(r) = m.answers.iter().find_map(|r| match &r.data {
+            RData::Cname(t) if t == name => Some(t.as_str()),
+            _ => None,
+        }) {
+            v.push(r);
+        }
+    }
+    v
+}
+
+fn endpoint(ip: std::net::IpAddr, port: u16) -> String {
+    crate::text::socket_text(ip, port)
+}
