@@ -7,7 +7,7 @@
 //! first-flight reassembly, outcomes) -> `proto` (TLS, DNS, HTTP and CONNECT, QUIC facts) ->
 //! `names` (DNS answers to flows, host ties, local blocks) -> `pipeline` (one input read and
 //! analysed, split among workers) -> `catalog` (the hosts a service needs) -> `audit` (verdicts,
-//! mechanisms, evidence, coverage; `ws` for websockets) -> `report` (text, Markdown, JSON,
+//! mechanisms, evidence, coverage; `audit::ws` for websockets) -> `report` (text, Markdown, JSON,
 //! NDJSON) -> `cli` (arguments, commands, exit codes; `live` behind its feature). The ground
 //! floor: `text`, `time`, `rng`, `synth` (the bench's and the tests' synthetic captures).
 
@@ -27,4 +27,3 @@ pub mod rng;
 pub mod synth;
 pub mod text;
 pub mod time;
-pub mod ws;

@@ -325,17 +325,17 @@ fn merge_coverage(docs: &[(String, Value)]) -> Result<Value, String> {
 /// Websocket connections in document order; the diagnosis per instance recomputed from all of
 /// them (an instance's connections may come from several documents).
 fn merge_websockets(docs: &[(String, Value)]) -> Result<Value, String> {
-    let mut conns: Vec<crate::ws::WsFlow> = Vec::new();
+    let mut conns: Vec<crate::audit::ws::WsFlow> = Vec::new();
     for (name, d) in docs {
         let Some(c) = d.get("websockets").map(|w| &w["connections"]) else {
             continue;
         };
-        let more: Vec<crate::ws::WsFlow> = serde_json::from_value(c.clone())
+        let more: Vec<crate::audit::ws::WsFlow> = serde_json::from_value(c.clone())
             .map_err(|e| format!("{name}: websockets.connections: {e}"))?;
         conns.extend(more);
     }
-    let report = crate::ws::WsReport {
-        instances: crate::ws::instances(&conns),
+    let report = crate::audit::ws::WsReport {
+        instances: crate::audit::ws::instances(&conns),
         connections: conns,
     };
     serde_json::to_value(report).map_err(|e| e.to_string())

@@ -14,6 +14,7 @@ mod mechanism;
 pub mod merge;
 mod tally;
 mod vocab;
+pub mod ws;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -118,8 +119,8 @@ pub struct Audit {
     pub counts: BTreeMap<&'static str, u64>,
     /// Per input file: flows per verdict (the per-file breakdown).
     pub per_file: Vec<PerFile>,
-    /// Websockets to compute instances and other websocket-capable hosts (see `crate::ws`).
-    pub websockets: crate::ws::WsReport,
+    /// Websockets to compute instances and other websocket-capable hosts (see `crate::audit::ws`).
+    pub websockets: crate::audit::ws::WsReport,
 }
 
 /// Verdict counts of one input.
@@ -184,7 +185,7 @@ fn audit_in_runs(
         let ((ws, judged), lookups) = rayon::join(
             || {
                 rayon::join(
-                    || crate::ws::connections(r, catalog, &ttls),
+                    || crate::audit::ws::connections(r, catalog, &ttls),
                     || {
                         r.flows
                             .par_iter()
@@ -270,8 +271,8 @@ fn audit_in_runs(
             placeholders_seen,
             counts,
             per_file,
-            websockets: crate::ws::WsReport {
-                instances: crate::ws::instances(&ws_connections),
+            websockets: crate::audit::ws::WsReport {
+                instances: crate::audit::ws::instances(&ws_connections),
                 connections: ws_connections,
             },
         },

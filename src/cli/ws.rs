@@ -17,7 +17,7 @@ fn ws_in_pool(args: &WsArgs) -> Result<i32, Error> {
     for n in &notes {
         let _ = writeln!(err, "{n}");
     }
-    let (conns, instances) = crate::ws::websockets(&results, &catalog);
+    let (conns, instances) = crate::audit::ws::websockets(&results, &catalog);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let w = match args.format {
@@ -35,7 +35,7 @@ fn ws_in_pool(args: &WsArgs) -> Result<i32, Error> {
             serde_json::to_writer(&mut out, c).map_err(io::Error::from)?;
             writeln!(out)
         }),
-        FlowsFormat::Table => crate::ws::write_text(&mut out, &conns, &instances),
+        FlowsFormat::Table => crate::audit::ws::write_text(&mut out, &conns, &instances),
     };
     let _ = out.flush();
     written(w)?;

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::pipeline::DnsEvent;
+use super::DnsEvent;
 use crate::proto::dns::{qtype_name, rcode_name, DnsError, DnsMessage, RData};
 use crate::time::rfc3339;
 

@@ -5,7 +5,6 @@
 //! read: the answers in time order, CNAME chains followed back to the name that was asked.
 
 use crate::flow::Flow;
-use crate::pipeline::DnsEvent;
 use crate::proto::dns::DnsMessage;
 
 mod hosts;
@@ -16,6 +15,24 @@ mod resolved;
 pub use hosts::{arp_sender, frame_macs, Hosts, Sightings};
 pub use map::{name_by_dns, name_by_tag, DnsMap};
 pub use resolved::local_blocks;
+
+/// One DNS message seen in a capture, with where it travelled.
+#[derive(Debug, Clone)]
+pub struct DnsEvent {
+    pub ts_ns: i64,
+    /// The side that asked (destination of a response, source of a query).
+    pub client: std::net::IpAddr,
+    pub client_port: u16,
+    pub server: std::net::IpAddr,
+    pub server_port: u16,
+    /// "udp" or "tcp".
+    pub transport: &'static str,
+    /// TTL / hop limit and IPv4 identification of the datagram (UDP), to recognise the same
+    /// datagram captured before and after a router.
+    pub ttl: u8,
+    pub ip_id: Option<u16>,
+    pub message: DnsMessage,
+}
 
 /// The order of DNS messages: by time, then by transport and endpoints (messages between the
 /// same endpoints keep the order they were seen in, which the caller keeps with a stable sort).

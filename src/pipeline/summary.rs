@@ -9,7 +9,6 @@ use super::worker::Part;
 use crate::capture::{CaptureReader, Compression, ReadError};
 use crate::decode::{DefragStats, Skip};
 use crate::flow::{Flow, TableStats};
-use crate::proto::dns::DnsMessage;
 
 /// What was skipped while decoding, by reason.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -93,23 +92,7 @@ impl FileSummary {
     }
 }
 
-/// One DNS message seen in a capture, with where it travelled.
-#[derive(Debug, Clone)]
-pub struct DnsEvent {
-    pub ts_ns: i64,
-    /// The side that asked (destination of a response, source of a query).
-    pub client: std::net::IpAddr,
-    pub client_port: u16,
-    pub server: std::net::IpAddr,
-    pub server_port: u16,
-    /// "udp" or "tcp".
-    pub transport: &'static str,
-    /// TTL / hop limit and IPv4 identification of the datagram (UDP), to recognise the same
-    /// datagram captured before and after a router.
-    pub ttl: u8,
-    pub ip_id: Option<u16>,
-    pub message: DnsMessage,
-}
+pub use crate::names::DnsEvent;
 
 /// Everything one input produced.
 pub struct FileResult {

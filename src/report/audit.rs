@@ -95,10 +95,11 @@ fn write_json(out: &mut impl Write, audit: &Audit, results: &[FileResult]) -> io
         placeholders_seen,
         counts,
         per_file,
-        websockets: crate::ws::WsReport {
-            instances,
-            connections,
-        },
+        websockets:
+            crate::audit::ws::WsReport {
+                instances,
+                connections,
+            },
     } = audit;
     let mut doc = crate::report::pretty::Document::object(out)?;
     doc.field("schema_version", &SCHEMA_VERSION)?;
@@ -439,7 +440,7 @@ fn text(out: &mut dyn Write, a: &Audit, color: bool, per_file: bool) -> io::Resu
             "\n{bold}Websockets{reset} (per connection, with a timeline: allowscope ws)"
         )?;
         for i in &a.websockets.instances {
-            crate::ws::write_instance(out, i, (green, red, reset))?;
+            crate::audit::ws::write_instance(out, i, (green, red, reset))?;
         }
     }
     if per_file {
