@@ -34,8 +34,6 @@ const KNOWN: &[(&str, &str)] = &[
     ("catalog", "report"),
     // A cycle: a flow holds its application facts, which read the flow.
     ("flow", "proto"),
-    // Service-tag ranges are loaded by the catalog.
-    ("names", "catalog"),
     // The live capture takes the live command's arguments; the CLI runs it.
     ("cli", "live"),
     ("live", "cli"),

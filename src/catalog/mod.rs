@@ -79,8 +79,7 @@ pub mod cli;
 mod matcher;
 pub mod name;
 mod options;
-pub mod ranges;
-mod schema;
+pub mod schema;
 mod writer;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -89,10 +88,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::names::{RangesError, TagRanges};
 pub use matcher::{Binding, Bound, Hit};
 pub use name::{normalize, Label, Pattern};
 pub use options::{CatalogMode, CatalogOptions, CloudArg};
-pub use ranges::{RangesError, TagRanges};
 pub use schema::CatalogError;
 
 /// The built-in catalog, as shipped.

@@ -155,7 +155,7 @@ pub fn name_by_dns(flow: &mut Flow, dns: &DnsMap) {
 /// Names a flow known by its server's address (see [`name_by_dns`]) by the service tag whose
 /// range holds that address ([`NameSource::IpTag`]). A flow named by another address (an IP
 /// literal in a request through a proxy) keeps it.
-pub fn name_by_tag(flow: &mut Flow, tags: &crate::catalog::TagRanges) {
+pub fn name_by_tag(flow: &mut Flow, tags: &super::TagRanges) {
     let facts = &mut flow.facts;
     if facts.name_source != Some(NameSource::Address)
         || facts.name.as_deref().and_then(|n| n.parse().ok()) != Some(flow.server.ip)

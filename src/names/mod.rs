@@ -11,10 +11,12 @@ mod hosts;
 pub mod lookups;
 mod map;
 mod resolved;
+mod tags;
 
 pub use hosts::{arp_sender, frame_macs, Hosts, Sightings};
 pub use map::{name_by_dns, name_by_tag, DnsMap};
 pub use resolved::local_blocks;
+pub use tags::{RangesError, TagRanges};
 
 /// One DNS message seen in a capture, with where it travelled.
 #[derive(Debug, Clone)]
@@ -118,7 +120,7 @@ pub(crate) fn name_from_dns(
 
 /// The service-tag pass (`--service-tags FILE`), after [`name_from_dns`]: each flow known only
 /// by its server's address is named by the tag whose range holds it, if one does.
-pub fn name_from_tags(flows: &mut [Box<Flow>], tags: &crate::catalog::TagRanges) {
+pub fn name_from_tags(flows: &mut [Box<Flow>], tags: &TagRanges) {
     for f in flows {
         name_by_tag(f, tags);
     }
