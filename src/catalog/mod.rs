@@ -75,7 +75,6 @@
 //! of cloud `any` are always kept) and a set of scenarios: `core` always, the scenarios the
 //! catalog marks `default = true`, and those asked for with `--scenario` (`all` for every one).
 
-pub mod cli;
 mod matcher;
 pub mod name;
 mod options;

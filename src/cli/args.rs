@@ -57,7 +57,7 @@ pub enum Command {
     Dns(FlowsArgs),
     /// The catalog of hosts a service needs: list, match a name, export, check a user catalog
     #[command(subcommand)]
-    Catalog(crate::catalog::cli::CatalogCommand),
+    Catalog(super::catalog::CatalogCommand),
     /// Capture live from an interface and audit what it sees (needs CAP_NET_RAW)
     #[cfg(feature = "live")]
     Live(super::live::LiveArgs),

@@ -3,7 +3,7 @@
 //! - [`args`]: every command's arguments and help text;
 //! - [`inputs`]: reading the inputs of a command (thread pools, progress);
 //! - one file per command group: [`audit`], [`flows`] (`flows` and `dns`), [`ws`], [`merge`],
-//!   `live` (with the `live` feature); `catalog` runs in [`crate::catalog::cli`].
+//!   `live` (with the `live` feature); `catalog` runs in [`catalog`].
 //!
 //! Every command returns `Result<exit code, Error>`; [`main`] is the one place an [`Error`] is
 //! printed and turned into exit 2. The rules every command shares live here: [`written`] (a
@@ -15,6 +15,7 @@ use clap::Parser;
 
 pub mod args;
 mod audit;
+pub mod catalog;
 mod flows;
 mod inputs;
 #[cfg(feature = "live")]
@@ -113,7 +114,7 @@ pub fn run() -> Result<i32, Error> {
         Command::Audit(args) => audit::audit(&args),
         Command::Merge(args) => merge::merge(&args),
         Command::Ws(args) => ws::ws(&args),
-        Command::Catalog(c) => crate::catalog::cli::run(&c),
+        Command::Catalog(c) => catalog::run(&c),
         #[cfg(feature = "live")]
         Command::Live(args) => live::run(&args),
     }

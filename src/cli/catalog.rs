@@ -3,8 +3,8 @@
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use super::name::normalize;
-use super::{
+use crate::catalog::name::normalize;
+use crate::catalog::{
     ports_text, schema, Catalog, CatalogError, CatalogOptions, CloudArg, Entry, Match, Proto,
     BUILTIN_TOML,
 };
@@ -225,8 +225,8 @@ fn list(out: &mut dyn Write, opts: &CatalogOptions, format: ListFormat) -> Res {
                             esc(&t.id).into_owned(),
                             t.cloud.name().into(),
                             match t.direction {
-                                super::Direction::Outbound => "out".into(),
-                                super::Direction::Inbound => "in".into(),
+                                crate::catalog::Direction::Outbound => "out".into(),
+                                crate::catalog::Direction::Inbound => "in".into(),
                             },
                             t.proto.name().into(),
                             ports_text(&t.ports).replace(' ', ""),
@@ -357,7 +357,7 @@ fn match_cmd(
                 let e = &all.entries()[m.entry];
                 let mut how = Vec::new();
                 let cloud = c.scope().and_then(|s| s.cloud);
-                if e.cloud != super::Cloud::Any && cloud.is_some_and(|cl| cl != e.cloud) {
+                if e.cloud != crate::catalog::Cloud::Any && cloud.is_some_and(|cl| cl != e.cloud) {
                     how.push(format!("--cloud {}", e.cloud.name()));
                 }
                 if c.scope()
