@@ -13,21 +13,17 @@ use serde_json::Value;
 mod common;
 use common::{cap, run};
 
-/// The audit's per-flow NDJSON of `path`.
-fn flows(path: &Path) -> Vec<Value> {
-    flows_of(path, true)
-}
-
-/// The audit's per-flow NDJSON of `path`; unless `whole`, an input that ends in a read error
-/// (exit code 2, the broken-* captures) gives the flows before it.
-fn flows_of(path: &Path, whole: bool) -> Vec<Value> {
+/// `allowscope audit -q --fail-on never --format FORMAT path`'s output; unless `whole`, an
+/// input that ends in a read error (exit code 2, the broken-* captures) is accepted with what
+/// came before it.
+fn audit_out(path: &Path, format: &str, whole: bool) -> String {
     let (code, out, err) = run(&[
         "audit",
         "-q",
         "--fail-on",
         "never",
         "--format",
-        "ndjson",
+        format,
         path.to_str().unwrap(),
     ]);
     assert!(
@@ -35,7 +31,18 @@ fn flows_of(path: &Path, whole: bool) -> Vec<Value> {
         "{}: {err}",
         path.display()
     );
-    out.lines()
+    out
+}
+
+/// The audit's per-flow NDJSON of `path`.
+fn flows(path: &Path) -> Vec<Value> {
+    flows_of(path, true)
+}
+
+/// [`flows`], accepting a read error unless `whole` (see [`audit_out`]).
+fn flows_of(path: &Path, whole: bool) -> Vec<Value> {
+    audit_out(path, "ndjson", whole)
+        .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
@@ -45,24 +52,9 @@ fn audit(path: &Path) -> Value {
     audit_of(path, true)
 }
 
-/// [`audit`]; unless `whole`, an input that ends in a read error is accepted (see
-/// [`flows_of`]).
+/// [`audit`], accepting a read error unless `whole` (see [`audit_out`]).
 fn audit_of(path: &Path, whole: bool) -> Value {
-    let (code, out, err) = run(&[
-        "audit",
-        "-q",
-        "--fail-on",
-        "never",
-        "--format",
-        "json",
-        path.to_str().unwrap(),
-    ]);
-    assert!(
-        code == 0 || (!whole && code == 2),
-        "{}: {err}",
-        path.display()
-    );
-    serde_json::from_str(&out).unwrap()
+    serde_json::from_str(&audit_out(path, "json", whole)).unwrap()
 }
 
 fn s(v: &Value) -> String {
