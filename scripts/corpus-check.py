@@ -104,16 +104,10 @@ FOLDERS = ("zeek", "suricata-verify", "ndpi")
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".pcap.zst")
 
 # Files whose differences we expect, by base name: the reason printed with [known] labels.
-KNOWN_FILES = {
-    "tunnels__Teredo.pcap": "the Teredo relay's traffic runs on UDP 32900, not 3544: allowscope "
-    "decapsulates Teredo on port 3544 only (Zeek and tshark recognise it by its content), so the "
-    "inner IPv6 connections through the relay (HTTP to ipv6.google.com) are not seen",
-}
+KNOWN_FILES = {}
 # UDP ports that carry a tunnel allowscope does not decode, to label files not in KNOWN_FILES
 # (VXLAN, Geneve, GTP-U and Teredo are decapsulated since issue 16; IPsec is encrypted).
 TUNNEL_PORTS = {4500: "IPsec NAT-T"}
-# UDP ports whose tunnels allowscope decapsulates (VXLAN, Geneve, GTP-U, Teredo).
-DECAPSULATED_PORTS = {4789, 6081, 2152, 3544}
 
 FAILURE, CHECK, KNOWN = "FAILURE", "check", "known"
 
@@ -383,6 +377,17 @@ def tunnel_reason(base, flows, summary):
     return None
 
 
+def outer_pairs(flows):
+    """The outer address pairs (both ways) of the tunnels allowscope's flows came through."""
+    pairs = set()
+    for f in flows:
+        for l in f.get("encap") or []:
+            if l.get("src") and l.get("dst"):
+                a, b = norm_ip(l["src"]), norm_ip(l["dst"])
+                pairs.update({(a, b), (b, a)})
+    return pairs
+
+
 def compare_zeek(conn_states, flows, tunnel, issues, stats):
     ours = flows_by_key(flows)
     used = set()
@@ -400,8 +405,7 @@ def compare_zeek(conn_states, flows, tunnel, issues, stats):
             if tunnel:
                 issues.append((KNOWN, "Zeek %s %s not seen by allowscope (inside the tunnel, see above)"
                                % (zkey, zstates)))
-            elif proto == "udp" and {orig[1], resp[1]} & DECAPSULATED_PORTS and any(
-                    f.get("encap") for f in flows):
+            elif proto == "udp" and (orig[0], resp[0]) in outer_pairs(flows):
                 issues.append((KNOWN, "Zeek %s %s is a tunnel's outer connection: allowscope keeps the "
                                "flows inside it (their encap names it)" % (zkey, zstates)))
             else:

@@ -237,6 +237,26 @@ fn geneve_gtp_teredo() {
     let fr = eth(0x0800, &outer(17, false, &udp(3544, 40_000, b"hello")));
     let p = decode(1, &fr).unwrap();
     assert!(matches!(p.l4, L4::Udp(_)));
+
+    // Through a relay on its own port (not 3544): recognised by content, an IPv6 packet that
+    // fills the datagram with a Teredo address (2001:0::/32) at one end.
+    let mut v6 = ipv6(6, &tcp(1234, 80, 0x18, b"abc"));
+    v6[8..12].copy_from_slice(&[0x20, 0x01, 0x00, 0x00]);
+    let fr = eth(0x0800, &outer(17, false, &udp(3797, 32_900, &v6)));
+    let p = decode(1, &fr).unwrap();
+    assert!(matches!(p.l4, L4::Tcp(t) if t.payload == b"abc"));
+    assert_eq!(p.encap_depth, 1);
+    // The split reader routes it by its inner addresses, like Teredo on 3544.
+    assert_eq!(tcp_udp_addresses(1, &fr), None);
+    // Without a Teredo address, or with a datagram the IPv6 packet does not fill: plain UDP.
+    let mut other = v6.clone();
+    other[8..12].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    let fr = eth(0x0800, &outer(17, false, &udp(3797, 32_900, &other)));
+    assert!(matches!(decode(1, &fr).unwrap().l4, L4::Udp(_)));
+    let mut longer = v6.clone();
+    longer.push(0);
+    let fr = eth(0x0800, &outer(17, false, &udp(3797, 32_900, &longer)));
+    assert!(matches!(decode(1, &fr).unwrap().l4, L4::Udp(_)));
 }
 
 #[test]

@@ -406,7 +406,10 @@ pub fn tcp_udp_addresses(linktype: u32, data: &[u8]) -> Option<(IpAddr, IpAddr)>
 #[inline]
 fn udp_tunnel_ports(ip: &[u8], at: usize) -> bool {
     match (ip::be16(ip, at), ip::be16(ip, at + 2)) {
-        (Some(s), Some(d)) => tunnel::tunnel_ports(s, d),
+        (Some(s), Some(d)) => {
+            tunnel::tunnel_ports(s, d)
+                || tunnel::teredo_by_content(ip.get(at + 8..).unwrap_or_default())
+        }
         _ => true,
     }
 }

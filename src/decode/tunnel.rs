@@ -95,9 +95,11 @@ impl EncapKind {
 
     /// Whether the layer is part of the flow key (see [`tunnel_hash`]): tunnels between IP
     /// endpoints are; MPLS labels (one per direction) and PPPoE sessions are link-level, as
-    /// VLAN tags are, and are not.
+    /// VLAN tags are, and are not. Nor is Teredo: its inner IPv6 addresses are global, and one
+    /// connection's packets take different outer paths (through the Teredo server one way and a
+    /// relay the other, as in Zeek's Teredo sample).
     fn keyed(self) -> bool {
-        !matches!(self, EncapKind::Mpls | EncapKind::Pppoe)
+        !matches!(self, EncapKind::Mpls | EncapKind::Pppoe | EncapKind::Teredo)
     }
 
     /// Whether the identifier is the same both ways (a VNI, a GRE key, a mirror session);
@@ -142,11 +144,26 @@ pub(super) fn candidate(proto: u8, transport: &[u8]) -> bool {
     match proto {
         IPIP | IPV6_IN_IP | GRE => true,
         ipproto::UDP => match (be16(transport, 0), be16(transport, 2)) {
-            (Some(s), Some(d)) => tunnel_ports(s, d),
+            (Some(s), Some(d)) => {
+                tunnel_ports(s, d) || teredo_by_content(transport.get(8..).unwrap_or_default())
+            }
             _ => false,
         },
         _ => false,
     }
+}
+
+/// Whether a UDP payload is Teredo on a port other than 3544, as a client's traffic through a
+/// relay is (the relay's port is its own): a whole IPv6 packet that fills the datagram (its
+/// payload length plus the 40-byte header), with a Teredo address (2001:0::/32) at one end.
+/// What Zeek and tshark recognise it by; cheap enough for every UDP datagram.
+#[inline]
+pub(super) fn teredo_by_content(p: &[u8]) -> bool {
+    const TEREDO_PREFIX: [u8; 4] = [0x20, 0x01, 0x00, 0x00];
+    p.len() >= 40
+        && p[0] >> 4 == 6
+        && usize::from(u16::from_be_bytes([p[4], p[5]])) + 40 == p.len()
+        && (p[8..12] == TEREDO_PREFIX || p[24..28] == TEREDO_PREFIX)
 }
 
 /// Whether a UDP datagram between these ports may be a tunnel.
@@ -387,7 +404,7 @@ impl<F: FnMut(&EncapLayer)> Walk<F> {
             let l = self.outer(EncapKind::GtpU, net, Some(teid));
             return Ok(Some((l, Next::Ip(body))));
         }
-        if sport == port::TEREDO || dport == port::TEREDO {
+        if sport == port::TEREDO || dport == port::TEREDO || teredo_by_content(p) {
             let mut b = p;
             // Authentication indicator (0x0001), then origin indication (0x0000).
             if let [0, 1, id_len, au_len, ..] = *b {
