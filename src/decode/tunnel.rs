@@ -97,9 +97,20 @@ impl EncapKind {
     /// endpoints are; MPLS labels (one per direction) and PPPoE sessions are link-level, as
     /// VLAN tags are, and are not. Nor is Teredo: its inner IPv6 addresses are global, and one
     /// connection's packets take different outer paths (through the Teredo server one way and a
-    /// relay the other, as in Zeek's Teredo sample).
+    /// relay the other, as in Zeek's Teredo sample). Nor is ERSPAN: a mirror's copy carries no
+    /// address space of its own, and a switch often mirrors a port's two directions in two
+    /// sessions (or two switches mirror one path): keyed, the answers would land in a flow of
+    /// their own and the requests' flow would look unanswered.
     fn keyed(self) -> bool {
-        !matches!(self, EncapKind::Mpls | EncapKind::Pppoe | EncapKind::Teredo)
+        !matches!(
+            self,
+            EncapKind::Mpls
+                | EncapKind::Pppoe
+                | EncapKind::Teredo
+                | EncapKind::Erspan1
+                | EncapKind::Erspan2
+                | EncapKind::Erspan3
+        )
     }
 
     /// Whether the identifier is the same both ways (a VNI, a GRE key, a mirror session);
