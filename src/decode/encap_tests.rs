@@ -199,12 +199,39 @@ fn geneve_gtp_teredo() {
     gn.extend_from_slice(&eth(0x0800, &inner()));
     let (_, l) = inner_of(1, &eth(0x0800, &outer(17, false, &udp(7, 6081, &gn))));
     assert_eq!((kinds(&l), l[0].id), (vec!["geneve"], Some(42)));
-    // Options longer than the packet.
+    // Options longer than the packet: not a tunnel after all, the plain UDP it is.
     gn.truncate(12);
-    assert_eq!(
-        decode(1, &eth(0x0800, &outer(17, false, &udp(7, 6081, &gn)))).unwrap_err(),
-        Skip::Malformed("Geneve options cut")
-    );
+    let fr = eth(0x0800, &outer(17, false, &udp(7, 6081, &gn)));
+    let p = decode(1, &fr).unwrap();
+    assert!(matches!(p.l4, L4::Udp(u) if u.dst_port == 6081));
+    assert_eq!((p.encap_depth, p.ip.tunnel), (0, 0));
+
+    // A DNS answer to a client that picked port 4789: the ID's high byte has the I bit, the
+    // rest holds no packet. Plain UDP, so the lookup keeps its answer.
+    let dns = [
+        0x08, 0x00, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1, 0xc0, 12, 0, 1, 0,
+        1, 0, 0, 0, 60, 0, 4, 198, 18, 1, 1,
+    ];
+    let fr = eth(0x0800, &outer(17, true, &udp(53, 4789, &dns)));
+    let p = decode(1, &fr).unwrap();
+    assert!(matches!(p.l4, L4::Udp(u) if u.src_port == 53 && u.payload == dns));
+    assert_eq!(p.encap_depth, 0);
+    // The same with VXLAN's reserved bytes zero but an inside that is no packet.
+    let mut junk = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
+    junk.extend_from_slice(&[0xee; 30]);
+    let fr = eth(0x0800, &outer(17, true, &udp(53, 4789, &junk)));
+    assert!(matches!(decode(1, &fr).unwrap().l4, L4::Udp(_)));
+    // GTP-U and Teredo ports with no tunnel inside: plain UDP both ways.
+    for (s, d) in [(53, 2152), (2152, 53), (53, 3544)] {
+        let fr = eth(
+            0x0800,
+            &outer(17, false, &udp(s, d, &[0x30, 0xff, 0, 40, 1, 2, 3, 4])),
+        );
+        assert!(
+            matches!(decode(1, &fr).unwrap().l4, L4::Udp(_)),
+            "{s} -> {d}"
+        );
+    }
 
     // GTP-U T-PDU with a sequence number and one extension header; TEIDs per direction.
     let gtp = |teid: u32, back: bool| {
@@ -248,8 +275,13 @@ fn geneve_gtp_teredo() {
     let p = decode(1, &fr).unwrap();
     assert!(matches!(p.l4, L4::Tcp(t) if t.payload == b"abc"));
     assert_eq!(p.encap_depth, 1);
-    // The split reader routes it by its inner addresses, like Teredo on 3544.
+    // The split reader routes it by its inner addresses, like Teredo on 3544, also when an
+    // Ethernet trailer follows the IP packet (the test reads the datagram, not the frame).
     assert_eq!(tcp_udp_addresses(1, &fr), None);
+    let mut trailer = fr.clone();
+    trailer.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    assert_eq!(tcp_udp_addresses(1, &trailer), None);
+    assert_eq!(decode(1, &trailer).unwrap().encap_depth, 1);
     // Without a Teredo address, or with a datagram the IPv6 packet does not fill: plain UDP.
     let mut other = v6.clone();
     other[8..12].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);

@@ -380,7 +380,13 @@ pub fn tcp_udp_addresses(linktype: u32, data: &[u8]) -> Option<(IpAddr, IpAddr)>
             if f.ihl < 5 || f.fragment || !matches!(f.proto, ipproto::TCP | ipproto::UDP) {
                 return None;
             }
-            if f.proto == ipproto::UDP && udp_tunnel_ports(h, usize::from(f.ihl) * 4) {
+            // The transport bytes end where the IP header says (not at the frame's end: an
+            // Ethernet trailer or FCS follows), as the full decode reads them.
+            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+            let body = h
+                .get(usize::from(f.ihl) * 4..total.min(h.len()))
+                .unwrap_or_default();
+            if f.proto == ipproto::UDP && udp_tunnel(body) {
                 return None;
             }
             Some((f.src, f.dst))
@@ -390,7 +396,10 @@ pub fn tcp_udp_addresses(linktype: u32, data: &[u8]) -> Option<(IpAddr, IpAddr)>
             if h6[0] >> 4 != 6 || !matches!(h6[6], ipproto::TCP | ipproto::UDP) {
                 return None;
             }
-            if h6[6] == ipproto::UDP && udp_tunnel_ports(h, 40) {
+            let total = 40 + usize::from(u16::from_be_bytes([h6[4], h6[5]]));
+            if h6[6] == ipproto::UDP
+                && udp_tunnel(h.get(40..total.min(h.len())).unwrap_or_default())
+            {
                 return None;
             }
             let src: [u8; 16] = h6[8..24].try_into().ok()?;
@@ -401,17 +410,12 @@ pub fn tcp_udp_addresses(linktype: u32, data: &[u8]) -> Option<(IpAddr, IpAddr)>
     }
 }
 
-/// Whether the UDP header at `at` may start a tunnel (a cut header counts as one: the full
-/// decode then decides).
+/// Whether a UDP datagram (`udp`: its header and payload, within the IP packet's length) may
+/// carry a tunnel: the same test as the full decode's, so that both directions of a tunnelled
+/// flow go to one worker; a cut header counts as one (the full decode then decides).
 #[inline]
-fn udp_tunnel_ports(ip: &[u8], at: usize) -> bool {
-    match (ip::be16(ip, at), ip::be16(ip, at + 2)) {
-        (Some(s), Some(d)) => {
-            tunnel::tunnel_ports(s, d)
-                || tunnel::teredo_by_content(ip.get(at + 8..).unwrap_or_default())
-        }
-        _ => true,
-    }
+fn udp_tunnel(udp: &[u8]) -> bool {
+    udp.len() < 4 || tunnel::candidate(ipproto::UDP, udp)
 }
 
 /// Decode the transport layer of a whole IP payload, such as a datagram a [`Defragmenter`]

@@ -359,8 +359,9 @@ impl<F: FnMut(&EncapLayer)> Walk<F> {
         };
         let p = t.get(8..end).unwrap_or_default();
         if dport == port::VXLAN {
-            // Flags with the I bit, 3 reserved bytes, the VNI, a reserved byte.
-            if p.len() < 8 || p[0] & 0x08 == 0 {
+            // Flags with the I bit and the other reserved bits zero (RFC 7348; the G bit of
+            // VXLAN-GBP allowed, its policy id in the next bytes), the VNI, a zero last byte.
+            if p.len() < 8 || p[0] & 0x08 == 0 || p[0] & 0x77 != 0 || p[7] != 0 {
                 return Ok(None);
             }
             let vni = be32(p, 4).unwrap_or(0) >> 8;
@@ -543,47 +544,73 @@ pub(super) fn walk<'a>(
         (None, IpVersion::V4) => Next::V4(framed.ip),
         (None, IpVersion::V6) => Next::V6(framed.ip),
     };
-    loop {
-        next = match next {
-            Next::Ip(b) => match b.first().map(|x| x >> 4) {
-                Some(4) => Next::V4(b),
-                Some(6) => Next::V6(b),
-                _ => return Err(Skip::Malformed("tunnel payload is neither IPv4 nor IPv6")),
-            },
-            Next::V4(b) => Next::Net(ip::ipv4(b).map_err(Skip::Malformed)?),
-            Next::V6(b) => Next::Net(ip::ipv6(b).map_err(Skip::Malformed)?),
-            Next::Net(net) => {
-                let found = match net.body {
-                    Body::Transport(t) if candidate(net.ip.proto, t) => w.tunnel(&net, t)?,
-                    _ => None,
-                };
-                match found {
-                    Some((layer, inner)) => {
-                        w.cut |= net.truncated;
-                        w.layer(layer)?;
-                        inner
-                    }
-                    None => {
-                        let mut p = super::finish(framed.vlans, net, framed.prefix);
-                        p.ip.tunnel = w.hash;
-                        p.encap_depth = w.depth;
-                        p.truncated |= w.cut;
-                        return Ok(p);
+    // A datagram on a tunnel's UDP port whose header validated but whose inside is not a
+    // packet after all (a DNS answer to a client that happened to pick port 4789, 2152 or
+    // 3544) is the plain UDP it then is, as when its header does not validate: dropped, the
+    // answer would leave its flow looking unanswered. The outer packet, and the walk's state
+    // when it was reached, until the inside parses as IP.
+    let mut plain: Option<(Net<'a>, u32, u8, bool)> = None;
+    let finish = |net: Net<'a>, hash: u32, depth: u8, cut: bool| {
+        let mut p = super::finish(framed.vlans, net, framed.prefix);
+        p.ip.tunnel = hash;
+        p.encap_depth = depth;
+        p.truncated |= cut;
+        p
+    };
+    let mut run = || -> Result<Packet<'a>, Skip> {
+        loop {
+            next = match next {
+                Next::Ip(b) => match b.first().map(|x| x >> 4) {
+                    Some(4) => Next::V4(b),
+                    Some(6) => Next::V6(b),
+                    _ => return Err(Skip::Malformed("tunnel payload is neither IPv4 nor IPv6")),
+                },
+                Next::V4(b) => Next::Net(ip::ipv4(b).map_err(Skip::Malformed)?),
+                Next::V6(b) => Next::Net(ip::ipv6(b).map_err(Skip::Malformed)?),
+                Next::Net(net) => {
+                    plain = None;
+                    let found = match net.body {
+                        Body::Transport(t) if candidate(net.ip.proto, t) => {
+                            match w.tunnel(&net, t) {
+                                Ok(found) => found,
+                                // On a tunnel's UDP port, a header that does not hold together
+                                // is not a tunnel: the plain UDP it is.
+                                Err(_) if net.ip.proto == ipproto::UDP => None,
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        _ => None,
+                    };
+                    match found {
+                        Some((layer, inner)) => {
+                            if net.ip.proto == ipproto::UDP {
+                                plain = Some((net, w.hash, w.depth, w.cut));
+                            }
+                            w.cut |= net.truncated;
+                            w.layer(layer)?;
+                            inner
+                        }
+                        None => return Ok(finish(net, w.hash, w.depth, w.cut)),
                     }
                 }
-            }
-            Next::Ether(b) => {
-                let ty = be16(b, 12).ok_or(Skip::Malformed("inner Ethernet header cut"))?;
-                let f = link::ether(ty, b.get(14..).unwrap_or_default())?;
-                match f.version {
-                    IpVersion::V4 => Next::V4(f.ip),
-                    IpVersion::V6 => Next::V6(f.ip),
-                    IpVersion::Mpls => Next::Mpls(f.ip),
-                    IpVersion::Pppoe => Next::Pppoe(f.ip),
+                Next::Ether(b) => {
+                    let ty = be16(b, 12).ok_or(Skip::Malformed("inner Ethernet header cut"))?;
+                    let f = link::ether(ty, b.get(14..).unwrap_or_default())?;
+                    match f.version {
+                        IpVersion::V4 => Next::V4(f.ip),
+                        IpVersion::V6 => Next::V6(f.ip),
+                        IpVersion::Mpls => Next::Mpls(f.ip),
+                        IpVersion::Pppoe => Next::Pppoe(f.ip),
+                    }
                 }
-            }
-            Next::Mpls(b) => w.mpls(b)?,
-            Next::Pppoe(b) => w.pppoe(b)?,
-        };
+                Next::Mpls(b) => w.mpls(b)?,
+                Next::Pppoe(b) => w.pppoe(b)?,
+            };
+        }
+    };
+    let result = run();
+    match (result, plain) {
+        (Err(_), Some((net, hash, depth, cut))) => Ok(finish(net, hash, depth, cut)),
+        (r, _) => r,
     }
 }
