@@ -508,6 +508,10 @@ fn snap96_names_what_its_surviving_answers_allow() {
             )
         })
         .collect();
+    // Their cut CONNECTs are about their targets: the proxy's address names none of them.
+    for f in flows(&proxy).iter().filter(|f| f["dst_port"] == 3128) {
+        assert_ne!(f["name_source"], "address", "{f}");
+    }
     for want in [
         "53002 proxy-denied proxy-denied",
         "53003 established -",

@@ -10,9 +10,10 @@
 //!   destination of a DNS response ([`Sightings`]). A MAC seen with more than one IPv4 address
 //!   or more than [`MAX_V6_PER_HOST`] IPv6 ones is a router's (every host behind it shares
 //!   it) and ties nothing;
-//! - the capture shows one host as the only client: at most one IPv4 client address and a few
-//!   IPv6 ones ([`MAX_V6_PER_HOST`], link-local ones not counted), as in a capture taken on
-//!   the client itself.
+//! - in a capture without link-layer addresses (raw IP, loopback), the capture shows one host
+//!   as the only client: at most one IPv4 client address and a few IPv6 ones
+//!   ([`MAX_V6_PER_HOST`], link-local ones not counted), as in a capture taken on the client
+//!   itself.
 //!
 //! Everything else stays apart; `crate::names::map` then falls back to an answer any client
 //! received, at a lower confidence.
@@ -99,7 +100,10 @@ impl Hosts {
         let mut groups: Vec<Vec<IpAddr>> = Vec::new();
         let v4 = set.iter().filter(|ip| ip.is_ipv4()).count();
         let v6 = set.len() - v4;
-        if v4 <= 1 && v6 <= MAX_V6_PER_HOST && v4 + v6 > 1 {
+        // Only where the capture has no link-layer addresses (raw IP, loopback, tunnels): where
+        // it has them, they tell hosts apart, and two hosts that happen to be the only IPv4 and
+        // IPv6 clients must not become one.
+        if seen.is_empty() && v4 <= 1 && v6 <= MAX_V6_PER_HOST && v4 + v6 > 1 {
             groups.push(set.iter().copied().collect());
         }
         let mut by_mac: FxHashMap<[u8; 6], Vec<IpAddr>> = FxHashMap::default();
@@ -232,6 +236,19 @@ mod tests {
         assert!(!h.same(ip("10.0.0.4"), ip("10.0.0.2")));
         // The representative is the smallest address of the host.
         assert_eq!(h.of(ip("fd99:1::3")), ip("10.0.0.3"));
+    }
+
+    #[test]
+    fn the_only_client_rule_yields_to_mac_addresses() {
+        // The only IPv4 and the only IPv6 client, seen with different MACs: two hosts.
+        let seen: Sightings = [
+            (ip("10.0.0.2"), [2, 0, 0, 0, 0, 0xa]),
+            (ip("2001:db8:1::b"), [2, 0, 0, 0, 0, 0xb]),
+        ]
+        .into_iter()
+        .collect();
+        let h = Hosts::tie(["10.0.0.2", "2001:db8:1::b"].map(ip), &seen);
+        assert!(!h.same(ip("10.0.0.2"), ip("2001:db8:1::b")));
     }
 
     #[test]

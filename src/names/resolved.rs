@@ -8,11 +8,12 @@
 //! - every answer counts, A and AAAA (a dual-stack host asks both and uses one);
 //! - a name is used when any flow of the input carries it (by SNI, CONNECT, Host, QUIC or
 //!   DNS), whichever leg of a proxy and whichever client it is on;
-//! - or when any flow went to any address any answer gave for the name, at or after the
+//! - or when any flow to any address any answer gave for the name was alive at or after the
 //!   name's first answer;
 //! - and a name with a response the capture cut or could not read is never called a local
 //!   block: the address it used may be in the part that is missing (a 96-byte snap keeps an A
-//!   answer's address but cuts an AAAA answer's).
+//!   answer's address but cuts an AAAA answer's), nor one resolved before a flow whose name
+//!   the capture cut (a hello or a CONNECT cut by the snap length) ended.
 
 use std::net::IpAddr;
 
@@ -53,6 +54,21 @@ pub fn local_blocks(lookups: &[Lookup<'_>], flows: &[Box<Flow>]) -> Vec<bool> {
             r.by_addr.entry(*a).or_default().push(name);
         }
     }
+    // A flow whose name the capture cut (its hello or request cut by the snap length, so it
+    // is named by address or not at all) may have used any name: none resolved before its
+    // end is called a local block.
+    let cut_unnamed_until = flows
+        .iter()
+        .filter(|f| {
+            f.cut_packets > 0
+                && matches!(
+                    f.facts.name_source,
+                    None | Some(crate::proto::facts::NameSource::Address)
+                )
+                && f.server.port != 53
+        })
+        .map(|f| f.last_ns)
+        .max();
     let used: FxHashSet<&str> = flows
         .par_iter()
         .with_min_len(1024)
@@ -63,10 +79,9 @@ pub fn local_blocks(lookups: &[Lookup<'_>], flows: &[Box<Flow>]) -> Vec<bool> {
                 }
             }
             for n in r.by_addr.get(&f.server.ip).into_iter().flatten() {
-                if r.names
-                    .get(n)
-                    .is_some_and(|(first, _)| f.first_ns >= *first)
-                {
+                // A connection alive at or after the first answer used it (one that began
+                // before the lookup, too: a capture may start in its middle).
+                if r.names.get(n).is_some_and(|(first, _)| f.last_ns >= *first) {
                     used.insert(*n);
                 }
             }
@@ -80,8 +95,12 @@ pub fn local_blocks(lookups: &[Lookup<'_>], flows: &[Box<Flow>]) -> Vec<bool> {
         .iter()
         .map(|l| {
             l.resolved()
-                && l.qname
-                    .is_some_and(|q| !used.contains(q) && !unread.contains(q))
+                && l.qname.is_some_and(|q| {
+                    !used.contains(q)
+                        && !unread.contains(q)
+                        && cut_unnamed_until
+                            .is_none_or(|t| r.names.get(q).is_none_or(|(first, _)| t < *first))
+                })
         })
         .collect()
 }

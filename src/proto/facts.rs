@@ -191,7 +191,18 @@ fn tcp_facts(flow: &Flow, facts: &mut Facts) {
         // reached server.
         facts.http = Some(Box::new(HttpFacts {
             method: http::method_of_cut(cb).unwrap_or_default().to_string(),
-            target: String::new(),
+            // As much of the target as the capture kept (a proxy's absolute form shows in
+            // its first bytes).
+            target: http::method_of_cut(cb)
+                .and_then(|m| cb.get(m.len() + 1..))
+                .map(|t| {
+                    let end = t
+                        .iter()
+                        .position(|&b| b == b' ' || b == b'\r' || b == b'\n')
+                        .unwrap_or(t.len());
+                    String::from_utf8_lossy(&t[..end]).into_owned()
+                })
+                .unwrap_or_default(),
             host: None,
             version: String::new(),
             upgrade: None,
