@@ -64,8 +64,14 @@ fn findings(doc: &Value) -> Vec<String> {
 
 #[test]
 fn ip_literal_flows_are_named_by_their_tag_and_judged_by_its_rule() {
+    // A required tag was blocked, but the flow is named by a guess (its address's tag): it
+    // fails a run only with --fail-on any.
     let (code, out, err) = run_tagged("audit", &[], "ip-literal.pcap");
-    assert_eq!(code, 1, "a required tag was blocked: {err}");
+    assert_eq!(code, 0, "a block named by a tag is weak: {err}");
+    assert_eq!(
+        run_tagged("audit", &["--fail-on", "any"], "ip-literal.pcap").0,
+        1
+    );
     assert_eq!(
         verdict_lines(&out),
         [
@@ -79,7 +85,7 @@ fn ip_literal_flows_are_named_by_their_tag_and_judged_by_its_rule() {
     ));
 
     let (code, out, _) = run_tagged("audit", &["--format", "json"], "ip-literal.pcap");
-    assert_eq!(code, 1);
+    assert_eq!(code, 0);
     let doc: Value = serde_json::from_str(&out).unwrap();
     let rule = "which the catalog's rule tag.azure-machine-learning (AzureMachineLearning, tcp/443, 8787, 18881) lists";
     assert_eq!(

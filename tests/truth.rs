@@ -184,6 +184,43 @@ fn dual_stack_hosts_are_tied_by_mac_address() {
         dropped(&raw_path),
         "management.azure.com dns-any-client required-blocked low"
     );
+    // A block named by a guess does not fail a run below --fail-on any; tied by the MAC, it
+    // does.
+    let code = |p: &Path, fail_on: &str| {
+        run(&[
+            "audit",
+            "-q",
+            "--fail-on",
+            fail_on,
+            "--format",
+            "json",
+            p.to_str().unwrap(),
+        ])
+        .0
+    };
+    assert_eq!(
+        (
+            code(&eth, "required-blocked"),
+            code(&raw_path, "required-blocked")
+        ),
+        (1, 0)
+    );
+    assert_eq!(code(&raw_path, "any"), 1);
+    let doc = audit(&raw_path);
+    let guessed: Vec<String> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["name_guessed"] == true)
+        .map(|f| format!("{} {}", s(&f["verdict"]), s(&f["name"])))
+        .collect();
+    assert_eq!(
+        guessed,
+        [
+            "required-blocked management.azure.com",
+            "required-reached eastus.api.azureml.ms"
+        ]
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -226,6 +226,7 @@ impl DnsTally {
                     .map(|b| (b.placeholder.to_string(), b.value.to_string()))
                     .collect(),
                 port_mismatch: false,
+                name_guessed: false,
                 worst_outcome: None,
                 best_outcome: None,
             });

@@ -190,9 +190,23 @@ fn merge_finding(into: &mut Value, f: &Value, name: &str, at: &str) -> Result<()
         o.insert(k.into(), v);
     }
     if earlier {
-        for k in ["first_seen", "evidence", "confidence"] {
+        for k in ["first_seen", "evidence"] {
             o.insert(k.into(), f[k].clone());
         }
+    }
+    // As one run groups them: as sure as the least sure, a guess only if both are.
+    let sure = |v: &Value| {
+        v.as_str()
+            .and_then(super::Confidence::from_name)
+            .map_or(0, |c| c as u8 + 1)
+    };
+    if sure(&f["confidence"]) > sure(field(o, "confidence")) {
+        o.insert("confidence".into(), f["confidence"].clone());
+    }
+    if !(field(o, "name_guessed").as_bool() == Some(true)
+        && f["name_guessed"].as_bool() == Some(true))
+    {
+        o.remove("name_guessed");
     }
     if let (Some(b), Some(nb)) = (
         o.get_mut("bound").and_then(Value::as_object_mut),

@@ -64,6 +64,11 @@ pub struct Finding {
     /// Placeholder values bound by the entry's pattern.
     pub bound: BTreeMap<String, String>,
     pub port_mismatch: bool,
+    /// Every flow of the finding was named by a guess: another client's DNS answer
+    /// (`dns-any-client`) or a service tag (`ip-tag`). Such a blocked finding is one step less
+    /// sure and does not fail a run below `--fail-on any`. Written only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub name_guessed: bool,
     /// Over every flow to this name and entry (whatever its verdict): the worst and the best
     /// outcome seen.
     pub worst_outcome: Option<&'static str>,

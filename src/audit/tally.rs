@@ -1,6 +1,7 @@
 //! Grouping and counting judged flows: findings per group, counts per verdict, what each
 //! catalog entry saw, in runs tallied side by side and merged in order.
 
+use crate::proto::facts::NameSource;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::judge::{rank, target_port, Judged};
@@ -113,6 +114,10 @@ impl<'a> FlowTally<'a> {
             }
             let name = f.facts.name.as_deref().unwrap_or_default();
             let port = target_port(f);
+            let guessed = matches!(
+                f.facts.name_source,
+                Some(NameSource::DnsAnyClient | NameSource::IpTag)
+            );
             let key = (
                 j.verdict,
                 j.mechanism,
@@ -145,9 +150,14 @@ impl<'a> FlowTally<'a> {
                 files: BTreeSet::new(),
                 bound: j.bound.iter().cloned().collect(),
                 port_mismatch: j.port_mismatch,
+                name_guessed: guessed,
                 worst_outcome: None,
                 best_outcome: None,
             });
+            // The group is as sure as its least sure flow, and a guess only while every flow
+            // of it is one.
+            g.confidence = g.confidence.max(j.confidence);
+            g.name_guessed &= guessed;
             g.flows += 1;
             g.ips.insert(f.server.ip);
             if !g.files.contains(file) {
@@ -170,6 +180,8 @@ impl<'a> FlowTally<'a> {
                 }
                 std::collections::hash_map::Entry::Occupied(o) => {
                     let a = o.into_mut();
+                    a.confidence = a.confidence.max(g.confidence);
+                    a.name_guessed &= g.name_guessed;
                     a.flows += g.flows;
                     a.ips.extend(g.ips);
                     a.files.extend(g.files);
@@ -232,6 +244,7 @@ mod tests {
             files: [file.to_string()].into_iter().collect(),
             bound: BTreeMap::new(),
             port_mismatch: false,
+            name_guessed: false,
             worst_outcome: None,
             best_outcome: None,
         };

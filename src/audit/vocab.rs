@@ -199,12 +199,13 @@ pub enum FailOn {
 }
 
 impl FailOn {
-    /// Whether a finding with this verdict (its JSON name) makes the exit code 1. A
-    /// low-confidence local-block (resolved, never connected) counts only for `any`: browsers
-    /// resolve names they never use. The one rule for `audit`, `live` and `merge` (which
-    /// only has the JSON).
-    pub fn hit(self, verdict: &str, local_block: bool) -> bool {
-        let firm_required = verdict == Verdict::RequiredBlocked.name() && !local_block;
+    /// Whether a finding with this verdict (its JSON name) makes the exit code 1. A weak
+    /// finding counts only for `any`: a low-confidence local-block (resolved, never connected:
+    /// browsers resolve names they never use), or one whose every flow was named by a guess
+    /// (another client's DNS answer, a service tag). The one rule for `audit`, `live` and
+    /// `merge` (which only has the JSON).
+    pub fn hit(self, verdict: &str, weak: bool) -> bool {
+        let firm_required = verdict == Verdict::RequiredBlocked.name() && !weak;
         match self {
             FailOn::RequiredBlocked => firm_required,
             FailOn::UnexpectedReached => {

@@ -83,8 +83,9 @@ pub(super) fn report_audit(
             .iter()
             .chain(report.dns_failures.iter())
             .map(|f| {
-                let local = f.mechanism == Some(crate::audit::Mechanism::LocalBlock);
-                (f.verdict.name(), local)
+                let weak =
+                    f.mechanism == Some(crate::audit::Mechanism::LocalBlock) || f.name_guessed;
+                (f.verdict.name(), weak)
             }),
     );
     // Both callers end the process after the report: freeing the audit and the judgement of

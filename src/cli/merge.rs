@@ -34,8 +34,9 @@ pub(super) fn merge(args: &MergeArgs) -> Result<i32, Error> {
             .chain(merged["dns_failures"].as_array())
             .flatten()
             .map(|f| {
-                let local = f["mechanism"].as_str() == Some("local-block");
-                (f["verdict"].as_str().unwrap_or(""), local)
+                let weak = f["mechanism"].as_str() == Some("local-block")
+                    || f["name_guessed"].as_bool() == Some(true);
+                (f["verdict"].as_str().unwrap_or(""), weak)
             }),
     );
     Ok(exit_code(false, hit))

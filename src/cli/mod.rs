@@ -95,14 +95,15 @@ pub fn exit_code(failed: bool, hit: bool) -> i32 {
 }
 
 /// The `--fail-on` check of `audit`, `live` and `merge`: whether any finding, given as its
-/// verdict's name and whether its mechanism is `local-block`, is at or above `fail_on`.
+/// verdict's name and whether it is weak (a `local-block`, or named by a guess:
+/// [`crate::audit::FailOn::hit`]), is at or above `fail_on`.
 pub fn fails<'a>(
     fail_on: crate::audit::FailOn,
     findings: impl IntoIterator<Item = (&'a str, bool)>,
 ) -> bool {
     findings
         .into_iter()
-        .any(|(verdict, local)| fail_on.hit(verdict, local))
+        .any(|(verdict, weak)| fail_on.hit(verdict, weak))
 }
 
 /// Parses the process arguments and runs the command.
