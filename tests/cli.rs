@@ -992,3 +992,34 @@ fn dns_names_attach_to_later_flows() {
     assert_eq!(tls["tls"]["truncated_have"], 30);
     assert!(tls["tls"]["truncated_need"].as_u64().unwrap() > 300);
 }
+
+/// Output that cannot be written is an error (exit 2) for `ws` as for every command; a file
+/// name is escaped once in an error (the catalog's error escapes its own text).
+#[test]
+fn write_errors_and_escaped_names() {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
+    if let Ok(full) = full {
+        let st = std::process::Command::new(env!("CARGO_BIN_EXE_allowscope"))
+            .args(["ws", cap("ws-client.pcap").to_str().unwrap()])
+            .stdout(full)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(st.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&st.stderr).contains("writing output"));
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "/dev/full is missing");
+    }
+    let r = run(&[
+        "audit",
+        "--catalog",
+        "x\\y.toml",
+        cap("vlan.pcap").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("x\\\\y.toml:") && !r.stderr.contains("x\\\\\\\\y"),
+        "{}",
+        r.stderr
+    );
+}

@@ -381,3 +381,17 @@ fn live_view_on_a_terminal() {
     );
     assert!(last.contains("management.azure.com:443"), "{last}");
 }
+
+/// Durations a clock cannot hold are argument errors, before any device is opened (1e300
+/// seconds panicked in the timer thread, or never ended the capture).
+#[test]
+fn durations_a_clock_cannot_hold_are_errors() {
+    for args in [
+        ["live", "-i", "lo", "--duration", "1e300"],
+        ["live", "-i", "lo", "--refresh", "1e300"],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("seconds"));
+    }
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-use super::{message, Error, TableArgs};
+use super::{Error, TableArgs};
 use crate::capture::expand_inputs;
 use crate::pipeline::{analyze_input_with, FileResult};
 use crate::report::escape_terminal;
@@ -136,7 +136,8 @@ pub(super) fn catalog_and_inputs(
     table: &TableArgs,
     quiet: bool,
 ) -> Result<(crate::catalog::Catalog, Vec<FileResult>, Vec<String>, bool), Error> {
-    let catalog = opts.load().map_err(|e| message(&e.to_string()))?;
+    // The catalog's error escapes its own wire text already.
+    let catalog = opts.load().map_err(|e| Error::Message(e.to_string()))?;
     let (results, notes, failed) = read_inputs(inputs, table, progress_wanted(quiet));
     Ok((catalog, results, notes, failed))
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::audit::{report_audit, ReportOpts};
-use super::{message, Error, TableArgs, EXIT_OK};
+use super::{Error, TableArgs, EXIT_OK};
 use crate::report::escape_terminal;
 
 const LIVE_HELP: &str = "\
@@ -86,17 +86,24 @@ pub(super) fn run(args: &LiveArgs) -> Result<i32, Error> {
     let Some(iface) = args.interface.as_deref() else {
         return Err(Error::Message("--interface is required".into()));
     };
-    if matches!(args.duration, Some(d) if !(d.is_finite() && d > 0.0)) {
+    // A duration must also fit a `Duration` (1e300 seconds would panic in the timer thread).
+    let fits = |secs: f64| std::time::Duration::try_from_secs_f64(secs).is_ok();
+    if matches!(args.duration, Some(d) if !(d.is_finite() && d > 0.0 && fits(d))) {
         return Err(Error::Message(
             "--duration must be a positive number of seconds".into(),
         ));
     }
-    if !(args.refresh.is_finite() && args.refresh >= 0.1) {
+    if !(args.refresh.is_finite() && args.refresh >= 0.1 && fits(args.refresh)) {
         return Err(Error::Message(
-            "--refresh must be at least 0.1 seconds".into(),
+            "--refresh must be at least 0.1 seconds (and a number of seconds a clock can hold)"
+                .into(),
         ));
     }
-    let catalog = args.catalog.load().map_err(|e| message(&e.to_string()))?;
+    // The catalog's error escapes its own wire text already.
+    let catalog = args
+        .catalog
+        .load()
+        .map_err(|e| Error::Message(e.to_string()))?;
     let catalog = Arc::new(catalog);
     let tags = args.tags.load()?.map(Arc::new);
     let view = !args.no_view && io::stdout().is_terminal();
@@ -132,13 +139,14 @@ fn list() -> Result<i32, Error> {
     let mut out = stdout.lock();
     for d in devs {
         let addrs: Vec<String> = d.addresses.iter().map(|a| a.addr.to_string()).collect();
-        let _ = writeln!(
+        super::written(writeln!(
             out,
             "{}\t{}\t{}",
             escape_terminal(&d.name),
             escape_terminal(d.desc.as_deref().unwrap_or("")),
             addrs.join(" ")
-        );
+        ))?;
     }
+    super::written(out.flush())?;
     Ok(EXIT_OK)
 }

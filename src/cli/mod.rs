@@ -26,8 +26,6 @@ mod ws;
 pub use args::*;
 pub use inputs::{name_by_tags, read_inputs};
 
-use crate::report::escape_terminal;
-
 /// Exit code: the run worked and found nothing to report.
 pub const EXIT_OK: i32 = 0;
 /// Exit code: the audit found something at or above `--fail-on`.
@@ -124,9 +122,4 @@ pub fn run() -> Result<i32, Error> {
 /// Runs the command and returns the exit code (an error printed on stderr).
 pub fn main() -> i32 {
     run().unwrap_or_else(Error::report)
-}
-
-/// An error message for stderr: `what` with terminal escapes made harmless.
-pub(crate) fn message(what: &str) -> Error {
-    Error::Message(escape_terminal(what).into_owned())
 }

@@ -37,8 +37,7 @@ fn ws_in_pool(args: &WsArgs) -> Result<i32, Error> {
         }),
         FlowsFormat::Table => crate::audit::ws::write_text(&mut out, &conns, &instances),
     };
-    let _ = out.flush();
-    written(w)?;
+    written(w.and_then(|()| out.flush()))?;
     if !args.quiet {
         let _ = crate::report::write_summaries(&mut err, &results);
     }

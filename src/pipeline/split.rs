@@ -353,6 +353,7 @@ fn read_into(
                     Some(worker_of(&pkt, n))
                 }
                 Err(skip) => {
+                    inline.sight_arp(&frame, skip);
                     skipped.count(skip);
                     None
                 }

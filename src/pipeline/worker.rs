@@ -184,22 +184,29 @@ impl Worker {
                 }
             }
             Err(skip) => {
-                if let Skip::NotIp(crate::decode::ethertype::ARP) = skip {
-                    let at = match frame.linktype {
-                        1 => 14,
-                        113 => 16,
-                        276 => 20,
-                        _ => usize::MAX,
-                    };
-                    if let Some(s) = frame.data.get(at..).and_then(crate::names::arp_sender) {
-                        self.seen.insert(s);
-                    }
-                }
+                self.sight_arp(frame, skip);
                 self.skipped.count(skip)
             }
         }
         if !self.pending.is_empty() {
             self.finish_pending();
+        }
+    }
+
+    /// Notes the sender of an ARP frame (one `decode` skipped as not IP) with its MAC address,
+    /// to tie a host's addresses (see `crate::names::Hosts`). The reader of a split input
+    /// calls it too: it keeps the frames that reach no worker.
+    pub(crate) fn sight_arp(&mut self, frame: &Frame<'_>, skip: Skip) {
+        if let Skip::NotIp(crate::decode::ethertype::ARP) = skip {
+            let at = match frame.linktype {
+                crate::decode::linktype::ETHERNET => 14,
+                crate::decode::linktype::LINUX_SLL => 16,
+                crate::decode::linktype::LINUX_SLL2 => 20,
+                _ => return,
+            };
+            if let Some(s) = frame.data.get(at..).and_then(crate::names::arp_sender) {
+                self.seen.insert(s);
+            }
         }
     }
 
