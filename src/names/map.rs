@@ -16,20 +16,24 @@ use super::hosts::Hosts;
 /// client received.
 #[derive(Debug, Default)]
 pub struct DnsMap {
-    map: FxHashMap<(IpAddr, IpAddr), Vec<DnsAnswer>>,
-    any: FxHashMap<IpAddr, Vec<DnsAnswer>>,
+    map: FxHashMap<(u32, IpAddr, IpAddr), Vec<DnsAnswer>>,
+    any: FxHashMap<(u32, IpAddr), Vec<DnsAnswer>>,
     hosts: Hosts,
     /// Responses the capture cut or could not read, per host, and of all clients: when and for
     /// which family (`Some(true)` AAAA, `Some(false)` A, `None` the question is unknown). An
     /// older answer for an address no longer names a flow after one of these: the missing
     /// part may have given the same address for another name.
-    unread: FxHashMap<IpAddr, Vec<(i64, Option<bool>)>>,
-    unread_any: Vec<(i64, Option<bool>)>,
+    unread: FxHashMap<(u32, IpAddr), Vec<Unread>>,
+    unread_any: Vec<Unread>,
 }
+
+/// An unreadable response: when, and for which family (`Some(true)` AAAA, `Some(false)` A,
+/// `None` unknown).
+type Unread = (i64, Option<bool>);
 
 /// Whether an unreadable response in `unread` came after an answer of `answer_ns` and at or
 /// before `ts_ns`, and could have been about an address of the family of `addr`.
-fn clouded(unread: &[(i64, Option<bool>)], addr: IpAddr, answer_ns: i64, ts_ns: i64) -> bool {
+fn clouded(unread: &[Unread], addr: IpAddr, answer_ns: i64, ts_ns: i64) -> bool {
     unread
         .iter()
         .any(|&(t, v6)| t > answer_ns && t <= ts_ns && v6.is_none_or(|v6| v6 == addr.is_ipv6()))
@@ -66,7 +70,7 @@ impl DnsMap {
     }
 
     /// Records a response the `client` received at `ts_ns`.
-    pub fn add_response(&mut self, ts_ns: i64, client: IpAddr, msg: &DnsMessage) {
+    pub fn add_response(&mut self, ts_ns: i64, tunnel: u32, client: IpAddr, msg: &DnsMessage) {
         if !msg.response {
             return;
         }
@@ -77,7 +81,10 @@ impl DnsMap {
                 _ => None,
             };
             // Bounded like the answers: the latest are the ones that matter.
-            let v = self.unread.entry(self.hosts.of(client)).or_default();
+            let v = self
+                .unread
+                .entry((tunnel, self.hosts.of(client)))
+                .or_default();
             if v.len() >= 64 {
                 v.remove(0);
             }
@@ -101,8 +108,8 @@ impl DnsMap {
                 ts_ns,
                 chain: chain.clone(),
             };
-            push_bounded(self.any.entry(*addr).or_default(), a.clone());
-            push_bounded(self.map.entry((host, *addr)).or_default(), a);
+            push_bounded(self.any.entry((tunnel, *addr)).or_default(), a.clone());
+            push_bounded(self.map.entry((tunnel, host, *addr)).or_default(), a);
         }
     }
 
@@ -110,17 +117,26 @@ impl DnsMap {
     /// `ts_ns`.
     /// `None` also when a response the host could not read came after that answer (see
     /// `unread`).
-    pub fn lookup(&self, client: IpAddr, addr: IpAddr, ts_ns: i64) -> Option<&[String]> {
+    pub fn lookup(
+        &self,
+        tunnel: u32,
+        client: IpAddr,
+        addr: IpAddr,
+        ts_ns: i64,
+    ) -> Option<&[String]> {
         let host = self.hosts.of(client);
-        let a = latest(self.map.get(&(host, addr))?, ts_ns)?;
-        let unread = self.unread.get(&host).map_or(&[][..], Vec::as_slice);
+        let a = latest(self.map.get(&(tunnel, host, addr))?, ts_ns)?;
+        let unread = self
+            .unread
+            .get(&(tunnel, host))
+            .map_or(&[][..], Vec::as_slice);
         (!clouded(unread, addr, a.ts_ns, ts_ns)).then_some(&a.chain[..])
     }
 
     /// The chain of the latest answer any client got for `addr` at or before `ts_ns`, unless
     /// any client got a response it could not read after it.
-    pub fn lookup_any(&self, addr: IpAddr, ts_ns: i64) -> Option<&[String]> {
-        let a = latest(self.any.get(&addr)?, ts_ns)?;
+    pub fn lookup_any(&self, tunnel: u32, addr: IpAddr, ts_ns: i64) -> Option<&[String]> {
+        let a = latest(self.any.get(&(tunnel, addr))?, ts_ns)?;
         (!clouded(&self.unread_any, addr, a.ts_ns, ts_ns)).then_some(&a.chain[..])
     }
 }
@@ -135,10 +151,10 @@ pub fn name_by_dns(flow: &mut Flow, dns: &DnsMap) {
         return;
     }
     let found = dns
-        .lookup(flow.client.ip, flow.server.ip, flow.first_ns)
+        .lookup(flow.tunnel, flow.client.ip, flow.server.ip, flow.first_ns)
         .map(|c| (c, NameSource::Dns))
         .or_else(|| {
-            dns.lookup_any(flow.server.ip, flow.first_ns)
+            dns.lookup_any(flow.tunnel, flow.server.ip, flow.first_ns)
                 .map(|c| (c, NameSource::DnsAnyClient))
         });
     if let Some((chain, source)) = found {
@@ -219,43 +235,60 @@ mod tests {
     fn a_host_is_named_by_the_answers_any_of_its_addresses_received() {
         let hosts = Hosts::tie([ip("10.0.0.2"), ip("fd00::2")], &Default::default());
         let mut m = DnsMap::new(hosts);
-        m.add_response(100, ip("fd00::2"), &answer("ml.azure.com", 0x0102));
+        m.add_response(100, 0, ip("fd00::2"), &answer("ml.azure.com", 0x0102));
         // Asked over IPv6, looked up for the IPv4 address of the same host.
         assert_eq!(
-            m.lookup(ip("10.0.0.2"), ip("198.18.1.2"), 200),
+            m.lookup(0, ip("10.0.0.2"), ip("198.18.1.2"), 200),
             Some(&["ml.azure.com".to_string(), "edge.ml.azure.com".to_string()][..])
         );
         // Not before the answer.
-        assert_eq!(m.lookup(ip("10.0.0.2"), ip("198.18.1.2"), 99), None);
+        assert_eq!(m.lookup(0, ip("10.0.0.2"), ip("198.18.1.2"), 99), None);
     }
 
     #[test]
     fn untied_clients_fall_back_to_any_client() {
         let hosts = Hosts::tie([ip("10.0.0.2"), ip("10.0.0.3")], &Default::default());
         let mut m = DnsMap::new(hosts);
-        m.add_response(100, ip("10.0.0.2"), &answer("ml.azure.com", 0x0102));
-        assert_eq!(m.lookup(ip("10.0.0.3"), ip("198.18.1.2"), 200), None);
+        m.add_response(100, 0, ip("10.0.0.2"), &answer("ml.azure.com", 0x0102));
+        assert_eq!(m.lookup(0, ip("10.0.0.3"), ip("198.18.1.2"), 200), None);
         assert_eq!(
-            m.lookup_any(ip("198.18.1.2"), 200).map(|c| c[0].as_str()),
+            m.lookup_any(0, ip("198.18.1.2"), 200)
+                .map(|c| c[0].as_str()),
             Some("ml.azure.com")
         );
+    }
+
+    #[test]
+    fn an_answer_names_only_the_flows_of_its_tunnel() {
+        // Two overlays (VNIs) reuse one address space: a host in one is not the same-address
+        // host in the other, nor is "any client" of one a client of the other.
+        let mut m = DnsMap::new(Hosts::default());
+        m.add_response(100, 42, ip("10.0.0.2"), &answer("ml.azure.com", 0x0102));
+        assert!(m
+            .lookup(42, ip("10.0.0.2"), ip("198.18.1.2"), 200)
+            .is_some());
+        assert_eq!(m.lookup(43, ip("10.0.0.2"), ip("198.18.1.2"), 200), None);
+        assert_eq!(m.lookup_any(43, ip("198.18.1.2"), 200), None);
     }
 
     #[test]
     fn an_unreadable_response_clouds_older_answers_of_its_family() {
         let mut m = DnsMap::new(Hosts::default());
         let c = ip("10.0.0.2");
-        m.add_response(100, c, &answer("ml.azure.com", 0x0102));
+        m.add_response(100, 0, c, &answer("ml.azure.com", 0x0102));
         // A later response cut before its answers: it may have given the same address.
         let whole = crate::synth::dns_message("other.example", 0x0102, true);
         let cut = parse_message_lenient(&whole[..40]).unwrap();
         assert!(cut.partial.is_some());
-        m.add_response(150, c, &cut);
-        assert_eq!(m.lookup(c, ip("198.18.1.2"), 120).map(|c| c.len()), Some(2));
-        assert_eq!(m.lookup(c, ip("198.18.1.2"), 200), None);
-        assert_eq!(m.lookup_any(ip("198.18.1.2"), 200), None);
+        m.add_response(150, 0, c, &cut);
+        assert_eq!(
+            m.lookup(0, c, ip("198.18.1.2"), 120).map(|c| c.len()),
+            Some(2)
+        );
+        assert_eq!(m.lookup(0, c, ip("198.18.1.2"), 200), None);
+        assert_eq!(m.lookup_any(0, ip("198.18.1.2"), 200), None);
         // Its question asked for A: an IPv6 address is not clouded by it.
-        m.add_response(300, c, &answer("v6.example", 0x0103));
+        m.add_response(300, 0, c, &answer("v6.example", 0x0103));
         assert!(clouded(&[(150, Some(false))], ip("198.18.1.3"), 100, 200));
         assert!(!clouded(&[(150, Some(false))], ip("fd00::1"), 100, 200));
         assert!(clouded(&[(150, None)], ip("fd00::1"), 100, 200));

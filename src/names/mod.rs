@@ -33,6 +33,9 @@ pub struct DnsEvent {
     /// datagram captured before and after a router.
     pub ttl: u8,
     pub ip_id: Option<u16>,
+    /// The tunnel it came through (`IpHeader::tunnel`, 0 for none): an answer names only the
+    /// flows of its own tunnel (two overlays may reuse one address space).
+    pub tunnel: u32,
     pub message: DnsMessage,
 }
 
@@ -110,7 +113,7 @@ pub(crate) fn name_from_dns(
     let mut next = 0;
     for f in flows.iter_mut() {
         while let Some(e) = kept.get(next).filter(|e| e.ts_ns <= f.first_ns) {
-            map.add_response(e.ts_ns, e.client, &e.message);
+            map.add_response(e.ts_ns, e.tunnel, e.client, &e.message);
             next += 1;
         }
         name_by_dns(f, &map);

@@ -305,6 +305,7 @@ fn udp_dns(ts: i64, ip: &crate::decode::IpHeader, u: &crate::decode::Udp<'_>) ->
         transport: "udp",
         ttl: ip.ttl,
         ip_id: ip.ip_id,
+        tunnel: ip.tunnel,
         message: msg,
     })
 }
@@ -325,6 +326,7 @@ fn tcp_dns(f: &Flow, out: &mut Vec<DnsEvent>) {
                 transport: "tcp",
                 ttl: 0,
                 ip_id: None,
+                tunnel: f.tunnel,
                 message: msg,
             });
         }
