@@ -1,4 +1,5 @@
-//! Text for people: terminal escaping and addresses written as their `Display` writes them.
+//! Text for people: escaping for the terminal, Markdown and HTML, and addresses written as
+//! their `Display` writes them.
 //! The ground floor of the house: every stage may use it, and it uses none of them (see
 //! docs/ARCHITECTURE.md).
 
@@ -91,6 +92,43 @@ pub fn escape_terminal(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Escapes a wire string for Markdown (a table cell, a list item): terminal escaping, then a
+/// backslash before each character Markdown gives meaning to, so no name from the wire can
+/// close a cell, start a link or emphasis, or open an HTML tag.
+pub fn escape_markdown(s: &str) -> String {
+    let t = escape_terminal(s);
+    let mut out = String::with_capacity(t.len());
+    for c in t.chars() {
+        if matches!(
+            c,
+            '|' | '*' | '_' | '`' | '[' | ']' | '<' | '>' | '#' | '~' | '!' | '(' | ')'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Escapes a wire string for HTML text and for a quoted attribute value: terminal escaping
+/// (control and bidi characters become visible `\xNN` escapes), then the five characters HTML
+/// gives meaning to as character references.
+pub fn escape_html(s: &str) -> String {
+    let t = escape_terminal(s);
+    let mut out = String::with_capacity(t.len() + 8);
+    for c in t.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +142,24 @@ mod tests {
         assert_eq!(escape_terminal("rtl\u{202e}gnp.exe"), "rtl\\u{202e}gnp.exe");
         assert_eq!(escape_terminal("\u{85}"), "\\x85");
         assert_eq!(escape_terminal("ünïcode.pcap"), "ünïcode.pcap");
+    }
+
+    #[test]
+    fn markdown_escaping() {
+        assert_eq!(escape_markdown("a|b"), "a\\|b");
+        assert_eq!(escape_markdown("[x](http://e)"), "\\[x\\]\\(http://e\\)");
+        assert_eq!(escape_markdown("<script>"), "\\<script\\>");
+        assert_eq!(escape_markdown("e\x1bvil"), "e\\x1bvil");
+    }
+
+    #[test]
+    fn html_escaping() {
+        assert_eq!(
+            escape_html("<img src=x onerror='a(\"b\")'>&"),
+            "&lt;img src=x onerror=&#39;a(&quot;b&quot;)&#39;&gt;&amp;"
+        );
+        assert_eq!(escape_html("e\x1b[31m\u{202e}"), "e\\x1b[31m\\u{202e}");
+        assert_eq!(escape_html("plain.example"), "plain.example");
     }
 
     #[test]

@@ -16,7 +16,6 @@
 //! - several short connections in a row to one instance mean the websocket never stays up.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Write};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -26,7 +25,6 @@ use crate::catalog::Catalog;
 use crate::flow::{Flow, Outcome, Proto, Side};
 use crate::pipeline::FileResult;
 use crate::proto::facts::HttpFacts;
-use crate::text::escape_terminal;
 use crate::time::rfc3339;
 
 /// A connection quiet this long before its first FIN or RST was closed by a timer, not by the
@@ -703,114 +701,6 @@ pub fn instances(flows: &[WsFlow]) -> Vec<WsInstance> {
             }
         })
         .collect()
-}
-
-fn opt_s(v: Option<f64>) -> String {
-    v.map_or("-".to_string(), |s| format!("+{s:.3}s"))
-}
-
-/// The human report: one block per connection (with its timeline), then the diagnosis per
-/// instance. Names and headers from the wire are escaped.
-pub fn write_text(
-    out: &mut dyn Write,
-    conns: &[WsFlow],
-    instances: &[WsInstance],
-) -> io::Result<()> {
-    for c in conns {
-        let mut what = c.transport.clone();
-        if let Some(s) = c.connect_status {
-            what.push_str(&format!(", CONNECT {s}"));
-        }
-        if let Some(s) = c.upgrade_status {
-            what.push_str(&format!(", Upgrade {s}"));
-        }
-        if !c.alpn.is_empty() {
-            what.push_str(&format!(", ALPN {}", c.alpn.join(",")));
-        }
-        writeln!(
-            out,
-            "{}  {} -> {} [{}]{}  {}{}",
-            escape_terminal(&c.name),
-            c.client,
-            c.server,
-            escape_terminal(&what),
-            if c.leg == "upstream" {
-                " (a proxy's upstream leg)"
-            } else {
-                ""
-            },
-            c.diagnosis.name(),
-            c.timer
-                .as_deref()
-                .map(|t| format!(" ({t})"))
-                .unwrap_or_default(),
-        )?;
-        let t = &c.timeline;
-        writeln!(
-            out,
-            "    start {}  handshake {}  last data client {} server {}  end {}  ({} / {} bytes{})",
-            t.start,
-            opt_s(t.handshake_s),
-            opt_s(t.last_client_data_s),
-            opt_s(t.last_server_data_s),
-            match (t.end_s, &c.ended_by) {
-                (Some(e), Some(by)) => format!(
-                    "+{e:.3}s, {by} after {:.1} s quiet",
-                    c.idle_before_end_s.unwrap_or(0.0)
-                ),
-                _ => "open at the end of the capture".to_string(),
-            },
-            c.bytes_from_client,
-            c.bytes_from_server,
-            if c.outcome != "established" {
-                format!(", {}", c.outcome)
-            } else {
-                String::new()
-            }
-        )?;
-        if let Some(p) = &c.upgrade_path {
-            writeln!(out, "    path {}", escape_terminal(p))?;
-        }
-        if let Some(e) = &c.evidence {
-            writeln!(out, "    {}", escape_terminal(e))?;
-        }
-        if let Some(m) = &c.rst_from_middlebox {
-            writeln!(out, "    the RST was {m}")?;
-        }
-    }
-    if !instances.is_empty() {
-        writeln!(out, "Diagnosis per instance:")?;
-    }
-    for i in instances {
-        write_instance(out, i, ("", "", ""))?;
-    }
-    Ok(())
-}
-
-/// One instance's diagnosis (tagged with its problem unless healthy) and the advice under it.
-/// `paint`: escape sequences put around the name for a healthy / a broken instance and the
-/// reset after it, or empty strings.
-pub fn write_instance(
-    out: &mut dyn Write,
-    i: &WsInstance,
-    paint: (&str, &str, &str),
-) -> io::Result<()> {
-    let (healthy, broken, reset) = paint;
-    let (c, tag) = if i.problem == "healthy" {
-        (healthy, String::new())
-    } else {
-        (broken, format!(" [{}]", i.problem))
-    };
-    writeln!(
-        out,
-        "  {c}{}{reset}: {}{tag}",
-        escape_terminal(&i.name),
-        escape_terminal(&i.diagnosis)
-    )?;
-    if let Some(a) = &i.advice {
-        writeln!(out, "    -> {}", escape_terminal(a))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -4,9 +4,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{FlowRecord, SCHEMA_VERSION};
 use crate::audit::{Audit, Finding, Judged, Verdict};
-use crate::pipeline::{FileResult, FileSummary};
+use crate::pipeline::FileResult;
 use crate::text::escape_terminal;
 
 /// Output format of the `audit` command.
@@ -20,7 +19,7 @@ pub enum AuditFormat {
 
 /// One private-endpoint row in words, names and catalog text escaped with `esc`:
 /// `name: chain -> addresses (N lookups): the chain passes through ZONE, ...`.
-fn private_endpoint_line(
+pub(super) fn private_endpoint_line(
     p: &crate::audit::PrivateEndpointProblem,
     esc: impl Fn(&str) -> String,
 ) -> String {
@@ -40,24 +39,7 @@ fn private_endpoint_line(
     )
 }
 
-/// Escapes a wire string for a Markdown table cell: terminal escaping, then the characters
-/// Markdown gives meaning to.
-pub fn escape_markdown(s: &str) -> String {
-    let t = escape_terminal(s);
-    let mut out = String::with_capacity(t.len());
-    for c in t.chars() {
-        if matches!(
-            c,
-            '|' | '*' | '_' | '`' | '[' | ']' | '<' | '>' | '#' | '~' | '!' | '(' | ')'
-        ) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn line(f: &Finding) -> String {
+pub(super) fn line(f: &Finding) -> String {
     let port = f.dst_port.map(|p| format!(":{p}")).unwrap_or_default();
     let entry = f
         .entry
@@ -80,44 +62,34 @@ fn line(f: &Finding) -> String {
     )
 }
 
-/// Writes the JSON document indented: the schema version, the inputs' summaries and the
-/// audit's fields, the same bytes as serializing them as one struct (a test compares), except
-/// that the websocket connections, most of the document on a long capture, are rendered on
-/// the rayon pool.
-fn write_json(out: &mut impl Write, audit: &Audit, results: &[FileResult]) -> io::Result<()> {
-    let inputs: Vec<&FileSummary> = results.iter().map(|r| &r.summary).collect();
-    // Destructured, so that a field added to the audit cannot be left out here.
-    let Audit {
-        findings,
-        coverage,
-        dns_failures,
-        private_endpoint_dns,
-        placeholders_seen,
-        counts,
-        per_file,
-        websockets:
-            crate::audit::ws::WsReport {
-                instances,
-                connections,
-            },
-    } = audit;
-    let mut doc = crate::report::pretty::Document::object(out)?;
-    doc.field("schema_version", &SCHEMA_VERSION)?;
-    doc.field("inputs", &inputs)?;
-    doc.field("findings", findings)?;
-    doc.field("coverage", coverage)?;
-    doc.field("dns_failures", dns_failures)?;
-    doc.field("private_endpoint_dns", private_endpoint_dns)?;
-    doc.field("placeholders_seen", placeholders_seen)?;
-    doc.field("counts", counts)?;
-    doc.field("per_file", per_file)?;
-    doc.open("websockets", b"{")?;
-    doc.field("instances", instances)?;
-    doc.open("connections", b"[")?;
-    doc.par_items(connections, |c| c)?;
-    doc.close(b"]")?;
-    doc.close(b"}")?;
-    doc.end()
+/// What every format of the audit is written from: the audit, each flow's judgement, the
+/// inputs, and the human sections picked once. Built by [`write_audit`].
+pub struct AuditView<'a> {
+    pub audit: &'a Audit,
+    /// The judgement of each flow, per input, in the order of `results`' flows.
+    pub judged: &'a [Vec<Judged>],
+    pub results: &'a [FileResult],
+    pub sections: Sections<'a>,
+    /// `--per-file`: the per-input counts (and, in Markdown, the coverage by file) too.
+    pub per_file: bool,
+}
+
+/// One output format of the audit. A new format is a new file in `report/` with a type that
+/// implements this, and a value of [`AuditFormat`] that picks it.
+pub trait AuditWriter {
+    fn write(&self, out: &mut dyn Write, view: &AuditView<'_>) -> io::Result<()>;
+}
+
+impl AuditFormat {
+    /// The writer of this format; `color` is for the terminal text only.
+    pub fn writer(self, color: bool) -> Box<dyn AuditWriter> {
+        match self {
+            AuditFormat::Text => Box::new(super::text::Text { color }),
+            AuditFormat::Json => Box::new(super::json::Json),
+            AuditFormat::Markdown => Box::new(super::markdown::Markdown),
+            AuditFormat::Ndjson => Box::new(super::json::Ndjson),
+        }
+    }
 }
 
 /// Writes the audit in the chosen format.
@@ -131,57 +103,15 @@ pub fn write_audit(
     color: bool,
     per_file: bool,
 ) -> io::Result<()> {
-    let out = &mut crate::report::buffered(out);
-    match format {
-        AuditFormat::Json => {
-            write_json(&mut *out, audit, results)?;
-            out.write_all(b"\n")?;
-        }
-        AuditFormat::Ndjson => {
-            #[derive(Serialize)]
-            struct Row<'a> {
-                #[serde(flatten)]
-                flow: FlowRecord<'a>,
-                verdict: Verdict,
-                mechanism: Option<crate::audit::Mechanism>,
-                confidence: Option<crate::audit::Confidence>,
-                evidence: &'a str,
-                entry_id: Option<&'a str>,
-            }
-            for (r, js) in results.iter().zip(judged) {
-                for (f, j) in r.flows.iter().zip(js) {
-                    serde_json::to_writer(
-                        &mut *out,
-                        &Row {
-                            flow: FlowRecord::new(f, &r.summary.file),
-                            verdict: j.verdict,
-                            mechanism: j.mechanism,
-                            confidence: j.confidence,
-                            evidence: &j.evidence,
-                            entry_id: j.entry_id.as_deref(),
-                        },
-                    )?;
-                    out.write_all(b"\n")?;
-                }
-            }
-        }
-        AuditFormat::Text => {
-            // Inputs that lost frames are said first: an empty report must not look clean.
-            let notes: Vec<String> = results
-                .iter()
-                .filter_map(|r| crate::report::undecoded_note(&r.summary))
-                .collect();
-            if !notes.is_empty() {
-                writeln!(out, "Undecoded frames")?;
-                for n in &notes {
-                    writeln!(out, "  {n}")?;
-                }
-                writeln!(out)?;
-            }
-            text(out, audit, color, per_file)?
-        }
-        AuditFormat::Markdown => markdown(out, audit, per_file)?,
-    }
+    let view = AuditView {
+        audit,
+        judged,
+        results,
+        sections: Sections::of(audit, results),
+        per_file,
+    };
+    let mut out = crate::report::buffered(out);
+    format.writer(color).write(&mut out, &view)?;
     out.flush()
 }
 
@@ -189,7 +119,7 @@ pub fn write_audit(
 /// hosts, then what was allowed although nothing expects it, then websocket problems, at most
 /// `max` finding lines (with how many more there are).
 pub fn live_view(a: &Audit, max: usize) -> String {
-    let sec = Sections::of(a);
+    let sec = Sections::of(a, &[]);
     let mut lines: Vec<String> = Vec::new();
     for f in &sec.blocked {
         lines.push(format!(
@@ -202,17 +132,12 @@ pub fn live_view(a: &Audit, max: usize) -> String {
     for f in &sec.unexpected_reached {
         lines.push(format!("  unexpected-reached {}", line(f)));
     }
-    for i in a
-        .websockets
-        .instances
-        .iter()
-        .filter(|i| i.problem != "healthy")
-    {
+    for i in &sec.websocket_problems {
         lines.push(format!("  {} {}", i.problem, escape_terminal(&i.name)));
     }
     let more = lines.len().saturating_sub(max);
     lines.truncate(max);
-    let mut out = summary_counts(a);
+    let mut out = sec.summary;
     out.push('\n');
     for l in lines {
         out.push_str(&l);
@@ -265,6 +190,14 @@ fn summary_counts(audit: &Audit) -> String {
     )
 }
 
+/// `file: counts` for each input, the file name escaped with `esc`.
+pub(super) fn per_file_lines(a: &Audit, esc: impl Fn(&str) -> String) -> Vec<String> {
+    a.per_file
+        .iter()
+        .map(|p| format!("{}: {}", esc(&p.file), file_counts(&p.counts)))
+        .collect()
+}
+
 fn file_counts(c: &std::collections::BTreeMap<&'static str, u64>) -> String {
     let parts: Vec<String> = c.iter().map(|(k, v)| format!("{v} {k}")).collect();
     if parts.is_empty() {
@@ -275,7 +208,7 @@ fn file_counts(c: &std::collections::BTreeMap<&'static str, u64>) -> String {
 }
 
 /// One cell of the coverage matrix: what the file showed of an entry.
-fn cell(counts: Option<&std::collections::BTreeMap<&'static str, u64>>) -> &'static str {
+pub(super) fn cell(counts: Option<&std::collections::BTreeMap<&'static str, u64>>) -> &'static str {
     let Some(c) = counts else { return "-" };
     let has = |k: &str| c.get(k).copied().unwrap_or(0) > 0;
     match (
@@ -290,25 +223,34 @@ fn cell(counts: Option<&std::collections::BTreeMap<&'static str, u64>>) -> &'sta
     }
 }
 
-/// The audit's sections for people, picked once for every human format (text, Markdown, the
-/// live view), so that the formats cannot disagree on what each section holds.
-struct Sections<'a> {
+/// The audit's sections for people, picked once for every format (text, Markdown, the live
+/// view), so that the formats cannot disagree on what each section holds.
+pub struct Sections<'a> {
+    /// Notes on inputs that lost frames: said first, an empty report must not look clean.
+    pub undecoded: Vec<String>,
     /// Required or optional catalog hosts that were blocked: flows, then DNS failures.
-    blocked: Vec<&'a Finding>,
+    pub blocked: Vec<&'a Finding>,
     /// Allowed although nothing in the catalog expects it.
-    unexpected_reached: Vec<&'a Finding>,
+    pub unexpected_reached: Vec<&'a Finding>,
     /// Blocked, and not in the catalog.
-    unexpected_blocked: Vec<&'a Finding>,
+    pub unexpected_blocked: Vec<&'a Finding>,
     /// Catalog hosts on a protocol or port their entry does not list.
-    other_port: Vec<&'a Finding>,
+    pub other_port: Vec<&'a Finding>,
+    /// Names whose private-endpoint DNS was not applied.
+    pub private_endpoints: &'a [crate::audit::PrivateEndpointProblem],
     /// Required entries nothing exercised.
-    not_exercised: Vec<&'a crate::audit::Coverage>,
+    pub not_exercised: Vec<&'a crate::audit::Coverage>,
     /// Required or optional catalog hosts that were reached.
-    reached: Vec<&'a Finding>,
+    pub reached: Vec<&'a Finding>,
+    /// Every instance with websockets, and those whose diagnosis is a problem.
+    pub websockets: &'a [crate::audit::ws::WsInstance],
+    pub websocket_problems: Vec<&'a crate::audit::ws::WsInstance>,
+    /// The summary line: counts of every verdict, DNS failures and coverage.
+    pub summary: String,
 }
 
 impl<'a> Sections<'a> {
-    fn of(a: &'a Audit) -> Sections<'a> {
+    pub fn of(a: &'a Audit, results: &[FileResult]) -> Sections<'a> {
         let with = |v: &[Verdict]| -> Vec<&'a Finding> {
             a.findings
                 .iter()
@@ -316,360 +258,36 @@ impl<'a> Sections<'a> {
                 .collect()
         };
         Sections {
+            undecoded: results
+                .iter()
+                .filter_map(|r| crate::report::undecoded_note(&r.summary))
+                .collect(),
             blocked: a.blocked().collect(),
             unexpected_reached: with(&[Verdict::UnexpectedReached]),
             unexpected_blocked: with(&[Verdict::UnexpectedBlocked]),
             other_port: with(&[Verdict::OtherPortBlocked, Verdict::OtherPortReached]),
+            private_endpoints: &a.private_endpoint_dns,
             not_exercised: a
                 .coverage
                 .iter()
                 .filter(|c| !c.exercised && c.entry.requirement == "required")
                 .collect(),
             reached: with(&[Verdict::RequiredReached, Verdict::OptionalReached]),
+            websockets: &a.websockets.instances,
+            websocket_problems: a
+                .websockets
+                .instances
+                .iter()
+                .filter(|i| i.problem != "healthy")
+                .collect(),
+            summary: summary_counts(a),
         }
     }
 }
 
-fn text(out: &mut dyn Write, a: &Audit, color: bool, per_file: bool) -> io::Result<()> {
-    let (red, yellow, green, bold, reset) = if color {
-        ("\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[1m", "\x1b[0m")
-    } else {
-        ("", "", "", "", "")
-    };
-    let sec = Sections::of(a);
-    let blocked = &sec.blocked;
-    writeln!(out, "{bold}Required (or optional) but blocked{reset}")?;
-    if blocked.is_empty() {
-        writeln!(out, "  none")?;
-    }
-    for f in blocked {
-        let mech = f.mechanism.map_or("-", |m| m.name());
-        let conf = f.confidence.map_or(String::new(), |c| {
-            format!(", {} confidence", serde_plain(&c))
-        });
-        writeln!(
-            out,
-            "  {red}{}{reset} {} ({mech}{conf})",
-            f.verdict.name(),
-            line(f)
-        )?;
-        writeln!(out, "      {}", escape_terminal(&f.evidence))?;
-    }
-    writeln!(out, "\n{bold}Allowed but unexpected{reset}")?;
-    let unexpected = &sec.unexpected_reached;
-    if unexpected.is_empty() {
-        writeln!(out, "  none")?;
-    }
-    for f in unexpected {
-        writeln!(out, "  {yellow}unexpected-reached{reset} {}", line(f))?;
-        if f.port_mismatch {
-            writeln!(out, "      {}", escape_terminal(&f.evidence))?;
-        }
-    }
-    let ub = &sec.unexpected_blocked;
-    if !ub.is_empty() {
-        writeln!(out, "\n{bold}Blocked, not in the catalog{reset}")?;
-        for f in ub {
-            writeln!(
-                out,
-                "  unexpected-blocked {} ({})",
-                line(f),
-                f.mechanism.map_or("-", |m| m.name())
-            )?;
-        }
-    }
-    let other = &sec.other_port;
-    if !other.is_empty() {
-        writeln!(
-            out,
-            "\n{bold}Catalog hosts on a protocol or port their entry does not list{reset}"
-        )?;
-        for f in other {
-            let mech = f
-                .mechanism
-                .map(|m| format!(" ({})", m.name()))
-                .unwrap_or_default();
-            writeln!(out, "  {} {}{mech}", f.verdict.name(), line(f))?;
-            writeln!(out, "      {}", escape_terminal(&f.evidence))?;
-        }
-    }
-    if !a.private_endpoint_dns.is_empty() {
-        writeln!(out, "\n{bold}Private endpoint DNS not applied{reset}")?;
-        for p in &a.private_endpoint_dns {
-            writeln!(
-                out,
-                "  {}",
-                private_endpoint_line(p, |s| escape_terminal(s).into_owned())
-            )?;
-        }
-    }
-    writeln!(out, "\n{bold}Required but not exercised{reset}")?;
-    let missing = &sec.not_exercised;
-    if missing.is_empty() {
-        writeln!(out, "  none")?;
-    }
-    for c in missing {
-        writeln!(
-            out,
-            "  {} ({}, {})",
-            c.entry.pattern, c.entry.id, c.entry.purpose
-        )?;
-    }
-    writeln!(out, "\n{bold}OK{reset}")?;
-    let ok = &sec.reached;
-    if ok.is_empty() {
-        writeln!(out, "  none")?;
-    }
-    for f in ok {
-        writeln!(out, "  {green}{}{reset} {}", f.verdict.name(), line(f))?;
-    }
-    if !a.placeholders_seen.is_empty() {
-        let seen: Vec<String> = a
-            .placeholders_seen
-            .iter()
-            .map(|(k, v)| {
-                let vals: Vec<String> = v.iter().map(|x| escape_terminal(x).into_owned()).collect();
-                format!("{k}: {}", vals.join(", "))
-            })
-            .collect();
-        writeln!(out, "\nPlaceholder values seen: {}", seen.join("; "))?;
-    }
-    if !a.websockets.instances.is_empty() {
-        writeln!(
-            out,
-            "\n{bold}Websockets{reset} (per connection, with a timeline: allowscope ws)"
-        )?;
-        for i in &a.websockets.instances {
-            crate::audit::ws::write_instance(out, i, (green, red, reset))?;
-        }
-    }
-    if per_file {
-        writeln!(out, "\n{bold}Per file{reset}")?;
-        for p in &a.per_file {
-            writeln!(
-                out,
-                "  {}: {}",
-                escape_terminal(&p.file),
-                file_counts(&p.counts)
-            )?;
-        }
-    }
-    writeln!(out, "\n{}", summary_counts(a))
-}
-
-fn serde_plain<T: Serialize>(v: &T) -> String {
+pub(super) fn serde_plain<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v)
         .unwrap_or_default()
         .trim_matches('"')
         .to_string()
-}
-
-fn markdown(out: &mut dyn Write, a: &Audit, per_file: bool) -> io::Result<()> {
-    let sec = Sections::of(a);
-    writeln!(out, "# allowscope audit\n")?;
-    writeln!(out, "## Required but blocked\n")?;
-    writeln!(
-        out,
-        "| verdict | name | proto/port | entry | mechanism | confidence | flows | evidence |"
-    )?;
-    writeln!(out, "|---|---|---|---|---|---|---|---|")?;
-    for f in &sec.blocked {
-        writeln!(
-            out,
-            "| {} | {} | {}{} | {} | {} | {} | {} | {} |",
-            f.verdict.name(),
-            escape_markdown(&f.name),
-            f.proto,
-            f.dst_port.map(|p| format!("/{p}")).unwrap_or_default(),
-            f.entry
-                .as_ref()
-                .map_or("-".to_string(), |e| format!("`{}`", e.pattern)),
-            f.mechanism.map_or("-", |m| m.name()),
-            f.confidence.map_or("-".to_string(), |c| serde_plain(&c)),
-            f.flows.max(f.lookups),
-            escape_markdown(&f.evidence),
-        )?;
-    }
-    writeln!(out, "\n## Allowed but unexpected\n")?;
-    writeln!(out, "| name | proto/port | flows | addresses |")?;
-    writeln!(out, "|---|---|---|---|")?;
-    for f in &sec.unexpected_reached {
-        let ips: Vec<&str> = f.dst_ips.iter().map(String::as_str).collect();
-        writeln!(
-            out,
-            "| {} | {}/{} | {} | {} |",
-            escape_markdown(&f.name),
-            f.proto,
-            f.dst_port.unwrap_or(0),
-            f.flows,
-            ips.join(", ")
-        )?;
-    }
-    // The text report always had this section; Markdown had left it out.
-    if !sec.unexpected_blocked.is_empty() {
-        writeln!(out, "\n## Blocked, not in the catalog\n")?;
-        writeln!(out, "| name | proto/port | mechanism | flows | evidence |")?;
-        writeln!(out, "|---|---|---|---|---|")?;
-        for f in &sec.unexpected_blocked {
-            writeln!(
-                out,
-                "| {} | {}/{} | {} | {} | {} |",
-                escape_markdown(&f.name),
-                f.proto,
-                f.dst_port.unwrap_or(0),
-                f.mechanism.map_or("-", |m| m.name()),
-                f.flows,
-                escape_markdown(&f.evidence),
-            )?;
-        }
-    }
-    let other = &sec.other_port;
-    if !other.is_empty() {
-        writeln!(
-            out,
-            "\n## Catalog hosts on a protocol or port their entry does not list\n"
-        )?;
-        writeln!(
-            out,
-            "| verdict | name | proto/port | mechanism | flows | evidence |"
-        )?;
-        writeln!(out, "|---|---|---|---|---|---|")?;
-        for f in other {
-            writeln!(
-                out,
-                "| {} | {} | {}/{} | {} | {} | {} |",
-                f.verdict.name(),
-                escape_markdown(&f.name),
-                f.proto,
-                f.dst_port.unwrap_or(0),
-                f.mechanism.map_or("-", |m| m.name()),
-                f.flows,
-                escape_markdown(&f.evidence),
-            )?;
-        }
-    }
-    if !a.private_endpoint_dns.is_empty() {
-        writeln!(out, "\n## Private endpoint DNS not applied\n")?;
-        for p in &a.private_endpoint_dns {
-            writeln!(out, "- {}", private_endpoint_line(p, escape_markdown))?;
-        }
-    }
-    writeln!(out, "\n## Required but not exercised\n")?;
-    for c in &sec.not_exercised {
-        writeln!(
-            out,
-            "- `{}` ({}): {}",
-            c.entry.pattern, c.entry.id, c.entry.purpose
-        )?;
-    }
-    if !a.websockets.instances.is_empty() {
-        writeln!(out, "\n## Websockets\n")?;
-        writeln!(
-            out,
-            "| instance | problem | connections | diagnosis | what to change |"
-        )?;
-        writeln!(out, "|---|---|---|---|---|")?;
-        for i in &a.websockets.instances {
-            writeln!(
-                out,
-                "| {} | {} | {} | {} | {} |",
-                escape_markdown(&i.name),
-                i.problem,
-                i.connections,
-                escape_markdown(&i.diagnosis),
-                escape_markdown(i.advice.as_deref().unwrap_or(""))
-            )?;
-        }
-    }
-    if per_file || a.per_file.len() > 1 {
-        writeln!(out, "\n## Coverage by file\n")?;
-        let files: Vec<&str> = a.per_file.iter().map(|p| p.file.as_str()).collect();
-        let head: Vec<String> = files.iter().map(|f| escape_markdown(f)).collect();
-        writeln!(out, "| entry | {} |", head.join(" | "))?;
-        writeln!(out, "|---|{}", "---|".repeat(files.len()))?;
-        for c in &a.coverage {
-            let cells: Vec<&str> = files.iter().map(|f| cell(c.by_file.get(*f))).collect();
-            writeln!(
-                out,
-                "| `{}` ({}) | {} |",
-                c.entry.pattern,
-                c.entry.requirement,
-                cells.join(" | ")
-            )?;
-        }
-        writeln!(out)?;
-        for p in &a.per_file {
-            writeln!(
-                out,
-                "- {}: {}",
-                escape_markdown(&p.file),
-                file_counts(&p.counts)
-            )?;
-        }
-    }
-    writeln!(out, "\n## Reached\n")?;
-    for f in &sec.reached {
-        writeln!(
-            out,
-            "- {} {}/{} ({} flows)",
-            escape_markdown(&f.name),
-            f.proto,
-            f.dst_port.unwrap_or(0),
-            f.flows
-        )?;
-    }
-    writeln!(out, "\n{}", summary_counts(a))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The JSON document as one struct.
-    #[derive(Serialize)]
-    struct Doc<'a> {
-        schema_version: u32,
-        inputs: Vec<&'a FileSummary>,
-        #[serde(flatten)]
-        audit: &'a Audit,
-    }
-
-    /// The JSON written in pieces is the document serialized whole, on every capture of the
-    /// project at once (websocket connections from several files) and on one without any.
-    #[test]
-    fn json_in_pieces_is_the_whole_document() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
-        let (inputs, _, _) = crate::capture::expand_inputs(std::slice::from_ref(&dir));
-        let cfg = crate::flow::FlowConfig::default();
-        let catalog = crate::catalog::Catalog::builtin();
-        let all: Vec<FileResult> = inputs
-            .iter()
-            .map(|i| crate::pipeline::analyze_input(i, &cfg))
-            .collect();
-        let none = vec![crate::pipeline::analyze_input(
-            &crate::capture::Input::File(dir.join("tcp-outcomes.pcap")),
-            &cfg,
-        )];
-        for (results, connections) in [(&all, true), (&none, false)] {
-            let (audit, _) = crate::audit::audit(results, &catalog);
-            assert_eq!(!audit.websockets.connections.is_empty(), connections);
-            let mut ours = Vec::new();
-            write_json(&mut ours, &audit, results).unwrap();
-            let whole = serde_json::to_string_pretty(&Doc {
-                schema_version: SCHEMA_VERSION,
-                inputs: results.iter().map(|r| &r.summary).collect(),
-                audit: &audit,
-            })
-            .unwrap();
-            assert!(String::from_utf8(ours).unwrap() == whole);
-        }
-    }
-
-    #[test]
-    fn markdown_escaping() {
-        assert_eq!(escape_markdown("a|b"), "a\\|b");
-        assert_eq!(escape_markdown("[x](http://e)"), "\\[x\\]\\(http://e\\)");
-        assert_eq!(escape_markdown("<script>"), "\\<script\\>");
-        assert_eq!(escape_markdown("e\x1bvil"), "e\\x1bvil");
-    }
 }

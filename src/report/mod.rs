@@ -3,7 +3,11 @@
 
 pub mod audit;
 pub mod dns;
+pub mod json;
+pub mod markdown;
 pub mod pretty;
+pub mod text;
+pub mod ws;
 
 pub use crate::decode::linktype_name;
 pub use crate::proto::tls::alert_name;

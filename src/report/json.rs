@@ -1,0 +1,144 @@
+//! The audit as JSON (the versioned document) and as NDJSON (one judged flow per line).
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::audit::{AuditView, AuditWriter};
+use super::{FlowRecord, SCHEMA_VERSION};
+use crate::audit::{Audit, Verdict};
+use crate::pipeline::{FileResult, FileSummary};
+
+/// The JSON document (`schema_version`, inputs, findings, ...), indented.
+pub struct Json;
+
+impl AuditWriter for Json {
+    fn write(&self, mut out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
+        write_json(&mut out, v.audit, v.results)?;
+        out.write_all(b"\n")
+    }
+}
+
+/// One line per flow: its flow record with the verdict, mechanism, confidence and evidence.
+pub struct Ndjson;
+
+impl AuditWriter for Ndjson {
+    fn write(&self, out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
+        #[derive(Serialize)]
+        struct Row<'a> {
+            #[serde(flatten)]
+            flow: FlowRecord<'a>,
+            verdict: Verdict,
+            mechanism: Option<crate::audit::Mechanism>,
+            confidence: Option<crate::audit::Confidence>,
+            evidence: &'a str,
+            entry_id: Option<&'a str>,
+        }
+        for (r, js) in v.results.iter().zip(v.judged) {
+            for (f, j) in r.flows.iter().zip(js) {
+                serde_json::to_writer(
+                    &mut *out,
+                    &Row {
+                        flow: FlowRecord::new(f, &r.summary.file),
+                        verdict: j.verdict,
+                        mechanism: j.mechanism,
+                        confidence: j.confidence,
+                        evidence: &j.evidence,
+                        entry_id: j.entry_id.as_deref(),
+                    },
+                )?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes the JSON document indented: the schema version, the inputs' summaries and the
+/// audit's fields, the same bytes as serializing them as one struct (a test compares), except
+/// that the websocket connections, most of the document on a long capture, are rendered on
+/// the rayon pool.
+pub(super) fn write_json(
+    out: &mut impl Write,
+    audit: &Audit,
+    results: &[FileResult],
+) -> io::Result<()> {
+    let inputs: Vec<&FileSummary> = results.iter().map(|r| &r.summary).collect();
+    // Destructured, so that a field added to the audit cannot be left out here.
+    let Audit {
+        findings,
+        coverage,
+        dns_failures,
+        private_endpoint_dns,
+        placeholders_seen,
+        counts,
+        per_file,
+        websockets:
+            crate::audit::ws::WsReport {
+                instances,
+                connections,
+            },
+    } = audit;
+    let mut doc = crate::report::pretty::Document::object(out)?;
+    doc.field("schema_version", &SCHEMA_VERSION)?;
+    doc.field("inputs", &inputs)?;
+    doc.field("findings", findings)?;
+    doc.field("coverage", coverage)?;
+    doc.field("dns_failures", dns_failures)?;
+    doc.field("private_endpoint_dns", private_endpoint_dns)?;
+    doc.field("placeholders_seen", placeholders_seen)?;
+    doc.field("counts", counts)?;
+    doc.field("per_file", per_file)?;
+    doc.open("websockets", b"{")?;
+    doc.field("instances", instances)?;
+    doc.open("connections", b"[")?;
+    doc.par_items(connections, |c| c)?;
+    doc.close(b"]")?;
+    doc.close(b"}")?;
+    doc.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON document as one struct.
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        schema_version: u32,
+        inputs: Vec<&'a FileSummary>,
+        #[serde(flatten)]
+        audit: &'a Audit,
+    }
+
+    /// The JSON written in pieces is the document serialized whole, on every capture of the
+    /// project at once (websocket connections from several files) and on one without any.
+    #[test]
+    fn json_in_pieces_is_the_whole_document() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+        let (inputs, _, _) = crate::capture::expand_inputs(std::slice::from_ref(&dir));
+        let cfg = crate::flow::FlowConfig::default();
+        let catalog = crate::catalog::Catalog::builtin();
+        let all: Vec<FileResult> = inputs
+            .iter()
+            .map(|i| crate::pipeline::analyze_input(i, &cfg))
+            .collect();
+        let none = vec![crate::pipeline::analyze_input(
+            &crate::capture::Input::File(dir.join("tcp-outcomes.pcap")),
+            &cfg,
+        )];
+        for (results, connections) in [(&all, true), (&none, false)] {
+            let (audit, _) = crate::audit::audit(results, &catalog);
+            assert_eq!(!audit.websockets.connections.is_empty(), connections);
+            let mut ours = Vec::new();
+            write_json(&mut ours, &audit, results).unwrap();
+            let whole = serde_json::to_string_pretty(&Doc {
+                schema_version: SCHEMA_VERSION,
+                inputs: results.iter().map(|r| &r.summary).collect(),
+                audit: &audit,
+            })
+            .unwrap();
+            assert!(String::from_utf8(ours).unwrap() == whole);
+        }
+    }
+}

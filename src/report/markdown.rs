@@ -1,0 +1,206 @@
+//! The audit as Markdown.
+
+use std::io::{self, Write};
+
+use super::audit::{
+    cell, per_file_lines, private_endpoint_line, serde_plain, AuditView, AuditWriter, Sections,
+};
+use crate::audit::{Audit, Finding};
+use crate::text::escape_markdown;
+
+/// The audit as Markdown, for a ticket or a wiki: tables, names from the wire escaped.
+pub struct Markdown;
+
+impl AuditWriter for Markdown {
+    fn write(&self, out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
+        markdown(out, v.audit, &v.sections, v.per_file)
+    }
+}
+
+/// A Markdown table: the header, its separator, and a line per row (cells already escaped).
+fn table(
+    out: &mut dyn Write,
+    head: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> io::Result<()> {
+    writeln!(out, "| {} |", head.join(" | "))?;
+    writeln!(out, "|{}", "---|".repeat(head.len()))?;
+    for r in rows {
+        writeln!(out, "| {} |", r.join(" | "))?;
+    }
+    Ok(())
+}
+
+/// `proto/port`, with port 0 when the finding has none.
+fn proto_port(f: &Finding) -> String {
+    format!("{}/{}", f.proto, f.dst_port.unwrap_or(0))
+}
+
+fn mechanism(f: &Finding) -> String {
+    f.mechanism.map_or("-", |m| m.name()).to_string()
+}
+
+/// Name, proto/port, mechanism, flows and evidence of a finding.
+fn mechanism_row(f: &Finding) -> Vec<String> {
+    vec![
+        escape_markdown(&f.name),
+        proto_port(f),
+        mechanism(f),
+        f.flows.to_string(),
+        escape_markdown(&f.evidence),
+    ]
+}
+
+fn markdown(out: &mut dyn Write, a: &Audit, sec: &Sections<'_>, per_file: bool) -> io::Result<()> {
+    writeln!(out, "# allowscope audit\n")?;
+    writeln!(out, "## Required but blocked\n")?;
+    table(
+        out,
+        &[
+            "verdict",
+            "name",
+            "proto/port",
+            "entry",
+            "mechanism",
+            "confidence",
+            "flows",
+            "evidence",
+        ],
+        sec.blocked.iter().map(|f| {
+            vec![
+                f.verdict.name().to_string(),
+                escape_markdown(&f.name),
+                // A lookup has no port.
+                format!(
+                    "{}{}",
+                    f.proto,
+                    f.dst_port.map(|p| format!("/{p}")).unwrap_or_default()
+                ),
+                f.entry
+                    .as_ref()
+                    .map_or("-".to_string(), |e| format!("`{}`", e.pattern)),
+                mechanism(f),
+                f.confidence.map_or("-".to_string(), |c| serde_plain(&c)),
+                f.flows.max(f.lookups).to_string(),
+                escape_markdown(&f.evidence),
+            ]
+        }),
+    )?;
+    writeln!(out, "\n## Allowed but unexpected\n")?;
+    table(
+        out,
+        &["name", "proto/port", "flows", "addresses"],
+        sec.unexpected_reached.iter().map(|f| {
+            vec![
+                escape_markdown(&f.name),
+                proto_port(f),
+                f.flows.to_string(),
+                f.dst_ips
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ]
+        }),
+    )?;
+    // The text report always had this section; Markdown had left it out.
+    if !sec.unexpected_blocked.is_empty() {
+        writeln!(out, "\n## Blocked, not in the catalog\n")?;
+        table(
+            out,
+            &["name", "proto/port", "mechanism", "flows", "evidence"],
+            sec.unexpected_blocked.iter().map(|f| mechanism_row(f)),
+        )?;
+    }
+    if !sec.other_port.is_empty() {
+        writeln!(
+            out,
+            "\n## Catalog hosts on a protocol or port their entry does not list\n"
+        )?;
+        table(
+            out,
+            &[
+                "verdict",
+                "name",
+                "proto/port",
+                "mechanism",
+                "flows",
+                "evidence",
+            ],
+            sec.other_port.iter().map(|f| {
+                let mut row = vec![f.verdict.name().to_string()];
+                row.extend(mechanism_row(f));
+                row
+            }),
+        )?;
+    }
+    if !sec.private_endpoints.is_empty() {
+        writeln!(out, "\n## Private endpoint DNS not applied\n")?;
+        for p in sec.private_endpoints {
+            writeln!(out, "- {}", private_endpoint_line(p, escape_markdown))?;
+        }
+    }
+    writeln!(out, "\n## Required but not exercised\n")?;
+    for c in &sec.not_exercised {
+        writeln!(
+            out,
+            "- `{}` ({}): {}",
+            c.entry.pattern, c.entry.id, c.entry.purpose
+        )?;
+    }
+    if !sec.websockets.is_empty() {
+        writeln!(out, "\n## Websockets\n")?;
+        table(
+            out,
+            &[
+                "instance",
+                "problem",
+                "connections",
+                "diagnosis",
+                "what to change",
+            ],
+            sec.websockets.iter().map(|i| {
+                vec![
+                    escape_markdown(&i.name),
+                    i.problem.clone(),
+                    i.connections.to_string(),
+                    escape_markdown(&i.diagnosis),
+                    escape_markdown(i.advice.as_deref().unwrap_or("")),
+                ]
+            }),
+        )?;
+    }
+    if per_file || a.per_file.len() > 1 {
+        writeln!(out, "\n## Coverage by file\n")?;
+        let files: Vec<&str> = a.per_file.iter().map(|p| p.file.as_str()).collect();
+        let head: Vec<String> = files.iter().map(|f| escape_markdown(f)).collect();
+        writeln!(out, "| entry | {} |", head.join(" | "))?;
+        writeln!(out, "|---|{}", "---|".repeat(files.len()))?;
+        for c in &a.coverage {
+            let cells: Vec<&str> = files.iter().map(|f| cell(c.by_file.get(*f))).collect();
+            writeln!(
+                out,
+                "| `{}` ({}) | {} |",
+                c.entry.pattern,
+                c.entry.requirement,
+                cells.join(" | ")
+            )?;
+        }
+        writeln!(out)?;
+        for l in per_file_lines(a, escape_markdown) {
+            writeln!(out, "- {l}")?;
+        }
+    }
+    writeln!(out, "\n## Reached\n")?;
+    for f in &sec.reached {
+        writeln!(
+            out,
+            "- {} {}/{} ({} flows)",
+            escape_markdown(&f.name),
+            f.proto,
+            f.dst_port.unwrap_or(0),
+            f.flows
+        )?;
+    }
+    writeln!(out, "\n{}", sec.summary)
+}

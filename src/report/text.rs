@@ -1,0 +1,157 @@
+//! The audit as terminal text, the default format.
+
+use std::io::{self, Write};
+
+use super::audit::{
+    line, per_file_lines, private_endpoint_line, serde_plain, AuditView, AuditWriter, Sections,
+};
+use crate::audit::Audit;
+use crate::text::escape_terminal;
+
+/// The terminal report (the default format): sections in order of what matters, names from
+/// the wire escaped, colour when stdout is a terminal.
+pub struct Text {
+    pub color: bool,
+}
+
+impl AuditWriter for Text {
+    fn write(&self, out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
+        let sec = &v.sections;
+        // Inputs that lost frames are said first: an empty report must not look clean.
+        if !sec.undecoded.is_empty() {
+            writeln!(out, "Undecoded frames")?;
+            for n in &sec.undecoded {
+                writeln!(out, "  {n}")?;
+            }
+            writeln!(out)?;
+        }
+        text(out, v.audit, sec, self.color, v.per_file)
+    }
+}
+
+fn text(
+    out: &mut dyn Write,
+    a: &Audit,
+    sec: &Sections<'_>,
+    color: bool,
+    per_file: bool,
+) -> io::Result<()> {
+    let (red, yellow, green, bold, reset) = if color {
+        ("\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[1m", "\x1b[0m")
+    } else {
+        ("", "", "", "", "")
+    };
+    let blocked = &sec.blocked;
+    writeln!(out, "{bold}Required (or optional) but blocked{reset}")?;
+    if blocked.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    for f in blocked {
+        let mech = f.mechanism.map_or("-", |m| m.name());
+        let conf = f.confidence.map_or(String::new(), |c| {
+            format!(", {} confidence", serde_plain(&c))
+        });
+        writeln!(
+            out,
+            "  {red}{}{reset} {} ({mech}{conf})",
+            f.verdict.name(),
+            line(f)
+        )?;
+        writeln!(out, "      {}", escape_terminal(&f.evidence))?;
+    }
+    writeln!(out, "\n{bold}Allowed but unexpected{reset}")?;
+    let unexpected = &sec.unexpected_reached;
+    if unexpected.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    for f in unexpected {
+        writeln!(out, "  {yellow}unexpected-reached{reset} {}", line(f))?;
+        if f.port_mismatch {
+            writeln!(out, "      {}", escape_terminal(&f.evidence))?;
+        }
+    }
+    let ub = &sec.unexpected_blocked;
+    if !ub.is_empty() {
+        writeln!(out, "\n{bold}Blocked, not in the catalog{reset}")?;
+        for f in ub {
+            writeln!(
+                out,
+                "  unexpected-blocked {} ({})",
+                line(f),
+                f.mechanism.map_or("-", |m| m.name())
+            )?;
+        }
+    }
+    let other = &sec.other_port;
+    if !other.is_empty() {
+        writeln!(
+            out,
+            "\n{bold}Catalog hosts on a protocol or port their entry does not list{reset}"
+        )?;
+        for f in other {
+            let mech = f
+                .mechanism
+                .map(|m| format!(" ({})", m.name()))
+                .unwrap_or_default();
+            writeln!(out, "  {} {}{mech}", f.verdict.name(), line(f))?;
+            writeln!(out, "      {}", escape_terminal(&f.evidence))?;
+        }
+    }
+    if !sec.private_endpoints.is_empty() {
+        writeln!(out, "\n{bold}Private endpoint DNS not applied{reset}")?;
+        for p in sec.private_endpoints {
+            writeln!(
+                out,
+                "  {}",
+                private_endpoint_line(p, |s| escape_terminal(s).into_owned())
+            )?;
+        }
+    }
+    writeln!(out, "\n{bold}Required but not exercised{reset}")?;
+    let missing = &sec.not_exercised;
+    if missing.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    for c in missing {
+        writeln!(
+            out,
+            "  {} ({}, {})",
+            c.entry.pattern, c.entry.id, c.entry.purpose
+        )?;
+    }
+    writeln!(out, "\n{bold}OK{reset}")?;
+    let ok = &sec.reached;
+    if ok.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    for f in ok {
+        writeln!(out, "  {green}{}{reset} {}", f.verdict.name(), line(f))?;
+    }
+    if !a.placeholders_seen.is_empty() {
+        let seen: Vec<String> = a
+            .placeholders_seen
+            .iter()
+            .map(|(k, v)| {
+                let vals: Vec<String> = v.iter().map(|x| escape_terminal(x).into_owned()).collect();
+                format!("{k}: {}", vals.join(", "))
+            })
+            .collect();
+        writeln!(out, "\nPlaceholder values seen: {}", seen.join("; "))?;
+    }
+    if !sec.websockets.is_empty() {
+        writeln!(
+            out,
+            "\n{bold}Websockets{reset} (per connection, with a timeline: allowscope ws)"
+        )?;
+        for i in sec.websockets {
+            super::ws::write_instance(out, i, (green, red, reset))?;
+        }
+    }
+    if per_file {
+        writeln!(out, "\n{bold}Per file{reset}")?;
+        for l in per_file_lines(a, |s| escape_terminal(s).into_owned()) {
+            writeln!(out, "  {l}")?;
+        }
+    }
+    writeln!(out, "\n{}", sec.summary)
+}
