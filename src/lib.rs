@@ -2,14 +2,15 @@
 //!
 //! The rooms, in data-flow order (docs/ARCHITECTURE.md has the picture and the import rule that
 //! `tests/architecture.rs` checks):
-//! `capture` (files, stdin, pcap/pcapng, gzip/zstd; zero-copy frames) -> `decode` (link
-//! layers, tunnels, IP, transport views) -> `flow` (the bidirectional flow table, TCP state,
-//! first-flight reassembly, outcomes) -> `proto` (TLS, DNS, HTTP and CONNECT, QUIC facts) ->
-//! `names` (DNS answers to flows, host ties, local blocks) -> `pipeline` (one input read and
-//! analysed, split among workers) -> `catalog` (the hosts a service needs) -> `audit` (verdicts,
-//! mechanisms, evidence, coverage; `audit::ws` for websockets) -> `report` (text, Markdown, JSON,
-//! NDJSON) -> `cli` (arguments, commands, exit codes; `live` behind its feature). The ground
-//! floor: `text`, `time`, `rng`, `synth` (the bench's and the tests' synthetic captures).
+//! `capture` (files, stdin, pcap/pcapng, gzip/zstd; zero-copy frames; `capture::live`, behind
+//! the `live` feature, an interface through libpcap) -> `decode` (link layers, tunnels, IP,
+//! transport views) -> `flow` (the bidirectional flow table, TCP state, first-flight reassembly,
+//! outcomes) -> `proto` (TLS, DNS, HTTP and CONNECT, QUIC facts) -> `names` (DNS answers to
+//! flows, host ties, local blocks) -> `pipeline` (one input read and analysed, split among
+//! workers) -> `catalog` (the hosts a service needs) -> `audit` (verdicts, mechanisms, evidence,
+//! coverage; `audit::ws` for websockets) -> `report` (text, Markdown, JSON, NDJSON) -> `cli`
+//! (arguments, commands, exit codes; the `live` command around the live capture source). The
+//! ground floor: `text`, `time`, `rng`, `synth` (the bench's and the tests' synthetic captures).
 
 pub mod audit;
 pub mod capture;
@@ -17,8 +18,6 @@ pub mod catalog;
 pub mod cli;
 pub mod decode;
 pub mod flow;
-#[cfg(feature = "live")]
-pub mod live;
 pub mod names;
 pub mod pipeline;
 pub mod proto;

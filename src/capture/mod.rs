@@ -1,5 +1,6 @@
 //! Capture sources: classic pcap and pcapng, plain or gzip/zstd compressed, from files,
-//! directories (recursive) or stdin. Frames borrow from the reader's buffer.
+//! directories (recursive) or stdin, and (the `live` feature) an interface through libpcap
+//! ([`live`]). Frames borrow from the reader's buffer.
 
 /// One captured frame. `data` borrows from the reader's buffer and is valid until the
 /// next call to [`CaptureReader::next_frame`].
@@ -20,6 +21,8 @@ pub struct Frame<'a> {
 // The implementation below this line is filled in by the reader work (see README "Design").
 
 mod input;
+#[cfg(feature = "live")]
+pub mod live;
 mod pcap;
 mod pcapng;
 mod source;
