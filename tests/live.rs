@@ -403,3 +403,27 @@ fn durations_a_clock_cannot_hold_are_errors() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("seconds"));
     }
 }
+
+/// A user name or filter from the command line is escaped once in the error (the capture
+/// source wrote it with `{:?}` and the command escaped that again: `a\b` read `a\\\\b`).
+#[test]
+fn a_bad_user_or_filter_is_escaped_once() {
+    if !can_run("bad user", &[]) {
+        return;
+    }
+    for (args, want) in [
+        (
+            ["live", "-i", "lo", "--duration", "1", "--user", "a\\b"],
+            "no such user \"a\\\\b\"",
+        ),
+        (
+            ["live", "-i", "lo", "--duration", "1", "-f", "port \\x"],
+            "bad filter \"port \\\\x\"",
+        ),
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}

@@ -183,7 +183,7 @@ impl LiveCapture {
             .map_err(|e| e.to_string())?;
         if let Some(f) = &opts.filter {
             cap.filter(f, true)
-                .map_err(|e| format!("bad filter {f:?}: {e}"))?;
+                .map_err(|e| format!("bad filter \"{f}\": {e}"))?;
         }
         let linktype = cap.get_datalink().0 as u32;
         let write = match &opts.write {
@@ -359,13 +359,13 @@ pub fn interfaces() -> Result<Vec<Interface>, String> {
 
 /// Switches to `user` (its primary group, no supplementary groups).
 fn drop_privileges(user: &str) -> Result<(), String> {
-    let name = std::ffi::CString::new(user).map_err(|_| format!("bad user name {user:?}"))?;
+    let name = std::ffi::CString::new(user).map_err(|_| format!("bad user name \"{user}\""))?;
     // SAFETY: getpwnam returns a pointer to static storage or null; the fields are read before
     // any other call that could overwrite it.
     let (uid, gid) = unsafe {
         let pw = libc::getpwnam(name.as_ptr());
         if pw.is_null() {
-            return Err(format!("no such user {user:?}"));
+            return Err(format!("no such user \"{user}\""));
         }
         ((*pw).pw_uid, (*pw).pw_gid)
     };
