@@ -3,16 +3,16 @@
 use std::io::{self, Write};
 
 use super::inputs::{catalog_and_inputs, name_by_tags, with_threads};
-use super::{exit_code, fails, written, AuditArgs, Error};
+use super::{exit_code, fails, written, AuditArgs, Error, Exit};
 use crate::pipeline::FileResult;
 use crate::report::escape_terminal;
 
-pub(super) fn audit(args: &AuditArgs) -> Result<i32, Error> {
+pub(super) fn audit(args: &AuditArgs) -> Result<Exit, Error> {
     // Reading and judging both run on the `--threads` pool.
     with_threads(args.table.threads, || audit_in_pool(args))
 }
 
-fn audit_in_pool(args: &AuditArgs) -> Result<i32, Error> {
+fn audit_in_pool(args: &AuditArgs) -> Result<Exit, Error> {
     let tags = args.tags.load()?;
     let (catalog, mut results, notes, failed) =
         catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet)?;
@@ -46,7 +46,7 @@ pub(super) fn report_audit(
     failed: bool,
     catalog: &crate::catalog::Catalog,
     opts: &ReportOpts,
-) -> Result<i32, Error> {
+) -> Result<Exit, Error> {
     let ReportOpts {
         format,
         fail_on,

@@ -8,7 +8,7 @@ use crate::catalog::{
     ports_text, schema, Catalog, CatalogError, CatalogOptions, CloudArg, Entry, Match, Proto,
     BUILTIN_TOML,
 };
-use crate::cli::{Error, EXIT_ERROR, EXIT_OK};
+use crate::cli::{Error, Exit};
 use crate::text::escape_terminal as esc;
 
 const CATALOG_HELP: &str = "\
@@ -91,7 +91,7 @@ pub enum MatchFormat {
 }
 
 /// Runs a `catalog` subcommand; returns the exit code (0 ok, 2 error).
-pub fn run(cmd: &CatalogCommand) -> Result<i32, Error> {
+pub fn run(cmd: &CatalogCommand) -> Result<Exit, Error> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let r = match cmd {
@@ -114,7 +114,7 @@ pub fn run(cmd: &CatalogCommand) -> Result<i32, Error> {
         Ok(code) => Ok(code),
         // The output stopped at a write: the command ends there, with success unless the
         // write failed other than by a broken pipe.
-        Err(Failure::Io(e)) => crate::cli::written(Err(e)).map(|()| EXIT_OK),
+        Err(Failure::Io(e)) => crate::cli::written(Err(e)).map(|()| Exit::Ok),
         Err(Failure::Catalog(e)) => {
             drop(out);
             Err(Error::Message(e.to_string()))
@@ -138,7 +138,7 @@ impl From<CatalogError> for Failure {
     }
 }
 
-type Res = Result<i32, Failure>;
+type Res = Result<Exit, Failure>;
 
 /// A match as written in JSON: the entry's fields, then port_ok, proto_ok, the placeholder
 /// values bound and the labels the leading `*` stood for.
@@ -257,7 +257,7 @@ fn list(out: &mut dyn Write, opts: &CatalogOptions, format: ListFormat) -> Res {
             writeln!(out, "\n{} entries ({})", c.entries().len(), scope_text(&c))?;
         }
     }
-    Ok(EXIT_OK)
+    Ok(Exit::Ok)
 }
 
 fn write_table<const N: usize>(
@@ -320,14 +320,14 @@ fn match_cmd(
         let v: Vec<MatchJson> = matches.iter().map(|m| MatchJson::new(&c, m, n)).collect();
         crate::report::pretty::to_writer_pretty(&mut *out, &v).map_err(io::Error::from)?;
         writeln!(out)?;
-        return Ok(EXIT_OK);
+        return Ok(Exit::Ok);
     }
     let Some(n) = norm else {
         writeln!(
             out,
             "{shown}: not a host name that can match (empty, or an empty label)"
         )?;
-        return Ok(EXIT_OK);
+        return Ok(Exit::Ok);
     };
     let asked = match (proto, port) {
         (None, None) => String::new(),
@@ -380,7 +380,7 @@ fn match_cmd(
                 )?;
             }
         }
-        return Ok(EXIT_OK);
+        return Ok(Exit::Ok);
     }
     writeln!(
         out,
@@ -447,19 +447,19 @@ fn match_cmd(
             writeln!(out, "     sources: {}", s.join(", "))?;
         }
     }
-    Ok(EXIT_OK)
+    Ok(Exit::Ok)
 }
 
 fn export(out: &mut dyn Write, opts: &CatalogOptions) -> Res {
     if *opts == CatalogOptions::default() {
         out.write_all(BUILTIN_TOML.as_bytes())?;
-        return Ok(EXIT_OK);
+        return Ok(Exit::Ok);
     }
     let placeholders = opts.placeholders()?;
     let (mut data, _) = opts.load_data()?;
     data.fill_placeholders(&placeholders);
     out.write_all(data.to_toml().as_bytes())?;
-    Ok(EXIT_OK)
+    Ok(Exit::Ok)
 }
 
 fn check(out: &mut dyn Write, file: &std::path::Path) -> Res {
@@ -508,7 +508,7 @@ fn check(out: &mut dyn Write, file: &std::path::Path) -> Res {
                     .collect::<Vec<_>>()
                     .join(", ")
             )?;
-            Ok(EXIT_OK)
+            Ok(Exit::Ok)
         }
         Err(errors) => {
             let lines: Vec<&str> = text.lines().collect();
@@ -528,7 +528,7 @@ fn check(out: &mut dyn Write, file: &std::path::Path) -> Res {
                 errors.len(),
                 if errors.len() == 1 { "" } else { "s" }
             );
-            Ok(EXIT_ERROR)
+            Ok(Exit::Error)
         }
     }
 }

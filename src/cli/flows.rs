@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::inputs::{name_by_tags, progress_wanted, read_inputs};
-use super::{exit_code, written, Error, FlowsArgs};
+use super::{exit_code, written, Error, Exit, FlowsArgs};
 use crate::report::{escape_terminal, write_flows, FlowsFormat};
 
 /// Which list `flows` writes.
@@ -13,7 +13,7 @@ pub(super) enum View {
     Dns,
 }
 
-pub(super) fn flows(args: &FlowsArgs, view: View) -> Result<i32, Error> {
+pub(super) fn flows(args: &FlowsArgs, view: View) -> Result<Exit, Error> {
     let tags = args.tags.load()?;
     let (mut results, notes, failed) =
         read_inputs(&args.inputs, &args.table, progress_wanted(args.quiet));

@@ -2,10 +2,10 @@
 
 use std::io::{self, Write};
 
-use super::{exit_code, fails, Error, MergeArgs};
+use super::{exit_code, fails, Error, Exit, MergeArgs};
 use crate::report::escape_terminal;
 
-pub(super) fn merge(args: &MergeArgs) -> Result<i32, Error> {
+pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Error> {
     let mut docs = Vec::new();
     for f in &args.files {
         let name = escape_terminal(&f.display().to_string()).into_owned();

@@ -10,6 +10,7 @@
 //! broken pipe is not an error) and [`exit_code`] (input errors, then `--fail-on`).
 
 use std::io;
+use std::process::ExitCode;
 
 use clap::Parser;
 
@@ -26,12 +27,23 @@ mod ws;
 pub use args::*;
 pub use inputs::{name_by_tags, read_inputs};
 
-/// Exit code: the run worked and found nothing to report.
-pub const EXIT_OK: i32 = 0;
-/// Exit code: the audit found something at or above `--fail-on`.
-pub const EXIT_FINDINGS: i32 = 1;
-/// Exit code: an input could not be read to its end, or the arguments were wrong.
-pub const EXIT_ERROR: i32 = 2;
+/// The exit codes of every command (listed in the top-level help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: the run worked and found nothing at or above `--fail-on`.
+    Ok = 0,
+    /// 1: a finding at or above `--fail-on`.
+    Findings = 1,
+    /// 2: an input could not be read to its end, the arguments were wrong, or the output
+    /// could not be written.
+    Error = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
 
 /// Why a command stopped before its report was done. Each is exit 2 (clap's help and version
 /// excepted), and is printed once, by [`main`].
@@ -50,22 +62,26 @@ pub enum Error {
 
 impl Error {
     /// Prints the error on stderr and returns its exit code.
-    fn report(self) -> i32 {
+    fn report(self) -> Exit {
         match self {
             Error::Args(e) => {
-                let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+                let code = if e.use_stderr() {
+                    Exit::Error
+                } else {
+                    Exit::Ok
+                };
                 let _ = e.print();
                 code
             }
             Error::Output(e) => {
                 eprintln!("error: writing output: {e}");
-                EXIT_ERROR
+                Exit::Error
             }
             Error::Message(m) => {
                 eprintln!("error: {m}");
-                EXIT_ERROR
+                Exit::Error
             }
-            Error::Silent => EXIT_ERROR,
+            Error::Silent => Exit::Error,
         }
     }
 }
@@ -82,13 +98,13 @@ pub fn written(r: io::Result<()>) -> Result<(), Error> {
 
 /// The exit code of a command that ran to its end: an input that could not be read to its
 /// end (`failed`) is exit 2, else a finding at or above `--fail-on` (`hit`) exit 1, else 0.
-pub fn exit_code(failed: bool, hit: bool) -> i32 {
+pub fn exit_code(failed: bool, hit: bool) -> Exit {
     if failed {
-        EXIT_ERROR
+        Exit::Error
     } else if hit {
-        EXIT_FINDINGS
+        Exit::Findings
     } else {
-        EXIT_OK
+        Exit::Ok
     }
 }
 
@@ -105,7 +121,7 @@ pub fn fails<'a>(
 }
 
 /// Parses the process arguments and runs the command.
-pub fn run() -> Result<i32, Error> {
+pub fn run() -> Result<Exit, Error> {
     let cli = Cli::try_parse().map_err(Error::Args)?;
     match cli.command {
         Command::Flows(args) => flows::flows(&args, flows::View::Flows),
@@ -120,6 +136,6 @@ pub fn run() -> Result<i32, Error> {
 }
 
 /// Runs the command and returns the exit code (an error printed on stderr).
-pub fn main() -> i32 {
-    run().unwrap_or_else(Error::report)
+pub fn main() -> ExitCode {
+    run().unwrap_or_else(Error::report).into()
 }

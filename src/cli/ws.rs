@@ -3,13 +3,13 @@
 use std::io::{self, Write};
 
 use super::inputs::{catalog_and_inputs, with_threads};
-use super::{exit_code, written, Error, WsArgs, WsFailOn};
+use super::{exit_code, written, Error, Exit, WsArgs, WsFailOn};
 
-pub(super) fn ws(args: &WsArgs) -> Result<i32, Error> {
+pub(super) fn ws(args: &WsArgs) -> Result<Exit, Error> {
     with_threads(args.table.threads, || ws_in_pool(args))
 }
 
-fn ws_in_pool(args: &WsArgs) -> Result<i32, Error> {
+fn ws_in_pool(args: &WsArgs) -> Result<Exit, Error> {
     let (catalog, results, notes, failed) =
         catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet)?;
     let mut err = io::stderr();

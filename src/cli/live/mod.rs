@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::audit::{report_audit, ReportOpts};
-use super::{Error, TableArgs, EXIT_OK};
+use super::{Error, Exit, TableArgs};
 use crate::capture::live::{interfaces, LiveCapture, LiveOptions};
 use crate::capture::CaptureReader;
 use crate::catalog::{Catalog, TagRanges};
@@ -88,7 +88,7 @@ pub struct LiveArgs {
 }
 
 /// Runs `allowscope live` and returns the exit code.
-pub(super) fn run(args: &LiveArgs) -> Result<i32, Error> {
+pub(super) fn run(args: &LiveArgs) -> Result<Exit, Error> {
     if args.list {
         return list();
     }
@@ -234,7 +234,7 @@ fn capture(
     Ok((result, failed))
 }
 
-fn list() -> Result<i32, Error> {
+fn list() -> Result<Exit, Error> {
     let devs = interfaces().map_err(|e| Error::Message(format!("listing interfaces: {e}")))?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -249,5 +249,5 @@ fn list() -> Result<i32, Error> {
         ))?;
     }
     super::written(out.flush())?;
-    Ok(EXIT_OK)
+    Ok(Exit::Ok)
 }
