@@ -12,6 +12,7 @@ mod dns;
 mod judge;
 mod mechanism;
 pub mod merge;
+pub mod rules;
 mod tally;
 mod vocab;
 pub mod ws;

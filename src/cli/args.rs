@@ -82,7 +82,8 @@ Exit codes:
 Examples:
   allowscope audit captures/audit-client.pcap
   allowscope audit --region eastus --storage mystorage --format markdown trace.pcapng > report.md
-  allowscope audit --fail-on unexpected-reached --format json captures/ > audit.json";
+  allowscope audit --fail-on unexpected-reached --format json captures/ > audit.json
+  allowscope audit --rules azure-firewall --storage mystorage trace.pcapng > add-rules.sh";
 
 const MERGE_HELP: &str = "\
 Exit codes: as for audit (0 nothing at or above --fail-on, 1 findings, 2 unreadable or
@@ -245,6 +246,11 @@ pub struct AuditArgs {
     /// one input)
     #[arg(long)]
     pub per_file: bool,
+    /// Write the rules to add instead of the report: the smallest set of allow rules that lets
+    /// every required host the capture saw blocked through, in a firewall's language (the exit
+    /// code is the audit's)
+    #[arg(long, value_enum, value_name = "FIREWALL")]
+    pub rules: Option<crate::report::rules::RulesFormat>,
     #[command(flatten)]
     pub catalog: crate::catalog::CatalogOptions,
     #[command(flatten)]

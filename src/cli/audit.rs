@@ -22,6 +22,7 @@ fn audit_in_pool(args: &AuditArgs) -> Result<Exit, Error> {
         fail_on: args.output.fail_on,
         quiet: args.quiet,
         per_file: args.per_file,
+        rules: args.rules,
     };
     let code = report_audit(&results, &notes, failed, &catalog, &opts);
     // The process ends here: freeing every flow and DNS message one by one would only cost time.
@@ -36,6 +37,8 @@ pub(super) struct ReportOpts {
     pub fail_on: crate::audit::FailOn,
     pub quiet: bool,
     pub per_file: bool,
+    /// Write the rules to add in this language instead of the report.
+    pub rules: Option<crate::report::rules::RulesFormat>,
 }
 
 /// Audits read inputs against the catalog, writes the report to stdout (and notes, summaries
@@ -52,6 +55,7 @@ pub(super) fn report_audit(
         fail_on,
         quiet,
         per_file,
+        rules,
     } = *opts;
     let mut err = io::stderr();
     for n in notes {
@@ -63,9 +67,16 @@ pub(super) fn report_audit(
         && std::io::IsTerminal::is_terminal(&stdout)
         && std::env::var_os("NO_COLOR").is_none();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    written(crate::report::audit::write_audit(
-        &mut out, &report, &judged, results, format, color, per_file,
-    ))?;
+    written(match rules {
+        Some(language) => crate::report::rules::write_rules(
+            &mut out,
+            &crate::audit::rules::rules(&report.findings, &report.dns_failures),
+            language,
+        ),
+        None => crate::report::audit::write_audit(
+            &mut out, &report, &judged, results, format, color, per_file,
+        ),
+    })?;
     if !quiet && format != crate::report::audit::AuditFormat::Json {
         let _ = crate::report::write_summaries(&mut err, results);
     } else {

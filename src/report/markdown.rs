@@ -86,6 +86,16 @@ fn markdown(out: &mut dyn Write, a: &Audit, sec: &Sections<'_>, per_file: bool) 
             ]
         }),
     )?;
+    let rules = super::rules::summary_lines(&sec.rules, escape_markdown);
+    if !rules.is_empty() {
+        writeln!(
+            out,
+            "\n## Rules to add\n\nIn a firewall's language: `allowscope audit --rules azure-firewall` (or `azure-firewall-arm`, `squid`, `nftables`, `fqdn-list`).\n"
+        )?;
+        for l in rules {
+            writeln!(out, "- {l}")?;
+        }
+    }
     writeln!(out, "\n## Allowed but unexpected\n")?;
     table(
         out,

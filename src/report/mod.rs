@@ -6,6 +6,7 @@ pub mod dns;
 pub mod json;
 pub mod markdown;
 pub mod pretty;
+pub mod rules;
 pub mod text;
 pub mod ws;
 

@@ -59,6 +59,16 @@ fn text(
         )?;
         writeln!(out, "      {}", escape_terminal(&f.evidence))?;
     }
+    let rules = super::rules::summary_lines(&sec.rules, |s| escape_terminal(s).into_owned());
+    if !rules.is_empty() {
+        writeln!(
+            out,
+            "\n{bold}Rules to add{reset} (in a firewall's language: --rules azure-firewall, azure-firewall-arm, squid, nftables or fqdn-list)"
+        )?;
+        for l in rules {
+            writeln!(out, "  {l}")?;
+        }
+    }
     writeln!(out, "\n{bold}Allowed but unexpected{reset}")?;
     let unexpected = &sec.unexpected_reached;
     if unexpected.is_empty() {

@@ -158,6 +158,7 @@ pub(super) fn run(args: &LiveArgs) -> Result<Exit, Error> {
             fail_on: args.output.fail_on,
             quiet: args.quiet,
             per_file: false,
+            rules: None,
         },
     )
 }
