@@ -414,7 +414,8 @@ fn private_endpoint_rows_need_a_catalog_zone_and_count_lookups() {
         .min()
         .unwrap();
     assert_eq!(p["first_seen"], first);
-    // Text and Markdown say how many lookups; the Azure AD name is in neither.
+    // Text and Markdown say how many lookups (one line per name); the Azure AD name is in
+    // neither.
     for format in ["text", "markdown"] {
         let (_, out, _) = run(&[
             "audit",
@@ -429,7 +430,7 @@ fn private_endpoint_rows_need_a_catalog_zone_and_count_lookups() {
         assert_eq!(rows.len(), 1, "{format}: {out}");
         assert!(
             rows[0].contains(
-                "198.18.60.20 (3 lookups): the chain passes through privatelink.api.azureml.ms"
+                "3 lookups in 1 chain pass through privatelink.api.azureml.ms, the privatelink zone of Azure Machine Learning workspace API, and end at public address 198.18.60.20"
             ),
             "{format}: {}",
             rows[0]
@@ -753,4 +754,112 @@ fn websocket_view() {
         "ci1.eastus.instances.azureml.ms".into(),
         "never-established".into()
     )));
+}
+
+/// The report leads with what matters (issue 18): a headline first, websocket problems right
+/// after the blocked findings and the rules to add, private-endpoint rows one per name, "not
+/// exercised" folded to a count unless --show-unexercised (the JSON always lists them),
+/// unattributed flows by kind; Markdown has every section the text has.
+#[test]
+fn the_report_leads_with_what_matters() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let dir = dir.to_str().unwrap();
+    let (_, text, _) = run(&["audit", "-q", "--fail-on", "never", dir]);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with("allowscope audit: 12 required hosts blocked (38 flows, 5 failed lookups), 9 websocket instances broken, 13 hosts that nothing expects reached (48 flows); "),
+        "{first}"
+    );
+    let at = |s: &str| {
+        text.find(s)
+            .unwrap_or_else(|| panic!("no {s:?} in the report"))
+    };
+    assert!(at("Required (or optional) but blocked") < at("Rules to add"));
+    assert!(at("Rules to add") < at("Websocket problems"));
+    assert!(at("Websocket problems") < at("Allowed but unexpected"));
+    assert!(text.contains("  healthy: ci-ok.westeurope.instances.azureml.ms, "));
+    let pe: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("privatelink zone of"))
+        .collect();
+    assert_eq!(pe.len(), 1, "{pe:?}");
+    assert!(
+        pe[0].contains(": 6 lookups in 3 chains pass through"),
+        "{}",
+        pe[0]
+    );
+    assert!(text.contains(
+        "\nRequired but not exercised: 13 of 27 entries (list them with --show-unexercised; the JSON always has them)\n"
+    ));
+    assert!(!text.contains("*.batch.azure.com"));
+    assert!(text.contains("\nUnattributed flows (no name to judge them by): 128 DNS\n"));
+    let (_, shown, _) = run(&[
+        "audit",
+        "-q",
+        "--fail-on",
+        "never",
+        "--show-unexercised",
+        dir,
+    ]);
+    assert!(shown.contains("Required but not exercised: 13 of 27 entries\n  *.azureml.net ("));
+    assert!(shown.contains("\n  *.batch.azure.com (public.compute.batch-azure-com"));
+    let (_, doc) = audit_json(&[], &["-q", "--fail-on", "never", dir]);
+    let unexercised = doc["coverage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["exercised"] == false && c["entry"]["requirement"] == "required")
+        .count();
+    assert_eq!(unexercised, 13);
+    // Markdown: every section of the text report.
+    let (_, md, _) = run(&[
+        "audit",
+        "-q",
+        "--fail-on",
+        "never",
+        "--format",
+        "markdown",
+        dir,
+    ]);
+    for section in [
+        "Undecoded frames",
+        "Required but blocked",
+        "Rules to add",
+        "Websockets",
+        "Allowed but unexpected",
+        "Blocked, not in the catalog",
+        "Catalog hosts on a protocol or port their entry does not list",
+        "Private endpoint DNS not applied",
+        "Required but not exercised",
+        "Reached",
+    ] {
+        assert!(md.contains(&format!("\n## {section}\n")), "{section}");
+    }
+    assert!(md.contains("\n**12 required hosts blocked \\(38 flows, 5 failed lookups\\)"));
+    assert!(md.contains("\nUnattributed flows (no name to judge them by): 128 DNS.\n"));
+    assert!(md.contains("\nPlaceholder values seen: region: eastus; storage: mystorage.\n"));
+}
+
+/// No finding the catalog does not expect carries a catalog entry: a report never says
+/// "Blocked, not in the catalog ... [required ...]".
+#[test]
+fn unexpected_findings_carry_no_entry() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let (_, doc) = audit_json(
+        &[],
+        &[
+            "--fail-on",
+            "never",
+            "--cloud",
+            "all",
+            "--scenario",
+            "all",
+            dir.to_str().unwrap(),
+        ],
+    );
+    for f in doc["findings"].as_array().unwrap() {
+        if f["verdict"].as_str().unwrap().starts_with("unexpected") {
+            assert!(f["entry"].is_null(), "{f}");
+        }
+    }
 }

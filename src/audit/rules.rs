@@ -10,8 +10,10 @@
 //!   (`*.instances.azureml.ms` under `*.azureml.ms`) is folded into it.
 //! - TCP to 80 and 443 of a host name is an *application* rule (HTTP and HTTPS, matched by
 //!   name); anything else (other TCP ports, UDP, service tags) a *network* rule.
-//! - A failed lookup is not fixed by a firewall rule: it is listed apart (`dns`), with its
-//!   mechanism.
+//! - Not every block is fixed by an allow rule: a failed lookup is listed apart (`dns`), a name
+//!   that resolved but was never tried (`local-block`: the machine itself) too (`client`), and
+//!   a handshake a TLS alert ended (`tls-alert`: TLS inspection the client does not trust) too
+//!   (`inspection`), each with its mechanism.
 //! - Names come from the wire: a destination that is not a plain DNS name (letters, digits,
 //!   `-`, `_`, `.`, a leading `*.`) is never written into a rule; it is listed in `refused`
 //!   instead, so no capture can inject text into a firewall configuration or a shell command.
@@ -20,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::{Finding, Verdict};
+use super::{Finding, Mechanism, Verdict};
 
 /// What the rules match on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -84,6 +86,12 @@ pub struct Rules {
     pub allow: Vec<Rule>,
     /// Required names whose lookups failed.
     pub dns: Vec<DnsFix>,
+    /// Required names that resolved but were never connected to: the block is on the machine
+    /// itself (a host firewall, proxy settings), not on the path (`local-block`).
+    pub client: Vec<DnsFix>,
+    /// Required hosts whose TLS handshake a TLS alert ended (`tls-alert`): a TLS-inspecting
+    /// firewall or proxy the client does not trust, which an allow rule does not fix.
+    pub inspection: Vec<Fix>,
     /// Findings whose destination is not a plain DNS name: not written as a rule.
     pub refused: Vec<Fix>,
     /// Advice, not a fix: what got through although nothing in the catalog expects it, grouped
@@ -93,7 +101,11 @@ pub struct Rules {
 
 impl Rules {
     pub fn is_empty(&self) -> bool {
-        self.allow.is_empty() && self.dns.is_empty() && self.refused.is_empty()
+        self.allow.is_empty()
+            && self.dns.is_empty()
+            && self.client.is_empty()
+            && self.inspection.is_empty()
+            && self.refused.is_empty()
     }
 }
 
@@ -246,22 +258,30 @@ fn group(findings: &[&Finding], refused: &mut Vec<Fix>) -> Vec<Rule> {
 /// advice on what was reached although nothing expects it.
 pub fn rules(findings: &[Finding], dns_failures: &[Finding]) -> Rules {
     let mut refused = Vec::new();
+    let tls = |f: &&Finding| f.mechanism == Some(Mechanism::TlsAlert);
     let blocked: Vec<&Finding> = findings
         .iter()
-        .filter(|f| f.verdict == Verdict::RequiredBlocked)
+        .filter(|f| f.verdict == Verdict::RequiredBlocked && !tls(f))
         .collect();
     let allow = group(&blocked, &mut refused);
-    let dns = dns_failures
+    let inspection: Vec<Fix> = findings
+        .iter()
+        .filter(|f| f.verdict == Verdict::RequiredBlocked && tls(f))
+        .map(fix_of)
+        .collect();
+    let dns_fix = |f: &Finding| DnsFix {
+        name: f.name.clone(),
+        mechanism: f.mechanism,
+        entry_id: f.entry.as_ref().map(|e| e.id.clone()),
+        pattern: f.entry.as_ref().map(|e| e.pattern.clone()),
+        lookups: f.lookups,
+    };
+    let (client, dns): (Vec<&Finding>, Vec<&Finding>) = dns_failures
         .iter()
         .filter(|f| f.verdict == Verdict::RequiredBlocked)
-        .map(|f| DnsFix {
-            name: f.name.clone(),
-            mechanism: f.mechanism,
-            entry_id: f.entry.as_ref().map(|e| e.id.clone()),
-            pattern: f.entry.as_ref().map(|e| e.pattern.clone()),
-            lookups: f.lookups,
-        })
-        .collect();
+        .partition(|f| f.mechanism == Some(Mechanism::LocalBlock));
+    let dns = dns.into_iter().map(dns_fix).collect();
+    let client = client.into_iter().map(dns_fix).collect();
     // Advice: unexpected hosts reached, by their own names (no catalog pattern to go by).
     let mut deny: BTreeMap<(&'static str, u16), BTreeSet<String>> = BTreeMap::new();
     let mut deny_fixes: BTreeMap<(&'static str, u16), Vec<Fix>> = BTreeMap::new();
@@ -312,6 +332,8 @@ pub fn rules(findings: &[Finding], dns_failures: &[Finding]) -> Rules {
     Rules {
         allow,
         dns,
+        client,
+        inspection,
         refused,
         deny_advice,
     }
@@ -356,7 +378,7 @@ mod tests {
     fn finding(name: &str, pattern: &str, bound: &[(&str, &str)], port: u16) -> Finding {
         Finding {
             verdict: Verdict::RequiredBlocked,
-            mechanism: Some(super::super::Mechanism::Drop),
+            mechanism: Some(Mechanism::Drop),
             confidence: None,
             name: name.to_string(),
             proto: "tcp",

@@ -251,6 +251,10 @@ pub struct AuditArgs {
     /// code is the audit's)
     #[arg(long, value_enum, value_name = "FIREWALL")]
     pub rules: Option<crate::report::rules::RulesFormat>,
+    /// List the required catalog entries nothing in the capture exercised (the text and
+    /// Markdown reports give their count; the JSON always lists them)
+    #[arg(long)]
+    pub show_unexercised: bool,
     #[command(flatten)]
     pub catalog: crate::catalog::CatalogOptions,
     #[command(flatten)]

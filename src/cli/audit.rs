@@ -23,6 +23,7 @@ fn audit_in_pool(args: &AuditArgs) -> Result<Exit, Error> {
         quiet: args.quiet,
         per_file: args.per_file,
         rules: args.rules,
+        show_unexercised: args.show_unexercised,
     };
     let code = report_audit(&results, &notes, failed, &catalog, &opts);
     // The process ends here: freeing every flow and DNS message one by one would only cost time.
@@ -39,6 +40,8 @@ pub(super) struct ReportOpts {
     pub per_file: bool,
     /// Write the rules to add in this language instead of the report.
     pub rules: Option<crate::report::rules::RulesFormat>,
+    /// List the required entries nothing exercised (else a count).
+    pub show_unexercised: bool,
 }
 
 /// Audits read inputs against the catalog, writes the report to stdout (and notes, summaries
@@ -56,6 +59,7 @@ pub(super) fn report_audit(
         quiet,
         per_file,
         rules,
+        show_unexercised,
     } = *opts;
     let mut err = io::stderr();
     for n in notes {
@@ -74,7 +78,14 @@ pub(super) fn report_audit(
             language,
         ),
         None => crate::report::audit::write_audit(
-            &mut out, &report, &judged, results, format, color, per_file,
+            &mut out,
+            &report,
+            &judged,
+            results,
+            format,
+            color,
+            per_file,
+            show_unexercised,
         ),
     })?;
     if !quiet && format != crate::report::audit::AuditFormat::Json {

@@ -17,25 +17,32 @@ pub enum AuditFormat {
     Ndjson,
 }
 
-/// One private-endpoint row in words, names and catalog text escaped with `esc`:
-/// `name: chain -> addresses (N lookups): the chain passes through ZONE, ...`.
-pub(super) fn private_endpoint_line(
-    p: &crate::audit::PrivateEndpointProblem,
+/// One name's private-endpoint problems in words, names and catalog text escaped with `esc`:
+/// `name: N lookups in M chains pass through ZONE, ..., and end at public addresses A, B;
+/// first: chain -> addresses`.
+pub(super) fn private_endpoint_group_line(
+    g: &PrivateEndpointGroup<'_>,
     esc: impl Fn(&str) -> String,
 ) -> String {
-    let chain: Vec<String> = p.chain.iter().map(|c| esc(c)).collect();
-    let count = if p.lookups > 1 {
-        format!(" ({} lookups)", p.lookups)
-    } else {
-        String::new()
-    };
+    let zones: Vec<String> = g
+        .zones
+        .iter()
+        .map(|(z, s)| format!("{}, the privatelink zone of {}", esc(z), esc(s)))
+        .collect();
+    let addresses: Vec<&str> = g.addresses.iter().copied().collect();
+    let first: Vec<String> = g.first.chain.iter().map(|c| esc(c)).collect();
     format!(
-        "{}: {} -> {}{count}: the chain passes through {}, the privatelink zone of {}, and ends at a public address",
-        esc(&p.name),
-        chain.join(" -> "),
-        p.addresses.join(", "),
-        esc(&p.zone),
-        esc(&p.service)
+        "{}: {} lookup{} in {} chain{} pass through {}, and end at public address{} {}; first: {} -> {}",
+        esc(g.name),
+        g.lookups,
+        if g.lookups == 1 { "" } else { "s" },
+        g.chains,
+        if g.chains == 1 { "" } else { "s" },
+        zones.join("; "),
+        if addresses.len() == 1 { "" } else { "es" },
+        addresses.join(", "),
+        first.join(" -> "),
+        g.first.addresses.join(", ")
     )
 }
 
@@ -72,6 +79,8 @@ pub struct AuditView<'a> {
     pub sections: Sections<'a>,
     /// `--per-file`: the per-input counts (and, in Markdown, the coverage by file) too.
     pub per_file: bool,
+    /// `--show-unexercised`: list the required entries nothing exercised (else a count).
+    pub show_unexercised: bool,
 }
 
 /// One output format of the audit. A new format is a new file in `report/` with a type that
@@ -102,6 +111,7 @@ pub fn write_audit(
     format: AuditFormat,
     color: bool,
     per_file: bool,
+    show_unexercised: bool,
 ) -> io::Result<()> {
     let view = AuditView {
         audit,
@@ -109,6 +119,7 @@ pub fn write_audit(
         results,
         sections: Sections::of(audit, results),
         per_file,
+        show_unexercised,
     };
     let mut out = crate::report::buffered(out);
     format.writer(color).write(&mut out, &view)?;
@@ -226,6 +237,9 @@ pub(super) fn cell(counts: Option<&std::collections::BTreeMap<&'static str, u64>
 /// The audit's sections for people, picked once for every format (text, Markdown, the live
 /// view), so that the formats cannot disagree on what each section holds.
 pub struct Sections<'a> {
+    /// What matters, in one line: required hosts blocked, websocket instances broken,
+    /// unexpected hosts reached, inputs read and failed.
+    pub headline: String,
     /// Notes on inputs that lost frames: said first, an empty report must not look clean.
     pub undecoded: Vec<String>,
     /// Required or optional catalog hosts that were blocked: flows, then DNS failures.
@@ -238,17 +252,177 @@ pub struct Sections<'a> {
     pub unexpected_blocked: Vec<&'a Finding>,
     /// Catalog hosts on a protocol or port their entry does not list.
     pub other_port: Vec<&'a Finding>,
-    /// Names whose private-endpoint DNS was not applied.
-    pub private_endpoints: &'a [crate::audit::PrivateEndpointProblem],
-    /// Required entries nothing exercised.
+    /// Names whose private-endpoint DNS was not applied, one group per name.
+    pub private_endpoint_groups: Vec<PrivateEndpointGroup<'a>>,
+    /// Required entries nothing exercised, of how many in scope.
     pub not_exercised: Vec<&'a crate::audit::Coverage>,
+    pub required_entries: usize,
     /// Required or optional catalog hosts that were reached.
     pub reached: Vec<&'a Finding>,
     /// Every instance with websockets, and those whose diagnosis is a problem.
     pub websockets: &'a [crate::audit::ws::WsInstance],
     pub websocket_problems: Vec<&'a crate::audit::ws::WsInstance>,
+    pub websocket_healthy: Vec<&'a crate::audit::ws::WsInstance>,
+    /// Flows without a name to judge them by, per kind of traffic (DNS, ICMP, ...).
+    pub unattributed: std::collections::BTreeMap<&'static str, u64>,
     /// The summary line: counts of every verdict, DNS failures and coverage.
     pub summary: String,
+}
+
+/// The private-endpoint problems of one name: how many lookups, in how many distinct chains,
+/// through which zones, ending at which public addresses.
+pub struct PrivateEndpointGroup<'a> {
+    pub name: &'a str,
+    pub lookups: u64,
+    pub chains: usize,
+    /// The zones (and their services) the chains pass through.
+    pub zones: std::collections::BTreeSet<(&'a str, &'a str)>,
+    pub addresses: std::collections::BTreeSet<&'a str>,
+    /// The earliest problem's row.
+    pub first: &'a crate::audit::PrivateEndpointProblem,
+}
+
+fn private_endpoint_groups(
+    rows: &[crate::audit::PrivateEndpointProblem],
+) -> Vec<PrivateEndpointGroup<'_>> {
+    let mut groups: Vec<PrivateEndpointGroup<'_>> = Vec::new();
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut seen: std::collections::HashSet<(&str, &[String], &[String])> =
+        std::collections::HashSet::new();
+    for p in rows {
+        let i = *at.entry(p.name.as_str()).or_insert_with(|| {
+            groups.push(PrivateEndpointGroup {
+                name: &p.name,
+                lookups: 0,
+                chains: 0,
+                zones: Default::default(),
+                addresses: Default::default(),
+                first: p,
+            });
+            groups.len() - 1
+        });
+        let Some(g) = groups.get_mut(i) else { continue };
+        g.lookups += p.lookups;
+        if seen.insert((&p.name, &p.chain, &p.addresses)) {
+            g.chains += 1;
+        }
+        g.zones.insert((&p.zone, &p.service));
+        g.addresses.extend(p.addresses.iter().map(String::as_str));
+        if p.first_ns < g.first.first_ns {
+            g.first = p;
+        }
+    }
+    groups
+}
+
+/// The closing notes of the human reports, escaped with `esc`: the unattributed flows by
+/// kind, and the placeholder values seen.
+pub(super) fn closing_notes(
+    a: &Audit,
+    sec: &Sections<'_>,
+    esc: impl Fn(&str) -> String,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !sec.unattributed.is_empty() {
+        notes.push(format!(
+            "Unattributed flows (no name to judge them by): {}",
+            kinds_text(&sec.unattributed)
+        ));
+    }
+    if !a.placeholders_seen.is_empty() {
+        let seen: Vec<String> = a
+            .placeholders_seen
+            .iter()
+            .map(|(k, v)| {
+                let vals: Vec<String> = v.iter().map(|x| esc(x)).collect();
+                format!("{k}: {}", vals.join(", "))
+            })
+            .collect();
+        notes.push(format!("Placeholder values seen: {}", seen.join("; ")));
+    }
+    notes
+}
+
+/// `100 DNS, 20 ICMP`: counts per kind, most first.
+fn kinds_text(kinds: &std::collections::BTreeMap<&'static str, u64>) -> String {
+    let mut v: Vec<(&&str, &u64)> = kinds.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What kind of traffic a flow without a name is, by protocol and server port.
+fn unattributed_kind(f: &crate::flow::Flow) -> &'static str {
+    match (f.proto, f.server.port) {
+        (_, 53) => "DNS",
+        (_, 5353) => "mDNS",
+        (_, 5355) => "LLMNR",
+        (_, 137 | 138) => "NetBIOS",
+        (_, 67 | 68 | 546 | 547) => "DHCP",
+        (_, 123) => "NTP",
+        (_, 1900) => "SSDP",
+        _ => "other",
+    }
+}
+
+fn plural_u64(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The headline: required hosts blocked, websocket instances broken, unexpected hosts
+/// reached, inputs read and failed.
+fn headline(a: &Audit, results: &[FileResult], broken: usize) -> String {
+    let hosts = |v: Verdict| -> (usize, u64, u64) {
+        let names: std::collections::BTreeSet<&str> = a
+            .findings
+            .iter()
+            .chain(&a.dns_failures)
+            .filter(|f| f.verdict == v)
+            .map(|f| f.name.as_str())
+            .collect();
+        let flows = a
+            .findings
+            .iter()
+            .filter(|f| f.verdict == v)
+            .map(|f| f.flows)
+            .sum();
+        let lookups = a
+            .dns_failures
+            .iter()
+            .filter(|f| f.verdict == v)
+            .map(|f| f.lookups)
+            .sum();
+        (names.len(), flows, lookups)
+    };
+    let counted = |flows: u64, lookups: u64| match lookups {
+        0 => plural_u64(flows, "flow", "flows"),
+        _ => format!(
+            "{}, {}",
+            plural_u64(flows, "flow", "flows"),
+            plural_u64(lookups, "failed lookup", "failed lookups")
+        ),
+    };
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let (blocked, blocked_flows, blocked_lookups) = hosts(Verdict::RequiredBlocked);
+    let (unexpected, unexpected_flows, _) = hosts(Verdict::UnexpectedReached);
+    let failed = results.iter().filter(|r| r.summary.error.is_some()).count();
+    format!(
+        "{} blocked ({}), {} broken, {} that nothing expects reached ({}); {} read{}",
+        plural(blocked, "required host", "required hosts"),
+        counted(blocked_flows, blocked_lookups),
+        plural(broken, "websocket instance", "websocket instances"),
+        plural(unexpected, "host", "hosts"),
+        plural_u64(unexpected_flows, "flow", "flows"),
+        plural(results.len() - failed, "input", "inputs"),
+        if failed > 0 {
+            format!(", {failed} failed (the audit is incomplete)")
+        } else {
+            String::new()
+        }
+    )
 }
 
 impl<'a> Sections<'a> {
@@ -259,7 +433,25 @@ impl<'a> Sections<'a> {
                 .filter(|f| v.contains(&f.verdict))
                 .collect()
         };
+        let websocket_problems: Vec<&crate::audit::ws::WsInstance> = a
+            .websockets
+            .instances
+            .iter()
+            .filter(|i| i.problem != "healthy")
+            .collect();
+        let mut unattributed = std::collections::BTreeMap::new();
+        for f in results.iter().flat_map(|r| &r.flows) {
+            // ICMP echo is counted on its own (the summary's "ICMP echo"), never judged.
+            let icmp = matches!(
+                f.proto,
+                crate::flow::Proto::Icmp | crate::flow::Proto::Icmpv6
+            );
+            if f.facts.name.is_none() && !icmp {
+                *unattributed.entry(unattributed_kind(f)).or_insert(0) += 1;
+            }
+        }
         Sections {
+            headline: headline(a, results, websocket_problems.len()),
             undecoded: results
                 .iter()
                 .filter_map(|r| crate::report::undecoded_note(&r.summary))
@@ -269,20 +461,27 @@ impl<'a> Sections<'a> {
             unexpected_reached: with(&[Verdict::UnexpectedReached]),
             unexpected_blocked: with(&[Verdict::UnexpectedBlocked]),
             other_port: with(&[Verdict::OtherPortBlocked, Verdict::OtherPortReached]),
-            private_endpoints: &a.private_endpoint_dns,
+            private_endpoint_groups: private_endpoint_groups(&a.private_endpoint_dns),
             not_exercised: a
                 .coverage
                 .iter()
                 .filter(|c| !c.exercised && c.entry.requirement == "required")
                 .collect(),
+            required_entries: a
+                .coverage
+                .iter()
+                .filter(|c| c.entry.requirement == "required")
+                .count(),
             reached: with(&[Verdict::RequiredReached, Verdict::OptionalReached]),
             websockets: &a.websockets.instances,
-            websocket_problems: a
+            websocket_problems,
+            websocket_healthy: a
                 .websockets
                 .instances
                 .iter()
-                .filter(|i| i.problem != "healthy")
+                .filter(|i| i.problem == "healthy")
                 .collect(),
+            unattributed,
             summary: summary_counts(a),
         }
     }

@@ -3,9 +3,10 @@
 use std::io::{self, Write};
 
 use super::audit::{
-    cell, per_file_lines, private_endpoint_line, serde_plain, AuditView, AuditWriter, Sections,
+    cell, closing_notes, per_file_lines, private_endpoint_group_line, serde_plain, AuditView,
+    AuditWriter,
 };
-use crate::audit::{Audit, Finding};
+use crate::audit::Finding;
 use crate::text::escape_markdown;
 
 /// The audit as Markdown, for a ticket or a wiki: tables, names from the wire escaped.
@@ -13,7 +14,7 @@ pub struct Markdown;
 
 impl AuditWriter for Markdown {
     fn write(&self, out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
-        markdown(out, v.audit, &v.sections, v.per_file)
+        markdown(out, v)
     }
 }
 
@@ -51,8 +52,17 @@ fn mechanism_row(f: &Finding) -> Vec<String> {
     ]
 }
 
-fn markdown(out: &mut dyn Write, a: &Audit, sec: &Sections<'_>, per_file: bool) -> io::Result<()> {
+fn markdown(out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
+    let (a, sec) = (v.audit, &v.sections);
     writeln!(out, "# allowscope audit\n")?;
+    writeln!(out, "**{}**\n", escape_markdown(&sec.headline))?;
+    if !sec.undecoded.is_empty() {
+        writeln!(out, "## Undecoded frames\n")?;
+        for n in &sec.undecoded {
+            writeln!(out, "- {}", escape_markdown(n))?;
+        }
+        writeln!(out)?;
+    }
     writeln!(out, "## Required but blocked\n")?;
     table(
         out,
@@ -95,6 +105,28 @@ fn markdown(out: &mut dyn Write, a: &Audit, sec: &Sections<'_>, per_file: bool) 
         for l in rules {
             writeln!(out, "- {l}")?;
         }
+    }
+    if !sec.websockets.is_empty() {
+        writeln!(out, "\n## Websockets\n")?;
+        table(
+            out,
+            &[
+                "instance",
+                "problem",
+                "connections",
+                "diagnosis",
+                "what to change",
+            ],
+            sec.websockets.iter().map(|i| {
+                vec![
+                    escape_markdown(&i.name),
+                    i.problem.clone(),
+                    i.connections.to_string(),
+                    escape_markdown(&i.diagnosis),
+                    escape_markdown(i.advice.as_deref().unwrap_or("")),
+                ]
+            }),
+        )?;
     }
     writeln!(out, "\n## Allowed but unexpected\n")?;
     table(
@@ -144,43 +176,39 @@ fn markdown(out: &mut dyn Write, a: &Audit, sec: &Sections<'_>, per_file: bool) 
             }),
         )?;
     }
-    if !sec.private_endpoints.is_empty() {
+    if !sec.private_endpoint_groups.is_empty() {
         writeln!(out, "\n## Private endpoint DNS not applied\n")?;
-        for p in sec.private_endpoints {
-            writeln!(out, "- {}", private_endpoint_line(p, escape_markdown))?;
+        for g in &sec.private_endpoint_groups {
+            writeln!(out, "- {}", private_endpoint_group_line(g, escape_markdown))?;
         }
     }
     writeln!(out, "\n## Required but not exercised\n")?;
-    for c in &sec.not_exercised {
+    let missing = &sec.not_exercised;
+    if missing.is_empty() {
+        writeln!(out, "None.")?;
+    } else if !v.show_unexercised {
         writeln!(
             out,
-            "- `{}` ({}): {}",
-            c.entry.pattern, c.entry.id, c.entry.purpose
+            "{} of {} entries (list them with `--show-unexercised`; the JSON always has them).",
+            missing.len(),
+            sec.required_entries
         )?;
-    }
-    if !sec.websockets.is_empty() {
-        writeln!(out, "\n## Websockets\n")?;
-        table(
+    } else {
+        writeln!(
             out,
-            &[
-                "instance",
-                "problem",
-                "connections",
-                "diagnosis",
-                "what to change",
-            ],
-            sec.websockets.iter().map(|i| {
-                vec![
-                    escape_markdown(&i.name),
-                    i.problem.clone(),
-                    i.connections.to_string(),
-                    escape_markdown(&i.diagnosis),
-                    escape_markdown(i.advice.as_deref().unwrap_or("")),
-                ]
-            }),
+            "{} of {} entries:\n",
+            missing.len(),
+            sec.required_entries
         )?;
+        for c in missing {
+            writeln!(
+                out,
+                "- `{}` ({}): {}",
+                c.entry.pattern, c.entry.id, c.entry.purpose
+            )?;
+        }
     }
-    if per_file || a.per_file.len() > 1 {
+    if v.per_file || a.per_file.len() > 1 {
         writeln!(out, "\n## Coverage by file\n")?;
         let files: Vec<&str> = a.per_file.iter().map(|p| p.file.as_str()).collect();
         let head: Vec<String> = files.iter().map(|f| escape_markdown(f)).collect();
@@ -211,6 +239,9 @@ fn markdown(out: &mut dyn Write, a: &Audit, sec: &Sections<'_>, per_file: bool) 
             f.dst_port.unwrap_or(0),
             f.flows
         )?;
+    }
+    for note in closing_notes(a, sec, escape_markdown) {
+        writeln!(out, "\n{note}.")?;
     }
     writeln!(out, "\n{}", sec.summary)
 }

@@ -67,19 +67,28 @@ pub fn summary_lines(rules: &Rules, esc: impl Fn(&str) -> String) -> Vec<String>
             )
         })
         .collect();
+    let named = |v: &mut dyn Iterator<Item = (&str, Option<crate::audit::Mechanism>)>| {
+        v.map(|(n, m)| format!("{} ({})", esc(n), m.map_or("-", |m| m.name())))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if !rules.dns.is_empty() {
-        let names: Vec<String> = rules
-            .dns
-            .iter()
-            .map(|d| {
-                format!(
-                    "{} ({})",
-                    esc(&d.name),
-                    d.mechanism.map_or("-", |m| m.name())
-                )
-            })
-            .collect();
-        lines.push(format!("fix DNS, not the firewall: {}", names.join(", ")));
+        lines.push(format!(
+            "fix DNS, not the firewall: {}",
+            named(&mut rules.dns.iter().map(|d| (d.name.as_str(), d.mechanism)))
+        ));
+    }
+    if !rules.client.is_empty() {
+        lines.push(format!(
+            "resolved but never tried, look at the machine itself (host firewall, proxy settings): {}",
+            named(&mut rules.client.iter().map(|d| (d.name.as_str(), d.mechanism)))
+        ));
+    }
+    if !rules.inspection.is_empty() {
+        lines.push(format!(
+            "TLS inspection the client does not trust: exempt these from inspection, or make the client trust the inspecting CA: {}",
+            named(&mut rules.inspection.iter().map(|f| (f.name.as_str(), f.mechanism)))
+        ));
     }
     lines
 }
@@ -135,6 +144,29 @@ fn trailer(out: &mut dyn Write, rules: &Rules, prefix: &str) -> io::Result<()> {
                 escape_terminal(&d.name),
                 d.mechanism.map_or("-", |m| m.name())
             )?;
+        }
+    }
+    if !rules.client.is_empty() {
+        writeln!(
+            out,
+            "{prefix}\n{prefix} Not a firewall rule: these resolved but were never tried: look at the machine"
+        )?;
+        writeln!(out, "{prefix} itself (a host firewall, proxy settings):")?;
+        for d in &rules.client {
+            writeln!(out, "{prefix}   {}", escape_terminal(&d.name))?;
+        }
+    }
+    if !rules.inspection.is_empty() {
+        writeln!(
+            out,
+            "{prefix}\n{prefix} Not an allow rule: a TLS alert ended these handshakes (TLS inspection the client"
+        )?;
+        writeln!(
+            out,
+            "{prefix} does not trust): exempt them from inspection, or make the client trust the CA:"
+        )?;
+        for f in &rules.inspection {
+            writeln!(out, "{prefix}   {}", fix_text(f))?;
         }
     }
     if !rules.refused.is_empty() {

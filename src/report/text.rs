@@ -3,9 +3,9 @@
 use std::io::{self, Write};
 
 use super::audit::{
-    line, per_file_lines, private_endpoint_line, serde_plain, AuditView, AuditWriter, Sections,
+    closing_notes, line, per_file_lines, private_endpoint_group_line, serde_plain, AuditView,
+    AuditWriter,
 };
-use crate::audit::Audit;
 use crate::text::escape_terminal;
 
 /// The terminal report (the default format): sections in order of what matters, names from
@@ -17,6 +17,7 @@ pub struct Text {
 impl AuditWriter for Text {
     fn write(&self, out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
         let sec = &v.sections;
+        writeln!(out, "allowscope audit: {}\n", sec.headline)?;
         // Inputs that lost frames are said first: an empty report must not look clean.
         if !sec.undecoded.is_empty() {
             writeln!(out, "Undecoded frames")?;
@@ -25,17 +26,12 @@ impl AuditWriter for Text {
             }
             writeln!(out)?;
         }
-        text(out, v.audit, sec, self.color, v.per_file)
+        text(out, v, self.color)
     }
 }
 
-fn text(
-    out: &mut dyn Write,
-    a: &Audit,
-    sec: &Sections<'_>,
-    color: bool,
-    per_file: bool,
-) -> io::Result<()> {
+fn text(out: &mut dyn Write, v: &AuditView<'_>, color: bool) -> io::Result<()> {
+    let (a, sec) = (v.audit, &v.sections);
     let (red, yellow, green, bold, reset) = if color {
         ("\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[1m", "\x1b[0m")
     } else {
@@ -67,6 +63,26 @@ fn text(
         )?;
         for l in rules {
             writeln!(out, "  {l}")?;
+        }
+    }
+    if !sec.websockets.is_empty() {
+        writeln!(
+            out,
+            "\n{bold}Websocket problems{reset} (per connection, with a timeline: allowscope ws)"
+        )?;
+        if sec.websocket_problems.is_empty() {
+            writeln!(out, "  none")?;
+        }
+        for i in &sec.websocket_problems {
+            super::ws::write_instance(out, i, (green, red, reset))?;
+        }
+        if !sec.websocket_healthy.is_empty() {
+            let names: Vec<String> = sec
+                .websocket_healthy
+                .iter()
+                .map(|i| format!("{green}{}{reset}", escape_terminal(&i.name)))
+                .collect();
+            writeln!(out, "  healthy: {}", names.join(", "))?;
         }
     }
     writeln!(out, "\n{bold}Allowed but unexpected{reset}")?;
@@ -107,27 +123,40 @@ fn text(
             writeln!(out, "      {}", escape_terminal(&f.evidence))?;
         }
     }
-    if !sec.private_endpoints.is_empty() {
+    if !sec.private_endpoint_groups.is_empty() {
         writeln!(out, "\n{bold}Private endpoint DNS not applied{reset}")?;
-        for p in sec.private_endpoints {
+        for g in &sec.private_endpoint_groups {
             writeln!(
                 out,
                 "  {}",
-                private_endpoint_line(p, |s| escape_terminal(s).into_owned())
+                private_endpoint_group_line(g, |s| escape_terminal(s).into_owned())
             )?;
         }
     }
-    writeln!(out, "\n{bold}Required but not exercised{reset}")?;
     let missing = &sec.not_exercised;
     if missing.is_empty() {
-        writeln!(out, "  none")?;
-    }
-    for c in missing {
+        writeln!(out, "\n{bold}Required but not exercised{reset}: none")?;
+    } else if !v.show_unexercised {
         writeln!(
             out,
-            "  {} ({}, {})",
-            c.entry.pattern, c.entry.id, c.entry.purpose
+            "\n{bold}Required but not exercised{reset}: {} of {} entries (list them with --show-unexercised; the JSON always has them)",
+            missing.len(),
+            sec.required_entries
         )?;
+    } else {
+        writeln!(
+            out,
+            "\n{bold}Required but not exercised{reset}: {} of {} entries",
+            missing.len(),
+            sec.required_entries
+        )?;
+        for c in missing {
+            writeln!(
+                out,
+                "  {} ({}, {})",
+                c.entry.pattern, c.entry.id, c.entry.purpose
+            )?;
+        }
     }
     writeln!(out, "\n{bold}OK{reset}")?;
     let ok = &sec.reached;
@@ -137,27 +166,10 @@ fn text(
     for f in ok {
         writeln!(out, "  {green}{}{reset} {}", f.verdict.name(), line(f))?;
     }
-    if !a.placeholders_seen.is_empty() {
-        let seen: Vec<String> = a
-            .placeholders_seen
-            .iter()
-            .map(|(k, v)| {
-                let vals: Vec<String> = v.iter().map(|x| escape_terminal(x).into_owned()).collect();
-                format!("{k}: {}", vals.join(", "))
-            })
-            .collect();
-        writeln!(out, "\nPlaceholder values seen: {}", seen.join("; "))?;
+    for note in closing_notes(a, sec, |s| escape_terminal(s).into_owned()) {
+        writeln!(out, "\n{note}")?;
     }
-    if !sec.websockets.is_empty() {
-        writeln!(
-            out,
-            "\n{bold}Websockets{reset} (per connection, with a timeline: allowscope ws)"
-        )?;
-        for i in sec.websockets {
-            super::ws::write_instance(out, i, (green, red, reset))?;
-        }
-    }
-    if per_file {
+    if v.per_file {
         writeln!(out, "\n{bold}Per file{reset}")?;
         for l in per_file_lines(a, |s| escape_terminal(s).into_owned()) {
             writeln!(out, "  {l}")?;

@@ -159,6 +159,7 @@ pub(super) fn run(args: &LiveArgs) -> Result<Exit, Error> {
             quiet: args.quiet,
             per_file: false,
             rules: None,
+            show_unexercised: false,
         },
     )
 }
