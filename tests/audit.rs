@@ -430,7 +430,7 @@ fn private_endpoint_rows_need_a_catalog_zone_and_count_lookups() {
         assert_eq!(rows.len(), 1, "{format}: {out}");
         assert!(
             rows[0].contains(
-                "3 lookups in 1 chain pass through privatelink.api.azureml.ms, the privatelink zone of Azure Machine Learning workspace API, and end at public address 198.18.60.20"
+                "3 lookups in 1 chain passes through privatelink.api.azureml.ms, the privatelink zone of Azure Machine Learning workspace API, and ends at public address 198.18.60.20"
             ),
             "{format}: {}",
             rows[0]

@@ -32,13 +32,15 @@ pub(super) fn private_endpoint_group_line(
     let addresses: Vec<&str> = g.addresses.iter().copied().collect();
     let first: Vec<String> = g.first.chain.iter().map(|c| esc(c)).collect();
     format!(
-        "{}: {} lookup{} in {} chain{} pass through {}, and end at public address{} {}; first: {} -> {}",
+        "{}: {} lookup{} in {} chain{} pass{} through {}, and end{} at public address{} {}; first: {} -> {}",
         esc(g.name),
         g.lookups,
         if g.lookups == 1 { "" } else { "s" },
         g.chains,
         if g.chains == 1 { "" } else { "s" },
+        if g.chains == 1 { "es" } else { "" },
         zones.join("; "),
+        if g.chains == 1 { "s" } else { "" },
         if addresses.len() == 1 { "" } else { "es" },
         addresses.join(", "),
         first.join(" -> "),
