@@ -10,7 +10,8 @@
 //! mechanisms, evidence, coverage; `audit::ws` for websockets) -> `report` (text, Markdown, JSON,
 //! NDJSON) -> `cli` (arguments, commands, exit codes; `live` behind its feature). The ground
 //! floor: `text`, `time`, `rng`, `vocab_macro` (the vocabularies' one declaration), `synth`
-//! (the bench's and the tests' synthetic captures).
+//! (the bench's and the tests' synthetic captures: behind the `synth` feature, not part of the
+//! API).
 
 pub mod audit;
 pub mod capture;
@@ -25,6 +26,8 @@ pub mod pipeline;
 pub mod proto;
 pub mod report;
 pub mod rng;
+#[cfg(any(test, feature = "synth"))]
+#[doc(hidden)]
 pub mod synth;
 pub mod text;
 pub mod time;
