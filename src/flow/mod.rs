@@ -597,7 +597,8 @@ impl Flow {
 }
 
 /// Counters of the table's own work, for the file summary.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TableStats {
     pub flows: u64,
     /// Flows finished early because the live-flow cap was reached.
