@@ -8,9 +8,11 @@
 //! outcomes) -> `proto` (TLS, DNS, HTTP and CONNECT, QUIC facts) -> `names` (DNS answers to
 //! flows, host ties, local blocks) -> `pipeline` (one input read and analysed, split among
 //! workers) -> `catalog` (the hosts a service needs) -> `audit` (verdicts, mechanisms, evidence,
-//! coverage; `audit::ws` for websockets) -> `report` (text, Markdown, JSON, NDJSON) -> `cli`
-//! (arguments, commands, exit codes; the `live` command around the live capture source). The
-//! ground floor: `text`, `time`, `rng`, `synth` (the bench's and the tests' synthetic captures).
+//! coverage, the rules to add; `audit::ws` for websockets) -> `report` (text, Markdown, JSON,
+//! NDJSON, the rules in each firewall's language) -> `cli` (arguments, commands, exit codes; the
+//! `live` command around the live capture source). The ground floor: `text`, `time`, `rng`,
+//! `vocab_macro` (the vocabularies' one declaration), `synth` (the bench's and the tests'
+//! synthetic captures: behind the `synth` feature, not part of the API).
 
 pub mod audit;
 pub mod capture;
@@ -23,6 +25,9 @@ pub mod pipeline;
 pub mod proto;
 pub mod report;
 pub mod rng;
+#[cfg(any(test, feature = "synth"))]
+#[doc(hidden)]
 pub mod synth;
 pub mod text;
 pub mod time;
+mod vocab_macro;

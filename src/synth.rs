@@ -1,6 +1,8 @@
 //! Synthetic capture generator for benchmarks: writes a classic pcap (Ethernet) of realistic
 //! flow mixes of any size, deterministically from a seed. Not used for the test captures,
-//! which are recorded from real tools (see captures/README.md).
+//! which are recorded from real tools (see captures/README.md). Built for the unit tests, and
+//! behind the `synth` feature for the bench and the integration tests (which Cargo.toml's
+//! dev-dependency on this package turns on): not part of the library's API.
 //!
 //! Mix: TLS connections over IPv4 and IPv6 (SYN, SYN-ACK, ACK, a ClientHello with SNI, some
 //! split over two segments, a TLS 1.3 ServerHello and ChangeCipherSpec, then ApplicationData

@@ -1,8 +1,8 @@
 //! The import graph of the top-level modules follows the data flow (docs/ARCHITECTURE.md):
 //! a module uses only modules of its own stage or earlier ones, and the ground floor (text,
-//! time, rng, synth) uses no stage. `KNOWN` lists the back edges that are still to be removed
-//! (issue 17); a new back edge fails this test, and so does a listed one that is gone (strike
-//! it from the list).
+//! time, rng, vocab_macro, synth) uses no stage. `KNOWN` lists the back edges that are still to
+//! be removed (issue 17); a new back edge fails this test, and so does a listed one that is gone
+//! (strike it from the list).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -13,6 +13,7 @@ const STAGES: &[(&str, i32)] = &[
     ("time", -1),
     ("rng", -1),
     ("synth", -1),
+    ("vocab_macro", -1),
     ("capture", 0),
     ("decode", 1),
     ("flow", 2),

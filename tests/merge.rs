@@ -41,107 +41,218 @@ fn broken_documents_are_errors_not_panics() {
         .next()
         .unwrap()
         .clone();
+    let count_key2 = count_key.clone();
     // (file, change to the good document, what the error says)
     type Change = Box<dyn Fn(&mut Value)>;
-    let cases: Vec<(&str, Change, &str)> = vec![
+    let not_audit = "not an allowscope audit JSON document (schema_version 1): ";
+    let cases: Vec<(&str, Change, String)> = vec![
         (
             "numbers.json",
             Box::new(|d| d["findings"] = json!([1, 2, 3])),
-            "findings[0]: not an object",
+            format!("{not_audit}invalid type: integer `1`, expected struct Finding"),
         ),
         (
             "findings-object.json",
             Box::new(|d| d["findings"] = json!({"a": 1})),
-            "no findings or coverage",
+            format!("{not_audit}invalid type: map, expected a sequence"),
         ),
         (
             "empty-finding.json",
             Box::new(|d| d["findings"][0] = json!({})),
-            "findings[0]: verdict is not a string",
+            format!("{not_audit}missing field `verdict`"),
         ),
         (
             "flows-text.json",
             Box::new(|d| d["findings"][0]["flows"] = json!("many")),
-            "findings[0]: flows is not a count",
+            format!("{not_audit}invalid type: string \"many\", expected u64"),
         ),
         (
             "flows-negative.json",
             Box::new(|d| d["findings"][0]["flows"] = json!(-1)),
-            "findings[0]: flows is not a count",
+            format!("{not_audit}invalid value: integer `-1`, expected u64"),
         ),
         (
             "flows-float.json",
             Box::new(|d| d["findings"][0]["flows"] = json!(1e300)),
-            "findings[0]: flows is not a count",
+            format!("{not_audit}invalid type: floating point `1e+300`, expected u64"),
         ),
         (
             "flows-missing.json",
             Box::new(|d| {
                 d["findings"][0].as_object_mut().unwrap().remove("flows");
             }),
-            "findings[0]: flows is not a count",
+            format!("{not_audit}missing field `flows`"),
         ),
         (
             "files-numbers.json",
             Box::new(|d| d["findings"][0]["files"] = json!([1])),
-            "findings[0]: files is not a list of strings",
+            format!("{not_audit}invalid type: integer `1`, expected a string"),
+        ),
+        (
+            "verdict-unknown.json",
+            Box::new(|d| d["findings"][0]["verdict"] = json!("mostly-blocked")),
+            format!(
+                "{not_audit}unknown variant `mostly-blocked`, expected one of `required-blocked`"
+            ),
+        ),
+        (
+            "outcome-unknown.json",
+            Box::new(|d| d["findings"][0]["worst_outcome"] = json!(7)),
+            format!("{not_audit}invalid type: integer `7`, expected a name of Outcome"),
+        ),
+        (
+            "field-unknown.json",
+            Box::new(|d| d["findings"][0]["flows_per_second"] = json!(3)),
+            format!("{not_audit}unknown field `flows_per_second`"),
+        ),
+        (
+            "top-field-unknown.json",
+            Box::new(|d| d["signature"] = json!("x")),
+            format!("{not_audit}unknown field `signature`"),
+        ),
+        (
+            "input-field-unknown.json",
+            Box::new(|d| d["inputs"][0]["flow_table"]["peak_dead"] = json!(1)),
+            format!("{not_audit}unknown field `peak_dead`"),
         ),
         (
             "flows-huge.json",
             Box::new(|d| d["findings"][0]["flows"] = json!(u64::MAX)),
-            "findings[0].flows: the counts add up to more than",
+            "findings[0].flows: the counts add up to more than 18446744073709551615".into(),
+        ),
+        (
+            "flows-too-huge.json",
+            // One more than a u64 holds, written as an integer (see `<huge>` below).
+            Box::new(|d| d["findings"][0]["flows"] = json!("<huge>")),
+            format!(
+                "{not_audit}invalid type: floating point `1.8446744073709552e+19`, expected u64"
+            ),
         ),
         (
             "counts-huge.json",
             Box::new(move |d| d["counts"][&count_key] = json!(u64::MAX)),
-            "counts.",
+            format!("counts.{count_key2}: the counts add up to more than"),
         ),
         (
             "counts-list.json",
             Box::new(|d| d["counts"] = json!([1])),
-            "counts: not an object of counts",
+            format!("{not_audit}invalid type: sequence, expected a map"),
         ),
         (
             "coverage-strings.json",
             Box::new(|d| d["coverage"] = json!(["x"])),
-            "coverage[0]: not an object",
+            format!("{not_audit}invalid type: string \"x\", expected struct Coverage"),
         ),
         (
             "coverage-verdicts.json",
             Box::new(|d| d["coverage"][0]["verdicts"] = json!([1])),
-            "coverage[0]: verdicts is not an object of counts",
+            format!("{not_audit}invalid type: sequence, expected a map"),
         ),
         (
             "coverage-by-file.json",
             Box::new(|d| d["coverage"][0]["by_file"] = json!({"f": 3})),
-            "coverage[0]: by_file is not an object of objects of counts",
+            format!("{not_audit}invalid type: integer `3`, expected a map"),
+        ),
+        (
+            "coverage-huge.json",
+            Box::new(|d| {
+                let v = d["coverage"][0]["verdicts"].as_object_mut().unwrap();
+                let k = v.keys().next().unwrap().clone();
+                v[&k] = json!(u64::MAX);
+            }),
+            "coverage[0].verdicts.".into(),
         ),
         (
             "dns-failures.json",
             Box::new(|d| d["dns_failures"] = json!(7)),
-            "dns_failures: not a list",
+            format!("{not_audit}invalid type: integer `7`, expected a sequence"),
+        ),
+        (
+            "dns-failures-missing.json",
+            Box::new(|d| {
+                d.as_object_mut().unwrap().remove("dns_failures");
+            }),
+            format!("{not_audit}missing field `dns_failures`"),
         ),
         (
             "websockets.json",
             Box::new(|d| d["websockets"] = json!({"connections": 5})),
-            "websockets.connections",
+            format!("{not_audit}invalid type: integer `5`, expected a sequence"),
         ),
         (
             "array.json",
             Box::new(|d| *d = json!([d.clone()])),
-            "no schema_version",
+            "not an allowscope audit JSON document (not an object)".into(),
+        ),
+        (
+            "no-version.json",
+            Box::new(|d| {
+                d.as_object_mut().unwrap().remove("schema_version");
+            }),
+            format!("{not_audit}missing field `schema_version`"),
+        ),
+        (
+            "newer.json",
+            Box::new(|d| d["schema_version"] = json!(2)),
+            "schema_version 2: this build reads audit documents of version 1 only".into(),
+        ),
+        (
+            "newer-and-other.json",
+            Box::new(|d| {
+                d["schema_version"] = json!(2);
+                d["findings"] = json!({"in version 2": "a map"});
+            }),
+            "schema_version 2: this build reads audit documents of version 1 only".into(),
+        ),
+        (
+            "escape.json",
+            Box::new(|d| d["findings"][0]["\u{1b}[31mred"] = json!(1)),
+            format!("{not_audit}unknown field `\\x1b[31mred`"),
         ),
     ];
     for (file, change, says) in &cases {
         let mut bad = serde_json::from_str::<Value>(&good.to_string()).unwrap();
         change(&mut bad);
         let path = dir.join(file);
-        std::fs::write(&path, bad.to_string()).unwrap();
+        let text = bad
+            .to_string()
+            .replace("\"<huge>\"", "18446744073709551616");
+        std::fs::write(&path, text).unwrap();
         let (code, out, err) = merge(&good_path, &path);
         assert_eq!(code, 2, "{file}: {err}");
         assert!(out.is_empty(), "{file}: {out}");
         assert!(!err.contains("panicked"), "{file}: {err}");
-        assert!(err.contains(file) && err.contains(says), "{file}: {err}");
+        assert!(
+            err.contains(&format!("{}: {says}", path.display())),
+            "{file}: {err}"
+        );
+    }
+    // Files that are no JSON document at all.
+    let n = 100_000;
+    let deep = format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let deep_inside = format!("{{\"schema_version\": 1, \"findings\": {deep}}}");
+    let raw: [(&str, &[u8], &str); 6] = [
+        ("empty.json", b"", "not JSON: EOF while parsing a value at line 1 column 0"),
+        ("text.json", b"hello", "not JSON: expected value at line 1 column 1"),
+        ("cut.json", b"{\"schema_version\": 1, \"inputs\": [", "not JSON: EOF while parsing a list"),
+        ("latin1.json", b"{\"schema_version\": 1, \"f\xe9\": 1}", "stream did not contain valid UTF-8"),
+        ("deep.json", deep.as_bytes(), "not an allowscope audit JSON document (not an object)"),
+        (
+            "deep-inside.json",
+            deep_inside.as_bytes(),
+            "not an allowscope audit JSON document (schema_version 1): invalid type: sequence, expected a name of Verdict",
+        ),
+    ];
+    for (file, bytes, says) in raw {
+        let path = dir.join(file);
+        std::fs::write(&path, bytes).unwrap();
+        let (code, out, err) = merge(&good_path, &path);
+        assert_eq!(code, 2, "{file}: {err}");
+        assert!(out.is_empty(), "{file}: {out}");
+        assert!(
+            err.contains(&format!("{}: {says}", path.display())),
+            "{file}: {err}"
+        );
     }
     // Times out of range are no time (sorted last), not an overflow.
     let mut far = good.clone();

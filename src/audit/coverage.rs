@@ -2,23 +2,24 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::tally::EntryTally;
-use super::{entry_ref, EntryRef};
+use super::{counts, entry_ref, Counts, EntryRef};
 use crate::catalog::{Catalog, Entry, Requirement};
 
 /// Per-entry coverage: was the entry exercised, and how.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Coverage {
     pub entry: EntryRef,
     pub exercised: bool,
     /// Flows and lookups per verdict (verdict name -> count).
-    pub verdicts: BTreeMap<&'static str, u64>,
+    pub verdicts: Counts,
     /// Names seen that matched the entry.
     pub names: BTreeSet<String>,
     /// The coverage matrix row: per input file, flows and lookups per verdict.
-    pub by_file: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    pub by_file: BTreeMap<String, Counts>,
     /// Exercised through another entry of the same pattern (placeholders filled), protocol
     /// and ports, whose id this is: the counts above are this entry's own (none).
     pub credited_via: Option<String>,
@@ -64,9 +65,9 @@ pub(super) fn of_entries(
             Coverage {
                 entry: entry_ref(e),
                 exercised: !t.verdicts.is_empty() || credited_via.is_some(),
-                verdicts: t.verdicts,
+                verdicts: counts(t.verdicts),
                 names: t.names,
-                by_file: t.by_file,
+                by_file: t.by_file.into_iter().map(|(f, c)| (f, counts(c))).collect(),
                 credited_via,
             }
         })

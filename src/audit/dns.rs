@@ -1,7 +1,7 @@
 //! DNS findings: failed lookups of catalog names, and private-endpoint chains that end at a
 //! public address.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,7 +15,8 @@ use crate::names::lookups::Lookup;
 /// Lookups of a catalog name whose CNAME chain passes through the private-endpoint DNS zone of
 /// a service (the catalog's `private_endpoint_zone` rows of the cloud in scope) and still ends
 /// at a public address: the client does not get the private zone. One per name and input.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PrivateEndpointProblem {
     pub name: String,
     /// The chain and addresses of the earliest such lookup.
@@ -209,7 +210,7 @@ impl DnsTally {
                     Confidence::High
                 }),
                 name: qname.to_string(),
-                proto: "dns",
+                proto: "dns".into(),
                 dst_port: None,
                 dst_ips: BTreeSet::new(),
                 ips: Default::default(),

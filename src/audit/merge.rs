@@ -1,23 +1,51 @@
 //! `allowscope merge`: combine audit JSON documents written by separate runs (shards of a batch,
 //! several machines) into the document one run over all their inputs would have written.
+//!
+//! A document is read typed, as a [`Document`] made of the audit's own parts (each read back
+//! as the audit writes it), so that anything malformed or hostile is an error naming the file
+//! and what is wrong (serde's words and the line and column), never a panic. A field the build
+//! does not know is an error too, not ignored: merging must know how to put each field of two
+//! documents together (add, join, keep the earliest), and a document it cannot merge whole
+//! would be merged into one that silently lacks what a run would have written. A document of
+//! another schema version is refused for the same reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
 
-use super::judge::rank;
-use super::{Finding, Verdict};
-use crate::flow::Outcome;
+use super::ws::WsReport;
+use super::{
+    Counts, Coverage, Finding, Mechanism, PerFile, PrivateEndpointProblem, Verdict, SCHEMA_VERSION,
+};
+use crate::pipeline::FileSummary;
+use crate::text::escape_terminal;
 use crate::time::parse_rfc3339;
+
+/// An audit JSON document, as `allowscope audit --format json` writes it: the schema version,
+/// the inputs' summaries, then the [`super::Audit`]'s fields in its order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    pub schema_version: u64,
+    pub inputs: Vec<FileSummary>,
+    pub findings: Vec<Finding>,
+    pub coverage: Vec<Coverage>,
+    pub dns_failures: Vec<Finding>,
+    pub private_endpoint_dns: Vec<PrivateEndpointProblem>,
+    pub placeholders_seen: BTreeMap<String, BTreeSet<String>>,
+    pub counts: Counts,
+    pub per_file: Vec<PerFile>,
+    pub websockets: WsReport,
+}
 
 /// The sort key of a finding: verdict, first time seen, name, protocol, port, mechanism
 /// (borrowed: a sort compares keys many times).
-pub fn finding_order(f: &Finding) -> (Verdict, i64, &str, &'static str, Option<u16>, &'static str) {
+pub fn finding_order(f: &Finding) -> (Verdict, i64, &str, &str, Option<u16>, &'static str) {
     (
         f.verdict,
         f.first_ns,
         &f.name,
-        f.proto,
+        &f.proto,
         f.dst_port,
         f.mechanism.map_or("", |m| m.name()),
     )
@@ -35,415 +63,338 @@ pub fn sort_findings(findings: &mut Vec<Finding>) {
         .collect();
 }
 
-/// A finding's verdict's place in [`Verdict`]'s order (an unknown one last).
-fn verdict_rank(v: &Value) -> usize {
-    v.as_str()
-        .and_then(Verdict::from_name)
-        .map_or(usize::MAX, |v| v as usize)
+/// Reads the document `text` of the file `name` (escaped for a terminal already).
+pub fn read(name: &str, text: &str) -> Result<Document, String> {
+    /// The version alone, to say so when a document of another version does not read.
+    #[derive(Deserialize)]
+    struct Version {
+        schema_version: u64,
+    }
+    let other_version = |v: u64| {
+        format!(
+            "{name}: schema_version {v}: this build reads audit documents of version {SCHEMA_VERSION} only"
+        )
+    };
+    // serde reads a struct from a list of its fields too: a document is an object.
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Err(e) => format!("{name}: not JSON: {e}"),
+            Ok(_) => format!("{name}: not an allowscope audit JSON document (not an object)"),
+        });
+    }
+    let mut doc = match serde_json::from_str::<Document>(text) {
+        Ok(doc) => doc,
+        Err(e) if e.is_syntax() || e.is_eof() => return Err(format!("{name}: not JSON: {e}")),
+        Err(e) => {
+            return Err(match serde_json::from_str::<Version>(text) {
+                Ok(Version { schema_version: v }) if v != u64::from(SCHEMA_VERSION) => {
+                    other_version(v)
+                }
+                _ => format!(
+                    "{name}: not an allowscope audit JSON document (schema_version {SCHEMA_VERSION}): {}",
+                    escape_terminal(&e.to_string())
+                ),
+            })
+        }
+    };
+    if doc.schema_version != u64::from(SCHEMA_VERSION) {
+        return Err(other_version(doc.schema_version));
+    }
+    // Times out of range are no time: sorted last.
+    for f in doc.findings.iter_mut().chain(&mut doc.dns_failures) {
+        f.first_ns = parse_rfc3339(&f.first_seen).unwrap_or(i64::MAX);
+    }
+    Ok(doc)
 }
 
-/// An outcome's place from best to worst (see [`rank`]; an unknown one or none last).
-fn outcome_rank(v: &Value) -> usize {
-    v.as_str()
-        .and_then(Outcome::from_name)
-        .map_or(usize::MAX, |o| usize::from(rank(o)))
-}
-
-fn key(f: &Value) -> String {
+/// The error of a sum of counts too large for a u64 (`at` says where).
+fn overflow(name: &str, at: &str) -> String {
     format!(
-        "{}|{}|{}|{}|{}|{}",
-        f["verdict"], f["mechanism"], f["entry"]["id"], f["name"], f["proto"], f["dst_port"]
+        "{name}: {}: the counts add up to more than {}",
+        escape_terminal(at),
+        u64::MAX
     )
 }
 
-fn first_ns(f: &Value) -> i64 {
-    f["first_seen"]
-        .as_str()
-        .and_then(parse_rfc3339)
-        .unwrap_or(i64::MAX)
-}
-
-fn union_sorted(a: &Value, b: &Value) -> Value {
-    let mut set: BTreeSet<String> = BTreeSet::new();
-    for v in [a, b] {
-        for x in v.as_array().into_iter().flatten() {
-            if let Some(s) = x.as_str() {
-                set.insert(s.to_string());
-            }
-        }
-    }
-    Value::Array(set.into_iter().map(Value::String).collect())
-}
-
-/// `a + b` as counts (absent or null: 0); `None` if the sum does not fit in a u64. Counts are
-/// checked by [`check`] before.
-fn add(a: &Value, b: &Value) -> Option<Value> {
-    let sum = a
-        .as_u64()
-        .unwrap_or(0)
-        .checked_add(b.as_u64().unwrap_or(0))?;
-    Some(Value::from(sum))
-}
-
-/// The error of a sum of counts too large for a u64.
-fn overflow(name: &str, at: &str) -> String {
-    format!("{name}: {at}: the counts add up to more than 18446744073709551615")
-}
-
-/// `o[k]`, or null where `o` has no `k`.
-fn field<'a>(o: &'a Map<String, Value>, k: &str) -> &'a Value {
-    o.get(k).unwrap_or(&Value::Null)
-}
-
-/// Checks the parts of one document that merging reads: a malformed or hostile document is
-/// an error that names it and says what is wrong, never a panic or a silent zero.
-fn check(name: &str, d: &Value) -> Result<(), String> {
-    let bad = |at: &str, what: &str| Err(format!("{name}: {at}: {what}"));
-    let is_count = |v: &Value| v.is_u64();
-    let is_counts = |v: &Value| v.as_object().is_some_and(|m| m.values().all(is_count));
-    let is_strings = |v: &Value| v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
-    for field in ["findings", "dns_failures", "coverage"] {
-        match &d[field] {
-            Value::Null if field == "dns_failures" => {}
-            Value::Array(_) => {}
-            _ => return bad(field, "not a list"),
-        }
-    }
-    for list in ["findings", "dns_failures"] {
-        for (i, f) in d[list].as_array().into_iter().flatten().enumerate() {
-            let at = format!("{list}[{i}]");
-            let Some(o) = f.as_object() else {
-                return bad(&at, "not an object");
-            };
-            if !field(o, "verdict").is_string() {
-                return bad(&at, "verdict is not a string");
-            }
-            if !field(o, "first_seen").is_string() {
-                return bad(&at, "first_seen is not a string");
-            }
-            for k in ["flows", "lookups"] {
-                if !is_count(field(o, k)) {
-                    return bad(
-                        &at,
-                        &format!("{k} is not a count (0 to 18446744073709551615)"),
-                    );
-                }
-            }
-            for k in ["dst_ips", "files"] {
-                if !is_strings(field(o, k)) {
-                    return bad(&at, &format!("{k} is not a list of strings"));
-                }
-            }
-            if !field(o, "port_mismatch").is_boolean() {
-                return bad(&at, "port_mismatch is not true or false");
-            }
-        }
-    }
-    for (i, c) in d["coverage"].as_array().into_iter().flatten().enumerate() {
-        let at = format!("coverage[{i}]");
-        let Some(o) = c.as_object() else {
-            return bad(&at, "not an object");
-        };
-        if !c["entry"]["id"].is_string() {
-            return bad(&at, "entry.id is not a string");
-        }
-        if !field(o, "exercised").is_boolean() {
-            return bad(&at, "exercised is not true or false");
-        }
-        if !is_strings(field(o, "names")) {
-            return bad(&at, "names is not a list of strings");
-        }
-        if !is_counts(field(o, "verdicts")) {
-            return bad(&at, "verdicts is not an object of counts");
-        }
-        let by_file = field(o, "by_file").as_object();
-        if !by_file.is_some_and(|m| m.values().all(is_counts)) {
-            return bad(&at, "by_file is not an object of objects of counts");
-        }
-    }
-    if !matches!(d["counts"], Value::Null) && !is_counts(&d["counts"]) {
-        return bad("counts", "not an object of counts");
-    }
-    for k in ["inputs", "private_endpoint_dns", "per_file"] {
-        if !matches!(d[k], Value::Null | Value::Array(_)) {
-            return bad(k, "not a list");
-        }
-    }
-    if !matches!(d["placeholders_seen"], Value::Null | Value::Object(_)) {
-        return bad("placeholders_seen", "not an object");
+/// Adds the counts of `more` to `to`; the name of the count whose sum does not fit if one does
+/// not.
+fn add_counts(to: &mut Counts, more: Counts) -> Result<(), String> {
+    for (k, n) in more {
+        let sum = to.entry(k.clone()).or_default();
+        *sum = sum.checked_add(n).ok_or_else(|| k.into_owned())?;
     }
     Ok(())
 }
 
-/// Merges the finding `f` of the document `name` into `into`, a finding of the same key.
-fn merge_finding(into: &mut Value, f: &Value, name: &str, at: &str) -> Result<(), String> {
-    let earlier = first_ns(f) < first_ns(into);
-    let Some(o) = into.as_object_mut() else {
-        return Err(format!("{name}: {at}: not an object"));
-    };
-    for k in ["flows", "lookups"] {
-        let v = add(field(o, k), &f[k]).ok_or_else(|| overflow(name, &format!("{at}.{k}")))?;
-        o.insert(k.into(), v);
-    }
-    for k in ["dst_ips", "files"] {
-        let v = union_sorted(field(o, k), &f[k]);
-        o.insert(k.into(), v);
-    }
-    if earlier {
-        for k in ["first_seen", "evidence"] {
-            o.insert(k.into(), f[k].clone());
-        }
-    }
-    // As one run groups them: as sure as the least sure, a guess only if both are.
-    let sure = |v: &Value| {
-        v.as_str()
-            .and_then(super::Confidence::from_name)
-            .map_or(0, |c| c as u8 + 1)
-    };
-    if sure(&f["confidence"]) > sure(field(o, "confidence")) {
-        o.insert("confidence".into(), f["confidence"].clone());
-    }
-    if !(field(o, "name_guessed").as_bool() == Some(true)
-        && f["name_guessed"].as_bool() == Some(true))
-    {
-        o.remove("name_guessed");
-    }
-    if let (Some(b), Some(nb)) = (
-        o.get_mut("bound").and_then(Value::as_object_mut),
-        f["bound"].as_object(),
-    ) {
-        for (k, v) in nb {
-            b.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-    let pm = field(o, "port_mismatch").as_bool().unwrap_or(false)
-        || f["port_mismatch"].as_bool().unwrap_or(false);
-    o.insert("port_mismatch".into(), Value::Bool(pm));
-    if outcome_rank(&f["worst_outcome"]) != usize::MAX
-        && (field(o, "worst_outcome").is_null()
-            || outcome_rank(&f["worst_outcome"]) > outcome_rank(field(o, "worst_outcome")))
-    {
-        o.insert("worst_outcome".into(), f["worst_outcome"].clone());
-    }
-    if outcome_rank(&f["best_outcome"]) < outcome_rank(field(o, "best_outcome")) {
-        o.insert("best_outcome".into(), f["best_outcome"].clone());
-    }
-    Ok(())
-}
+/// A finding's group: verdict, mechanism, entry, name, protocol, port.
+type Group = (
+    Verdict,
+    Option<Mechanism>,
+    Option<String>,
+    String,
+    String,
+    Option<u16>,
+);
 
-fn merge_findings(docs: &[(String, Value)], list: &str) -> Result<Value, String> {
-    let mut order: Vec<String> = Vec::new();
-    let mut by_key: BTreeMap<String, Value> = BTreeMap::new();
-    for (name, d) in docs {
-        for (i, f) in d[list].as_array().into_iter().flatten().enumerate() {
-            let k = key(f);
-            match by_key.get_mut(&k) {
-                Some(into) => merge_finding(into, f, name, &format!("{list}[{i}]"))?,
+/// The findings of the list `list` of every document, grouped and sorted as one run does.
+fn merge_findings(docs: Vec<(&str, Vec<Finding>)>, list: &str) -> Result<Vec<Finding>, String> {
+    let mut out: Vec<Finding> = Vec::new();
+    let mut at: BTreeMap<Group, usize> = BTreeMap::new();
+    for (name, findings) in docs {
+        for (i, f) in findings.into_iter().enumerate() {
+            let group = (
+                f.verdict,
+                f.mechanism,
+                f.entry.as_ref().map(|e| e.id.clone()),
+                f.name.clone(),
+                f.proto.to_string(),
+                f.dst_port,
+            );
+            match at.get(&group).and_then(|&j| out.get_mut(j)) {
+                Some(into) => into
+                    .absorb(f)
+                    .map_err(|k| overflow(name, &format!("{list}[{i}].{k}")))?,
                 None => {
-                    order.push(k.clone());
-                    by_key.insert(k, f.clone());
+                    at.insert(group, out.len());
+                    out.push(f);
                 }
             }
         }
     }
-    let mut out: Vec<Value> = order
-        .into_iter()
-        .filter_map(|k| by_key.remove(&k))
-        .collect();
-    out.sort_by_key(|f| {
-        (
-            verdict_rank(&f["verdict"]),
-            first_ns(f),
-            f["name"].as_str().unwrap_or("").to_string(),
-            f["proto"].as_str().unwrap_or("").to_string(),
-            f["dst_port"].as_u64(),
-            f["mechanism"].as_str().unwrap_or("").to_string(),
-        )
-    });
-    Ok(Value::Array(out))
+    sort_findings(&mut out);
+    Ok(out)
 }
 
-/// Adds the counts of `more` to `to` (`at` says where, for the error).
-fn add_counts(
-    to: &mut Map<String, Value>,
-    more: &Value,
-    name: &str,
-    at: &str,
-) -> Result<(), String> {
-    for (k, n) in more.as_object().into_iter().flatten() {
-        let sum = add(to.get(k).unwrap_or(&Value::Null), n)
-            .ok_or_else(|| overflow(name, &format!("{at}.{k}")))?;
-        to.insert(k.clone(), sum);
+/// Merges the coverage line `c` into `into`, a line of the same entry; the place (under the
+/// line) of the count whose sum does not fit if one does not.
+fn merge_coverage_line(into: &mut Coverage, c: Coverage) -> Result<(), String> {
+    into.exercised |= c.exercised;
+    into.names.extend(c.names);
+    add_counts(&mut into.verdicts, c.verdicts).map_err(|k| format!("verdicts.{k}"))?;
+    for (file, counts) in c.by_file {
+        let row = into.by_file.entry(file.clone()).or_default();
+        add_counts(row, counts).map_err(|k| format!("by_file.{file}.{k}"))?;
     }
+    // Credit through another entry only while the entry has none of its own.
+    into.credited_via = match into.verdicts.is_empty() {
+        true => into.credited_via.take().or(c.credited_via),
+        false => None,
+    };
     Ok(())
 }
 
-fn merge_coverage(docs: &[(String, Value)]) -> Result<Value, String> {
-    let mut order: Vec<String> = Vec::new();
-    let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
-    for (name, d) in docs {
-        for (i, c) in d["coverage"].as_array().into_iter().flatten().enumerate() {
-            let id = c["entry"]["id"].as_str().unwrap_or("").to_string();
-            match by_id.get_mut(&id) {
+/// The coverage lines of every document, one per entry in the order entries first appear.
+fn merge_coverage(docs: Vec<(&str, Vec<Coverage>)>) -> Result<Vec<Coverage>, String> {
+    let mut out: Vec<Coverage> = Vec::new();
+    let mut at: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, lines) in docs {
+        for (i, c) in lines.into_iter().enumerate() {
+            match at.get(&c.entry.id).and_then(|&j| out.get_mut(j)) {
+                Some(into) => merge_coverage_line(into, c)
+                    .map_err(|k| overflow(name, &format!("coverage[{i}].{k}")))?,
                 None => {
-                    order.push(id.clone());
-                    by_id.insert(id, c.clone());
-                }
-                Some(into) => {
-                    let at = format!("coverage[{i}]");
-                    let Some(o) = into.as_object_mut() else {
-                        return Err(format!("{name}: {at}: not an object"));
-                    };
-                    let ex = field(o, "exercised").as_bool().unwrap_or(false)
-                        || c["exercised"].as_bool().unwrap_or(false);
-                    o.insert("exercised".into(), Value::Bool(ex));
-                    let names = union_sorted(field(o, "names"), &c["names"]);
-                    o.insert("names".into(), names);
-                    let mut v: Map<String, Value> = field(o, "verdicts")
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default();
-                    add_counts(&mut v, &c["verdicts"], name, &format!("{at}.verdicts"))?;
-                    o.insert("verdicts".into(), Value::Object(v));
-                    let mut bf: Map<String, Value> =
-                        field(o, "by_file").as_object().cloned().unwrap_or_default();
-                    for (file, counts) in c["by_file"].as_object().into_iter().flatten() {
-                        let mut row: Map<String, Value> = bf
-                            .get(file)
-                            .and_then(Value::as_object)
-                            .cloned()
-                            .unwrap_or_default();
-                        add_counts(&mut row, counts, name, &format!("{at}.by_file.{file}"))?;
-                        bf.insert(file.clone(), Value::Object(row));
-                    }
-                    o.insert("by_file".into(), Value::Object(bf));
-                    // Credit through another entry only while the entry has none of its own.
-                    let own = field(o, "verdicts")
-                        .as_object()
-                        .is_some_and(|v| !v.is_empty());
-                    let via = match o.get("credited_via") {
-                        _ if own => Value::Null,
-                        Some(v) if !v.is_null() => v.clone(),
-                        _ => c.get("credited_via").cloned().unwrap_or(Value::Null),
-                    };
-                    o.insert("credited_via".into(), via);
+                    at.insert(c.entry.id.clone(), out.len());
+                    out.push(c);
                 }
             }
         }
     }
-    Ok(Value::Array(
-        order.into_iter().filter_map(|k| by_id.remove(&k)).collect(),
-    ))
+    Ok(out)
 }
 
-/// Websocket connections in document order; the diagnosis per instance recomputed from all of
-/// them (an instance's connections may come from several documents).
-fn merge_websockets(docs: &[(String, Value)]) -> Result<Value, String> {
-    let mut conns: Vec<crate::audit::ws::WsFlow> = Vec::new();
+/// Merges documents read by [`read`] (with their file names, escaped for a terminal). Errors
+/// name the document and what is wrong.
+pub fn merge(docs: Vec<(String, Document)>) -> Result<Document, String> {
+    let mut names = Vec::new();
+    let mut inputs = Vec::new();
+    let (mut findings, mut coverage, mut dns_failures) = (Vec::new(), Vec::new(), Vec::new());
+    let mut private_endpoint_dns = Vec::new();
+    let mut placeholders_seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut counts = Counts::new();
+    let mut per_file = Vec::new();
+    let mut connections = Vec::new();
     for (name, d) in docs {
-        let Some(c) = d.get("websockets").map(|w| &w["connections"]) else {
-            continue;
-        };
-        let more: Vec<crate::audit::ws::WsFlow> = serde_json::from_value(c.clone())
-            .map_err(|e| format!("{name}: websockets.connections: {e}"))?;
-        conns.extend(more);
-    }
-    let report = crate::audit::ws::WsReport {
-        instances: crate::audit::ws::instances(&conns),
-        connections: conns,
-    };
-    serde_json::to_value(report).map_err(|e| e.to_string())
-}
-
-/// Merges audit documents. Errors name the document and what is wrong.
-pub fn merge(docs: &[(String, Value)]) -> Result<Value, String> {
-    let mut version = None;
-    for (name, d) in docs {
-        let v = d["schema_version"].as_u64().ok_or_else(|| {
-            format!("{name}: not an allowscope audit JSON document (no schema_version)")
-        })?;
-        if d["findings"].as_array().is_none() || d["coverage"].as_array().is_none() {
-            return Err(format!(
-                "{name}: not an allowscope audit JSON document (no findings or coverage)"
-            ));
+        add_counts(&mut counts, d.counts).map_err(|k| overflow(&name, &format!("counts.{k}")))?;
+        inputs.extend(d.inputs);
+        findings.push(d.findings);
+        coverage.push(d.coverage);
+        dns_failures.push(d.dns_failures);
+        private_endpoint_dns.extend(d.private_endpoint_dns);
+        for (k, vs) in d.placeholders_seen {
+            placeholders_seen.entry(k).or_default().extend(vs);
         }
-        check(name, d)?;
-        match version {
-            None => version = Some(v),
-            Some(w) if w != v => {
-                return Err(format!("{name}: schema_version {v} differs from {w}"))
-            }
-            _ => {}
-        }
+        per_file.extend(d.per_file);
+        connections.extend(d.websockets.connections);
+        names.push(name);
     }
-    let values = || docs.iter().map(|(_, d)| d);
-    let mut out = Map::new();
-    out.insert(
-        "schema_version".into(),
-        Value::from(version.unwrap_or(super::report_schema())),
-    );
-    let inputs: Vec<Value> = values()
-        .flat_map(|d| d["inputs"].as_array().cloned().unwrap_or_default())
-        .collect();
-    out.insert("inputs".into(), Value::Array(inputs));
-    out.insert("findings".into(), merge_findings(docs, "findings")?);
-    out.insert("coverage".into(), merge_coverage(docs)?);
-    out.insert("dns_failures".into(), merge_findings(docs, "dns_failures")?);
-    let pe: Vec<Value> = values()
-        .flat_map(|d| {
-            d["private_endpoint_dns"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .collect();
-    out.insert("private_endpoint_dns".into(), Value::Array(pe));
-    let mut ph: BTreeMap<String, Value> = BTreeMap::new();
-    for d in values() {
-        for (k, v) in d["placeholders_seen"].as_object().into_iter().flatten() {
-            let merged = union_sorted(ph.get(k).unwrap_or(&Value::Null), v);
-            ph.insert(k.clone(), merged);
-        }
-    }
-    out.insert(
-        "placeholders_seen".into(),
-        Value::Object(ph.into_iter().collect()),
-    );
-    let mut counts: Map<String, Value> = Map::new();
-    for (name, d) in docs {
-        add_counts(&mut counts, &d["counts"], name, "counts")?;
-    }
-    out.insert("counts".into(), Value::Object(counts));
-    let per_file: Vec<Value> = values()
-        .flat_map(|d| d["per_file"].as_array().cloned().unwrap_or_default())
-        .collect();
-    out.insert("per_file".into(), Value::Array(per_file));
-    out.insert("websockets".into(), merge_websockets(docs)?);
-    Ok(Value::Object(out))
+    let names = || names.iter().map(String::as_str);
+    Ok(Document {
+        schema_version: u64::from(SCHEMA_VERSION),
+        inputs,
+        findings: merge_findings(names().zip(findings).collect(), "findings")?,
+        coverage: merge_coverage(names().zip(coverage).collect())?,
+        dns_failures: merge_findings(names().zip(dns_failures).collect(), "dns_failures")?,
+        private_endpoint_dns,
+        placeholders_seen,
+        counts,
+        per_file,
+        // The diagnosis per instance recomputed from all the connections (an instance's
+        // connections may come from several documents).
+        websockets: WsReport {
+            instances: super::ws::instances(&connections),
+            connections,
+        },
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
-    /// `merge` orders verdicts as the enum does and outcomes as the audit ranks them, by the
-    /// names the audit writes.
-    #[test]
-    fn merge_orders_by_the_vocabularies() {
-        for (i, v) in Verdict::ALL.into_iter().enumerate() {
-            assert_eq!(verdict_rank(&Value::from(v.name())), i);
-        }
-        let mut ranks: Vec<usize> = Outcome::ALL
-            .into_iter()
-            .map(|o| {
-                assert_eq!(Outcome::from_name(o.name()), Some(o));
-                assert_eq!(outcome_rank(&Value::from(o.name())), usize::from(rank(o)));
-                usize::from(rank(o))
-            })
+    /// The audit JSON document of `captures` (files of the project's captures/), one run.
+    fn audit_json(captures: &[&str]) -> String {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+        let paths: Vec<_> = captures.iter().map(|c| dir.join(c)).collect();
+        let (inputs, _, _) = crate::capture::expand_inputs(&paths);
+        let cfg = crate::flow::FlowConfig::default();
+        let results: Vec<_> = inputs
+            .iter()
+            .map(|i| crate::pipeline::analyze_input(i, &cfg))
             .collect();
-        ranks.sort_unstable();
-        assert_eq!(ranks, (0..Outcome::ALL.len()).collect::<Vec<_>>());
-        assert_eq!(verdict_rank(&Value::from("no-such-verdict")), usize::MAX);
-        assert_eq!(outcome_rank(&Value::Null), usize::MAX);
+        let (audit, judged) = crate::audit::audit(&results, &crate::catalog::Catalog::builtin());
+        let mut out = Vec::new();
+        crate::report::audit::write_audit(
+            &mut out,
+            &audit,
+            &judged,
+            &results,
+            crate::report::audit::AuditFormat::Json,
+            false,
+            false,
+            false,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Every field of the document is read typed and written back as it was: the audit of
+    /// every capture of the project at once (websocket connections, DNS failures, private
+    /// endpoints, undecodable inputs among them), read as a [`Document`], is the same JSON.
+    #[test]
+    fn every_capture_reads_back_as_written() {
+        let text = audit_json(&["."]);
+        let doc = read("all", &text).unwrap();
+        for (part, empty) in [
+            ("findings", doc.findings.is_empty()),
+            ("dns_failures", doc.dns_failures.is_empty()),
+            ("private_endpoint_dns", doc.private_endpoint_dns.is_empty()),
+            ("placeholders_seen", doc.placeholders_seen.is_empty()),
+            ("websockets", doc.websockets.connections.is_empty()),
+            (
+                "credited",
+                !doc.coverage.iter().any(|c| c.credited_via.is_some()),
+            ),
+            ("error", !doc.inputs.iter().any(|i| i.error.is_some())),
+        ] {
+            assert!(!empty, "no {part} to read back");
+        }
+        let back = serde_json::to_value(&doc).unwrap();
+        assert!(back == serde_json::from_str::<Value>(&text).unwrap());
+        // One document merged alone is itself.
+        let merged = merge(vec![("all".into(), doc)]).unwrap();
+        assert!(serde_json::to_value(&merged).unwrap() == back);
+        // A guessed name (written only when true) reads back too.
+        let mut guessed = back;
+        guessed["findings"][0]["name_guessed"] = Value::Bool(true);
+        let doc = read("guessed", &guessed.to_string()).unwrap();
+        assert!(doc.findings[0].name_guessed);
+        assert!(serde_json::to_value(&doc).unwrap() == guessed);
+    }
+
+    /// Every leaf of a document replaced by a hostile value, and every field removed: reading
+    /// and merging never panic.
+    #[test]
+    fn hostile_documents_never_panic() {
+        let text = audit_json(&["audit-client.pcap", "ws-client.pcap"]);
+        let good: Value = serde_json::from_str(&text).unwrap();
+        let hostile = [
+            Value::Null,
+            serde_json::json!(u64::MAX),
+            serde_json::json!(-1),
+            serde_json::json!(1e300),
+            serde_json::json!(""),
+            serde_json::json!("9223372036854775807-99-99T99:99:99Z"),
+            serde_json::json!([]),
+            serde_json::json!({}),
+            serde_json::json!(true),
+        ];
+        // Every path to a leaf or a field (object keys and list indexes).
+        fn paths(v: &Value, at: &mut Vec<Value>, out: &mut Vec<Vec<Value>>) {
+            out.push(at.clone());
+            match v {
+                Value::Object(m) => {
+                    for (k, x) in m {
+                        at.push(Value::from(k.as_str()));
+                        paths(x, at, out);
+                        at.pop();
+                    }
+                }
+                Value::Array(a) => {
+                    // The first items stand for the rest.
+                    for (i, x) in a.iter().enumerate().take(2) {
+                        at.push(Value::from(i));
+                        paths(x, at, out);
+                        at.pop();
+                    }
+                }
+                _ => {}
+            }
+        }
+        fn at<'a>(v: &'a mut Value, path: &[Value]) -> &'a mut Value {
+            path.iter().fold(v, |v, p| match p {
+                Value::String(k) => &mut v[k.as_str()],
+                _ => &mut v[p.as_u64().unwrap() as usize],
+            })
+        }
+        let mut all = Vec::new();
+        paths(&good, &mut Vec::new(), &mut all);
+        assert!(all.len() > 300, "{}", all.len());
+        let good_doc = read("good", &text).unwrap();
+        let (mut read_ok, mut read_err) = (0, 0);
+        for (n, path) in all.iter().enumerate().skip(1) {
+            let mut changed = good.clone();
+            let (last, parent) = path.split_last().unwrap();
+            if n % 4 == 0 {
+                match (at(&mut changed, parent), last) {
+                    (Value::Object(m), Value::String(k)) => {
+                        m.remove(k);
+                    }
+                    (Value::Array(a), _) => {
+                        a.clear();
+                    }
+                    _ => {}
+                }
+            } else {
+                *at(&mut changed, path) = hostile[n % hostile.len()].clone();
+            }
+            match read("changed", &changed.to_string()) {
+                Ok(doc) => {
+                    read_ok += 1;
+                    let _ = merge(vec![
+                        ("good".into(), good_doc.clone()),
+                        ("changed".into(), doc),
+                    ]);
+                }
+                Err(e) => {
+                    read_err += 1;
+                    assert!(e.starts_with("changed: "), "{e}");
+                }
+            }
+        }
+        assert!(
+            read_ok > 10 && read_err > 100,
+            "{read_ok} read, {read_err} refused"
+        );
     }
 }

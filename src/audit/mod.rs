@@ -17,12 +17,14 @@ mod tally;
 mod vocab;
 pub mod ws;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, Entry, ServiceTag};
+use crate::flow::Outcome;
 use crate::pipeline::FileResult;
 use tally::{FlowTally, FLOW_RUN};
 
@@ -36,15 +38,29 @@ pub use vocab::{Confidence, FailOn, Mechanism, Verdict};
 /// added freely, never renamed or removed without a new version).
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Counts by name (a verdict's, or another count's such as `dns-failure`): the build's own
+/// names when audited, the names a document holds when merged.
+pub type Counts = BTreeMap<Cow<'static, str>, u64>;
+
+/// [`Counts`] of a tally, whose names are the build's own.
+fn counts(tally: BTreeMap<&'static str, u64>) -> Counts {
+    tally
+        .into_iter()
+        .map(|(k, n)| (Cow::Borrowed(k), n))
+        .collect()
+}
+
 /// One grouped finding: flows (or lookups) with the same verdict, mechanism, entry, name and
-/// port.
-#[derive(Debug, Clone, Serialize)]
+/// port. Every part of the audit document is read back as it is written (`allowscope merge`),
+/// and a field the build does not know is an error there (see `merge`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Finding {
     pub verdict: Verdict,
     pub mechanism: Option<Mechanism>,
     pub confidence: Option<Confidence>,
     pub name: String,
-    pub proto: &'static str,
+    pub proto: Cow<'static, str>,
     pub dst_port: Option<u16>,
     pub dst_ips: BTreeSet<String>,
     /// The flows' server addresses while flows are grouped; `dst_ips` is made of them at the
@@ -68,22 +84,66 @@ pub struct Finding {
     /// Every flow of the finding was named by a guess: another client's DNS answer
     /// (`dns-any-client`) or a service tag (`ip-tag`). Such a blocked finding is one step less
     /// sure and does not fail a run below `--fail-on any`. Written only when true.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub name_guessed: bool,
     /// Over every flow to this name and entry (whatever its verdict): the worst and the best
     /// outcome seen.
-    pub worst_outcome: Option<&'static str>,
-    pub best_outcome: Option<&'static str>,
+    pub worst_outcome: Option<Outcome>,
+    pub best_outcome: Option<Outcome>,
+}
+
+impl Finding {
+    /// Takes in `later`, a finding of the same group from flows or documents after this one's:
+    /// counts add up, addresses, files and bound values join, the earliest start (the first on
+    /// a tie) gives the time and evidence; as sure as the least sure flow, a guess only while
+    /// both are; the worst and best outcome of both. The name of the count whose sum does not
+    /// fit in a u64 if one does not.
+    pub(super) fn absorb(&mut self, later: Finding) -> Result<(), &'static str> {
+        self.flows = self.flows.checked_add(later.flows).ok_or("flows")?;
+        self.lookups = self.lookups.checked_add(later.lookups).ok_or("lookups")?;
+        self.ips.extend(later.ips);
+        self.dst_ips.extend(later.dst_ips);
+        self.files.extend(later.files);
+        if later.first_ns < self.first_ns {
+            self.first_ns = later.first_ns;
+            self.first_seen = later.first_seen;
+            self.evidence = later.evidence;
+        }
+        self.confidence = self.confidence.max(later.confidence);
+        self.name_guessed &= later.name_guessed;
+        for (k, v) in later.bound {
+            self.bound.entry(k).or_insert(v);
+        }
+        self.port_mismatch |= later.port_mismatch;
+        if let Some(w) = later.worst_outcome {
+            if self
+                .worst_outcome
+                .is_none_or(|x| judge::rank(w) > judge::rank(x))
+            {
+                self.worst_outcome = Some(w);
+            }
+        }
+        if let Some(b) = later.best_outcome {
+            if self
+                .best_outcome
+                .is_none_or(|x| judge::rank(b) < judge::rank(x))
+            {
+                self.best_outcome = Some(b);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The catalog entry a finding is about.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EntryRef {
     pub id: String,
     pub pattern: String,
     pub purpose: String,
-    pub cloud: &'static str,
-    pub requirement: &'static str,
+    pub cloud: Cow<'static, str>,
+    pub requirement: Cow<'static, str>,
     pub scenario: String,
     pub websocket: bool,
 }
@@ -94,8 +154,8 @@ pub(super) fn tag_rule_ref(r: &ServiceTag) -> EntryRef {
         id: r.id.clone(),
         pattern: r.tag.clone(),
         purpose: r.purpose.clone(),
-        cloud: r.cloud.name(),
-        requirement: r.requirement.name(),
+        cloud: r.cloud.name().into(),
+        requirement: r.requirement.name().into(),
         scenario: r.scenario.clone(),
         websocket: false,
     }
@@ -106,8 +166,8 @@ pub(super) fn entry_ref(e: &Entry) -> EntryRef {
         id: e.id.clone(),
         pattern: e.pattern.text.clone(),
         purpose: e.purpose.clone(),
-        cloud: e.cloud.name(),
-        requirement: e.requirement.name(),
+        cloud: e.cloud.name().into(),
+        requirement: e.requirement.name().into(),
         scenario: e.scenario.clone(),
         websocket: e.websocket,
     }
@@ -122,7 +182,7 @@ pub struct Audit {
     pub private_endpoint_dns: Vec<PrivateEndpointProblem>,
     /// Placeholder values seen in matched names (e.g. region -> {eastus}).
     pub placeholders_seen: BTreeMap<String, BTreeSet<String>>,
-    pub counts: BTreeMap<&'static str, u64>,
+    pub counts: Counts,
     /// Per input file: flows per verdict (the per-file breakdown).
     pub per_file: Vec<PerFile>,
     /// Websockets to compute instances and other websocket-capable hosts (see `crate::audit::ws`).
@@ -130,15 +190,11 @@ pub struct Audit {
 }
 
 /// Verdict counts of one input.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PerFile {
     pub file: String,
-    pub counts: BTreeMap<&'static str, u64>,
-}
-
-/// The schema version audit documents are written with.
-pub fn report_schema() -> u64 {
-    SCHEMA_VERSION as u64
+    pub counts: Counts,
 }
 
 impl Audit {
@@ -234,7 +290,7 @@ fn audit_in_runs(
         );
         per_file.push(PerFile {
             file: file.clone(),
-            counts: file_counts,
+            counts: counts(file_counts),
         });
     }
     let FlowTally {
@@ -259,8 +315,8 @@ fn audit_in_runs(
     for (key, g) in groups.iter_mut() {
         let entry = key.2;
         if let Some((w, b)) = span.get(&(entry, g.name.as_str())) {
-            g.worst_outcome = Some(w.name());
-            g.best_outcome = Some(b.name());
+            g.worst_outcome = Some(*w);
+            g.best_outcome = Some(*b);
         }
     }
     // Orders that `merge` can reproduce from the JSON alone (see merge.rs).
@@ -275,7 +331,7 @@ fn audit_in_runs(
             dns_failures,
             private_endpoint_dns: dns_tally.private,
             placeholders_seen,
-            counts,
+            counts: self::counts(counts),
             per_file,
             websockets: crate::audit::ws::WsReport {
                 instances: crate::audit::ws::instances(&ws_connections),

@@ -18,6 +18,7 @@
 //!   `-`, `_`, `.`, a leading `*.`) is never written into a rule; it is listed in `refused`
 //!   instead, so no capture can inject text into a firewall configuration or a shell command.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -40,7 +41,7 @@ pub enum RuleKind {
 pub struct Fix {
     pub verdict: Verdict,
     pub name: String,
-    pub proto: &'static str,
+    pub proto: Cow<'static, str>,
     pub port: Option<u16>,
     pub mechanism: Option<super::Mechanism>,
     pub entry_id: Option<String>,
@@ -52,7 +53,7 @@ pub struct Fix {
 pub struct Rule {
     pub kind: RuleKind,
     /// `tcp` or `udp`.
-    pub proto: &'static str,
+    pub proto: Cow<'static, str>,
     pub ports: Vec<u16>,
     /// Host-name patterns (a leading `*.` is a wildcard of one or more labels).
     pub fqdns: Vec<String>,
@@ -146,7 +147,7 @@ fn fix_of(f: &Finding) -> Fix {
     Fix {
         verdict: f.verdict,
         name: f.name.clone(),
-        proto: f.proto,
+        proto: f.proto.clone(),
         port: f.dst_port,
         mechanism: f.mechanism,
         entry_id: f.entry.as_ref().map(|e| e.id.clone()),
@@ -159,11 +160,11 @@ type Dest = (bool, String);
 
 #[derive(Default)]
 struct Acc {
-    ports: BTreeMap<&'static str, BTreeSet<u16>>,
+    ports: BTreeMap<Cow<'static, str>, BTreeSet<u16>>,
     addresses: BTreeSet<String>,
     entries: BTreeSet<String>,
     websocket: bool,
-    fixes: Vec<(&'static str, u16, Fix)>,
+    fixes: Vec<(Cow<'static, str>, u16, Fix)>,
 }
 
 /// Groups flow findings into rules: one per kind, protocol and set of ports, destinations
@@ -185,29 +186,29 @@ fn group(findings: &[&Finding], refused: &mut Vec<Fix>) -> Vec<Rule> {
             continue;
         }
         let acc = by_dest.entry((tag, dest)).or_default();
-        acc.ports.entry(f.proto).or_default().insert(port);
+        acc.ports.entry(f.proto.clone()).or_default().insert(port);
         acc.addresses.extend(f.dst_ips.iter().cloned());
         acc.entries.insert(entry.id.clone());
         acc.websocket |= entry.websocket;
-        acc.fixes.push((f.proto, port, fix_of(f)));
+        acc.fixes.push((f.proto.clone(), port, fix_of(f)));
     }
     // (kind, proto, ports, is-tag) -> destinations.
-    type Key = (RuleKind, &'static str, Vec<u16>, bool);
+    type Key = (RuleKind, Cow<'static, str>, Vec<u16>, bool);
     let mut rules: BTreeMap<Key, Vec<(&Dest, &Acc)>> = BTreeMap::new();
     for (dest, acc) in &by_dest {
-        for (&proto, ports) in &acc.ports {
+        for (proto, ports) in &acc.ports {
             let (app, net): (Vec<u16>, Vec<u16>) = ports
                 .iter()
                 .partition(|p| proto == "tcp" && !dest.0 && APP_PORTS.contains(p));
             if !app.is_empty() {
                 rules
-                    .entry((RuleKind::Application, proto, app, false))
+                    .entry((RuleKind::Application, proto.clone(), app, false))
                     .or_default()
                     .push((dest, acc));
             }
             if !net.is_empty() {
                 rules
-                    .entry((RuleKind::Network, proto, net, dest.0))
+                    .entry((RuleKind::Network, proto.clone(), net, dest.0))
                     .or_default()
                     .push((dest, acc));
             }
@@ -216,10 +217,11 @@ fn group(findings: &[&Finding], refused: &mut Vec<Fix>) -> Vec<Rule> {
     rules
         .into_iter()
         .map(|((kind, proto, ports, _), dests)| {
+            let rule_proto = proto.clone();
             let names: Vec<&str> = dests.iter().map(|(d, _)| d.1.as_str()).collect();
             let mut rule = Rule {
                 kind,
-                proto,
+                proto: rule_proto,
                 ports: ports.clone(),
                 fqdns: Vec::new(),
                 service_tags: Vec::new(),
@@ -283,9 +285,9 @@ pub fn rules(findings: &[Finding], dns_failures: &[Finding]) -> Rules {
     let dns = dns.into_iter().map(dns_fix).collect();
     let client = client.into_iter().map(dns_fix).collect();
     // Advice: unexpected hosts reached, by their own names (no catalog pattern to go by).
-    let mut deny: BTreeMap<(&'static str, u16), BTreeSet<String>> = BTreeMap::new();
-    let mut deny_fixes: BTreeMap<(&'static str, u16), Vec<Fix>> = BTreeMap::new();
-    let mut deny_addresses: BTreeMap<(&'static str, u16), BTreeSet<String>> = BTreeMap::new();
+    let mut deny: BTreeMap<(Cow<'static, str>, u16), BTreeSet<String>> = BTreeMap::new();
+    let mut deny_fixes: BTreeMap<(Cow<'static, str>, u16), Vec<Fix>> = BTreeMap::new();
+    let mut deny_addresses: BTreeMap<(Cow<'static, str>, u16), BTreeSet<String>> = BTreeMap::new();
     for f in findings
         .iter()
         .filter(|f| f.verdict == Verdict::UnexpectedReached)
@@ -294,38 +296,41 @@ pub fn rules(findings: &[Finding], dns_failures: &[Finding]) -> Rules {
         if !plain_dns_name(&f.name) {
             continue;
         }
-        deny.entry((f.proto, port))
+        deny.entry((f.proto.clone(), port))
             .or_default()
             .insert(f.name.clone());
         deny_fixes
-            .entry((f.proto, port))
+            .entry((f.proto.clone(), port))
             .or_default()
             .push(fix_of(f));
         deny_addresses
-            .entry((f.proto, port))
+            .entry((f.proto.clone(), port))
             .or_default()
             .extend(f.dst_ips.iter().cloned());
     }
     let deny_advice = deny
         .into_iter()
-        .map(|((proto, port), names)| Rule {
-            kind: if proto == "tcp" && APP_PORTS.contains(&port) {
-                RuleKind::Application
-            } else {
-                RuleKind::Network
-            },
-            proto,
-            ports: vec![port],
-            fqdns: names.into_iter().collect(),
-            service_tags: Vec::new(),
-            addresses: deny_addresses
-                .remove(&(proto, port))
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-            entries: Vec::new(),
-            websocket: false,
-            fixes: deny_fixes.remove(&(proto, port)).unwrap_or_default(),
+        .map(|((proto, port), names)| {
+            let key = (proto.clone(), port);
+            Rule {
+                kind: if proto == "tcp" && APP_PORTS.contains(&port) {
+                    RuleKind::Application
+                } else {
+                    RuleKind::Network
+                },
+                proto,
+                ports: vec![port],
+                fqdns: names.into_iter().collect(),
+                service_tags: Vec::new(),
+                addresses: deny_addresses
+                    .remove(&key)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
+                entries: Vec::new(),
+                websocket: false,
+                fixes: deny_fixes.remove(&key).unwrap_or_default(),
+            }
         })
         .collect();
     refused.sort();
@@ -381,7 +386,7 @@ mod tests {
             mechanism: Some(Mechanism::Drop),
             confidence: None,
             name: name.to_string(),
-            proto: "tcp",
+            proto: "tcp".into(),
             dst_port: Some(port),
             dst_ips: BTreeSet::from(["192.0.2.1".to_string()]),
             ips: Default::default(),
@@ -389,8 +394,8 @@ mod tests {
                 id: format!("e.{pattern}"),
                 pattern: pattern.to_string(),
                 purpose: String::new(),
-                cloud: "public",
-                requirement: "required",
+                cloud: "public".into(),
+                requirement: "required".into(),
                 scenario: "core".to_string(),
                 websocket: false,
             }),

@@ -131,7 +131,7 @@ impl<'a> FlowTally<'a> {
                 mechanism: j.mechanism,
                 confidence: j.confidence,
                 name: name.to_string(),
-                proto: f.proto.name(),
+                proto: f.proto.name().into(),
                 dst_port: Some(port),
                 dst_ips: BTreeSet::new(),
                 ips: Default::default(),
@@ -179,17 +179,8 @@ impl<'a> FlowTally<'a> {
                     v.insert(g);
                 }
                 std::collections::hash_map::Entry::Occupied(o) => {
-                    let a = o.into_mut();
-                    a.confidence = a.confidence.max(g.confidence);
-                    a.name_guessed &= g.name_guessed;
-                    a.flows += g.flows;
-                    a.ips.extend(g.ips);
-                    a.files.extend(g.files);
-                    if g.first_ns < a.first_ns {
-                        a.first_ns = g.first_ns;
-                        a.first_seen = g.first_seen;
-                        a.evidence = g.evidence;
-                    }
+                    // The flows of one input cannot count past a u64.
+                    let _ = o.into_mut().absorb(g);
                 }
             }
         }
@@ -231,7 +222,7 @@ mod tests {
             mechanism: Some(Mechanism::Drop),
             confidence: Some(conf),
             name: "a.example".into(),
-            proto: "tcp",
+            proto: "tcp".into(),
             dst_port: Some(443),
             dst_ips: BTreeSet::new(),
             ips: [ip.parse().unwrap()].into_iter().collect(),

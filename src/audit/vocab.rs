@@ -1,67 +1,34 @@
 //! The audit's vocabularies: verdicts, mechanisms, confidences and `--fail-on` levels, with
 //! their names.
 
-use serde::Serialize;
+use crate::vocab_macro::vocabulary;
 
-/// Verdict of one flow against the catalog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    RequiredBlocked,
-    OptionalBlocked,
-    UnexpectedReached,
-    UnexpectedBlocked,
-    RequiredReached,
-    OptionalReached,
-    /// The wire cannot tell: a handshake with no data either way, or a capture that began after
-    /// the flow did and shows nothing from the far end. Not in the design's first list: calling
-    /// these reached would claim what the far end never proved, calling them blocked would turn
-    /// every browser preconnect into a finding.
-    Inconclusive,
-    /// No name could be given to the flow.
-    Unattributed,
-    /// A catalog name reached on a protocol or port its entry does not list.
-    OtherPortReached,
-    /// A catalog name blocked on a protocol or port its entry does not list (QUIC to a host
-    /// listed for TCP 443 among them: clients fall back to TCP, so it costs only latency).
-    OtherPortBlocked,
+vocabulary! {
+    /// Verdict of one flow against the catalog, in the order of findings in a report.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum Verdict {
+        RequiredBlocked = "required-blocked",
+        OptionalBlocked = "optional-blocked",
+        UnexpectedReached = "unexpected-reached",
+        UnexpectedBlocked = "unexpected-blocked",
+        RequiredReached = "required-reached",
+        OptionalReached = "optional-reached",
+        /// The wire cannot tell: a handshake with no data either way, or a capture that began
+        /// after the flow did and shows nothing from the far end. Not in the design's first
+        /// list: calling these reached would claim what the far end never proved, calling them
+        /// blocked would turn every browser preconnect into a finding.
+        Inconclusive = "inconclusive",
+        /// No name could be given to the flow.
+        Unattributed = "unattributed",
+        /// A catalog name reached on a protocol or port its entry does not list.
+        OtherPortReached = "other-port-reached",
+        /// A catalog name blocked on a protocol or port its entry does not list (QUIC to a host
+        /// listed for TCP 443 among them: clients fall back to TCP, so it costs only latency).
+        OtherPortBlocked = "other-port-blocked",
+    }
 }
 
 impl Verdict {
-    /// Every verdict, in their order (the order of findings in a report).
-    pub const ALL: [Verdict; 10] = [
-        Verdict::RequiredBlocked,
-        Verdict::OptionalBlocked,
-        Verdict::UnexpectedReached,
-        Verdict::UnexpectedBlocked,
-        Verdict::RequiredReached,
-        Verdict::OptionalReached,
-        Verdict::Inconclusive,
-        Verdict::Unattributed,
-        Verdict::OtherPortReached,
-        Verdict::OtherPortBlocked,
-    ];
-
-    /// The verdict named `name` (as [`Verdict::name`] and the JSON write it).
-    pub fn from_name(name: &str) -> Option<Verdict> {
-        Verdict::ALL.into_iter().find(|v| v.name() == name)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::RequiredBlocked => "required-blocked",
-            Verdict::OptionalBlocked => "optional-blocked",
-            Verdict::UnexpectedReached => "unexpected-reached",
-            Verdict::UnexpectedBlocked => "unexpected-blocked",
-            Verdict::RequiredReached => "required-reached",
-            Verdict::OptionalReached => "optional-reached",
-            Verdict::Inconclusive => "inconclusive",
-            Verdict::Unattributed => "unattributed",
-            Verdict::OtherPortReached => "other-port-reached",
-            Verdict::OtherPortBlocked => "other-port-blocked",
-        }
-    }
-
     pub fn blocked(self) -> bool {
         matches!(
             self,
@@ -73,115 +40,45 @@ impl Verdict {
     }
 }
 
-/// Why a blocked flow or lookup was blocked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mechanism {
-    Drop,
-    TcpReset,
-    IcmpAdminProhibited,
-    IcmpPortUnreachable,
-    IcmpHostUnreachable,
-    IcmpUnreachable,
-    UdpDrop,
-    SniReset,
-    TlsAlert,
-    ProxyDenied,
-    #[serde(rename = "http-470")]
-    Http470,
-    DnsNxdomain,
-    DnsServfail,
-    DnsRefused,
-    DnsNodata,
-    DnsSinkhole,
-    DnsNoAnswer,
-    /// The name resolved but the client never connected to the answer: a host firewall may
-    /// refuse before any SYN (low confidence: the application may simply not have needed it).
-    LocalBlock,
-    /// A RST right after the client's first flight whose TTL / hop limit differs from every
-    /// packet the far end (or, for a RST in the client's name, the client) sent itself: an
-    /// on-path box forged it.
-    RstInjected,
-}
-
-impl Mechanism {
-    /// Every mechanism, in their order.
-    pub const ALL: [Mechanism; 19] = [
-        Mechanism::Drop,
-        Mechanism::TcpReset,
-        Mechanism::IcmpAdminProhibited,
-        Mechanism::IcmpPortUnreachable,
-        Mechanism::IcmpHostUnreachable,
-        Mechanism::IcmpUnreachable,
-        Mechanism::UdpDrop,
-        Mechanism::SniReset,
-        Mechanism::TlsAlert,
-        Mechanism::ProxyDenied,
-        Mechanism::Http470,
-        Mechanism::DnsNxdomain,
-        Mechanism::DnsServfail,
-        Mechanism::DnsRefused,
-        Mechanism::DnsNodata,
-        Mechanism::DnsSinkhole,
-        Mechanism::DnsNoAnswer,
-        Mechanism::LocalBlock,
-        Mechanism::RstInjected,
-    ];
-
-    /// The mechanism named `name` (as [`Mechanism::name`] and the JSON write it).
-    pub fn from_name(name: &str) -> Option<Mechanism> {
-        Mechanism::ALL.into_iter().find(|m| m.name() == name)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Mechanism::Drop => "drop",
-            Mechanism::TcpReset => "tcp-reset",
-            Mechanism::IcmpAdminProhibited => "icmp-admin-prohibited",
-            Mechanism::IcmpPortUnreachable => "icmp-port-unreachable",
-            Mechanism::IcmpHostUnreachable => "icmp-host-unreachable",
-            Mechanism::IcmpUnreachable => "icmp-unreachable",
-            Mechanism::UdpDrop => "udp-drop",
-            Mechanism::SniReset => "sni-reset",
-            Mechanism::TlsAlert => "tls-alert",
-            Mechanism::ProxyDenied => "proxy-denied",
-            Mechanism::Http470 => "http-470",
-            Mechanism::DnsNxdomain => "dns-nxdomain",
-            Mechanism::DnsServfail => "dns-servfail",
-            Mechanism::DnsRefused => "dns-refused",
-            Mechanism::DnsNodata => "dns-nodata",
-            Mechanism::DnsSinkhole => "dns-sinkhole",
-            Mechanism::DnsNoAnswer => "dns-no-answer",
-            Mechanism::LocalBlock => "local-block",
-            Mechanism::RstInjected => "rst-injected",
-        }
+vocabulary! {
+    /// Why a blocked flow or lookup was blocked.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum Mechanism {
+        Drop = "drop",
+        TcpReset = "tcp-reset",
+        IcmpAdminProhibited = "icmp-admin-prohibited",
+        IcmpPortUnreachable = "icmp-port-unreachable",
+        IcmpHostUnreachable = "icmp-host-unreachable",
+        IcmpUnreachable = "icmp-unreachable",
+        UdpDrop = "udp-drop",
+        SniReset = "sni-reset",
+        TlsAlert = "tls-alert",
+        ProxyDenied = "proxy-denied",
+        Http470 = "http-470",
+        DnsNxdomain = "dns-nxdomain",
+        DnsServfail = "dns-servfail",
+        DnsRefused = "dns-refused",
+        DnsNodata = "dns-nodata",
+        DnsSinkhole = "dns-sinkhole",
+        DnsNoAnswer = "dns-no-answer",
+        /// The name resolved but the client never connected to the answer: a host firewall may
+        /// refuse before any SYN (low confidence: the application may simply not have needed
+        /// it).
+        LocalBlock = "local-block",
+        /// A RST right after the client's first flight whose TTL / hop limit differs from every
+        /// packet the far end (or, for a RST in the client's name, the client) sent itself: an
+        /// on-path box forged it.
+        RstInjected = "rst-injected",
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Confidence {
-    High,
-    Medium,
-    Low,
-}
-
-impl Confidence {
-    /// Every confidence, from the surest.
-    pub const ALL: [Confidence; 3] = [Confidence::High, Confidence::Medium, Confidence::Low];
-
-    /// The name the JSON writes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Confidence::High => "high",
-            Confidence::Medium => "medium",
-            Confidence::Low => "low",
-        }
-    }
-
-    /// The confidence named `name`.
-    pub fn from_name(name: &str) -> Option<Confidence> {
-        Confidence::ALL.into_iter().find(|c| c.name() == name)
+vocabulary! {
+    /// How sure a mechanism is, from the surest.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub enum Confidence {
+        High = "high",
+        Medium = "medium",
+        Low = "low",
     }
 }
 

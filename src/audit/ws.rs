@@ -63,6 +63,7 @@ impl WsDiagnosis {
 
 /// The moments of one connection: RFC 3339 times, and seconds after `start`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Timeline {
     pub start: String,
     /// The far end's first application data (ServerHello, the HTTP answer to the Upgrade, or
@@ -80,6 +81,7 @@ pub struct Timeline {
 
 /// One websocket-capable connection.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WsFlow {
     pub name: String,
     pub client: String,
@@ -134,6 +136,7 @@ pub struct WsFlow {
 
 /// The diagnosis per instance (name), in plain words.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WsInstance {
     pub name: String,
     /// "healthy", "ws-upgrade-failed", "ws-idle-kill", "never-established" or
@@ -149,6 +152,7 @@ pub struct WsInstance {
 
 /// The websocket section of an audit: the diagnosis per instance and every connection.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WsReport {
     pub instances: Vec<WsInstance>,
     pub connections: Vec<WsFlow>,

@@ -47,7 +47,7 @@ pub const DEFAULT_BUF: usize = 256 << 10;
 pub const MAX_RECORD: u32 = 64 << 20;
 
 /// Compression wrapped around the capture stream, detected from magic bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// Plain capture file.

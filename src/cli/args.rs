@@ -319,3 +319,98 @@ impl TableArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{AUDIT_HELP, FLOWS_HELP};
+    use crate::audit::{Mechanism, Verdict};
+    use crate::flow::Outcome;
+
+    /// The names a paragraph of help lists after `head` ("Head: a, b (why), c."), or, for a
+    /// `head` on a line of its own, the first word of each indented line under it.
+    fn listed(help: &str, head: &str) -> Vec<String> {
+        let start = help.find(head).map_or("", |i| &help[i + head.len()..]);
+        let block = start.split("\n\n").next().unwrap_or("");
+        let items: Vec<&str> = if start.starts_with('\n') {
+            block.lines().collect()
+        } else {
+            block.split(',').collect()
+        };
+        let mut out = Vec::new();
+        let mut depth = 0;
+        for item in items {
+            // Words inside a parenthesis explain the name before it.
+            let word: String = item
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+                .collect();
+            if depth == 0 && !word.is_empty() {
+                out.push(word);
+            }
+            depth += item.matches('(').count();
+            depth -= item.matches(')').count().min(depth);
+        }
+        out
+    }
+
+    /// The help names each vocabulary as the enum does and in its order; the names it leaves
+    /// out are listed here (the help text is kept as it is until someone rewrites it).
+    #[test]
+    fn help_lists_the_vocabularies_names() {
+        let check = |listed: Vec<String>, all: &[&str], left_out: &[&str]| {
+            let want: Vec<&str> = all
+                .iter()
+                .copied()
+                .filter(|n| !left_out.contains(n))
+                .collect();
+            assert_eq!(listed, want);
+        };
+        check(
+            listed(AUDIT_HELP, "Verdicts:"),
+            &Verdict::NAMES,
+            &["other-port-reached", "other-port-blocked"],
+        );
+        check(
+            listed(AUDIT_HELP, "Mechanisms:"),
+            &Mechanism::NAMES,
+            &["icmp-unreachable", "rst-injected"],
+        );
+        check(
+            listed(FLOWS_HELP, "Outcomes:"),
+            &Outcome::NAMES,
+            &["tls-alert", "proxy-denied", "http-denied"],
+        );
+    }
+
+    /// The README names every verdict, mechanism and outcome (in backticks) where it lists
+    /// them.
+    #[test]
+    fn readme_names_every_vocabulary_name() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let between = |from: &str, to: &str| -> String {
+            let rest = &readme[readme.find(from).expect(from)..];
+            rest[..rest.find(to).expect(to)].to_string()
+        };
+        let lists: [(String, &[&str]); 3] = [
+            (
+                between("Every flow gets a verdict", "A blocked verdict"),
+                &Verdict::NAMES,
+            ),
+            (
+                between("A blocked verdict carries a mechanism", "a\nconfidence"),
+                &Mechanism::NAMES,
+            ),
+            (between("### Outcomes", "A SYN-ACK alone"), &Outcome::NAMES),
+        ];
+        for (text, names) in lists {
+            for n in names {
+                assert!(
+                    text.contains(&format!("`{n}`")),
+                    "README's list lacks `{n}`"
+                );
+            }
+        }
+    }
+}

@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use super::{exit_code, fails, Error, Exit, MergeArgs};
+use crate::audit::Mechanism;
 use crate::report::escape_terminal;
 
 pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Error> {
@@ -11,33 +12,28 @@ pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Error> {
         let name = escape_terminal(&f.display().to_string()).into_owned();
         let text =
             std::fs::read_to_string(f).map_err(|e| Error::Message(format!("{name}: {e}")))?;
-        match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(v) => docs.push((name, v)),
-            Err(e) => return Err(Error::Message(format!("{name}: not JSON: {e}"))),
-        }
+        let doc = crate::audit::merge::read(&name, &text).map_err(Error::Message)?;
+        docs.push((name, doc));
     }
-    let merged = crate::audit::merge::merge(&docs).map_err(|e| Error::Message(e.to_string()))?;
+    let merged = crate::audit::merge::merge(docs).map_err(Error::Message)?;
+    // Written as the merge always wrote it: through a JSON value, whose objects list their keys
+    // sorted (the audit itself writes its fields in the structs' order).
+    let value = serde_json::to_value(&merged).map_err(|e| Error::Message(e.to_string()))?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     // Unlike the other commands (see `written`), any write error, a broken pipe too, is exit
     // 2 here, and says nothing: kept as it was, since this refactor changes no exit code.
-    if crate::report::pretty::to_writer_pretty(&mut out, &merged).is_err() || writeln!(out).is_err()
+    if crate::report::pretty::to_writer_pretty(&mut out, &value).is_err() || writeln!(out).is_err()
     {
         return Err(Error::Silent);
     }
     let _ = out.flush();
     let hit = fails(
         args.fail_on,
-        merged["findings"]
-            .as_array()
-            .into_iter()
-            .chain(merged["dns_failures"].as_array())
-            .flatten()
-            .map(|f| {
-                let weak = f["mechanism"].as_str() == Some("local-block")
-                    || f["name_guessed"].as_bool() == Some(true);
-                (f["verdict"].as_str().unwrap_or(""), weak)
-            }),
+        merged.findings.iter().chain(&merged.dns_failures).map(|f| {
+            let weak = f.mechanism == Some(Mechanism::LocalBlock) || f.name_guessed;
+            (f.verdict.name(), weak)
+        }),
     );
     Ok(exit_code(false, hit))
 }

@@ -164,71 +164,36 @@ impl Key {
     }
 }
 
-/// What the wire shows for one flow, before any catalog (design vocabulary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// TCP: SYN and its retransmits, nothing back. UDP/ICMP: request(s), nothing back.
-    NoAnswer,
-    /// TCP: SYN answered by RST.
-    Refused,
-    /// An ICMP/ICMPv6 error quoting the flow and no answer from the far end.
-    IcmpUnreachable,
-    /// TCP: handshake done, then no payload from either side.
-    HandshakeOnly,
-    /// TCP: the client sent its first flight, the server sent no payload, then RST or FIN.
-    ResetAfterHello,
-    /// TCP: the client sent its first flight, the server sent no payload and did not close
-    /// before the capture (or the client) gave up. Not in the first design table: without it
-    /// such flows would have had to be called handshake-only, which hides that data went out.
-    RequestUnanswered,
-    /// A TLS alert before the handshake finished (which side sent it is in the facts).
-    TlsAlert,
-    /// An explicit proxy answered CONNECT with a non-2xx status (a 407 never followed by 200).
-    ProxyDenied,
-    /// HTTP 470 from Azure Firewall (or its deny page).
-    HttpDenied,
-    /// The far end sent application data (TCP payload) or a reply (UDP, ICMP).
-    Established,
-    /// The capture began after the flow did (no SYN from the client was seen).
-    Midstream,
-}
-
-impl Outcome {
-    /// Every outcome, in their order.
-    pub const ALL: [Outcome; 11] = [
-        Outcome::NoAnswer,
-        Outcome::Refused,
-        Outcome::IcmpUnreachable,
-        Outcome::HandshakeOnly,
-        Outcome::ResetAfterHello,
-        Outcome::RequestUnanswered,
-        Outcome::TlsAlert,
-        Outcome::ProxyDenied,
-        Outcome::HttpDenied,
-        Outcome::Established,
-        Outcome::Midstream,
-    ];
-
-    /// The outcome named `name` (as [`Outcome::name`] writes it).
-    pub fn from_name(name: &str) -> Option<Outcome> {
-        Outcome::ALL.into_iter().find(|o| o.name() == name)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::NoAnswer => "no-answer",
-            Outcome::Refused => "refused",
-            Outcome::IcmpUnreachable => "icmp-unreachable",
-            Outcome::HandshakeOnly => "handshake-only",
-            Outcome::ResetAfterHello => "reset-after-hello",
-            Outcome::RequestUnanswered => "request-unanswered",
-            Outcome::TlsAlert => "tls-alert",
-            Outcome::ProxyDenied => "proxy-denied",
-            Outcome::HttpDenied => "http-denied",
-            Outcome::Established => "established",
-            Outcome::Midstream => "midstream",
-        }
+crate::vocab_macro::vocabulary! {
+    /// What the wire shows for one flow, before any catalog (design vocabulary).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Outcome {
+        /// TCP: SYN and its retransmits, nothing back. UDP/ICMP: request(s), nothing back.
+        NoAnswer = "no-answer",
+        /// TCP: SYN answered by RST.
+        Refused = "refused",
+        /// An ICMP/ICMPv6 error quoting the flow and no answer from the far end.
+        IcmpUnreachable = "icmp-unreachable",
+        /// TCP: handshake done, then no payload from either side.
+        HandshakeOnly = "handshake-only",
+        /// TCP: the client sent its first flight, the server sent no payload, then RST or FIN.
+        ResetAfterHello = "reset-after-hello",
+        /// TCP: the client sent its first flight, the server sent no payload and did not close
+        /// before the capture (or the client) gave up. Not in the first design table: without
+        /// it such flows would have had to be called handshake-only, which hides that data
+        /// went out.
+        RequestUnanswered = "request-unanswered",
+        /// A TLS alert before the handshake finished (which side sent it is in the facts).
+        TlsAlert = "tls-alert",
+        /// An explicit proxy answered CONNECT with a non-2xx status (a 407 never followed by
+        /// 200).
+        ProxyDenied = "proxy-denied",
+        /// HTTP 470 from Azure Firewall (or its deny page).
+        HttpDenied = "http-denied",
+        /// The far end sent application data (TCP payload) or a reply (UDP, ICMP).
+        Established = "established",
+        /// The capture began after the flow did (no SYN from the client was seen).
+        Midstream = "midstream",
     }
 }
 
@@ -632,7 +597,8 @@ impl Flow {
 }
 
 /// Counters of the table's own work, for the file summary.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TableStats {
     pub flows: u64,
     /// Flows finished early because the live-flow cap was reached.

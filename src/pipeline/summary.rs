@@ -1,28 +1,32 @@
 //! What one input produced ([`FileResult`]: flows, DNS messages, [`FileSummary`]) and how the
 //! parts of the workers of one input are put together into it ([`finish_result`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::worker::Part;
 use crate::capture::{CaptureReader, Compression, ReadError};
 use crate::decode::{DefragStats, Skip};
 use crate::flow::{Flow, TableStats};
 
-/// What was skipped while decoding, by reason.
-#[derive(Debug, Clone, Default, Serialize)]
+/// What was skipped while decoding, by reason. The summaries are read back as they are
+/// written (`allowscope merge`): the names are the build's own when read from a capture.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SkipCounts {
     /// Frames of link types we do not decode, per link type.
     pub unsupported_linktype: BTreeMap<u32, u64>,
     /// Frames that carry no IP (ARP, LLDP, ...).
     pub not_ip: u64,
     /// Frames too short or inconsistent to read an IP header, per reason.
-    pub malformed: BTreeMap<&'static str, u64>,
+    pub malformed: BTreeMap<Cow<'static, str>, u64>,
 }
 
 /// IP fragment reassembly counters.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FragmentCounts {
     pub fragments: u64,
     pub reassembled: u64,
@@ -44,11 +48,12 @@ impl From<&DefragStats> for FragmentCounts {
 }
 
 /// The per-file summary: what was read, what was skipped, what went wrong.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileSummary {
     pub file: String,
     /// "pcap", "pcap-ns" or "pcapng"; null when the file could not be opened.
-    pub format: Option<&'static str>,
+    pub format: Option<Cow<'static, str>>,
     pub compression: Option<Compression>,
     pub packets: u64,
     /// Bytes of the (decompressed) capture stream read.
@@ -119,7 +124,7 @@ impl SkipCounts {
         match skip {
             Skip::UnsupportedLinkType(lt) => *self.unsupported_linktype.entry(lt).or_default() += 1,
             Skip::NotIp(_) => self.not_ip += 1,
-            Skip::Malformed(why) => *self.malformed.entry(why).or_default() += 1,
+            Skip::Malformed(why) => *self.malformed.entry(why.into()).or_default() += 1,
         }
     }
 
@@ -180,7 +185,7 @@ pub(crate) fn finish_result(
     table.peak_live = peak.unwrap_or_else(|| crate::flow::peak_live(&flows));
     let dns = crate::names::name_from_dns(&mut flows, udp_dns, tcp_dns, &seen);
     let st = reader.stats();
-    summary.format = Some(reader.format().name());
+    summary.format = Some(reader.format().name().into());
     summary.compression = Some(reader.compression());
     summary.packets = st.frames;
     summary.file_bytes = st.stream_bytes;

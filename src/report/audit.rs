@@ -211,7 +211,7 @@ pub(super) fn per_file_lines(a: &Audit, esc: impl Fn(&str) -> String) -> Vec<Str
         .collect()
 }
 
-fn file_counts(c: &std::collections::BTreeMap<&'static str, u64>) -> String {
+fn file_counts(c: &crate::audit::Counts) -> String {
     let parts: Vec<String> = c.iter().map(|(k, v)| format!("{v} {k}")).collect();
     if parts.is_empty() {
         "nothing".to_string()
@@ -221,7 +221,7 @@ fn file_counts(c: &std::collections::BTreeMap<&'static str, u64>) -> String {
 }
 
 /// One cell of the coverage matrix: what the file showed of an entry.
-pub(super) fn cell(counts: Option<&std::collections::BTreeMap<&'static str, u64>>) -> &'static str {
+pub(super) fn cell(counts: Option<&crate::audit::Counts>) -> &'static str {
     let Some(c) = counts else { return "-" };
     let has = |k: &str| c.get(k).copied().unwrap_or(0) > 0;
     match (

@@ -481,7 +481,7 @@ pub fn endpoint(e: &crate::flow::Endpoint) -> String {
 pub fn write_summaries(out: &mut dyn Write, results: &[FileResult]) -> io::Result<()> {
     for r in results {
         let s = &r.summary;
-        let Some(format) = s.format else {
+        let Some(format) = &s.format else {
             writeln!(
                 out,
                 "error: {}",
