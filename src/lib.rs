@@ -9,7 +9,8 @@
 //! analysed, split among workers) -> `catalog` (the hosts a service needs) -> `audit` (verdicts,
 //! mechanisms, evidence, coverage; `audit::ws` for websockets) -> `report` (text, Markdown, JSON,
 //! NDJSON) -> `cli` (arguments, commands, exit codes; `live` behind its feature). The ground
-//! floor: `text`, `time`, `rng`, `synth` (the bench's and the tests' synthetic captures).
+//! floor: `text`, `time`, `rng`, `synth` (the bench's and the tests' synthetic captures), `wire`
+//! (the bounds-checked byte reads every header and message parser shares).
 
 pub mod audit;
 pub mod capture;
@@ -27,3 +28,4 @@ pub mod rng;
 pub mod synth;
 pub mod text;
 pub mod time;
+pub mod wire;

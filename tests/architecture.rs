@@ -13,6 +13,7 @@ const STAGES: &[(&str, i32)] = &[
     ("time", -1),
     ("rng", -1),
     ("synth", -1),
+    ("wire", -1),
     ("capture", 0),
     ("decode", 1),
     ("flow", 2),
