@@ -12,7 +12,8 @@
 //! NDJSON, the rules in each firewall's language) -> `cli` (arguments, commands, exit codes; the
 //! `live` command around the live capture source). The ground floor: `text`, `time`, `rng`,
 //! `vocab_macro` (the vocabularies' one declaration), `synth` (the bench's and the tests'
-//! synthetic captures: behind the `synth` feature, not part of the API).
+//! synthetic captures: behind the `synth` feature, not part of the API), `wire` (the
+//! bounds-checked byte reads every header and message parser shares).
 
 pub mod audit;
 pub mod capture;
@@ -31,3 +32,4 @@ pub mod synth;
 pub mod text;
 pub mod time;
 mod vocab_macro;
+pub mod wire;

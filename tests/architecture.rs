@@ -14,6 +14,7 @@ const STAGES: &[(&str, i32)] = &[
     ("rng", -1),
     ("synth", -1),
     ("vocab_macro", -1),
+    ("wire", -1),
     ("capture", 0),
     ("decode", 1),
     ("flow", 2),

@@ -9,11 +9,91 @@
 //! TCP/UDP use etherparse's header slices; ICMP headers and the 4 port bytes of a quoted
 //! packet are read by hand.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::{err, LaxIpv4Slice, LaxIpv6Slice, LenSource, TcpHeaderSlice, UdpHeaderSlice};
 
 use super::{ipproto, Fragment, Icmp, IcmpError, IpHeader, Quoted, Tcp, Udp, L4};
+use crate::wire::{array, be16, be32};
+
+/// Field offsets of the IPv4 header (RFC 791 section 3.1).
+mod ipv4_field {
+    use crate::wire::Field;
+    /// Version (high nibble) and header length in 32-bit words (low nibble).
+    pub const VER_IHL: usize = 0;
+    pub const TOTAL_LEN: Field = 2..4;
+    pub const IDENT: Field = 4..6;
+    /// Flags (3 bits) and fragment offset (13 bits, in 8-byte units).
+    pub const FLG_OFF: Field = 6..8;
+    pub const TTL: usize = 8;
+    pub const PROTOCOL: usize = 9;
+    pub const SRC_ADDR: Field = 12..16;
+    pub const DST_ADDR: Field = 16..20;
+    /// Length of the header without options.
+    pub const FIXED_LEN: usize = 20;
+}
+
+/// Field offsets of the IPv6 header (RFC 8200 section 3).
+pub(super) mod ipv6_field {
+    use crate::wire::Field;
+    /// Version (high nibble), traffic class and flow label.
+    pub const VER_TC_FL: usize = 0;
+    pub const PAYLOAD_LEN: Field = 4..6;
+    pub const NEXT_HEADER: usize = 6;
+    pub const SRC_ADDR: Field = 8..24;
+    pub const DST_ADDR: Field = 24..40;
+    pub const FIXED_LEN: usize = 40;
+}
+
+/// Field offsets of the TCP header (RFC 9293 section 3.1).
+mod tcp_field {
+    use crate::wire::Field;
+    pub const SRC_PORT: Field = 0..2;
+    pub const DST_PORT: Field = 2..4;
+    pub const SEQ_NUM: Field = 4..8;
+    pub const ACK_NUM: Field = 8..12;
+    /// Data offset: the header length in 32-bit words (high nibble).
+    pub const DATA_OFF: usize = 12;
+    pub const FLAGS: usize = 13;
+    pub const WIN_SIZE: Field = 14..16;
+    /// Length of the header without options.
+    pub const FIXED_LEN: usize = 20;
+}
+
+/// Field offsets of the UDP header (RFC 768), and of the ports that start the header of every
+/// transport with ports (TCP, DCCP, SCTP, UDP-Lite too).
+pub(super) mod udp_field {
+    use crate::wire::Field;
+    pub const SRC_PORT: Field = 0..2;
+    pub const DST_PORT: Field = 2..4;
+    pub const LENGTH: Field = 4..6;
+    pub const PAYLOAD: usize = 8;
+}
+
+/// Field offsets of an IPv6 extension header (RFC 8200 section 4; AH, RFC 4302, starts the
+/// same way), and of the rest of a Fragment header.
+mod ext_field {
+    use crate::wire::Field;
+    pub const NEXT_HEADER: usize = 0;
+    /// The header's length, in 8-byte units not counting the first (in 4-byte units not
+    /// counting the first two for AH).
+    pub const LEN: usize = 1;
+    /// Fragment header: the offset (13 bits, in 8-byte units), 2 reserved bits, the M flag.
+    pub const FRAG_OFF_M: Field = 2..4;
+    pub const FRAG_IDENT: Field = 4..8;
+    pub const FRAGMENT_LEN: usize = 8;
+}
+
+/// The common header of the ICMP and ICMPv6 messages read here (RFC 792, RFC 4443).
+mod icmp_field {
+    use crate::wire::Field;
+    pub const TYPE: usize = 0;
+    pub const CODE: usize = 1;
+    /// The identifier of an echo request or reply.
+    pub const ECHO_ID: Field = 4..6;
+    /// Every message has at least these bytes; an error quotes the invoking packet after them.
+    pub const HEADER_LEN: usize = 8;
+}
 
 /// IPv6 extension header numbers walked here.
 const HOP_BY_HOP: u8 = 0;
@@ -44,22 +124,6 @@ pub(super) enum Body<'a> {
     Fragment(Fragment<'a>),
     /// An extension header was cut or inconsistent; `ip.proto` is the header it stopped at.
     Cut,
-}
-
-#[inline]
-pub(super) fn be16(b: &[u8], at: usize) -> Option<u16> {
-    match b.get(at..at + 2) {
-        Some(&[x, y]) => Some(u16::from_be_bytes([x, y])),
-        _ => None,
-    }
-}
-
-#[inline]
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    match b.get(at..at + 4) {
-        Some(&[w, x, y, z]) => Some(u32::from_be_bytes([w, x, y, z])),
-        _ => None,
-    }
 }
 
 #[inline]
@@ -104,19 +168,20 @@ pub(super) struct V4Fixed {
 /// the version is not 4. Nothing else is checked.
 #[inline]
 pub(super) fn v4_fixed(data: &[u8]) -> Option<V4Fixed> {
-    let h: &[u8; 20] = data.get(..20)?.try_into().ok()?;
-    if h[0] >> 4 != 4 {
+    use ipv4_field as f;
+    let h: &[u8; f::FIXED_LEN] = data.get(..f::FIXED_LEN)?.try_into().ok()?;
+    if h[f::VER_IHL] >> 4 != 4 {
         return None;
     }
     Some(V4Fixed {
-        ihl: h[0] & 0x0f,
-        total: usize::from(u16::from_be_bytes([h[2], h[3]])),
-        fragment: u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0,
-        ttl: h[8],
-        id: u16::from_be_bytes([h[4], h[5]]),
-        proto: h[9],
-        src: IpAddr::V4(std::net::Ipv4Addr::new(h[12], h[13], h[14], h[15])),
-        dst: IpAddr::V4(std::net::Ipv4Addr::new(h[16], h[17], h[18], h[19])),
+        ihl: h[f::VER_IHL] & 0x0f,
+        total: usize::from(be16(h, f::TOTAL_LEN)?),
+        fragment: be16(h, f::FLG_OFF)? & 0x3fff != 0,
+        ttl: h[f::TTL],
+        id: be16(h, f::IDENT)?,
+        proto: h[f::PROTOCOL],
+        src: IpAddr::V4(Ipv4Addr::from(array(h, f::SRC_ADDR)?)),
+        dst: IpAddr::V4(Ipv4Addr::from(array(h, f::DST_ADDR)?)),
     })
 }
 
@@ -126,10 +191,11 @@ pub(super) fn v4_fixed(data: &[u8]) -> Option<V4Fixed> {
 #[inline]
 fn ipv4_plain(data: &[u8]) -> Option<Net<'_>> {
     let h = v4_fixed(data)?;
-    if h.ihl != 5 || h.total < 20 || h.fragment || h.proto == AUTH {
+    const FIXED: usize = ipv4_field::FIXED_LEN;
+    if h.ihl != 5 || h.total < FIXED || h.fragment || h.proto == AUTH {
         return None;
     }
-    let body = data.get(20..h.total)?;
+    let body = data.get(FIXED..h.total)?;
     Some(Net {
         ip: IpHeader {
             src: h.src,
@@ -137,7 +203,7 @@ fn ipv4_plain(data: &[u8]) -> Option<Net<'_>> {
             ttl: h.ttl,
             ip_id: Some(h.id),
             proto: h.proto,
-            payload_len: len32(h.total - 20),
+            payload_len: len32(h.total - FIXED),
             tunnel: 0,
         },
         truncated: false,
@@ -229,7 +295,9 @@ pub(super) fn ipv6(data: &[u8]) -> Result<Net<'_>, &'static str> {
     // etherparse's extension slice and payload are contiguous after the fixed header, so
     // together they are the IP payload as bounded by payload_length (or the capture).
     let ip_payload_len = slice.extensions().slice().len() + payload.payload.len();
-    let ip_payload = data.get(40..40 + ip_payload_len).unwrap_or_default();
+    let ip_payload = data
+        .get(ipv6_field::FIXED_LEN..ipv6_field::FIXED_LEN + ip_payload_len)
+        .unwrap_or_default();
     let truncated = payload.incomplete;
     let declared = if payload.incomplete || payload.len_source != LenSource::Slice {
         u32::from(h.payload_length())
@@ -310,22 +378,26 @@ enum Ext {
 /// Walk IPv6 extension headers starting with header number `next` at the start of `buf`;
 /// returns where the walk ended and the byte offset of what follows.
 fn walk_v6(mut next: u8, buf: &[u8]) -> (Ext, usize) {
+    use ext_field as f;
     let mut at = 0usize;
     loop {
+        // `at` never passes the end: it moves only past a header that fits.
+        let h = buf.get(at..).unwrap_or_default();
         let len = match next {
-            HOP_BY_HOP | ROUTING | DEST_OPTS => buf.get(at + 1).map(|&l| (usize::from(l) + 1) * 8),
-            AUTH => buf.get(at + 1).map(|&l| (usize::from(l) + 2) * 4),
-            FRAGMENT => Some(8),
+            HOP_BY_HOP | ROUTING | DEST_OPTS => h.get(f::LEN).map(|&l| (usize::from(l) + 1) * 8),
+            AUTH => h.get(f::LEN).map(|&l| (usize::from(l) + 2) * 4),
+            FRAGMENT => Some(f::FRAGMENT_LEN),
             other => return (Ext::Transport(other), at),
         };
-        let (Some(len), Some(&following)) = (len, buf.get(at)) else {
+        let (Some(len), Some(&following)) = (len, h.get(f::NEXT_HEADER)) else {
             return (Ext::Cut(next), at);
         };
-        if buf.len() < at + len {
+        if h.len() < len {
             return (Ext::Cut(next), at);
         }
         if next == FRAGMENT {
-            let (Some(off_flags), Some(id)) = (be16(buf, at + 2), be32(buf, at + 4)) else {
+            let (Some(off_flags), Some(id)) = (be16(h, f::FRAG_OFF_M), be32(h, f::FRAG_IDENT))
+            else {
                 return (Ext::Cut(next), at);
             };
             let offset = u32::from(off_flags >> 3) * 8;
@@ -401,7 +473,7 @@ fn tcp(data: &[u8], declared: u32) -> (L4<'_>, bool) {
                     dst_port: h.destination_port(),
                     seq: h.sequence_number(),
                     ack: h.acknowledgment_number(),
-                    flags: h.slice().get(13).copied().unwrap_or(0),
+                    flags: h.slice().get(tcp_field::FLAGS).copied().unwrap_or(0),
                     window: h.window_size(),
                     payload: data.get(hl..).unwrap_or_default(),
                     payload_len: declared.saturating_sub(len32(hl)),
@@ -414,7 +486,9 @@ fn tcp(data: &[u8], declared: u32) -> (L4<'_>, bool) {
         // numbers and flags are known, so report them with no payload.
         Err(err::tcp::HeaderSliceError::Len(_)) => match fixed_tcp(data) {
             Some(mut t) => {
-                let hl = data.get(12).map(|b| usize::from(b >> 4) * 4).unwrap_or(20);
+                let hl = data
+                    .get(tcp_field::DATA_OFF)
+                    .map_or(tcp_field::FIXED_LEN, |b| usize::from(b >> 4) * 4);
                 t.payload_len = declared.saturating_sub(len32(hl));
                 (L4::Tcp(t), true)
             }
@@ -437,16 +511,15 @@ fn tcp(data: &[u8], declared: u32) -> (L4<'_>, bool) {
 
 /// Read the fixed 20-byte TCP header by hand.
 fn fixed_tcp(data: &[u8]) -> Option<Tcp<'static>> {
-    if data.len() < 20 {
-        return None;
-    }
+    use tcp_field as f;
+    let h = data.get(..f::FIXED_LEN)?;
     Some(Tcp {
-        src_port: be16(data, 0)?,
-        dst_port: be16(data, 2)?,
-        seq: be32(data, 4)?,
-        ack: be32(data, 8)?,
-        flags: *data.get(13)?,
-        window: be16(data, 14)?,
+        src_port: be16(h, f::SRC_PORT)?,
+        dst_port: be16(h, f::DST_PORT)?,
+        seq: be32(h, f::SEQ_NUM)?,
+        ack: be32(h, f::ACK_NUM)?,
+        flags: *h.get(f::FLAGS)?,
+        window: be16(h, f::WIN_SIZE)?,
         payload: &[],
         payload_len: 0,
     })
@@ -468,8 +541,8 @@ fn udp(data: &[u8], declared: u32) -> (L4<'_>, bool) {
                 L4::Udp(Udp {
                     src_port: h.source_port(),
                     dst_port: h.destination_port(),
-                    payload: data.get(8..end_usize).unwrap_or_default(),
-                    payload_len: end.saturating_sub(8),
+                    payload: data.get(udp_field::PAYLOAD..end_usize).unwrap_or_default(),
+                    payload_len: end.saturating_sub(udp_field::PAYLOAD as u32),
                 }),
                 false,
             )
@@ -485,19 +558,18 @@ fn udp(data: &[u8], declared: u32) -> (L4<'_>, bool) {
 
 fn icmp(v6: bool, data: &[u8]) -> (L4<'_>, bool) {
     let proto = if v6 { ipproto::ICMPV6 } else { ipproto::ICMP };
-    let (Some(&icmp_type), Some(&code)) = (data.first(), data.get(1)) else {
+    let (Some(&icmp_type), Some(&code)) = (data.get(icmp_field::TYPE), data.get(icmp_field::CODE))
+    else {
         return (L4::Other { proto }, true);
     };
-    // Every ICMP/ICMPv6 message has at least 8 header bytes.
-    let cut = data.len() < 8;
+    let cut = data.len() < icmp_field::HEADER_LEN;
     let is_error = if v6 {
         matches!(icmp_type, 1..=4)
     } else {
         matches!(icmp_type, 3 | 4 | 5 | 11 | 12)
     };
     if is_error {
-        // The invoking packet is quoted right after the 8-byte ICMP header.
-        let quoted = data.get(8..).and_then(quote);
+        let quoted = data.get(icmp_field::HEADER_LEN..).and_then(quote);
         return (
             L4::IcmpError(IcmpError {
                 v6,
@@ -513,7 +585,11 @@ fn icmp(v6: bool, data: &[u8]) -> (L4<'_>, bool) {
     } else {
         matches!(icmp_type, 0 | 8)
     };
-    let echo_id = if is_echo { be16(data, 4) } else { None };
+    let echo_id = if is_echo {
+        be16(data, icmp_field::ECHO_ID)
+    } else {
+        None
+    };
     (
         L4::Icmp(Icmp {
             v6,
@@ -548,8 +624,8 @@ fn quote(data: &[u8]) -> Option<Quoted> {
         proto,
         src: net.ip.src,
         dst: net.ip.dst,
-        src_port: be16(transport, 0)?,
-        dst_port: be16(transport, 2)?,
+        src_port: be16(transport, udp_field::SRC_PORT)?,
+        dst_port: be16(transport, udp_field::DST_PORT)?,
     })
 }
 

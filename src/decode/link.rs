@@ -3,8 +3,48 @@
 //! Parsed by hand (fixed offsets), without allocation. etherparse's own Linux SLL parser
 //! rejects loopback frames (ARPHRD 772), which is one reason the link layers live here.
 
-use super::ip::be16;
 use super::Skip;
+use crate::wire::be16;
+
+/// Field offsets of an Ethernet II header.
+pub(super) mod ethernet_field {
+    use crate::wire::Field;
+    pub const ETHERTYPE: Field = 12..14;
+    pub const PAYLOAD: usize = 14;
+}
+
+/// Field offsets of a Linux "cooked" capture v1 header.
+mod sll_field {
+    use crate::wire::Field;
+    /// The protocol: an ethertype.
+    pub const PROTOCOL: Field = 14..16;
+    pub const PAYLOAD: usize = 16;
+}
+
+/// Field offsets of a Linux "cooked" capture v2 header.
+mod sll2_field {
+    use crate::wire::Field;
+    /// The protocol: an ethertype.
+    pub const PROTOCOL: Field = 0..2;
+    pub const PAYLOAD: usize = 20;
+}
+
+/// Field offsets of a Cisco HDLC header: address (0x0f unicast, 0x8f broadcast), control 0,
+/// protocol (an ethertype).
+mod chdlc_field {
+    use crate::wire::Field;
+    pub const PROTOCOL: Field = 2..4;
+    pub const PAYLOAD: usize = 4;
+}
+
+/// Field offsets of an 802.1Q (or 802.1ad) tag, after the ethertype that announces it.
+mod vlan_field {
+    use crate::wire::Field;
+    /// Priority, drop eligibility and the VLAN id (low 12 bits).
+    pub const TCI: Field = 0..2;
+    pub const ETHERTYPE: Field = 2..4;
+    pub const PAYLOAD: usize = 4;
+}
 
 /// LINKTYPE values (pcap/pcapng link types) decoded here.
 pub mod linktype {
@@ -106,19 +146,20 @@ pub(super) fn frame(lt: u32, data: &[u8]) -> Result<Framed<'_>, Skip> {
     use linktype as l;
     match lt {
         l::ETHERNET => {
-            let ty = be16(data, 12).ok_or(Skip::Malformed("Ethernet header cut"))?;
-            ether(ty, data.get(14..).unwrap_or_default())
+            use ethernet_field as f;
+            let ty = be16(data, f::ETHERTYPE).ok_or(Skip::Malformed("Ethernet header cut"))?;
+            ether(ty, data.get(f::PAYLOAD..).unwrap_or_default())
         }
         l::LINUX_SLL => {
-            let proto = be16(data, 14).ok_or(Skip::Malformed("Linux SLL header cut"))?;
-            ether(proto, data.get(16..).unwrap_or_default())
+            use sll_field as f;
+            let proto = be16(data, f::PROTOCOL).ok_or(Skip::Malformed("Linux SLL header cut"))?;
+            ether(proto, data.get(f::PAYLOAD..).unwrap_or_default())
         }
         l::LINUX_SLL2 => {
-            if data.len() < 20 {
-                return Err(Skip::Malformed("Linux SLL2 header cut"));
-            }
-            let proto = be16(data, 0).ok_or(Skip::Malformed("Linux SLL2 header cut"))?;
-            ether(proto, data.get(20..).unwrap_or_default())
+            use sll2_field as f;
+            const CUT: Skip = Skip::Malformed("Linux SLL2 header cut");
+            let ip = data.get(f::PAYLOAD..).ok_or(CUT)?;
+            ether(be16(data, f::PROTOCOL).ok_or(CUT)?, ip)
         }
         l::RAW | l::RAW_12 | l::RAW_14 => {
             let first = *data.first().ok_or(Skip::Malformed("empty raw IP frame"))?;
@@ -168,9 +209,9 @@ pub(super) fn frame(lt: u32, data: &[u8]) -> Result<Framed<'_>, Skip> {
         }
         l::NFLOG => nflog(data),
         l::C_HDLC => {
-            // Address (0x0f unicast, 0x8f broadcast), control 0, protocol (an ethertype).
-            let proto = be16(data, 2).ok_or(Skip::Malformed("Cisco HDLC header cut"))?;
-            ether(proto, data.get(4..).unwrap_or_default())
+            use chdlc_field as f;
+            let proto = be16(data, f::PROTOCOL).ok_or(Skip::Malformed("Cisco HDLC header cut"))?;
+            ether(proto, data.get(f::PAYLOAD..).unwrap_or_default())
         }
         l::IEEE802_11 => wifi(data),
         l::IEEE802_11_RADIOTAP => {
@@ -375,15 +416,16 @@ pub(super) fn ether(mut ty: u16, mut rest: &[u8]) -> Result<Framed<'_>, Skip> {
                 });
             }
             ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD => {
-                let tci = be16(rest, 0).ok_or(Skip::Malformed("VLAN tag cut"))?;
-                let inner = be16(rest, 2).ok_or(Skip::Malformed("VLAN tag cut"))?;
+                let tci = be16(rest, vlan_field::TCI).ok_or(Skip::Malformed("VLAN tag cut"))?;
+                let inner =
+                    be16(rest, vlan_field::ETHERTYPE).ok_or(Skip::Malformed("VLAN tag cut"))?;
                 if let Some(slot) = vlans.get_mut(seen) {
                     *slot = Some(tci & 0x0fff);
                 }
                 seen += 1;
                 ty = inner;
                 // Each tag consumes 4 bytes, so the loop ends with the frame.
-                rest = rest.get(4..).unwrap_or_default();
+                rest = rest.get(vlan_field::PAYLOAD..).unwrap_or_default();
             }
             other => return Err(Skip::NotIp(other)),
         }

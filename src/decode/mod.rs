@@ -26,6 +26,8 @@
 
 use std::net::IpAddr;
 
+use crate::wire;
+
 mod defrag;
 #[cfg(test)]
 mod encap_tests;
@@ -382,9 +384,8 @@ pub fn tcp_udp_addresses(linktype: u32, data: &[u8]) -> Option<(IpAddr, IpAddr)>
             }
             // The transport bytes end where the IP header says (not at the frame's end: an
             // Ethernet trailer or FCS follows), as the full decode reads them.
-            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
             let body = h
-                .get(usize::from(f.ihl) * 4..total.min(h.len()))
+                .get(usize::from(f.ihl) * 4..f.total.min(h.len()))
                 .unwrap_or_default();
             if f.proto == ipproto::UDP && udp_tunnel(body) {
                 return None;
@@ -392,18 +393,20 @@ pub fn tcp_udp_addresses(linktype: u32, data: &[u8]) -> Option<(IpAddr, IpAddr)>
             Some((f.src, f.dst))
         }
         link::IpVersion::V6 => {
-            let h6: &[u8; 40] = h.get(..40)?.try_into().ok()?;
-            if h6[0] >> 4 != 6 || !matches!(h6[6], ipproto::TCP | ipproto::UDP) {
+            use ip::ipv6_field as f;
+            let h6: &[u8; f::FIXED_LEN] = h.get(..f::FIXED_LEN)?.try_into().ok()?;
+            let next = h6[f::NEXT_HEADER];
+            if h6[f::VER_TC_FL] >> 4 != 6 || !matches!(next, ipproto::TCP | ipproto::UDP) {
                 return None;
             }
-            let total = 40 + usize::from(u16::from_be_bytes([h6[4], h6[5]]));
-            if h6[6] == ipproto::UDP
-                && udp_tunnel(h.get(40..total.min(h.len())).unwrap_or_default())
+            let total = f::FIXED_LEN + usize::from(wire::be16(h6, f::PAYLOAD_LEN)?);
+            if next == ipproto::UDP
+                && udp_tunnel(h.get(f::FIXED_LEN..total.min(h.len())).unwrap_or_default())
             {
                 return None;
             }
-            let src: [u8; 16] = h6[8..24].try_into().ok()?;
-            let dst: [u8; 16] = h6[24..40].try_into().ok()?;
+            let src: [u8; 16] = wire::array(h6, f::SRC_ADDR)?;
+            let dst: [u8; 16] = wire::array(h6, f::DST_ADDR)?;
             Some((IpAddr::from(src), IpAddr::from(dst)))
         }
         link::IpVersion::Mpls | link::IpVersion::Pppoe => None,
@@ -415,7 +418,7 @@ pub fn tcp_udp_addresses(linktype: u32, data: &[u8]) -> Option<(IpAddr, IpAddr)>
 /// flow go to one worker; a cut header counts as one (the full decode then decides).
 #[inline]
 fn udp_tunnel(udp: &[u8]) -> bool {
-    udp.len() < 4 || tunnel::candidate(ipproto::UDP, udp)
+    udp.len() < ip::udp_field::DST_PORT.end || tunnel::candidate(ipproto::UDP, udp)
 }
 
 /// Decode the transport layer of a whole IP payload, such as a datagram a [`Defragmenter`]

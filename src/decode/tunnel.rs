@@ -19,9 +19,10 @@ use std::net::IpAddr;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::ip::{self, be16, Body, Net};
-use super::link::{self, ethertype, Framed, IpVersion};
+use super::ip::{self, udp_field, Body, Net};
+use super::link::{self, ethernet_field, ethertype, Framed, IpVersion};
 use super::{ipproto, Packet, Skip};
+use crate::wire::{be16, be32};
 
 /// Most encapsulation layers (MPLS labels count one each) walked in one frame.
 pub const MAX_DEPTH: u8 = 8;
@@ -36,6 +37,18 @@ pub mod port {
     pub const GTP_U: u16 = 2152;
     /// Teredo (either port: client to relay, relay to client).
     pub const TEREDO: u16 = 3544;
+}
+
+/// Field offsets of a PPPoE session header (RFC 2516 section 4).
+mod pppoe_field {
+    use crate::wire::Field;
+    /// Version and type, 1 each: 0x11.
+    pub const VER_TYPE: usize = 0;
+    pub const CODE: usize = 1;
+    pub const SESSION: Field = 2..4;
+    /// The length of the PPP payload.
+    pub const LENGTH: Field = 4..6;
+    pub const PAYLOAD: usize = 6;
 }
 
 const IPIP: u8 = 4;
@@ -154,9 +167,13 @@ impl Serialize for EncapLayer {
 pub(super) fn candidate(proto: u8, transport: &[u8]) -> bool {
     match proto {
         IPIP | IPV6_IN_IP | GRE => true,
-        ipproto::UDP => match (be16(transport, 0), be16(transport, 2)) {
+        ipproto::UDP => match (
+            be16(transport, udp_field::SRC_PORT),
+            be16(transport, udp_field::DST_PORT),
+        ) {
             (Some(s), Some(d)) => {
-                tunnel_ports(s, d) || teredo_by_content(transport.get(8..).unwrap_or_default())
+                tunnel_ports(s, d)
+                    || teredo_by_content(transport.get(udp_field::PAYLOAD..).unwrap_or_default())
             }
             _ => false,
         },
@@ -170,11 +187,15 @@ pub(super) fn candidate(proto: u8, transport: &[u8]) -> bool {
 /// What Zeek and tshark recognise it by; cheap enough for every UDP datagram.
 #[inline]
 pub(super) fn teredo_by_content(p: &[u8]) -> bool {
+    use ip::ipv6_field as f;
     const TEREDO_PREFIX: [u8; 4] = [0x20, 0x01, 0x00, 0x00];
-    p.len() >= 40
-        && p[0] >> 4 == 6
-        && usize::from(u16::from_be_bytes([p[4], p[5]])) + 40 == p.len()
-        && (p[8..12] == TEREDO_PREFIX || p[24..28] == TEREDO_PREFIX)
+    let teredo = |addr| {
+        p.get(addr)
+            .is_some_and(|a: &[u8]| a.starts_with(&TEREDO_PREFIX))
+    };
+    p.get(f::VER_TC_FL).is_some_and(|v| v >> 4 == 6)
+        && be16(p, f::PAYLOAD_LEN).is_some_and(|n| usize::from(n) + f::FIXED_LEN == p.len())
+        && (teredo(f::SRC_ADDR) || teredo(f::DST_ADDR))
 }
 
 /// Whether a UDP datagram between these ports may be a tunnel.
@@ -348,16 +369,20 @@ impl<F: FnMut(&EncapLayer)> Walk<F> {
 
     /// VXLAN, Geneve, GTP-U, Teredo: `None` when the header does not validate (plain UDP).
     fn udp<'a>(&self, net: &Net<'a>, t: &'a [u8]) -> Result<Option<(EncapLayer, Next<'a>)>, Skip> {
-        let (Some(sport), Some(dport), Some(len)) = (be16(t, 0), be16(t, 2), be16(t, 4)) else {
+        let (Some(sport), Some(dport), Some(len)) = (
+            be16(t, udp_field::SRC_PORT),
+            be16(t, udp_field::DST_PORT),
+            be16(t, udp_field::LENGTH),
+        ) else {
             return Ok(None);
         };
         // The UDP length bounds the payload unless unset or nonsense (as in `ip::udp`).
-        let end = if len >= 8 {
+        let end = if usize::from(len) >= udp_field::PAYLOAD {
             usize::from(len).min(t.len())
         } else {
             t.len()
         };
-        let p = t.get(8..end).unwrap_or_default();
+        let p = t.get(udp_field::PAYLOAD..end).unwrap_or_default();
         if dport == port::VXLAN {
             // Flags with the I bit and the other reserved bits zero (RFC 7348; the G bit of
             // VXLAN-GBP allowed, its policy id in the next bytes), the VNI, a zero last byte.
@@ -464,10 +489,14 @@ impl<F: FnMut(&EncapLayer)> Walk<F> {
     }
 
     fn pppoe<'a>(&mut self, b: &'a [u8]) -> Result<Next<'a>, Skip> {
+        use pppoe_field as f;
         const CUT: Skip = Skip::Malformed("PPPoE header cut");
-        let (Some(&vt), Some(&code), Some(session), Some(len)) =
-            (b.first(), b.get(1), be16(b, 2), be16(b, 4))
-        else {
+        let (Some(&vt), Some(&code), Some(session), Some(len)) = (
+            b.get(f::VER_TYPE),
+            b.get(f::CODE),
+            be16(b, f::SESSION),
+            be16(b, f::LENGTH),
+        ) else {
             return Err(CUT);
         };
         if vt != 0x11 || code != 0 {
@@ -481,8 +510,8 @@ impl<F: FnMut(&EncapLayer)> Walk<F> {
             dst: None,
             id: Some(u32::from(session)),
         })?;
-        let end = (6 + usize::from(len)).min(b.len());
-        let ppp = b.get(6..end).unwrap_or_default();
+        let end = (f::PAYLOAD + usize::from(len)).min(b.len());
+        let ppp = b.get(f::PAYLOAD..end).unwrap_or_default();
         // The protocol field may be compressed to one (odd) byte.
         let (proto, rest) = match ppp {
             [p, rest @ ..] if p & 1 == 1 => (u16::from(*p), rest),
@@ -512,14 +541,6 @@ fn known_ethertype(t: Option<u16>) -> bool {
                 | ethertype::PPPOE_SESSION
         )
     )
-}
-
-#[inline]
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    match b.get(at..at + 4) {
-        Some(&[w, x, y, z]) => Some(u32::from_be_bytes([w, x, y, z])),
-        _ => None,
-    }
 }
 
 /// Walks a frame whose link layer gave MPLS or PPPoE (`net` None), or whose IP packet `net`
@@ -594,8 +615,9 @@ pub(super) fn walk<'a>(
                     }
                 }
                 Next::Ether(b) => {
-                    let ty = be16(b, 12).ok_or(Skip::Malformed("inner Ethernet header cut"))?;
-                    let f = link::ether(ty, b.get(14..).unwrap_or_default())?;
+                    let ty = be16(b, ethernet_field::ETHERTYPE)
+                        .ok_or(Skip::Malformed("inner Ethernet header cut"))?;
+                    let f = link::ether(ty, b.get(ethernet_field::PAYLOAD..).unwrap_or_default())?;
                     match f.version {
                         IpVersion::V4 => Next::V4(f.ip),
                         IpVersion::V6 => Next::V6(f.ip),

@@ -25,8 +25,39 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
+use crate::wire::{be16, be32};
+use DnsError::Truncated;
+
 /// Length of the fixed DNS header.
 const HEADER_LEN: usize = 12;
+
+/// Field offsets of the header (RFC 1035 section 4.1.1).
+mod field {
+    use crate::wire::Field;
+    pub const ID: Field = 0..2;
+    pub const FLAGS: Field = 2..4;
+    pub const QDCOUNT: Field = 4..6;
+    pub const ANCOUNT: Field = 6..8;
+    pub const NSCOUNT: Field = 8..10;
+    pub const ARCOUNT: Field = 10..12;
+}
+
+/// Field offsets of a question after its name (RFC 1035 section 4.1.2).
+mod question_field {
+    use crate::wire::Field;
+    pub const QTYPE: Field = 0..2;
+    pub const QCLASS: Field = 2..4;
+    pub const END: usize = 4;
+}
+
+/// Field offsets of a resource record after its owner name (RFC 1035 section 4.1.3).
+mod rr_field {
+    use crate::wire::Field;
+    pub const TYPE: Field = 0..2;
+    pub const TTL: Field = 4..8;
+    pub const RDLENGTH: Field = 8..10;
+    pub const RDATA: usize = 10;
+}
 /// Longest name in wire form (RFC 1035 3.1), root label included.
 const MAX_NAME_WIRE: usize = 255;
 
@@ -261,20 +292,6 @@ pub fn qtype_name(t: u16) -> Cow<'static, str> {
     Cow::Borrowed(name)
 }
 
-fn be16(b: &[u8], at: usize) -> Result<u16, DnsError> {
-    match b.get(at..at + 2) {
-        Some(s) => Ok(u16::from_be_bytes([s[0], s[1]])),
-        None => Err(DnsError::Truncated),
-    }
-}
-
-fn be32(b: &[u8], at: usize) -> Result<u32, DnsError> {
-    match b.get(at..at + 4) {
-        Some(s) => Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]])),
-        None => Err(DnsError::Truncated),
-    }
-}
-
 /// Appends one label, lower-cased and escaped (see the module docs).
 fn push_label(out: &mut String, label: &[u8]) {
     out.reserve(label.len());
@@ -359,11 +376,12 @@ struct RawRecord {
 
 fn read_record(msg: &[u8], at: usize) -> Result<RawRecord, DnsError> {
     let (name, pos) = read_name(msg, at)?;
-    let rtype = be16(msg, pos)?;
-    // class (pos + 2) is not used: UPDATE and mDNS put other values there.
-    let ttl = be32(msg, pos + 4)?;
-    let rdlen = usize::from(be16(msg, pos + 8)?);
-    let start = pos + 10;
+    let fixed = msg.get(pos..).unwrap_or_default();
+    let rtype = be16(fixed, rr_field::TYPE).ok_or(Truncated)?;
+    // The class is not used: UPDATE and mDNS put other values there.
+    let ttl = be32(fixed, rr_field::TTL).ok_or(Truncated)?;
+    let rdlen = usize::from(be16(fixed, rr_field::RDLENGTH).ok_or(Truncated)?);
+    let start = pos + rr_field::RDATA;
     if msg.len() < start + rdlen {
         return Err(DnsError::Truncated);
     }
@@ -427,9 +445,9 @@ fn header(bytes: &[u8]) -> Result<DnsMessage, DnsError> {
     if bytes.len() < HEADER_LEN {
         return Err(DnsError::Truncated);
     }
-    let flags = be16(bytes, 2)?;
+    let flags = be16(bytes, field::FLAGS).ok_or(Truncated)?;
     Ok(DnsMessage {
-        id: be16(bytes, 0)?,
+        id: be16(bytes, field::ID).ok_or(Truncated)?,
         response: flags & 0x8000 != 0,
         opcode: ((flags >> 11) & 0x0f) as u8,
         rcode: flags & 0x0f,
@@ -443,11 +461,12 @@ fn header(bytes: &[u8]) -> Result<DnsMessage, DnsError> {
 /// Reads the sections after the header into `msg`, stopping at the first thing that does not
 /// parse (what was read before it stays in `msg`).
 fn sections(bytes: &[u8], msg: &mut DnsMessage) -> Result<(), DnsError> {
+    let count = |f| be16(bytes, f).ok_or(Truncated);
     let counts = [
-        be16(bytes, 4)?,
-        be16(bytes, 6)?,
-        be16(bytes, 8)?,
-        be16(bytes, 10)?,
+        count(field::QDCOUNT)?,
+        count(field::ANCOUNT)?,
+        count(field::NSCOUNT)?,
+        count(field::ARCOUNT)?,
     ];
     let mut pos = HEADER_LEN;
 
@@ -457,10 +476,11 @@ fn sections(bytes: &[u8], msg: &mut DnsMessage) -> Result<(), DnsError> {
     msg.questions.reserve(room(5, counts[0]));
     for _ in 0..counts[0] {
         let (name, end) = read_name(bytes, pos)?;
-        let qtype = be16(bytes, end)?;
-        be16(bytes, end + 2)?; // qclass
+        let fixed = bytes.get(end..).unwrap_or_default();
+        let qtype = be16(fixed, question_field::QTYPE).ok_or(Truncated)?;
+        be16(fixed, question_field::QCLASS).ok_or(Truncated)?;
         msg.questions.push(Question { name, qtype });
-        pos = end + 4;
+        pos = end + question_field::END;
     }
 
     msg.answers.reserve(room(11, counts[1]));
@@ -505,7 +525,7 @@ pub fn parse_tcp_stream(bytes: &[u8], hole: bool) -> TcpDns {
     let mut out = TcpDns::default();
     let mut pos = 0;
     while pos < bytes.len() {
-        let Ok(len) = be16(bytes, pos) else {
+        let Some(len) = be16(bytes, pos) else {
             out.truncated = true;
             break;
         };

@@ -17,6 +17,8 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
 use ring::hkdf;
 use serde::Serialize;
 
+use crate::wire::Cursor;
+
 /// QUIC version 1 (RFC 9000).
 pub const VERSION_1: u32 = 0x0000_0001;
 /// QUIC version 2 (RFC 9369).
@@ -281,71 +283,6 @@ impl Keys {
 }
 
 // ---------------------------------------------------------------------------------------
-// Byte reading
-
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(b: &'a [u8]) -> Self {
-        Reader { b, pos: 0 }
-    }
-
-    fn remaining(&self) -> usize {
-        self.b.len() - self.pos
-    }
-
-    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let s = self.b.get(self.pos..end)?;
-        self.pos = end;
-        Some(s)
-    }
-
-    /// Up to `n` bytes: what is there when fewer remain (for reading a cut prefix).
-    fn bytes_upto(&mut self, n: usize) -> &'a [u8] {
-        let n = n.min(self.remaining());
-        let s = &self.b[self.pos..self.pos + n];
-        self.pos += n;
-        s
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        let v = *self.b.get(self.pos)?;
-        self.pos += 1;
-        Some(v)
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        let s = self.bytes(2)?;
-        Some(u16::from_be_bytes([s[0], s[1]]))
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        let s = self.bytes(4)?;
-        Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-    }
-
-    /// QUIC variable-length integer (RFC 9000 16).
-    fn varint(&mut self) -> Option<u64> {
-        let first = self.u8()?;
-        let extra = (1usize << (first >> 6)) - 1;
-        let mut v = u64::from(first & 0x3f);
-        for &b in self.bytes(extra)? {
-            v = (v << 8) | u64::from(b);
-        }
-        Some(v)
-    }
-
-    /// A varint used as a length within this buffer.
-    fn len_varint(&mut self) -> Option<usize> {
-        usize::try_from(self.varint()?).ok()
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Long headers
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -395,7 +332,7 @@ enum Parsed<'a> {
 }
 
 fn parse_long(d: &[u8]) -> Parsed<'_> {
-    let mut r = Reader::new(d);
+    let mut r = Cursor::new(d);
     let Some(first) = r.u8() else {
         return Parsed::Stop;
     };
@@ -413,10 +350,8 @@ fn parse_long(d: &[u8]) -> Parsed<'_> {
     let Some(p) = params(version) else {
         // Version-independent fields only: first byte, version, DCID, SCID.
         let mut ids = || -> Option<(&[u8], &[u8])> {
-            let n = usize::from(r.u8()?);
-            let dcid = r.bytes(n).filter(|_| n <= 20)?;
-            let n = usize::from(r.u8()?);
-            let scid = r.bytes(n).filter(|_| n <= 20)?;
+            let dcid = r.vec8().filter(|id| id.len() <= 20)?;
+            let scid = r.vec8().filter(|id| id.len() <= 20)?;
             Some((dcid, scid))
         };
         let Some((dcid, scid)) = ids() else {
@@ -426,7 +361,7 @@ fn parse_long(d: &[u8]) -> Parsed<'_> {
             Parsed::VersionNegotiation {
                 dcid,
                 scid,
-                versions: &d[r.pos..],
+                versions: r.rest(),
             }
         } else {
             Parsed::Unknown {
@@ -466,11 +401,11 @@ fn parse_long(d: &[u8]) -> Parsed<'_> {
             }));
         }
         if kind == Kind::Initial {
-            let token_len = r.len_varint()?;
-            r.bytes(token_len)?;
+            let token_len = r.varint_len()?;
+            r.skip(token_len)?;
         }
-        let length = r.len_varint()?;
-        let pn_offset = r.pos;
+        let length = r.varint_len()?;
+        let pn_offset = r.position();
         Some(Ok(LongHeader {
             version,
             kind,
@@ -587,15 +522,12 @@ impl CryptoBuf {
 
 /// Walks the frames of a decrypted Initial payload, keeping CRYPTO data.
 fn read_frames(payload: &[u8], crypto: &mut CryptoBuf) {
-    let mut r = Reader::new(payload);
+    let mut r = Cursor::new(payload);
     while r.remaining() > 0 {
         let Some(ty) = r.varint() else { return };
         let ok = match ty {
             // PADDING: skip the whole run at once.
-            0x00 => {
-                r.pos += zero_run(&r.b[r.pos..]);
-                Some(())
-            }
+            0x00 => r.skip(zero_run(r.rest())),
             // PING
             0x01 => Some(()),
             // ACK, ACK with ECN counts
@@ -603,7 +535,7 @@ fn read_frames(payload: &[u8], crypto: &mut CryptoBuf) {
             // CRYPTO
             0x06 => (|| {
                 let offset = r.varint()?;
-                let len = r.len_varint()?;
+                let len = r.varint_len()?;
                 crypto.insert(offset, r.bytes(len)?);
                 Some(())
             })(),
@@ -613,8 +545,8 @@ fn read_frames(payload: &[u8], crypto: &mut CryptoBuf) {
                 if ty == 0x1c {
                     r.varint()?;
                 }
-                let len = r.len_varint()?;
-                r.bytes(len)?;
+                let len = r.varint_len()?;
+                r.skip(len)?;
                 Some(())
             })(),
             _ => None,
@@ -635,7 +567,7 @@ fn zero_run(b: &[u8]) -> usize {
     at + b[at..].iter().position(|&x| x != 0).unwrap_or(b.len() - at)
 }
 
-fn skip_ack(r: &mut Reader<'_>, ecn: bool) -> Option<()> {
+fn skip_ack(r: &mut Cursor<'_>, ecn: bool) -> Option<()> {
     r.varint()?; // largest acknowledged
     r.varint()?; // ack delay
     let count = r.varint()?;
@@ -680,20 +612,16 @@ fn hello(prefix: &[u8]) -> Hello<'_> {
 
 /// SNI and ALPN from a ClientHello body; reads what fits when the body is cut.
 fn hello_extensions(body: &[u8], sni: &mut Option<String>, alpn: &mut Vec<String>) -> Option<()> {
-    let mut r = Reader::new(body);
-    r.bytes(2 + 32)?; // legacy_version, random
-    let n = r.u8()?;
-    r.bytes(usize::from(n))?; // legacy_session_id
+    let mut r = Cursor::new(body);
+    r.skip(2 + 32)?; // legacy_version, random
+    r.vec8()?; // legacy_session_id
+    r.vec16()?; // cipher_suites
+    r.vec8()?; // legacy_compression_methods
     let n = r.u16()?;
-    r.bytes(usize::from(n))?; // cipher_suites
-    let n = r.u8()?;
-    r.bytes(usize::from(n))?; // legacy_compression_methods
-    let n = r.u16()?;
-    let mut exts = Reader::new(r.bytes_upto(usize::from(n)));
+    let mut exts = Cursor::new(r.bytes_upto(usize::from(n)));
     loop {
         let ty = exts.u16()?;
-        let len = exts.u16()?;
-        let data = exts.bytes(usize::from(len))?;
+        let data = exts.vec16()?;
         match ty {
             0 if sni.is_none() => *sni = server_name(data),
             16 if alpn.is_empty() => *alpn = alpn_names(data),
@@ -703,13 +631,12 @@ fn hello_extensions(body: &[u8], sni: &mut Option<String>, alpn: &mut Vec<String
 }
 
 fn server_name(data: &[u8]) -> Option<String> {
-    let mut r = Reader::new(data);
+    let mut r = Cursor::new(data);
     let n = r.u16()?;
-    let mut list = Reader::new(r.bytes_upto(usize::from(n)));
+    let mut list = Cursor::new(r.bytes_upto(usize::from(n)));
     loop {
         let ty = list.u8()?;
-        let n = list.u16()?;
-        let name = list.bytes(usize::from(n))?;
+        let name = list.vec16()?;
         if ty == 0 {
             return Some(String::from_utf8_lossy(name).into_owned());
         }
@@ -718,10 +645,10 @@ fn server_name(data: &[u8]) -> Option<String> {
 
 fn alpn_names(data: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
-    let mut r = Reader::new(data);
+    let mut r = Cursor::new(data);
     let Some(n) = r.u16() else { return out };
-    let mut list = Reader::new(r.bytes_upto(usize::from(n)));
-    while let Some(name) = list.u8().and_then(|n| list.bytes(usize::from(n))) {
+    let mut list = Cursor::new(r.bytes_upto(usize::from(n)));
+    while let Some(name) = list.vec8() {
         out.push(String::from_utf8_lossy(name).into_owned());
     }
     out

@@ -27,6 +27,25 @@ use std::fmt::Write as _;
 use tls_parser::{SNIType, TlsExtension};
 
 use super::{Alert, ClientHello, HelloStatus, ServerFacts};
+use crate::wire::{be16, be24, Declared, Stop};
+
+/// Field offsets of a record header (RFC 8446 section 5.1).
+mod record_field {
+    use crate::wire::Field;
+    pub const TYPE: usize = 0;
+    pub const MAJOR: usize = 1;
+    pub const MINOR: usize = 2;
+    pub const LENGTH: Field = 3..5;
+    pub const BODY: usize = 5;
+}
+
+/// Field offsets of a handshake message header (RFC 8446 section 4).
+mod handshake_field {
+    use crate::wire::Field;
+    pub const TYPE: usize = 0;
+    pub const LENGTH: Field = 1..4;
+    pub const BODY: usize = 4;
+}
 
 const REC_CHANGE_CIPHER_SPEC: u8 = 20;
 const REC_ALERT: u8 = 21;
@@ -67,14 +86,9 @@ fn is_grease(v: u16) -> bool {
     v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
 }
 
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    let s = b.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([s[0], s[1]]))
-}
-
-fn be24(b: &[u8], at: usize) -> Option<usize> {
-    let s = b.get(at..at.checked_add(3)?)?;
-    Some((s[0] as usize) << 16 | (s[1] as usize) << 8 | s[2] as usize)
+/// The declared body length of the handshake message that starts `b`.
+fn message_len(b: &[u8]) -> Option<usize> {
+    be24(b, handshake_field::LENGTH).map(|n| n as usize)
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -115,17 +129,25 @@ fn plausible_header(h: &[u8], want: Option<u8>) -> bool {
         Some(w) => t == w,
         None => (REC_CHANGE_CIPHER_SPEC..=REC_HEARTBEAT).contains(&t),
     };
-    h.first().is_some_and(|&t| type_ok(t))
-        && h.get(1).is_none_or(|&major| major == 3)
-        && h.get(2).is_none_or(|&minor| minor <= 4)
-        && h.get(3).is_none_or(|&hi| (hi as usize) << 8 <= MAX_RECORD)
-        && be16(h, 3).is_none_or(|len| len as usize <= MAX_RECORD)
+    use record_field as f;
+    h.get(f::TYPE).is_some_and(|&t| type_ok(t))
+        && h.get(f::MAJOR).is_none_or(|&major| major == 3)
+        && h.get(f::MINOR).is_none_or(|&minor| minor <= 4)
+        && h.get(f::LENGTH.start)
+            .is_none_or(|&hi| (hi as usize) << 8 <= MAX_RECORD)
+        && be16(h, f::LENGTH).is_none_or(|len| len as usize <= MAX_RECORD)
 }
 
 /// The content type and body length of a plausible record header (`None` when the 5 bytes
 /// cannot start a TLS record): what the flow table's encrypted bypass walks by.
 pub(crate) fn record_header(h: [u8; 5]) -> Option<(u8, usize)> {
-    plausible_header(&h, None).then(|| (h[0], usize::from(u16::from_be_bytes([h[3], h[4]]))))
+    if !plausible_header(&h, None) {
+        return None;
+    }
+    Some((
+        h[record_field::TYPE],
+        usize::from(be16(&h, record_field::LENGTH)?),
+    ))
 }
 
 fn next_record(bytes: &[u8], pos: usize, want: Option<u8>) -> Step<'_> {
@@ -133,102 +155,35 @@ fn next_record(bytes: &[u8], pos: usize, want: Option<u8>) -> Step<'_> {
     if rest.is_empty() {
         return Step::End;
     }
-    let head = rest.get(..5).unwrap_or(rest);
+    let head = rest.get(..record_field::BODY).unwrap_or(rest);
     if !plausible_header(head, want) {
         return Step::Bad;
     }
-    let (Some(&ctype), Some(len)) = (rest.first(), be16(rest, 3)) else {
+    let (Some(&ctype), Some(len)) = (
+        rest.get(record_field::TYPE),
+        be16(rest, record_field::LENGTH),
+    ) else {
         return Step::CutHeader;
     };
     let len = len as usize;
-    let body = rest.get(5..).unwrap_or(&[]);
+    let body = rest.get(record_field::BODY..).unwrap_or(&[]);
     let body = body.get(..len).unwrap_or(body);
     Step::Record(Record { ctype, len, body })
 }
 
 // ---------------------------------------------------------------------------------------------
-// A cursor over a structure that is declared `end` bytes long but may be captured only in part.
-
-/// Why a walk stopped early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    /// The capture ends before the structure does.
-    Cut,
-    /// A declared length contradicts its parent: not the structure we expected.
-    Bad,
-}
-
-struct Cur<'a> {
-    /// The captured bytes (never longer than the declared structure).
-    buf: &'a [u8],
-    pos: usize,
-    /// Declared end.
-    end: usize,
-}
-
-impl<'a> Cur<'a> {
-    fn new(buf: &'a [u8], declared: usize) -> Self {
-        Cur {
-            buf: buf.get(..declared).unwrap_or(buf),
-            pos: 0,
-            end: declared,
-        }
-    }
-
-    fn at_end(&self) -> bool {
-        self.pos >= self.end
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Stop> {
-        let stop = self.pos.checked_add(n).ok_or(Stop::Bad)?;
-        if stop > self.end {
-            return Err(Stop::Bad);
-        }
-        let s = self.buf.get(self.pos..stop).ok_or(Stop::Cut)?;
-        self.pos = stop;
-        Ok(s)
-    }
-
-    fn u8(&mut self) -> Result<u8, Stop> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, Stop> {
-        let s = self.take(2)?;
-        Ok(u16::from_be_bytes([s[0], s[1]]))
-    }
-
-    fn u24(&mut self) -> Result<usize, Stop> {
-        let s = self.take(3)?;
-        Ok((s[0] as usize) << 16 | (s[1] as usize) << 8 | s[2] as usize)
-    }
-
-    /// Narrows the declared end to the next `n` bytes (a length-prefixed block).
-    fn limit(&mut self, n: usize) -> Result<(), Stop> {
-        let end = self.pos.checked_add(n).ok_or(Stop::Bad)?;
-        if end > self.end {
-            return Err(Stop::Bad);
-        }
-        self.end = end;
-        Ok(())
-    }
-
-    /// The captured bytes from `from` to the current position.
-    fn since(&self, from: usize) -> &'a [u8] {
-        self.buf.get(from..self.pos).unwrap_or(&[])
-    }
-}
+// Extensions
 
 /// Walks an extension list, handing each extension whose header was captured to `each`, with
 /// the whole extension (header included) when it was captured complete.
 fn walk_extensions<'a>(
-    c: &mut Cur<'a>,
+    c: &mut Declared<'a>,
     mut each: impl FnMut(u16, Option<&'a [u8]>),
 ) -> Result<(), Stop> {
     let len = c.u16()? as usize;
     c.limit(len)?;
     while !c.at_end() {
-        let start = c.pos;
+        let start = c.position();
         let ty = c.u16()?;
         let n = c.u16()? as usize;
         if let Err(e) = c.take(n) {
@@ -275,7 +230,8 @@ pub fn client_hello(bytes: &[u8], hole: bool) -> HelloStatus {
     // Gather the handshake layer until the first message is complete.
     let mut hs: Vec<u8> = Vec::new();
     let mut pos = 0usize;
-    let hs_target = |hs: &[u8]| be24(hs, 1).map(|len| len.saturating_add(4));
+    let hs_target =
+        |hs: &[u8]| message_len(hs).map(|len| len.saturating_add(handshake_field::BODY));
     // Where the bytes ended: (start of the record being read, its declared length if its header
     // was captured, handshake bytes before it).
     let cut: Option<(usize, Option<usize>, usize)> = loop {
@@ -289,7 +245,7 @@ pub fn client_hello(bytes: &[u8], hole: bool) -> HelloStatus {
                 if r.is_cut() {
                     break Some((pos, Some(r.len), before));
                 }
-                pos += 5 + r.len;
+                pos += record_field::BODY + r.len;
             }
             Step::End | Step::CutHeader => break Some((pos, None, hs.len())),
             // A handshake message interrupted by another record type, or garbage.
@@ -297,20 +253,23 @@ pub fn client_hello(bytes: &[u8], hole: bool) -> HelloStatus {
         }
     };
     // The handshake header: a ClientHello of a believable size.
-    if hs.first().is_some_and(|&t| t != HS_CLIENT_HELLO) {
+    if hs
+        .get(handshake_field::TYPE)
+        .is_some_and(|&t| t != HS_CLIENT_HELLO)
+    {
         return HelloStatus::NotTls;
     }
     if hs
-        .get(1)
+        .get(handshake_field::LENGTH.start)
         .is_some_and(|&hi| (hi as usize) << 16 > MAX_CLIENT_HELLO)
     {
         return HelloStatus::NotTls;
     }
-    let declared = be24(&hs, 1);
+    let declared = message_len(&hs);
     if declared.is_some_and(|n| !(MIN_CLIENT_HELLO..=MAX_CLIENT_HELLO).contains(&n)) {
         return HelloStatus::NotTls;
     }
-    let body = hs.get(4..).unwrap_or(&[]);
+    let body = hs.get(handshake_field::BODY..).unwrap_or(&[]);
     let (ch, res) = match declared {
         Some(n) => parse_client_hello_body(body, n),
         None => (ClientHello::default(), Err(Stop::Cut)),
@@ -355,7 +314,7 @@ pub fn client_hello(bytes: &[u8], hole: bool) -> HelloStatus {
 fn parse_client_hello_body(body: &[u8], declared: usize) -> (ClientHello, Result<(), Stop>) {
     let mut ch = ClientHello::default();
     let mut legacy = None;
-    let res = client_hello_fields(&mut Cur::new(body, declared), &mut ch, &mut legacy);
+    let res = client_hello_fields(&mut Declared::new(body, declared), &mut ch, &mut legacy);
     if ch.versions.is_empty() {
         ch.versions.extend(legacy);
     }
@@ -363,7 +322,7 @@ fn parse_client_hello_body(body: &[u8], declared: usize) -> (ClientHello, Result
 }
 
 fn client_hello_fields(
-    c: &mut Cur<'_>,
+    c: &mut Declared<'_>,
     ch: &mut ClientHello,
     legacy: &mut Option<u16>,
 ) -> Result<(), Stop> {
@@ -525,10 +484,11 @@ impl AlertState {
 /// compatibility ChangeCipherSpec, which a second ClientHello follows after a
 /// HelloRetryRequest, from one that starts encryption).
 fn starts_client_hello(body: &[u8]) -> bool {
-    body.first() == Some(&HS_CLIENT_HELLO)
-        && be24(body, 1).is_some_and(|n| (MIN_CLIENT_HELLO..=MAX_CLIENT_HELLO).contains(&n))
-        && body.get(4) == Some(&3)
-        && body.get(5).is_some_and(|&minor| minor <= 4)
+    use handshake_field as f;
+    body.get(f::TYPE) == Some(&HS_CLIENT_HELLO)
+        && message_len(body).is_some_and(|n| (MIN_CLIENT_HELLO..=MAX_CLIENT_HELLO).contains(&n))
+        && body.get(f::BODY) == Some(&3)
+        && body.get(f::BODY + 1).is_some_and(|&minor| minor <= 4)
 }
 
 /// Length of an SSLv2-format ClientHello at the start of `bytes`, if there is a complete one.
@@ -571,7 +531,9 @@ fn walk_client(bytes: &[u8]) -> ClientWalk {
                 w.moved_on = false;
                 // A ClientHello after a ChangeCipherSpec: that one was TLS 1.3 compatibility.
                 w.alerts.ccs = false;
-                let total = be24(r.body, 1).unwrap_or(0).saturating_add(4);
+                let total = message_len(r.body)
+                    .unwrap_or(0)
+                    .saturating_add(handshake_field::BODY);
                 owed = total.saturating_sub(r.len);
             }
             REC_HANDSHAKE => owed = owed.saturating_sub(r.len),
@@ -589,7 +551,7 @@ fn walk_client(bytes: &[u8]) -> ClientWalk {
         if r.is_cut() {
             break;
         }
-        pos += 5 + r.len;
+        pos += record_field::BODY + r.len;
     }
     w
 }
@@ -635,14 +597,15 @@ impl ServerWalk {
         // Lend the buffer out while its messages update the other fields.
         let hs = std::mem::take(&mut self.hs);
         while !self.hs_closed {
-            let (Some(&ty), Some(len)) = (hs.get(self.hs_done), be24(&hs, self.hs_done + 1)) else {
+            let msg = hs.get(self.hs_done..).unwrap_or_default();
+            let (Some(&ty), Some(len)) = (msg.get(handshake_field::TYPE), message_len(msg)) else {
                 break;
             };
             if ty > 24 && ty != 254 {
                 self.hs_closed = true;
                 break;
             }
-            let start = self.hs_done + 4;
+            let start = self.hs_done + handshake_field::BODY;
             let Some(body) = start.checked_add(len).and_then(|end| hs.get(start..end)) else {
                 break; // continues in a later record
             };
@@ -657,8 +620,9 @@ impl ServerWalk {
     fn last_message(&mut self) {
         let hs = std::mem::take(&mut self.hs);
         let at = self.hs_done;
-        if let (Some(&ty), Some(len)) = (hs.get(at), be24(&hs, at + 1)) {
-            self.message(ty, hs.get(at + 4..).unwrap_or(&[]), len);
+        let msg = hs.get(at..).unwrap_or_default();
+        if let (Some(&ty), Some(len)) = (msg.get(handshake_field::TYPE), message_len(msg)) {
+            self.message(ty, msg.get(handshake_field::BODY..).unwrap_or(&[]), len);
         }
         self.hs = hs;
     }
@@ -675,7 +639,7 @@ impl ServerWalk {
                 }
             }
             HS_CERTIFICATE if self.facts.server_hello && !self.tls13 && !self.cert_done => {
-                let mut c = Cur::new(body, len);
+                let mut c = Declared::new(body, len);
                 let (subject, issuer, res) = first_certificate(&mut c);
                 self.facts.cert_subject = subject;
                 self.facts.cert_issuer = issuer;
@@ -688,7 +652,7 @@ impl ServerWalk {
 
     fn server_hello(&mut self, body: &[u8], len: usize) {
         let mut sh = ShFields::default();
-        let res = server_hello_fields(&mut Cur::new(body, len), &mut sh);
+        let res = server_hello_fields(&mut Declared::new(body, len), &mut sh);
         let Some(legacy) = sh.legacy else {
             if res == Err(Stop::Cut) {
                 self.facts.server_hello = true; // the message type was seen, nothing more
@@ -760,7 +724,7 @@ fn walk_server(bytes: &[u8], hole: bool) -> ServerWalk {
                     cut = r.ctype != REC_APPLICATION_DATA;
                     break;
                 }
-                pos += 5 + r.len;
+                pos += record_field::BODY + r.len;
             }
             Step::End => break,
             Step::CutHeader => {
@@ -826,7 +790,7 @@ struct ShFields {
     alpn: Option<String>,
 }
 
-fn server_hello_fields(c: &mut Cur<'_>, sh: &mut ShFields) -> Result<(), Stop> {
+fn server_hello_fields(c: &mut Declared<'_>, sh: &mut ShFields) -> Result<(), Stop> {
     let version = c.u16()?;
     let draft = version >> 8 == 0x7f;
     if !draft && (version >> 8 != 3 || version & 0xff > 4) {
@@ -867,13 +831,13 @@ fn server_hello_fields(c: &mut Cur<'_>, sh: &mut ShFields) -> Result<(), Stop> {
 
 /// The first certificate of a TLS <= 1.2 Certificate message: (subject, issuer).
 /// The result is `Err(Stop::Cut)` when the capture ends before the subject.
-fn first_certificate(c: &mut Cur<'_>) -> (Option<String>, Option<String>, Result<(), Stop>) {
+fn first_certificate(c: &mut Declared<'_>) -> (Option<String>, Option<String>, Result<(), Stop>) {
     let res = (|| {
-        let list = c.u24()?;
+        let list = c.u24()? as usize;
         c.limit(list)?;
-        let n = c.u24()?;
+        let n = c.u24()? as usize;
         c.limit(n)?;
-        let der = c.buf.get(c.pos..c.end.min(c.buf.len())).unwrap_or(&[]);
+        let der = c.rest();
         Ok((der, der.len() < n))
     })();
     match res {
