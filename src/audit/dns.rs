@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::mechanism::dns_evidence;
 use super::tally::FlowTally;
-use super::vocab::{Confidence, Mechanism, Verdict};
+use super::vocab::{Confidence, Verdict};
+use super::Mechanism;
 use super::{entry_ref, Finding, Key};
 use crate::catalog::{Catalog, Requirement};
 use crate::names::lookups::Lookup;

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use super::mechanism::mechanism;
-use super::vocab::{Confidence, Mechanism, Verdict};
+use super::vocab::{Confidence, Verdict};
+use super::Mechanism;
 use crate::catalog::{Catalog, Direction, Entry, Proto as CatProto, Requirement, ServiceTag};
 use crate::flow::{Flow, Outcome, Proto};
 use crate::proto::facts::NameSource;

@@ -2,10 +2,43 @@
 //! and one sentence of evidence.
 
 use super::judge::{injected_rst, middlebox_rst, ServerTtls};
-use super::vocab::{Confidence, Mechanism};
+use super::vocab::Confidence;
 use crate::flow::{Flow, Outcome, Proto};
 use crate::proto::tls::alert_name;
 use crate::time::human_duration;
+use crate::vocab_macro::vocabulary;
+
+vocabulary! {
+    /// Why a blocked flow or lookup was blocked.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum Mechanism {
+        Drop = "drop",
+        TcpReset = "tcp-reset",
+        IcmpAdminProhibited = "icmp-admin-prohibited",
+        IcmpPortUnreachable = "icmp-port-unreachable",
+        IcmpHostUnreachable = "icmp-host-unreachable",
+        IcmpUnreachable = "icmp-unreachable",
+        UdpDrop = "udp-drop",
+        SniReset = "sni-reset",
+        TlsAlert = "tls-alert",
+        ProxyDenied = "proxy-denied",
+        Http470 = "http-470",
+        DnsNxdomain = "dns-nxdomain",
+        DnsServfail = "dns-servfail",
+        DnsRefused = "dns-refused",
+        DnsNodata = "dns-nodata",
+        DnsSinkhole = "dns-sinkhole",
+        DnsNoAnswer = "dns-no-answer",
+        /// The name resolved but the client never connected to the answer: a host firewall may
+        /// refuse before any SYN (low confidence: the application may simply not have needed
+        /// it).
+        LocalBlock = "local-block",
+        /// A RST right after the client's first flight whose TTL / hop limit differs from every
+        /// packet the far end (or, for a RST in the client's name, the client) sent itself: an
+        /// on-path box forged it.
+        RstInjected = "rst-injected",
+    }
+}
 
 fn secs(ns: i64) -> String {
     human_duration(ns)

@@ -32,7 +32,8 @@ pub use coverage::Coverage;
 pub use dns::PrivateEndpointProblem;
 pub(crate) use judge::middlebox_rst;
 pub use judge::{judge, server_ttls, Judged, ServerTtls};
-pub use vocab::{Confidence, FailOn, Mechanism, Verdict};
+pub use mechanism::Mechanism;
+pub use vocab::{Confidence, FailOn, Verdict};
 
 /// Version of the JSON documents this build writes (the contract in the README: fields are
 /// added freely, never renamed or removed without a new version).

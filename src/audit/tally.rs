@@ -5,7 +5,8 @@ use crate::proto::facts::NameSource;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::judge::{rank, target_port, Judged};
-use super::vocab::{Mechanism, Verdict};
+use super::vocab::Verdict;
+use super::Mechanism;
 use super::{entry_ref, tag_rule_ref, Finding};
 use crate::catalog::Catalog;
 use crate::flow::{Flow, Outcome, Proto};

@@ -1,5 +1,5 @@
-//! The audit's vocabularies: verdicts, mechanisms, confidences and `--fail-on` levels, with
-//! their names.
+//! The audit's vocabularies: verdicts, confidences and `--fail-on` levels, with their names
+//! (the mechanisms live with the rules that pick them, in `mechanism.rs`).
 
 use crate::vocab_macro::vocabulary;
 
@@ -37,38 +37,6 @@ impl Verdict {
                 | Verdict::UnexpectedBlocked
                 | Verdict::OtherPortBlocked
         )
-    }
-}
-
-vocabulary! {
-    /// Why a blocked flow or lookup was blocked.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-    pub enum Mechanism {
-        Drop = "drop",
-        TcpReset = "tcp-reset",
-        IcmpAdminProhibited = "icmp-admin-prohibited",
-        IcmpPortUnreachable = "icmp-port-unreachable",
-        IcmpHostUnreachable = "icmp-host-unreachable",
-        IcmpUnreachable = "icmp-unreachable",
-        UdpDrop = "udp-drop",
-        SniReset = "sni-reset",
-        TlsAlert = "tls-alert",
-        ProxyDenied = "proxy-denied",
-        Http470 = "http-470",
-        DnsNxdomain = "dns-nxdomain",
-        DnsServfail = "dns-servfail",
-        DnsRefused = "dns-refused",
-        DnsNodata = "dns-nodata",
-        DnsSinkhole = "dns-sinkhole",
-        DnsNoAnswer = "dns-no-answer",
-        /// The name resolved but the client never connected to the answer: a host firewall may
-        /// refuse before any SYN (low confidence: the application may simply not have needed
-        /// it).
-        LocalBlock = "local-block",
-        /// A RST right after the client's first flight whose TTL / hop limit differs from every
-        /// packet the far end (or, for a RST in the client's name, the client) sent itself: an
-        /// on-path box forged it.
-        RstInjected = "rst-injected",
     }
 }
 
@@ -118,7 +86,8 @@ impl FailOn {
 
 #[cfg(test)]
 mod tests {
-    use super::{Confidence, FailOn, Mechanism, Verdict};
+    use super::super::Mechanism;
+    use super::{Confidence, FailOn, Verdict};
 
     /// Every name reads back as its value, the JSON writes the same names, and `ALL` holds
     /// each value once in the enum's order (the order `merge` sorts findings by).
