@@ -211,3 +211,62 @@ fn nft_checks_the_nftables_lines() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The JSON document carries the rules (`rules`), and `merge --rules` of shards writes what
+/// `audit --rules` of all their inputs writes.
+#[test]
+fn json_rules_and_merged_shards() {
+    let dir = std::env::temp_dir().join(format!("allowscope-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut shards = Vec::new();
+    for c in ["audit-client.pcap", "tcp-outcomes.pcap"] {
+        let (_, out, _) = run(&["audit", "-q", "--format", "json", cap(c).to_str().unwrap()]);
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if c == "audit-client.pcap" {
+            let allow = doc["rules"]["allow"].as_array().unwrap();
+            let kinds: Vec<(&str, &str, u64)> = allow
+                .iter()
+                .map(|r| {
+                    (
+                        r["kind"].as_str().unwrap(),
+                        r["proto"].as_str().unwrap(),
+                        r["ports"][0].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                kinds,
+                [
+                    ("application", "tcp", 80),
+                    ("application", "tcp", 443),
+                    ("network", "tcp", 445),
+                    ("network", "udp", 5831)
+                ]
+            );
+            assert_eq!(doc["rules"]["dns"].as_array().unwrap().len(), 2);
+        }
+        let path = dir.join(format!("{c}.json"));
+        std::fs::write(&path, out).unwrap();
+        shards.push(path.to_str().unwrap().to_string());
+    }
+    for (format, _) in FORMATS {
+        let mut args = vec!["merge", "--rules", format];
+        args.extend(shards.iter().map(String::as_str));
+        let (code, merged, err) = run(&args);
+        assert_eq!(code, 1, "{format}: {err}");
+        let both = [cap("audit-client.pcap"), cap("tcp-outcomes.pcap")];
+        let (_, whole, _) = run(&[
+            "audit",
+            "-q",
+            "--rules",
+            format,
+            both[0].to_str().unwrap(),
+            both[1].to_str().unwrap(),
+        ]);
+        assert!(
+            merged == whole,
+            "{format}: merged shards differ from one run"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

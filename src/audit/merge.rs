@@ -31,6 +31,9 @@ pub struct Document {
     pub findings: Vec<Finding>,
     pub coverage: Vec<Coverage>,
     pub dns_failures: Vec<Finding>,
+    /// Recomputed from the merged findings (a document of a build before the rules has none).
+    #[serde(default)]
+    pub rules: super::rules::Rules,
     pub private_endpoint_dns: Vec<PrivateEndpointProblem>,
     pub placeholders_seen: BTreeMap<String, BTreeSet<String>>,
     pub counts: Counts,
@@ -228,12 +231,15 @@ pub fn merge(docs: Vec<(String, Document)>) -> Result<Document, String> {
         names.push(name);
     }
     let names = || names.iter().map(String::as_str);
+    let findings = merge_findings(names().zip(findings).collect(), "findings")?;
+    let dns_failures = merge_findings(names().zip(dns_failures).collect(), "dns_failures")?;
     Ok(Document {
         schema_version: u64::from(SCHEMA_VERSION),
         inputs,
-        findings: merge_findings(names().zip(findings).collect(), "findings")?,
+        rules: super::rules::rules(&findings, &dns_failures),
+        findings,
         coverage: merge_coverage(names().zip(coverage).collect())?,
-        dns_failures: merge_findings(names().zip(dns_failures).collect(), "dns_failures")?,
+        dns_failures,
         private_endpoint_dns,
         placeholders_seen,
         counts,

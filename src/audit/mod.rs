@@ -180,6 +180,8 @@ pub struct Audit {
     pub findings: Vec<Finding>,
     pub coverage: Vec<Coverage>,
     pub dns_failures: Vec<Finding>,
+    /// The rules that would let every required-blocked finding through (see [`rules`]).
+    pub rules: rules::Rules,
     pub private_endpoint_dns: Vec<PrivateEndpointProblem>,
     /// Placeholder values seen in matched names (e.g. region -> {eastus}).
     pub placeholders_seen: BTreeMap<String, BTreeSet<String>>,
@@ -327,6 +329,7 @@ fn audit_in_runs(
     merge::sort_findings(&mut dns_failures);
     (
         Audit {
+            rules: rules::rules(&findings, &dns_failures),
             findings,
             coverage,
             dns_failures,

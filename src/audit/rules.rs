@@ -21,12 +21,12 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Finding, Mechanism, Verdict};
 
 /// What the rules match on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RuleKind {
     /// HTTP/HTTPS by host name (Azure Firewall application rule, a proxy's domain ACL).
@@ -37,7 +37,8 @@ pub enum RuleKind {
 }
 
 /// One finding a rule lets through.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Fix {
     pub verdict: Verdict,
     pub name: String,
@@ -49,7 +50,8 @@ pub struct Fix {
 }
 
 /// One allow rule: every destination in it, on every port of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rule {
     pub kind: RuleKind,
     /// `tcp` or `udp`.
@@ -71,7 +73,8 @@ pub struct Rule {
 }
 
 /// A required name whose lookup failed: the fix is in DNS, not in a firewall rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DnsFix {
     pub name: String,
     pub mechanism: Option<super::Mechanism>,
@@ -81,7 +84,8 @@ pub struct DnsFix {
 }
 
 /// The rules to add, the DNS fixes, and advice.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rules {
     /// Allow rules for every required-blocked flow, application rules first.
     pub allow: Vec<Rule>,
@@ -293,12 +297,15 @@ pub fn rules(findings: &[Finding], dns_failures: &[Finding]) -> Rules {
         .filter(|f| f.verdict == Verdict::UnexpectedReached)
     {
         let Some(port) = f.dst_port else { continue };
-        if !plain_dns_name(&f.name) {
+        // A flow known by its address has no name to deny; its address is kept below.
+        let by_address = f.name.parse::<std::net::IpAddr>().is_ok();
+        if !by_address && !plain_dns_name(&f.name) {
             continue;
         }
-        deny.entry((f.proto.clone(), port))
-            .or_default()
-            .insert(f.name.clone());
+        let names = deny.entry((f.proto.clone(), port)).or_default();
+        if !by_address {
+            names.insert(f.name.clone());
+        }
         deny_fixes
             .entry((f.proto.clone(), port))
             .or_default()

@@ -91,7 +91,8 @@ mismatched documents).
 
 Examples:
   allowscope audit --format json shard1/ > a.json; allowscope audit --format json shard2/ > b.json
-  allowscope merge a.json b.json > all.json";
+  allowscope merge a.json b.json > all.json
+  allowscope merge --rules squid shards/*.json > allowscope.conf";
 
 #[derive(Args, Debug)]
 pub struct MergeArgs {
@@ -101,6 +102,10 @@ pub struct MergeArgs {
     /// The least severe finding that makes the exit code 1
     #[arg(long, value_enum, default_value = "required-blocked")]
     pub fail_on: crate::audit::FailOn,
+    /// Write the rules to add for all the documents' findings instead of the merged document
+    /// (as `audit --rules`)
+    #[arg(long, value_enum, value_name = "FIREWALL")]
+    pub rules: Option<crate::report::rules::RulesFormat>,
 }
 
 const WS_HELP: &str = "\

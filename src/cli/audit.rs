@@ -72,11 +72,7 @@ pub(super) fn report_audit(
         && std::env::var_os("NO_COLOR").is_none();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     written(match rules {
-        Some(language) => crate::report::rules::write_rules(
-            &mut out,
-            &crate::audit::rules::rules(&report.findings, &report.dns_failures),
-            language,
-        ),
+        Some(language) => crate::report::rules::write_rules(&mut out, &report.rules, language),
         None => crate::report::audit::write_audit(
             &mut out,
             &report,

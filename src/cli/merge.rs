@@ -16,6 +16,15 @@ pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Error> {
         docs.push((name, doc));
     }
     let merged = crate::audit::merge::merge(docs).map_err(Error::Message)?;
+    if let Some(language) = args.rules {
+        let stdout = io::stdout();
+        super::written(crate::report::rules::write_rules(
+            &mut stdout.lock(),
+            &merged.rules,
+            language,
+        ))?;
+        return Ok(exit_code(false, hit(args, &merged)));
+    }
     // Written as the merge always wrote it: through a JSON value, whose objects list their keys
     // sorted (the audit itself writes its fields in the structs' order).
     let value = serde_json::to_value(&merged).map_err(|e| Error::Message(e.to_string()))?;
@@ -28,12 +37,16 @@ pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Error> {
         return Err(Error::Silent);
     }
     let _ = out.flush();
-    let hit = fails(
+    Ok(exit_code(false, hit(args, &merged)))
+}
+
+/// Whether the merged findings reach `--fail-on`.
+fn hit(args: &MergeArgs, merged: &crate::audit::merge::Document) -> bool {
+    fails(
         args.fail_on,
         merged.findings.iter().chain(&merged.dns_failures).map(|f| {
             let weak = f.mechanism == Some(Mechanism::LocalBlock) || f.name_guessed;
             (f.verdict.name(), weak)
         }),
-    );
-    Ok(exit_code(false, hit))
+    )
 }

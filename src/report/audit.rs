@@ -247,7 +247,7 @@ pub struct Sections<'a> {
     /// Required or optional catalog hosts that were blocked: flows, then DNS failures.
     pub blocked: Vec<&'a Finding>,
     /// The rules that would let every required-blocked finding through.
-    pub rules: crate::audit::rules::Rules,
+    pub rules: &'a crate::audit::rules::Rules,
     /// Allowed although nothing in the catalog expects it.
     pub unexpected_reached: Vec<&'a Finding>,
     /// Blocked, and not in the catalog.
@@ -459,7 +459,7 @@ impl<'a> Sections<'a> {
                 .filter_map(|r| crate::report::undecoded_note(&r.summary))
                 .collect(),
             blocked: a.blocked().collect(),
-            rules: crate::audit::rules::rules(&a.findings, &a.dns_failures),
+            rules: &a.rules,
             unexpected_reached: with(&[Verdict::UnexpectedReached]),
             unexpected_blocked: with(&[Verdict::UnexpectedBlocked]),
             other_port: with(&[Verdict::OtherPortBlocked, Verdict::OtherPortReached]),

@@ -69,6 +69,7 @@ pub(super) fn write_json(
         findings,
         coverage,
         dns_failures,
+        rules,
         private_endpoint_dns,
         placeholders_seen,
         counts,
@@ -85,6 +86,7 @@ pub(super) fn write_json(
     doc.field("findings", findings)?;
     doc.field("coverage", coverage)?;
     doc.field("dns_failures", dns_failures)?;
+    doc.field("rules", rules)?;
     doc.field("private_endpoint_dns", private_endpoint_dns)?;
     doc.field("placeholders_seen", placeholders_seen)?;
     doc.field("counts", counts)?;

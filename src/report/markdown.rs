@@ -96,7 +96,7 @@ fn markdown(out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
             ]
         }),
     )?;
-    let rules = super::rules::summary_lines(&sec.rules, escape_markdown);
+    let rules = super::rules::summary_lines(sec.rules, escape_markdown);
     if !rules.is_empty() {
         writeln!(
             out,

@@ -185,12 +185,22 @@ fn trailer(out: &mut dyn Write, rules: &Rules, prefix: &str) -> io::Result<()> {
         )?;
         writeln!(out, "{prefix} deny them if they are not wanted:")?;
         for r in &rules.deny_advice {
+            let by_address: Vec<&String> = if r.fqdns.is_empty() {
+                r.addresses.iter().collect()
+            } else {
+                Vec::new()
+            };
             writeln!(
                 out,
                 "{prefix}   {}/{} {}",
                 r.proto,
                 ports_text(r, ","),
-                r.fqdns.join(" ")
+                r.fqdns
+                    .iter()
+                    .chain(by_address)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )?;
         }
     }

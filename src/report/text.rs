@@ -55,7 +55,7 @@ fn text(out: &mut dyn Write, v: &AuditView<'_>, color: bool) -> io::Result<()> {
         )?;
         writeln!(out, "      {}", escape_terminal(&f.evidence))?;
     }
-    let rules = super::rules::summary_lines(&sec.rules, |s| escape_terminal(s).into_owned());
+    let rules = super::rules::summary_lines(sec.rules, |s| escape_terminal(s).into_owned());
     if !rules.is_empty() {
         writeln!(
             out,
