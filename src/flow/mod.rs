@@ -9,6 +9,7 @@
 mod map;
 pub use map::seeded_hash;
 pub mod reasm;
+pub(crate) mod tls_record;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -449,7 +450,7 @@ pub struct Outer<'a> {
 /// Client datagrams kept per UDP flow for the QUIC extractor.
 pub const MAX_DATAGRAMS: usize = 8;
 /// Server datagrams kept per UDP flow for the QUIC extractor.
-pub const MAX_SERVER_DATAGRAMS: usize = crate::proto::quic::MAX_SERVER_DATAGRAMS;
+pub const MAX_SERVER_DATAGRAMS: usize = 4;
 
 impl Flow {
     /// The table's key of this flow (see `map`).

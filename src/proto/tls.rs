@@ -27,14 +27,10 @@ use std::fmt::Write as _;
 use tls_parser::{SNIType, TlsExtension};
 
 use super::{Alert, ClientHello, HelloStatus, ServerFacts};
-
-const REC_CHANGE_CIPHER_SPEC: u8 = 20;
-const REC_ALERT: u8 = 21;
-const REC_HANDSHAKE: u8 = 22;
-pub(crate) const REC_APPLICATION_DATA: u8 = 23;
-const REC_HEARTBEAT: u8 = 24;
-/// Largest record body: 2^14 plaintext plus the 2048 bytes of expansion TLS 1.2 allows.
-const MAX_RECORD: usize = (1 << 14) + 2048;
+// Record framing (types, plausible headers) lives with the flow table, which follows it too.
+use crate::flow::tls_record::{
+    plausible_header, REC_ALERT, REC_APPLICATION_DATA, REC_CHANGE_CIPHER_SPEC, REC_HANDSHAKE,
+};
 
 const HS_CLIENT_HELLO: u8 = 1;
 const HS_SERVER_HELLO: u8 = 2;
@@ -107,25 +103,6 @@ enum Step<'a> {
     CutHeader,
     /// What follows is not a TLS record.
     Bad,
-}
-
-/// Whether `h` (1 to 5 bytes) can start a record header; `want` restricts the content type.
-fn plausible_header(h: &[u8], want: Option<u8>) -> bool {
-    let type_ok = |t: u8| match want {
-        Some(w) => t == w,
-        None => (REC_CHANGE_CIPHER_SPEC..=REC_HEARTBEAT).contains(&t),
-    };
-    h.first().is_some_and(|&t| type_ok(t))
-        && h.get(1).is_none_or(|&major| major == 3)
-        && h.get(2).is_none_or(|&minor| minor <= 4)
-        && h.get(3).is_none_or(|&hi| (hi as usize) << 8 <= MAX_RECORD)
-        && be16(h, 3).is_none_or(|len| len as usize <= MAX_RECORD)
-}
-
-/// The content type and body length of a plausible record header (`None` when the 5 bytes
-/// cannot start a TLS record): what the flow table's encrypted bypass walks by.
-pub(crate) fn record_header(h: [u8; 5]) -> Option<(u8, usize)> {
-    plausible_header(&h, None).then(|| (h[0], usize::from(u16::from_be_bytes([h[3], h[4]]))))
 }
 
 fn next_record(bytes: &[u8], pos: usize, want: Option<u8>) -> Step<'_> {
@@ -1178,6 +1155,7 @@ pub fn alert_name(d: u8) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::tls_record::MAX_RECORD;
     use crate::rng::XorShift;
 
     /// A self-signed P-256 certificate made for these tests with `openssl req -x509 -newkey ec
