@@ -4,7 +4,8 @@
 //! `tests/architecture.rs` checks):
 //! `capture` (files, stdin, pcap/pcapng, gzip/zstd; zero-copy frames) -> `decode` (link
 //! layers, tunnels, IP, transport views) -> `flow` (the bidirectional flow table, TCP state,
-//! first-flight reassembly, outcomes) -> `proto` (TLS, DNS, HTTP and CONNECT, QUIC facts) ->
+//! first-flight reassembly, outcomes) -> `proto` (TLS, DNS, HTTP and CONNECT, QUIC facts,
+//! which each flow keeps: `proto::Described`) ->
 //! `names` (DNS answers to flows, host ties, local blocks) -> `pipeline` (one input read and
 //! analysed, split among workers) -> `catalog` (the hosts a service needs) -> `audit` (verdicts,
 //! mechanisms, evidence, coverage; `audit::ws` for websockets) -> `report` (text, Markdown, JSON,
