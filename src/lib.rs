@@ -5,7 +5,8 @@
 //! `capture` (files, stdin, pcap/pcapng, gzip/zstd; zero-copy frames; `capture::live`, behind
 //! the `live` feature, an interface through libpcap) -> `decode` (link layers, tunnels, IP,
 //! transport views) -> `flow` (the bidirectional flow table, TCP state, first-flight reassembly,
-//! outcomes) -> `proto` (TLS, DNS, HTTP and CONNECT, QUIC facts) -> `names` (DNS answers to
+//! outcomes) -> `proto` (TLS, DNS, HTTP and CONNECT, QUIC facts, which each flow keeps:
+//! `proto::Described`) -> `names` (DNS answers to
 //! flows, host ties, local blocks) -> `pipeline` (one input read and analysed, split among
 //! workers) -> `catalog` (the hosts a service needs) -> `audit` (verdicts, mechanisms, evidence,
 //! coverage, the rules to add; `audit::ws` for websockets) -> `report` (text, Markdown, JSON,

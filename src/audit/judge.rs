@@ -7,8 +7,9 @@ use super::mechanism::mechanism;
 use super::vocab::{Confidence, Verdict};
 use super::Mechanism;
 use crate::catalog::{Catalog, Direction, Entry, Proto as CatProto, Requirement, ServiceTag};
-use crate::flow::{Flow, Outcome, Proto};
+use crate::flow::{Outcome, Proto};
 use crate::proto::facts::NameSource;
+use crate::proto::Described;
 
 /// The verdict of one flow.
 #[derive(Debug, Clone)]
@@ -31,7 +32,7 @@ pub struct Judged {
     pub tag_rule: Option<usize>,
 }
 
-fn reached(f: &Flow) -> bool {
+fn reached(f: &Described) -> bool {
     match f.outcome() {
         Outcome::Established => true,
         Outcome::Midstream => f.dirs[1].payload_bytes > 0,
@@ -52,7 +53,7 @@ fn cat_proto(p: Proto) -> Option<CatProto> {
 pub type ServerTtls = rustc_hash::FxHashMap<std::net::IpAddr, BTreeSet<u8>>;
 
 /// Collects [`ServerTtls`] from the flows of one input.
-pub fn server_ttls(flows: &[Box<Flow>]) -> ServerTtls {
+pub fn server_ttls(flows: &[Box<Described>]) -> ServerTtls {
     let mut m = ServerTtls::default();
     for f in flows {
         // Only packets that carried the server's data: a RST forged in its name in this very
@@ -70,7 +71,7 @@ pub fn server_ttls(flows: &[Box<Flow>]) -> ServerTtls {
 /// from the TTLs of the server's own answers in other flows. (IP ID 0 with window 0 is not
 /// enough on its own: the Linux kernel's RST for a closed port has both, as
 /// captures/tcp-outcomes.pcap shows for port 9.)
-pub(crate) fn middlebox_rst(f: &Flow, ttls: &ServerTtls) -> Option<String> {
+pub(crate) fn middlebox_rst(f: &Described, ttls: &ServerTtls) -> Option<String> {
     let r = f.dirs[1].rst?;
     let seen = ttls.get(&f.server.ip)?;
     if seen.contains(&r.ttl) {
@@ -92,7 +93,7 @@ pub(crate) fn middlebox_rst(f: &Flow, ttls: &ServerTtls) -> Option<String> {
 /// The TTLs / hop limits a side of `f` used in its own packets: the first one (the SYN or
 /// SYN-ACK) and those that carried payload, in this flow and, for the server, in its other
 /// flows where it answered (`ttls`).
-fn own_ttls(f: &Flow, side: usize, ttls: &ServerTtls) -> BTreeSet<u8> {
+fn own_ttls(f: &Described, side: usize, ttls: &ServerTtls) -> BTreeSet<u8> {
     let d = &f.dirs[side];
     let mut own: BTreeSet<u8> = d.ttl_first.into_iter().collect();
     if let Some((lo, hi)) = d.data_ttl {
@@ -110,7 +111,7 @@ fn own_ttls(f: &Flow, side: usize, ttls: &ServerTtls) -> BTreeSet<u8> {
 /// the handshake itself and then reset is not an injection), or a RST in the client's name
 /// whose TTL differs from the client's own packets (seen where a capture point sits between
 /// the injector and the server).
-pub(super) fn injected_rst(f: &Flow, ttls: &ServerTtls) -> Option<String> {
+pub(super) fn injected_rst(f: &Described, ttls: &ServerTtls) -> Option<String> {
     if !f.saw_synack || f.dirs[0].payload_bytes == 0 || f.dirs[1].payload_bytes > 0 {
         return None;
     }
@@ -137,7 +138,7 @@ pub(super) fn injected_rst(f: &Flow, ttls: &ServerTtls) -> Option<String> {
 
 /// The port the client meant: the tunnelled port of a CONNECT, the port of an absolute-form
 /// request through a proxy (`GET http://host:8080/`), else the server port.
-pub(super) fn target_port(f: &Flow) -> u16 {
+pub(super) fn target_port(f: &Described) -> u16 {
     if let Some(c) = &f.facts.connect {
         return c.port;
     }
@@ -174,7 +175,7 @@ pub(super) fn rank(o: Outcome) -> u8 {
 
 /// The evidence, and for a flow from an NFLOG capture the rule that logged it: "logged by
 /// rule 'AML-DENY'" (the prefix as the wire gave it; reports escape it for their medium).
-fn with_log_rule(evidence: String, f: &Flow) -> String {
+fn with_log_rule(evidence: String, f: &Described) -> String {
     match (&f.nflog_prefix, evidence.is_empty()) {
         (None, _) => evidence,
         (Some(p), true) => format!("logged by rule '{p}'"),
@@ -183,7 +184,7 @@ fn with_log_rule(evidence: String, f: &Flow) -> String {
 }
 
 /// Judges one flow against the catalog.
-pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
+pub fn judge(f: &Described, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
     let Some(name) = f.facts.name.as_deref() else {
         // No name to judge, but how it failed is still worth saying (NDJSON, per flow).
         let (mechanism, confidence, evidence) = if reached(f) {
@@ -292,7 +293,7 @@ pub fn judge(f: &Flow, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
 
 /// The verdict of a flow whose name the catalog lists with `requirement` (`None`: not listed,
 /// or `port_mismatch`: listed for other ports or another protocol).
-fn verdict_of(f: &Flow, requirement: Option<Requirement>, port_mismatch: bool) -> Verdict {
+fn verdict_of(f: &Described, requirement: Option<Requirement>, port_mismatch: bool) -> Verdict {
     let is_reached = reached(f);
     let inconclusive =
         !is_reached && matches!(f.outcome(), Outcome::HandshakeOnly | Outcome::Midstream);
@@ -322,7 +323,7 @@ fn less_sure(c: Confidence) -> Confidence {
 /// for entries. An address range serves many hosts, so the verdict is less sure than a host
 /// name's: a blocked one is one step less sure than its mechanism (at most medium), a reached
 /// one medium. The evidence names the address, the tag and the rule.
-fn judge_by_tag(f: &Flow, tag: &str, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
+fn judge_by_tag(f: &Described, tag: &str, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
     let port = target_port(f);
     let proto = cat_proto(f.proto);
     let rules: Vec<(usize, &ServiceTag)> = catalog

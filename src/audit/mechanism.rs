@@ -3,8 +3,9 @@
 
 use super::judge::{injected_rst, middlebox_rst, ServerTtls};
 use super::vocab::Confidence;
-use crate::flow::{Flow, Outcome, Proto};
+use crate::flow::{Outcome, Proto};
 use crate::proto::tls::alert_name;
+use crate::proto::Described;
 use crate::time::human_duration;
 use crate::vocab_macro::vocabulary;
 
@@ -45,7 +46,10 @@ fn secs(ns: i64) -> String {
 }
 
 /// Mechanism, confidence and evidence for a flow that did not reach the far end.
-pub(super) fn mechanism(f: &Flow, ttls: &ServerTtls) -> (Option<Mechanism>, Confidence, String) {
+pub(super) fn mechanism(
+    f: &Described,
+    ttls: &ServerTtls,
+) -> (Option<Mechanism>, Confidence, String) {
     let dst = f.server.text();
     let span = secs(f.last_ns - f.first_ns);
     if matches!(

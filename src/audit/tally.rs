@@ -9,7 +9,8 @@ use super::vocab::Verdict;
 use super::Mechanism;
 use super::{entry_ref, tag_rule_ref, Finding};
 use crate::catalog::Catalog;
-use crate::flow::{Flow, Outcome, Proto};
+use crate::flow::{Outcome, Proto};
+use crate::proto::Described;
 use crate::time::rfc3339;
 
 /// What the audit saw of one catalog entry.
@@ -78,7 +79,7 @@ impl<'a> FlowTally<'a> {
     /// Tallies `flows` (of `file`) with their judgements.
     pub(super) fn add(
         &mut self,
-        flows: &'a [Box<Flow>],
+        flows: &'a [Box<Described>],
         judged: &[Judged],
         file: &str,
         catalog: &Catalog,

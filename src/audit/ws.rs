@@ -22,9 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{middlebox_rst, server_ttls};
 use crate::catalog::Catalog;
-use crate::flow::{Flow, Outcome, Proto, Side};
+use crate::flow::{Outcome, Proto, Side};
 use crate::pipeline::FileResult;
 use crate::proto::facts::HttpFacts;
+use crate::proto::Described;
 use crate::time::rfc3339;
 
 /// A connection quiet this long before its first FIN or RST was closed by a timer, not by the
@@ -177,7 +178,7 @@ fn secs(ns: i64) -> f64 {
     ns as f64 / 1e9
 }
 
-fn endpoint(f: &Flow) -> String {
+fn endpoint(f: &Described) -> String {
     format!("{} -> {}", f.client.text(), f.server.text())
 }
 
@@ -190,7 +191,7 @@ fn ws_upgrade(h: &HttpFacts) -> bool {
 
 /// What ties the legs of one handshake on both sides of a relay or proxy together: the
 /// Sec-WebSocket-Key (true) or the TLS client random (false).
-fn handshake_key(f: &Flow) -> Option<(bool, &[u8])> {
+fn handshake_key(f: &Described) -> Option<(bool, &[u8])> {
     if let Some(k) = f.facts.http.as_ref().and_then(|h| h.ws_key.as_deref()) {
         return Some((true, k.as_bytes()));
     }
@@ -204,7 +205,7 @@ fn handshake_key(f: &Flow) -> Option<(bool, &[u8])> {
 /// Who answered a refused Upgrade, whether the Upgrade header was removed, and why we think so.
 fn judge_answer(
     h: &HttpFacts,
-    upstream: Option<&Flow>,
+    upstream: Option<&Described>,
     sees_upstream: bool,
 ) -> (Option<&'static str>, bool, Option<String>) {
     let status = h.status.unwrap_or(0);
@@ -321,7 +322,7 @@ const LEG_WINDOW_NS: i64 = 10_000_000_000;
 
 struct Legs<'a> {
     /// Handshake key -> the flows carrying it, in first-seen order (keys on two flows or more).
-    by_key: LegMap<'a, Vec<&'a Flow>>,
+    by_key: LegMap<'a, Vec<&'a Described>>,
     /// Some handshake in this capture was seen on two legs.
     sees_upstream: bool,
 }
@@ -330,12 +331,12 @@ struct Legs<'a> {
 type LegMap<'a, V> = HashMap<(bool, &'a [u8]), V, rustc_hash::FxSeededState>;
 
 impl<'a> Legs<'a> {
-    fn new(flows: &'a [Box<Flow>]) -> Legs<'a> {
+    fn new(flows: &'a [Box<Described>]) -> Legs<'a> {
         // Almost every key is on one flow: those only remember it, and a key seen again gets
         // the list of its flows.
-        let mut seen: LegMap<'a, &'a Flow> =
+        let mut seen: LegMap<'a, &'a Described> =
             HashMap::with_capacity_and_hasher(flows.len(), crate::flow::seeded_hash());
-        let mut by_key: LegMap<'a, Vec<&'a Flow>> =
+        let mut by_key: LegMap<'a, Vec<&'a Described>> =
             HashMap::with_hasher(crate::flow::seeded_hash());
         for f in flows.iter().filter(|f| f.proto == Proto::Tcp) {
             let Some(k) = handshake_key(f) else { continue };
@@ -367,7 +368,7 @@ impl<'a> Legs<'a> {
     }
 
     /// The legs of `f`'s handshake other than `f`, and whether `f` is the first (client) leg.
-    fn of(&self, f: &Flow) -> (bool, Vec<&'a Flow>) {
+    fn of(&self, f: &Described) -> (bool, Vec<&'a Described>) {
         let Some(all) = handshake_key(f).and_then(|k| self.by_key.get(&k)) else {
             return (true, Vec::new());
         };
@@ -384,7 +385,7 @@ impl<'a> Legs<'a> {
 /// A firewall or load balancer that forgot an idle connection: the client's first data after
 /// a silence got nothing from the server's side but a RST, or nothing at all (not even an ACK)
 /// for at least a second. Returns the silence and what happened, in words.
-fn state_dropped(f: &Flow) -> Option<(f64, String)> {
+fn state_dropped(f: &Described) -> Option<(f64, String)> {
     let q = f.longest_quiet?;
     let gap = secs(q.ns);
     if q.ended_by != Side::Client || gap < IDLE_CLOSE_S {
@@ -412,7 +413,7 @@ fn state_dropped(f: &Flow) -> Option<(f64, String)> {
     None
 }
 
-fn ws_flow(f: &Flow, file: &str, legs: &Legs<'_>, ttls: &crate::audit::ServerTtls) -> WsFlow {
+fn ws_flow(f: &Described, file: &str, legs: &Legs<'_>, ttls: &crate::audit::ServerTtls) -> WsFlow {
     let fx = &f.facts;
     let alpn: Vec<String> = fx
         .tls
@@ -522,7 +523,7 @@ fn ws_flow(f: &Flow, file: &str, legs: &Legs<'_>, ttls: &crate::audit::ServerTtl
 
 /// Whether a flow belongs in the websocket view: an Upgrade to websocket, or a name of a
 /// websocket-capable catalog entry.
-fn wanted(f: &Flow, catalog: &Catalog) -> bool {
+fn wanted(f: &Described, catalog: &Catalog) -> bool {
     if f.proto != Proto::Tcp {
         return false;
     }

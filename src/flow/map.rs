@@ -10,21 +10,23 @@
 
 use std::hash::BuildHasher;
 
-use super::{Flow, Key};
+use super::{AppFacts, Flow, Key};
 
-struct Slot {
+struct Slot<A> {
     hash: u64,
-    flow: Option<Box<Flow>>,
+    flow: Option<Box<Flow<A>>>,
 }
 
-const EMPTY: Slot = Slot {
-    hash: 0,
-    flow: None,
-};
+impl<A> Slot<A> {
+    const EMPTY: Slot<A> = Slot {
+        hash: 0,
+        flow: None,
+    };
+}
 
-pub(super) struct FlowMap {
+pub(super) struct FlowMap<A> {
     hasher: rustc_hash::FxSeededState,
-    slots: Vec<Slot>,
+    slots: Vec<Slot<A>>,
     /// log2 of the number of slots (slots are picked by the hash's top bits).
     bits: u32,
     len: usize,
@@ -47,11 +49,11 @@ pub fn seeded_hash() -> rustc_hash::FxSeededState {
     rustc_hash::FxSeededState::with_seed(random_seed())
 }
 
-impl FlowMap {
-    pub(super) fn new() -> FlowMap {
+impl<A: AppFacts> FlowMap<A> {
+    pub(super) fn new() -> FlowMap<A> {
         FlowMap {
             hasher: seeded_hash(),
-            slots: (0..1usize << MIN_BITS).map(|_| EMPTY).collect(),
+            slots: (0..1usize << MIN_BITS).map(|_| Slot::EMPTY).collect(),
             bits: MIN_BITS,
             len: 0,
         }
@@ -80,7 +82,7 @@ impl FlowMap {
     /// Where the flow with the key of hash `hash` is (`is` tells whether a flow has that key),
     /// or the empty slot that ends its run.
     #[inline]
-    fn find_by(&self, hash: u64, is: impl Fn(&Flow) -> bool) -> (usize, bool) {
+    fn find_by(&self, hash: u64, is: impl Fn(&Flow<A>) -> bool) -> (usize, bool) {
         let mask = self.mask();
         let mut i = self.home(hash);
         loop {
@@ -93,14 +95,14 @@ impl FlowMap {
         }
     }
 
-    pub(super) fn get(&self, key: &Key) -> Option<&Flow> {
+    pub(super) fn get(&self, key: &Key) -> Option<&Flow<A>> {
         match self.find(key, self.hasher.hash_one(key)) {
             (i, true) => self.slots[i].flow.as_deref(),
             _ => None,
         }
     }
 
-    pub(super) fn get_mut(&mut self, key: &Key) -> Option<&mut Flow> {
+    pub(super) fn get_mut(&mut self, key: &Key) -> Option<&mut Flow<A>> {
         match self.find(key, self.hasher.hash_one(key)) {
             (i, true) => self.slots[i].flow.as_deref_mut(),
             _ => None,
@@ -117,9 +119,9 @@ impl FlowMap {
     pub(super) fn get_or_insert_with(
         &mut self,
         key: &Key,
-        is: impl Fn(&Flow) -> bool,
-        make: impl FnOnce() -> Box<Flow>,
-    ) -> &mut Flow {
+        is: impl Fn(&Flow<A>) -> bool,
+        make: impl FnOnce() -> Box<Flow<A>>,
+    ) -> &mut Flow<A> {
         let hash = self.hasher.hash_one(key);
         let (mut i, found) = self.find_by(hash, is);
         if !found {
@@ -138,7 +140,7 @@ impl FlowMap {
         self.slots[i].flow.as_deref_mut().expect("present")
     }
 
-    pub(super) fn remove(&mut self, key: &Key) -> Option<Box<Flow>> {
+    pub(super) fn remove(&mut self, key: &Key) -> Option<Box<Flow<A>>> {
         let (mut i, found) = self.find(key, self.hasher.hash_one(key));
         if !found {
             return None;
@@ -176,19 +178,19 @@ impl FlowMap {
     fn grow(&mut self) {
         let old = std::mem::take(&mut self.slots);
         self.bits += 1;
-        self.slots = (0..1usize << self.bits).map(|_| EMPTY).collect();
+        self.slots = (0..1usize << self.bits).map(|_| Slot::EMPTY).collect();
         for s in old.into_iter().filter(|s| s.flow.is_some()) {
             let i = self.vacant(s.hash);
             self.slots[i] = s;
         }
     }
 
-    pub(super) fn values(&self) -> impl Iterator<Item = &Flow> {
+    pub(super) fn values(&self) -> impl Iterator<Item = &Flow<A>> {
         self.slots.iter().filter_map(|s| s.flow.as_deref())
     }
 
     /// Takes every flow out, leaving the map empty.
-    pub(super) fn drain(&mut self) -> impl Iterator<Item = Box<Flow>> + '_ {
+    pub(super) fn drain(&mut self) -> impl Iterator<Item = Box<Flow<A>>> + '_ {
         self.len = 0;
         self.slots.iter_mut().filter_map(|s| s.flow.take())
     }

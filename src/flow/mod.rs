@@ -9,6 +9,7 @@
 mod map;
 pub use map::seeded_hash;
 pub mod reasm;
+pub(crate) mod tls_record;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -183,7 +184,9 @@ crate::vocab_macro::vocabulary! {
         /// it such flows would have had to be called handshake-only, which hides that data
         /// went out.
         RequestUnanswered = "request-unanswered",
-        /// A TLS alert before the handshake finished (which side sent it is in the facts).
+        /// A TLS alert before the handshake finished (which side sent it is in the facts). This
+        /// outcome and the next two are read from a TCP flow's payload (see [`AppFacts`]); the
+        /// packets alone call such a flow established.
         TlsAlert = "tls-alert",
         /// An explicit proxy answered CONNECT with a non-2xx status (a 407 never followed by
         /// 200).
@@ -341,12 +344,13 @@ impl std::fmt::Debug for History {
     }
 }
 
-/// One bidirectional flow.
+/// One bidirectional flow, with room for what a later stage reads in its payload (`A`, see
+/// [`AppFacts`]).
 #[derive(Debug, Clone)]
 // Laid out in this order (hot per-packet fields first, in as few cache lines as can be): a
 // table of many live flows does not fit in the cache, and each line a packet touches is a miss.
 #[repr(C)]
-pub struct Flow {
+pub struct Flow<A = ()> {
     pub client: Endpoint,
     pub server: Endpoint,
     pub proto: Proto,
@@ -386,8 +390,6 @@ pub struct Flow {
     /// UDP: datagrams either way that start like a QUIC short header (0x40 set, 0x80 clear),
     /// reported only on flows found to be QUIC.
     pub short_headers: u32,
-    /// Application facts, filled when the flow finishes (see `crate::proto`).
-    pub facts: crate::proto::facts::Facts,
     /// Frame sequence numbers (see [`FlowTable::set_frame`]) at which the table created the
     /// flow and finished it (`u64::MAX`: still alive at the end of the input), so that the
     /// most flows alive at once can be counted across several tables (see [`peak_live`]).
@@ -399,6 +401,8 @@ pub struct Flow {
     pub encap: Box<[crate::decode::EncapLayer]>,
     /// NFLOG: the log prefix of the rule that logged the flow's first logged packet.
     pub nflog_prefix: Option<Box<str>>,
+    /// What a later stage read in the flow's payload when it finished (see [`AppFacts`]).
+    pub facts: A,
 }
 
 /// What a packet's link and tunnel layers say besides its IP header, kept on its flow.
@@ -414,16 +418,31 @@ pub struct Outer<'a> {
 /// Client datagrams kept per UDP flow for the QUIC extractor.
 pub const MAX_DATAGRAMS: usize = 8;
 /// Server datagrams kept per UDP flow for the QUIC extractor.
-pub const MAX_SERVER_DATAGRAMS: usize = crate::proto::quic::MAX_SERVER_DATAGRAMS;
+pub const MAX_SERVER_DATAGRAMS: usize = 4;
 
-impl Flow {
+/// What a later stage reads in a flow's payload when the flow finishes, kept on the flow (its
+/// `facts`): the protocol extractors' facts (`crate::proto::facts::Facts`), or nothing (`()`)
+/// where the table is used alone. The table only makes room for them; what they say may tell
+/// more of a TCP flow's outcome than its packets do.
+pub trait AppFacts: Default {
+    /// The outcome of a TCP flow whose server sent payload (what the server sent: `_server`),
+    /// which the packets alone call established: the payload may be a refusal (a proxy's, a
+    /// firewall's deny page, a TLS alert).
+    fn app_outcome(&self, _server: &Dir) -> Outcome {
+        Outcome::Established
+    }
+}
+
+impl AppFacts for () {}
+
+impl<A: AppFacts> Flow<A> {
     /// The table's key of this flow (see `map`).
     #[inline]
     fn key(&self) -> Key {
         Key::new(self.proto, self.client, self.server, self.tunnel)
     }
 
-    fn new(proto: Proto, client: Endpoint, server: Endpoint, ts: i64) -> Flow {
+    fn new(proto: Proto, client: Endpoint, server: Endpoint, ts: i64) -> Flow<A> {
         Flow {
             proto,
             client,
@@ -443,12 +462,12 @@ impl Flow {
             datagrams: Vec::new(),
             server_datagrams: Vec::new(),
             short_headers: 0,
-            facts: Default::default(),
             life: (0, u64::MAX),
             timer_ns: i64::MAX,
             tunnel: 0,
             encap: Box::default(),
             nflog_prefix: None,
+            facts: A::default(),
         }
     }
 
@@ -507,51 +526,8 @@ impl Flow {
         c.rst_ns.is_some() || s.rst_ns.is_some() || (c.fin_ns.is_some() && s.fin_ns.is_some())
     }
 
-    /// The outcome of a TCP flow whose server sent payload, refined by the application facts:
-    /// a proxy's refusal, Azure Firewall's 470, a TLS alert before the handshake finished, and
-    /// for a CONNECT tunnel, how far the tunnelled TLS got.
-    fn app_outcome(&self) -> Outcome {
-        let facts = &self.facts;
-        if let Some(c) = &facts.connect {
-            if !c.tunnel && !c.statuses.is_empty() {
-                return Outcome::ProxyDenied;
-            }
-        }
-        // A CONNECT the capture cut, answered with a refusal. Not 407: a client that has
-        // credentials asks again on the same connection, and the capture cut what followed.
-        if facts.http.as_ref().is_some_and(|h| {
-            h.truncated
-                && h.method == "CONNECT"
-                && h.status
-                    .is_some_and(|s| !(200..300).contains(&s) && s != 407)
-        }) {
-            return Outcome::ProxyDenied;
-        }
-        if facts
-            .http
-            .as_ref()
-            .is_some_and(|h| h.azure_firewall_deny || h.status == Some(470))
-        {
-            return Outcome::HttpDenied;
-        }
-        if let Some(t) = &facts.tls {
-            if t.early_alert().is_some() {
-                return Outcome::TlsAlert;
-            }
-            if t.in_tunnel && !t.server.server_hello {
-                // The proxy said 200 but the far end never answered the tunnelled hello.
-                let s = &self.dirs[1];
-                return if s.rst_ns.is_some() || s.fin_ns.is_some() {
-                    Outcome::ResetAfterHello
-                } else {
-                    Outcome::RequestUnanswered
-                };
-            }
-        }
-        Outcome::Established
-    }
-
-    /// The outcome of the flow, from what the capture holds.
+    /// The outcome of the flow, from what the capture holds: its packets, and for a TCP flow
+    /// whose server sent payload, what its facts say of that payload ([`AppFacts::app_outcome`]).
     pub fn outcome(&self) -> Outcome {
         let [c, s] = &self.dirs;
         match self.proto {
@@ -564,7 +540,7 @@ impl Flow {
                     return Outcome::Midstream;
                 }
                 if s.payload_bytes > 0 {
-                    return self.app_outcome();
+                    return self.facts.app_outcome(s);
                 }
                 if !self.saw_synack {
                     if s.rst_ns.is_some() {
@@ -618,11 +594,12 @@ pub struct TableStats {
 }
 
 /// The flow table. Feed packets in capture order with [`FlowTable::packet`]; finished flows are
-/// handed to the sink given to each call. Call [`FlowTable::finish`] at the end.
-pub struct FlowTable {
+/// handed to the sink given to each call. Call [`FlowTable::finish`] at the end. Its flows
+/// carry an `A` (see [`AppFacts`]), `()` when nothing reads their payload after them.
+pub struct FlowTable<A = ()> {
     cfg: FlowConfig,
     /// Boxed: a flow is large, and the map moves its entries when it grows.
-    map: map::FlowMap,
+    map: map::FlowMap<A>,
     /// Idle checks to come, earliest first: (time, flow). Every live flow has one at its
     /// `timer_ns`, no later than the time it would become idle for too long; an entry whose
     /// time is not its flow's `timer_ns` was superseded and is dropped when it comes up.
@@ -671,8 +648,8 @@ fn is_service_port(p: u16) -> bool {
 /// How often (in capture time) idle flows are looked for.
 pub const SWEEP_EVERY_NS: i64 = 1_000_000_000;
 
-impl FlowTable {
-    pub fn new(cfg: FlowConfig) -> FlowTable {
+impl<A: AppFacts> FlowTable<A> {
+    pub fn new(cfg: FlowConfig) -> FlowTable<A> {
         FlowTable {
             budget: cfg.reassembly_budget,
             cfg,
@@ -689,7 +666,7 @@ impl FlowTable {
     /// A table that finishes idle flows only when told to with [`FlowTable::sweep_at`]. Several
     /// tables that each see part of a capture (one per worker thread) then expire flows at
     /// exactly the points of the capture where a single table would have.
-    pub fn with_external_clock(cfg: FlowConfig) -> FlowTable {
+    pub fn with_external_clock(cfg: FlowConfig) -> FlowTable<A> {
         FlowTable {
             self_clocked: false,
             ..FlowTable::new(cfg)
@@ -704,7 +681,7 @@ impl FlowTable {
     }
 
     /// Finishes the flows idle for too long at time `now` (the latest capture time seen).
-    pub fn sweep_at(&mut self, now: i64, sink: &mut impl FnMut(Box<Flow>)) {
+    pub fn sweep_at(&mut self, now: i64, sink: &mut impl FnMut(Box<Flow<A>>)) {
         if now > self.now {
             self.now = now;
         }
@@ -716,7 +693,7 @@ impl FlowTable {
     }
 
     /// The flows still alive in the table (for a snapshot of an input being read).
-    pub fn live_flows(&self) -> impl Iterator<Item = &Flow> {
+    pub fn live_flows(&self) -> impl Iterator<Item = &Flow<A>> {
         self.map.values()
     }
 
@@ -733,7 +710,7 @@ impl FlowTable {
         cut: bool,
         ip: &IpHeader,
         l4: &L4<'_>,
-        sink: &mut impl FnMut(Box<Flow>),
+        sink: &mut impl FnMut(Box<Flow<A>>),
     ) {
         self.packet_outer(ts, wire_len, cut, ip, l4, &Outer::default(), sink);
     }
@@ -749,7 +726,7 @@ impl FlowTable {
         ip: &IpHeader,
         l4: &L4<'_>,
         outer: &Outer<'_>,
-        sink: &mut impl FnMut(Box<Flow>),
+        sink: &mut impl FnMut(Box<Flow<A>>),
     ) {
         if self.self_clocked {
             if ts > self.now {
@@ -846,7 +823,7 @@ impl FlowTable {
         ip: &IpHeader,
         t: &crate::decode::Tcp<'_>,
         outer: &Outer<'_>,
-        sink: &mut impl FnMut(Box<Flow>),
+        sink: &mut impl FnMut(Box<Flow<A>>),
     ) {
         let src = Endpoint {
             ip: ip.src,
@@ -987,7 +964,7 @@ impl FlowTable {
         ip: &IpHeader,
         e: &IcmpError,
         outer: &Outer<'_>,
-        sink: &mut impl FnMut(Box<Flow>),
+        sink: &mut impl FnMut(Box<Flow<A>>),
     ) {
         let Some(q) = e.quoted else {
             self.stats.icmp_errors_unreadable += 1;
@@ -1040,9 +1017,9 @@ impl FlowTable {
         dst: Endpoint,
         ts: i64,
         outer: &Outer<'_>,
-        sink: &mut impl FnMut(Box<Flow>),
+        sink: &mut impl FnMut(Box<Flow<A>>),
         flip: impl FnOnce() -> bool,
-    ) -> &mut Flow {
+    ) -> &mut Flow<A> {
         debug_assert!(key == Key::new(proto, src, dst, key.tunnel));
         if self.map.len() >= self.cfg.max_flows && !self.map.contains_key(&key) {
             self.evict(sink);
@@ -1054,7 +1031,7 @@ impl FlowTable {
         // The flow of this key: the same protocol and the same two endpoints, either way round
         // (what comparing keys says, without computing the flow's key).
         let tunnel = key.tunnel;
-        let is = |f: &Flow| {
+        let is = |f: &Flow<A>| {
             f.proto == proto
                 && ((f.client == src && f.server == dst) || (f.client == dst && f.server == src))
                 && f.tunnel == tunnel
@@ -1087,7 +1064,7 @@ impl FlowTable {
     }
 
     /// How long `f` may stay idle before it is finished.
-    fn idle_limit(cfg: &FlowConfig, f: &Flow) -> i64 {
+    fn idle_limit(cfg: &FlowConfig, f: &Flow<A>) -> i64 {
         match f.proto {
             Proto::Tcp if f.closed() => cfg.tcp_closed_idle_ns,
             Proto::Tcp => cfg.tcp_idle_ns,
@@ -1098,7 +1075,7 @@ impl FlowTable {
     /// Finishes flows that have been idle too long: exactly those a look at every flow would
     /// find, but only the flows whose check has come up are looked at. A flow found still
     /// active is checked again when it could next be idle too long.
-    fn sweep(&mut self, sink: &mut impl FnMut(Box<Flow>)) {
+    fn sweep(&mut self, sink: &mut impl FnMut(Box<Flow<A>>)) {
         self.next_sweep = self.now.saturating_add(SWEEP_EVERY_NS);
         let now = self.now;
         while let Some(&Reverse((at, key))) = self.timers.peek() {
@@ -1125,7 +1102,7 @@ impl FlowTable {
     }
 
     /// The table is full: finish the least recently active eighth of it.
-    fn evict(&mut self, sink: &mut impl FnMut(Box<Flow>)) {
+    fn evict(&mut self, sink: &mut impl FnMut(Box<Flow<A>>)) {
         let mut last: Vec<i64> = self.map.values().map(|f| f.last_ns).collect();
         let n = (last.len() / 8).max(1);
         let (_, cutoff, _) = last.select_nth_unstable(n - 1);
@@ -1145,7 +1122,7 @@ impl FlowTable {
         }
     }
 
-    fn emit(&mut self, mut f: Box<Flow>, sink: &mut impl FnMut(Box<Flow>)) {
+    fn emit(&mut self, mut f: Box<Flow<A>>, sink: &mut impl FnMut(Box<Flow<A>>)) {
         // The flow leaves the table's accounting; its buffers go with it to the sink, which
         // reads them (protocol extractors) and frees them with [`Flow::release_buffers`].
         self.budget += f.held();
@@ -1154,9 +1131,9 @@ impl FlowTable {
     }
 
     /// Finishes every live flow (end of input), in first-seen order.
-    pub fn finish(&mut self, sink: &mut impl FnMut(Box<Flow>)) {
+    pub fn finish(&mut self, sink: &mut impl FnMut(Box<Flow<A>>)) {
         self.timers.clear();
-        let mut rest: Vec<Box<Flow>> = self.map.drain().collect();
+        let mut rest: Vec<Box<Flow<A>>> = self.map.drain().collect();
         rest.sort_by(|a, b| order(a, b));
         self.frame = u64::MAX;
         for f in rest {
@@ -1168,7 +1145,7 @@ impl FlowTable {
 /// The most flows alive at once, from the lifetimes (`Flow::life`) of every flow of one input,
 /// whichever table held them: at one frame, flows finished there leave before a flow created
 /// there arrives, as in [`FlowTable`]'s own count (`TableStats::peak_live`).
-pub fn peak_live(flows: &[Box<Flow>]) -> u64 {
+pub fn peak_live<A>(flows: &[Box<Flow<A>>]) -> u64 {
     // (frame, 0 = finished / 1 = created)
     let mut ev: Vec<(u64, u8)> = Vec::with_capacity(flows.len() * 2);
     for f in flows {
@@ -1191,17 +1168,17 @@ pub fn peak_live(flows: &[Box<Flow>]) -> u64 {
 }
 
 /// Deterministic order of finished flows: first seen, then the tuple.
-pub fn order(a: &Flow, b: &Flow) -> std::cmp::Ordering {
+pub fn order<A>(a: &Flow<A>, b: &Flow<A>) -> std::cmp::Ordering {
     order_key(a).cmp(&order_key(b))
 }
 
 /// What [`order`] compares.
-pub fn order_key(f: &Flow) -> (i64, Proto, Endpoint, Endpoint, u32) {
+pub fn order_key<A>(f: &Flow<A>) -> (i64, Proto, Endpoint, Endpoint, u32) {
     (f.first_ns, f.proto, f.client, f.server, f.tunnel)
 }
 
 /// Puts finished flows in [`order`] (stably, on the current rayon pool).
-pub fn sort_flows(flows: &mut [Box<Flow>]) {
+pub fn sort_flows<A: Send>(flows: &mut [Box<Flow<A>>]) {
     use rayon::prelude::*;
     if !flows
         .windows(2)
@@ -1227,13 +1204,13 @@ fn prefix_of(p: &[u8]) -> Box<str> {
 
 /// 0 for a packet from the client, 1 from the server. A flow from an endpoint to itself
 /// counts everything as the client's.
-fn dir_of(flow: &Flow, src: &Endpoint) -> usize {
+fn dir_of<A>(flow: &Flow<A>, src: &Endpoint) -> usize {
     usize::from(flow.client != *src)
 }
 
 /// Remembers the longest silence between two payload packets, counting only new data as the
 /// end of a silence (a retransmission of unanswered data is still the same attempt).
-fn note_quiet(flow: &mut Flow, d: usize, ts: i64, prev_payload: Option<i64>, end: u32) {
+fn note_quiet<A>(flow: &mut Flow<A>, d: usize, ts: i64, prev_payload: Option<i64>, end: u32) {
     let dir = &mut flow.dirs[d];
     let new_data = dir.seq_end.is_none_or(|e| (end.wrapping_sub(e) as i32) > 0);
     if !new_data {
@@ -1252,7 +1229,15 @@ fn note_quiet(flow: &mut Flow, d: usize, ts: i64, prev_payload: Option<i64>, end
     }
 }
 
-fn account(flow: &mut Flow, d: usize, ts: i64, wire_len: u32, cut: bool, ttl: u8, payload: u64) {
+fn account<A>(
+    flow: &mut Flow<A>,
+    d: usize,
+    ts: i64,
+    wire_len: u32,
+    cut: bool,
+    ttl: u8,
+    payload: u64,
+) {
     flow.last_ns = flow.last_ns.max(ts);
     flow.first_ns = flow.first_ns.min(ts);
     if cut {

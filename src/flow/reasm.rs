@@ -282,11 +282,11 @@ impl Stream {
                 byte(at + 3),
                 byte(at + 4),
             ];
-            let Some((ty, len)) = crate::proto::tls::record_header(header) else {
+            let Some((ty, len)) = super::tls_record::record_header(header) else {
                 at = WALK_OFF as usize;
                 break;
             };
-            if ty == crate::proto::tls::REC_APPLICATION_DATA {
+            if ty == super::tls_record::REC_APPLICATION_DATA {
                 found = Some(at);
                 break;
             }

@@ -5,9 +5,9 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
-use crate::flow::Flow;
 use crate::proto::dns::DnsMessage;
 use crate::proto::facts::NameSource;
+use crate::proto::Described;
 
 use super::hosts::Hosts;
 
@@ -145,7 +145,7 @@ impl DnsMap {
 /// of the same host) about the server's address up to the flow's start (`dns` holds the
 /// answers up to then); failing that, from what any client was told
 /// ([`NameSource::DnsAnyClient`]).
-pub fn name_by_dns(flow: &mut Flow, dns: &DnsMap) {
+pub fn name_by_dns(flow: &mut Described, dns: &DnsMap) {
     // A flow to a DNS server is named by nothing it resolved for itself.
     if flow.facts.name.is_some() || flow.server.port == 53 {
         return;
@@ -171,7 +171,7 @@ pub fn name_by_dns(flow: &mut Flow, dns: &DnsMap) {
 /// Names a flow known by its server's address (see [`name_by_dns`]) by the service tag whose
 /// range holds that address ([`NameSource::IpTag`]). A flow named by another address (an IP
 /// literal in a request through a proxy) keeps it.
-pub fn name_by_tag(flow: &mut Flow, tags: &super::TagRanges) {
+pub fn name_by_tag(flow: &mut Described, tags: &super::TagRanges) {
     let facts = &mut flow.facts;
     if facts.name_source != Some(NameSource::Address)
         || facts.name.as_deref().and_then(|n| n.parse().ok()) != Some(flow.server.ip)
@@ -188,7 +188,7 @@ pub fn name_by_tag(flow: &mut Flow, tags: &super::TagRanges) {
 /// unicast address that is not link-local (an IP literal, or a name resolved outside the
 /// capture). Multicast and broadcast (mDNS, SSDP, DHCP) and link-local services are the
 /// network's own chatter, not destinations a firewall audit is about.
-fn by_address(flow: &Flow) -> bool {
+fn by_address(flow: &Described) -> bool {
     use crate::flow::Proto;
     if !matches!(flow.proto, Proto::Tcp | Proto::Udp) {
         return false;

@@ -4,8 +4,8 @@
 //! [`crate::proto::facts`]); this stage names the rest from DNS once the whole input has been
 //! read: the answers in time order, CNAME chains followed back to the name that was asked.
 
-use crate::flow::Flow;
 use crate::proto::dns::DnsMessage;
+use crate::proto::Described;
 
 mod hosts;
 pub mod lookups;
@@ -70,7 +70,7 @@ fn dns_order(a: &DnsEvent, b: &DnsEvent) -> std::cmp::Ordering {
 /// split among workers, and lets an answer that came over TCP name the flows that followed it
 /// even when its own connection stayed open longer.
 pub(crate) fn name_from_dns(
-    flows: &mut [Box<Flow>],
+    flows: &mut [Box<Described>],
     mut udp: Vec<(u64, DnsEvent)>,
     tcp: Vec<DnsEvent>,
     seen: &Sightings,
@@ -123,7 +123,7 @@ pub(crate) fn name_from_dns(
 
 /// The service-tag pass (`--service-tags FILE`), after [`name_from_dns`]: each flow known only
 /// by its server's address is named by the tag whose range holds it, if one does.
-pub fn name_from_tags(flows: &mut [Box<Flow>], tags: &TagRanges) {
+pub fn name_from_tags(flows: &mut [Box<Described>], tags: &TagRanges) {
     for f in flows {
         name_by_tag(f, tags);
     }

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::lookups::Lookup;
-use crate::flow::Flow;
+use crate::proto::Described;
 /// What the resolved names of one input have in common with its flows.
 #[derive(Debug, Default)]
 struct Resolved<'a> {
@@ -32,7 +32,7 @@ struct Resolved<'a> {
 }
 
 /// For each lookup: whether it is a local block (see the module docs).
-pub fn local_blocks(lookups: &[Lookup<'_>], flows: &[Box<Flow>]) -> Vec<bool> {
+pub fn local_blocks(lookups: &[Lookup<'_>], flows: &[Box<Described>]) -> Vec<bool> {
     let mut r = Resolved::default();
     let unread: FxHashSet<&str> = lookups
         .iter()

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::worker::Part;
 use crate::capture::{CaptureReader, Compression, ReadError};
 use crate::decode::{DefragStats, Skip};
-use crate::flow::{Flow, TableStats};
+use crate::flow::TableStats;
+use crate::proto::Described;
 
 /// What was skipped while decoding, by reason. The summaries are read back as they are
 /// written (`allowscope merge`): the names are the build's own when read from a capture.
@@ -106,7 +107,7 @@ pub struct FileResult {
     /// table made them: a flow is large, and moving every one into a new vector costs more
     /// than the indirection.
     #[allow(clippy::vec_box)]
-    pub flows: Vec<Box<Flow>>,
+    pub flows: Vec<Box<Described>>,
     /// DNS messages in time order (a message over TCP at the first payload of its direction),
     /// copies of one datagram captured on both sides of a router removed.
     pub dns: Vec<DnsEvent>,

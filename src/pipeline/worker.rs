@@ -4,9 +4,10 @@
 use super::summary::{DnsEvent, SkipCounts};
 use crate::capture::Frame;
 use crate::decode::{decode, decode_transport, tcp_flags, DefragStats, Defragmenter, Skip, L4};
-use crate::flow::{Flow, FlowConfig, FlowTable, TableStats};
+use crate::flow::{FlowConfig, FlowTable, TableStats};
 use crate::proto::dns::{parse_message_lenient, worth_keeping};
-use crate::proto::facts::extract;
+use crate::proto::facts::{extract, Facts};
+use crate::proto::Described;
 
 /// When idle flows are finished: at the first frame, then at the first frame whose time is a
 /// second or more past the last sweep (the latest time seen so far counts, so a frame from the
@@ -47,7 +48,7 @@ impl SweepClock {
 /// sees every packet of its flows, see `super::split`).
 pub(crate) struct Worker {
     keep_first_flight: bool,
-    table: FlowTable,
+    table: FlowTable<Facts>,
     defrag: Defragmenter,
     flows: Finished,
     pending: Finished,
@@ -66,7 +67,7 @@ pub(crate) struct Worker {
 /// Finished flows, boxed as the flow table held them: a flow is large, and moving the box
 /// instead of the flow from the table to the sorted result saves copying each several times.
 #[allow(clippy::vec_box)]
-type Finished = Vec<Box<Flow>>;
+type Finished = Vec<Box<Described>>;
 
 /// What one worker produced.
 pub(crate) struct Part {
@@ -312,7 +313,7 @@ fn udp_dns(ts: i64, ip: &crate::decode::IpHeader, u: &crate::decode::Udp<'_>) ->
 
 /// DNS over TCP: the messages of each direction's first flight (queries from the client,
 /// responses from the server), timed at the flow's first payload in that direction.
-fn tcp_dns(f: &Flow, out: &mut Vec<DnsEvent>) {
+fn tcp_dns(f: &Described, out: &mut Vec<DnsEvent>) {
     for dir in &f.dirs {
         let parsed = crate::proto::dns::parse_tcp_stream(dir.stream.bytes(), dir.stream.has_hole());
         let ts = dir.first_payload_ns.unwrap_or(f.first_ns);

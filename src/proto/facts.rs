@@ -1,5 +1,6 @@
 //! Joins the extractors to flows: what each finished flow says about where it was going and
-//! how far it got, and the one name attributed to it.
+//! how far it got, and the one name attributed to it ([`Facts`], which the flow keeps: a
+//! [`Described`] flow).
 
 use serde::Serialize;
 
@@ -7,7 +8,7 @@ use super::http::{self, Head, Request, Response};
 use super::quic::{self, QuicFacts};
 use super::tls;
 use super::{Alert, HelloStatus, ServerFacts};
-use crate::flow::{Flow, Proto};
+use crate::flow::{AppFacts, Dir, Flow, Outcome, Proto};
 
 /// Where a flow's name came from, strongest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,9 +110,56 @@ pub struct Facts {
     pub dns_chain: Vec<String>,
 }
 
+/// A flow with the facts the extractors read in it: what the table's flows carry in the
+/// pipeline, and what every later stage reads.
+pub type Described = Flow<Facts>;
+
+impl AppFacts for Facts {
+    /// A proxy's refusal, Azure Firewall's 470, a TLS alert before the handshake finished, and
+    /// for a CONNECT tunnel, how far the tunnelled TLS got.
+    fn app_outcome(&self, server: &Dir) -> Outcome {
+        if let Some(c) = &self.connect {
+            if !c.tunnel && !c.statuses.is_empty() {
+                return Outcome::ProxyDenied;
+            }
+        }
+        // A CONNECT the capture cut, answered with a refusal. Not 407: a client that has
+        // credentials asks again on the same connection, and the capture cut what followed.
+        if self.http.as_ref().is_some_and(|h| {
+            h.truncated
+                && h.method == "CONNECT"
+                && h.status
+                    .is_some_and(|s| !(200..300).contains(&s) && s != 407)
+        }) {
+            return Outcome::ProxyDenied;
+        }
+        if self
+            .http
+            .as_ref()
+            .is_some_and(|h| h.azure_firewall_deny || h.status == Some(470))
+        {
+            return Outcome::HttpDenied;
+        }
+        if let Some(t) = &self.tls {
+            if t.early_alert().is_some() {
+                return Outcome::TlsAlert;
+            }
+            if t.in_tunnel && !t.server.server_hello {
+                // The proxy said 200 but the far end never answered the tunnelled hello.
+                return if server.rst_ns.is_some() || server.fin_ns.is_some() {
+                    Outcome::ResetAfterHello
+                } else {
+                    Outcome::RequestUnanswered
+                };
+            }
+        }
+        Outcome::Established
+    }
+}
+
 /// Fills `flow.facts` from its first flights and datagrams, and names the flow from them (SNI,
 /// CONNECT, Host, QUIC). Names from DNS come later, from the whole input: `crate::names`.
-pub fn extract(flow: &mut Flow) {
+pub fn extract(flow: &mut Described) {
     let mut facts = Facts::default();
     match flow.proto {
         Proto::Tcp => tcp_facts(flow, &mut facts),
@@ -132,7 +180,7 @@ pub fn extract(flow: &mut Flow) {
     flow.facts = facts;
 }
 
-fn tcp_facts(flow: &Flow, facts: &mut Facts) {
+fn tcp_facts(flow: &Described, facts: &mut Facts) {
     let c = &flow.dirs[0].stream;
     let s = &flow.dirs[1].stream;
     let (cb, sb) = (c.bytes(), s.bytes());

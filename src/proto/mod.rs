@@ -103,6 +103,7 @@ pub struct ServerFacts {
 }
 pub mod dns;
 pub mod facts;
+pub use facts::Described;
 pub mod http;
 pub mod quic;
 pub mod tls;

@@ -36,7 +36,7 @@ const TAG_LEN: usize = 16;
 const SAMPLE_LEN: usize = 16;
 
 /// Server datagrams of a flow looked at (Version Negotiation, Retry, Handshake).
-pub const MAX_SERVER_DATAGRAMS: usize = 4;
+pub const MAX_SERVER_DATAGRAMS: usize = crate::flow::MAX_SERVER_DATAGRAMS;
 /// Versions kept from a Version Negotiation packet.
 pub const MAX_VN_VERSIONS: usize = 32;
 /// A client datagram of a version this module cannot decrypt counts as QUIC on its own only

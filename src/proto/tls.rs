@@ -28,16 +28,12 @@ use tls_parser::{SNIType, TlsExtension};
 
 use super::{Alert, ClientHello, HelloStatus, ServerFacts};
 use crate::wire::{be16, be24, Declared, Stop};
-
-/// Field offsets of a record header (RFC 8446 section 5.1).
-mod record_field {
-    use crate::wire::Field;
-    pub const TYPE: usize = 0;
-    pub const MAJOR: usize = 1;
-    pub const MINOR: usize = 2;
-    pub const LENGTH: Field = 3..5;
-    pub const BODY: usize = 5;
-}
+// Record framing (types, plausible headers, the header's fields) lives with the flow table,
+// which follows it too.
+use crate::flow::tls_record::{
+    field as record_field, plausible_header, REC_ALERT, REC_APPLICATION_DATA,
+    REC_CHANGE_CIPHER_SPEC, REC_HANDSHAKE,
+};
 
 /// Field offsets of a handshake message header (RFC 8446 section 4).
 mod handshake_field {
@@ -46,14 +42,6 @@ mod handshake_field {
     pub const LENGTH: Field = 1..4;
     pub const BODY: usize = 4;
 }
-
-const REC_CHANGE_CIPHER_SPEC: u8 = 20;
-const REC_ALERT: u8 = 21;
-const REC_HANDSHAKE: u8 = 22;
-pub(crate) const REC_APPLICATION_DATA: u8 = 23;
-const REC_HEARTBEAT: u8 = 24;
-/// Largest record body: 2^14 plaintext plus the 2048 bytes of expansion TLS 1.2 allows.
-const MAX_RECORD: usize = (1 << 14) + 2048;
 
 const HS_CLIENT_HELLO: u8 = 1;
 const HS_SERVER_HELLO: u8 = 2;
@@ -121,33 +109,6 @@ enum Step<'a> {
     CutHeader,
     /// What follows is not a TLS record.
     Bad,
-}
-
-/// Whether `h` (1 to 5 bytes) can start a record header; `want` restricts the content type.
-fn plausible_header(h: &[u8], want: Option<u8>) -> bool {
-    let type_ok = |t: u8| match want {
-        Some(w) => t == w,
-        None => (REC_CHANGE_CIPHER_SPEC..=REC_HEARTBEAT).contains(&t),
-    };
-    use record_field as f;
-    h.get(f::TYPE).is_some_and(|&t| type_ok(t))
-        && h.get(f::MAJOR).is_none_or(|&major| major == 3)
-        && h.get(f::MINOR).is_none_or(|&minor| minor <= 4)
-        && h.get(f::LENGTH.start)
-            .is_none_or(|&hi| (hi as usize) << 8 <= MAX_RECORD)
-        && be16(h, f::LENGTH).is_none_or(|len| len as usize <= MAX_RECORD)
-}
-
-/// The content type and body length of a plausible record header (`None` when the 5 bytes
-/// cannot start a TLS record): what the flow table's encrypted bypass walks by.
-pub(crate) fn record_header(h: [u8; 5]) -> Option<(u8, usize)> {
-    if !plausible_header(&h, None) {
-        return None;
-    }
-    Some((
-        h[record_field::TYPE],
-        usize::from(be16(&h, record_field::LENGTH)?),
-    ))
 }
 
 fn next_record(bytes: &[u8], pos: usize, want: Option<u8>) -> Step<'_> {
@@ -1142,6 +1103,7 @@ pub fn alert_name(d: u8) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::tls_record::MAX_RECORD;
     use crate::rng::XorShift;
 
     /// A self-signed P-256 certificate made for these tests with `openssl req -x509 -newkey ec

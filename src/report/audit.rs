@@ -356,7 +356,7 @@ fn kinds_text(kinds: &std::collections::BTreeMap<&'static str, u64>) -> String {
 }
 
 /// What kind of traffic a flow without a name is, by protocol and server port.
-fn unattributed_kind(f: &crate::flow::Flow) -> &'static str {
+fn unattributed_kind(f: &crate::proto::Described) -> &'static str {
     match (f.proto, f.server.port) {
         (_, 53) => "DNS",
         (_, 5353) => "mDNS",

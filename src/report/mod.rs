@@ -18,11 +18,11 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::flow::{Close, Dir, Flow, Proto};
+use crate::flow::{Close, Dir, Proto};
 use crate::pipeline::{FileResult, FileSummary};
 use crate::proto::facts::{ConnectFacts, HttpFacts, NameSource, TlsFacts};
 use crate::proto::quic::QuicFacts;
-use crate::proto::HelloStatus;
+use crate::proto::{Described, HelloStatus};
 use crate::time::{human_duration, rfc3339};
 
 pub use crate::audit::SCHEMA_VERSION;
@@ -225,7 +225,7 @@ fn flight(d: &Dir) -> FlightJson {
 }
 
 impl<'a> FlowRecord<'a> {
-    pub fn new(f: &'a Flow, file: &'a str) -> Self {
+    pub fn new(f: &'a Described, file: &'a str) -> Self {
         let [c, s] = &f.dirs;
         let fx = &f.facts;
         let hello = fx.tls.as_ref().and_then(|t| t.client_hello.hello());
