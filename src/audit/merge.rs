@@ -164,10 +164,18 @@ fn check(name: &str, d: &Value) -> Result<(), String> {
     if !matches!(d["counts"], Value::Null) && !is_counts(&d["counts"]) {
         return bad("counts", "not an object of counts");
     }
-    for k in ["inputs", "private_endpoint_dns", "per_file"] {
+    for k in [
+        "inputs",
+        "private_endpoint_dns",
+        "per_file",
+        "failed_inputs",
+    ] {
         if !matches!(d[k], Value::Null | Value::Array(_)) {
             return bad(k, "not a list");
         }
+    }
+    if !matches!(d["complete"], Value::Null | Value::Bool(_)) {
+        return bad("complete", "not true or false");
     }
     if !matches!(d["placeholders_seen"], Value::Null | Value::Object(_)) {
         return bad("placeholders_seen", "not an object");
@@ -419,6 +427,14 @@ pub fn merge(docs: &[(String, Value)]) -> Result<Value, String> {
         .collect();
     out.insert("per_file".into(), Value::Array(per_file));
     out.insert("websockets".into(), merge_websockets(docs)?);
+    // A document whose audit is incomplete makes the merge incomplete: said as one run would.
+    let failed: Vec<Value> = values()
+        .flat_map(|d| d["failed_inputs"].as_array().cloned().unwrap_or_default())
+        .collect();
+    if !failed.is_empty() || values().any(|d| d["complete"] == Value::Bool(false)) {
+        out.insert("complete".into(), Value::Bool(false));
+        out.insert("failed_inputs".into(), Value::Array(failed));
+    }
     Ok(Value::Object(out))
 }
 

@@ -10,9 +10,23 @@ use crate::report::{escape_terminal, FlowsFormat};
 
 const AFTER_HELP: &str = "\
 Exit codes:
-  0  every input was read to its end
-  2  an input could not be opened or was damaged (bad magic, bogus record length, garbage);
-     the packets before the damage and all other inputs are still reported
+  0  the run worked: every input was read to its end, and
+       audit, merge, live: nothing at or above --fail-on was found
+       ws: with --fail-on problem, every websocket instance is healthy
+       catalog: always (also when `catalog match` finds nothing)
+  1  audit, merge, live: a finding at or above --fail-on (by default a required host blocked;
+       websocket-problem adds unhealthy websockets, unexpected-reached unexpected hosts
+       reached, any every blocked or unexpected finding, even a weak one)
+     ws: an instance is not healthy, with --fail-on problem
+  2  flows, dns, audit, ws: no capture was read at all (no capture file among the inputs,
+       an empty directory, or every input unreadable): a message, nothing on stdout
+     flows, dns, audit, ws, live: an input could not be read to its end (not found, bad
+       magic, bogus record length, garbage): the rest is still reported, and the audit opens
+       by saying it is incomplete
+     merge: a document is not an audit, or says its audit is incomplete
+     catalog check: the catalog has errors
+     any command: bad arguments, a bad catalog or service-tags file, output that could not
+       be written
 
 Examples:
   allowscope flows captures/tcp-outcomes.pcap
@@ -75,9 +89,12 @@ dns-servfail, dns-refused, dns-nodata, dns-sinkhole, dns-no-answer, local-block 
 connected: low confidence, fails a run only with --fail-on any).
 
 Exit codes:
-  0  nothing at or above --fail-on was found
-  1  something was (default: a required host was blocked)
-  2  an input could not be read to its end, or a bad argument or catalog
+  0  every input was read and nothing at or above --fail-on was found
+  1  something was (default: a required host was blocked; websocket-problem: also a websocket
+     instance that is not healthy; unexpected-reached: also an unexpected host reached)
+  2  no capture was read at all (no capture file, or every input unreadable); an input could
+     not be read to its end (the report opens by saying the audit is incomplete); a bad
+     argument or catalog
 
 Examples:
   allowscope audit captures/audit-client.pcap
@@ -87,7 +104,7 @@ Examples:
 
 const MERGE_HELP: &str = "\
 Exit codes: as for audit (0 nothing at or above --fail-on, 1 findings, 2 unreadable or
-mismatched documents).
+mismatched documents, or a document whose audit is incomplete: an input of it failed).
 
 Examples:
   allowscope audit --format json shard1/ > a.json; allowscope audit --format json shard2/ > b.json
@@ -123,7 +140,7 @@ When a capture holds both sides of a proxy, the two legs of a handshake are tied
 its Sec-WebSocket-Key or TLS client random.
 
 Exit codes: 0 read to the end, 1 with `--fail-on problem` an instance is not healthy, 2 an
-input or the catalog could not be read.
+input or the catalog could not be read, or no capture was read at all.
 
 Examples:
   allowscope ws captures/ws-client.pcap
@@ -165,7 +182,8 @@ Each line is one lookup: a query joined with its response. `no answer` marks que
 got one; flags: nodata (NOERROR without an answer of the asked type), sinkhole (0.0.0.0, :: or
 127.0.0.1 answers), privatelink (the CNAME chain passes through a privatelink. name).
 
-Exit codes: 0 all inputs read to the end, 2 an input was unreadable or damaged.
+Exit codes: 0 all inputs read to the end, 2 an input was unreadable or damaged, or no
+capture was read at all (no capture file among the inputs, or every input unreadable).
 
 Examples:
   allowscope dns captures/dns-facts.pcap
@@ -186,7 +204,8 @@ History letters (Zeek style; upper case client, lower case server):
   S syn  H syn-ack  A pure ack  D data  F fin  R rst  T retransmitted data
   W zero window  I inconsistent flags  ^ roles flipped from the first packet's sender
 
-Exit codes: 0 all inputs read to the end, 2 an input was unreadable or damaged.
+Exit codes: 0 all inputs read to the end, 2 an input was unreadable or damaged, or no
+capture was read at all (no capture file among the inputs, or every input unreadable).
 
 Examples:
   allowscope flows captures/tcp-outcomes.pcap

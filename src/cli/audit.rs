@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use super::inputs::{catalog_and_inputs, name_by_tags, with_threads};
 use super::{exit_code, fails, written, AuditArgs, Error, Exit};
 use crate::pipeline::FileResult;
+use crate::report::audit::FailedInput;
 use crate::report::escape_terminal;
 
 pub(super) fn audit(args: &AuditArgs) -> Result<Exit, Error> {
@@ -14,8 +15,8 @@ pub(super) fn audit(args: &AuditArgs) -> Result<Exit, Error> {
 
 fn audit_in_pool(args: &AuditArgs) -> Result<Exit, Error> {
     let tags = args.tags.load()?;
-    let (catalog, mut results, notes, failed) =
-        catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet)?;
+    let (catalog, read) = catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet)?;
+    let (mut results, notes, failed) = (read.results, read.notes, read.failed);
     name_by_tags(&mut results, tags.as_ref());
     let opts = ReportOpts {
         format: args.output.format,
@@ -24,7 +25,7 @@ fn audit_in_pool(args: &AuditArgs) -> Result<Exit, Error> {
         per_file: args.per_file,
         rules: args.rules,
     };
-    let code = report_audit(&results, &notes, failed, &catalog, &opts);
+    let code = report_audit(&results, &notes, &failed, &catalog, &opts);
     // The process ends here: freeing every flow and DNS message one by one would only cost time.
     std::mem::forget(results);
     code
@@ -42,11 +43,13 @@ pub(super) struct ReportOpts {
 }
 
 /// Audits read inputs against the catalog, writes the report to stdout (and notes, summaries
-/// and errors to stderr) and returns the exit code. Shared by `audit` and `live`.
+/// and errors to stderr) and returns the exit code. `failed` are the inputs that failed (the
+/// report then says the audit is incomplete, and the exit code is 2). Shared by `audit` and
+/// `live`.
 pub(super) fn report_audit(
     results: &[FileResult],
     notes: &[String],
-    failed: bool,
+    failed: &[FailedInput],
     catalog: &crate::catalog::Catalog,
     opts: &ReportOpts,
 ) -> Result<Exit, Error> {
@@ -74,7 +77,7 @@ pub(super) fn report_audit(
             language,
         ),
         None => crate::report::audit::write_audit(
-            &mut out, &report, &judged, results, format, color, per_file,
+            &mut out, &report, &judged, results, failed, format, color, per_file,
         ),
     })?;
     if !quiet && format != crate::report::audit::AuditFormat::Json {
@@ -84,8 +87,8 @@ pub(super) fn report_audit(
             let _ = writeln!(err, "error: {}", escape_terminal(e));
         }
     }
-    if failed {
-        return Ok(exit_code(failed, false));
+    if !failed.is_empty() {
+        return Ok(exit_code(true, false));
     }
     let hit = fails(
         fail_on,
@@ -98,10 +101,15 @@ pub(super) fn report_audit(
                     f.mechanism == Some(crate::audit::Mechanism::LocalBlock) || f.name_guessed;
                 (f.verdict.name(), weak)
             }),
+        report
+            .websockets
+            .instances
+            .iter()
+            .any(|i| i.problem != "healthy"),
     );
     // Both callers end the process after the report: freeing the audit and the judgement of
     // every flow one by one would only cost time.
     std::mem::forget(report);
     std::mem::forget(judged);
-    Ok(exit_code(failed, hit))
+    Ok(exit_code(false, hit))
 }

@@ -26,6 +26,21 @@ pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Error> {
         return Err(Error::Silent);
     }
     let _ = out.flush();
+    if merged["complete"] == serde_json::Value::Bool(false) {
+        let failed: Vec<String> = merged["failed_inputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| escape_terminal(f["file"].as_str().unwrap_or("?")).into_owned())
+            .collect();
+        eprintln!(
+            "error: the merged audit is incomplete: {} input{} failed in the documents ({})",
+            failed.len(),
+            if failed.len() == 1 { "" } else { "s" },
+            failed.join(", ")
+        );
+        return Ok(exit_code(true, false));
+    }
     let hit = fails(
         args.fail_on,
         merged["findings"]
@@ -38,6 +53,11 @@ pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Error> {
                     || f["name_guessed"].as_bool() == Some(true);
                 (f["verdict"].as_str().unwrap_or(""), weak)
             }),
+        merged["websockets"]["instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|i| i["problem"].as_str().is_some_and(|p| p != "healthy")),
     );
     Ok(exit_code(false, hit))
 }

@@ -25,17 +25,17 @@ mod merge;
 mod ws;
 
 pub use args::*;
-pub use inputs::{name_by_tags, read_inputs};
+pub use inputs::{name_by_tags, read_inputs, ReadInputs};
 
-/// The exit codes of every command (listed in the top-level help).
+/// The exit codes of every command (listed, per command, in the top-level help).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// 0: the run worked and found nothing at or above `--fail-on`.
     Ok = 0,
     /// 1: a finding at or above `--fail-on`.
     Findings = 1,
-    /// 2: an input could not be read to its end, the arguments were wrong, or the output
-    /// could not be written.
+    /// 2: no capture was read at all, an input could not be read to its end, the arguments
+    /// were wrong, or the output could not be written.
     Error = 2,
 }
 
@@ -110,14 +110,17 @@ pub fn exit_code(failed: bool, hit: bool) -> Exit {
 
 /// The `--fail-on` check of `audit`, `live` and `merge`: whether any finding, given as its
 /// verdict's name and whether it is weak (a `local-block`, or named by a guess:
-/// [`crate::audit::FailOn::hit`]), is at or above `fail_on`.
+/// [`crate::audit::FailOn::hit`]), is at or above `fail_on`, or, from `websocket-problem` on,
+/// a websocket instance is not healthy (`websocket_problem`).
 pub fn fails<'a>(
     fail_on: crate::audit::FailOn,
     findings: impl IntoIterator<Item = (&'a str, bool)>,
+    websocket_problem: bool,
 ) -> bool {
-    findings
-        .into_iter()
-        .any(|(verdict, weak)| fail_on.hit(verdict, weak))
+    (websocket_problem && fail_on.websockets())
+        || findings
+            .into_iter()
+            .any(|(verdict, weak)| fail_on.hit(verdict, weak))
 }
 
 /// Parses the process arguments and runs the command.

@@ -62,6 +62,31 @@ pub(super) fn line(f: &Finding) -> String {
     )
 }
 
+/// An input that failed: not found, not a capture, or not read to its end. The audit of what
+/// was read is then incomplete, and every format opens by saying so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedInput {
+    /// The input as named (`-` for stdin).
+    pub file: String,
+    /// What went wrong, naming the input (as the input's summary says it).
+    pub error: String,
+}
+
+impl FailedInput {
+    /// The inputs of `results` that stopped on an error.
+    pub fn of(results: &[FileResult]) -> Vec<FailedInput> {
+        results
+            .iter()
+            .filter_map(|r| {
+                r.summary.error.as_ref().map(|e| FailedInput {
+                    file: r.summary.file.clone(),
+                    error: e.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// What every format of the audit is written from: the audit, each flow's judgement, the
 /// inputs, and the human sections picked once. Built by [`write_audit`].
 pub struct AuditView<'a> {
@@ -69,6 +94,9 @@ pub struct AuditView<'a> {
     /// The judgement of each flow, per input, in the order of `results`' flows.
     pub judged: &'a [Vec<Judged>],
     pub results: &'a [FileResult],
+    /// The inputs that failed (those of `results` and those never opened): when there are
+    /// any, the audit is incomplete.
+    pub failed: &'a [FailedInput],
     pub sections: Sections<'a>,
     /// `--per-file`: the per-input counts (and, in Markdown, the coverage by file) too.
     pub per_file: bool,
@@ -92,13 +120,15 @@ impl AuditFormat {
     }
 }
 
-/// Writes the audit in the chosen format.
+/// Writes the audit in the chosen format; `failed` are the inputs that failed (see
+/// [`AuditView::failed`]).
 #[allow(clippy::too_many_arguments)]
 pub fn write_audit(
     out: &mut dyn Write,
     audit: &Audit,
     judged: &[Vec<Judged>],
     results: &[FileResult],
+    failed: &[FailedInput],
     format: AuditFormat,
     color: bool,
     per_file: bool,
@@ -107,6 +137,7 @@ pub fn write_audit(
         audit,
         judged,
         results,
+        failed,
         sections: Sections::of(audit, results),
         per_file,
     };

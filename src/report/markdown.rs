@@ -3,7 +3,8 @@
 use std::io::{self, Write};
 
 use super::audit::{
-    cell, per_file_lines, private_endpoint_line, serde_plain, AuditView, AuditWriter, Sections,
+    cell, per_file_lines, private_endpoint_line, serde_plain, AuditView, AuditWriter, FailedInput,
+    Sections,
 };
 use crate::audit::{Audit, Finding};
 use crate::text::escape_markdown;
@@ -13,7 +14,7 @@ pub struct Markdown;
 
 impl AuditWriter for Markdown {
     fn write(&self, out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
-        markdown(out, v.audit, &v.sections, v.per_file)
+        markdown(out, v.audit, &v.sections, v.per_file, v.failed)
     }
 }
 
@@ -51,9 +52,27 @@ fn mechanism_row(f: &Finding) -> Vec<String> {
     ]
 }
 
-fn markdown(out: &mut dyn Write, a: &Audit, sec: &Sections<'_>, per_file: bool) -> io::Result<()> {
+fn markdown(
+    out: &mut dyn Write,
+    a: &Audit,
+    sec: &Sections<'_>,
+    per_file: bool,
+    failed: &[FailedInput],
+) -> io::Result<()> {
     writeln!(out, "# allowscope audit\n")?;
+    // Inputs that failed are said first: an empty report must not look clean.
+    if !failed.is_empty() {
+        let heading = super::text::incomplete_heading(failed.len());
+        writeln!(out, "**{heading}.**\n")?;
+        for f in failed {
+            writeln!(out, "- {}", escape_markdown(&f.error))?;
+        }
+        writeln!(out)?;
+    }
     writeln!(out, "## Required but blocked\n")?;
+    if sec.blocked.is_empty() && !failed.is_empty() {
+        writeln!(out, "None in what was read (the audit is incomplete).\n")?;
+    }
     table(
         out,
         &[

@@ -17,7 +17,24 @@ pub struct Text {
 impl AuditWriter for Text {
     fn write(&self, out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
         let sec = &v.sections;
-        // Inputs that lost frames are said first: an empty report must not look clean.
+        // Inputs that failed, then inputs that lost frames, are said first: an empty report
+        // must not look clean.
+        if !v.failed.is_empty() {
+            let (red, bold, reset) = if self.color {
+                ("\x1b[31m", "\x1b[1m", "\x1b[0m")
+            } else {
+                ("", "", "")
+            };
+            writeln!(
+                out,
+                "{bold}{red}{}{reset}",
+                incomplete_heading(v.failed.len())
+            )?;
+            for f in v.failed {
+                writeln!(out, "  {}", escape_terminal(&f.error))?;
+            }
+            writeln!(out)?;
+        }
         if !sec.undecoded.is_empty() {
             writeln!(out, "Undecoded frames")?;
             for n in &sec.undecoded {
@@ -25,9 +42,27 @@ impl AuditWriter for Text {
             }
             writeln!(out)?;
         }
-        text(out, v.audit, sec, self.color, v.per_file)
+        text(
+            out,
+            v.audit,
+            sec,
+            self.color,
+            v.per_file,
+            !v.failed.is_empty(),
+        )
     }
 }
+
+/// The first line of an incomplete audit: how many inputs failed.
+pub(super) fn incomplete_heading(failed: usize) -> String {
+    format!(
+        "The audit is incomplete: {failed} input{} failed, and what follows covers only what was read",
+        if failed == 1 { "" } else { "s" }
+    )
+}
+
+/// What an empty "blocked" section says when the audit is incomplete.
+pub(super) const NONE_READ: &str = "none in what was read (the audit is incomplete)";
 
 fn text(
     out: &mut dyn Write,
@@ -35,6 +70,7 @@ fn text(
     sec: &Sections<'_>,
     color: bool,
     per_file: bool,
+    incomplete: bool,
 ) -> io::Result<()> {
     let (red, yellow, green, bold, reset) = if color {
         ("\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[1m", "\x1b[0m")
@@ -44,7 +80,7 @@ fn text(
     let blocked = &sec.blocked;
     writeln!(out, "{bold}Required (or optional) but blocked{reset}")?;
     if blocked.is_empty() {
-        writeln!(out, "  none")?;
+        writeln!(out, "  {}", if incomplete { NONE_READ } else { "none" })?;
     }
     for f in blocked {
         let mech = f.mechanism.map_or("-", |m| m.name());
