@@ -321,6 +321,8 @@ fn help_lists_every_exit_code() {
         "ws",
         "live",
         "catalog",
+        "completions",
+        "man",
         "no capture was read",
         "websocket-problem",
         "incomplete",

@@ -13,7 +13,7 @@ Exit codes:
   0  the run worked: every input was read to its end, and
        audit, merge, live: nothing at or above --fail-on was found
        ws: with --fail-on problem, every websocket instance is healthy
-       catalog: always (also when `catalog match` finds nothing)
+       catalog, completions, man: always (also when `catalog match` finds nothing)
   1  audit, merge, live: a finding at or above --fail-on (by default a required host blocked;
        websocket-problem adds unhealthy websockets, unexpected-reached unexpected hosts
        reached, any every blocked or unexpected finding, even a weak one)
@@ -26,13 +26,14 @@ Exit codes:
      merge: a document is not an audit, or says its audit is incomplete
      catalog check: the catalog has errors
      any command: bad arguments, a bad catalog or service-tags file, output that could not
-       be written
+       be written; live in a build without the live feature
 
 Examples:
   allowscope flows captures/tcp-outcomes.pcap
   allowscope flows --format ndjson captures/ > flows.ndjson
   tcpdump -i eth0 -w - | allowscope flows -
-  allowscope flows --format json a.pcapng b.pcap.gz c.pcap.zst";
+  allowscope flows --format json a.pcapng b.pcap.gz c.pcap.zst
+  allowscope completions bash > /etc/bash_completion.d/allowscope";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,8 +46,44 @@ Examples:
     after_help = AFTER_HELP
 )]
 pub struct Cli {
+    /// Colour in the text report: `auto` when stdout is a terminal, unless NO_COLOR is set
+    /// (and not empty) or TERM is `dumb`
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: ColorWhen,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--color`: when the text report is coloured.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorWhen {
+    /// When stdout is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`
+    Auto,
+    /// Always (NO_COLOR and TERM are not looked at)
+    Always,
+    /// Never
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether to colour output going to a stream that is (`terminal`) or is not a terminal.
+    pub fn wanted(self, terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                terminal
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+            }
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -75,6 +112,51 @@ pub enum Command {
     /// Capture live from an interface and audit what it sees (needs CAP_NET_RAW)
     #[cfg(feature = "live")]
     Live(super::live::LiveArgs),
+    /// Without the `live` feature: says how to get a build with it
+    #[cfg(not(feature = "live"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Live(NoLiveArgs),
+    /// Print a shell completion script, generated from these command definitions
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one per command into a directory
+    #[command(after_help = MAN_HELP)]
+    Man(ManArgs),
+}
+
+const COMPLETIONS_HELP: &str = "\
+Examples:
+  allowscope completions bash > ~/.local/share/bash-completion/completions/allowscope
+  allowscope completions zsh > \"${fpath[1]}/_allowscope\"
+  allowscope completions fish > ~/.config/fish/completions/allowscope.fish";
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+const MAN_HELP: &str = "\
+Examples:
+  allowscope man | man -l -
+  allowscope man --dir /usr/local/share/man/man1";
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write allowscope.1 and a page per command (allowscope-audit.1, ...) into this directory
+    /// instead of printing allowscope.1
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// `allowscope live ...` in a build without the `live` feature: whatever follows is taken,
+/// so that the answer is how to get live capture rather than an argument error.
+#[cfg(not(feature = "live"))]
+#[derive(Args, Debug)]
+pub struct NoLiveArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., hide = true)]
+    pub rest: Vec<std::ffi::OsString>,
 }
 
 const AUDIT_HELP: &str = "\

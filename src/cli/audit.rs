@@ -3,17 +3,17 @@
 use std::io::{self, Write};
 
 use super::inputs::{catalog_and_inputs, name_by_tags, with_threads};
-use super::{exit_code, fails, written, AuditArgs, Error, Exit};
+use super::{exit_code, fails, written, AuditArgs, ColorWhen, Error, Exit};
 use crate::pipeline::FileResult;
 use crate::report::audit::FailedInput;
 use crate::report::escape_terminal;
 
-pub(super) fn audit(args: &AuditArgs) -> Result<Exit, Error> {
+pub(super) fn audit(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
     // Reading and judging both run on the `--threads` pool.
-    with_threads(args.table.threads, || audit_in_pool(args))
+    with_threads(args.table.threads, || audit_in_pool(args, color))
 }
 
-fn audit_in_pool(args: &AuditArgs) -> Result<Exit, Error> {
+fn audit_in_pool(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
     let tags = args.tags.load()?;
     let (catalog, read) = catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet)?;
     let (mut results, notes, failed) = (read.results, read.notes, read.failed);
@@ -24,6 +24,7 @@ fn audit_in_pool(args: &AuditArgs) -> Result<Exit, Error> {
         quiet: args.quiet,
         per_file: args.per_file,
         rules: args.rules,
+        color,
     };
     let code = report_audit(&results, &notes, &failed, &catalog, &opts);
     // The process ends here: freeing every flow and DNS message one by one would only cost time.
@@ -40,6 +41,8 @@ pub(super) struct ReportOpts {
     pub per_file: bool,
     /// Write the rules to add in this language instead of the report.
     pub rules: Option<crate::report::rules::RulesFormat>,
+    /// `--color`: whether the text report is coloured.
+    pub color: ColorWhen,
 }
 
 /// Audits read inputs against the catalog, writes the report to stdout (and notes, summaries
@@ -59,6 +62,7 @@ pub(super) fn report_audit(
         quiet,
         per_file,
         rules,
+        color,
     } = *opts;
     let mut err = io::stderr();
     for n in notes {
@@ -67,8 +71,7 @@ pub(super) fn report_audit(
     let (report, judged) = crate::audit::audit(results, catalog);
     let stdout = io::stdout();
     let color = format == crate::report::audit::AuditFormat::Text
-        && std::io::IsTerminal::is_terminal(&stdout)
-        && std::env::var_os("NO_COLOR").is_none();
+        && color.wanted(std::io::IsTerminal::is_terminal(&stdout));
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     written(match rules {
         Some(language) => crate::report::rules::write_rules(

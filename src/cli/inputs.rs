@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use rayon::prelude::*;
 
 use super::{Error, TableArgs};
-use crate::capture::expand_inputs;
+use crate::capture::{expand_inputs, Input};
 use crate::pipeline::{analyze_input_with, FileResult};
 use crate::report::audit::FailedInput;
 use crate::report::escape_terminal;
@@ -119,7 +119,7 @@ pub fn read_inputs(inputs: &[PathBuf], table: &TableArgs, progress: bool) -> Rea
     // Results come back in input order whatever the number of threads.
     let results = std::thread::scope(|scope| {
         if progress {
-            scope.spawn(|| show_progress(&done, list.len(), &finished));
+            scope.spawn(|| show_progress(&list, &done, &finished));
         }
         let r = with_threads(threads, run);
         finished.store(true, Relaxed);
@@ -162,29 +162,77 @@ fn workers_per_input(threads: Option<u16>, inputs: usize) -> usize {
     (threads / inputs.max(1)).clamp(1, crate::pipeline::MAX_WORKERS)
 }
 
-/// Progress on stderr (only when it is a terminal): inputs done, bytes read, rate; the line is
-/// cleared at the end.
-fn show_progress(done: &AtomicUsize, total: usize, finished: &AtomicBool) {
+/// The total size of the inputs when it is known: every input a plain (not compressed) file,
+/// whose bytes are the bytes the readers count.
+fn known_size(list: &[Input]) -> Option<u64> {
+    let mut total = 0u64;
+    for i in list {
+        let Input::File(p) = i else { return None };
+        // Only a regular file: opening a FIFO would block, and reading it would take bytes.
+        if !std::fs::metadata(p).ok()?.is_file() {
+            return None;
+        }
+        let mut f = std::fs::File::open(p).ok()?;
+        let mut head = [0u8; 4];
+        let n = crate::capture::read_prefix(&mut f, &mut head).ok()?;
+        let plain = crate::capture::compression_of(head.get(..n).unwrap_or(&[]))
+            == crate::capture::Compression::None;
+        if !plain {
+            return None;
+        }
+        total = total.saturating_add(f.metadata().ok()?.len());
+    }
+    Some(total)
+}
+
+/// Progress on stderr (only called when it is a terminal), from the first second on: a bar
+/// with the percent and the time left when the inputs' size is known (plain files), else a
+/// spinner; bytes read, rate and inputs done either way. Cleared at the end.
+fn show_progress(list: &[Input], done: &AtomicUsize, finished: &AtomicBool) {
     let start = std::time::Instant::now();
     let base = crate::pipeline::BYTES_READ.load(Relaxed);
-    let mut shown = false;
-    while !finished.load(Relaxed) {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let secs = start.elapsed().as_secs_f64();
-        if secs < 1.0 {
-            continue;
-        }
-        let mb = (crate::pipeline::BYTES_READ.load(Relaxed) - base) as f64 / 1e6;
-        eprint!(
-            "\r\x1b[K{}/{total} inputs, {mb:.0} MB read, {:.0} MB/s",
-            done.load(Relaxed),
-            mb / secs
+    let tick = std::time::Duration::from_millis(100);
+    // A second by default; the tests show it at once (a run that long needs a large input).
+    let delay = std::env::var("ALLOWSCOPE_PROGRESS_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_millis,
         );
-        shown = true;
+    while start.elapsed() < delay {
+        if finished.load(Relaxed) {
+            return;
+        }
+        std::thread::sleep(tick);
     }
-    if shown {
-        eprint!("\r\x1b[K");
+    let total = known_size(list);
+    let template = match total {
+        Some(_) => {
+            "{elapsed_precise} [{wide_bar}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} {msg}, {eta} left"
+        }
+        None => "{spinner} {elapsed_precise} {bytes} read, {bytes_per_sec} {msg}",
+    };
+    let style = indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+        .progress_chars("=> ");
+    let bar =
+        indicatif::ProgressBar::with_draw_target(total, indicatif::ProgressDrawTarget::stderr())
+            .with_style(style)
+            .with_elapsed(start.elapsed())
+            .with_message(format!("0/{} inputs", list.len()));
+    let inputs = list.len();
+    while !finished.load(Relaxed) {
+        let read = crate::pipeline::BYTES_READ
+            .load(Relaxed)
+            .saturating_sub(base);
+        // A reader counts bytes as it goes: never past the whole while inputs remain.
+        bar.set_position(total.map_or(read, |t| read.min(t)));
+        bar.set_message(format!("{}/{inputs} inputs", done.load(Relaxed)));
+        bar.tick();
+        std::thread::sleep(tick);
     }
+    bar.finish_and_clear();
 }
 
 /// Whether to show progress: stderr is a terminal and the user did not ask for quiet.

@@ -3,7 +3,8 @@
 //! - [`args`]: every command's arguments and help text;
 //! - [`inputs`]: reading the inputs of a command (thread pools, progress);
 //! - one file per command group: [`audit`], [`flows`] (`flows` and `dns`), [`ws`], [`merge`],
-//!   `live` (with the `live` feature); `catalog` runs in [`catalog`].
+//!   `live` (with the `live` feature); `catalog` runs in [`catalog`]; `completions` and `man`
+//!   in [`generated`].
 //!
 //! Every command returns `Result<exit code, Error>`; [`main`] is the one place an [`Error`] is
 //! printed and turned into exit 2. The rules every command shares live here: [`written`] (a
@@ -18,6 +19,7 @@ pub mod args;
 mod audit;
 pub mod catalog;
 mod flows;
+mod generated;
 mod inputs;
 #[cfg(feature = "live")]
 pub(crate) mod live;
@@ -129,14 +131,24 @@ pub fn run() -> Result<Exit, Error> {
     match cli.command {
         Command::Flows(args) => flows::flows(&args, flows::View::Flows),
         Command::Dns(args) => flows::flows(&args, flows::View::Dns),
-        Command::Audit(args) => audit::audit(&args),
+        Command::Audit(args) => audit::audit(&args, cli.color),
         Command::Merge(args) => merge::merge(&args),
         Command::Ws(args) => ws::ws(&args),
         Command::Catalog(c) => catalog::run(&c),
         #[cfg(feature = "live")]
-        Command::Live(args) => live::run(&args),
+        Command::Live(args) => live::run(&args, cli.color),
+        #[cfg(not(feature = "live"))]
+        Command::Live(_) => Err(Error::Message(NO_LIVE.into())),
+        Command::Completions(args) => generated::completions(&args),
+        Command::Man(args) => generated::man(&args),
     }
 }
+
+/// What `allowscope live` says in a build without the `live` feature.
+#[cfg(not(feature = "live"))]
+const NO_LIVE: &str = "live capture is not in this build: install a build with it by \
+`cargo install allowscope --features live` (or, in the source tree, `cargo build --release \
+--features live`); it needs libpcap (apt-get install libpcap-dev)";
 
 /// Runs the command and returns the exit code (an error printed on stderr).
 pub fn main() -> ExitCode {

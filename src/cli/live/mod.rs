@@ -88,7 +88,7 @@ pub struct LiveArgs {
 }
 
 /// Runs `allowscope live` and returns the exit code.
-pub(super) fn run(args: &LiveArgs) -> Result<Exit, Error> {
+pub(super) fn run(args: &LiveArgs, color: super::ColorWhen) -> Result<Exit, Error> {
     if args.list {
         return list();
     }
@@ -166,6 +166,7 @@ pub(super) fn run(args: &LiveArgs) -> Result<Exit, Error> {
             quiet: args.quiet,
             per_file: false,
             rules: None,
+            color,
         },
     )
 }
