@@ -13,7 +13,7 @@ Exit codes:
   0  the run worked: every input was read to its end, and
        audit, merge, live: nothing at or above --fail-on was found
        ws: with --fail-on problem, every websocket instance is healthy
-       catalog, completions, man: always (also when `catalog match` finds nothing)
+       catalog, completions, man: done (also when `catalog match` finds nothing)
   1  audit, merge, live: a finding at or above --fail-on (by default a required host blocked;
        websocket-problem adds unhealthy websockets, unexpected-reached unexpected hosts
        reached, any every blocked or unexpected finding, even a weak one)
@@ -47,7 +47,7 @@ Examples:
 )]
 pub struct Cli {
     /// Colour in the text report: `auto` when stdout is a terminal, unless NO_COLOR is set
-    /// (and not empty) or TERM is `dumb`
+    /// (and not empty) or TERM is `dumb`; `always` whatever NO_COLOR and TERM say
     #[arg(
         long,
         global = true,
@@ -63,11 +63,11 @@ pub struct Cli {
 /// `--color`: when the text report is coloured.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ColorWhen {
-    /// When stdout is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`
+    // (Plain comments: doc comments would turn `--help` into the long listing of values.)
+    // When stdout is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`.
     Auto,
-    /// Always (NO_COLOR and TERM are not looked at)
+    // Always: NO_COLOR and TERM are not looked at.
     Always,
-    /// Never
     Never,
 }
 
