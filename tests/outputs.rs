@@ -97,7 +97,8 @@ fn run(args: &[String]) -> String {
     )
 }
 
-/// The merge of each capture's audit JSON with every other's: one run over all of them.
+/// The merge of each capture's audit JSON with every other's: one run over all of them (a
+/// capture nothing could be read from has no document: its audit writes none).
 fn merge_line(dir: &Path) -> String {
     let mut files = Vec::new();
     for cap in captures() {
@@ -115,6 +116,9 @@ fn merge_line(dir: &Path) -> String {
             .current_dir(root())
             .output()
             .expect("run allowscope");
+        if out.stdout.is_empty() {
+            continue;
+        }
         let path = dir.join(format!("{cap}.json"));
         std::fs::write(&path, &out.stdout).expect("write shard");
         files.push(path);

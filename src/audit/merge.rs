@@ -27,6 +27,12 @@ use crate::time::parse_rfc3339;
 #[serde(deny_unknown_fields)]
 pub struct Document {
     pub schema_version: u64,
+    /// `false` when an input of the audit failed (absent when none did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete: Option<bool>,
+    /// The inputs that failed (absent when none did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_inputs: Vec<super::FailedInput>,
     pub inputs: Vec<FileSummary>,
     pub findings: Vec<Finding>,
     pub coverage: Vec<Coverage>,
@@ -216,7 +222,14 @@ pub fn merge(docs: Vec<(String, Document)>) -> Result<Document, String> {
     let mut counts = Counts::new();
     let mut per_file = Vec::new();
     let mut connections = Vec::new();
+    let mut failed_inputs = Vec::new();
+    let mut complete = None;
     for (name, d) in docs {
+        // A document whose audit is incomplete makes the merge incomplete, as one run would be.
+        if d.complete == Some(false) || !d.failed_inputs.is_empty() {
+            complete = Some(false);
+        }
+        failed_inputs.extend(d.failed_inputs);
         add_counts(&mut counts, d.counts).map_err(|k| overflow(&name, &format!("counts.{k}")))?;
         inputs.extend(d.inputs);
         findings.push(d.findings);
@@ -235,6 +248,8 @@ pub fn merge(docs: Vec<(String, Document)>) -> Result<Document, String> {
     let dns_failures = merge_findings(names().zip(dns_failures).collect(), "dns_failures")?;
     Ok(Document {
         schema_version: u64::from(SCHEMA_VERSION),
+        complete,
+        failed_inputs,
         inputs,
         rules: super::rules::rules(&findings, &dns_failures),
         findings,
@@ -275,6 +290,7 @@ mod tests {
             &audit,
             &judged,
             &results,
+            &[],
             crate::report::audit::AuditFormat::Json,
             false,
             false,

@@ -192,6 +192,32 @@ pub struct Audit {
     pub websockets: crate::audit::ws::WsReport,
 }
 
+/// An input that failed: not found, not a capture, or not read to its end. The audit of what
+/// was read is then incomplete, and every format opens by saying so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailedInput {
+    /// The input as named (`-` for stdin).
+    pub file: String,
+    /// What went wrong, naming the input (as the input's summary says it).
+    pub error: String,
+}
+
+impl FailedInput {
+    /// The inputs of `results` that stopped on an error.
+    pub fn of(results: &[FileResult]) -> Vec<FailedInput> {
+        results
+            .iter()
+            .filter_map(|r| {
+                r.summary.error.as_ref().map(|e| FailedInput {
+                    file: r.summary.file.clone(),
+                    error: e.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// Verdict counts of one input.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -50,11 +50,14 @@ vocabulary! {
     }
 }
 
-/// `--fail-on`: the least severe verdict that makes the exit code 1.
+/// `--fail-on`: the least severe finding that makes the exit code 1; each level includes the
+/// ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FailOn {
     /// A required host was blocked (the default).
     RequiredBlocked,
+    /// Also: a websocket instance whose diagnosis is not healthy.
+    WebsocketProblem,
     /// Also: something the catalog does not expect got through.
     UnexpectedReached,
     /// Any blocked or unexpected finding.
@@ -72,7 +75,7 @@ impl FailOn {
     pub fn hit(self, verdict: &str, weak: bool) -> bool {
         let firm_required = verdict == Verdict::RequiredBlocked.name() && !weak;
         match self {
-            FailOn::RequiredBlocked => firm_required,
+            FailOn::RequiredBlocked | FailOn::WebsocketProblem => firm_required,
             FailOn::UnexpectedReached => {
                 firm_required || verdict == Verdict::UnexpectedReached.name()
             }
@@ -81,6 +84,14 @@ impl FailOn {
             }
             FailOn::Never => false,
         }
+    }
+
+    /// Whether a websocket instance whose diagnosis is not healthy makes the exit code 1.
+    pub fn websockets(self) -> bool {
+        matches!(
+            self,
+            FailOn::WebsocketProblem | FailOn::UnexpectedReached | FailOn::Any
+        )
     }
 }
 
@@ -115,17 +126,19 @@ mod tests {
 
     #[test]
     fn fail_on_levels() {
+        let (t, f) = (true, false);
         let rows = [
-            ("required-blocked", false, [true, true, true, false]),
-            ("required-blocked", true, [false, false, true, false]),
-            ("optional-blocked", false, [false, false, true, false]),
-            ("unexpected-blocked", false, [false, false, true, false]),
-            ("unexpected-reached", false, [false, true, true, false]),
-            ("required-reached", false, [false, false, false, false]),
-            ("inconclusive", false, [false, false, false, false]),
+            ("required-blocked", f, [t, t, t, t, f]),
+            ("required-blocked", t, [f, f, f, t, f]),
+            ("optional-blocked", f, [f, f, f, t, f]),
+            ("unexpected-blocked", f, [f, f, f, t, f]),
+            ("unexpected-reached", f, [f, f, t, t, f]),
+            ("required-reached", f, [f, f, f, f, f]),
+            ("inconclusive", f, [f, f, f, f, f]),
         ];
         let levels = [
             FailOn::RequiredBlocked,
+            FailOn::WebsocketProblem,
             FailOn::UnexpectedReached,
             FailOn::Any,
             FailOn::Never,
@@ -139,5 +152,7 @@ mod tests {
                 );
             }
         }
+        let ws: Vec<bool> = levels.iter().map(|l| l.websockets()).collect();
+        assert_eq!(ws, [f, t, t, t, f]);
     }
 }

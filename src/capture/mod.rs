@@ -262,7 +262,7 @@ pub(crate) fn is_known_magic(first: &[u8]) -> bool {
         .any(|m| first.starts_with(m))
 }
 
-fn compression_of(first: &[u8]) -> Compression {
+pub(crate) fn compression_of(first: &[u8]) -> Compression {
     if first.starts_with(&GZIP_MAGIC) {
         Compression::Gzip
     } else if first.starts_with(&ZSTD_MAGIC) {

@@ -10,15 +10,30 @@ use crate::report::{escape_terminal, FlowsFormat};
 
 const AFTER_HELP: &str = "\
 Exit codes:
-  0  every input was read to its end
-  2  an input could not be opened or was damaged (bad magic, bogus record length, garbage);
-     the packets before the damage and all other inputs are still reported
+  0  the run worked: every input was read to its end, and
+       audit, merge, live: nothing at or above --fail-on was found
+       ws: with --fail-on problem, every websocket instance is healthy
+       catalog, completions, man: done (also when `catalog match` finds nothing)
+  1  audit, merge, live: a finding at or above --fail-on (by default a required host blocked;
+       websocket-problem adds unhealthy websockets, unexpected-reached unexpected hosts
+       reached, any every blocked or unexpected finding, even a weak one)
+     ws: an instance is not healthy, with --fail-on problem
+  2  flows, dns, audit, ws: no capture was read at all (no capture file among the inputs,
+       an empty directory, or every input unreadable): a message, nothing on stdout
+     flows, dns, audit, ws, live: an input could not be read to its end (not found, bad
+       magic, bogus record length, garbage): the rest is still reported, and the audit opens
+       by saying it is incomplete
+     merge: a document is not an audit, or says its audit is incomplete
+     catalog check: the catalog has errors
+     any command: bad arguments, a bad catalog or service-tags file, output that could not
+       be written; live in a build without the live feature
 
 Examples:
   allowscope flows captures/tcp-outcomes.pcap
   allowscope flows --format ndjson captures/ > flows.ndjson
   tcpdump -i eth0 -w - | allowscope flows -
-  allowscope flows --format json a.pcapng b.pcap.gz c.pcap.zst";
+  allowscope flows --format json a.pcapng b.pcap.gz c.pcap.zst
+  allowscope completions bash > /etc/bash_completion.d/allowscope";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -31,8 +46,44 @@ Examples:
     after_help = AFTER_HELP
 )]
 pub struct Cli {
+    /// Colour in the text report: `auto` when stdout is a terminal, unless NO_COLOR is set
+    /// (and not empty) or TERM is `dumb`; `always` whatever NO_COLOR and TERM say
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: ColorWhen,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--color`: when the text report is coloured.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorWhen {
+    // (Plain comments: doc comments would turn `--help` into the long listing of values.)
+    // When stdout is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`.
+    Auto,
+    // Always: NO_COLOR and TERM are not looked at.
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether to colour output going to a stream that is (`terminal`) or is not a terminal.
+    pub fn wanted(self, terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                terminal
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+            }
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,6 +112,51 @@ pub enum Command {
     /// Capture live from an interface and audit what it sees (needs CAP_NET_RAW)
     #[cfg(feature = "live")]
     Live(super::live::LiveArgs),
+    /// Without the `live` feature: says how to get a build with it
+    #[cfg(not(feature = "live"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Live(NoLiveArgs),
+    /// Print a shell completion script, generated from these command definitions
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one per command into a directory
+    #[command(after_help = MAN_HELP)]
+    Man(ManArgs),
+}
+
+const COMPLETIONS_HELP: &str = "\
+Examples:
+  allowscope completions bash > ~/.local/share/bash-completion/completions/allowscope
+  allowscope completions zsh > \"${fpath[1]}/_allowscope\"
+  allowscope completions fish > ~/.config/fish/completions/allowscope.fish";
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+const MAN_HELP: &str = "\
+Examples:
+  allowscope man | man -l -
+  allowscope man --dir /usr/local/share/man/man1";
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write allowscope.1 and a page per command (allowscope-audit.1, ...) into this directory
+    /// instead of printing allowscope.1
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// `allowscope live ...` in a build without the `live` feature: whatever follows is taken,
+/// so that the answer is how to get live capture rather than an argument error.
+#[cfg(not(feature = "live"))]
+#[derive(Args, Debug)]
+pub struct NoLiveArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., hide = true)]
+    pub rest: Vec<std::ffi::OsString>,
 }
 
 const AUDIT_HELP: &str = "\
@@ -75,9 +171,12 @@ dns-servfail, dns-refused, dns-nodata, dns-sinkhole, dns-no-answer, local-block 
 connected: low confidence, fails a run only with --fail-on any).
 
 Exit codes:
-  0  nothing at or above --fail-on was found
-  1  something was (default: a required host was blocked)
-  2  an input could not be read to its end, or a bad argument or catalog
+  0  every input was read and nothing at or above --fail-on was found
+  1  something was (default: a required host was blocked; websocket-problem: also a websocket
+     instance that is not healthy; unexpected-reached: also an unexpected host reached)
+  2  no capture was read at all (no capture file, or every input unreadable); an input could
+     not be read to its end (the report opens by saying the audit is incomplete); a bad
+     argument or catalog
 
 Examples:
   allowscope audit captures/audit-client.pcap
@@ -87,7 +186,7 @@ Examples:
 
 const MERGE_HELP: &str = "\
 Exit codes: as for audit (0 nothing at or above --fail-on, 1 findings, 2 unreadable or
-mismatched documents).
+mismatched documents, or a document whose audit is incomplete: an input of it failed).
 
 Examples:
   allowscope audit --format json shard1/ > a.json; allowscope audit --format json shard2/ > b.json
@@ -128,7 +227,7 @@ When a capture holds both sides of a proxy, the two legs of a handshake are tied
 its Sec-WebSocket-Key or TLS client random.
 
 Exit codes: 0 read to the end, 1 with `--fail-on problem` an instance is not healthy, 2 an
-input or the catalog could not be read.
+input or the catalog could not be read, or no capture was read at all.
 
 Examples:
   allowscope ws captures/ws-client.pcap
@@ -170,7 +269,8 @@ Each line is one lookup: a query joined with its response. `no answer` marks que
 got one; flags: nodata (NOERROR without an answer of the asked type), sinkhole (0.0.0.0, :: or
 127.0.0.1 answers), privatelink (the CNAME chain passes through a privatelink. name).
 
-Exit codes: 0 all inputs read to the end, 2 an input was unreadable or damaged.
+Exit codes: 0 all inputs read to the end, 2 an input was unreadable or damaged, or no
+capture was read at all (no capture file among the inputs, or every input unreadable).
 
 Examples:
   allowscope dns captures/dns-facts.pcap
@@ -191,7 +291,8 @@ History letters (Zeek style; upper case client, lower case server):
   S syn  H syn-ack  A pure ack  D data  F fin  R rst  T retransmitted data
   W zero window  I inconsistent flags  ^ roles flipped from the first packet's sender
 
-Exit codes: 0 all inputs read to the end, 2 an input was unreadable or damaged.
+Exit codes: 0 all inputs read to the end, 2 an input was unreadable or damaged, or no
+capture was read at all (no capture file among the inputs, or every input unreadable).
 
 Examples:
   allowscope flows captures/tcp-outcomes.pcap

@@ -3,19 +3,20 @@
 use std::io::{self, Write};
 
 use super::inputs::{catalog_and_inputs, name_by_tags, with_threads};
-use super::{exit_code, fails, written, AuditArgs, Error, Exit};
+use super::{exit_code, fails, written, AuditArgs, ColorWhen, Error, Exit};
 use crate::pipeline::FileResult;
+use crate::report::audit::FailedInput;
 use crate::report::escape_terminal;
 
-pub(super) fn audit(args: &AuditArgs) -> Result<Exit, Error> {
+pub(super) fn audit(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
     // Reading and judging both run on the `--threads` pool.
-    with_threads(args.table.threads, || audit_in_pool(args))
+    with_threads(args.table.threads, || audit_in_pool(args, color))
 }
 
-fn audit_in_pool(args: &AuditArgs) -> Result<Exit, Error> {
+fn audit_in_pool(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
     let tags = args.tags.load()?;
-    let (catalog, mut results, notes, failed) =
-        catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet)?;
+    let (catalog, read) = catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet)?;
+    let (mut results, notes, failed) = (read.results, read.notes, read.failed);
     name_by_tags(&mut results, tags.as_ref());
     let opts = ReportOpts {
         format: args.output.format,
@@ -24,8 +25,9 @@ fn audit_in_pool(args: &AuditArgs) -> Result<Exit, Error> {
         per_file: args.per_file,
         rules: args.rules,
         show_unexercised: args.show_unexercised,
+        color,
     };
-    let code = report_audit(&results, &notes, failed, &catalog, &opts);
+    let code = report_audit(&results, &notes, &failed, &catalog, &opts);
     // The process ends here: freeing every flow and DNS message one by one would only cost time.
     std::mem::forget(results);
     code
@@ -42,14 +44,18 @@ pub(super) struct ReportOpts {
     pub rules: Option<crate::report::rules::RulesFormat>,
     /// List the required entries nothing exercised (else a count).
     pub show_unexercised: bool,
+    /// `--color`: whether the text report is coloured.
+    pub color: ColorWhen,
 }
 
 /// Audits read inputs against the catalog, writes the report to stdout (and notes, summaries
-/// and errors to stderr) and returns the exit code. Shared by `audit` and `live`.
+/// and errors to stderr) and returns the exit code. `failed` are the inputs that failed (the
+/// report then says the audit is incomplete, and the exit code is 2). Shared by `audit` and
+/// `live`.
 pub(super) fn report_audit(
     results: &[FileResult],
     notes: &[String],
-    failed: bool,
+    failed: &[FailedInput],
     catalog: &crate::catalog::Catalog,
     opts: &ReportOpts,
 ) -> Result<Exit, Error> {
@@ -60,6 +66,7 @@ pub(super) fn report_audit(
         per_file,
         rules,
         show_unexercised,
+        color,
     } = *opts;
     let mut err = io::stderr();
     for n in notes {
@@ -68,8 +75,7 @@ pub(super) fn report_audit(
     let (report, judged) = crate::audit::audit(results, catalog);
     let stdout = io::stdout();
     let color = format == crate::report::audit::AuditFormat::Text
-        && std::io::IsTerminal::is_terminal(&stdout)
-        && std::env::var_os("NO_COLOR").is_none();
+        && color.wanted(std::io::IsTerminal::is_terminal(&stdout));
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     written(match rules {
         Some(language) => crate::report::rules::write_rules(&mut out, &report.rules, language),
@@ -78,6 +84,7 @@ pub(super) fn report_audit(
             &report,
             &judged,
             results,
+            failed,
             format,
             color,
             per_file,
@@ -91,8 +98,8 @@ pub(super) fn report_audit(
             let _ = writeln!(err, "error: {}", escape_terminal(e));
         }
     }
-    if failed {
-        return Ok(exit_code(failed, false));
+    if !failed.is_empty() {
+        return Ok(exit_code(true, false));
     }
     let hit = fails(
         fail_on,
@@ -105,10 +112,15 @@ pub(super) fn report_audit(
                     f.mechanism == Some(crate::audit::Mechanism::LocalBlock) || f.name_guessed;
                 (f.verdict.name(), weak)
             }),
+        report
+            .websockets
+            .instances
+            .iter()
+            .any(|i| i.problem != "healthy"),
     );
     // Both callers end the process after the report: freeing the audit and the judgement of
     // every flow one by one would only cost time.
     std::mem::forget(report);
     std::mem::forget(judged);
-    Ok(exit_code(failed, hit))
+    Ok(exit_code(false, hit))
 }

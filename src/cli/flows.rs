@@ -15,8 +15,10 @@ pub(super) enum View {
 
 pub(super) fn flows(args: &FlowsArgs, view: View) -> Result<Exit, Error> {
     let tags = args.tags.load()?;
-    let (mut results, notes, failed) =
-        read_inputs(&args.inputs, &args.table, progress_wanted(args.quiet));
+    let read = read_inputs(&args.inputs, &args.table, progress_wanted(args.quiet));
+    read.some_read()?;
+    let failed = read.any_failed();
+    let (mut results, notes) = (read.results, read.notes);
     name_by_tags(&mut results, tags.as_ref());
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());

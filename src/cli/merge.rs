@@ -23,7 +23,7 @@ pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Error> {
             &merged.rules,
             language,
         ))?;
-        return Ok(exit_code(false, hit(args, &merged)));
+        return Ok(finish(args, &merged));
     }
     // Written as the merge always wrote it: through a JSON value, whose objects list their keys
     // sorted (the audit itself writes its fields in the structs' order).
@@ -37,16 +37,38 @@ pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Error> {
         return Err(Error::Silent);
     }
     let _ = out.flush();
-    Ok(exit_code(false, hit(args, &merged)))
+    Ok(finish(args, &merged))
 }
 
-/// Whether the merged findings reach `--fail-on`.
-fn hit(args: &MergeArgs, merged: &crate::audit::merge::Document) -> bool {
-    fails(
+/// The exit code of a merge written out: 2, said on stderr, when a document's audit was
+/// incomplete (as one run over all the inputs would be), else whether the merged findings or
+/// websocket instances reach `--fail-on`.
+fn finish(args: &MergeArgs, merged: &crate::audit::merge::Document) -> Exit {
+    if merged.complete == Some(false) {
+        let failed: Vec<String> = merged
+            .failed_inputs
+            .iter()
+            .map(|f| escape_terminal(&f.file).into_owned())
+            .collect();
+        eprintln!(
+            "error: the merged audit is incomplete: {} input{} failed in the documents ({})",
+            failed.len(),
+            if failed.len() == 1 { "" } else { "s" },
+            failed.join(", ")
+        );
+        return exit_code(true, false);
+    }
+    let hit = fails(
         args.fail_on,
         merged.findings.iter().chain(&merged.dns_failures).map(|f| {
             let weak = f.mechanism == Some(Mechanism::LocalBlock) || f.name_guessed;
             (f.verdict.name(), weak)
         }),
-    )
+        merged
+            .websockets
+            .instances
+            .iter()
+            .any(|i| i.problem != "healthy"),
+    );
+    exit_code(false, hit)
 }

@@ -3,7 +3,8 @@
 //! - [`args`]: every command's arguments and help text;
 //! - [`inputs`]: reading the inputs of a command (thread pools, progress);
 //! - one file per command group: [`audit`], [`flows`] (`flows` and `dns`), [`ws`], [`merge`],
-//!   `live` (with the `live` feature); `catalog` runs in [`catalog`].
+//!   `live` (with the `live` feature); `catalog` runs in [`catalog`]; `completions` and `man`
+//!   in [`generated`].
 //!
 //! Every command returns `Result<exit code, Error>`; [`main`] is the one place an [`Error`] is
 //! printed and turned into exit 2. The rules every command shares live here: [`written`] (a
@@ -18,6 +19,7 @@ pub mod args;
 mod audit;
 pub mod catalog;
 mod flows;
+mod generated;
 mod inputs;
 #[cfg(feature = "live")]
 pub(crate) mod live;
@@ -25,17 +27,17 @@ mod merge;
 mod ws;
 
 pub use args::*;
-pub use inputs::{name_by_tags, read_inputs};
+pub use inputs::{name_by_tags, read_inputs, ReadInputs};
 
-/// The exit codes of every command (listed in the top-level help).
+/// The exit codes of every command (listed, per command, in the top-level help).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// 0: the run worked and found nothing at or above `--fail-on`.
     Ok = 0,
     /// 1: a finding at or above `--fail-on`.
     Findings = 1,
-    /// 2: an input could not be read to its end, the arguments were wrong, or the output
-    /// could not be written.
+    /// 2: no capture was read at all, an input could not be read to its end, the arguments
+    /// were wrong, or the output could not be written.
     Error = 2,
 }
 
@@ -110,14 +112,17 @@ pub fn exit_code(failed: bool, hit: bool) -> Exit {
 
 /// The `--fail-on` check of `audit`, `live` and `merge`: whether any finding, given as its
 /// verdict's name and whether it is weak (a `local-block`, or named by a guess:
-/// [`crate::audit::FailOn::hit`]), is at or above `fail_on`.
+/// [`crate::audit::FailOn::hit`]), is at or above `fail_on`, or, from `websocket-problem` on,
+/// a websocket instance is not healthy (`websocket_problem`).
 pub fn fails<'a>(
     fail_on: crate::audit::FailOn,
     findings: impl IntoIterator<Item = (&'a str, bool)>,
+    websocket_problem: bool,
 ) -> bool {
-    findings
-        .into_iter()
-        .any(|(verdict, weak)| fail_on.hit(verdict, weak))
+    (websocket_problem && fail_on.websockets())
+        || findings
+            .into_iter()
+            .any(|(verdict, weak)| fail_on.hit(verdict, weak))
 }
 
 /// Parses the process arguments and runs the command.
@@ -126,14 +131,24 @@ pub fn run() -> Result<Exit, Error> {
     match cli.command {
         Command::Flows(args) => flows::flows(&args, flows::View::Flows),
         Command::Dns(args) => flows::flows(&args, flows::View::Dns),
-        Command::Audit(args) => audit::audit(&args),
+        Command::Audit(args) => audit::audit(&args, cli.color),
         Command::Merge(args) => merge::merge(&args),
         Command::Ws(args) => ws::ws(&args),
         Command::Catalog(c) => catalog::run(&c),
         #[cfg(feature = "live")]
-        Command::Live(args) => live::run(&args),
+        Command::Live(args) => live::run(&args, cli.color),
+        #[cfg(not(feature = "live"))]
+        Command::Live(_) => Err(Error::Message(NO_LIVE.into())),
+        Command::Completions(args) => generated::completions(&args),
+        Command::Man(args) => generated::man(&args),
     }
 }
+
+/// What `allowscope live` says in a build without the `live` feature.
+#[cfg(not(feature = "live"))]
+const NO_LIVE: &str = "live capture is not in this build: install a build with it by \
+`cargo install allowscope --features live` (or, in the source tree, `cargo build --release \
+--features live`); it needs libpcap (apt-get install libpcap-dev)";
 
 /// Runs the command and returns the exit code (an error printed on stderr).
 pub fn main() -> ExitCode {

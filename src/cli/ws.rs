@@ -10,13 +10,13 @@ pub(super) fn ws(args: &WsArgs) -> Result<Exit, Error> {
 }
 
 fn ws_in_pool(args: &WsArgs) -> Result<Exit, Error> {
-    let (catalog, results, notes, failed) =
-        catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet)?;
+    let (catalog, read) = catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet)?;
+    let (results, failed) = (&read.results, read.any_failed());
     let mut err = io::stderr();
-    for n in &notes {
+    for n in &read.notes {
         let _ = writeln!(err, "{n}");
     }
-    let (conns, instances) = crate::audit::ws::websockets(&results, &catalog);
+    let (conns, instances) = crate::audit::ws::websockets(results, &catalog);
     let stdout = io::stdout();
     let mut out = stdout.lock();
     written(crate::report::ws::write_ws(
@@ -26,7 +26,7 @@ fn ws_in_pool(args: &WsArgs) -> Result<Exit, Error> {
         &instances,
     ))?;
     if !args.quiet {
-        let _ = crate::report::write_summaries(&mut err, &results);
+        let _ = crate::report::write_summaries(&mut err, results);
     }
     let problem =
         args.fail_on == WsFailOn::Problem && instances.iter().any(|i| i.problem != "healthy");

@@ -71,6 +71,8 @@ pub(super) fn line(f: &Finding) -> String {
     )
 }
 
+pub use crate::audit::FailedInput;
+
 /// What every format of the audit is written from: the audit, each flow's judgement, the
 /// inputs, and the human sections picked once. Built by [`write_audit`].
 pub struct AuditView<'a> {
@@ -78,6 +80,9 @@ pub struct AuditView<'a> {
     /// The judgement of each flow, per input, in the order of `results`' flows.
     pub judged: &'a [Vec<Judged>],
     pub results: &'a [FileResult],
+    /// The inputs that failed (those of `results` and those never opened): when there are
+    /// any, the audit is incomplete.
+    pub failed: &'a [FailedInput],
     pub sections: Sections<'a>,
     /// `--per-file`: the per-input counts (and, in Markdown, the coverage by file) too.
     pub per_file: bool,
@@ -103,13 +108,15 @@ impl AuditFormat {
     }
 }
 
-/// Writes the audit in the chosen format.
+/// Writes the audit in the chosen format; `failed` are the inputs that failed (see
+/// [`AuditView::failed`]).
 #[allow(clippy::too_many_arguments)]
 pub fn write_audit(
     out: &mut dyn Write,
     audit: &Audit,
     judged: &[Vec<Judged>],
     results: &[FileResult],
+    failed: &[FailedInput],
     format: AuditFormat,
     color: bool,
     per_file: bool,
@@ -119,6 +126,7 @@ pub fn write_audit(
         audit,
         judged,
         results,
+        failed,
         sections: Sections::of(audit, results),
         per_file,
         show_unexercised,

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::audit::{AuditView, AuditWriter};
+use super::audit::{AuditView, AuditWriter, FailedInput};
 use super::{FlowRecord, SCHEMA_VERSION};
 use crate::audit::{Audit, Verdict};
 use crate::pipeline::{FileResult, FileSummary};
@@ -14,7 +14,7 @@ pub struct Json;
 
 impl AuditWriter for Json {
     fn write(&self, mut out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
-        write_json(&mut out, v.audit, v.results)?;
+        write_json(&mut out, v.audit, v.results, v.failed)?;
         out.write_all(b"\n")
     }
 }
@@ -54,14 +54,16 @@ impl AuditWriter for Ndjson {
     }
 }
 
-/// Writes the JSON document indented: the schema version, the inputs' summaries and the
-/// audit's fields, the same bytes as serializing them as one struct (a test compares), except
-/// that the websocket connections, most of the document on a long capture, are rendered on
-/// the rayon pool.
+/// Writes the JSON document indented: the schema version, whether the audit is incomplete
+/// (`"complete": false` and the `failed_inputs`, only when an input failed), the inputs'
+/// summaries and the audit's fields, the same bytes as serializing them as one struct (a test
+/// compares), except that the websocket connections, most of the document on a long capture,
+/// are rendered on the rayon pool.
 pub(super) fn write_json(
     out: &mut impl Write,
     audit: &Audit,
     results: &[FileResult],
+    failed: &[FailedInput],
 ) -> io::Result<()> {
     let inputs: Vec<&FileSummary> = results.iter().map(|r| &r.summary).collect();
     // Destructured, so that a field added to the audit cannot be left out here.
@@ -82,6 +84,10 @@ pub(super) fn write_json(
     } = audit;
     let mut doc = crate::report::pretty::Document::object(out)?;
     doc.field("schema_version", &SCHEMA_VERSION)?;
+    if !failed.is_empty() {
+        doc.field("complete", &false)?;
+        doc.field("failed_inputs", failed)?;
+    }
     doc.field("inputs", &inputs)?;
     doc.field("findings", findings)?;
     doc.field("coverage", coverage)?;
@@ -108,13 +114,18 @@ mod tests {
     #[derive(Serialize)]
     struct Doc<'a> {
         schema_version: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        complete: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        failed_inputs: Option<Vec<FailedInput>>,
         inputs: Vec<&'a FileSummary>,
         #[serde(flatten)]
         audit: &'a Audit,
     }
 
     /// The JSON written in pieces is the document serialized whole, on every capture of the
-    /// project at once (websocket connections from several files) and on one without any.
+    /// project at once (websocket connections from several files, broken inputs: incomplete)
+    /// and on one without any.
     #[test]
     fn json_in_pieces_is_the_whole_document() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
@@ -132,10 +143,14 @@ mod tests {
         for (results, connections) in [(&all, true), (&none, false)] {
             let (audit, _) = crate::audit::audit(results, &catalog);
             assert_eq!(!audit.websockets.connections.is_empty(), connections);
+            let failed = FailedInput::of(results);
+            assert_eq!(!failed.is_empty(), connections);
             let mut ours = Vec::new();
-            write_json(&mut ours, &audit, results).unwrap();
+            write_json(&mut ours, &audit, results, &failed).unwrap();
             let whole = serde_json::to_string_pretty(&Doc {
                 schema_version: SCHEMA_VERSION,
+                complete: (!failed.is_empty()).then_some(false),
+                failed_inputs: (!failed.is_empty()).then_some(failed),
                 inputs: results.iter().map(|r| &r.summary).collect(),
                 audit: &audit,
             })

@@ -55,6 +55,15 @@ fn mechanism_row(f: &Finding) -> Vec<String> {
 fn markdown(out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
     let (a, sec) = (v.audit, &v.sections);
     writeln!(out, "# allowscope audit\n")?;
+    // Inputs that failed are said first: an empty report must not look clean.
+    if !v.failed.is_empty() {
+        let heading = super::text::incomplete_heading(v.failed.len());
+        writeln!(out, "**{heading}.**\n")?;
+        for f in v.failed {
+            writeln!(out, "- {}", escape_markdown(&f.error))?;
+        }
+        writeln!(out)?;
+    }
     writeln!(out, "**{}**\n", escape_markdown(&sec.headline))?;
     if !sec.undecoded.is_empty() {
         writeln!(out, "## Undecoded frames\n")?;
@@ -64,6 +73,9 @@ fn markdown(out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
         writeln!(out)?;
     }
     writeln!(out, "## Required but blocked\n")?;
+    if sec.blocked.is_empty() && !v.failed.is_empty() {
+        writeln!(out, "None in what was read (the audit is incomplete).\n")?;
+    }
     table(
         out,
         &[

@@ -17,8 +17,25 @@ pub struct Text {
 impl AuditWriter for Text {
     fn write(&self, out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
         let sec = &v.sections;
+        // Inputs that failed are said first: an empty report must not look clean.
+        if !v.failed.is_empty() {
+            let (red, bold, reset) = if self.color {
+                ("\x1b[31m", "\x1b[1m", "\x1b[0m")
+            } else {
+                ("", "", "")
+            };
+            writeln!(
+                out,
+                "{bold}{red}{}{reset}",
+                incomplete_heading(v.failed.len())
+            )?;
+            for f in v.failed {
+                writeln!(out, "  {}", escape_terminal(&f.error))?;
+            }
+            writeln!(out)?;
+        }
         writeln!(out, "allowscope audit: {}\n", sec.headline)?;
-        // Inputs that lost frames are said first: an empty report must not look clean.
+        // Inputs that lost frames are said next.
         if !sec.undecoded.is_empty() {
             writeln!(out, "Undecoded frames")?;
             for n in &sec.undecoded {
@@ -30,6 +47,17 @@ impl AuditWriter for Text {
     }
 }
 
+/// The first line of an incomplete audit: how many inputs failed.
+pub(super) fn incomplete_heading(failed: usize) -> String {
+    format!(
+        "The audit is incomplete: {failed} input{} failed, and what follows covers only what was read",
+        if failed == 1 { "" } else { "s" }
+    )
+}
+
+/// What an empty "blocked" section says when the audit is incomplete.
+const NONE_READ: &str = "none in what was read (the audit is incomplete)";
+
 fn text(out: &mut dyn Write, v: &AuditView<'_>, color: bool) -> io::Result<()> {
     let (a, sec) = (v.audit, &v.sections);
     let (red, yellow, green, bold, reset) = if color {
@@ -40,7 +68,12 @@ fn text(out: &mut dyn Write, v: &AuditView<'_>, color: bool) -> io::Result<()> {
     let blocked = &sec.blocked;
     writeln!(out, "{bold}Required (or optional) but blocked{reset}")?;
     if blocked.is_empty() {
-        writeln!(out, "  none")?;
+        let none = if v.failed.is_empty() {
+            "none"
+        } else {
+            NONE_READ
+        };
+        writeln!(out, "  {none}")?;
     }
     for f in blocked {
         let mech = f.mechanism.map_or("-", |m| m.name());

@@ -88,7 +88,7 @@ pub struct LiveArgs {
 }
 
 /// Runs `allowscope live` and returns the exit code.
-pub(super) fn run(args: &LiveArgs) -> Result<Exit, Error> {
+pub(super) fn run(args: &LiveArgs, color: super::ColorWhen) -> Result<Exit, Error> {
     if args.list {
         return list();
     }
@@ -148,10 +148,17 @@ pub(super) fn run(args: &LiveArgs) -> Result<Exit, Error> {
         ))
     })?;
     super::name_by_tags(std::slice::from_mut(&mut result), tags.as_deref());
+    let results = std::slice::from_ref(&result);
+    // The capture failed when libpcap said so (its errors are in the input's summary then).
+    let failed = if failed {
+        crate::report::audit::FailedInput::of(results)
+    } else {
+        Vec::new()
+    };
     report_audit(
-        std::slice::from_ref(&result),
+        results,
         &[],
-        failed,
+        &failed,
         &catalog,
         &ReportOpts {
             format: args.output.format,
@@ -160,6 +167,7 @@ pub(super) fn run(args: &LiveArgs) -> Result<Exit, Error> {
             per_file: false,
             rules: None,
             show_unexercised: false,
+            color,
         },
     )
 }
