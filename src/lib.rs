@@ -8,10 +8,12 @@
 //! outcomes) -> `proto` (TLS, DNS, HTTP and CONNECT, QUIC facts) -> `names` (DNS answers to
 //! flows, host ties, local blocks) -> `pipeline` (one input read and analysed, split among
 //! workers) -> `catalog` (the hosts a service needs) -> `audit` (verdicts, mechanisms, evidence,
-//! coverage; `audit::ws` for websockets) -> `report` (text, Markdown, JSON, NDJSON) -> `cli`
+//! coverage; `audit::ws` for websockets) -> `allowlist` (a firewall's allowlist read and checked
+//! against the catalog, without a capture) -> `report` (text, Markdown, JSON, NDJSON) -> `cli`
 //! (arguments, commands, exit codes; the `live` command around the live capture source). The
 //! ground floor: `text`, `time`, `rng`, `synth` (the bench's and the tests' synthetic captures).
 
+pub mod allowlist;
 pub mod audit;
 pub mod capture;
 pub mod catalog;
