@@ -9,13 +9,15 @@
 //! `proto::Described`) -> `names` (DNS answers to
 //! flows, host ties, local blocks) -> `pipeline` (one input read and analysed, split among
 //! workers) -> `catalog` (the hosts a service needs) -> `audit` (verdicts, mechanisms, evidence,
-//! coverage, the rules to add; `audit::ws` for websockets) -> `report` (text, Markdown, JSON,
-//! NDJSON, the rules in each firewall's language) -> `cli` (arguments, commands, exit codes; the
-//! `live` command around the live capture source). The ground floor: `text`, `time`, `rng`,
-//! `vocab_macro` (the vocabularies' one declaration), `synth` (the bench's and the tests'
-//! synthetic captures: behind the `synth` feature, not part of the API), `wire` (the
+//! coverage, the rules to add; `audit::ws` for websockets) -> `allowlist` (a firewall's
+//! allowlist read and checked against the catalog, without a capture) -> `report` (text,
+//! Markdown, JSON, NDJSON, the rules in each firewall's language) -> `cli` (arguments, commands,
+//! exit codes; the `live` command around the live capture source). The ground floor: `text`,
+//! `time`, `rng`, `vocab_macro` (the vocabularies' one declaration), `synth` (the bench's and the
+//! tests' synthetic captures: behind the `synth` feature, not part of the API), `wire` (the
 //! bounds-checked byte reads every header and message parser shares).
 
+pub mod allowlist;
 pub mod audit;
 pub mod capture;
 pub mod catalog;

@@ -23,8 +23,9 @@ const STAGES: &[(&str, i32)] = &[
     ("pipeline", 5),
     ("catalog", 6),
     ("audit", 7),
-    ("report", 8),
-    ("cli", 9),
+    ("allowlist", 8),
+    ("report", 9),
+    ("cli", 10),
 ];
 
 /// Back edges still in the code (from -> to), each to be removed by issue 17's refactor.

@@ -9,7 +9,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{cap, run};
+use common::{cap, have, run};
 
 const FORMATS: [(&str, &str); 5] = [
     ("azure-firewall", "az.sh"),
@@ -23,22 +23,6 @@ fn rules(format: &str, capture: &str) -> (i32, String) {
     let path = cap(capture);
     let (code, out, _) = run(&["audit", "-q", "--rules", format, path.to_str().unwrap()]);
     (code, out)
-}
-
-/// A tool the test needs: under CI its absence fails the test, elsewhere the test is skipped.
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "`{tool}` is missing and CI must not skip (.ci/run installs it)"
-        );
-        eprintln!("skipped: `{tool}` is not installed");
-    }
-    found
 }
 
 #[test]

@@ -351,6 +351,60 @@ pub fn rules(findings: &[Finding], dns_failures: &[Finding]) -> Rules {
     }
 }
 
+/// A catalog entry (or service-tag rule) an allowlist does not let through, on one protocol
+/// and port (`allowscope check-allowlist`): what [`rules_for_needs`] turns into rules. The
+/// entry's `pattern` is the destination to allow, placeholders filled where they have a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needed {
+    pub entry: super::EntryRef,
+    /// `tcp` or `udp`.
+    pub proto: &'static str,
+    pub port: u16,
+}
+
+/// The rules that would let every required [`Needed`] entry through, grouped as
+/// [`rules`] groups blocked findings (one rule per kind, protocol and ports; a destination a
+/// wildcard of the same rule covers folded into it; each rule naming what it fixes, by the
+/// entry's destination). A destination that is not a plain DNS name (a placeholder left
+/// unfilled: `<storage>.blob.core.windows.net`) is listed in `refused`, never written.
+pub fn rules_for_needs(needs: &[Needed]) -> Rules {
+    let findings: Vec<Finding> = needs
+        .iter()
+        .filter(|n| n.entry.requirement == crate::catalog::Requirement::Required.name())
+        .map(|n| Finding {
+            verdict: Verdict::RequiredBlocked,
+            mechanism: None,
+            confidence: None,
+            name: n.entry.pattern.clone(),
+            proto: n.proto.into(),
+            dst_port: Some(n.port),
+            dst_ips: BTreeSet::new(),
+            ips: Default::default(),
+            entry: Some(n.entry.clone()),
+            flows: 0,
+            lookups: 0,
+            first_seen: String::new(),
+            first_ns: 0,
+            evidence: String::new(),
+            files: BTreeSet::new(),
+            bound: BTreeMap::new(),
+            port_mismatch: false,
+            name_guessed: false,
+            worst_outcome: None,
+            best_outcome: None,
+        })
+        .collect();
+    let refs: Vec<&Finding> = findings.iter().collect();
+    let mut refused = Vec::new();
+    let allow = group(&refs, &mut refused);
+    refused.sort();
+    Rules {
+        allow,
+        refused,
+        ..Rules::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,6 +557,56 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// Entries an allowlist lacks become rules as blocked findings do; an unfilled placeholder
+    /// is refused, an optional entry asks for no rule.
+    #[test]
+    fn needs_become_rules() {
+        let need = |pattern: &str, requirement: &'static str, proto, port| Needed {
+            entry: super::super::EntryRef {
+                id: format!("e.{pattern}"),
+                pattern: pattern.to_string(),
+                purpose: String::new(),
+                cloud: "public".into(),
+                requirement: requirement.into(),
+                scenario: "core".to_string(),
+                websocket: false,
+            },
+            proto,
+            port,
+        };
+        let r = rules_for_needs(&[
+            need("*.azureml.ms", "required", "tcp", 443),
+            need("*.instances.azureml.ms", "required", "tcp", 443),
+            need("eastus.tundra.azureml.ms", "required", "udp", 5831),
+            need("<storage>.blob.core.windows.net", "required", "tcp", 443),
+            need("*.aether.ms", "optional", "tcp", 443),
+        ]);
+        let got: Vec<String> = r
+            .allow
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:?} {}/{:?} {} ({})",
+                    r.kind,
+                    r.proto,
+                    r.ports,
+                    r.fqdns.join(" "),
+                    r.fixes.len()
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "Application tcp/[443] *.azureml.ms (2)",
+                "Network udp/[5831] eastus.tundra.azureml.ms (1)"
+            ]
+        );
+        assert_eq!(r.refused.len(), 1);
+        assert_eq!(r.refused[0].name, "<storage>.blob.core.windows.net");
+        assert!(r.dns.is_empty() && r.deny_advice.is_empty());
     }
 
     #[test]

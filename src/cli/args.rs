@@ -96,6 +96,11 @@ pub enum Command {
     /// the document one run over all their inputs would have written
     #[command(after_help = MERGE_HELP)]
     Merge(MergeArgs),
+    /// Check an allowlist without a capture (an Azure Firewall policy's rules as JSON, a squid
+    /// configuration, a list of host names) against the catalog: the entries it does not permit
+    /// (and the rules to add), what it lets through beyond them
+    #[command(name = "check-allowlist", after_help = super::allowlist::HELP)]
+    CheckAllowlist(super::allowlist::CheckAllowlistArgs),
     /// Websockets to Azure ML compute instances (Jupyter kernels): did one come up, how long
     /// did it live, how did it end, and why
     #[command(after_help = WS_HELP)]

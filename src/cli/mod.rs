@@ -3,8 +3,8 @@
 //! - [`args`]: every command's arguments and help text;
 //! - [`inputs`]: reading the inputs of a command (thread pools, progress);
 //! - one file per command group: [`audit`], [`flows`] (`flows` and `dns`), [`ws`], [`merge`],
-//!   `live` (with the `live` feature); `catalog` runs in [`catalog`]; `completions` and `man`
-//!   in [`generated`].
+//!   [`allowlist`] (`check-allowlist`), `live` (with the `live` feature); `catalog` runs in
+//!   [`catalog`]; `completions` and `man` in [`generated`].
 //!
 //! Every command returns `Result<exit code, Error>`; [`main`] is the one place an [`Error`] is
 //! printed and turned into exit 2. The rules every command shares live here: [`written`] (a
@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod allowlist;
 pub mod args;
 mod audit;
 pub mod catalog;
@@ -133,6 +134,7 @@ pub fn run() -> Result<Exit, Error> {
         Command::Dns(args) => flows::flows(&args, flows::View::Dns),
         Command::Audit(args) => audit::audit(&args, cli.color),
         Command::Merge(args) => merge::merge(&args),
+        Command::CheckAllowlist(args) => allowlist::run(&args),
         Command::Ws(args) => ws::ws(&args),
         Command::Catalog(c) => catalog::run(&c),
         #[cfg(feature = "live")]

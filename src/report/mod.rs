@@ -1,6 +1,7 @@
 //! Output of the `flows` command: a human table, JSON (one object with the file summaries and
 //! flows) and NDJSON (one flow per line). Field names follow the JSON contract in README.md.
 
+pub mod allowlist;
 pub mod audit;
 pub mod dns;
 pub mod json;

@@ -27,15 +27,52 @@ pub enum RulesFormat {
     FqdnList,
 }
 
-/// Writes the rules in `format`.
+/// What the rules are for, as their comments say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// `allowscope audit --rules`: the required hosts a capture saw blocked.
+    Capture,
+    /// `allowscope check-allowlist --rules`: the required catalog entries an allowlist does not
+    /// permit (no addresses: nftables has nothing to write).
+    Allowlist,
+}
+
+impl Subject {
+    /// `the required hosts the capture saw blocked`.
+    fn hosts(self) -> &'static str {
+        match self {
+            Subject::Capture => "the required hosts the capture saw blocked",
+            Subject::Allowlist => "the required catalog entries the allowlist lacks",
+        }
+    }
+    /// `required host the capture saw blocked`.
+    fn every(self) -> &'static str {
+        match self {
+            Subject::Capture => "required host the capture saw blocked",
+            Subject::Allowlist => "required catalog entry the allowlist lacks",
+        }
+    }
+}
+
+/// Writes the rules in `format` for what a capture saw blocked.
 pub fn write_rules(out: &mut dyn Write, rules: &Rules, format: RulesFormat) -> io::Result<()> {
+    write_rules_for(out, rules, format, Subject::Capture)
+}
+
+/// Writes the rules in `format`, their comments saying what they are for.
+pub fn write_rules_for(
+    out: &mut dyn Write,
+    rules: &Rules,
+    format: RulesFormat,
+    subject: Subject,
+) -> io::Result<()> {
     let mut out = super::buffered(out);
     match format {
-        RulesFormat::AzureFirewall => azure_cli(&mut out, rules)?,
-        RulesFormat::AzureFirewallArm => azure_arm(&mut out, rules)?,
-        RulesFormat::Squid => squid(&mut out, rules)?,
-        RulesFormat::Nftables => nftables(&mut out, rules)?,
-        RulesFormat::FqdnList => fqdn_list(&mut out, rules)?,
+        RulesFormat::AzureFirewall => azure_cli(&mut out, rules, subject)?,
+        RulesFormat::AzureFirewallArm => azure_arm(&mut out, rules, subject)?,
+        RulesFormat::Squid => squid(&mut out, rules, subject)?,
+        RulesFormat::Nftables => nftables(&mut out, rules, subject)?,
+        RulesFormat::FqdnList => fqdn_list(&mut out, rules, subject)?,
     }
     out.flush()
 }
@@ -207,20 +244,27 @@ fn trailer(out: &mut dyn Write, rules: &Rules, prefix: &str) -> io::Result<()> {
     Ok(())
 }
 
-fn nothing(out: &mut dyn Write, rules: &Rules, prefix: &str) -> io::Result<()> {
+fn nothing(out: &mut dyn Write, rules: &Rules, prefix: &str, subject: Subject) -> io::Result<()> {
     if rules.allow.is_empty() {
-        writeln!(
-            out,
-            "{prefix} Nothing to add: the capture shows no required host blocked by a rule."
-        )?;
+        match subject {
+            Subject::Capture => writeln!(
+                out,
+                "{prefix} Nothing to add: the capture shows no required host blocked by a rule."
+            )?,
+            Subject::Allowlist => writeln!(
+                out,
+                "{prefix} Nothing to add: the allowlist permits every required catalog entry a rule can name."
+            )?,
+        }
     }
     Ok(())
 }
 
-fn fqdn_list(out: &mut dyn Write, rules: &Rules) -> io::Result<()> {
+fn fqdn_list(out: &mut dyn Write, rules: &Rules, subject: Subject) -> io::Result<()> {
     writeln!(
         out,
-        "# allowscope: destinations to allow so that every required host the capture saw blocked"
+        "# allowscope: destinations to allow so that every {}",
+        subject.every()
     )?;
     writeln!(
         out,
@@ -230,7 +274,7 @@ fn fqdn_list(out: &mut dyn Write, rules: &Rules) -> io::Result<()> {
         out,
         "# name itself) or Azure service tag, then protocol/port."
     )?;
-    nothing(out, rules, "#")?;
+    nothing(out, rules, "#", subject)?;
     for r in &rules.allow {
         writeln!(out, "# fixes: {}", fixes_text(r))?;
         for d in r.fqdns.iter().chain(&r.service_tags) {
@@ -247,17 +291,18 @@ fn squid_domain(d: &str) -> String {
     d.strip_prefix('*').map_or(d.to_string(), str::to_string)
 }
 
-fn squid(out: &mut dyn Write, rules: &Rules) -> io::Result<()> {
+fn squid(out: &mut dyn Write, rules: &Rules, subject: Subject) -> io::Result<()> {
     writeln!(
         out,
-        "# allowscope: squid.conf lines for the required hosts the capture saw blocked. Put them"
+        "# allowscope: squid.conf lines for {}. Put them",
+        subject.hosts()
     )?;
     writeln!(
         out,
         "# before the first `http_access deny`. A leading dot matches the domain and every"
     )?;
     writeln!(out, "# subdomain.")?;
-    nothing(out, rules, "#")?;
+    nothing(out, rules, "#", subject)?;
     let app: Vec<&Rule> = rules
         .allow
         .iter()
@@ -336,7 +381,7 @@ fn squid(out: &mut dyn Write, rules: &Rules) -> io::Result<()> {
     trailer(out, rules, "#")
 }
 
-fn nftables(out: &mut dyn Write, rules: &Rules) -> io::Result<()> {
+fn nftables(out: &mut dyn Write, rules: &Rules, subject: Subject) -> io::Result<()> {
     writeln!(
         out,
         "# allowscope: nftables sets of the addresses the capture saw for the required hosts it saw"
@@ -357,7 +402,7 @@ fn nftables(out: &mut dyn Write, rules: &Rules) -> io::Result<()> {
         out,
         "# chain `forward`: change both to yours. Load with nft -f."
     )?;
-    nothing(out, rules, "#")?;
+    nothing(out, rules, "#", subject)?;
     for r in &rules.allow {
         let name = rule_name(r).replace('-', "_");
         let (v6, v4): (Vec<&String>, Vec<&String>) =
@@ -397,7 +442,8 @@ fn nftables(out: &mut dyn Write, rules: &Rules) -> io::Result<()> {
 }
 
 /// The names a network rule carries: Azure Firewall's network rules take no wildcards, so a
-/// wildcard pattern is replaced by the names of the findings it covers.
+/// wildcard pattern is replaced by the names of the findings it covers (none when what it
+/// fixes is a wildcard itself: a catalog entry an allowlist lacks).
 fn network_fqdns(r: &Rule) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for d in &r.fqdns {
@@ -405,7 +451,11 @@ fn network_fqdns(r: &Rule) -> Vec<String> {
             Some(suffix) => out.extend(
                 r.fixes
                     .iter()
-                    .filter(|f| f.name.ends_with(suffix) && plain_dns_name(&f.name))
+                    .filter(|f| {
+                        f.name.ends_with(suffix)
+                            && !f.name.starts_with('*')
+                            && plain_dns_name(&f.name)
+                    })
                     .map(|f| f.name.clone()),
             ),
             None => out.push(d.clone()),
@@ -414,6 +464,30 @@ fn network_fqdns(r: &Rule) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// The wildcard patterns of a network rule that no name stands in for (see [`network_fqdns`]):
+/// not written as Azure Firewall network rules.
+fn unwritable_wildcards(r: &Rule) -> Vec<String> {
+    if r.kind != RuleKind::Network || !r.service_tags.is_empty() {
+        return Vec::new();
+    }
+    r.fqdns
+        .iter()
+        .filter(|d| {
+            d.strip_prefix('*').is_some_and(|suffix| {
+                !r.fixes.iter().any(|f| {
+                    f.name.ends_with(suffix) && !f.name.starts_with('*') && plain_dns_name(&f.name)
+                })
+            })
+        })
+        .map(|d| format!("{}/{} {d}", r.proto, ports_text(r, ",")))
+        .collect()
+}
+
+/// A rule Azure Firewall can take: not a network rule left without names.
+fn azure_writable(r: &Rule) -> bool {
+    r.kind == RuleKind::Application || !r.service_tags.is_empty() || !network_fqdns(r).is_empty()
 }
 
 /// The `az` lines that choose where the rules go.
@@ -455,11 +529,12 @@ fn az_rule_args(r: &Rule) -> String {
     }
 }
 
-fn azure_cli(out: &mut dyn Write, rules: &Rules) -> io::Result<()> {
+fn azure_cli(out: &mut dyn Write, rules: &Rules, subject: Subject) -> io::Result<()> {
     writeln!(out, "#!/bin/sh")?;
     writeln!(
         out,
-        "# allowscope: Azure Firewall policy rules for the required hosts the capture saw blocked."
+        "# allowscope: Azure Firewall policy rules for {}.",
+        subject.hosts()
     )?;
     writeln!(
         out,
@@ -474,12 +549,17 @@ fn azure_cli(out: &mut dyn Write, rules: &Rules) -> io::Result<()> {
         "RG='<resource-group>' POLICY='<firewall-policy>' RCG='<rule-collection-group>' SRC='<source-addresses>'"
     )?;
     writeln!(out, "set -e")?;
-    nothing(out, rules, "#")?;
+    nothing(out, rules, "#", subject)?;
     for (kind, collection, priority) in [
         (RuleKind::Network, "allowscope-network", 1000),
         (RuleKind::Application, "allowscope-application", 1100),
     ] {
-        for (i, r) in rules.allow.iter().filter(|r| r.kind == kind).enumerate() {
+        for (i, r) in rules
+            .allow
+            .iter()
+            .filter(|r| r.kind == kind && azure_writable(r))
+            .enumerate()
+        {
             writeln!(out, "# fixes: {}", fixes_text(r))?;
             if i == 0 {
                 writeln!(
@@ -498,10 +578,21 @@ fn azure_cli(out: &mut dyn Write, rules: &Rules) -> io::Result<()> {
             }
         }
     }
+    let wild: Vec<String> = rules.allow.iter().flat_map(unwritable_wildcards).collect();
+    if !wild.is_empty() {
+        writeln!(
+            out,
+            "#\n# Not written: Azure Firewall network rules take no wildcard names; allow the names"
+        )?;
+        writeln!(out, "# these stand for one by one:")?;
+        for w in &wild {
+            writeln!(out, "#   {w}")?;
+        }
+    }
     trailer(out, rules, "#")
 }
 
-fn azure_arm(out: &mut dyn Write, rules: &Rules) -> io::Result<()> {
+fn azure_arm(out: &mut dyn Write, rules: &Rules, subject: Subject) -> io::Result<()> {
     use serde_json::json;
     let rule_json = |r: &Rule| match r.kind {
         RuleKind::Application => json!({
@@ -540,7 +631,7 @@ fn azure_arm(out: &mut dyn Write, rules: &Rules) -> io::Result<()> {
         let rs: Vec<serde_json::Value> = rules
             .allow
             .iter()
-            .filter(|r| r.kind == kind)
+            .filter(|r| r.kind == kind && azure_writable(r))
             .map(rule_json)
             .collect();
         if !rs.is_empty() {
@@ -553,11 +644,17 @@ fn azure_arm(out: &mut dyn Write, rules: &Rules) -> io::Result<()> {
             }));
         }
     }
-    let doc = json!({
+    // Not written, said in the metadata when there is any: wildcard network rules, and (for an
+    // allowlist) destinations that are not plain names (a placeholder without a value).
+    let mut not_written: Vec<String> = rules.allow.iter().flat_map(unwritable_wildcards).collect();
+    if subject == Subject::Allowlist {
+        not_written.extend(rules.refused.iter().map(fix_text));
+    }
+    let mut doc = json!({
         "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
         "contentVersion": "1.0.0.0",
         "metadata": {
-            "description": "allowscope: rules for the required hosts the capture saw blocked. Network rules by name need the policy's DNS proxy.",
+            "description": format!("allowscope: rules for {}. Network rules by name need the policy's DNS proxy.", subject.hosts()),
             "dnsNotFixedByRules": rules.dns.iter().map(|d| json!({
                 "name": d.name,
                 "mechanism": d.mechanism.map(|m| m.name()),
@@ -579,6 +676,12 @@ fn azure_arm(out: &mut dyn Write, rules: &Rules) -> io::Result<()> {
             },
         }],
     });
+    if !not_written.is_empty() {
+        doc["metadata"]["notWritten"] = json!({
+            "why": "Azure Firewall network rules take no wildcard names, and a placeholder without a value is not a name: allow these by hand",
+            "destinations": not_written,
+        });
+    }
     super::pretty::to_writer_pretty(&mut *out, &doc).map_err(io::Error::from)?;
     writeln!(out)
 }

@@ -23,3 +23,20 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A tool a test needs: under CI its absence fails the test, elsewhere the test is skipped.
+#[allow(dead_code)] // not every test binary runs tools
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{tool}` is missing and CI must not skip (.ci/run installs it)"
+        );
+        eprintln!("skipped: `{tool}` is not installed");
+    }
+    found
+}
