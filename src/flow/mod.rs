@@ -200,6 +200,31 @@ crate::vocab_macro::vocabulary! {
     }
 }
 
+impl Outcome {
+    /// What the outcome means, in one line of `flows --help`.
+    pub fn help(self) -> &'static str {
+        match self {
+            Outcome::NoAnswer => {
+                "SYNs (TCP) or requests (UDP) with nothing back; `attempts` counts them"
+            }
+            Outcome::Refused => "SYN answered by RST",
+            Outcome::IcmpUnreachable => {
+                "an ICMP/ICMPv6 error quoting the flow, no answer (type/code kept)"
+            }
+            Outcome::HandshakeOnly => "handshake completed, no payload either way",
+            Outcome::ResetAfterHello => {
+                "client sent data, server sent none and closed (FIN or RST)"
+            }
+            Outcome::RequestUnanswered => "client sent data, server sent none and did not close",
+            Outcome::TlsAlert => "a TLS alert before the handshake finished",
+            Outcome::ProxyDenied => "an explicit proxy answered CONNECT with a non-2xx status",
+            Outcome::HttpDenied => "HTTP 470 from Azure Firewall (or its deny page)",
+            Outcome::Established => "the far end sent payload (TCP) or a reply (UDP, ICMP echo)",
+            Outcome::Midstream => "the capture began after the flow did",
+        }
+    }
+}
+
 /// Which side of a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
