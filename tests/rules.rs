@@ -254,3 +254,30 @@ fn json_rules_and_merged_shards() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// When an input failed, the rules say they cover only what was read (exit 2).
+#[test]
+fn rules_of_an_incomplete_audit_say_so() {
+    let good = cap("audit-client.pcap");
+    let bad = cap("broken-caplen.pcap");
+    for (format, _) in FORMATS {
+        let (code, out, _) = run(&[
+            "audit",
+            "-q",
+            "--rules",
+            format,
+            good.to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 2, "{format}");
+        let note = "The audit is incomplete: 1 input failed; these rules cover only what was read";
+        if format == "azure-firewall-arm" {
+            let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(doc["metadata"]["incomplete"], note);
+        } else if format == "azure-firewall" {
+            assert!(out.starts_with(&format!("#!/bin/sh\n# {note}.\n")), "{out}");
+        } else {
+            assert!(out.starts_with(&format!("# {note}.\n")), "{format}: {out}");
+        }
+    }
+}

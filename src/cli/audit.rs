@@ -78,7 +78,12 @@ pub(super) fn report_audit(
         && color.wanted(std::io::IsTerminal::is_terminal(&stdout));
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     written(match rules {
-        Some(language) => crate::report::rules::write_rules(&mut out, &report.rules, language),
+        Some(language) => crate::report::rules::write_rules_of_audit(
+            &mut out,
+            &report.rules,
+            language,
+            failed.len(),
+        ),
         None => crate::report::audit::write_audit(
             &mut out,
             &report,

@@ -59,6 +59,40 @@ pub fn write_rules(out: &mut dyn Write, rules: &Rules, format: RulesFormat) -> i
     write_rules_for(out, rules, format, Subject::Capture)
 }
 
+/// Writes the rules of an audit in `format`; when `failed` inputs failed, the rules say that
+/// they cover only what was read (a comment at the top, after a shell script's `#!` line; in
+/// the ARM template, `metadata.incomplete`).
+pub fn write_rules_of_audit(
+    out: &mut dyn Write,
+    rules: &Rules,
+    format: RulesFormat,
+    failed: usize,
+) -> io::Result<()> {
+    if failed == 0 {
+        return write_rules(out, rules, format);
+    }
+    let note = format!(
+        "The audit is incomplete: {failed} input{} failed; these rules cover only what was read",
+        if failed == 1 { "" } else { "s" }
+    );
+    let mut buf = Vec::new();
+    write_rules(&mut buf, rules, format)?;
+    if format == RulesFormat::AzureFirewallArm {
+        let mut doc: serde_json::Value = serde_json::from_slice(&buf).map_err(io::Error::from)?;
+        if let Some(m) = doc.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            m.insert("incomplete".into(), note.into());
+        }
+        super::pretty::to_writer_pretty(&mut *out, &doc).map_err(io::Error::from)?;
+        return writeln!(out);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let (first, rest) = match text.strip_prefix("#!") {
+        Some(_) => text.split_at(text.find('\n').map_or(text.len(), |i| i + 1)),
+        None => ("", &*text),
+    };
+    write!(out, "{first}# {note}.\n{rest}")
+}
+
 /// Writes the rules in `format`, their comments saying what they are for.
 pub fn write_rules_for(
     out: &mut dyn Write,
