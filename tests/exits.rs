@@ -341,3 +341,12 @@ fn help_lists_every_exit_code() {
     let (_, out, _) = run(&["audit", "--help"]);
     assert!(out.contains("websocket-problem"), "{out}");
 }
+
+/// `ws -q` leaves out the summaries, never an input's error (it said nothing and exited 2).
+#[test]
+fn ws_quiet_still_says_why_an_input_failed() {
+    let bad = cap("broken-caplen.pcap");
+    let (code, _, err) = run(&["ws", "-q", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bogus captured length"), "{err}");
+}

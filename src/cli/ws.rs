@@ -27,6 +27,11 @@ fn ws_in_pool(args: &WsArgs) -> Result<Exit, Error> {
     ))?;
     if !args.quiet {
         let _ = crate::report::write_summaries(&mut err, results);
+    } else {
+        // As `audit` does: quiet leaves out the summaries, never an input's error.
+        for e in results.iter().filter_map(|r| r.summary.error.as_ref()) {
+            let _ = writeln!(err, "error: {}", crate::report::escape_terminal(e));
+        }
     }
     let problem =
         args.fail_on == WsFailOn::Problem && instances.iter().any(|i| i.problem != "healthy");

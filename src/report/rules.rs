@@ -681,9 +681,7 @@ fn azure_arm(out: &mut dyn Write, rules: &Rules, subject: Subject) -> io::Result
     // Not written, said in the metadata when there is any: wildcard network rules, and (for an
     // allowlist) destinations that are not plain names (a placeholder without a value).
     let mut not_written: Vec<String> = rules.allow.iter().flat_map(unwritable_wildcards).collect();
-    if subject == Subject::Allowlist {
-        not_written.extend(rules.refused.iter().map(fix_text));
-    }
+    not_written.extend(rules.refused.iter().map(fix_text));
     let mut doc = json!({
         "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
         "contentVersion": "1.0.0.0",
@@ -712,8 +710,21 @@ fn azure_arm(out: &mut dyn Write, rules: &Rules, subject: Subject) -> io::Result
     });
     if !not_written.is_empty() {
         doc["metadata"]["notWritten"] = json!({
-            "why": "Azure Firewall network rules take no wildcard names, and a placeholder without a value is not a name: allow these by hand",
+            "why": "Azure Firewall network rules take no wildcard names, and a placeholder without a value or a name that is not a plain DNS name is not written into a rule: check these by hand",
             "destinations": not_written,
+        });
+    }
+    // What an allow rule does not fix, said when there is any.
+    if !rules.client.is_empty() {
+        doc["metadata"]["resolvedNeverTried"] = json!({
+            "why": "resolved but never tried: look at the machine itself (a host firewall, proxy settings)",
+            "names": rules.client.iter().map(|d| d.name.clone()).collect::<Vec<_>>(),
+        });
+    }
+    if !rules.inspection.is_empty() {
+        doc["metadata"]["tlsInspection"] = json!({
+            "why": "a TLS alert ended these handshakes (TLS inspection the client does not trust): exempt them from inspection, or make the client trust the inspecting CA",
+            "findings": rules.inspection.iter().map(fix_text).collect::<Vec<_>>(),
         });
     }
     super::pretty::to_writer_pretty(&mut *out, &doc).map_err(io::Error::from)?;
