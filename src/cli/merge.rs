@@ -30,13 +30,14 @@ pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Error> {
     let value = serde_json::to_value(&merged).map_err(|e| Error::Message(e.to_string()))?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    // Unlike the other commands (see `written`), any write error, a broken pipe too, is exit
-    // 2 here, and says nothing: kept as it was, since this refactor changes no exit code.
-    if crate::report::pretty::to_writer_pretty(&mut out, &value).is_err() || writeln!(out).is_err()
-    {
-        return Err(Error::Silent);
-    }
-    let _ = out.flush();
+    // The broken-pipe rule of every command (`written`): a reader that went away stops the
+    // output, and the exit code is the merge's; any other write error is exit 2, said.
+    super::written(
+        crate::report::pretty::to_writer_pretty(&mut out, &value)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out))
+            .and_then(|()| out.flush()),
+    )?;
     Ok(finish(args, &merged))
 }
 

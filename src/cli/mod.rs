@@ -59,8 +59,6 @@ pub enum Error {
     /// Anything else: the message (terminal escapes already made harmless), printed after
     /// `error: `.
     Message(String),
-    /// Exit 2 with nothing printed (`merge` when its output could not be written).
-    Silent,
 }
 
 impl Error {
@@ -84,7 +82,6 @@ impl Error {
                 eprintln!("error: {m}");
                 Exit::Error
             }
-            Error::Silent => Exit::Error,
         }
     }
 }
