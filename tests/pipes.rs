@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::cap;
+use common::{cap, run};
 
 const BIN: &str = env!("CARGO_BIN_EXE_allowscope");
 
@@ -49,12 +49,16 @@ fn code(args: &[String], stdout: Stdio) -> (i32, String) {
 #[test]
 fn a_closed_reader_stops_the_output_silently_and_keeps_the_exit_code() {
     let shard = std::env::temp_dir().join(format!("allowscope-pipes-{}.json", std::process::id()));
-    let doc = Command::new(BIN)
-        .args(["audit", "--format", "json", "--fail-on", "never"])
-        .arg(cap("audit-client.pcap"))
-        .output()
-        .unwrap();
-    std::fs::write(&shard, &doc.stdout).unwrap();
+    let client = cap("audit-client.pcap");
+    let (_, doc, _) = run(&[
+        "audit",
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+        client.to_str().unwrap(),
+    ]);
+    std::fs::write(&shard, doc).unwrap();
     for args in runs(shard.to_str().unwrap()) {
         let (want, _) = code(&args, Stdio::null());
         let (got, err) = code(&args, Stdio::piped());
