@@ -264,3 +264,25 @@ fn broken_documents_are_errors_not_panics() {
     assert_eq!(code, 0, "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A name from another machine's document with DEL, a C1 control (the one-byte CSI) or a bidi
+/// override leaves the merge as a `\uXXXX` escape, never raw (legal JSON, but `cat` would hand
+/// it to a terminal).
+#[test]
+fn merged_names_cannot_smuggle_terminal_controls() {
+    let doc = common::audit_json_of("audit-client.pcap");
+    let hostile = doc.replace(
+        "\"name\": \"mcr.microsoft.com\"",
+        "\"name\": \"mcr\\u009b31m.micro\\u007fsoft\\u202e.com\"",
+    );
+    assert_ne!(hostile, doc);
+    let path = std::env::temp_dir().join(format!("allowscope-hostile-{}.json", std::process::id()));
+    std::fs::write(&path, hostile).unwrap();
+    let (_, out, err) = run(&["merge", "--fail-on", "never", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.contains("mcr\\u009b31m.micro\\u007fsoft\\u202e.com"),
+        "{err}"
+    );
+    assert!(!out.contains(['\u{9b}', '\u{7f}', '\u{202e}']));
+}

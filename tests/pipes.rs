@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{cap, run};
+use common::cap;
 
 const BIN: &str = env!("CARGO_BIN_EXE_allowscope");
 
@@ -49,15 +49,7 @@ fn code(args: &[String], stdout: Stdio) -> (i32, String) {
 #[test]
 fn a_closed_reader_stops_the_output_silently_and_keeps_the_exit_code() {
     let shard = std::env::temp_dir().join(format!("allowscope-pipes-{}.json", std::process::id()));
-    let client = cap("audit-client.pcap");
-    let (_, doc, _) = run(&[
-        "audit",
-        "--format",
-        "json",
-        "--fail-on",
-        "never",
-        client.to_str().unwrap(),
-    ]);
+    let doc = common::audit_json_of("audit-client.pcap");
     std::fs::write(&shard, doc).unwrap();
     for args in runs(shard.to_str().unwrap()) {
         let (want, _) = code(&args, Stdio::null());

@@ -108,7 +108,8 @@ fn ndjson(out: &mut dyn Write, c: &Check, rules: &Rules) -> io::Result<()> {
         item: &'a T,
     }
     fn line<T: Serialize>(out: &mut dyn Write, kind: &'static str, item: &T) -> io::Result<()> {
-        serde_json::to_writer(&mut *out, &Line { kind, item }).map_err(io::Error::from)?;
+        crate::report::pretty::to_writer_compact(&mut *out, &Line { kind, item })
+            .map_err(io::Error::from)?;
         out.write_all(b"\n")
     }
     for e in &c.entries {

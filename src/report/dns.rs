@@ -22,7 +22,7 @@ pub fn write_dns(
     match format {
         FlowsFormat::Ndjson => {
             for l in &all {
-                serde_json::to_writer(&mut *out, l)?;
+                crate::report::pretty::to_writer_compact(&mut *out, l)?;
                 out.write_all(b"\n")?;
             }
         }

@@ -36,7 +36,7 @@ impl AuditWriter for Ndjson {
         }
         for (r, js) in v.results.iter().zip(v.judged) {
             for (f, j) in r.flows.iter().zip(js) {
-                serde_json::to_writer(
+                crate::report::pretty::to_writer_compact(
                     &mut *out,
                     &Row {
                         flow: FlowRecord::new(f, &r.summary.file),

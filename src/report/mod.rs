@@ -331,7 +331,10 @@ pub fn write_flows(
         FlowsFormat::Ndjson => {
             for r in results {
                 for f in &r.flows {
-                    serde_json::to_writer(&mut *out, &FlowRecord::new(f, &r.summary.file))?;
+                    crate::report::pretty::to_writer_compact(
+                        &mut *out,
+                        &FlowRecord::new(f, &r.summary.file),
+                    )?;
                     out.write_all(b"\n")?;
                 }
             }

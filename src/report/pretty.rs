@@ -54,7 +54,71 @@ impl Pretty {
     }
 }
 
+/// Whether a character that JSON allows raw must still be escaped: DEL, the C1 controls
+/// (U+0080-U+009F, among them the one-character CSI U+009B), the zero-width and bidi marks and
+/// overrides, and the line and paragraph separators. Legal JSON, but `cat report.json` would
+/// hand them to a terminal (names from the wire are attacker-controlled).
+fn needs_escape(c: char) -> bool {
+    matches!(c,
+        '\u{7f}'..='\u{9f}'
+        | '\u{200b}'..='\u{200f}'
+        | '\u{2028}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{feff}')
+}
+
+/// Writes a string fragment (serde_json has escaped quotes, backslashes and the C0 controls
+/// already) with the characters of [`needs_escape`] as `\uXXXX`. A fragment without a byte
+/// that can start one (0x7F, 0xC2, 0xE2, 0xEF) is written as it is.
+fn write_safe_fragment<W: ?Sized + Write>(w: &mut W, fragment: &str) -> io::Result<()> {
+    if !fragment
+        .bytes()
+        .any(|b| matches!(b, 0x7f | 0xc2 | 0xe2 | 0xef))
+    {
+        return w.write_all(fragment.as_bytes());
+    }
+    let mut start = 0;
+    for (i, c) in fragment.char_indices() {
+        if needs_escape(c) {
+            w.write_all(fragment.get(start..i).unwrap_or("").as_bytes())?;
+            write!(w, "\\u{:04x}", c as u32)?;
+            start = i + c.len_utf8();
+        }
+    }
+    w.write_all(fragment.get(start..).unwrap_or("").as_bytes())
+}
+
+/// serde_json's compact output, with [`write_safe_fragment`]'s escapes (NDJSON).
+struct Compact;
+
+impl Formatter for Compact {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        write_safe_fragment(w, fragment)
+    }
+}
+
+/// Writes `value` as compact JSON (one line: NDJSON), the characters a terminal would act on
+/// escaped.
+pub fn to_writer_compact<W: Write, T: ?Sized + Serialize>(
+    w: W,
+    value: &T,
+) -> serde_json::Result<()> {
+    value.serialize(&mut serde_json::Serializer::with_formatter(w, Compact))
+}
+
 impl Formatter for Pretty {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        write_safe_fragment(w, fragment)
+    }
+
     fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.open(w, b"[")
     }
@@ -216,6 +280,46 @@ impl<'w, W: Write> Document<'w, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// DEL, C1, zero-width, bidi and separator characters leave as `\uXXXX`, in the indented
+    /// and the compact writer alike; everything else is serde_json's bytes.
+    #[test]
+    fn characters_a_terminal_acts_on_are_escaped() {
+        let v = serde_json::json!({
+            "k\u{9b}": ["a\u{7f}b", "csi\u{9b}31m", "rtl\u{202e}gnp", "\u{2066}x\u{2069}", "zw\u{200b}", "ls\u{2028}", "bom\u{feff}", "plain é ü 中", "tab\t\u{1b}"],
+        });
+        let mut pretty = Vec::new();
+        to_writer_pretty(&mut pretty, &v).unwrap();
+        let mut compact = Vec::new();
+        to_writer_compact(&mut compact, &v).unwrap();
+        for out in [&pretty, &compact] {
+            let text = String::from_utf8(out.clone()).unwrap();
+            assert!(!text.chars().any(needs_escape), "{text}");
+            for esc in [
+                "\\u009b", "\\u007f", "\\u202e", "\\u2066", "\\u2069", "\\u200b", "\\u2028",
+                "\\ufeff", "\\u001b",
+            ] {
+                assert!(text.contains(esc), "{esc} in {text}");
+            }
+            assert!(text.contains("plain é ü 中"));
+            // It reads back as the same value.
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), v);
+        }
+        assert_eq!(
+            String::from_utf8(compact)
+                .unwrap()
+                .replace("\\u007f", "\u{7f}"),
+            serde_json::to_string(&v)
+                .unwrap()
+                .replace("\u{9b}", "\\u009b")
+                .replace("\u{202e}", "\\u202e")
+                .replace("\u{2066}", "\\u2066")
+                .replace("\u{2069}", "\\u2069")
+                .replace("\u{200b}", "\\u200b")
+                .replace("\u{2028}", "\\u2028")
+                .replace("\u{feff}", "\\ufeff")
+        );
+    }
     use crate::rng::XorShift;
     use serde_json::{json, Map, Value};
 

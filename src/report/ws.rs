@@ -31,7 +31,7 @@ pub fn write_ws(
         }
         FlowsFormat::Ndjson => {
             for c in conns {
-                serde_json::to_writer(&mut out, c).map_err(io::Error::from)?;
+                crate::report::pretty::to_writer_compact(&mut out, c).map_err(io::Error::from)?;
                 writeln!(out)?;
             }
         }

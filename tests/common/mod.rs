@@ -40,3 +40,18 @@ pub fn have(tool: &str) -> bool {
     }
     found
 }
+
+/// The audit JSON document (`--fail-on never`) of one capture of `captures/`.
+#[allow(dead_code)] // not every test binary merges documents
+pub fn audit_json_of(capture: &str) -> String {
+    let path = cap(capture);
+    let (_, doc, _) = run(&[
+        "audit",
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+        path.to_str().unwrap_or_default(),
+    ]);
+    doc
+}
