@@ -577,7 +577,11 @@ fn timeline(out: &mut dyn Write, conns: &[&WsFlow]) -> io::Result<()> {
             c.diagnosis.name(),
             xb - xa
         )?;
-        if let (Some(g), Some(e)) = (c.idle_before_end_s, c.timeline.end_s) {
+        // A gap long enough to be a timer's (the diagnosis's threshold) is highlighted.
+        let gap = c
+            .idle_before_end_s
+            .filter(|g| *g >= crate::audit::ws::IDLE_CLOSE_S);
+        if let (Some(g), Some(e)) = (gap, c.timeline.end_s) {
             let (ga, gb) = (x(s0 + (e - g).max(0.0)), x(s0 + e));
             writeln!(
                 out,
@@ -613,7 +617,7 @@ fn timeline(out: &mut dyn Write, conns: &[&WsFlow]) -> io::Result<()> {
             )?;
         }
         // The timer in words is in the tooltip and the table: too long for the chart.
-        let closing = match c.idle_before_end_s {
+        let closing = match gap {
             Some(g) if c.timeline.end_s.is_some() => format!("{}, idle {g:.1} s", esc(ended)),
             _ => esc(ended),
         };
