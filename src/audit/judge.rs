@@ -138,7 +138,7 @@ pub(super) fn injected_rst(f: &Described, ttls: &ServerTtls) -> Option<String> {
 
 /// The port the client meant: the tunnelled port of a CONNECT, the port of an absolute-form
 /// request through a proxy (`GET http://host:8080/`), else the server port.
-pub(super) fn target_port(f: &Described) -> u16 {
+pub fn target_port(f: &Described) -> u16 {
     if let Some(c) = &f.facts.connect {
         return c.port;
     }

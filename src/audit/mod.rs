@@ -31,7 +31,7 @@ use tally::{FlowTally, FLOW_RUN};
 pub use coverage::Coverage;
 pub use dns::PrivateEndpointProblem;
 pub(crate) use judge::middlebox_rst;
-pub use judge::{judge, server_ttls, Judged, ServerTtls};
+pub use judge::{judge, server_ttls, target_port, Judged, ServerTtls};
 pub use mechanism::Mechanism;
 pub use vocab::{Confidence, FailOn, Verdict};
 

@@ -397,6 +397,10 @@ pub struct AuditArgs {
     /// Markdown reports give their count; the JSON always lists them)
     #[arg(long)]
     pub show_unexercised: bool,
+    /// Also write the report as one self-contained HTML page to FILE (beside the chosen
+    /// format on stdout)
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     #[command(flatten)]
     pub catalog: crate::catalog::CatalogOptions,
     #[command(flatten)]

@@ -26,6 +26,7 @@ fn audit_in_pool(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
         rules: args.rules,
         show_unexercised: args.show_unexercised,
         color,
+        html: args.html.as_deref(),
     };
     let code = report_audit(&results, &notes, &failed, &catalog, &opts);
     // The process ends here: freeing every flow and DNS message one by one would only cost time.
@@ -35,7 +36,7 @@ fn audit_in_pool(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
 
 /// How `report_audit` writes and judges: the audit-like options of `audit` and `live`.
 #[derive(Clone, Copy)]
-pub(super) struct ReportOpts {
+pub(super) struct ReportOpts<'a> {
     pub format: crate::report::audit::AuditFormat,
     pub fail_on: crate::audit::FailOn,
     pub quiet: bool,
@@ -46,6 +47,8 @@ pub(super) struct ReportOpts {
     pub show_unexercised: bool,
     /// `--color`: whether the text report is coloured.
     pub color: ColorWhen,
+    /// `--html FILE`: the HTML page written there too.
+    pub html: Option<&'a std::path::Path>,
 }
 
 /// Audits read inputs against the catalog, writes the report to stdout (and notes, summaries
@@ -57,7 +60,7 @@ pub(super) fn report_audit(
     notes: &[String],
     failed: &[FailedInput],
     catalog: &crate::catalog::Catalog,
-    opts: &ReportOpts,
+    opts: &ReportOpts<'_>,
 ) -> Result<Exit, Error> {
     let ReportOpts {
         format,
@@ -67,6 +70,7 @@ pub(super) fn report_audit(
         rules,
         show_unexercised,
         color,
+        html,
     } = *opts;
     let mut err = io::stderr();
     for n in notes {
@@ -96,6 +100,17 @@ pub(super) fn report_audit(
             show_unexercised,
         ),
     })?;
+    if let Some(path) = html {
+        write_html(
+            path,
+            &report,
+            &judged,
+            results,
+            failed,
+            per_file,
+            show_unexercised,
+        )?;
+    }
     if !quiet && format != crate::report::audit::AuditFormat::Json {
         let _ = crate::report::write_summaries(&mut err, results);
     } else {
@@ -128,4 +143,36 @@ pub(super) fn report_audit(
     std::mem::forget(report);
     std::mem::forget(judged);
     Ok(exit_code(false, hit))
+}
+
+/// `--html FILE`: the audit's HTML page, written beside the chosen format.
+fn write_html(
+    path: &std::path::Path,
+    report: &crate::audit::Audit,
+    judged: &[Vec<crate::audit::Judged>],
+    results: &[FileResult],
+    failed: &[FailedInput],
+    per_file: bool,
+    show_unexercised: bool,
+) -> Result<(), Error> {
+    let fail = |e: io::Error| {
+        Error::Message(format!(
+            "{}: {e}",
+            escape_terminal(&path.display().to_string())
+        ))
+    };
+    let mut file = io::BufWriter::new(std::fs::File::create(path).map_err(fail)?);
+    crate::report::audit::write_audit(
+        &mut file,
+        report,
+        judged,
+        results,
+        failed,
+        crate::report::audit::AuditFormat::Html,
+        false,
+        per_file,
+        show_unexercised,
+    )
+    .and_then(|()| file.flush())
+    .map_err(fail)
 }

@@ -38,6 +38,10 @@ pub fn write_check(
         AuditFormat::Markdown => human(&mut out, check, rules, &escape_markdown, true)?,
         AuditFormat::Json => json(&mut out, check, rules)?,
         AuditFormat::Ndjson => ndjson(&mut out, check, rules)?,
+        AuditFormat::Html => return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "check-allowlist writes text, json, markdown or ndjson; the HTML page is the audit's",
+        )),
     }
     out.flush()
 }

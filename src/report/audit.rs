@@ -15,6 +15,9 @@ pub enum AuditFormat {
     Json,
     Markdown,
     Ndjson,
+    // One self-contained HTML page (no external resources); no doc comment, which clap
+    // would print as the value's help.
+    Html,
 }
 
 /// One name's private-endpoint problems in words, names and catalog text escaped with `esc`:
@@ -104,6 +107,7 @@ impl AuditFormat {
             AuditFormat::Json => Box::new(super::json::Json),
             AuditFormat::Markdown => Box::new(super::markdown::Markdown),
             AuditFormat::Ndjson => Box::new(super::json::Ndjson),
+            AuditFormat::Html => Box::new(super::html::Html),
         }
     }
 }
@@ -377,7 +381,7 @@ fn unattributed_kind(f: &crate::proto::Described) -> &'static str {
     }
 }
 
-fn plural_u64(n: u64, one: &str, many: &str) -> String {
+pub(super) fn plural_u64(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

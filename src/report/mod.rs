@@ -4,6 +4,7 @@
 pub mod allowlist;
 pub mod audit;
 pub mod dns;
+pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod pretty;

@@ -168,6 +168,7 @@ pub(super) fn run(args: &LiveArgs, color: super::ColorWhen) -> Result<Exit, Erro
             rules: None,
             show_unexercised: false,
             color,
+            html: None,
         },
     )
 }
