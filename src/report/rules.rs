@@ -155,6 +155,12 @@ pub fn summary_lines(rules: &Rules, esc: impl Fn(&str) -> String) -> Vec<String>
             named(&mut rules.client.iter().map(|d| (d.name.as_str(), d.mechanism)))
         ));
     }
+    if !rules.refused.is_empty() {
+        lines.push(format!(
+            "not written as rules, not plain DNS names (check them by hand): {}",
+            named(&mut rules.refused.iter().map(|f| (f.name.as_str(), f.mechanism)))
+        ));
+    }
     if !rules.inspection.is_empty() {
         lines.push(format!(
             "TLS inspection the client does not trust: exempt these from inspection, or make the client trust the inspecting CA: {}",
@@ -729,4 +735,33 @@ fn azure_arm(out: &mut dyn Write, rules: &Rules, subject: Subject) -> io::Result
     }
     super::pretty::to_writer_pretty(&mut *out, &doc).map_err(io::Error::from)?;
     writeln!(out)
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+    use crate::audit::{Mechanism, Verdict};
+
+    /// A blocked name that is not a plain DNS name gets no rule, and the summary says so,
+    /// escaped.
+    #[test]
+    fn refused_names_are_said_escaped() {
+        let rules = Rules {
+            refused: vec![Fix {
+                verdict: Verdict::RequiredBlocked,
+                name: "a\u{1b}[31m<b>.blob.core.windows.net".into(),
+                proto: "tcp".into(),
+                port: Some(443),
+                mechanism: Some(Mechanism::Drop),
+                entry_id: None,
+                flows: 1,
+            }],
+            ..Rules::default()
+        };
+        let lines = summary_lines(&rules, |s| escape_terminal(s).into_owned());
+        assert_eq!(
+            lines,
+            ["not written as rules, not plain DNS names (check them by hand): a\\x1b[31m<b>.blob.core.windows.net (drop)"]
+        );
+    }
 }
