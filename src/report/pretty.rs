@@ -68,12 +68,14 @@ fn needs_escape(c: char) -> bool {
 }
 
 /// Writes a string fragment (serde_json has escaped quotes, backslashes and the C0 controls
-/// already) with the characters of [`needs_escape`] as `\uXXXX`. An ASCII fragment without DEL
-/// is written as it is.
+/// already) with the characters of [`needs_escape`] as `\uXXXX`. A fragment of bytes below
+/// 0x7F is written as it is.
 fn write_safe_fragment<W: ?Sized + Write>(w: &mut W, fragment: &str) -> io::Result<()> {
-    // Most strings are ASCII: two word-at-a-time scans instead of a branch per byte.
-    if fragment.is_ascii() && memchr::memchr(0x7f, fragment.as_bytes()).is_none() {
-        return w.write_all(fragment.as_bytes());
+    // Most strings are short and ASCII: one pass without a branch per byte (it vectorizes),
+    // cheaper than a search's setup.
+    let bytes = fragment.as_bytes();
+    if !bytes.iter().fold(false, |seen, &b| seen | (b >= 0x7f)) {
+        return w.write_all(bytes);
     }
     let mut start = 0;
     for (i, c) in fragment.char_indices() {
