@@ -286,3 +286,55 @@ fn merged_names_cannot_smuggle_terminal_controls() {
     );
     assert!(!out.contains(['\u{9b}', '\u{7f}', '\u{202e}']));
 }
+
+/// `merge --format text|markdown|html` writes the report one run over all the documents'
+/// inputs would have written, but for what needs the flows themselves (the unattributed
+/// kinds; the flows behind a finding in HTML).
+#[test]
+fn merged_documents_give_the_report_of_one_run() {
+    let dir = std::env::temp_dir().join(format!("allowscope-merge-fmt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shards = ["audit-client.pcap", "ws-client.pcap"];
+    let mut paths = Vec::new();
+    for c in shards {
+        let p = dir.join(format!("{c}.json"));
+        std::fs::write(&p, common::audit_json_of(c)).unwrap();
+        paths.push(p.to_str().unwrap().to_string());
+    }
+    let inputs: Vec<String> = shards
+        .iter()
+        .map(|c| cap(c).to_str().unwrap().to_string())
+        .collect();
+    // The report less its unattributed line (and blank lines run together).
+    let no_flow_lines = |s: &str| -> String {
+        let mut out: Vec<&str> = Vec::new();
+        for l in s.lines().filter(|l| !l.starts_with("Unattributed flows")) {
+            if !(l.is_empty() && out.last() == Some(&"")) {
+                out.push(l);
+            }
+        }
+        out.join("\n")
+    };
+    for format in ["text", "markdown"] {
+        let mut m = vec!["merge", "--fail-on", "never", "--format", format];
+        m.extend(paths.iter().map(String::as_str));
+        let (code, merged, err) = run(&m);
+        assert_eq!(code, 0, "{err}");
+        let mut a = vec!["audit", "-q", "--fail-on", "never", "--format", format];
+        a.extend(inputs.iter().map(String::as_str));
+        let (_, whole, _) = run(&a);
+        assert!(whole.contains("Unattributed flows"));
+        assert_eq!(no_flow_lines(&merged), no_flow_lines(&whole), "{format}");
+    }
+    let mut m = vec!["merge", "--format", "html"];
+    m.extend(paths.iter().map(String::as_str));
+    let (code, html, _) = run(&m);
+    assert_eq!(code, 1, "required hosts were blocked");
+    assert!(
+        html.starts_with("<!DOCTYPE html>"),
+        "{}",
+        &html[..40.min(html.len())]
+    );
+    assert!(html.contains("required hosts blocked"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

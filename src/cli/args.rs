@@ -225,7 +225,8 @@ mismatched documents, or a document whose audit is incomplete: an input of it fa
 Examples:
   allowscope audit --format json shard1/ > a.json; allowscope audit --format json shard2/ > b.json
   allowscope merge a.json b.json > all.json
-  allowscope merge --rules squid shards/*.json > allowscope.conf";
+  allowscope merge --rules squid shards/*.json > allowscope.conf
+  allowscope merge --format html shards/*.json > fleet.html";
 
 #[derive(Args, Debug)]
 pub struct MergeArgs {
@@ -239,6 +240,20 @@ pub struct MergeArgs {
     /// (as `audit --rules`)
     #[arg(long, value_enum, value_name = "FIREWALL")]
     pub rules: Option<crate::report::rules::RulesFormat>,
+    /// Output format: the merged JSON document (the default), or the report one run would
+    /// have written, from the documents (without per-flow detail: no flows behind a finding,
+    /// no unattributed kinds)
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: MergeFormat,
+}
+
+/// What `merge` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MergeFormat {
+    Json,
+    Text,
+    Markdown,
+    Html,
 }
 
 const WS_HELP: &str = "\

@@ -2,11 +2,11 @@
 
 use std::io::{self, Write};
 
-use super::{exit_code, fails, Error, Exit, MergeArgs};
+use super::{exit_code, fails, Error, Exit, MergeArgs, MergeFormat};
 use crate::audit::Mechanism;
 use crate::report::escape_terminal;
 
-pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Error> {
+pub(super) fn merge(args: &MergeArgs, color: super::ColorWhen) -> Result<Exit, Error> {
     let mut docs = Vec::new();
     for f in &args.files {
         let name = escape_terminal(&f.display().to_string()).into_owned();
@@ -25,6 +25,18 @@ pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Error> {
         ))?;
         return Ok(finish(args, &merged));
     }
+    if args.format != MergeFormat::Json {
+        let stdout = io::stdout();
+        let format = match args.format {
+            MergeFormat::Text => crate::report::audit::AuditFormat::Text,
+            MergeFormat::Markdown => crate::report::audit::AuditFormat::Markdown,
+            _ => crate::report::audit::AuditFormat::Html,
+        };
+        let color = format == crate::report::audit::AuditFormat::Text
+            && color.wanted(std::io::IsTerminal::is_terminal(&stdout));
+        super::written(report(&mut stdout.lock(), merged.clone(), format, color))?;
+        return Ok(finish(args, &merged));
+    }
     // Written as the merge always wrote it: through a JSON value, whose objects list their keys
     // sorted (the audit itself writes its fields in the structs' order).
     let value = serde_json::to_value(&merged).map_err(|e| Error::Message(e.to_string()))?;
@@ -39,6 +51,48 @@ pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Error> {
             .and_then(|()| out.flush()),
     )?;
     Ok(finish(args, &merged))
+}
+
+/// Writes the report one run over all the documents' inputs would have written, from the
+/// merged document: its inputs stand for the runs' inputs, without their flows.
+fn report(
+    out: &mut dyn Write,
+    merged: crate::audit::merge::Document,
+    format: crate::report::audit::AuditFormat,
+    color: bool,
+) -> io::Result<()> {
+    let results: Vec<crate::pipeline::FileResult> = merged
+        .inputs
+        .into_iter()
+        .map(|summary| crate::pipeline::FileResult {
+            summary,
+            flows: Vec::new(),
+            dns: Vec::new(),
+        })
+        .collect();
+    let judged = vec![Vec::new(); results.len()];
+    let audit = crate::audit::Audit {
+        findings: merged.findings,
+        coverage: merged.coverage,
+        dns_failures: merged.dns_failures,
+        rules: merged.rules,
+        private_endpoint_dns: merged.private_endpoint_dns,
+        placeholders_seen: merged.placeholders_seen,
+        counts: merged.counts,
+        per_file: merged.per_file,
+        websockets: merged.websockets,
+    };
+    crate::report::audit::write_audit(
+        out,
+        &audit,
+        &judged,
+        &results,
+        &merged.failed_inputs,
+        format,
+        color,
+        false,
+        false,
+    )
 }
 
 /// The exit code of a merge written out: 2, said on stderr, when a document's audit was

@@ -130,7 +130,7 @@ pub fn run() -> Result<Exit, Error> {
         Command::Flows(args) => flows::flows(&args, flows::View::Flows),
         Command::Dns(args) => flows::flows(&args, flows::View::Dns),
         Command::Audit(args) => audit::audit(&args, cli.color),
-        Command::Merge(args) => merge::merge(&args),
+        Command::Merge(args) => merge::merge(&args, cli.color),
         Command::CheckAllowlist(args) => allowlist::run(&args),
         Command::Ws(args) => ws::ws(&args),
         Command::Catalog(c) => catalog::run(&c),
