@@ -176,13 +176,22 @@ pub(super) fn mechanism(
         }
         Outcome::ProxyDenied => {
             let Some(c) = f.facts.connect.as_ref() else {
-                // The CONNECT line was cut by the capture; its answer was not.
-                let status = f.facts.http.as_ref().and_then(|h| h.status);
+                // The CONNECT line was cut by the capture, or its target is not `host:port`;
+                // its answer decides.
+                let http = f.facts.http.as_ref();
+                let status = http.and_then(|h| h.status);
+                let what = match http {
+                    Some(h) if !h.truncated => format!(
+                        "a CONNECT to a target that is not host:port ({})",
+                        crate::text::escape_terminal(&h.target)
+                    ),
+                    _ => "a CONNECT (its target cut by the capture)".to_string(),
+                };
                 return (
                     Some(Mechanism::ProxyDenied),
                     Confidence::High,
                     format!(
-                        "proxy {dst} answered a CONNECT (its target cut by the capture) with {}",
+                        "proxy {dst} answered {what} with {}",
                         status.map_or("a refusal".to_string(), |s| s.to_string())
                     ),
                 );

@@ -72,7 +72,7 @@ pub struct ConnectFacts {
 }
 
 /// Plain HTTP/1.x on a flow (not the CONNECT exchange).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct HttpFacts {
     pub method: String,
     pub target: String,
@@ -123,13 +123,14 @@ impl AppFacts for Facts {
                 return Outcome::ProxyDenied;
             }
         }
-        // A CONNECT the capture cut, answered with a refusal. Not 407: a client that has
-        // credentials asks again on the same connection, and the capture cut what followed.
+        // A CONNECT whose target is not `host:port` (or that the capture cut), answered with a
+        // refusal: the proxy's answer decides, whatever the target was. Not a 407 to a cut
+        // request: a client that has credentials asks again on the same connection, and the
+        // capture cut what followed.
         if self.http.as_ref().is_some_and(|h| {
-            h.truncated
-                && h.method == "CONNECT"
+            h.method.eq_ignore_ascii_case("CONNECT")
                 && h.status
-                    .is_some_and(|s| !(200..300).contains(&s) && s != 407)
+                    .is_some_and(|s| !((200..300).contains(&s) || h.truncated && s == 407))
         }) {
             return Outcome::ProxyDenied;
         }
@@ -397,6 +398,44 @@ mod tests {
         bin.extend_from_slice(&hello);
         assert_eq!(starttls_offsets(&bin, &server), None);
         assert_eq!(starttls_offsets(b"GET / HTTP/1.1\r\n\r\n", &server), None);
+    }
+
+    /// A CONNECT whose target the parser rejects (not `host:port`) and that the proxy refused
+    /// is a proxy's refusal, not a reached server (it fell back to plain HTTP facts, whose 403
+    /// made the flow reached).
+    #[test]
+    fn a_refused_connect_with_a_rejected_target_is_proxy_denied() {
+        let facts = |target: &str, status: u16, truncated: bool| Facts {
+            http: Some(Box::new(HttpFacts {
+                method: "CONNECT".into(),
+                target: target.into(),
+                status: Some(status),
+                truncated,
+                ..HttpFacts::default()
+            })),
+            ..Facts::default()
+        };
+        let server = crate::flow::Dir::default();
+        for target in ["exa mple.com:443", "example.com", "user@example.com:443"] {
+            assert_eq!(http::connect_target(target), None, "{target}");
+            assert_eq!(
+                facts(target, 403, false).app_outcome(&server),
+                Outcome::ProxyDenied
+            );
+        }
+        assert_eq!(
+            facts("exa mple.com:443", 407, false).app_outcome(&server),
+            Outcome::ProxyDenied
+        );
+        // Cut: a 407 may be followed by the retry the capture lost.
+        assert_eq!(
+            facts("exa", 407, true).app_outcome(&server),
+            Outcome::Established
+        );
+        assert_eq!(
+            facts("exa mple.com:443", 200, false).app_outcome(&server),
+            Outcome::Established
+        );
     }
 
     #[test]
