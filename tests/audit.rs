@@ -870,3 +870,94 @@ fn unexpected_findings_carry_no_entry() {
         }
     }
 }
+
+/// A CONNECT whose target is not `host:port` (userinfo in it) is judged by the proxy's last
+/// answer: refused (403) it is proxy-denied; a 407 answered with credentials and then a 200
+/// is a tunnel the far end answered through, never a block.
+#[test]
+fn a_connect_with_a_rejected_target_is_judged_by_the_last_answer() {
+    const C: [u8; 4] = [10, 0, 0, 2];
+    const P: [u8; 4] = [10, 0, 0, 9];
+    let (syn, ack, fin, psh) = (0x02, 0x10, 0x01, 0x08);
+    let mut p = common::Pcap::new();
+    // (client port, exchanges of client request and proxy answer, then TLS through it)
+    let connect = b"CONNECT user@ml.azure.com:443 HTTP/1.1\r\nHost: ml.azure.com:443\r\n\r\n";
+    let auth = b"CONNECT user@ml.azure.com:443 HTTP/1.1\r\nHost: ml.azure.com:443\r\nProxy-Authorization: Basic dTpw\r\n\r\n";
+    let flows: [(u16, Vec<(&[u8], &[u8])>, bool); 2] = [
+        (
+            50001,
+            vec![(
+                connect,
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
+            )],
+            false,
+        ),
+        (
+            50002,
+            vec![
+                (
+                    connect,
+                    b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+                ),
+                (auth, b"HTTP/1.1 200 Connection established\r\n\r\n"),
+            ],
+            true,
+        ),
+    ];
+    for (port, exchanges, tunnel) in flows {
+        p.tcp(C, P, port, 3128, 100, 0, syn, &[]);
+        p.tcp(P, C, 3128, port, 500, 101, syn | ack, &[]);
+        let (mut cs, mut ss) = (101u32, 501u32);
+        for (req, resp) in exchanges {
+            p.tcp(C, P, port, 3128, cs, ss, psh | ack, req);
+            cs += req.len() as u32;
+            p.tcp(P, C, 3128, port, ss, cs, psh | ack, resp);
+            ss += resp.len() as u32;
+        }
+        if tunnel {
+            // The far end's TLS answer through the tunnel.
+            let hello = [0x16, 3, 1, 0, 4, 1, 0, 0, 0];
+            p.tcp(C, P, port, 3128, cs, ss, psh | ack, &hello);
+            cs += hello.len() as u32;
+            let server_hello = [0x16, 3, 3, 0, 6, 2, 0, 0, 2, 3, 3];
+            p.tcp(P, C, 3128, port, ss, cs, psh | ack, &server_hello);
+            ss += server_hello.len() as u32;
+        }
+        p.tcp(C, P, port, 3128, cs, ss, fin | ack, &[]);
+        p.tcp(P, C, 3128, port, ss, cs + 1, fin | ack, &[]);
+    }
+    let file = std::env::temp_dir().join(format!("allowscope-connect-{}.pcap", std::process::id()));
+    std::fs::write(&file, &p.bytes).unwrap();
+    let (_, out, err) = run(&["flows", "--format", "json", file.to_str().unwrap()]);
+    let (_, audit, _) = run(&[
+        "audit",
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+        file.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_file(&file);
+    let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {err}"));
+    let outcome = |port: u64| {
+        doc["flows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["src_port"] == port)
+            .map(|f| f["outcome"].as_str().unwrap().to_string())
+    };
+    assert_eq!(outcome(50001).as_deref(), Some("proxy-denied"));
+    assert_ne!(outcome(50002).as_deref(), Some("proxy-denied"));
+    assert!(outcome(50002).is_some());
+    let audit: Value = serde_json::from_str(&audit).unwrap();
+    let blocked: Vec<&Value> = audit["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["verdict"].as_str().unwrap().ends_with("-blocked"))
+        .collect();
+    assert_eq!(blocked.len(), 1, "{blocked:?}");
+    assert_eq!(blocked[0]["mechanism"], "proxy-denied");
+    assert_eq!(blocked[0]["flows"], 1);
+}

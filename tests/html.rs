@@ -186,75 +186,10 @@ const HOSTILE: [&str; 6] = [
     "ctl\x1b[31m\x07\x00.example.net",
 ];
 
-/// A pcap writer: Ethernet, IPv4, TCP or UDP, microsecond times.
-struct Pcap {
-    bytes: Vec<u8>,
-    us: u64,
-}
+use common::Pcap;
 
+/// The hostile capture's connections.
 impl Pcap {
-    fn new() -> Pcap {
-        let mut bytes = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
-        bytes.extend_from_slice(&[0; 8]);
-        bytes.extend_from_slice(&65535u32.to_le_bytes());
-        bytes.extend_from_slice(&1u32.to_le_bytes());
-        Pcap {
-            bytes,
-            us: 1_763_700_000_000_000,
-        }
-    }
-
-    fn frame(&mut self, src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) {
-        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
-        let total = (20 + l4.len()) as u16;
-        let mut ip = vec![0x45, 0];
-        ip.extend_from_slice(&total.to_be_bytes());
-        ip.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
-        ip.extend_from_slice(&src);
-        ip.extend_from_slice(&dst);
-        let mut sum: u32 = ip
-            .chunks(2)
-            .map(|c| u32::from(c[0]) << 8 | u32::from(c[1]))
-            .sum();
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-        f.extend_from_slice(&ip);
-        f.extend_from_slice(l4);
-        self.us += 1000;
-        let len = f.len() as u32;
-        self.bytes
-            .extend_from_slice(&((self.us / 1_000_000) as u32).to_le_bytes());
-        self.bytes
-            .extend_from_slice(&((self.us % 1_000_000) as u32).to_le_bytes());
-        self.bytes.extend_from_slice(&len.to_le_bytes());
-        self.bytes.extend_from_slice(&len.to_le_bytes());
-        self.bytes.extend_from_slice(&f);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn tcp(
-        &mut self,
-        src: [u8; 4],
-        dst: [u8; 4],
-        sport: u16,
-        dport: u16,
-        seq: u32,
-        ack: u32,
-        flags: u8,
-        payload: &[u8],
-    ) {
-        let mut t = Vec::new();
-        t.extend_from_slice(&sport.to_be_bytes());
-        t.extend_from_slice(&dport.to_be_bytes());
-        t.extend_from_slice(&seq.to_be_bytes());
-        t.extend_from_slice(&ack.to_be_bytes());
-        t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-        t.extend_from_slice(payload);
-        self.frame(src, dst, 6, &t);
-    }
-
     /// A TLS connection with `sni`: answered with a ServerHello-like record (reached), or
     /// reset by the server after the ClientHello (blocked).
     fn tls(&mut self, port: u16, server: [u8; 4], sni: &str, answered: bool) {

@@ -225,7 +225,15 @@ fn tcp_facts(flow: &Described, facts: &mut Facts) {
                 return;
             }
         }
-        facts.http = Some(Box::new(http_facts(first, resps.first())));
+        // A CONNECT whose target is not `host:port` is judged by the proxy's last answer on
+        // the connection, as a parsed one is (`ConnectFacts::tunnel`): a 407 the client
+        // answered with credentials and a 200 is a tunnel, not a refusal.
+        let answer = if first.method.eq_ignore_ascii_case("CONNECT") {
+            resps.last()
+        } else {
+            resps.first()
+        };
+        facts.http = Some(Box::new(http_facts(first, answer)));
     } else if let Some((co, so)) = starttls_offsets(cb, sb) {
         let (ic, is) = (&cb[co..], &sb[so..]);
         let hello = tls::client_hello(ic, c.has_hole());
