@@ -880,10 +880,11 @@ fn a_connect_with_a_rejected_target_is_judged_by_the_last_answer() {
     const P: [u8; 4] = [10, 0, 0, 9];
     let (syn, ack, fin, psh) = (0x02, 0x10, 0x01, 0x08);
     let mut p = common::Pcap::new();
-    // (client port, exchanges of client request and proxy answer, then TLS through it)
     let connect = b"CONNECT user@ml.azure.com:443 HTTP/1.1\r\nHost: ml.azure.com:443\r\n\r\n";
     let auth = b"CONNECT user@ml.azure.com:443 HTTP/1.1\r\nHost: ml.azure.com:443\r\nProxy-Authorization: Basic dTpw\r\n\r\n";
-    let flows: [(u16, Vec<(&[u8], &[u8])>, bool); 2] = [
+    // (client port, requests and the proxy's answers, a tunnel to a TLS server after them)
+    type Exchange<'a> = (&'a [u8], &'a [u8]);
+    let flows: [(u16, Vec<Exchange>, bool); 2] = [
         (
             50001,
             vec![(

@@ -289,7 +289,8 @@ pub(crate) fn port_range(s: &str) -> Option<PortRange> {
             (p, p)
         }
     };
-    (lo <= hi).then_some(PortRange { lo, hi })
+    // Port 0 is no port a connection can use: not a rule's port either.
+    (lo > 0 && lo <= hi).then_some(PortRange { lo, hi })
 }
 
 /// A host name or wildcard as an allowlist writes it, normalized to the form the catalog uses
@@ -368,6 +369,8 @@ mod tests {
         assert_eq!(port_range("*"), Some(PortRange { lo: 1, hi: 65535 }));
         assert_eq!(port_range("9-1"), None);
         assert_eq!(port_range("http"), None);
+        assert_eq!(port_range("0"), None);
+        assert_eq!(port_range("0-80"), None);
         assert_eq!(
             name_destination("*.AzureML.ms.").unwrap().text,
             "*.azureml.ms"

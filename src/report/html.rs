@@ -396,7 +396,7 @@ fn flow_table(
             esc(&super::endpoint(&f.client)),
             esc(&super::endpoint(&f.server)),
             f.outcome().name(),
-            esc(&crate::time::human_duration(f.last_ns - f.first_ns)),
+            esc(&crate::time::human_duration(f.last_ns.saturating_sub(f.first_ns))),
             esc(&j.evidence)
         )?;
     }
