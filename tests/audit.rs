@@ -962,3 +962,24 @@ fn a_connect_with_a_rejected_target_is_judged_by_the_last_answer() {
     assert_eq!(blocked[0]["mechanism"], "proxy-denied");
     assert_eq!(blocked[0]["flows"], 1);
 }
+
+/// An input's undecoded-frames note is escaped once for its medium: a backslash in the file
+/// name reads `\\` in the text, Markdown and HTML reports (it was escaped for the terminal, then
+/// again for Markdown and HTML: `\\\\`).
+#[test]
+fn undecoded_notes_are_escaped_once() {
+    let dir = std::env::temp_dir().join(format!("allowscope-note-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("wi\\fi.pcap");
+    std::fs::copy(cap("radiotap.pcap"), &file).unwrap();
+    let f = file.to_str().unwrap();
+    for format in ["text", "markdown", "html"] {
+        let (_, out, _) = run(&["audit", "-q", "--fail-on", "never", "--format", format, f]);
+        assert!(
+            out.contains("wi\\\\fi.pcap: 4 of 34 frames not decoded"),
+            "{format}: {out}"
+        );
+        assert!(!out.contains("wi\\\\\\\\fi"), "{format}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

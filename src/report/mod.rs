@@ -556,7 +556,9 @@ pub fn undecoded_note(s: &FileSummary) -> Option<String> {
     if skipped == 0 || (skipped == s.skipped.not_ip && skipped < s.packets) {
         return None;
     }
-    let file = escape_terminal(&s.file);
+    // Raw, as the summary's warnings and error are: each writer escapes it once for its
+    // medium (it was terminal-escaped here, then escaped again for Markdown and HTML).
+    let file = &s.file;
     let why = skip_reasons(&s.skipped);
     Some(if skipped >= s.packets {
         format!("{file}: {} ({why})", nothing_decoded(s))

@@ -39,7 +39,7 @@ impl AuditWriter for Text {
         if !sec.undecoded.is_empty() {
             writeln!(out, "Undecoded frames")?;
             for n in &sec.undecoded {
-                writeln!(out, "  {n}")?;
+                writeln!(out, "  {}", escape_terminal(n))?;
             }
             writeln!(out)?;
         }
