@@ -364,26 +364,6 @@ fn tag_relation(named: &str, catalog_tag: &str, region: Option<&str>) -> Rel {
     Rel::None
 }
 
-/// `true` when the catalog's tag (`Storage.<region>` with `region`) holds every address of the
-/// tag the allowlist names: the same tag, or one region of it (the region given, if one is).
-fn tag_within(named: &str, catalog_tag: &str, region: Option<&str>) -> bool {
-    let n = named.to_ascii_lowercase();
-    let t = catalog_tag.to_ascii_lowercase();
-    let one_label = |r: &str| !r.is_empty() && !r.contains('.');
-    match t.strip_suffix(".<region>") {
-        Some(base) => n
-            .strip_prefix(base)
-            .and_then(|r| r.strip_prefix('.'))
-            .is_some_and(|r| one_label(r) && region.is_none_or(|w| w.eq_ignore_ascii_case(r))),
-        None => {
-            n == t
-                || n.strip_prefix(&t)
-                    .and_then(|r| r.strip_prefix('.'))
-                    .is_some_and(one_label)
-        }
-    }
-}
-
 /// How `rule` relates to `need`.
 fn relation(rule: &Rule, need: &Need, region: Option<&str>) -> Rel {
     let (all_ports, some_ports) = service_cover(&rule.services, need.proto, need.ports);
@@ -942,7 +922,7 @@ fn breadth(
                     let holders = touched
                         .iter()
                         .copied()
-                        .filter(|n| tag_within(t, &n.tag, region))
+                        .filter(|n| crate::catalog::tag_matches(&n.tag, t, region))
                         .collect();
                     (touched, holders)
                 }

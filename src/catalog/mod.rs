@@ -289,21 +289,7 @@ impl ServiceTag {
     /// falls under this rule: the same tag, or a regional tag of it; a `.<region>` suffix
     /// matches any region unless `region` is given.
     pub fn matches(&self, name: &str, region: Option<&str>) -> bool {
-        let name = name.to_ascii_lowercase();
-        let tag = self.tag.to_ascii_lowercase();
-        if let Some(base) = tag.strip_suffix(".<region>") {
-            let Some(rest) = name.strip_prefix(base).and_then(|r| r.strip_prefix('.')) else {
-                return false;
-            };
-            return !rest.is_empty()
-                && !rest.contains('.')
-                && region.is_none_or(|r| r.eq_ignore_ascii_case(rest));
-        }
-        name == tag
-            || name
-                .strip_prefix(&tag)
-                .and_then(|r| r.strip_prefix('.'))
-                .is_some_and(|r| !r.is_empty() && !r.contains('.'))
+        tag_matches(&self.tag, name, region)
     }
 }
 
@@ -753,4 +739,24 @@ impl Catalog {
     pub fn clear_cache(&self) {
         self.matcher.clear_cache();
     }
+}
+/// Whether the service tag `name` (as a firewall rule or the Azure ranges file spells it) is
+/// the catalog's `tag` or one of its regional tags (`Storage.EastUS` for `Storage` or
+/// `Storage.<region>`, the region one label and, with `region`, that one).
+pub fn tag_matches(tag: &str, name: &str, region: Option<&str>) -> bool {
+    let name = name.to_ascii_lowercase();
+    let tag = tag.to_ascii_lowercase();
+    if let Some(base) = tag.strip_suffix(".<region>") {
+        let Some(rest) = name.strip_prefix(base).and_then(|r| r.strip_prefix('.')) else {
+            return false;
+        };
+        return !rest.is_empty()
+            && !rest.contains('.')
+            && region.is_none_or(|r| r.eq_ignore_ascii_case(rest));
+    }
+    name == tag
+        || name
+            .strip_prefix(&tag)
+            .and_then(|r| r.strip_prefix('.'))
+            .is_some_and(|r| !r.is_empty() && !r.contains('.'))
 }
