@@ -271,7 +271,7 @@ fn blocked_flows<'a>(v: &AuditView<'a>) -> HashMap<FlowKey<'a>, Vec<(usize, usiz
                 crate::audit::target_port(f),
             );
             let list = by.entry(key).or_default();
-            if list.len() <= MAX_FLOWS {
+            if list.len() < MAX_FLOWS {
                 list.push((i, k));
             }
         }
