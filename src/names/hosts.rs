@@ -30,6 +30,95 @@ pub const MAX_V6_PER_HOST: usize = 8;
 #[derive(Debug, Default, Clone)]
 pub struct Hosts {
     rep: FxHashMap<IpAddr, IpAddr>,
+    /// Per representative, every address of its host (itself included), smallest first.
+    members: FxHashMap<IpAddr, Box<[IpAddr]>>,
+}
+
+/// The ties of [`Hosts::tie`] learned as an input goes by, in memory bounded by the hosts
+/// rather than the clients: the only-client rule needs at most two IPv4 and
+/// `MAX_V6_PER_HOST + 1` IPv6 client addresses to be decided (beyond, it can never hold
+/// again), and a MAC address with more addresses than one host uses is a router's for good.
+/// [`HostTies::hosts`] is what `Hosts::tie` gives for everything observed so far.
+#[derive(Debug, Default)]
+pub struct HostTies {
+    v4: Vec<IpAddr>,
+    v6: Vec<IpAddr>,
+    /// Whether any address was seen with a MAC address (whatever the address or MAC).
+    sighted: bool,
+    /// Per unicast, non-zero MAC address: its addresses, `None` once it proved a router's.
+    by_mac: FxHashMap<[u8; 6], Option<Vec<IpAddr>>>,
+    /// The hosts as of the last change, and whether they must be made again.
+    hosts: Hosts,
+    stale: bool,
+}
+
+impl HostTies {
+    /// Takes in client addresses and (address, MAC address) sightings.
+    pub fn observe(
+        &mut self,
+        clients: impl IntoIterator<Item = IpAddr>,
+        seen: impl IntoIterator<Item = (IpAddr, [u8; 6])>,
+    ) {
+        for ip in clients {
+            if anonymous(&ip) {
+                continue;
+            }
+            let (list, cap) = if ip.is_ipv4() {
+                (&mut self.v4, 2)
+            } else {
+                (&mut self.v6, MAX_V6_PER_HOST + 1)
+            };
+            if list.len() < cap && !list.contains(&ip) {
+                list.push(ip);
+                self.stale = true;
+            }
+        }
+        for (ip, mac) in seen {
+            if !self.sighted {
+                self.sighted = true;
+                self.stale = true;
+            }
+            if anonymous(&ip) || mac == [0; 6] || mac[0] & 1 != 0 {
+                continue;
+            }
+            let Some(ips) = self.by_mac.entry(mac).or_insert_with(|| Some(Vec::new())) else {
+                continue;
+            };
+            if ips.contains(&ip) {
+                continue;
+            }
+            ips.push(ip);
+            self.stale = true;
+            let v4 = ips.iter().filter(|ip| ip.is_ipv4()).count();
+            if v4 > 1 || ips.len() - v4 > MAX_V6_PER_HOST {
+                self.by_mac.insert(mac, None);
+            }
+        }
+    }
+
+    /// The hosts of everything observed so far.
+    pub fn hosts(&mut self) -> &Hosts {
+        if self.stale {
+            self.stale = false;
+            let mut groups: Vec<Vec<IpAddr>> = Vec::new();
+            // Only where the capture has no link-layer addresses (raw IP, loopback, tunnels):
+            // where it has them, they tell hosts apart, and two hosts that happen to be the
+            // only IPv4 and IPv6 clients must not become one.
+            let (v4, v6) = (self.v4.len(), self.v6.len());
+            if !self.sighted && v4 <= 1 && v6 <= MAX_V6_PER_HOST && v4 + v6 > 1 {
+                groups.push(self.v4.iter().chain(&self.v6).copied().collect());
+            }
+            groups.extend(
+                self.by_mac
+                    .values()
+                    .flatten()
+                    .filter(|ips| ips.len() > 1)
+                    .cloned(),
+            );
+            self.hosts = Hosts::union(groups);
+        }
+        &self.hosts
+    }
 }
 
 /// Whether an address says nothing about which host it is: link-local, loopback, unspecified,
@@ -94,31 +183,18 @@ impl Hosts {
 
     /// Ties the client addresses of one input (`clients`: every address that started a flow
     /// or asked a DNS question) by the MAC addresses they were `seen` with, or as the only
-    /// client.
+    /// client: what [`HostTies`] gives once it observed them all.
     pub fn tie(clients: impl IntoIterator<Item = IpAddr>, seen: &Sightings) -> Hosts {
-        let set: FxHashSet<IpAddr> = clients.into_iter().filter(|ip| !anonymous(ip)).collect();
-        let mut groups: Vec<Vec<IpAddr>> = Vec::new();
-        let v4 = set.iter().filter(|ip| ip.is_ipv4()).count();
-        let v6 = set.len() - v4;
-        // Only where the capture has no link-layer addresses (raw IP, loopback, tunnels): where
-        // it has them, they tell hosts apart, and two hosts that happen to be the only IPv4 and
-        // IPv6 clients must not become one.
-        if seen.is_empty() && v4 <= 1 && v6 <= MAX_V6_PER_HOST && v4 + v6 > 1 {
-            groups.push(set.iter().copied().collect());
-        }
-        let mut by_mac: FxHashMap<[u8; 6], Vec<IpAddr>> = FxHashMap::default();
-        for (ip, mac) in seen {
-            if !anonymous(ip) && mac != &[0; 6] && mac[0] & 1 == 0 {
-                by_mac.entry(*mac).or_default().push(*ip);
-            }
-        }
-        for (_, ips) in by_mac {
-            let v4 = ips.iter().filter(|ip| ip.is_ipv4()).count();
-            if ips.len() > 1 && v4 <= 1 && ips.len() - v4 <= MAX_V6_PER_HOST {
-                groups.push(ips);
-            }
-        }
-        Hosts::union(groups)
+        let mut ties = HostTies::default();
+        ties.observe(clients, seen.iter().copied());
+        ties.hosts().clone()
+    }
+
+    /// Every address of the host `ip` belongs to (`ip` alone when untied).
+    pub fn group<'a>(&'a self, ip: &'a IpAddr) -> &'a [IpAddr] {
+        self.members
+            .get(&self.of(*ip))
+            .map_or(std::slice::from_ref(ip), |m| &m[..])
     }
 
     /// Hosts made of groups of addresses: groups that share an address are one host, whose
@@ -157,13 +233,23 @@ impl Hosts {
         }
         let ips: Vec<IpAddr> = parent.keys().copied().collect();
         let mut rep = FxHashMap::default();
+        let mut members: FxHashMap<IpAddr, Vec<IpAddr>> = FxHashMap::default();
         for ip in ips {
             let r = root(&mut parent, ip);
             if r != ip {
                 rep.insert(ip, r);
             }
+            members.entry(r).or_default().push(ip);
         }
-        Hosts { rep }
+        let members = members
+            .into_iter()
+            .filter(|(_, m)| m.len() > 1)
+            .map(|(r, mut m)| {
+                m.sort_unstable();
+                (r, m.into_boxed_slice())
+            })
+            .collect();
+        Hosts { rep, members }
     }
 
     /// Whether two addresses are of one host.

@@ -11,20 +11,23 @@ use crate::proto::Described;
 
 use super::hosts::Hosts;
 
-/// What DNS told each host: (host, address) -> answers in capture order, where a host is the
-/// representative address [`Hosts::of`] gives for the client; and address -> the answers any
-/// client received.
+/// What DNS told each client: (tunnel, client, address) -> answers in time order; and (tunnel,
+/// address) -> the answers any client received. Keyed by the client's own address, not its
+/// host's, so that addresses tied into one host later in the input ([`Hosts`], learned as
+/// the input goes by) still find each other's answers: a lookup asks every address of the
+/// host.
 #[derive(Debug, Default)]
 pub struct DnsMap {
     map: FxHashMap<(u32, IpAddr, IpAddr), Vec<DnsAnswer>>,
     any: FxHashMap<(u32, IpAddr), Vec<DnsAnswer>>,
-    hosts: Hosts,
-    /// Responses the capture cut or could not read, per host, and of all clients: when and for
-    /// which family (`Some(true)` AAAA, `Some(false)` A, `None` the question is unknown). An
-    /// older answer for an address no longer names a flow after one of these: the missing
+    /// Responses the capture cut or could not read, per client, and of all clients: when and
+    /// for which family (`Some(true)` AAAA, `Some(false)` A, `None` the question is unknown).
+    /// An older answer for an address no longer names a flow after one of these: the missing
     /// part may have given the same address for another name.
     unread: FxHashMap<(u32, IpAddr), Vec<Unread>>,
     unread_any: Vec<Unread>,
+    /// Answers taken so far: orders answers of the same time (the later taken wins).
+    taken: u64,
 }
 
 /// An unreadable response: when, and for which family (`Some(true)` AAAA, `Some(false)` A,
@@ -39,34 +42,73 @@ fn clouded(unread: &[Unread], addr: IpAddr, answer_ns: i64, ts_ns: i64) -> bool 
         .any(|&(t, v6)| t > answer_ns && t <= ts_ns && v6.is_none_or(|v6| v6 == addr.is_ipv6()))
 }
 
+/// A run of answers that gave the same chain for one key, with no unreadable response of the
+/// key's client(s) among them: a client that asks again and again for the same name (short
+/// TTLs, a long connection) keeps one entry, so the answer before a long flow began is still
+/// there when the flow ends and is named.
 #[derive(Debug, Clone)]
 struct DnsAnswer {
-    ts_ns: i64,
+    /// The first and the last answer of the run, and the order the last was taken in.
+    first_ns: i64,
+    last_ns: i64,
+    taken: u64,
     /// The name the client asked, then the CNAMEs in order (one list per response, shared by
     /// its addresses).
     chain: std::sync::Arc<[String]>,
 }
 
-/// Appends an answer to a bounded list: the latest answers are the ones that matter.
-fn push_bounded(v: &mut Vec<DnsAnswer>, a: DnsAnswer) {
-    if v.len() >= 64 {
-        v.remove(0);
+impl DnsAnswer {
+    /// The latest answer of the run at or before `ts_ns` (at or after its first): its time
+    /// and order. Inside the run, any of its answers stands for the latest, since no
+    /// unreadable response came between them.
+    fn at(&self, ts_ns: i64) -> (i64, u64) {
+        if ts_ns >= self.last_ns {
+            (self.last_ns, self.taken)
+        } else {
+            (self.first_ns, self.taken)
+        }
     }
-    v.push(a);
 }
 
-/// The latest answer in `v` at or before `ts_ns`.
+/// Most runs kept per key: the latest are the ones that matter.
+const RUNS_PER_KEY: usize = 64;
+
+/// Adds an answer to a key's runs: extends the last run when it gave the same chain and no
+/// unreadable response came since; else a
+/// new run, placed by time, the oldest dropped beyond [`RUNS_PER_KEY`]. `unread_ns`: the latest
+/// unreadable response of any client.
+fn push_run(v: &mut Vec<DnsAnswer>, a: DnsAnswer, unread_ns: i64) {
+    if let Some(last) = v.last_mut() {
+        if a.first_ns >= last.last_ns && unread_ns <= last.last_ns && last.chain == a.chain {
+            last.last_ns = a.last_ns;
+            last.taken = a.taken;
+            return;
+        }
+    }
+    if v.len() >= RUNS_PER_KEY {
+        v.remove(0);
+    }
+    let at = v.partition_point(|x| x.first_ns <= a.first_ns);
+    v.insert(at, a);
+}
+
+/// The latest run in `v` that began at or before `ts_ns`.
 fn latest(v: &[DnsAnswer], ts_ns: i64) -> Option<&DnsAnswer> {
-    v.iter().rev().find(|a| a.ts_ns <= ts_ns)
+    v.iter().rev().find(|a| a.first_ns <= ts_ns)
+}
+
+/// Appends an unreadable response to a bounded list (the latest are the ones that matter).
+fn push_unread(v: &mut Vec<Unread>, u: Unread, cap: usize) {
+    if v.len() >= cap {
+        v.remove(0);
+    }
+    v.push(u);
 }
 
 impl DnsMap {
-    /// An empty map whose clients are tied into hosts by `hosts`.
-    pub fn new(hosts: Hosts) -> DnsMap {
-        DnsMap {
-            hosts,
-            ..DnsMap::default()
-        }
+    /// An empty map.
+    pub fn new() -> DnsMap {
+        DnsMap::default()
     }
 
     /// Records a response the `client` received at `ts_ns`.
@@ -80,19 +122,12 @@ impl DnsMap {
                 Some(28) => Some(true),
                 _ => None,
             };
-            // Bounded like the answers: the latest are the ones that matter.
-            let v = self
-                .unread
-                .entry((tunnel, self.hosts.of(client)))
-                .or_default();
-            if v.len() >= 64 {
-                v.remove(0);
-            }
-            v.push((ts_ns, family));
-            if self.unread_any.len() >= 4096 {
-                self.unread_any.remove(0);
-            }
-            self.unread_any.push((ts_ns, family));
+            push_unread(
+                self.unread.entry((tunnel, client)).or_default(),
+                (ts_ns, family),
+                64,
+            );
+            push_unread(&mut self.unread_any, (ts_ns, family), 4096);
         }
         let c = msg.chain();
         if c.addresses.is_empty() {
@@ -102,42 +137,69 @@ impl DnsMap {
             .chain(c.cnames.iter())
             .cloned()
             .collect();
-        let host = self.hosts.of(client);
+        self.taken += 1;
+        let a = DnsAnswer {
+            first_ns: ts_ns,
+            last_ns: ts_ns,
+            taken: self.taken,
+            chain,
+        };
+        // Any client's: a run of one client's answers must not hide another address of its
+        // host's unreadable response either.
+        let unread = self
+            .unread_any
+            .iter()
+            .map(|u| u.0)
+            .max()
+            .unwrap_or(i64::MIN);
         for (addr, _ttl) in &c.addresses {
-            let a = DnsAnswer {
-                ts_ns,
-                chain: chain.clone(),
-            };
-            push_bounded(self.any.entry((tunnel, *addr)).or_default(), a.clone());
-            push_bounded(self.map.entry((tunnel, host, *addr)).or_default(), a);
+            push_run(
+                self.any.entry((tunnel, *addr)).or_default(),
+                a.clone(),
+                unread,
+            );
+            push_run(
+                self.map.entry((tunnel, client, *addr)).or_default(),
+                a.clone(),
+                unread,
+            );
         }
     }
 
-    /// The chain of the latest answer the host of `client` got for `addr` at or before
-    /// `ts_ns`.
-    /// `None` also when a response the host could not read came after that answer (see
-    /// `unread`).
+    /// The chain of the latest answer the host of `client` (any of its addresses, as `hosts`
+    /// ties them) got for `addr` at or before `ts_ns`. `None` also when a response that
+    /// host could not read came after that answer (see `unread`).
     pub fn lookup(
         &self,
+        hosts: &Hosts,
         tunnel: u32,
         client: IpAddr,
         addr: IpAddr,
         ts_ns: i64,
     ) -> Option<&[String]> {
-        let host = self.hosts.of(client);
-        let a = latest(self.map.get(&(tunnel, host, addr))?, ts_ns)?;
-        let unread = self
-            .unread
-            .get(&(tunnel, host))
-            .map_or(&[][..], Vec::as_slice);
-        (!clouded(unread, addr, a.ts_ns, ts_ns)).then_some(&a.chain[..])
+        let group = hosts.group(&client);
+        let (answer_ns, _, chain) = group
+            .iter()
+            .filter_map(|c| {
+                let a = latest(self.map.get(&(tunnel, *c, addr))?, ts_ns)?;
+                let (t, k) = a.at(ts_ns);
+                Some((t, k, &a.chain))
+            })
+            .max_by_key(|&(t, k, _)| (t, k))?;
+        let clouds = group.iter().any(|c| {
+            self.unread
+                .get(&(tunnel, *c))
+                .is_some_and(|u| clouded(u, addr, answer_ns, ts_ns))
+        });
+        (!clouds).then_some(&chain[..])
     }
 
     /// The chain of the latest answer any client got for `addr` at or before `ts_ns`, unless
     /// any client got a response it could not read after it.
     pub fn lookup_any(&self, tunnel: u32, addr: IpAddr, ts_ns: i64) -> Option<&[String]> {
         let a = latest(self.any.get(&(tunnel, addr))?, ts_ns)?;
-        (!clouded(&self.unread_any, addr, a.ts_ns, ts_ns)).then_some(&a.chain[..])
+        let (t, _) = a.at(ts_ns);
+        (!clouded(&self.unread_any, addr, t, ts_ns)).then_some(&a.chain[..])
     }
 }
 
@@ -145,13 +207,19 @@ impl DnsMap {
 /// of the same host) about the server's address up to the flow's start (`dns` holds the
 /// answers up to then); failing that, from what any client was told
 /// ([`NameSource::DnsAnyClient`]).
-pub fn name_by_dns(flow: &mut Described, dns: &DnsMap) {
+pub fn name_by_dns(flow: &mut Described, dns: &DnsMap, hosts: &Hosts) {
     // A flow to a DNS server is named by nothing it resolved for itself.
     if flow.facts.name.is_some() || flow.server.port == 53 {
         return;
     }
     let found = dns
-        .lookup(flow.tunnel, flow.client.ip, flow.server.ip, flow.first_ns)
+        .lookup(
+            hosts,
+            flow.tunnel,
+            flow.client.ip,
+            flow.server.ip,
+            flow.first_ns,
+        )
         .map(|c| (c, NameSource::Dns))
         .or_else(|| {
             dns.lookup_any(flow.tunnel, flow.server.ip, flow.first_ns)
@@ -234,23 +302,29 @@ mod tests {
     #[test]
     fn a_host_is_named_by_the_answers_any_of_its_addresses_received() {
         let hosts = Hosts::tie([ip("10.0.0.2"), ip("fd00::2")], &Default::default());
-        let mut m = DnsMap::new(hosts);
+        let mut m = DnsMap::new();
         m.add_response(100, 0, ip("fd00::2"), &answer("ml.azure.com", 0x0102));
         // Asked over IPv6, looked up for the IPv4 address of the same host.
         assert_eq!(
-            m.lookup(0, ip("10.0.0.2"), ip("198.18.1.2"), 200),
+            m.lookup(&hosts, 0, ip("10.0.0.2"), ip("198.18.1.2"), 200),
             Some(&["ml.azure.com".to_string(), "edge.ml.azure.com".to_string()][..])
         );
         // Not before the answer.
-        assert_eq!(m.lookup(0, ip("10.0.0.2"), ip("198.18.1.2"), 99), None);
+        assert_eq!(
+            m.lookup(&hosts, 0, ip("10.0.0.2"), ip("198.18.1.2"), 99),
+            None
+        );
     }
 
     #[test]
     fn untied_clients_fall_back_to_any_client() {
         let hosts = Hosts::tie([ip("10.0.0.2"), ip("10.0.0.3")], &Default::default());
-        let mut m = DnsMap::new(hosts);
+        let mut m = DnsMap::new();
         m.add_response(100, 0, ip("10.0.0.2"), &answer("ml.azure.com", 0x0102));
-        assert_eq!(m.lookup(0, ip("10.0.0.3"), ip("198.18.1.2"), 200), None);
+        assert_eq!(
+            m.lookup(&hosts, 0, ip("10.0.0.3"), ip("198.18.1.2"), 200),
+            None
+        );
         assert_eq!(
             m.lookup_any(0, ip("198.18.1.2"), 200)
                 .map(|c| c[0].as_str()),
@@ -262,18 +336,23 @@ mod tests {
     fn an_answer_names_only_the_flows_of_its_tunnel() {
         // Two overlays (VNIs) reuse one address space: a host in one is not the same-address
         // host in the other, nor is "any client" of one a client of the other.
-        let mut m = DnsMap::new(Hosts::default());
+        let mut m = DnsMap::new();
+        let hosts = Hosts::default();
         m.add_response(100, 42, ip("10.0.0.2"), &answer("ml.azure.com", 0x0102));
         assert!(m
-            .lookup(42, ip("10.0.0.2"), ip("198.18.1.2"), 200)
+            .lookup(&hosts, 42, ip("10.0.0.2"), ip("198.18.1.2"), 200)
             .is_some());
-        assert_eq!(m.lookup(43, ip("10.0.0.2"), ip("198.18.1.2"), 200), None);
+        assert_eq!(
+            m.lookup(&hosts, 43, ip("10.0.0.2"), ip("198.18.1.2"), 200),
+            None
+        );
         assert_eq!(m.lookup_any(43, ip("198.18.1.2"), 200), None);
     }
 
     #[test]
     fn an_unreadable_response_clouds_older_answers_of_its_family() {
-        let mut m = DnsMap::new(Hosts::default());
+        let mut m = DnsMap::new();
+        let hosts = Hosts::default();
         let c = ip("10.0.0.2");
         m.add_response(100, 0, c, &answer("ml.azure.com", 0x0102));
         // A later response cut before its answers: it may have given the same address.
@@ -282,10 +361,11 @@ mod tests {
         assert!(cut.partial.is_some());
         m.add_response(150, 0, c, &cut);
         assert_eq!(
-            m.lookup(0, c, ip("198.18.1.2"), 120).map(|c| c.len()),
+            m.lookup(&hosts, 0, c, ip("198.18.1.2"), 120)
+                .map(|c| c.len()),
             Some(2)
         );
-        assert_eq!(m.lookup(0, c, ip("198.18.1.2"), 200), None);
+        assert_eq!(m.lookup(&hosts, 0, c, ip("198.18.1.2"), 200), None);
         assert_eq!(m.lookup_any(0, ip("198.18.1.2"), 200), None);
         // Its question asked for A: an IPv6 address is not clouded by it.
         m.add_response(300, 0, c, &answer("v6.example", 0x0103));

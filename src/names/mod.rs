@@ -1,8 +1,8 @@
 //! Names: which host name each flow was going to, from the DNS answers its client received.
 //!
 //! A flow's own facts name it first (TLS SNI > CONNECT target > HTTP Host > QUIC SNI, see
-//! [`crate::proto::facts`]); this stage names the rest from DNS once the whole input has been
-//! read: the answers in time order, CNAME chains followed back to the name that was asked.
+//! [`crate::proto::facts`]); this stage names the rest from DNS as flows finish ([`Namer`]):
+//! the answers in time order, CNAME chains followed back to the name that was asked.
 
 use crate::proto::dns::DnsMessage;
 use crate::proto::Described;
@@ -13,7 +13,7 @@ mod map;
 mod resolved;
 mod tags;
 
-pub use hosts::{arp_sender, frame_macs, Hosts, Sightings};
+pub use hosts::{arp_sender, frame_macs, HostTies, Hosts, Sightings};
 pub use map::{name_by_dns, name_by_tag, DnsMap};
 pub use resolved::local_blocks;
 pub use tags::{RangesError, TagRanges};
@@ -60,65 +60,118 @@ fn dns_order(a: &DnsEvent, b: &DnsEvent) -> std::cmp::Ordering {
         ))
 }
 
-/// The DNS pass over a whole input, after every flow finished: drops copies of one datagram
-/// captured on both sides of a router, puts the DNS messages in time order, and names the flows
-/// that carry no name of their own (SNI, CONNECT, Host, QUIC) from the latest answer their
-/// client's host (its addresses tied by [`Hosts::tie`] from the MAC addresses `seen`) got for
-/// the server's address before the flow began. `flows` must be in
-/// [`crate::flow::order`]; `udp` carries each message's frame sequence number. Doing this after
-/// the packets, not while they stream by, makes the result independent of how the input was
-/// split among workers, and lets an answer that came over TCP name the flows that followed it
-/// even when its own connection stayed open longer.
+/// Names flows from DNS as an input goes by, a batch of finished flows at a time (an epoch of
+/// the input: the flows that finished between two sweeps of the flow table, with the DNS
+/// messages of that stretch). For each epoch it drops copies of one datagram captured on both
+/// sides of a router, puts the DNS messages in time order, and names the flows that carry no
+/// name of their own (SNI, CONNECT, Host, QUIC) from the latest answer their client's host got
+/// for the server's address before the flow began (the host: its addresses tied as the input
+/// showed so far, see [`HostTies`]). The map keeps the answers' times, so a flow that finishes
+/// long after it began is named by what was answered before its start.
+///
+/// Fed the whole input as one epoch, this is the pass over the whole input: an answer that
+/// came over TCP names the flows that followed it even when its own connection stayed open
+/// longer. Fed epoch by epoch, an answer a later epoch brings (a DNS connection still open, a
+/// capture whose timestamps go back) names only the flows that finish after it.
+#[derive(Debug, Default)]
+pub struct Namer {
+    ties: HostTies,
+    map: DnsMap,
+    /// Copies of the last few UDP messages kept, in frame order: a copy of one of them in the
+    /// next epoch is dropped too.
+    recent: Vec<DnsEvent>,
+}
+
+/// How many of the latest kept UDP messages a datagram is compared with (see
+/// [`Namer::epoch`]).
+const COPY_WINDOW: usize = 8;
+
+impl Namer {
+    /// Takes in one epoch: the flows that finished (in [`crate::flow::order`]), its DNS
+    /// messages over UDP with their frame numbers and over TCP, and the (address, MAC address)
+    /// pairs it showed; names the flows and returns the DNS messages kept, in time order.
+    pub fn epoch(
+        &mut self,
+        flows: &mut [Box<Described>],
+        mut udp: Vec<(u64, DnsEvent)>,
+        tcp: Vec<DnsEvent>,
+        seen: impl IntoIterator<Item = (std::net::IpAddr, [u8; 6])>,
+    ) -> Vec<DnsEvent> {
+        // Copies are looked for in capture order, as the frames came (frame numbers are unique).
+        udp.sort_unstable_by_key(|(seq, _)| *seq);
+        let mut kept: Vec<DnsEvent> = Vec::with_capacity(udp.len() + tcp.len());
+        for (_, e) in udp {
+            // The same datagram captured on both legs of a router or firewall is one message:
+            // the copy is identical, from the same endpoints, within 100 ms, with the same
+            // IPv4 ID and a different TTL (the router decremented it). A duplicate the sender
+            // really sent twice keeps its TTL and stays (as Zeek and tshark count it); a
+            // client's retry comes later. The first copy in the file is kept.
+            let copy = kept
+                .iter()
+                .rev()
+                .chain(self.recent.iter().rev())
+                .take(COPY_WINDOW)
+                .any(|k| {
+                    (e.ts_ns - k.ts_ns).abs() < 100_000_000
+                        && k.ttl != e.ttl
+                        && k.ip_id == e.ip_id
+                        && k.client == e.client
+                        && k.client_port == e.client_port
+                        && k.server == e.server
+                        && k.server_port == e.server_port
+                        && same_message(&k.message, &e.message)
+                });
+            if !copy {
+                kept.push(e);
+            }
+        }
+        if !kept.is_empty() {
+            let from_kept = kept.len().min(COPY_WINDOW);
+            let from_recent = COPY_WINDOW - from_kept;
+            let old = self.recent.len().saturating_sub(from_recent);
+            self.recent.drain(..old);
+            self.recent
+                .extend(kept[kept.len() - from_kept..].iter().cloned());
+        }
+        kept.extend(tcp);
+        // Stable: messages between the same endpoints at the same time keep their order
+        // (capture order over UDP; over TCP, a flow's client messages, then its server's).
+        kept.sort_by(dns_order);
+        self.ties.observe(
+            flows
+                .iter()
+                .map(|f| f.client.ip)
+                .chain(kept.iter().map(|e| e.client)),
+            seen,
+        );
+        let hosts = self.ties.hosts();
+        let mut next = 0;
+        for f in flows.iter_mut() {
+            while let Some(e) = kept.get(next).filter(|e| e.ts_ns <= f.first_ns) {
+                self.map
+                    .add_response(e.ts_ns, e.tunnel, e.client, &e.message);
+                next += 1;
+            }
+            name_by_dns(f, &self.map, hosts);
+        }
+        for e in &kept[next..] {
+            self.map
+                .add_response(e.ts_ns, e.tunnel, e.client, &e.message);
+        }
+        kept
+    }
+}
+
+/// The DNS pass over a whole input at once: [`Namer::epoch`] with every flow and message.
+/// `flows` must be in [`crate::flow::order`]; `udp` carries each message's frame sequence
+/// number.
 pub(crate) fn name_from_dns(
     flows: &mut [Box<Described>],
-    mut udp: Vec<(u64, DnsEvent)>,
+    udp: Vec<(u64, DnsEvent)>,
     tcp: Vec<DnsEvent>,
     seen: &Sightings,
 ) -> Vec<DnsEvent> {
-    // Copies are looked for in capture order, as the frames came (frame numbers are unique).
-    udp.sort_unstable_by_key(|(seq, _)| *seq);
-    let mut kept: Vec<DnsEvent> = Vec::with_capacity(udp.len() + tcp.len());
-    for (_, e) in udp {
-        // The same datagram captured on both legs of a router or firewall is one message: the
-        // copy is identical, from the same endpoints, within 100 ms, with the same IPv4 ID and
-        // a different TTL (the router decremented it). A duplicate the sender really sent
-        // twice keeps its TTL and stays (as Zeek and tshark count it); a client's retry comes
-        // later. The first copy in the file is kept.
-        let copy = kept.iter().rev().take(8).any(|k| {
-            (e.ts_ns - k.ts_ns).abs() < 100_000_000
-                && k.ttl != e.ttl
-                && k.ip_id == e.ip_id
-                && k.client == e.client
-                && k.client_port == e.client_port
-                && k.server == e.server
-                && k.server_port == e.server_port
-                && same_message(&k.message, &e.message)
-        });
-        if !copy {
-            kept.push(e);
-        }
-    }
-    kept.extend(tcp);
-    // Stable: messages between the same endpoints at the same time keep their order (capture
-    // order over UDP; over TCP, a flow's client messages, then its server's).
-    kept.sort_by(dns_order);
-    let hosts = Hosts::tie(
-        flows
-            .iter()
-            .map(|f| f.client.ip)
-            .chain(kept.iter().map(|e| e.client)),
-        seen,
-    );
-    let mut map = DnsMap::new(hosts);
-    let mut next = 0;
-    for f in flows.iter_mut() {
-        while let Some(e) = kept.get(next).filter(|e| e.ts_ns <= f.first_ns) {
-            map.add_response(e.ts_ns, e.tunnel, e.client, &e.message);
-            next += 1;
-        }
-        name_by_dns(f, &map);
-    }
-    kept
+    Namer::default().epoch(flows, udp, tcp, seen.iter().copied())
 }
 
 /// The service-tag pass (`--service-tags FILE`), after [`name_from_dns`]: each flow known only
