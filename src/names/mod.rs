@@ -41,7 +41,7 @@ pub struct DnsEvent {
 
 /// The order of DNS messages: by time, then by transport and endpoints (messages between the
 /// same endpoints keep the order they were seen in, which the caller keeps with a stable sort).
-fn dns_order(a: &DnsEvent, b: &DnsEvent) -> std::cmp::Ordering {
+pub(crate) fn dns_order(a: &DnsEvent, b: &DnsEvent) -> std::cmp::Ordering {
     (
         a.ts_ns,
         a.transport,
@@ -162,19 +162,7 @@ impl Namer {
     }
 }
 
-/// The DNS pass over a whole input at once: [`Namer::epoch`] with every flow and message.
-/// `flows` must be in [`crate::flow::order`]; `udp` carries each message's frame sequence
-/// number.
-pub(crate) fn name_from_dns(
-    flows: &mut [Box<Described>],
-    udp: Vec<(u64, DnsEvent)>,
-    tcp: Vec<DnsEvent>,
-    seen: &Sightings,
-) -> Vec<DnsEvent> {
-    Namer::default().epoch(flows, udp, tcp, seen.iter().copied())
-}
-
-/// The service-tag pass (`--service-tags FILE`), after [`name_from_dns`]: each flow known only
+/// The service-tag pass (`--service-tags FILE`), after the [`Namer`]: each flow known only
 /// by its server's address is named by the tag whose range holds it, if one does.
 pub fn name_from_tags(flows: &mut [Box<Described>], tags: &TagRanges) {
     for f in flows {

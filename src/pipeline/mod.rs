@@ -6,6 +6,7 @@
 //!   of its workers are put together ([`finish_result`]).
 
 pub mod split;
+mod stream;
 pub mod summary;
 pub mod worker;
 
@@ -96,6 +97,10 @@ fn read_all(
     mut view: Option<(std::time::Duration, View<'_>)>,
 ) -> FileResult {
     let mut worker = Worker::new(cfg, 1);
+    // Flows go on as they finish, epoch by epoch; a live view's snapshots need every flow in
+    // the worker, so there the whole input is one epoch at the end.
+    let mut stream = stream::Stream::new(1);
+    let epochs = view.is_none();
     let mut clock = SweepClock::default();
     let mut reported = 0u64;
     let mut seq = 0u64;
@@ -112,6 +117,7 @@ fn read_all(
                     vec![part],
                     SkipCounts::default(),
                     None,
+                    stream::Stream::new(1),
                 ));
                 let cost = now.elapsed();
                 if !every.is_zero() {
@@ -129,6 +135,9 @@ fn read_all(
         };
         if let Some(now) = clock.tick(frame.ts_ns) {
             worker.sweep(seq, now);
+            if epochs {
+                stream.push(0, worker.take_epoch());
+            }
         }
         worker.frame(seq, &frame, i64::MIN);
         seq += 1;
@@ -143,5 +152,6 @@ fn read_all(
         vec![part],
         SkipCounts::default(),
         Some(peak),
+        stream,
     )
 }

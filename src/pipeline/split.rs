@@ -30,11 +30,12 @@
 //! to it full and come back empty, so nothing is allocated per packet.
 
 use std::net::IpAddr;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 
 use super::report_bytes;
+use super::stream::Stream;
 use super::summary::{finish_result, FileResult, SkipCounts};
-use super::worker::{Part, SweepClock, Worker};
+use super::worker::{Epoch, Part, SweepClock, Worker};
 use crate::capture::{CaptureReader, Frame, ReadError};
 use crate::decode::{decode, tcp_udp_addresses, Packet, L4};
 use crate::flow::FlowConfig;
@@ -160,11 +161,13 @@ impl Batch {
         });
     }
 
-    /// Runs the batch through a worker and empties it for reuse.
-    fn run(&mut self, w: &mut Worker, map: &[u8]) {
+    /// Runs the batch through a worker and empties it for reuse; `epoch` takes what finished
+    /// by each sweep.
+    fn run(&mut self, w: &mut Worker, map: &[u8], epoch: &mut dyn FnMut(&mut Worker)) {
         for it in &self.items {
             if it.sweep {
                 w.sweep(it.seq, it.ts_ns);
+                epoch(w);
             } else {
                 let start = it.start as usize;
                 let bytes = if it.in_map { map } else { &self.data[..] };
@@ -252,20 +255,27 @@ pub fn analyze_reader_split(
     // A mapped input: workers read frames where they lie, the reader copies nothing.
     let mapped = reader.map();
     let map: &[u8] = mapped.as_deref().map_or(&[], |m| &m[..]);
+    // Epochs: the reading thread's worker is 0, the others 1.. in the order of their lanes.
+    let mut stream = Stream::new(n);
+    let (epoch_tx, epoch_rx) = channel::<(usize, Epoch)>();
     let (error, parts) = std::thread::scope(|scope| {
         let mut lanes = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         let mut inline = Worker::new(cfg, n);
-        for _ in 1..n {
+        for id in 1..n {
             let (full_tx, full_rx) = sync_channel::<Batch>(IN_FLIGHT + 1);
             let (empty_tx, empty_rx) = sync_channel::<Batch>(IN_FLIGHT + 1);
             for _ in 0..IN_FLIGHT {
                 let _ = empty_tx.send(Batch::with_capacity());
             }
+            let epoch_tx = epoch_tx.clone();
             handles.push(scope.spawn(move || {
                 let mut w = Worker::new(cfg, n);
+                let mut epoch = |w: &mut Worker| {
+                    let _ = epoch_tx.send((id, w.take_epoch()));
+                };
                 for mut b in full_rx {
-                    b.run(&mut w, map);
+                    b.run(&mut w, map, &mut epoch);
                     let _ = empty_tx.send(b);
                 }
                 w.finish()
@@ -276,7 +286,20 @@ pub fn analyze_reader_split(
                 empty: empty_rx,
             });
         }
-        let error = read_into(&mut reader, &mut inline, &mut lanes, &mut skipped, map);
+        drop(epoch_tx);
+        let error = read_into(
+            &mut reader,
+            &mut inline,
+            &mut lanes,
+            &mut skipped,
+            map,
+            &mut |inline: &mut Worker| {
+                stream.push(0, inline.take_epoch());
+                while let Ok((id, e)) = epoch_rx.try_recv() {
+                    stream.push(id, e);
+                }
+            },
+        );
         for l in &mut lanes {
             l.send();
         }
@@ -289,7 +312,11 @@ pub fn analyze_reader_split(
         );
         (error, parts)
     });
-    let result = finish_result(name, &reader, error, parts, skipped, None);
+    // The epochs the workers handed on after the reader's last sweep.
+    while let Ok((id, e)) = epoch_rx.try_recv() {
+        stream.push(id, e);
+    }
+    let result = finish_result(name, &reader, error, parts, skipped, None, stream);
     if let Some(mapped) = mapped {
         // Unmapping a large file takes a while (every page's mapping is torn down): not on
         // the way to the report. When no thread can be started, the closure is dropped here
@@ -309,6 +336,7 @@ fn read_into(
     lanes: &mut [Lane],
     skipped: &mut SkipCounts,
     map: &[u8],
+    epoch: &mut dyn FnMut(&mut Worker),
 ) -> Option<ReadError> {
     // Hash slots: with a few workers, one for the reading thread's own worker and two for
     // each other (the reading thread also reads); with more, the reading thread only reads.
@@ -333,6 +361,7 @@ fn read_into(
         };
         if let Some(now) = clock.tick(frame.ts_ns) {
             inline.sweep(seq, now);
+            epoch(inline);
             for l in lanes.iter_mut() {
                 l.batch.push_sweep(seq, now);
                 if l.batch.full() {

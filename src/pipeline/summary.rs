@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::stream::Stream;
 use super::worker::Part;
 use crate::capture::{CaptureReader, Compression, ReadError};
 use crate::decode::{DefragStats, Skip};
@@ -140,33 +141,30 @@ impl SkipCounts {
     }
 }
 
-/// Puts the parts of one input together (in any order of parts: the result is the same) and
-/// runs the DNS naming pass. `skipped` holds what the reader skipped itself; `peak` is the
-/// table's own peak when one table held every flow (else it is counted from the flows' lives).
+/// Puts the parts of one input together (in any order of parts: the result is the same) with
+/// its named flows and DNS messages (`named`, from [`Stream::finish`]). Any epoch still in a
+/// part goes through the stream first: a part that kept every flow (a live view's snapshot)
+/// is the whole input as one epoch. `skipped` holds what the reader skipped itself; `peak`
+/// is the table's own peak when one table held every flow (else it is counted from the flows'
+/// lives).
 pub(crate) fn finish_result(
     name: String,
     reader: &CaptureReader,
     error: Option<ReadError>,
-    parts: Vec<Part>,
+    mut parts: Vec<Part>,
     mut skipped: SkipCounts,
     peak: Option<u64>,
+    mut stream: Stream,
 ) -> FileResult {
+    for (i, p) in parts.iter_mut().enumerate() {
+        stream.push(i, std::mem::take(&mut p.epoch));
+    }
+    let (flows, dns) = stream.finish();
     let mut summary = FileSummary::empty(name.clone());
-    let mut flows = Vec::new();
-    let (mut udp_dns, mut tcp_dns) = (Vec::new(), Vec::new());
-    let mut seen = crate::names::Sightings::default();
     let mut frag = DefragStats::default();
     let mut table = TableStats::default();
     let mut truncated = 0;
     for p in parts {
-        if flows.is_empty() {
-            flows = p.flows;
-        } else {
-            flows.extend(p.flows);
-        }
-        udp_dns.extend(p.udp_dns);
-        tcp_dns.extend(p.tcp_dns);
-        seen.extend(p.seen);
         truncated += p.truncated;
         skipped.add(p.skipped);
         frag.completed += p.fragments.completed;
@@ -182,9 +180,7 @@ pub(crate) fn finish_result(
         table.other_proto += p.table.other_proto;
         table.reassembly_budget_exhausted |= p.table.reassembly_budget_exhausted;
     }
-    crate::flow::sort_flows(&mut flows);
     table.peak_live = peak.unwrap_or_else(|| crate::flow::peak_live(&flows));
-    let dns = crate::names::name_from_dns(&mut flows, udp_dns, tcp_dns, &seen);
     let st = reader.stats();
     summary.format = Some(reader.format().name().into());
     summary.compression = Some(reader.compression());

@@ -62,6 +62,20 @@ pub(crate) struct Worker {
     frag_now: i64,
     /// Addresses seen with MAC addresses, to tie a dual-stack host's addresses together.
     seen: crate::names::Sightings,
+    /// DNS-over-TCP flows still alive that handed on messages: how many of each direction.
+    tcp_dns_done: rustc_hash::FxHashMap<FlowId, [usize; 2]>,
+}
+
+/// A flow told apart from any other of the input: its endpoints, tunnel and start.
+type FlowId = (crate::flow::Endpoint, crate::flow::Endpoint, u32, i64);
+
+fn flow_id(f: &Described) -> FlowId {
+    (f.client, f.server, f.tunnel, f.first_ns)
+}
+
+/// Whether a flow carries DNS over TCP.
+fn is_tcp_dns(f: &Described) -> bool {
+    f.proto == crate::flow::Proto::Tcp && f.server.port == 53
 }
 
 /// Finished flows, boxed as the flow table held them: a flow is large, and moving the box
@@ -69,16 +83,25 @@ pub(crate) struct Worker {
 #[allow(clippy::vec_box)]
 type Finished = Vec<Box<Described>>;
 
-/// What one worker produced.
-pub(crate) struct Part {
+/// What one worker produced in one epoch of the input (between two sweeps): the flows that
+/// finished, the DNS messages (over UDP with their frame numbers, over TCP as their flows
+/// finished), and the addresses seen with MAC addresses.
+#[derive(Default)]
+pub(crate) struct Epoch {
     pub(super) flows: Finished,
     pub(super) udp_dns: Vec<(u64, DnsEvent)>,
     pub(super) tcp_dns: Vec<DnsEvent>,
+    pub(super) seen: crate::names::Sightings,
+}
+
+/// What one worker produced: its last epoch (all of the input when no epoch was taken) and
+/// its counters.
+pub(crate) struct Part {
+    pub(super) epoch: Epoch,
     pub(super) truncated: u64,
     pub(super) skipped: SkipCounts,
     pub(super) fragments: DefragStats,
     pub(super) table: TableStats,
-    pub(super) seen: crate::names::Sightings,
 }
 
 impl Worker {
@@ -107,6 +130,7 @@ impl Worker {
             skipped: SkipCounts::default(),
             frag_now: i64::MIN,
             seen: Default::default(),
+            tcp_dns_done: Default::default(),
         }
     }
 
@@ -117,6 +141,16 @@ impl Worker {
         self.table.sweep_at(now, &mut |f| pending.push(f));
         if !self.pending.is_empty() {
             self.finish_pending();
+        }
+        // The whole DNS messages of connections still open go on now: an answer names the
+        // flows that follow it, whenever its connection ends.
+        for f in self.table.live_flows().filter(|f| is_tcp_dns(f)) {
+            let id = flow_id(f);
+            let done = self.tcp_dns_done.get(&id).copied().unwrap_or_default();
+            let now_done = tcp_dns(f, done, false, &mut self.tcp_dns);
+            if now_done != done {
+                self.tcp_dns_done.insert(id, now_done);
+            }
         }
     }
 
@@ -211,11 +245,23 @@ impl Worker {
         }
     }
 
+    /// What finished since the last epoch was taken (see [`Epoch`]): a worker whose epochs
+    /// are taken at every sweep holds only the flows alive and what finished since.
+    pub(crate) fn take_epoch(&mut self) -> Epoch {
+        Epoch {
+            flows: std::mem::take(&mut self.flows),
+            udp_dns: std::mem::take(&mut self.udp_dns),
+            tcp_dns: std::mem::take(&mut self.tcp_dns),
+            seen: std::mem::take(&mut self.seen),
+        }
+    }
+
     /// Runs the extractors on flows the table finished, then frees their buffers.
     fn finish_pending(&mut self) {
         for mut f in self.pending.drain(..) {
-            if f.proto == crate::flow::Proto::Tcp && f.server.port == 53 {
-                tcp_dns(&f, &mut self.tcp_dns);
+            if is_tcp_dns(&f) {
+                let done = self.tcp_dns_done.remove(&flow_id(&f)).unwrap_or_default();
+                tcp_dns(&f, done, true, &mut self.tcp_dns);
             }
             extract(&mut f);
             if !self.keep_first_flight {
@@ -232,22 +278,25 @@ impl Worker {
         let mut tcp_msgs = self.tcp_dns.clone();
         for f in self.table.live_flows() {
             let mut f = f.clone();
-            if f.proto == crate::flow::Proto::Tcp && f.server.port == 53 {
-                tcp_dns(&f, &mut tcp_msgs);
+            if is_tcp_dns(&f) {
+                let done = self.tcp_dns_done.get(&flow_id(&f)).copied();
+                tcp_dns(&f, done.unwrap_or_default(), true, &mut tcp_msgs);
             }
             extract(&mut f);
             f.release_buffers();
             flows.push(Box::new(f));
         }
         Part {
-            flows,
-            udp_dns: self.udp_dns.clone(),
-            tcp_dns: tcp_msgs,
+            epoch: Epoch {
+                flows,
+                udp_dns: self.udp_dns.clone(),
+                tcp_dns: tcp_msgs,
+                seen: self.seen.clone(),
+            },
             truncated: self.truncated,
             skipped: self.skipped.clone(),
             fragments: *self.defrag.stats(),
             table: self.table.stats().clone(),
-            seen: self.seen.clone(),
         }
     }
 
@@ -257,14 +306,11 @@ impl Worker {
         self.table.finish(&mut |f| pending.push(f));
         self.finish_pending();
         Part {
-            flows: self.flows,
-            udp_dns: self.udp_dns,
-            tcp_dns: self.tcp_dns,
+            epoch: self.take_epoch(),
             truncated: self.truncated,
             skipped: self.skipped,
             fragments: *self.defrag.stats(),
             table: self.table.stats().clone(),
-            seen: self.seen,
         }
     }
 }
@@ -312,12 +358,28 @@ fn udp_dns(ts: i64, ip: &crate::decode::IpHeader, u: &crate::decode::Udp<'_>) ->
 }
 
 /// DNS over TCP: the messages of each direction's first flight (queries from the client,
-/// responses from the server), timed at the flow's first payload in that direction.
-fn tcp_dns(f: &Described, out: &mut Vec<DnsEvent>) {
-    for dir in &f.dirs {
-        let parsed = crate::proto::dns::parse_tcp_stream(dir.stream.bytes(), dir.stream.has_hole());
+/// responses from the server), timed at the flow's first payload in that direction, after
+/// the first `done` of each direction (handed on before). While the flow is alive (`ended`
+/// false) only whole messages go: the rest of one may still come. Returns how many of each
+/// direction have been handed on in all.
+fn tcp_dns(f: &Described, done: [usize; 2], ended: bool, out: &mut Vec<DnsEvent>) -> [usize; 2] {
+    let mut now_done = done;
+    for (d, dir) in f.dirs.iter().enumerate() {
+        let bytes = dir.stream.bytes();
+        if !ended && crate::proto::dns::whole_tcp_messages(bytes) <= done[d] {
+            continue;
+        }
+        let parsed = crate::proto::dns::parse_tcp_stream(bytes, dir.stream.has_hole());
+        let upto = if ended {
+            parsed.messages.len()
+        } else {
+            parsed
+                .messages
+                .len()
+                .min(crate::proto::dns::whole_tcp_messages(bytes))
+        };
         let ts = dir.first_payload_ns.unwrap_or(f.first_ns);
-        for msg in parsed.messages {
+        for msg in parsed.messages.into_iter().take(upto).skip(done[d]) {
             out.push(DnsEvent {
                 ts_ns: ts,
                 client: f.client.ip,
@@ -331,5 +393,7 @@ fn tcp_dns(f: &Described, out: &mut Vec<DnsEvent>) {
                 message: msg,
             });
         }
+        now_done[d] = now_done[d].max(upto);
     }
+    now_done
 }

@@ -513,6 +513,20 @@ fn sections(bytes: &[u8], msg: &mut DnsMessage) -> Result<(), DnsError> {
     Ok(())
 }
 
+/// How many whole (length-delimited) messages a DNS-over-TCP stream holds so far: those
+/// [`parse_tcp_stream`] reads before a message the stream has not finished yet.
+pub fn whole_tcp_messages(bytes: &[u8]) -> usize {
+    let (mut pos, mut n) = (0usize, 0usize);
+    while let Some(len) = be16(bytes, pos) {
+        pos += 2 + usize::from(len);
+        if pos > bytes.len() {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 /// Reads DNS over TCP: a two-byte length before each message, several messages per stream.
 ///
 /// Stops at the first length-delimited message that does not parse (`malformed`), or when the
@@ -1364,6 +1378,11 @@ mod tests {
         // Cut in the middle of the third message.
         let cut = parse_tcp_stream(&s[..first2 + 2 + msgs[2].len() / 2], true);
         assert_eq!(cut.messages.len(), 3, "what there is of the third is kept");
+        // Of which two are whole: a live connection hands on those only.
+        assert_eq!(whole_tcp_messages(&s[..first2 + 2 + msgs[2].len() / 2]), 2);
+        assert_eq!(whole_tcp_messages(&s[..first2 + 1]), 2);
+        assert_eq!(whole_tcp_messages(&s), 3);
+        assert_eq!(whole_tcp_messages(&[]), 0);
         assert_eq!(cut.messages[2].partial, Some(DnsError::Truncated));
         assert_eq!(cut.messages[2].id, 11);
         assert!(cut.truncated && !cut.malformed);

@@ -1,0 +1,95 @@
+//! The epochs of one input put together in order and named ([`Stream`]).
+//!
+//! Every worker of an input sweeps its flow table at the same points of the capture (one
+//! [`super::SweepClock`] drives them all), and hands on what finished since the last sweep as
+//! an [`Epoch`]. The stream waits for every worker's epoch of a sweep, joins them (flows in
+//! [`crate::flow::order`], as one table would have finished them), names the flows from DNS
+//! ([`crate::names::Namer`]) and hands them on; the same epochs in the same order whatever the
+//! number of workers, so the result does not depend on it.
+
+use std::collections::VecDeque;
+
+use super::summary::DnsEvent;
+use super::worker::Epoch;
+use crate::names::Namer;
+use crate::proto::Described;
+
+/// Finished flows, boxed as the flow table made them.
+#[allow(clippy::vec_box)]
+pub(crate) type Finished = Vec<Box<Described>>;
+
+/// An input's epochs, joined in order and named.
+pub(crate) struct Stream {
+    namer: Namer,
+    /// Per worker, its epochs not yet joined (a worker may be a few sweeps ahead of another).
+    queues: Vec<VecDeque<Epoch>>,
+    flows: Finished,
+    dns: Vec<DnsEvent>,
+}
+
+impl Stream {
+    /// A stream of the epochs of `workers` workers.
+    pub(crate) fn new(workers: usize) -> Stream {
+        Stream {
+            namer: Namer::default(),
+            queues: (0..workers.max(1)).map(|_| VecDeque::new()).collect(),
+            flows: Vec::new(),
+            dns: Vec::new(),
+        }
+    }
+
+    /// Takes the next epoch of `worker`; joins and names every epoch all workers handed on.
+    pub(crate) fn push(&mut self, worker: usize, epoch: Epoch) {
+        self.queues[worker].push_back(epoch);
+        self.join_ready(false);
+    }
+
+    /// Joins the epochs every worker handed on (`all`: also those only some did).
+    fn join_ready(&mut self, all: bool) {
+        while self.queues.iter().all(|q| !q.is_empty())
+            || (all && self.queues.iter().any(|q| !q.is_empty()))
+        {
+            let parts: Vec<Epoch> = self
+                .queues
+                .iter_mut()
+                .filter_map(|q| q.pop_front())
+                .collect();
+            self.join(parts);
+        }
+    }
+
+    /// One epoch of every worker: joined, named, collected.
+    fn join(&mut self, parts: Vec<Epoch>) {
+        let mut flows: Finished = Vec::new();
+        let (mut udp, mut tcp) = (Vec::new(), Vec::new());
+        let mut seen = crate::names::Sightings::default();
+        for p in parts {
+            if flows.is_empty() {
+                flows = p.flows;
+            } else {
+                flows.extend(p.flows);
+            }
+            udp.extend(p.udp_dns);
+            tcp.extend(p.tcp_dns);
+            seen.extend(p.seen);
+        }
+        crate::flow::sort_flows(&mut flows);
+        let kept = self.namer.epoch(&mut flows, udp, tcp, seen);
+        if self.flows.is_empty() {
+            self.flows = flows;
+        } else {
+            self.flows.extend(flows);
+        }
+        self.dns.extend(kept);
+    }
+
+    /// The named flows in [`crate::flow::order`] and the DNS messages in time order, once
+    /// every worker handed on its last epoch (a worker that handed on fewer epochs than the
+    /// others, which cannot happen, has its epochs joined with the others' last).
+    pub(crate) fn finish(mut self) -> (Finished, Vec<DnsEvent>) {
+        self.join_ready(true);
+        crate::flow::sort_flows(&mut self.flows);
+        self.dns.sort_by(crate::names::dns_order);
+        (self.flows, self.dns)
+    }
+}
