@@ -110,13 +110,13 @@ impl DnsTally {
     /// Adds the lookups of one input (`file`), counting them in `flows_tally` (per entry and
     /// in all) and in `file_counts`. One private-endpoint row per name in this input: its
     /// index in `private`.
-    pub(super) fn add(
+    pub(super) fn add<N>(
         &mut self,
         lookups: Vec<Lookup<'_>>,
         local_block: Vec<bool>,
         file: &String,
         catalog: &Catalog,
-        flows_tally: &mut FlowTally<'_>,
+        flows_tally: &mut FlowTally<N>,
         file_counts: &mut BTreeMap<&'static str, u64>,
     ) {
         let mut private_at: rustc_hash::FxHashMap<&str, usize> = Default::default();
@@ -231,6 +231,7 @@ impl DnsTally {
                 name_guessed: false,
                 worst_outcome: None,
                 best_outcome: None,
+                first_order: None,
             });
             g.lookups += 1;
             if !g.files.contains(file) {

@@ -55,6 +55,12 @@ pub type ServerTtls = rustc_hash::FxHashMap<std::net::IpAddr, BTreeSet<u8>>;
 /// Collects [`ServerTtls`] from the flows of one input.
 pub fn server_ttls(flows: &[Box<Described>]) -> ServerTtls {
     let mut m = ServerTtls::default();
+    server_ttls_into(&mut m, flows);
+    m
+}
+
+/// Adds the TTLs of `flows` to `m` (see [`server_ttls`]).
+pub(crate) fn server_ttls_into(m: &mut ServerTtls, flows: &[Box<Described>]) {
     for f in flows {
         // Only packets that carried the server's data: a RST forged in its name in this very
         // flow must not count as one of its own TTLs.
@@ -64,7 +70,6 @@ pub fn server_ttls(flows: &[Box<Described>]) -> ServerTtls {
             set.insert(hi);
         }
     }
-    m
 }
 
 /// Why a RST looks made by a middlebox rather than by the server, if it does: its TTL differs

@@ -279,11 +279,12 @@ mod tests {
         let paths: Vec<_> = captures.iter().map(|c| dir.join(c)).collect();
         let (inputs, _, _) = crate::capture::expand_inputs(&paths);
         let cfg = crate::flow::FlowConfig::default();
-        let results: Vec<_> = inputs
+        let mut results: Vec<_> = inputs
             .iter()
             .map(|i| crate::pipeline::analyze_input(i, &cfg))
             .collect();
-        let (audit, judged) = crate::audit::audit(&results, &crate::catalog::Catalog::builtin());
+        let (audit, judged) =
+            crate::audit::audit(&mut results, &crate::catalog::Catalog::builtin());
         let mut out = Vec::new();
         crate::report::audit::write_audit(
             &mut out,

@@ -9,6 +9,7 @@
 
 mod coverage;
 mod dns;
+mod fold;
 mod judge;
 mod mechanism;
 pub mod merge;
@@ -26,10 +27,11 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Catalog, Entry, ServiceTag};
 use crate::flow::Outcome;
 use crate::pipeline::FileResult;
-use tally::{FlowTally, FLOW_RUN};
+use tally::FlowTally;
 
 pub use coverage::Coverage;
 pub use dns::PrivateEndpointProblem;
+pub use fold::{FlowSample, Folded, InputAudit, InputFold, SampleKey, SAMPLE_FLOWS};
 pub(crate) use judge::middlebox_rst;
 pub use judge::{judge, server_ttls, target_port, Judged, ServerTtls};
 pub use mechanism::Mechanism;
@@ -91,7 +93,19 @@ pub struct Finding {
     /// outcome seen.
     pub worst_outcome: Option<Outcome>,
     pub best_outcome: Option<Outcome>,
+    /// Of the flow that gave the evidence: what orders it among flows of the same start (none
+    /// for a finding read from a document or made of lookups).
+    #[serde(skip)]
+    pub(crate) first_order: Option<FirstOrder>,
 }
+
+/// The rest of a flow's [`crate::flow::order_key`] after its start.
+pub(crate) type FirstOrder = (
+    crate::flow::Proto,
+    crate::flow::Endpoint,
+    crate::flow::Endpoint,
+    u32,
+);
 
 impl Finding {
     /// Takes in `later`, a finding of the same group from flows or documents after this one's:
@@ -105,10 +119,13 @@ impl Finding {
         self.ips.extend(later.ips);
         self.dst_ips.extend(later.dst_ips);
         self.files.extend(later.files);
-        if later.first_ns < self.first_ns {
+        if (later.first_ns, later.first_order) < (self.first_ns, self.first_order)
+            && (later.first_ns < self.first_ns || later.first_order.is_some())
+        {
             self.first_ns = later.first_ns;
             self.first_seen = later.first_seen;
             self.evidence = later.evidence;
+            self.first_order = later.first_order;
         }
         self.confidence = self.confidence.max(later.confidence);
         self.name_guessed &= later.name_guessed;
@@ -190,6 +207,9 @@ pub struct Audit {
     pub per_file: Vec<PerFile>,
     /// Websockets to compute instances and other websocket-capable hosts (see `crate::audit::ws`).
     pub websockets: crate::audit::ws::WsReport,
+    /// What the human reports take of the flows besides the findings (not in the document).
+    #[serde(skip)]
+    pub folded: Folded,
 }
 
 /// An input that failed: not found, not a capture, or not read to its end. The audit of what
@@ -250,77 +270,88 @@ pub(super) type Key = (
     Option<u16>,
 );
 
-/// Judges every flow and lookup of every input.
-pub fn audit(results: &[FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judged>>) {
-    audit_in_runs(results, catalog, FLOW_RUN)
+/// Judges every flow and lookup of every input read whole (its flows in `results`): each
+/// input folded as one epoch, its flows back in `results` afterwards.
+pub fn audit(results: &mut [FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judged>>) {
+    audit_in_epochs(results, catalog, usize::MAX)
 }
 
-/// [`audit`], grouping flows in runs of `run` tallied side by side.
-fn audit_in_runs(
-    results: &[FileResult],
+/// [`audit`], each input's flows folded in epochs of `epoch` flows.
+fn audit_in_epochs(
+    results: &mut [FileResult],
     catalog: &Catalog,
-    run: usize,
+    epoch: usize,
 ) -> (Audit, Vec<Vec<Judged>>) {
-    // Flows (grouped, counted) and DNS lookups (in `flows_tally`'s maps once flows are done).
-    let mut flows_tally = FlowTally::default();
+    let folds = results
+        .iter_mut()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut fold = InputFold::new(i, r.summary.file.clone(), catalog, None, true);
+            let mut flows = std::mem::take(&mut r.flows);
+            while !flows.is_empty() {
+                let rest = flows.split_off(epoch.min(flows.len()));
+                crate::pipeline::FlowSink::flows(&mut fold, flows);
+                flows = rest;
+            }
+            fold.finish()
+        })
+        .collect();
+    audit_inputs(folds, results, catalog)
+}
+
+/// The audit of inputs whose flows were folded as they finished (`folds`, one per input of
+/// `results`, in the same order): their DNS lookups judged, everything put together. The
+/// flows a fold kept (every flow, for an output that lists them) go back into `results`,
+/// with their judgements returned per input.
+pub fn audit_inputs(
+    folds: Vec<InputAudit>,
+    results: &mut [FileResult],
+    catalog: &Catalog,
+) -> (Audit, Vec<Vec<Judged>>) {
+    let mut flows_tally: FlowTally<Box<str>> = FlowTally::default();
     let mut dns_tally = dns::DnsTally::default();
     let mut all_judged = Vec::new();
     let mut per_file = Vec::new();
     let mut ws_connections = Vec::new();
-    for r in results {
-        let file = &r.summary.file;
-        let ttls = server_ttls(&r.flows);
-        // Judging each flow, the websocket view and the DNS join read the same flows and
-        // events and write nothing shared: side by side, and each flow on its own. The
-        // results keep the flows' order, so the audit is the same on any number of threads.
-        let ((ws, judged), lookups) = rayon::join(
-            || {
-                rayon::join(
-                    || crate::audit::ws::connections(r, catalog, &ttls),
-                    || {
-                        r.flows
-                            .par_iter()
-                            .with_min_len(256)
-                            .map(|f| judge(f, catalog, &ttls))
-                            .collect::<Vec<Judged>>()
-                    },
-                )
-            },
-            || crate::names::lookups::lookups(&r.dns, file),
+    let mut folded = Folded::default();
+    for (fold, r) in folds.into_iter().zip(results.iter_mut()) {
+        let InputAudit {
+            file,
+            tally,
+            flows,
+            judged,
+            ttls,
+            usage,
+            folded: input_folded,
+        } = fold;
+        // The websocket view (of the flows it needs, or of every flow when all were kept)
+        // and the DNS join read different things: side by side.
+        let (ws, lookups) = rayon::join(
+            || crate::audit::ws::connections(&flows, &file, catalog, &ttls),
+            || crate::names::lookups::lookups(&r.dns, &r.summary.file),
         );
-        let local_block = crate::names::local_blocks(&lookups, &r.flows);
+        let local_block = crate::names::local_blocks(&lookups, &usage);
         ws_connections.extend(ws);
-        // Runs of flows are grouped side by side, then merged in order.
-        let mut tally = FlowTally::default();
-        let runs: Vec<FlowTally<'_>> = r
-            .flows
-            .par_chunks(run)
-            .zip(judged.par_chunks(run))
-            .map(|(fs, js)| {
-                let mut t = FlowTally::default();
-                t.add(fs, js, file, catalog);
-                t
-            })
-            .collect();
-        for t in runs {
-            tally.merge(t);
-        }
         let mut file_counts = tally.counts.clone();
         flows_tally.merge(tally);
-        all_judged.push(judged);
         // DNS: failed lookups of catalog names, and private-endpoint chains gone public.
         dns_tally.add(
             lookups,
             local_block,
-            file,
+            &file,
             catalog,
             &mut flows_tally,
             &mut file_counts,
         );
         per_file.push(PerFile {
-            file: file.clone(),
+            file,
             counts: counts(file_counts),
         });
+        folded.merge(input_folded);
+        if !judged.is_empty() {
+            r.flows = flows;
+        }
+        all_judged.push(judged);
     }
     let FlowTally {
         groups,
@@ -331,7 +362,7 @@ fn audit_in_runs(
     } = flows_tally;
     let mut groups: BTreeMap<Key, Finding> = groups
         .into_iter()
-        .map(|((v, m, e, name, proto, port), g)| ((v, m, e, name.to_string(), proto, port), g))
+        .map(|((v, m, e, name, proto, port), g)| ((v, m, e, name.into_string(), proto, port), g))
         .collect();
     groups
         .values_mut()
@@ -343,7 +374,7 @@ fn audit_in_runs(
     let coverage = coverage::of_entries(catalog, &per_entry);
     for (key, g) in groups.iter_mut() {
         let entry = key.2;
-        if let Some((w, b)) = span.get(&(entry, g.name.as_str())) {
+        if let Some((w, b)) = span.get(&(entry, Box::<str>::from(g.name.as_str()))) {
             g.worst_outcome = Some(*w);
             g.best_outcome = Some(*b);
         }
@@ -367,6 +398,7 @@ fn audit_in_runs(
                 instances: crate::audit::ws::instances(&ws_connections),
                 connections: ws_connections,
             },
+            folded,
         },
         all_judged,
     )
@@ -413,8 +445,8 @@ mod tests {
         let flows: usize = results.iter().map(|r| r.flows.len()).sum();
         assert!(flows > 200, "{flows}");
         let catalog = crate::catalog::Catalog::builtin();
-        let json = |run| {
-            let (a, _) = super::audit_in_runs(&results, &catalog, run);
+        let mut json = |run| {
+            let (a, _) = super::audit_in_epochs(&mut results, &catalog, run);
             serde_json::to_string(&a).unwrap()
         };
         let whole = json(usize::MAX);

@@ -392,6 +392,7 @@ pub fn rules_for_needs(needs: &[Needed]) -> Rules {
             name_guessed: false,
             worst_outcome: None,
             best_outcome: None,
+            first_order: None,
         })
         .collect();
     let refs: Vec<&Finding> = findings.iter().collect();
@@ -474,6 +475,7 @@ mod tests {
             name_guessed: false,
             worst_outcome: None,
             best_outcome: None,
+            first_order: None,
         }
     }
 

@@ -50,32 +50,64 @@ fn add_counts(to: &mut BTreeMap<&'static str, u64>, more: BTreeMap<&'static str,
 /// Flows per run grouped side by side (see [`FlowTally`]).
 pub(super) const FLOW_RUN: usize = 4096;
 
-/// A group's [`Key`] while flows are grouped, the name borrowed from the flows.
-pub(super) type FlowKey<'a> = (
+/// A group's [`Key`] while flows are grouped: the name borrowed from the flows (`&str`) while
+/// a run of them is tallied, owned (`Box<str>`) once the runs are folded into an input's tally.
+pub(super) type FlowKey<N> = (
     Verdict,
     Option<Mechanism>,
     Option<usize>,
-    &'a str,
+    N,
     &'static str,
     Option<u16>,
 );
 
-/// What grouping and counting a run of flows gives. Runs are tallied side by side and merged
-/// in order, which gives what one pass over the flows in order would: a group keeps the
-/// fields of its first flow, and the evidence and time of its earliest-starting one (the
-/// first of them on a tie).
-#[derive(Default)]
-pub(super) struct FlowTally<'a> {
-    pub(super) groups: rustc_hash::FxHashMap<FlowKey<'a>, Finding>,
+/// What grouping and counting flows gives. Tallies of runs (or epochs) of flows merge in any
+/// order to what one pass over the flows would give: every field of a group is the same for
+/// each of its flows or folded by a rule that does not depend on their order (counts add up,
+/// sets join, the surest confidence and the widest outcome span win, and the evidence and
+/// time are those of the earliest start, the first in [`crate::flow::order`] on a tie).
+pub(super) struct FlowTally<N> {
+    pub(super) groups: rustc_hash::FxHashMap<FlowKey<N>, Finding>,
     pub(super) counts: BTreeMap<&'static str, u64>,
     pub(super) per_entry: BTreeMap<usize, EntryTally>,
     pub(super) placeholders_seen: BTreeMap<String, BTreeSet<String>>,
     /// The worst and best outcome per (entry, name), over every named flow whatever its
     /// verdict (entry ids are unique, so the index stands for the id).
-    pub(super) span: rustc_hash::FxHashMap<(Option<usize>, &'a str), (Outcome, Outcome)>,
+    pub(super) span: rustc_hash::FxHashMap<(Option<usize>, N), (Outcome, Outcome)>,
 }
 
-impl<'a> FlowTally<'a> {
+impl<N> Default for FlowTally<N> {
+    fn default() -> Self {
+        FlowTally {
+            groups: Default::default(),
+            counts: BTreeMap::new(),
+            per_entry: BTreeMap::new(),
+            placeholders_seen: BTreeMap::new(),
+            span: Default::default(),
+        }
+    }
+}
+
+impl<'a> FlowTally<&'a str> {
+    /// The tally with its names owned, to outlive the flows it was made of.
+    pub(super) fn owned(self) -> FlowTally<Box<str>> {
+        FlowTally {
+            groups: self
+                .groups
+                .into_iter()
+                .map(|((v, m, e, n, p, port), g)| ((v, m, e, n.into(), p, port), g))
+                .collect(),
+            counts: self.counts,
+            per_entry: self.per_entry,
+            placeholders_seen: self.placeholders_seen,
+            span: self
+                .span
+                .into_iter()
+                .map(|((e, n), s)| ((e, n.into()), s))
+                .collect(),
+        }
+    }
+
     /// Tallies `flows` (of `file`) with their judgements.
     pub(super) fn add(
         &mut self,
@@ -155,6 +187,7 @@ impl<'a> FlowTally<'a> {
                 name_guessed: guessed,
                 worst_outcome: None,
                 best_outcome: None,
+                first_order: Some(order(f)),
             });
             // The group is as sure as its least sure flow, and a guess only while every flow
             // of it is one.
@@ -165,16 +198,25 @@ impl<'a> FlowTally<'a> {
             if !g.files.contains(file) {
                 g.files.insert(file.to_string());
             }
-            if f.first_ns < g.first_ns {
+            if (f.first_ns, Some(order(f))) < (g.first_ns, g.first_order) {
                 g.first_ns = f.first_ns;
                 g.first_seen = rfc3339(f.first_ns);
                 g.evidence = j.evidence.clone();
+                g.first_order = Some(order(f));
             }
         }
     }
+}
 
-    /// Adds the tally of the flows that come after this one's.
-    pub(super) fn merge(&mut self, later: FlowTally<'a>) {
+/// What breaks a tie between flows of the same start (the rest of [`crate::flow::order_key`]).
+fn order(f: &Described) -> super::FirstOrder {
+    let (_, proto, client, server, tunnel) = crate::flow::order_key(f);
+    (proto, client, server, tunnel)
+}
+
+impl<N: std::hash::Hash + Eq> FlowTally<N> {
+    /// Adds the tally of other flows.
+    pub(super) fn merge(&mut self, later: FlowTally<N>) {
         for (k, g) in later.groups {
             match self.groups.entry(k) {
                 std::collections::hash_map::Entry::Vacant(v) => {
@@ -240,6 +282,7 @@ mod tests {
             name_guessed: false,
             worst_outcome: None,
             best_outcome: None,
+            first_order: None,
         };
         let key = (
             Verdict::RequiredBlocked,

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::inputs::{catalog_and_inputs, name_by_tags, with_threads};
+use super::inputs::{load_catalog, progress_wanted, read_inputs_into, with_threads};
 use super::{exit_code, fails, written, AuditArgs, ColorWhen, Error, Exit};
 use crate::pipeline::FileResult;
 use crate::report::audit::FailedInput;
@@ -15,9 +15,27 @@ pub(super) fn audit(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
 
 fn audit_in_pool(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
     let tags = args.tags.load()?;
-    let (catalog, read) = catalog_and_inputs(&args.catalog, &args.inputs, &args.table, args.quiet)?;
+    let catalog = load_catalog(&args.catalog)?;
+    // Each input's flows are judged and folded as they finish; they stay only for NDJSON,
+    // which lists every one.
+    let keep = args.output.format == crate::report::audit::AuditFormat::Ndjson;
+    let (read, folds) = read_inputs_into(
+        &args.inputs,
+        &args.table,
+        progress_wanted(args.quiet),
+        |k, input| {
+            Some(crate::audit::InputFold::new(
+                k,
+                input.display(),
+                &catalog,
+                tags.as_ref(),
+                keep,
+            ))
+        },
+    );
+    read.some_read()?;
+    let folds = folds.into_iter().flatten().map(|f| f.finish()).collect();
     let (mut results, notes, failed) = (read.results, read.notes, read.failed);
-    name_by_tags(&mut results, tags.as_ref());
     let opts = ReportOpts {
         format: args.output.format,
         fail_on: args.output.fail_on,
@@ -28,7 +46,7 @@ fn audit_in_pool(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
         color,
         html: args.html.as_deref(),
     };
-    let code = report_audit(&results, &notes, &failed, &catalog, &opts);
+    let code = report_audit(&mut results, Some(folds), &notes, &failed, &catalog, &opts);
     // The process ends here: freeing every flow and DNS message one by one would only cost time.
     std::mem::forget(results);
     code
@@ -52,11 +70,13 @@ pub(super) struct ReportOpts<'a> {
 }
 
 /// Audits read inputs against the catalog, writes the report to stdout (and notes, summaries
-/// and errors to stderr) and returns the exit code. `failed` are the inputs that failed (the
-/// report then says the audit is incomplete, and the exit code is 2). Shared by `audit` and
-/// `live`.
+/// and errors to stderr) and returns the exit code. `folds`: the inputs' flows folded as they
+/// were read (one per result), else the flows are in `results`. `failed` are the inputs that
+/// failed (the report then says the audit is incomplete, and the exit code is 2). Shared by
+/// `audit` and `live`.
 pub(super) fn report_audit(
-    results: &[FileResult],
+    results: &mut [FileResult],
+    folds: Option<Vec<crate::audit::InputAudit>>,
     notes: &[String],
     failed: &[FailedInput],
     catalog: &crate::catalog::Catalog,
@@ -76,7 +96,11 @@ pub(super) fn report_audit(
     for n in notes {
         let _ = writeln!(err, "{n}");
     }
-    let (report, judged) = crate::audit::audit(results, catalog);
+    let (report, judged) = match folds {
+        Some(folds) => crate::audit::audit_inputs(folds, results, catalog),
+        None => crate::audit::audit(results, catalog),
+    };
+    let results: &[FileResult] = results;
     let stdout = io::stdout();
     let color = format == crate::report::audit::AuditFormat::Text
         && color.wanted(std::io::IsTerminal::is_terminal(&stdout));

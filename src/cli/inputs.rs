@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::{Error, TableArgs};
 use crate::capture::{expand_inputs, Input};
-use crate::pipeline::{analyze_input_with, FileResult};
+use crate::pipeline::{analyze_input_into, FileResult, FlowSink};
 use crate::report::audit::FailedInput;
 use crate::report::escape_terminal;
 
@@ -88,6 +88,26 @@ impl ReadInputs {
 /// input split among its share of them) and returns the results in input order, with notes
 /// about inputs that could not even be listed and the inputs that failed.
 pub fn read_inputs(inputs: &[PathBuf], table: &TableArgs, progress: bool) -> ReadInputs {
+    read_inputs_into(inputs, table, progress, |_, _| None::<NoSink>).0
+}
+
+/// No sink: every flow stays in the result.
+pub enum NoSink {}
+
+impl FlowSink for NoSink {
+    fn flows(&mut self, _: Vec<Box<crate::proto::Described>>) {
+        match *self {}
+    }
+}
+
+/// [`read_inputs`], handing each input's flows to the sink `make` gives for it (its index
+/// among the results, and the input) as they finish; returns the sinks too, in input order.
+pub fn read_inputs_into<F: FlowSink>(
+    inputs: &[PathBuf],
+    table: &TableArgs,
+    progress: bool,
+    make: impl Fn(usize, &Input) -> Option<F> + Sync,
+) -> (ReadInputs, Vec<Option<F>>) {
     let (cfg, threads) = (&table.config(), table.threads);
     let (list, skipped, missing) = expand_inputs(inputs);
     let mut notes = Vec::new();
@@ -106,18 +126,26 @@ pub fn read_inputs(inputs: &[PathBuf], table: &TableArgs, progress: bool) -> Rea
     }
     let done = AtomicUsize::new(0);
     let per_input = workers_per_input(threads, list.len());
-    let run = || -> Vec<FileResult> {
+    let run = || -> (Vec<FileResult>, Vec<Option<F>>) {
         list.par_iter()
-            .map(|i| {
-                let r = analyze_input_with(i, cfg, per_input, table.mmap);
+            .enumerate()
+            .map(|(k, i)| {
+                let mut sink = make(k, i);
+                let r = analyze_input_into(
+                    i,
+                    cfg,
+                    per_input,
+                    table.mmap,
+                    sink.as_mut().map(|s| s as &mut dyn FlowSink),
+                );
                 done.fetch_add(1, Relaxed);
-                r
+                (r, sink)
             })
-            .collect()
+            .unzip()
     };
     let finished = AtomicBool::new(false);
     // Results come back in input order whatever the number of threads.
-    let results = std::thread::scope(|scope| {
+    let (results, sinks) = std::thread::scope(|scope| {
         if progress {
             scope.spawn(|| show_progress(&list, &done, &finished));
         }
@@ -126,13 +154,16 @@ pub fn read_inputs(inputs: &[PathBuf], table: &TableArgs, progress: bool) -> Rea
         r
     });
     failed.extend(FailedInput::of(&results));
-    ReadInputs {
-        results,
-        notes,
-        failed,
-        named: inputs.to_vec(),
-        skipped: skipped.len(),
-    }
+    (
+        ReadInputs {
+            results,
+            notes,
+            failed,
+            named: inputs.to_vec(),
+            skipped: skipped.len(),
+        },
+        sinks,
+    )
 }
 
 /// Runs `f` on a pool of `threads` threads (`--threads`), or on the current pool when that is
@@ -248,11 +279,17 @@ pub(super) fn catalog_and_inputs(
     table: &TableArgs,
     quiet: bool,
 ) -> Result<(crate::catalog::Catalog, ReadInputs), Error> {
-    // The catalog's error escapes its own wire text already.
-    let catalog = opts.load().map_err(|e| Error::Message(e.to_string()))?;
+    let catalog = load_catalog(opts)?;
     let read = read_inputs(inputs, table, progress_wanted(quiet));
     read.some_read()?;
     Ok((catalog, read))
+}
+
+/// The catalog `opts` name (its error escapes its own wire text already).
+pub(super) fn load_catalog(
+    opts: &crate::catalog::CatalogOptions,
+) -> Result<crate::catalog::Catalog, Error> {
+    opts.load().map_err(|e| Error::Message(e.to_string()))
 }
 
 #[cfg(test)]

@@ -81,6 +81,8 @@ fn report(
         counts: merged.counts,
         per_file: merged.per_file,
         websockets: merged.websockets,
+        // A document holds no flows.
+        folded: Default::default(),
     };
     crate::report::audit::write_audit(
         out,

@@ -17,22 +17,52 @@
 
 use std::net::IpAddr;
 
-use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::lookups::Lookup;
 use crate::proto::Described;
+
 /// What the resolved names of one input have in common with its flows.
 #[derive(Debug, Default)]
 struct Resolved<'a> {
     /// Per name: its first answer and every address its answers gave.
     names: FxHashMap<&'a str, (i64, FxHashSet<IpAddr>)>,
-    /// Per address: the names that resolved to it.
-    by_addr: FxHashMap<IpAddr, Vec<&'a str>>,
 }
 
-/// For each lookup: whether it is a local block (see the module docs).
-pub fn local_blocks(lookups: &[Lookup<'_>], flows: &[Box<Described>]) -> Vec<bool> {
+/// What the local-block check asks of an input's flows, taken in as they finish: the
+/// names they carried, the latest moment a flow to each server address was alive, and until
+/// when a flow whose name the capture cut was.
+#[derive(Debug, Default)]
+pub struct Usage {
+    names: FxHashSet<Box<str>>,
+    last_by_addr: FxHashMap<IpAddr, i64>,
+    cut_unnamed_until: Option<i64>,
+}
+
+impl Usage {
+    pub fn add(&mut self, f: &Described) {
+        if let Some(n) = f.facts.name.as_deref() {
+            if !self.names.contains(n) {
+                self.names.insert(n.into());
+            }
+        }
+        let last = self.last_by_addr.entry(f.server.ip).or_insert(f.last_ns);
+        *last = (*last).max(f.last_ns);
+        let cut_unnamed = f.cut_packets > 0
+            && matches!(
+                f.facts.name_source,
+                None | Some(crate::proto::facts::NameSource::Address)
+            )
+            && f.server.port != 53;
+        if cut_unnamed {
+            self.cut_unnamed_until = self.cut_unnamed_until.max(Some(f.last_ns));
+        }
+    }
+}
+
+/// For each lookup: whether it is a local block (see the module docs), given what the
+/// input's flows showed (`usage`).
+pub fn local_blocks(lookups: &[Lookup<'_>], usage: &Usage) -> Vec<bool> {
     let mut r = Resolved::default();
     let unread: FxHashSet<&str> = lookups
         .iter()
@@ -49,48 +79,24 @@ pub fn local_blocks(lookups: &[Lookup<'_>], flows: &[Box<Described>]) -> Vec<boo
     if r.names.is_empty() {
         return vec![false; lookups.len()];
     }
-    for (name, (_, addrs)) in &r.names {
-        for a in addrs {
-            r.by_addr.entry(*a).or_default().push(name);
-        }
-    }
     // A flow whose name the capture cut (its hello or request cut by the snap length, so it
     // is named by address or not at all) may have used any name: none resolved before its
     // end is called a local block.
-    let cut_unnamed_until = flows
+    let cut_unnamed_until = usage.cut_unnamed_until;
+    // A name is used when a flow carried it, or when a connection to an address it resolved
+    // to was alive at or after its first answer (one that began before the lookup, too: a
+    // capture may start in its middle).
+    let used: FxHashSet<&str> = r
+        .names
         .iter()
-        .filter(|f| {
-            f.cut_packets > 0
-                && matches!(
-                    f.facts.name_source,
-                    None | Some(crate::proto::facts::NameSource::Address)
-                )
-                && f.server.port != 53
+        .filter(|(name, (first, addrs))| {
+            usage.names.contains(**name)
+                || addrs
+                    .iter()
+                    .any(|a| usage.last_by_addr.get(a).is_some_and(|last| last >= first))
         })
-        .map(|f| f.last_ns)
-        .max();
-    let used: FxHashSet<&str> = flows
-        .par_iter()
-        .with_min_len(1024)
-        .fold(FxHashSet::default, |mut used, f| {
-            if let Some(n) = f.facts.name.as_deref() {
-                if let Some((k, _)) = r.names.get_key_value(n) {
-                    used.insert(*k);
-                }
-            }
-            for n in r.by_addr.get(&f.server.ip).into_iter().flatten() {
-                // A connection alive at or after the first answer used it (one that began
-                // before the lookup, too: a capture may start in its middle).
-                if r.names.get(n).is_some_and(|(first, _)| f.last_ns >= *first) {
-                    used.insert(*n);
-                }
-            }
-            used
-        })
-        .reduce(FxHashSet::default, |mut a, b| {
-            a.extend(b);
-            a
-        });
+        .map(|(name, _)| *name)
+        .collect();
     lookups
         .iter()
         .map(|l| {

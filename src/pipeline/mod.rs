@@ -11,6 +11,7 @@ pub mod summary;
 pub mod worker;
 
 pub use split::MAX_WORKERS;
+pub use stream::FlowSink;
 pub(crate) use summary::finish_result;
 pub use summary::{DnsEvent, FileResult, FileSummary, FragmentCounts, SkipCounts};
 pub(crate) use worker::{SweepClock, Worker};
@@ -33,13 +34,25 @@ pub fn analyze_input_with(
     workers: usize,
     map: bool,
 ) -> FileResult {
+    analyze_input_into(input, cfg, workers, map, None)
+}
+
+/// Like [`analyze_input_with`], handing the flows to `sink` as they finish (the result then
+/// holds none).
+pub fn analyze_input_into(
+    input: &Input,
+    cfg: &FlowConfig,
+    workers: usize,
+    map: bool,
+    sink: Option<&mut dyn FlowSink>,
+) -> FileResult {
     let name = input.display();
     let opened = match input {
         Input::File(p) if map => CaptureReader::open_mmap(p),
         _ => open_input(input),
     };
     match opened {
-        Ok(reader) => split::analyze_reader_split(name, reader, cfg, workers),
+        Ok(reader) => split::analyze_reader_split_into(name, reader, cfg, workers, sink),
         Err(e) => {
             let mut summary = FileSummary::empty(name.clone());
             summary.error = Some(format!("{name}: {e}"));
@@ -68,7 +81,7 @@ pub(crate) fn report_bytes(reader: &CaptureReader, reported: &mut u64) {
 
 /// Reads an opened capture to the end and returns its flows (on this thread).
 pub fn analyze_reader(name: String, reader: CaptureReader, cfg: &FlowConfig) -> FileResult {
-    read_all(name, reader, cfg, None)
+    read_all(name, reader, cfg, None, None)
 }
 
 /// A consumer of snapshots of an input still being read (see [`analyze_reader_viewed`]).
@@ -87,7 +100,7 @@ pub fn analyze_reader_viewed(
     every: std::time::Duration,
     view: View<'_>,
 ) -> FileResult {
-    read_all(name, reader, cfg, Some((every, view)))
+    read_all(name, reader, cfg, Some((every, view)), None)
 }
 
 fn read_all(
@@ -95,11 +108,12 @@ fn read_all(
     mut reader: CaptureReader,
     cfg: &FlowConfig,
     mut view: Option<(std::time::Duration, View<'_>)>,
+    sink: Option<&mut dyn FlowSink>,
 ) -> FileResult {
     let mut worker = Worker::new(cfg, 1);
     // Flows go on as they finish, epoch by epoch; a live view's snapshots need every flow in
     // the worker, so there the whole input is one epoch at the end.
-    let mut stream = stream::Stream::new(1);
+    let mut stream = stream::Stream::new(1, sink);
     let epochs = view.is_none();
     let mut clock = SweepClock::default();
     let mut reported = 0u64;
@@ -117,7 +131,7 @@ fn read_all(
                     vec![part],
                     SkipCounts::default(),
                     None,
-                    stream::Stream::new(1),
+                    stream::Stream::new(1, None),
                 ));
                 let cost = now.elapsed();
                 if !every.is_zero() {

@@ -243,20 +243,32 @@ impl Lane {
 /// except which flows are evicted when the live-flow cap is reached (see the module notes).
 pub fn analyze_reader_split(
     name: String,
-    mut reader: CaptureReader,
+    reader: CaptureReader,
     cfg: &FlowConfig,
     workers: usize,
 ) -> FileResult {
+    analyze_reader_split_into(name, reader, cfg, workers, None)
+}
+
+/// Like [`analyze_reader_split`], handing the flows to `sink` as they finish (see
+/// [`super::FlowSink`]).
+pub fn analyze_reader_split_into(
+    name: String,
+    mut reader: CaptureReader,
+    cfg: &FlowConfig,
+    workers: usize,
+    sink: Option<&mut dyn super::FlowSink>,
+) -> FileResult {
     let n = workers.clamp(1, MAX_WORKERS);
     if n == 1 {
-        return super::analyze_reader(name, reader, cfg);
+        return super::read_all(name, reader, cfg, None, sink);
     }
     let mut skipped = SkipCounts::default();
     // A mapped input: workers read frames where they lie, the reader copies nothing.
     let mapped = reader.map();
     let map: &[u8] = mapped.as_deref().map_or(&[], |m| &m[..]);
     // Epochs: the reading thread's worker is 0, the others 1.. in the order of their lanes.
-    let mut stream = Stream::new(n);
+    let mut stream = Stream::new(n, sink);
     let (epoch_tx, epoch_rx) = channel::<(usize, Epoch)>();
     let (error, parts) = std::thread::scope(|scope| {
         let mut lanes = Vec::with_capacity(n);

@@ -18,23 +18,37 @@ use crate::proto::Described;
 #[allow(clippy::vec_box)]
 pub(crate) type Finished = Vec<Box<Described>>;
 
-/// An input's epochs, joined in order and named.
-pub(crate) struct Stream {
+/// What takes an input's flows as they finish: every epoch's, named, in flow order (the
+/// audit judges and folds them there, so that they need not stay).
+pub trait FlowSink: Send {
+    fn flows(&mut self, flows: Finished);
+}
+
+/// An input's epochs, joined in order and named; handed to a [`FlowSink`] if there is one,
+/// else collected.
+pub(crate) struct Stream<'s> {
+    sink: Option<&'s mut dyn FlowSink>,
     namer: Namer,
     /// Per worker, its epochs not yet joined (a worker may be a few sweeps ahead of another).
     queues: Vec<VecDeque<Epoch>>,
     flows: Finished,
     dns: Vec<DnsEvent>,
+    /// Flows alive after the last epoch joined, and the most alive at once so far.
+    live: u64,
+    peak: u64,
 }
 
-impl Stream {
-    /// A stream of the epochs of `workers` workers.
-    pub(crate) fn new(workers: usize) -> Stream {
+impl<'s> Stream<'s> {
+    /// A stream of the epochs of `workers` workers, its flows handed to `sink` if given.
+    pub(crate) fn new(workers: usize, sink: Option<&'s mut dyn FlowSink>) -> Stream<'s> {
         Stream {
+            sink,
             namer: Namer::default(),
             queues: (0..workers.max(1)).map(|_| VecDeque::new()).collect(),
             flows: Vec::new(),
             dns: Vec::new(),
+            live: 0,
+            peak: 0,
         }
     }
 
@@ -63,7 +77,11 @@ impl Stream {
         let mut flows: Finished = Vec::new();
         let (mut udp, mut tcp) = (Vec::new(), Vec::new());
         let mut seen = crate::names::Sightings::default();
+        // (frame, 0 = finished / 1 = created): every flow created or finished in this epoch,
+        // as [`crate::flow::peak_live`] orders them over a whole input.
+        let mut lives: Vec<(u64, u8)> = Vec::new();
         for p in parts {
+            lives.extend(p.created.iter().map(|&c| (c, 1)));
             if flows.is_empty() {
                 flows = p.flows;
             } else {
@@ -73,23 +91,41 @@ impl Stream {
             tcp.extend(p.tcp_dns);
             seen.extend(p.seen);
         }
+        lives.extend(
+            flows
+                .iter()
+                .filter(|f| f.life.1 != u64::MAX)
+                .map(|f| (f.life.1, 0)),
+        );
+        lives.sort_unstable();
+        for (_, created) in lives {
+            if created == 1 {
+                self.live += 1;
+                self.peak = self.peak.max(self.live);
+            } else {
+                self.live = self.live.saturating_sub(1);
+            }
+        }
         crate::flow::sort_flows(&mut flows);
         let kept = self.namer.epoch(&mut flows, udp, tcp, seen);
-        if self.flows.is_empty() {
+        self.dns.extend(kept);
+        if let Some(sink) = self.sink.as_deref_mut() {
+            sink.flows(flows);
+        } else if self.flows.is_empty() {
             self.flows = flows;
         } else {
             self.flows.extend(flows);
         }
-        self.dns.extend(kept);
     }
 
-    /// The named flows in [`crate::flow::order`] and the DNS messages in time order, once
-    /// every worker handed on its last epoch (a worker that handed on fewer epochs than the
+    /// The named flows in [`crate::flow::order`] (none when a sink took them), the DNS
+    /// messages in time order and the most flows alive at once, once every worker handed on
+    /// its last epoch (a worker that handed on fewer epochs than the
     /// others, which cannot happen, has its epochs joined with the others' last).
-    pub(crate) fn finish(mut self) -> (Finished, Vec<DnsEvent>) {
+    pub(crate) fn finish(mut self) -> (Finished, Vec<DnsEvent>, u64) {
         self.join_ready(true);
         crate::flow::sort_flows(&mut self.flows);
         self.dns.sort_by(crate::names::dns_order);
-        (self.flows, self.dns)
+        (self.flows, self.dns, self.peak)
     }
 }

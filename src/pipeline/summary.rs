@@ -145,8 +145,8 @@ impl SkipCounts {
 /// its named flows and DNS messages (`named`, from [`Stream::finish`]). Any epoch still in a
 /// part goes through the stream first: a part that kept every flow (a live view's snapshot)
 /// is the whole input as one epoch. `skipped` holds what the reader skipped itself; `peak`
-/// is the table's own peak when one table held every flow (else it is counted from the flows'
-/// lives).
+/// is the table's own peak when one table held every flow (else the stream counted it from the
+/// flows' lives).
 pub(crate) fn finish_result(
     name: String,
     reader: &CaptureReader,
@@ -159,7 +159,7 @@ pub(crate) fn finish_result(
     for (i, p) in parts.iter_mut().enumerate() {
         stream.push(i, std::mem::take(&mut p.epoch));
     }
-    let (flows, dns) = stream.finish();
+    let (flows, dns, stream_peak) = stream.finish();
     let mut summary = FileSummary::empty(name.clone());
     let mut frag = DefragStats::default();
     let mut table = TableStats::default();
@@ -180,7 +180,7 @@ pub(crate) fn finish_result(
         table.other_proto += p.table.other_proto;
         table.reassembly_budget_exhausted |= p.table.reassembly_budget_exhausted;
     }
-    table.peak_live = peak.unwrap_or_else(|| crate::flow::peak_live(&flows));
+    table.peak_live = peak.unwrap_or(stream_peak);
     let st = reader.stats();
     summary.format = Some(reader.format().name().into());
     summary.compression = Some(reader.compression());

@@ -64,6 +64,9 @@ pub(crate) struct Worker {
     seen: crate::names::Sightings,
     /// DNS-over-TCP flows still alive that handed on messages: how many of each direction.
     tcp_dns_done: rustc_hash::FxHashMap<FlowId, [usize; 2]>,
+    /// Frame numbers of the flows created since the last epoch, and how many were created.
+    created: Vec<u64>,
+    flows_created: u64,
 }
 
 /// A flow told apart from any other of the input: its endpoints, tunnel and start.
@@ -92,6 +95,8 @@ pub(crate) struct Epoch {
     pub(super) udp_dns: Vec<(u64, DnsEvent)>,
     pub(super) tcp_dns: Vec<DnsEvent>,
     pub(super) seen: crate::names::Sightings,
+    /// The frame numbers at which flows were created (for the most flows alive at once).
+    pub(super) created: Vec<u64>,
 }
 
 /// What one worker produced: its last epoch (all of the input when no epoch was taken) and
@@ -131,6 +136,8 @@ impl Worker {
             frag_now: i64::MIN,
             seen: Default::default(),
             tcp_dns_done: Default::default(),
+            created: Vec::new(),
+            flows_created: 0,
         }
     }
 
@@ -223,6 +230,11 @@ impl Worker {
                 self.skipped.count(skip)
             }
         }
+        let created = self.table.stats().flows;
+        while self.flows_created < created {
+            self.created.push(seq);
+            self.flows_created += 1;
+        }
         if !self.pending.is_empty() {
             self.finish_pending();
         }
@@ -253,6 +265,7 @@ impl Worker {
             udp_dns: std::mem::take(&mut self.udp_dns),
             tcp_dns: std::mem::take(&mut self.tcp_dns),
             seen: std::mem::take(&mut self.seen),
+            created: std::mem::take(&mut self.created),
         }
     }
 
@@ -292,6 +305,7 @@ impl Worker {
                 udp_dns: self.udp_dns.clone(),
                 tcp_dns: tcp_msgs,
                 seen: self.seen.clone(),
+                created: self.created.clone(),
             },
             truncated: self.truncated,
             skipped: self.skipped.clone(),

@@ -367,20 +367,6 @@ fn kinds_text(kinds: &std::collections::BTreeMap<&'static str, u64>) -> String {
         .join(", ")
 }
 
-/// What kind of traffic a flow without a name is, by protocol and server port.
-fn unattributed_kind(f: &crate::proto::Described) -> &'static str {
-    match (f.proto, f.server.port) {
-        (_, 53) => "DNS",
-        (_, 5353) => "mDNS",
-        (_, 5355) => "LLMNR",
-        (_, 137 | 138) => "NetBIOS",
-        (_, 67 | 68 | 546 | 547) => "DHCP",
-        (_, 123) => "NTP",
-        (_, 1900) => "SSDP",
-        _ => "other",
-    }
-}
-
 pub(super) fn plural_u64(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -453,17 +439,6 @@ impl<'a> Sections<'a> {
             .iter()
             .filter(|i| i.problem != "healthy")
             .collect();
-        let mut unattributed = std::collections::BTreeMap::new();
-        for f in results.iter().flat_map(|r| &r.flows) {
-            // ICMP echo is counted on its own (the summary's "ICMP echo"), never judged.
-            let icmp = matches!(
-                f.proto,
-                crate::flow::Proto::Icmp | crate::flow::Proto::Icmpv6
-            );
-            if f.facts.name.is_none() && !icmp {
-                *unattributed.entry(unattributed_kind(f)).or_insert(0) += 1;
-            }
-        }
         Sections {
             headline: headline(a, results, websocket_problems.len()),
             undecoded: results
@@ -495,7 +470,8 @@ impl<'a> Sections<'a> {
                 .iter()
                 .filter(|i| i.problem == "healthy")
                 .collect(),
-            unattributed,
+            // ICMP echo is counted on its own (the summary's "ICMP echo"), never judged.
+            unattributed: a.folded.unattributed.clone(),
             summary: summary_counts(a),
         }
     }

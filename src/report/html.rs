@@ -6,7 +6,6 @@
 //! reads without JavaScript; the script only adds sorting and filtering to the long tables.
 //! Nothing in it depends on the time of the run, so the same capture gives the same page.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 
 use super::audit::{
@@ -14,7 +13,8 @@ use super::audit::{
     AuditView, AuditWriter,
 };
 use crate::audit::ws::{WsFlow, WsInstance};
-use crate::audit::{Finding, Mechanism, Verdict};
+use crate::audit::{Finding, FlowSample, Mechanism, SAMPLE_FLOWS};
+use crate::flow::Proto;
 use crate::text::escape_html as esc;
 
 /// The audit as a self-contained HTML page.
@@ -28,8 +28,6 @@ impl AuditWriter for Html {
 
 /// Rows of a table beyond which the rest is only counted (the JSON has every one).
 const MAX_ROWS: usize = 2000;
-/// Flows listed under one blocked finding.
-const MAX_FLOWS: usize = 50;
 /// Connections drawn in one instance's timeline.
 const MAX_BARS: usize = 200;
 
@@ -247,38 +245,6 @@ fn page(out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
     writeln!(out, "<script>{SCRIPT}</script>\n</body>\n</html>")
 }
 
-/// What groups a blocked flow under its finding (as the audit's tally groups them, less the
-/// entry, which one name and port always share).
-type FlowKey<'a> = (Verdict, Option<Mechanism>, &'a str, &'a str, u16);
-
-/// The flows of every blocked catalog host, by finding: (input, flow) indices.
-fn blocked_flows<'a>(v: &AuditView<'a>) -> HashMap<FlowKey<'a>, Vec<(usize, usize)>> {
-    let mut by: HashMap<FlowKey<'a>, Vec<(usize, usize)>> = HashMap::new();
-    for (i, (r, js)) in v.results.iter().zip(v.judged).enumerate() {
-        for (k, (f, j)) in r.flows.iter().zip(js).enumerate() {
-            if !matches!(
-                j.verdict,
-                Verdict::RequiredBlocked | Verdict::OptionalBlocked
-            ) {
-                continue;
-            }
-            let name = f.facts.name.as_deref().unwrap_or_default();
-            let key = (
-                j.verdict,
-                j.mechanism,
-                name,
-                f.proto.name(),
-                crate::audit::target_port(f),
-            );
-            let list = by.entry(key).or_default();
-            if list.len() < MAX_FLOWS {
-                list.push((i, k));
-            }
-        }
-    }
-    by
-}
-
 fn blocked(out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
     let sec = &v.sections;
     open_section(
@@ -298,7 +264,6 @@ fn blocked(out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
         )
         .and_then(|_| writeln!(out, "</section>"));
     }
-    let flows = blocked_flows(v);
     for (n, f) in sec.blocked.iter().enumerate() {
         if n == MAX_ROWS {
             more(out, n, sec.blocked.len(), "findings")?;
@@ -354,50 +319,41 @@ fn blocked(out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
             "<dt>inputs</dt><dd class=\"name\">{}</dd>\n</dl>",
             files.join(", ")
         )?;
-        let key = (
-            f.verdict,
-            f.mechanism,
-            f.name.as_str(),
-            f.proto.as_ref(),
-            f.dst_port.unwrap_or(0),
-        );
-        if let Some(list) = flows.get(&key).filter(|_| f.flows > 0) {
-            flow_table(out, v, list, f.flows)?;
+        // A finding read back from a document has no flows, nor a sample.
+        let proto = [Proto::Tcp, Proto::Udp, Proto::Icmp, Proto::Icmpv6]
+            .into_iter()
+            .find(|p| p.name() == f.proto);
+        let sample = proto.and_then(|p| {
+            let key = (f.verdict, f.mechanism, p, f.dst_port.unwrap_or(0));
+            v.audit.folded.sample(&f.name, &key)
+        });
+        if let Some(list) = sample.filter(|_| f.flows > 0) {
+            flow_table(out, list, f.flows)?;
         }
         writeln!(out, "</details>")?;
     }
     writeln!(out, "</section>")
 }
 
-/// The flows of one finding: input, client, server, outcome, how long, what it says.
-fn flow_table(
-    out: &mut dyn Write,
-    v: &AuditView<'_>,
-    list: &[(usize, usize)],
-    total: u64,
-) -> io::Result<()> {
+/// The flows of one finding (the first of them in input and flow order, as the audit kept
+/// them): input, client, server, outcome, how long, what it says.
+fn flow_table(out: &mut dyn Write, list: &[FlowSample], total: u64) -> io::Result<()> {
     writeln!(
         out,
         "<table class=\"flows\"><thead><tr><th>input</th><th>client</th><th>server</th><th>outcome</th><th>duration</th><th>evidence</th></tr></thead><tbody>"
     )?;
     let mut shown = 0usize;
-    for &(i, k) in list.iter().take(MAX_FLOWS) {
-        let (Some(r), Some(js)) = (v.results.get(i), v.judged.get(i)) else {
-            continue;
-        };
-        let (Some(f), Some(j)) = (r.flows.get(k), js.get(k)) else {
-            continue;
-        };
+    for f in list.iter().take(SAMPLE_FLOWS) {
         shown += 1;
         writeln!(
             out,
             "<tr><td class=\"name\">{}</td><td class=\"name\">{}</td><td class=\"name\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
-            esc(&r.summary.file),
+            esc(&f.file),
             esc(&super::endpoint(&f.client)),
             esc(&super::endpoint(&f.server)),
-            f.outcome().name(),
-            esc(&crate::time::human_duration(f.last_ns.saturating_sub(f.first_ns))),
-            esc(&j.evidence)
+            f.outcome.name(),
+            esc(&crate::time::human_duration(f.duration_ns)),
+            esc(&f.evidence)
         )?;
     }
     writeln!(out, "</tbody></table>")?;
@@ -895,8 +851,10 @@ fn inputs(out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
         out,
         "<table id=\"inputs-table\"><thead><tr><th>input</th><th>format</th><th>packets</th><th>flows</th><th>warnings and errors</th></tr></thead><tbody>"
     )?;
-    for r in v.results {
+    for (i, r) in v.results.iter().enumerate() {
         let s = &r.summary;
+        // Flows per input as the audit counted them (0 for a merged document's inputs).
+        let flows = v.audit.folded.flows_per_input.get(i).copied().unwrap_or(0);
         let mut notes: Vec<String> = s
             .warnings
             .iter()
@@ -915,7 +873,7 @@ fn inputs(out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
             esc(&s.file),
             esc(s.format.as_deref().unwrap_or("-")),
             s.packets,
-            r.flows.len(),
+            flows,
             notes.join("")
         )?;
     }

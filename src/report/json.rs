@@ -81,6 +81,8 @@ pub(super) fn write_json(
                 instances,
                 connections,
             },
+        // Not in the document: what the human reports take of the flows.
+        folded: _,
     } = audit;
     let mut doc = crate::report::pretty::Document::object(out)?;
     doc.field("schema_version", &SCHEMA_VERSION)?;
@@ -132,16 +134,17 @@ mod tests {
         let (inputs, _, _) = crate::capture::expand_inputs(std::slice::from_ref(&dir));
         let cfg = crate::flow::FlowConfig::default();
         let catalog = crate::catalog::Catalog::builtin();
-        let all: Vec<FileResult> = inputs
+        let mut all: Vec<FileResult> = inputs
             .iter()
             .map(|i| crate::pipeline::analyze_input(i, &cfg))
             .collect();
-        let none = vec![crate::pipeline::analyze_input(
+        let mut none = vec![crate::pipeline::analyze_input(
             &crate::capture::Input::File(dir.join("tcp-outcomes.pcap")),
             &cfg,
         )];
-        for (results, connections) in [(&all, true), (&none, false)] {
+        for (results, connections) in [(&mut all, true), (&mut none, false)] {
             let (audit, _) = crate::audit::audit(results, &catalog);
+            let results: &[FileResult] = results;
             assert_eq!(!audit.websockets.connections.is_empty(), connections);
             let failed = FailedInput::of(results);
             assert_eq!(!failed.is_empty(), connections);

@@ -183,28 +183,40 @@ fn wanted(f: &Described, catalog: &Catalog) -> bool {
     })
 }
 
-/// The websocket-capable connections of one input, in first-seen order. `ttls`: the
-/// input's [`server_ttls`], for telling a middlebox's RST (the audit has them already).
+/// Whether the websocket view needs a flow: one it shows ([`wanted`]), or one that may be
+/// another leg of a handshake it shows (an HTTP request with a Sec-WebSocket-Key, Upgrade or
+/// not: a proxy may drop the Upgrade). A TLS connection relayed by a proxy carries the same
+/// hello, so the same name, on both legs. The audit keeps only these flows of an input to the
+/// end.
+pub(crate) fn for_the_view(f: &Described, catalog: &Catalog) -> bool {
+    wanted(f, catalog)
+        || (f.proto == Proto::Tcp && f.facts.http.as_ref().is_some_and(|h| h.ws_key.is_some()))
+}
+
+/// The websocket-capable connections of one input (`flows`, of `file`, in first-seen order:
+/// all of them, or those [`for_the_view`] keeps), in first-seen order. `ttls`: the input's
+/// [`server_ttls`], for telling a middlebox's RST (the audit has them already).
 pub fn connections(
-    r: &FileResult,
+    flows: &[Box<Described>],
+    file: &str,
     catalog: &Catalog,
     ttls: &crate::audit::ServerTtls,
 ) -> Vec<WsFlow> {
     // The legs map is one pass over the flows: beside the filter, not before it.
-    let (legs, flows) = rayon::join(
-        || Legs::new(&r.flows),
+    let (legs, wanted_flows) = rayon::join(
+        || Legs::new(flows),
         || {
-            r.flows
+            flows
                 .par_iter()
                 .with_min_len(256)
                 .filter(|f| wanted(f, catalog))
                 .collect::<Vec<_>>()
         },
     );
-    flows
+    wanted_flows
         .par_iter()
         .with_min_len(64)
-        .map(|f| ws_flow(f, &r.summary.file, &legs, ttls))
+        .map(|f| ws_flow(f, file, &legs, ttls))
         .collect()
 }
 
@@ -212,7 +224,7 @@ pub fn connections(
 pub fn websockets(results: &[FileResult], catalog: &Catalog) -> (Vec<WsFlow>, Vec<WsInstance>) {
     let flows: Vec<WsFlow> = results
         .iter()
-        .flat_map(|r| connections(r, catalog, &server_ttls(&r.flows)))
+        .flat_map(|r| connections(&r.flows, &r.summary.file, catalog, &server_ttls(&r.flows)))
         .collect();
     let instances = instances(&flows);
     (flows, instances)

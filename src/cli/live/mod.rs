@@ -148,7 +148,7 @@ pub(super) fn run(args: &LiveArgs, color: super::ColorWhen) -> Result<Exit, Erro
         ))
     })?;
     super::name_by_tags(std::slice::from_mut(&mut result), tags.as_deref());
-    let results = std::slice::from_ref(&result);
+    let results = std::slice::from_mut(&mut result);
     // The capture failed when libpcap said so (its errors are in the input's summary then).
     let failed = if failed {
         crate::report::audit::FailedInput::of(results)
@@ -157,6 +157,7 @@ pub(super) fn run(args: &LiveArgs, color: super::ColorWhen) -> Result<Exit, Erro
     };
     report_audit(
         results,
+        None,
         &[],
         &failed,
         &catalog,

@@ -25,7 +25,7 @@ pub(super) fn title(iface: &str, filter: Option<&str>) -> String {
 pub(super) fn snapshot(mut snap: FileResult, cat: &Catalog, tags: Option<&TagRanges>) -> String {
     crate::cli::name_by_tags(std::slice::from_mut(&mut snap), tags);
     let open = snap.flows.iter().filter(|f| f.close().is_none()).count();
-    let (audit, _) = crate::audit::audit(std::slice::from_ref(&snap), cat);
+    let (audit, _) = crate::audit::audit(std::slice::from_mut(&mut snap), cat);
     format!(
         "{} flows ({} without FIN or RST so far), {} DNS messages\n{}",
         snap.flows.len(),
