@@ -98,147 +98,291 @@ fn is_public(ip: &std::net::IpAddr) -> bool {
     }
 }
 
-/// The DNS findings of the inputs so far: failed lookups of catalog names grouped as
-/// findings, and private-endpoint chains gone public.
+/// The DNS findings of one input, its lookups taken one by one as they complete: failed
+/// lookups of catalog names grouped as findings, and private-endpoint chains gone public. A
+/// resolved name nothing used may be a local block, which only the whole input can tell: such
+/// names wait, with what their finding needs, until [`DnsTally::finish`].
 #[derive(Default)]
 pub(super) struct DnsTally {
     pub(super) groups: BTreeMap<Key, Finding>,
     pub(super) private: Vec<PrivateEndpointProblem>,
+    /// Per group, the lookup that gave its evidence: its start and arrival (the earliest start
+    /// wins, the first to arrive on a tie).
+    first: BTreeMap<Key, (i64, u64)>,
+    /// The private-endpoint row of each name.
+    private_at: rustc_hash::FxHashMap<String, usize>,
+    /// Resolved lookups of catalog names that nothing else failed, by name.
+    resolved: BTreeMap<String, Resolved>,
+    /// Catalog names with a response the capture cut or could not read.
+    unread: BTreeSet<String>,
+    arrivals: u64,
+}
+
+/// The resolved lookups of one catalog name: the earliest answer and every address (what the
+/// local-block check asks), and what a local-block finding would say.
+struct Resolved {
+    entry: usize,
+    bound: BTreeMap<String, String>,
+    first_answer: i64,
+    addresses: rustc_hash::FxHashSet<std::net::IpAddr>,
+    lookups: u64,
+    /// The earliest lookup: its start and arrival, time and evidence.
+    first: (i64, u64),
+    time: String,
+    evidence: String,
 }
 
 impl DnsTally {
-    /// Adds the lookups of one input (`file`), counting them in `flows_tally` (per entry and
-    /// in all) and in `file_counts`. One private-endpoint row per name in this input: its
-    /// index in `private`.
+    /// Takes one lookup of `file`, counting it in `tally` (per entry and in all).
     pub(super) fn add<N>(
         &mut self,
-        lookups: Vec<Lookup<'_>>,
-        local_block: Vec<bool>,
-        file: &String,
+        l: &Lookup<'_>,
+        file: &str,
         catalog: &Catalog,
-        flows_tally: &mut FlowTally<N>,
-        file_counts: &mut BTreeMap<&'static str, u64>,
+        tally: &mut FlowTally<N>,
     ) {
-        let mut private_at: rustc_hash::FxHashMap<&str, usize> = Default::default();
-        for (l, local_block) in lookups.into_iter().zip(local_block) {
-            // Responses read only in part are counted (they are answers all the same).
-            for (unread, what) in [
-                (l.truncated, "dns-truncated"),
-                (l.malformed.is_some(), "dns-malformed"),
-            ] {
-                if unread {
-                    *flows_tally.counts.entry(what).or_default() += 1;
-                    *file_counts.entry(what).or_default() += 1;
+        self.arrivals += 1;
+        let arrival = self.arrivals;
+        // Responses read only in part are counted (they are answers all the same).
+        for (unread, what) in [
+            (l.truncated, "dns-truncated"),
+            (l.malformed.is_some(), "dns-malformed"),
+        ] {
+            if unread {
+                *tally.counts.entry(what).or_default() += 1;
+            }
+        }
+        let Some(qname) = l.qname else { return };
+        let matches = catalog.match_name(qname);
+        let Some(m) = matches.first() else { return };
+        if l.unread() && !self.unread.contains(qname) {
+            self.unread.insert(qname.to_string());
+        }
+        if let Some((via, zone)) = private_endpoint_zone(catalog, l) {
+            match self.private_at.get(qname) {
+                Some(&i) => {
+                    let p = &mut self.private[i];
+                    p.lookups += 1;
+                    if l.first_ns < p.first_ns {
+                        let lookups = p.lookups;
+                        *p = private_endpoint_problem(qname, via, zone, l, file);
+                        p.lookups = lookups;
+                    }
+                }
+                None => {
+                    self.private_at
+                        .insert(qname.to_string(), self.private.len());
+                    self.private
+                        .push(private_endpoint_problem(qname, via, zone, l, file));
                 }
             }
-            let Some(qname) = l.qname else { continue };
-            let matches = catalog.match_name(qname);
-            let Some(m) = matches.first() else { continue };
-            if let Some((via, zone)) = private_endpoint_zone(catalog, &l) {
-                match private_at.get(qname) {
-                    Some(&i) => {
-                        let p = &mut self.private[i];
-                        p.lookups += 1;
-                        if l.first_ns < p.first_ns {
-                            let lookups = p.lookups;
-                            *p = private_endpoint_problem(qname, via, zone, &l, file);
-                            p.lookups = lookups;
+        }
+        let pe = tally.per_entry.entry(m.entry).or_default();
+        if !pe.names.contains(qname) {
+            pe.names.insert(qname.to_string());
+        }
+        if l.answered && l.rcode == Some("NOERROR") && !l.addresses.is_empty() && !l.sinkhole {
+            pe.count("dns-resolved", file);
+        }
+        let bound = || -> BTreeMap<String, String> {
+            m.bound
+                .iter()
+                .map(|b| (b.placeholder.to_string(), b.value.to_string()))
+                .collect()
+        };
+        let mech = if !l.answered {
+            Some(Mechanism::DnsNoAnswer)
+        } else {
+            match l.rcode {
+                Some("NXDOMAIN") => Some(Mechanism::DnsNxdomain),
+                Some("SERVFAIL") => Some(Mechanism::DnsServfail),
+                Some("REFUSED") => Some(Mechanism::DnsRefused),
+                _ if l.sinkhole => Some(Mechanism::DnsSinkhole),
+                // A missing AAAA is normal for IPv4-only hosts: only an A query without an
+                // address counts as NODATA.
+                _ if l.nodata && l.qtype.as_deref() == Some("A") => Some(Mechanism::DnsNodata),
+                _ => None,
+            }
+        };
+        let Some(mech) = mech else {
+            // Resolved, yet nothing may use the name (see `crate::names::resolved`): decided
+            // when the input ends.
+            if l.resolved() {
+                let at = (l.first_ns, arrival);
+                match self.resolved.get_mut(qname) {
+                    Some(r) => {
+                        r.lookups += 1;
+                        r.first_answer = r.first_answer.min(l.ts_ns);
+                        r.addresses.extend(l.addresses.iter().copied());
+                        if at < r.first {
+                            r.first = at;
+                            r.time = l.time.clone();
+                            r.evidence = dns_evidence(Mechanism::LocalBlock, qname, l);
                         }
                     }
                     None => {
-                        private_at.insert(qname, self.private.len());
-                        self.private
-                            .push(private_endpoint_problem(qname, via, zone, &l, file));
+                        self.resolved.insert(
+                            qname.to_string(),
+                            Resolved {
+                                entry: m.entry,
+                                bound: bound(),
+                                first_answer: l.ts_ns,
+                                addresses: l.addresses.iter().copied().collect(),
+                                lookups: 1,
+                                first: at,
+                                time: l.time.clone(),
+                                evidence: dns_evidence(Mechanism::LocalBlock, qname, l),
+                            },
+                        );
                     }
                 }
             }
-            flows_tally
-                .per_entry
-                .entry(m.entry)
-                .or_default()
-                .names
-                .insert(qname.to_string());
-            if l.answered && l.rcode == Some("NOERROR") && !l.addresses.is_empty() && !l.sinkhole {
-                flows_tally
-                    .per_entry
-                    .entry(m.entry)
-                    .or_default()
-                    .count("dns-resolved", file);
-            }
-            let mech = if !l.answered {
-                Some(Mechanism::DnsNoAnswer)
+            return;
+        };
+        self.failed(
+            catalog,
+            tally,
+            Failed {
+                mech,
+                entry: m.entry,
+                qname,
+                file,
+                lookups: 1,
+                first: (l.first_ns, arrival),
+                time: &l.time,
+                evidence: &|| dns_evidence(mech, qname, l),
+                bound: &bound,
+            },
+        );
+    }
+
+    /// Counts failed lookups of a catalog name in its finding.
+    fn failed<N>(&mut self, catalog: &Catalog, tally: &mut FlowTally<N>, f: Failed<'_>) {
+        let e = &catalog.entries()[f.entry];
+        let verdict = match e.requirement {
+            Requirement::Required => Verdict::RequiredBlocked,
+            Requirement::Optional => Verdict::OptionalBlocked,
+        };
+        let pe = tally.per_entry.entry(f.entry).or_default();
+        for _ in 0..f.lookups {
+            pe.count(verdict.name(), f.file);
+        }
+        let key: Key = (
+            verdict,
+            Some(f.mech),
+            Some(f.entry),
+            f.qname.to_string(),
+            "dns",
+            None,
+        );
+        let earlier = self.first.get(&key).is_none_or(|&at| f.first < at);
+        if earlier {
+            self.first.insert(key.clone(), f.first);
+        }
+        let mech = f.mech;
+        let g = self.groups.entry(key).or_insert_with(|| Finding {
+            verdict,
+            mechanism: Some(mech),
+            confidence: Some(if mech == Mechanism::LocalBlock {
+                Confidence::Low
+            } else if mech == Mechanism::DnsNoAnswer {
+                Confidence::Medium
             } else {
-                match l.rcode {
-                    Some("NXDOMAIN") => Some(Mechanism::DnsNxdomain),
-                    Some("SERVFAIL") => Some(Mechanism::DnsServfail),
-                    Some("REFUSED") => Some(Mechanism::DnsRefused),
-                    _ if l.sinkhole => Some(Mechanism::DnsSinkhole),
-                    // A missing AAAA is normal for IPv4-only hosts: only an A query without an
-                    // address counts as NODATA.
-                    _ if l.nodata && l.qtype.as_deref() == Some("A") => Some(Mechanism::DnsNodata),
-                    // Resolved, yet nothing used the name (see `crate::names::resolved`).
-                    _ if local_block => Some(Mechanism::LocalBlock),
-                    _ => None,
-                }
-            };
-            let Some(mech) = mech else { continue };
-            let e = &catalog.entries()[m.entry];
-            let verdict = match e.requirement {
-                Requirement::Required => Verdict::RequiredBlocked,
-                Requirement::Optional => Verdict::OptionalBlocked,
-            };
-            flows_tally
-                .per_entry
-                .entry(m.entry)
-                .or_default()
-                .count(verdict.name(), file);
-            let key: Key = (
-                verdict,
-                Some(mech),
-                Some(m.entry),
-                qname.to_string(),
-                "dns",
-                None,
-            );
-            let g = self.groups.entry(key).or_insert_with(|| Finding {
-                verdict,
-                mechanism: Some(mech),
-                confidence: Some(if mech == Mechanism::LocalBlock {
-                    Confidence::Low
-                } else if mech == Mechanism::DnsNoAnswer {
-                    Confidence::Medium
-                } else {
-                    Confidence::High
-                }),
-                name: qname.to_string(),
-                proto: "dns".into(),
-                dst_port: None,
-                dst_ips: BTreeSet::new(),
-                ips: Default::default(),
-                entry: Some(entry_ref(e)),
-                flows: 0,
-                lookups: 0,
-                first_seen: l.time.clone(),
-                first_ns: l.first_ns,
-                evidence: dns_evidence(mech, qname, &l),
-                files: BTreeSet::new(),
-                bound: m
-                    .bound
-                    .iter()
-                    .map(|b| (b.placeholder.to_string(), b.value.to_string()))
-                    .collect(),
-                port_mismatch: false,
-                name_guessed: false,
-                worst_outcome: None,
-                best_outcome: None,
-                first_order: None,
-            });
-            g.lookups += 1;
-            if !g.files.contains(file) {
-                g.files.insert(file.clone());
+                Confidence::High
+            }),
+            name: f.qname.to_string(),
+            proto: "dns".into(),
+            dst_port: None,
+            dst_ips: BTreeSet::new(),
+            ips: Default::default(),
+            entry: Some(entry_ref(e)),
+            flows: 0,
+            lookups: 0,
+            first_seen: String::new(),
+            first_ns: f.first.0,
+            evidence: String::new(),
+            files: BTreeSet::new(),
+            bound: (f.bound)(),
+            port_mismatch: false,
+            name_guessed: false,
+            worst_outcome: None,
+            best_outcome: None,
+            first_order: None,
+        });
+        if earlier {
+            g.first_seen = f.time.to_string();
+            g.first_ns = f.first.0;
+            g.evidence = (f.evidence)();
+        }
+        g.lookups += f.lookups;
+        if !g.files.contains(f.file) {
+            g.files.insert(f.file.to_string());
+        }
+        *tally.counts.entry("dns-failure").or_default() += f.lookups;
+    }
+
+    /// The input ended: the resolved names nothing used are local blocks (see
+    /// `crate::names::resolved`), given what the input's flows showed (`usage`).
+    pub(super) fn finish<N>(
+        &mut self,
+        usage: &crate::names::Usage,
+        file: &str,
+        catalog: &Catalog,
+        tally: &mut FlowTally<N>,
+    ) {
+        for (name, r) in std::mem::take(&mut self.resolved) {
+            let local =
+                !self.unread.contains(&name) && !usage.used(&name, r.first_answer, &r.addresses);
+            if !local {
+                continue;
             }
-            *flows_tally.counts.entry("dns-failure").or_default() += 1;
-            *file_counts.entry("dns-failure").or_default() += 1;
+            self.failed(
+                catalog,
+                tally,
+                Failed {
+                    mech: Mechanism::LocalBlock,
+                    entry: r.entry,
+                    qname: &name,
+                    file,
+                    lookups: r.lookups,
+                    first: r.first,
+                    time: &r.time,
+                    evidence: &|| r.evidence.clone(),
+                    bound: &|| r.bound.clone(),
+                },
+            );
         }
     }
+
+    /// Takes in the findings of a later input: counts and inputs add up, the earlier input's
+    /// lookup gives the evidence; private-endpoint rows stay one per name and input.
+    pub(super) fn merge(&mut self, later: DnsTally) {
+        for (k, g) in later.groups {
+            match self.groups.entry(k) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(g);
+                }
+                std::collections::btree_map::Entry::Occupied(o) => {
+                    let mine = o.into_mut();
+                    mine.lookups += g.lookups;
+                    mine.files.extend(g.files);
+                }
+            }
+        }
+        self.private.extend(later.private);
+    }
+}
+
+/// Failed lookups of one catalog name, as [`DnsTally::failed`] counts them.
+struct Failed<'a> {
+    mech: Mechanism,
+    entry: usize,
+    qname: &'a str,
+    file: &'a str,
+    lookups: u64,
+    /// The earliest lookup's start and arrival, time and evidence.
+    first: (i64, u64),
+    time: &'a str,
+    evidence: &'a dyn Fn() -> String,
+    bound: &'a dyn Fn() -> BTreeMap<String, String>,
 }

@@ -3,19 +3,23 @@
 //! report needs of the flows stays: the tallies, a bounded sample of the blocked flows per
 //! finding, the websocket-capable flows (the websocket view joins a connection's legs at the
 //! end), and per name and server address what the local-block check asks. Every flow stays
-//! only when the output lists them all (`keep`: the audit's NDJSON).
+//! only when the output lists them all (`keep`: the audit's NDJSON). DNS messages are joined
+//! into lookups as they come ([`Joiner`]) and judged at once, a resolved catalog name that
+//! may be a local block waiting for the end of the input.
 
 use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
+use super::dns::DnsTally;
 use super::judge::{judge, server_ttls_into, target_port, Judged, ServerTtls};
 use super::tally::{FlowTally, FLOW_RUN};
 use super::{FirstOrder, Mechanism, Verdict};
 use crate::catalog::Catalog;
 use crate::flow::{Endpoint, Outcome, Proto};
+use crate::names::lookups::Joiner;
 use crate::names::{TagRanges, Usage};
-use crate::pipeline::FlowSink;
+use crate::pipeline::{DnsEvent, FlowSink};
 use crate::proto::Described;
 
 /// Most flows shown under one finding (the HTML report's list).
@@ -108,6 +112,9 @@ pub struct InputFold<'c> {
     usage: Usage,
     folded: Folded,
     count: u64,
+    /// DNS: queries waiting for their response, and the findings of the lookups so far.
+    joiner: Joiner,
+    dns: DnsTally,
 }
 
 /// What folding one input gave.
@@ -119,7 +126,7 @@ pub struct InputAudit {
     pub(super) flows: Finished,
     pub(super) judged: Vec<Judged>,
     pub(super) ttls: ServerTtls,
-    pub(super) usage: Usage,
+    pub(super) dns: DnsTally,
     pub(super) folded: Folded,
 }
 
@@ -147,11 +154,17 @@ impl<'c> InputFold<'c> {
             usage: Usage::default(),
             folded: Folded::default(),
             count: 0,
+            joiner: Joiner::default(),
+            dns: DnsTally::default(),
         }
     }
 
     /// The input ended: what the fold gave, its flows in flow order.
     pub fn finish(mut self) -> InputAudit {
+        let joiner = std::mem::take(&mut self.joiner);
+        joiner.finish(&mut |q, r| self.lookup(q, r));
+        self.dns
+            .finish(&self.usage, &self.file, self.catalog, &mut self.tally);
         if !self.flows.is_sorted_by_key(|f| crate::flow::order_key(f)) {
             let mut both: Vec<(Box<Described>, Option<Judged>)> = self
                 .flows
@@ -176,9 +189,15 @@ impl<'c> InputFold<'c> {
             flows: self.flows,
             judged: self.judged,
             ttls: self.ttls,
-            usage: self.usage,
+            dns: self.dns,
             folded: self.folded,
         }
+    }
+
+    /// Judges one lookup (a query, its response, or both).
+    fn lookup(&mut self, query: Option<DnsEvent>, response: Option<DnsEvent>) {
+        let l = crate::names::lookups::lookup(query.as_ref(), response.as_ref(), &self.file);
+        self.dns.add(&l, &self.file, self.catalog, &mut self.tally);
     }
 
     /// Notes a blocked flow in its finding's sample.
@@ -220,6 +239,14 @@ impl<'c> InputFold<'c> {
 }
 
 impl FlowSink for InputFold<'_> {
+    fn dns(&mut self, messages: Vec<DnsEvent>) {
+        let mut joiner = std::mem::take(&mut self.joiner);
+        for m in messages {
+            joiner.push(m, &mut |q, r| self.lookup(q, r));
+        }
+        self.joiner = joiner;
+    }
+
     fn flows(&mut self, mut flows: Finished) {
         if let Some(t) = self.tags {
             crate::names::name_from_tags(&mut flows, t);

@@ -270,8 +270,8 @@ pub(super) type Key = (
     Option<u16>,
 );
 
-/// Judges every flow and lookup of every input read whole (its flows in `results`): each
-/// input folded as one epoch, its flows back in `results` afterwards.
+/// Judges every flow and lookup of every input read whole (its flows and DNS messages in
+/// `results`): each input folded as one epoch, its flows back in `results` afterwards.
 pub fn audit(results: &mut [FileResult], catalog: &Catalog) -> (Audit, Vec<Vec<Judged>>) {
     audit_in_epochs(results, catalog, usize::MAX)
 }
@@ -287,6 +287,8 @@ fn audit_in_epochs(
         .enumerate()
         .map(|(i, r)| {
             let mut fold = InputFold::new(i, r.summary.file.clone(), catalog, None, true);
+            // The messages stay in the result (the `live` view counts them).
+            crate::pipeline::FlowSink::dns(&mut fold, r.dns.clone());
             let mut flows = std::mem::take(&mut r.flows);
             while !flows.is_empty() {
                 let rest = flows.split_off(epoch.min(flows.len()));
@@ -321,32 +323,17 @@ pub fn audit_inputs(
             flows,
             judged,
             ttls,
-            usage,
+            dns,
             folded: input_folded,
         } = fold;
-        // The websocket view (of the flows it needs, or of every flow when all were kept)
-        // and the DNS join read different things: side by side.
-        let (ws, lookups) = rayon::join(
-            || crate::audit::ws::connections(&flows, &file, catalog, &ttls),
-            || crate::names::lookups::lookups(&r.dns, &r.summary.file),
-        );
-        let local_block = crate::names::local_blocks(&lookups, &usage);
-        ws_connections.extend(ws);
-        let mut file_counts = tally.counts.clone();
-        flows_tally.merge(tally);
-        // DNS: failed lookups of catalog names, and private-endpoint chains gone public.
-        dns_tally.add(
-            lookups,
-            local_block,
-            &file,
-            catalog,
-            &mut flows_tally,
-            &mut file_counts,
-        );
+        // The websocket view: of the flows it needs, or of every flow when all were kept.
+        ws_connections.extend(crate::audit::ws::connections(&flows, &file, catalog, &ttls));
         per_file.push(PerFile {
             file,
-            counts: counts(file_counts),
+            counts: counts(tally.counts.clone()),
         });
+        flows_tally.merge(tally);
+        dns_tally.merge(dns);
         folded.merge(input_folded);
         if !judged.is_empty() {
             r.flows = flows;

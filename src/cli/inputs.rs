@@ -95,6 +95,9 @@ pub fn read_inputs(inputs: &[PathBuf], table: &TableArgs, progress: bool) -> Rea
 pub enum NoSink {}
 
 impl FlowSink for NoSink {
+    fn dns(&mut self, _: Vec<crate::pipeline::DnsEvent>) {
+        match *self {}
+    }
     fn flows(&mut self, _: Vec<Box<crate::proto::Described>>) {
         match *self {}
     }

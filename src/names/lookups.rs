@@ -157,8 +157,88 @@ pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
         .collect()
 }
 
+/// A response joins a query at most this long (capture time) after it; a query no response
+/// came for by then is a lookup without an answer. Zeek expires a DNS request with its UDP
+/// connection after a minute too; resolvers give up after a few seconds.
+pub const ANSWER_WINDOW_NS: i64 = 60_000_000_000;
+
+/// A query waiting for its response: the message, and its place in the order queries came.
+type Waiting = (u64, DnsEvent);
+
+/// Joins queries with their responses as the messages come (in time order), the way
+/// [`lookups`] joins a whole input's (each response goes to the earliest query before it with
+/// the same endpoints and id that asked the same name, or any such query when the response's
+/// question was cut), in memory bounded by the queries waiting for an answer: one waiting
+/// longer than [`ANSWER_WINDOW_NS`] is handed on unanswered.
+#[derive(Default)]
+pub struct Joiner {
+    waiting: rustc_hash::FxHashMap<Key, std::collections::VecDeque<Waiting>>,
+    /// Every waiting query by arrival: (time, key, number), for the window.
+    arrivals: std::collections::VecDeque<(i64, Key, u64)>,
+    next: u64,
+    latest: i64,
+}
+
+/// What a query and its response are joined by.
+type Key = (std::net::IpAddr, u16, std::net::IpAddr, u16, u16);
+
+impl Joiner {
+    /// Takes the next message; hands `out` every lookup it completes (a query with its
+    /// response, a response without a query, queries whose window passed).
+    pub fn push(&mut self, e: DnsEvent, out: &mut impl FnMut(Option<DnsEvent>, Option<DnsEvent>)) {
+        self.latest = self.latest.max(e.ts_ns);
+        self.expire(self.latest.saturating_sub(ANSWER_WINDOW_NS), out);
+        let k = key(&e);
+        if !e.message.response {
+            self.waiting.entry(k).or_default().push_back((self.next, e));
+            self.arrivals.push_back((self.latest, k, self.next));
+            self.next += 1;
+            return;
+        }
+        let asked = qname(&e).map(str::to_string);
+        let q = self.waiting.get_mut(&k).and_then(|w| {
+            let at = w
+                .iter()
+                .position(|(_, q)| asked.is_none() || qname(q) == asked.as_deref())?;
+            w.remove(at)
+        });
+        if self.waiting.get(&k).is_some_and(|w| w.is_empty()) {
+            self.waiting.remove(&k);
+        }
+        out(q.map(|(_, q)| q), Some(e));
+    }
+
+    /// Hands on unanswered every query that came before `before`.
+    fn expire(&mut self, before: i64, out: &mut impl FnMut(Option<DnsEvent>, Option<DnsEvent>)) {
+        while let Some(&(t, k, n)) = self.arrivals.front() {
+            if t >= before {
+                break;
+            }
+            self.arrivals.pop_front();
+            let Some(w) = self.waiting.get_mut(&k) else {
+                continue;
+            };
+            // Still waiting unless a response took it.
+            if let Some(at) = w.iter().position(|(m, _)| *m == n) {
+                if let Some((_, q)) = w.remove(at) {
+                    out(Some(q), None);
+                }
+            }
+            if w.is_empty() {
+                self.waiting.remove(&k);
+            }
+        }
+    }
+
+    /// The input ended: every query still waiting is handed on unanswered, in the order they
+    /// came.
+    pub fn finish(mut self, out: &mut impl FnMut(Option<DnsEvent>, Option<DnsEvent>)) {
+        self.expire(i64::MAX, out);
+    }
+}
+
 /// The row of one lookup: `query` and `response`, not both missing.
-fn lookup<'a>(
+pub fn lookup<'a>(
     query: Option<&'a DnsEvent>,
     response: Option<&'a DnsEvent>,
     file: &'a str,
@@ -232,4 +312,111 @@ fn chain_names<'a>(m: &'a DnsMessage, c: &crate::proto::dns::Chain) -> Vec<&'a s
 
 fn endpoint(ip: std::net::IpAddr, port: u16) -> String {
     crate::text::socket_text(ip, port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lookups of `events` as rows, sorted (the joiner hands them on as they complete).
+    fn rows(lookups: Vec<Lookup<'_>>) -> Vec<String> {
+        let mut v: Vec<String> = lookups
+            .iter()
+            .map(|l| serde_json::to_string(l).unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A message between one client and its resolver over UDP.
+    fn event(ts_ns: i64, message: DnsMessage) -> DnsEvent {
+        DnsEvent {
+            ts_ns,
+            client: "10.0.0.2".parse().unwrap(),
+            client_port: 5000,
+            server: "10.0.0.53".parse().unwrap(),
+            server_port: 53,
+            transport: "udp",
+            ttl: 64,
+            ip_id: None,
+            tunnel: 0,
+            message,
+        }
+    }
+
+    fn joined(events: &[DnsEvent]) -> Vec<String> {
+        let mut pairs = Vec::new();
+        let mut j = Joiner::default();
+        for e in events {
+            j.push(e.clone(), &mut |q, r| pairs.push((q, r)));
+        }
+        j.finish(&mut |q, r| pairs.push((q, r)));
+        rows(
+            pairs
+                .iter()
+                .map(|(q, r)| lookup(q.as_ref(), r.as_ref(), "f"))
+                .collect(),
+        )
+    }
+
+    /// Joining as the messages come gives the lookups of joining the whole input: on every
+    /// capture of the project, and on messages whose ids, names and order are shuffled.
+    #[test]
+    fn the_joiner_joins_as_the_whole_input_does() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+        let (inputs, _, _) = crate::capture::expand_inputs(&[dir]);
+        let cfg = crate::flow::FlowConfig::default();
+        let mut with_dns = 0;
+        for i in &inputs {
+            let r = crate::pipeline::analyze_input(i, &cfg);
+            with_dns += usize::from(!r.dns.is_empty());
+            assert_eq!(
+                joined(&r.dns),
+                rows(lookups(&r.dns, "f")),
+                "{}",
+                i.display()
+            );
+        }
+        assert!(with_dns >= 5, "{with_dns}");
+        // Queries and responses of a few ids and names between two endpoints, some responses
+        // with their question cut, in random orders.
+        let mut rng = crate::rng::XorShift::new(7);
+        for _ in 0..200 {
+            let mut events = Vec::new();
+            for t in 0..12 {
+                let id = (rng.next_u64() % 3) as u16;
+                let name = ["a.example", "b.example"][(rng.next_u64() % 2) as usize];
+                let answer = rng.next_u64() % 2 == 0;
+                let mut message =
+                    crate::proto::dns::parse_message(&crate::synth::dns_message(name, id, answer))
+                        .unwrap();
+                if answer && rng.next_u64() % 4 == 0 {
+                    message.questions.clear();
+                }
+                events.push(event(t * 1_000_000, message));
+            }
+            assert_eq!(joined(&events), rows(lookups(&events, "f")));
+        }
+    }
+
+    /// A query no response came for within the window is a lookup without an answer; a
+    /// response after that is one without a query.
+    #[test]
+    fn a_query_waits_only_so_long() {
+        let msg = |answer| {
+            crate::proto::dns::parse_message(&crate::synth::dns_message("a.example", 1, answer))
+                .unwrap()
+        };
+        let ev = |ts_ns, answer| event(ts_ns, msg(answer));
+        let mut pairs = Vec::new();
+        let mut j = Joiner::default();
+        j.push(ev(0, false), &mut |q, r| {
+            pairs.push((q.is_some(), r.is_some()))
+        });
+        j.push(ev(ANSWER_WINDOW_NS + 1, true), &mut |q, r| {
+            pairs.push((q.is_some(), r.is_some()))
+        });
+        j.finish(&mut |q, r| pairs.push((q.is_some(), r.is_some())));
+        assert_eq!(pairs, [(true, false), (false, true)]);
+    }
 }

@@ -15,7 +15,7 @@ mod tags;
 
 pub use hosts::{arp_sender, frame_macs, HostTies, Hosts, Sightings};
 pub use map::{name_by_dns, name_by_tag, DnsMap};
-pub use resolved::{local_blocks, Usage};
+pub use resolved::Usage;
 pub use tags::{RangesError, TagRanges};
 
 /// One DNS message seen in a capture, with where it travelled.

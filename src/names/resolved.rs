@@ -19,15 +19,7 @@ use std::net::IpAddr;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::lookups::Lookup;
 use crate::proto::Described;
-
-/// What the resolved names of one input have in common with its flows.
-#[derive(Debug, Default)]
-struct Resolved<'a> {
-    /// Per name: its first answer and every address its answers gave.
-    names: FxHashMap<&'a str, (i64, FxHashSet<IpAddr>)>,
-}
 
 /// What the local-block check asks of an input's flows, taken in as they finish: the
 /// names they carried, the latest moment a flow to each server address was alive, and until
@@ -60,53 +52,24 @@ impl Usage {
     }
 }
 
-/// For each lookup: whether it is a local block (see the module docs), given what the
-/// input's flows showed (`usage`).
-pub fn local_blocks(lookups: &[Lookup<'_>], usage: &Usage) -> Vec<bool> {
-    let mut r = Resolved::default();
-    let unread: FxHashSet<&str> = lookups
-        .iter()
-        .filter(|l| l.unread())
-        .filter_map(|l| l.qname)
-        .collect();
-    for l in lookups.iter().filter(|l| l.resolved()) {
-        let Some(q) = l.qname else { continue };
-        let ts = l.ts_ns;
-        let (first, addrs) = r.names.entry(q).or_insert((ts, FxHashSet::default()));
-        *first = (*first).min(ts);
-        addrs.extend(l.addresses.iter().copied());
+impl Usage {
+    /// Whether the flows show a name used (see the module docs): a flow carried it, a flow to
+    /// an address its answers gave (`addresses`) was alive at or after its first answer
+    /// (`first_answer`; one that began before the lookup counts too: a capture may start in
+    /// its middle), or a flow whose name the capture cut ended at or after that answer (its
+    /// hello or request cut by the snap length: it may have used any name resolved before).
+    pub fn used(
+        &self,
+        name: &str,
+        first_answer: i64,
+        addresses: &rustc_hash::FxHashSet<IpAddr>,
+    ) -> bool {
+        self.names.contains(name)
+            || addresses.iter().any(|a| {
+                self.last_by_addr
+                    .get(a)
+                    .is_some_and(|&last| last >= first_answer)
+            })
+            || self.cut_unnamed_until.is_some_and(|t| t >= first_answer)
     }
-    if r.names.is_empty() {
-        return vec![false; lookups.len()];
-    }
-    // A flow whose name the capture cut (its hello or request cut by the snap length, so it
-    // is named by address or not at all) may have used any name: none resolved before its
-    // end is called a local block.
-    let cut_unnamed_until = usage.cut_unnamed_until;
-    // A name is used when a flow carried it, or when a connection to an address it resolved
-    // to was alive at or after its first answer (one that began before the lookup, too: a
-    // capture may start in its middle).
-    let used: FxHashSet<&str> = r
-        .names
-        .iter()
-        .filter(|(name, (first, addrs))| {
-            usage.names.contains(**name)
-                || addrs
-                    .iter()
-                    .any(|a| usage.last_by_addr.get(a).is_some_and(|last| last >= first))
-        })
-        .map(|(name, _)| *name)
-        .collect();
-    lookups
-        .iter()
-        .map(|l| {
-            l.resolved()
-                && l.qname.is_some_and(|q| {
-                    !used.contains(q)
-                        && !unread.contains(q)
-                        && cut_unnamed_until
-                            .is_none_or(|t| r.names.get(q).is_none_or(|(first, _)| t < *first))
-                })
-        })
-        .collect()
 }

@@ -18,9 +18,11 @@ use crate::proto::Described;
 #[allow(clippy::vec_box)]
 pub(crate) type Finished = Vec<Box<Described>>;
 
-/// What takes an input's flows as they finish: every epoch's, named, in flow order (the
-/// audit judges and folds them there, so that they need not stay).
+/// What takes an input's flows as they finish: every epoch's DNS messages (in time order),
+/// then its flows (named, in flow order). The audit judges and folds them there, so that
+/// they need not stay.
 pub trait FlowSink: Send {
+    fn dns(&mut self, messages: Vec<DnsEvent>);
     fn flows(&mut self, flows: Finished);
 }
 
@@ -108,18 +110,21 @@ impl<'s> Stream<'s> {
         }
         crate::flow::sort_flows(&mut flows);
         let kept = self.namer.epoch(&mut flows, udp, tcp, seen);
-        self.dns.extend(kept);
         if let Some(sink) = self.sink.as_deref_mut() {
+            sink.dns(kept);
             sink.flows(flows);
-        } else if self.flows.is_empty() {
+            return;
+        }
+        self.dns.extend(kept);
+        if self.flows.is_empty() {
             self.flows = flows;
         } else {
             self.flows.extend(flows);
         }
     }
 
-    /// The named flows in [`crate::flow::order`] (none when a sink took them), the DNS
-    /// messages in time order and the most flows alive at once, once every worker handed on
+    /// The named flows in [`crate::flow::order`] and the DNS messages in time order (none when
+    /// a sink took them) and the most flows alive at once, once every worker handed on
     /// its last epoch (a worker that handed on fewer epochs than the
     /// others, which cannot happen, has its epochs joined with the others' last).
     pub(crate) fn finish(mut self) -> (Finished, Vec<DnsEvent>, u64) {
