@@ -127,6 +127,8 @@ pub struct InputAudit {
     pub(super) judged: Vec<Judged>,
     pub(super) ttls: ServerTtls,
     pub(super) dns: DnsTally,
+    /// Queries taken as unanswered early, because too many waited at once.
+    pub(super) dns_gave_up: u64,
     pub(super) folded: Folded,
 }
 
@@ -162,6 +164,7 @@ impl<'c> InputFold<'c> {
     /// The input ended: what the fold gave, its flows in flow order.
     pub fn finish(mut self) -> InputAudit {
         let joiner = std::mem::take(&mut self.joiner);
+        let dns_gave_up = joiner.gave_up;
         joiner.finish(&mut |q, r| self.lookup(q, r));
         self.dns
             .finish(&self.usage, &self.file, self.catalog, &mut self.tally);
@@ -190,6 +193,7 @@ impl<'c> InputFold<'c> {
             judged: self.judged,
             ttls: self.ttls,
             dns: self.dns,
+            dns_gave_up,
             folded: self.folded,
         }
     }

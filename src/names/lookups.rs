@@ -162,6 +162,11 @@ pub fn lookups<'a>(events: &'a [DnsEvent], file: &'a str) -> Vec<Lookup<'a>> {
 /// connection after a minute too; resolvers give up after a few seconds.
 pub const ANSWER_WINDOW_NS: i64 = 60_000_000_000;
 
+/// Most queries waiting for a response at once: beyond, the one that waited longest is handed
+/// on unanswered before its window passed (a flood of queries nothing answers would otherwise
+/// hold every one of them for a minute), and counted ([`Joiner::gave_up`]).
+pub const MAX_WAITING: usize = 65_536;
+
 /// A query waiting for its response: the message, and its place in the order queries came.
 type Waiting = (u64, DnsEvent);
 
@@ -170,19 +175,43 @@ type Waiting = (u64, DnsEvent);
 /// the same endpoints and id that asked the same name, or any such query when the response's
 /// question was cut), in memory bounded by the queries waiting for an answer: one waiting
 /// longer than [`ANSWER_WINDOW_NS`] is handed on unanswered.
-#[derive(Default)]
 pub struct Joiner {
-    waiting: rustc_hash::FxHashMap<Key, std::collections::VecDeque<Waiting>>,
+    /// Per key, its waiting queries in order (nearly always one: allocated for one).
+    waiting: rustc_hash::FxHashMap<Key, Vec<Waiting>>,
     /// Every waiting query by arrival: (time, key, number), for the window.
     arrivals: std::collections::VecDeque<(i64, Key, u64)>,
     next: u64,
     latest: i64,
+    count: usize,
+    /// Most queries waiting at once ([`MAX_WAITING`] unless a test says otherwise).
+    cap: usize,
+    /// Queries handed on unanswered because `cap` others were waiting.
+    pub gave_up: u64,
+}
+
+impl Default for Joiner {
+    fn default() -> Self {
+        Joiner::with_cap(MAX_WAITING)
+    }
 }
 
 /// What a query and its response are joined by.
 type Key = (std::net::IpAddr, u16, std::net::IpAddr, u16, u16);
 
 impl Joiner {
+    /// A joiner that lets at most `cap` queries wait at once.
+    pub fn with_cap(cap: usize) -> Joiner {
+        Joiner {
+            waiting: Default::default(),
+            arrivals: Default::default(),
+            next: 0,
+            latest: i64::MIN,
+            count: 0,
+            cap: cap.max(1),
+            gave_up: 0,
+        }
+    }
+
     /// Takes the next message; hands `out` every lookup it completes (a query with its
     /// response, a response without a query, queries whose window passed).
     pub fn push(&mut self, e: DnsEvent, out: &mut impl FnMut(Option<DnsEvent>, Option<DnsEvent>)) {
@@ -190,9 +219,27 @@ impl Joiner {
         self.expire(self.latest.saturating_sub(ANSWER_WINDOW_NS), out);
         let k = key(&e);
         if !e.message.response {
-            self.waiting.entry(k).or_default().push_back((self.next, e));
+            if self.count >= self.cap {
+                let before = self.gave_up_before();
+                self.gave_up += self.expire(before, out);
+            }
+            // Arrivals of queries answered since stay until they reach the front: dropped
+            // from time to time, so they are never many more than the queries waiting.
+            if self.arrivals.len() > 2 * self.count + 4096 {
+                let waiting = &self.waiting;
+                self.arrivals.retain(|(_, k, n)| {
+                    waiting
+                        .get(k)
+                        .is_some_and(|w| w.iter().any(|(m, _)| m == n))
+                });
+            }
+            self.waiting
+                .entry(k)
+                .or_insert_with(|| Vec::with_capacity(1))
+                .push((self.next, e));
             self.arrivals.push_back((self.latest, k, self.next));
             self.next += 1;
+            self.count += 1;
             return;
         }
         let asked = qname(&e).map(str::to_string);
@@ -200,16 +247,22 @@ impl Joiner {
             let at = w
                 .iter()
                 .position(|(_, q)| asked.is_none() || qname(q) == asked.as_deref())?;
-            w.remove(at)
+            Some(w.remove(at))
         });
+        self.count -= usize::from(q.is_some());
         if self.waiting.get(&k).is_some_and(|w| w.is_empty()) {
             self.waiting.remove(&k);
         }
         out(q.map(|(_, q)| q), Some(e));
     }
 
-    /// Hands on unanswered every query that came before `before`.
-    fn expire(&mut self, before: i64, out: &mut impl FnMut(Option<DnsEvent>, Option<DnsEvent>)) {
+    /// Hands on unanswered every query that came before `before`; returns how many.
+    fn expire(
+        &mut self,
+        before: i64,
+        out: &mut impl FnMut(Option<DnsEvent>, Option<DnsEvent>),
+    ) -> u64 {
+        let mut handed = 0;
         while let Some(&(t, k, n)) = self.arrivals.front() {
             if t >= before {
                 break;
@@ -220,20 +273,43 @@ impl Joiner {
             };
             // Still waiting unless a response took it.
             if let Some(at) = w.iter().position(|(m, _)| *m == n) {
-                if let Some((_, q)) = w.remove(at) {
-                    out(Some(q), None);
-                }
+                let (_, q) = w.remove(at);
+                self.count -= 1;
+                handed += 1;
+                out(Some(q), None);
             }
             if w.is_empty() {
                 self.waiting.remove(&k);
             }
         }
+        handed
+    }
+
+    /// The time before which a query must have come to be handed on now: just after the
+    /// oldest still waiting (those a response took are skipped).
+    fn gave_up_before(&mut self) -> i64 {
+        while let Some(&(t, k, n)) = self.arrivals.front() {
+            if self
+                .waiting
+                .get(&k)
+                .is_some_and(|w| w.iter().any(|(m, _)| *m == n))
+            {
+                return t.saturating_add(1);
+            }
+            self.arrivals.pop_front();
+        }
+        i64::MIN
     }
 
     /// The input ended: every query still waiting is handed on unanswered, in the order they
     /// came.
     pub fn finish(mut self, out: &mut impl FnMut(Option<DnsEvent>, Option<DnsEvent>)) {
         self.expire(i64::MAX, out);
+    }
+
+    /// Queries waiting for a response now.
+    pub fn waiting(&self) -> usize {
+        self.count
     }
 }
 
@@ -418,5 +494,25 @@ mod tests {
         });
         j.finish(&mut |q, r| pairs.push((q.is_some(), r.is_some())));
         assert_eq!(pairs, [(true, false), (false, true)]);
+        // At most `cap` wait: the oldest is handed on unanswered, and counted.
+        let mut j = Joiner::with_cap(2);
+        let mut pairs = Vec::new();
+        for t in 0..3 {
+            let mut m = msg(false);
+            m.id = t as u16;
+            j.push(event(t, m), &mut |q, r| {
+                pairs.push((q.map(|q| q.message.id), r.is_some()))
+            });
+        }
+        assert_eq!(
+            (pairs.clone(), j.gave_up, j.waiting()),
+            (vec![(Some(0), false)], 1, 2)
+        );
+        let mut m = msg(true);
+        m.id = 2;
+        j.push(event(5, m), &mut |q, r| {
+            pairs.push((q.map(|q| q.message.id), r.is_some()))
+        });
+        assert_eq!(pairs[1], (Some(2), true));
     }
 }

@@ -65,6 +65,12 @@ pub fn analyze_input_into(
     }
 }
 
+/// Most frames in one epoch of an input: an epoch ends at every sweep of the flow tables
+/// (a second of capture time) and after this many frames without one, so that what finished
+/// in it (a flood ends a flow per frame) is folded before much of it piles up. Counted by the
+/// reader, so the epochs are the same whatever the number of workers.
+pub const EPOCH_FRAMES: u64 = 8192;
+
 /// Bytes of capture streams read so far by every reader in this process (for progress
 /// displays; updated every few thousand frames, so it costs nothing per packet).
 pub static BYTES_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -152,6 +158,8 @@ fn read_all(
             if epochs {
                 stream.push(0, worker.take_epoch());
             }
+        } else if epochs && seq % EPOCH_FRAMES == 0 && seq > 0 {
+            stream.push(0, worker.take_epoch());
         }
         worker.frame(seq, &frame, i64::MIN);
         seq += 1;

@@ -101,6 +101,8 @@ struct Item {
     orig_len: u32,
     interface: u32,
     sweep: bool,
+    /// No frame: the end of an epoch that no sweep ends (see [`super::EPOCH_FRAMES`]).
+    cut: bool,
 }
 
 #[derive(Default)]
@@ -143,10 +145,12 @@ impl Batch {
             orig_len: f.orig_len,
             interface: f.interface,
             sweep: false,
+            cut: false,
         });
     }
 
-    fn push_sweep(&mut self, seq: u64, now: i64) {
+    /// A sweep at `now` (`cut` false), or the end of an epoch (`cut` true).
+    fn push_mark(&mut self, seq: u64, now: i64, cut: bool) {
         self.items.push(Item {
             seq,
             ts_ns: now,
@@ -157,7 +161,8 @@ impl Batch {
             linktype: 0,
             orig_len: 0,
             interface: 0,
-            sweep: true,
+            sweep: !cut,
+            cut,
         });
     }
 
@@ -165,7 +170,9 @@ impl Batch {
     /// by each sweep.
     fn run(&mut self, w: &mut Worker, map: &[u8], epoch: &mut dyn FnMut(&mut Worker)) {
         for it in &self.items {
-            if it.sweep {
+            if it.cut {
+                epoch(w);
+            } else if it.sweep {
                 w.sweep(it.seq, it.ts_ns);
                 epoch(w);
             } else {
@@ -375,7 +382,15 @@ fn read_into(
             inline.sweep(seq, now);
             epoch(inline);
             for l in lanes.iter_mut() {
-                l.batch.push_sweep(seq, now);
+                l.batch.push_mark(seq, now, false);
+                if l.batch.full() {
+                    l.send();
+                }
+            }
+        } else if seq % super::EPOCH_FRAMES == 0 && seq > 0 {
+            epoch(inline);
+            for l in lanes.iter_mut() {
+                l.batch.push_mark(seq, 0, true);
                 if l.batch.full() {
                     l.send();
                 }
