@@ -1145,6 +1145,16 @@ impl<A: AppFacts> FlowTable<A> {
                 self.emit(f, sink);
             }
         }
+        // The checks of the evicted flows would stay in the heap until their time came (a
+        // flood evicts a flow per packet, and its checks are minutes ahead): only each live
+        // flow's current check is kept, the one a sweep acts on (see `sweep`).
+        if self.timers.len() > 2 * self.map.len() + 1024 {
+            self.timers = self
+                .map
+                .values()
+                .map(|f| Reverse((f.timer_ns, f.key())))
+                .collect();
+        }
     }
 
     fn emit(&mut self, mut f: Box<Flow<A>>, sink: &mut impl FnMut(Box<Flow<A>>)) {
@@ -1606,17 +1616,23 @@ mod tests {
             udp_idle_ns: 10 * SEC,
             ..FlowConfig::default()
         });
-        for i in 0..100u16 {
+        for i in 0..3000u16 {
             t.udp(i as i64 * 1000, C, S, 10_000 + i, 53);
         }
         assert!(t.table.live() <= 16);
         let evicted = t.table.stats().evicted;
-        assert!(evicted >= 84, "{evicted}");
+        assert!(evicted >= 2984, "{evicted}");
+        // The evicted flows' checks do not pile up in the timer queue.
+        assert!(
+            t.table.timers.len() <= 2 * 16 + 1024,
+            "{}",
+            t.table.timers.len()
+        );
         // much later: the rest expires by idle time on the next packet
         t.udp(60 * SEC, C, S, 9, 53);
         assert_eq!(t.table.live(), 1);
         let f = t.finish();
-        assert_eq!(f.len(), 101);
+        assert_eq!(f.len(), 3001);
         assert_eq!(f.iter().filter(|f| f.evicted).count() as u64, evicted);
     }
 
