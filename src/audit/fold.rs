@@ -165,7 +165,7 @@ impl<'c> InputFold<'c> {
     pub fn finish(mut self) -> InputAudit {
         let joiner = std::mem::take(&mut self.joiner);
         let dns_gave_up = joiner.gave_up;
-        joiner.finish(&mut |q, r| self.lookup(q, r));
+        joiner.finish(&mut |_, q, r| self.lookup(q, r));
         self.dns
             .finish(&self.usage, &self.file, self.catalog, &mut self.tally);
         if !self.flows.is_sorted_by_key(|f| crate::flow::order_key(f)) {
@@ -246,7 +246,7 @@ impl FlowSink for InputFold<'_> {
     fn dns(&mut self, messages: Vec<DnsEvent>) {
         let mut joiner = std::mem::take(&mut self.joiner);
         for m in messages {
-            joiner.push(m, &mut |q, r| self.lookup(q, r));
+            joiner.push(m, &mut |_, q, r| self.lookup(q, r));
         }
         self.joiner = joiner;
     }

@@ -328,10 +328,9 @@ pub fn audit_inputs(
             folded: input_folded,
         } = fold;
         if dns_gave_up > 0 {
-            r.summary.warnings.push(format!(
-                "{file}: {dns_gave_up} DNS queries were taken as unanswered before their minute had passed: more than {} queries were waiting for an answer at once",
-                crate::names::lookups::MAX_WAITING
-            ));
+            r.summary
+                .warnings
+                .push(crate::names::lookups::gave_up_warning(&file, dns_gave_up));
         }
         // The websocket view: of the flows it needs, or of every flow when all were kept.
         ws_connections.extend(crate::audit::ws::connections(&flows, &file, catalog, &ttls));

@@ -23,6 +23,7 @@ fn audit_in_pool(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
         &args.inputs,
         &args.table,
         progress_wanted(args.quiet),
+        false,
         |k, input| {
             Some(crate::audit::InputFold::new(
                 k,

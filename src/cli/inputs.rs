@@ -88,7 +88,7 @@ impl ReadInputs {
 /// input split among its share of them) and returns the results in input order, with notes
 /// about inputs that could not even be listed and the inputs that failed.
 pub fn read_inputs(inputs: &[PathBuf], table: &TableArgs, progress: bool) -> ReadInputs {
-    read_inputs_into(inputs, table, progress, |_, _| None::<NoSink>).0
+    read_inputs_into(inputs, table, progress, false, |_, _| None::<NoSink>).0
 }
 
 /// No sink: every flow stays in the result.
@@ -105,10 +105,13 @@ impl FlowSink for NoSink {
 
 /// [`read_inputs`], handing each input's flows to the sink `make` gives for it (its index
 /// among the results, and the input) as they finish; returns the sinks too, in input order.
+/// `sequential`: one input after another, each split among all the threads (for sinks that
+/// write in input order as they go).
 pub fn read_inputs_into<F: FlowSink>(
     inputs: &[PathBuf],
     table: &TableArgs,
     progress: bool,
+    sequential: bool,
     make: impl Fn(usize, &Input) -> Option<F> + Sync,
 ) -> (ReadInputs, Vec<Option<F>>) {
     let (cfg, threads) = (&table.config(), table.threads);
@@ -128,23 +131,25 @@ pub fn read_inputs_into<F: FlowSink>(
         });
     }
     let done = AtomicUsize::new(0);
-    let per_input = workers_per_input(threads, list.len());
+    let per_input = workers_per_input(threads, if sequential { 1 } else { list.len() });
+    let one = |(k, i): (usize, &Input)| {
+        let mut sink = make(k, i);
+        let r = analyze_input_into(
+            i,
+            cfg,
+            per_input,
+            table.mmap,
+            sink.as_mut().map(|s| s as &mut dyn FlowSink),
+        );
+        done.fetch_add(1, Relaxed);
+        (r, sink)
+    };
     let run = || -> (Vec<FileResult>, Vec<Option<F>>) {
-        list.par_iter()
-            .enumerate()
-            .map(|(k, i)| {
-                let mut sink = make(k, i);
-                let r = analyze_input_into(
-                    i,
-                    cfg,
-                    per_input,
-                    table.mmap,
-                    sink.as_mut().map(|s| s as &mut dyn FlowSink),
-                );
-                done.fetch_add(1, Relaxed);
-                (r, sink)
-            })
-            .unzip()
+        if sequential {
+            list.iter().enumerate().map(one).unzip()
+        } else {
+            list.par_iter().enumerate().map(one).unzip()
+        }
     };
     let finished = AtomicBool::new(false);
     // Results come back in input order whatever the number of threads.

@@ -213,8 +213,13 @@ impl Joiner {
     }
 
     /// Takes the next message; hands `out` every lookup it completes (a query with its
-    /// response, a response without a query, queries whose window passed).
-    pub fn push(&mut self, e: DnsEvent, out: &mut impl FnMut(Option<DnsEvent>, Option<DnsEvent>)) {
+    /// response, a response without a query, queries whose window passed), with its number
+    /// in the order lookups began (their first message's arrival: see [`InOrder`]).
+    pub fn push(
+        &mut self,
+        e: DnsEvent,
+        out: &mut impl FnMut(u64, Option<DnsEvent>, Option<DnsEvent>),
+    ) {
         self.latest = self.latest.max(e.ts_ns);
         self.expire(self.latest.saturating_sub(ANSWER_WINDOW_NS), out);
         let k = key(&e);
@@ -253,14 +258,20 @@ impl Joiner {
         if self.waiting.get(&k).is_some_and(|w| w.is_empty()) {
             self.waiting.remove(&k);
         }
-        out(q.map(|(_, q)| q), Some(e));
+        match q {
+            Some((n, q)) => out(n, Some(q), Some(e)),
+            None => {
+                self.next += 1;
+                out(self.next - 1, None, Some(e));
+            }
+        }
     }
 
     /// Hands on unanswered every query that came before `before`; returns how many.
     fn expire(
         &mut self,
         before: i64,
-        out: &mut impl FnMut(Option<DnsEvent>, Option<DnsEvent>),
+        out: &mut impl FnMut(u64, Option<DnsEvent>, Option<DnsEvent>),
     ) -> u64 {
         let mut handed = 0;
         while let Some(&(t, k, n)) = self.arrivals.front() {
@@ -276,7 +287,7 @@ impl Joiner {
                 let (_, q) = w.remove(at);
                 self.count -= 1;
                 handed += 1;
-                out(Some(q), None);
+                out(n, Some(q), None);
             }
             if w.is_empty() {
                 self.waiting.remove(&k);
@@ -303,13 +314,77 @@ impl Joiner {
 
     /// The input ended: every query still waiting is handed on unanswered, in the order they
     /// came.
-    pub fn finish(mut self, out: &mut impl FnMut(Option<DnsEvent>, Option<DnsEvent>)) {
+    pub fn finish(mut self, out: &mut impl FnMut(u64, Option<DnsEvent>, Option<DnsEvent>)) {
         self.expire(i64::MAX, out);
     }
 
     /// Queries waiting for a response now.
     pub fn waiting(&self) -> usize {
         self.count
+    }
+}
+
+/// The warning of an input whose lookups gave up on `n` queries early (see
+/// [`MAX_WAITING`]).
+pub fn gave_up_warning(file: &str, n: u64) -> String {
+    format!(
+        "{file}: {n} DNS queries were taken as unanswered before their minute had passed: more than {} queries were waiting for an answer at once",
+        MAX_WAITING
+    )
+}
+
+/// A lookup as the joiner hands it on: a query, its response, or both.
+pub type Joined = (Option<DnsEvent>, Option<DnsEvent>);
+
+/// Lookups put back in the order they began (as [`lookups`] lists them), from the numbers
+/// [`Joiner::push`] gives them: one that completes before an earlier one waits for it (at
+/// most [`MAX_WAITING`] of them, beyond which the earliest query still waiting is given up
+/// on).
+#[derive(Default)]
+pub struct InOrder {
+    joiner: Joiner,
+    done: std::collections::BTreeMap<u64, Joined>,
+    next: u64,
+}
+
+impl InOrder {
+    /// Takes the next message; hands `out` the lookups that are next in order.
+    pub fn push(&mut self, e: DnsEvent, out: &mut impl FnMut(Joined)) {
+        let done = &mut self.done;
+        self.joiner.push(e, &mut |n, q, r| {
+            done.insert(n, (q, r));
+        });
+        while self.done.len() > MAX_WAITING && self.joiner.count > 0 {
+            let before = self.joiner.gave_up_before();
+            let done = &mut self.done;
+            self.joiner.gave_up += self.joiner.expire(before, &mut |n, q, r| {
+                done.insert(n, (q, r));
+            });
+        }
+        self.hand_on(out);
+    }
+
+    fn hand_on(&mut self, out: &mut impl FnMut(Joined)) {
+        while let Some(l) = self.done.remove(&self.next) {
+            out(l);
+            self.next += 1;
+        }
+    }
+
+    /// The input ended: every lookup left, in order. Returns how many queries were given up
+    /// on early (see [`Joiner::gave_up`]).
+    pub fn finish(mut self, out: &mut impl FnMut(Joined)) -> u64 {
+        let done = &mut self.done;
+        let gave_up = self.joiner.gave_up;
+        std::mem::take(&mut self.joiner).finish(&mut |n, q, r| {
+            done.insert(n, (q, r));
+        });
+        self.hand_on(out);
+        // Numbers are given without gaps, so nothing is left; whatever is goes in order.
+        for (_, l) in std::mem::take(&mut self.done) {
+            out(l);
+        }
+        gave_up
     }
 }
 
@@ -420,13 +495,34 @@ mod tests {
         }
     }
 
+    fn unsorted(lookups: Vec<Lookup<'_>>) -> Vec<String> {
+        lookups
+            .iter()
+            .map(|l| serde_json::to_string(l).unwrap())
+            .collect()
+    }
+
+    fn in_order(events: &[DnsEvent]) -> Vec<String> {
+        let mut all = Vec::new();
+        let mut j = InOrder::default();
+        for e in events {
+            j.push(e.clone(), &mut |l| all.push(l));
+        }
+        j.finish(&mut |l| all.push(l));
+        unsorted(
+            all.iter()
+                .map(|(q, r)| lookup(q.as_ref(), r.as_ref(), "f"))
+                .collect(),
+        )
+    }
+
     fn joined(events: &[DnsEvent]) -> Vec<String> {
         let mut pairs = Vec::new();
         let mut j = Joiner::default();
         for e in events {
-            j.push(e.clone(), &mut |q, r| pairs.push((q, r)));
+            j.push(e.clone(), &mut |_, q, r| pairs.push((q, r)));
         }
-        j.finish(&mut |q, r| pairs.push((q, r)));
+        j.finish(&mut |_, q, r| pairs.push((q, r)));
         rows(
             pairs
                 .iter()
@@ -472,6 +568,7 @@ mod tests {
                 events.push(event(t * 1_000_000, message));
             }
             assert_eq!(joined(&events), rows(lookups(&events, "f")));
+            assert_eq!(in_order(&events), unsorted(lookups(&events, "f")));
         }
     }
 
@@ -486,13 +583,13 @@ mod tests {
         let ev = |ts_ns, answer| event(ts_ns, msg(answer));
         let mut pairs = Vec::new();
         let mut j = Joiner::default();
-        j.push(ev(0, false), &mut |q, r| {
+        j.push(ev(0, false), &mut |_, q, r| {
             pairs.push((q.is_some(), r.is_some()))
         });
-        j.push(ev(ANSWER_WINDOW_NS + 1, true), &mut |q, r| {
+        j.push(ev(ANSWER_WINDOW_NS + 1, true), &mut |_, q, r| {
             pairs.push((q.is_some(), r.is_some()))
         });
-        j.finish(&mut |q, r| pairs.push((q.is_some(), r.is_some())));
+        j.finish(&mut |_, q, r| pairs.push((q.is_some(), r.is_some())));
         assert_eq!(pairs, [(true, false), (false, true)]);
         // At most `cap` wait: the oldest is handed on unanswered, and counted.
         let mut j = Joiner::with_cap(2);
@@ -500,7 +597,7 @@ mod tests {
         for t in 0..3 {
             let mut m = msg(false);
             m.id = t as u16;
-            j.push(event(t, m), &mut |q, r| {
+            j.push(event(t, m), &mut |_, q, r| {
                 pairs.push((q.map(|q| q.message.id), r.is_some()))
             });
         }
@@ -510,7 +607,7 @@ mod tests {
         );
         let mut m = msg(true);
         m.id = 2;
-        j.push(event(5, m), &mut |q, r| {
+        j.push(event(5, m), &mut |_, q, r| {
             pairs.push((q.map(|q| q.message.id), r.is_some()))
         });
         assert_eq!(pairs[1], (Some(2), true));

@@ -24,6 +24,8 @@ pub(crate) type Finished = Vec<Box<Described>>;
 pub trait FlowSink: Send {
     fn dns(&mut self, messages: Vec<DnsEvent>);
     fn flows(&mut self, flows: Finished);
+    /// The input ended (after its last epoch).
+    fn end(&mut self) {}
 }
 
 /// An input's epochs, joined in order and named; handed to a [`FlowSink`] if there is one,
@@ -129,6 +131,9 @@ impl<'s> Stream<'s> {
     /// others, which cannot happen, has its epochs joined with the others' last).
     pub(crate) fn finish(mut self) -> (Finished, Vec<DnsEvent>, u64) {
         self.join_ready(true);
+        if let Some(sink) = self.sink.as_deref_mut() {
+            sink.end();
+        }
         crate::flow::sort_flows(&mut self.flows);
         self.dns.sort_by(crate::names::dns_order);
         (self.flows, self.dns, self.peak)

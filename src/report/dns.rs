@@ -22,8 +22,7 @@ pub fn write_dns(
     match format {
         FlowsFormat::Ndjson => {
             for l in &all {
-                crate::report::pretty::to_writer_compact(&mut *out, l)?;
-                out.write_all(b"\n")?;
+                write_lookup(&mut *out, l, format)?;
             }
         }
         FlowsFormat::Json => {
@@ -38,64 +37,79 @@ pub fn write_dns(
         }
         FlowsFormat::Table => {
             for l in &all {
-                let mut flags = Vec::new();
-                if l.nodata {
-                    flags.push("nodata");
-                }
-                if l.sinkhole {
-                    flags.push("sinkhole");
-                }
-                if l.privatelink {
-                    flags.push("privatelink");
-                }
-                if l.truncated {
-                    flags.push("truncated");
-                }
-                if l.malformed.is_some() {
-                    flags.push("malformed");
-                }
-                let result = match (l.answered, l.rcode) {
-                    (true, Some(rc)) => rc.to_string(),
-                    _ => "no answer".to_string(),
-                };
-                let mut chain: Vec<String> = l
-                    .cnames
-                    .iter()
-                    .map(|n| escape_terminal(n).into_owned())
-                    .collect();
-                if chain.len() <= 1 {
-                    chain.clear();
-                }
-                let mut answer = chain.join(" -> ");
-                if !l.addresses.is_empty() {
-                    if !answer.is_empty() {
-                        answer += " -> ";
-                    }
-                    answer += &crate::report::ips_text(&l.addresses);
-                }
-                writeln!(
-                    out,
-                    "{}  {} -> {} {}  {} {}  {}{}{}",
-                    l.time,
-                    l.client,
-                    l.server,
-                    l.transport,
-                    escape_terminal(l.qname.unwrap_or("-")),
-                    l.qtype.as_deref().unwrap_or("-"),
-                    result,
-                    if answer.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  {answer}")
-                    },
-                    if flags.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  [{}]", flags.join(", "))
-                    },
-                )?;
+                write_lookup(&mut *out, l, format)?;
             }
         }
     }
     out.flush()
+}
+
+/// Writes one lookup as a row: a line of NDJSON, or a line of the table (any other format is
+/// written whole by [`write_dns`]).
+pub fn write_lookup(out: &mut dyn Write, l: &Lookup<'_>, format: FlowsFormat) -> io::Result<()> {
+    match format {
+        FlowsFormat::Ndjson => {
+            crate::report::pretty::to_writer_compact(&mut *out, l)?;
+            out.write_all(b"\n")
+        }
+        _ => {
+            let mut flags = Vec::new();
+            if l.nodata {
+                flags.push("nodata");
+            }
+            if l.sinkhole {
+                flags.push("sinkhole");
+            }
+            if l.privatelink {
+                flags.push("privatelink");
+            }
+            if l.truncated {
+                flags.push("truncated");
+            }
+            if l.malformed.is_some() {
+                flags.push("malformed");
+            }
+            let result = match (l.answered, l.rcode) {
+                (true, Some(rc)) => rc.to_string(),
+                _ => "no answer".to_string(),
+            };
+            let mut chain: Vec<String> = l
+                .cnames
+                .iter()
+                .map(|n| escape_terminal(n).into_owned())
+                .collect();
+            if chain.len() <= 1 {
+                chain.clear();
+            }
+            let mut answer = chain.join(" -> ");
+            if !l.addresses.is_empty() {
+                if !answer.is_empty() {
+                    answer += " -> ";
+                }
+                answer += &crate::report::ips_text(&l.addresses);
+            }
+            writeln!(
+                out,
+                "{}  {} -> {} {}  {} {}  {}{}{}",
+                l.time,
+                l.client,
+                l.server,
+                l.transport,
+                escape_terminal(l.qname.unwrap_or("-")),
+                l.qtype.as_deref().unwrap_or("-"),
+                result,
+                if answer.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {answer}")
+                },
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", flags.join(", "))
+                },
+            )?;
+            Ok(())
+        }
+    }
 }
