@@ -247,11 +247,11 @@ impl Joiner {
             self.count += 1;
             return;
         }
-        let asked = qname(&e).map(str::to_string);
+        let asked = qname(&e);
         let q = self.waiting.get_mut(&k).and_then(|w| {
             let at = w
                 .iter()
-                .position(|(_, q)| asked.is_none() || qname(q) == asked.as_deref())?;
+                .position(|(_, q)| asked.is_none() || qname(q) == asked)?;
             Some(w.remove(at))
         });
         self.count -= usize::from(q.is_some());
