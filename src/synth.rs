@@ -492,8 +492,20 @@ pub fn write_pcap(
 
 /// Servers of [`write_syn_flood`] (198.18.0.1 to .16, port 443).
 pub const SYN_FLOOD_SERVERS: u64 = 16;
-/// Source ports a flood's client cycles through (1024 to 65535).
-const FLOOD_PORTS: u64 = 64_512;
+/// The first source port of a flood's clients and how many they cycle through: Linux's
+/// ephemeral range, 32768 to 60999. (Not from 1024: a DNS query from port 2152 or 3544, GTP-U's
+/// and Teredo's, can be read as a tunnel.)
+const FLOOD_PORT0: u64 = 32_768;
+const FLOOD_PORTS: u64 = 28_232;
+
+/// The `i`th of a flood's clients' (address, source port) pairs: the first client (`base`)
+/// runs through every port, then the next address (`base + 1`) takes over, and so on.
+fn flood_client(base: [u8; 4], i: u64) -> ([u8; 16], u16) {
+    (
+        v4(base, i / FLOOD_PORTS),
+        (FLOOD_PORT0 + i % FLOOD_PORTS) as u16,
+    )
+}
 
 /// The IPv4 address `base + n`, as the first four of 16 bytes.
 fn v4(base: [u8; 4], n: u64) -> [u8; 16] {
@@ -507,14 +519,11 @@ fn v4(base: [u8; 4], n: u64) -> [u8; 16] {
 }
 
 /// The client, its port and the server of the `i`th SYN of a flood: the servers take turns,
-/// each client address runs through every source port of every server before the next one
-/// (10.9.0.1, then .2, ...) takes over, so no two SYNs share a 4-tuple below 2^40 flows.
+/// and a client address runs through every source port on every server before the next one
+/// (10.9.0.1, then .2, ...) takes over, so no two SYNs share a 4-tuple (below 2^32 clients).
 fn syn_flood_ends(i: u64) -> ([u8; 16], u16, [u8; 16]) {
-    let server = i % SYN_FLOOD_SERVERS;
-    let rest = i / SYN_FLOOD_SERVERS;
-    let port = 1024 + (rest % FLOOD_PORTS) as u16;
-    let client = rest / FLOOD_PORTS;
-    (v4([10, 9, 0, 1], client), port, v4([198, 18, 0, 1], server))
+    let (client, port) = flood_client([10, 9, 0, 1], i / SYN_FLOOD_SERVERS);
+    (client, port, v4([198, 18, 0, 1], i % SYN_FLOOD_SERVERS))
 }
 
 /// Writes a SYN flood (Ethernet, IPv4): `flows` SYNs to port 443 of [`SYN_FLOOD_SERVERS`]
@@ -573,7 +582,7 @@ fn write_flood(
     Ok(st)
 }
 
-/// The resolver of [`write_dns_flood`] (port 53) and its one client.
+/// The resolver of [`write_dns_flood`] (port 53) and its first client.
 pub const DNS_FLOOD_RESOLVER: [u8; 4] = [10, 0, 0, 53];
 pub const DNS_FLOOD_CLIENT: [u8; 4] = [10, 2, 0, 1];
 
@@ -591,22 +600,23 @@ fn dns_flood_name(i: u64, key: u64) -> String {
 }
 
 /// Writes a DNS flood (Ethernet, IPv4, UDP): `queries` A queries for names never asked before
-/// (`<10 hex digits>.flood.example.com`), from one client to one resolver
-/// ([`DNS_FLOOD_CLIENT`], [`DNS_FLOOD_RESOLVER`]), none answered, the source port running
-/// through 1024 to 65535 (so `min(queries, 64512)` UDP flows: a port comes back after about
-/// 0.65 s, well within a UDP flow's idle time), 5 to 15 µs apart. Every record is 104 bytes, so
-/// two million queries make a 208 MB file. Deterministic for a seed (which picks the names, the
-/// transaction IDs and the gaps).
+/// (`<10 hex digits>.flood.example.com`) to one resolver ([`DNS_FLOOD_RESOLVER`]), none
+/// answered, 5 to 15 µs apart, each from a new client address and port (from
+/// [`DNS_FLOOD_CLIENT`] port 32768 on, see `flood_client`): one UDP flow per query, as from a
+/// crowd of stub resolvers, so the flood fills the flow table as well as the DNS log. Every
+/// record is 104 bytes, so two million queries make a 208 MB file. Deterministic for a seed
+/// (which picks the names, the transaction IDs and the gaps).
 pub fn write_dns_flood(w: impl Write, queries: u64, seed: u64) -> io::Result<SynthStats> {
     let mut rng = Rng(XorShift::new(seed));
     let key = rng.next();
     let mut st = write_flood(w, queries, rng, 17, |i, rng, seg| {
         let dns = dns_message(&dns_flood_name(i, key), rng.next() as u16, false);
-        push_udp(seg, 1024 + (i % FLOOD_PORTS) as u16, 53, dns.len());
+        let (client, port) = flood_client(DNS_FLOOD_CLIENT, i);
+        push_udp(seg, port, 53, dns.len());
         seg.extend_from_slice(&dns);
-        (v4(DNS_FLOOD_CLIENT, 0), v4(DNS_FLOOD_RESOLVER, 0))
+        (client, v4(DNS_FLOOD_RESOLVER, 0))
     })?;
-    st.flows = queries.min(FLOOD_PORTS);
+    st.flows = queries;
     Ok(st)
 }
 
@@ -641,6 +651,7 @@ mod tests {
         assert!(r.summary.error.is_none(), "{:?}", r.summary.error);
         assert_eq!(r.summary.packets, 3000);
         assert_eq!(r.summary.skipped.total(), 0);
+        assert_eq!(r.summary.truncated_packets, 0);
         assert_eq!(r.flows.len() as u64, flows);
         // 10 µs apart on average.
         let span = r.flows[r.flows.len() - 1].first_ns - r.flows[0].first_ns;
@@ -668,15 +679,16 @@ mod tests {
         let (c0, p0, s0) = syn_flood_ends(0);
         assert_eq!(
             (c0[..4].to_vec(), p0, s0[..4].to_vec()),
-            (vec![10, 9, 0, 1], 1024, vec![198, 18, 0, 1])
+            (vec![10, 9, 0, 1], 32768, vec![198, 18, 0, 1])
         );
-        let (c1, p1, _) = syn_flood_ends(per_client);
-        assert_eq!((c1[..4].to_vec(), p1), (vec![10, 9, 0, 2], 1024));
+        let (c1, p1, _) = syn_flood_ends(per_client - 1);
+        assert_eq!((c1[..4].to_vec(), p1), (vec![10, 9, 0, 1], 60999));
+        let (c2, p2, _) = syn_flood_ends(per_client);
+        assert_eq!((c2[..4].to_vec(), p2), (vec![10, 9, 0, 2], 32768));
     }
 
     #[test]
     fn dns_flood_is_deterministic_sized_and_read_as_unique_queries() {
-        // 3000 queries use 3000 of the 64512 source ports: a flow each.
         let r = flood_read(|w, n, seed| write_dns_flood(w, n, seed), 104, 3000);
         assert_eq!(r.dns.len(), 3000);
         let names: std::collections::HashSet<_> = r
