@@ -190,7 +190,8 @@ fn bench(t: &Target, want_tshark: bool, rows: &mut Vec<Row>) {
         // Warm the page cache (the host pages out what has not been read for a minute).
         let _ = run_once(&mut cat());
         stop_if_interrupted();
-        eprintln!("{}: {what} ({runs} runs) ...", t.label);
+        let s = if runs == 1 { "" } else { "s" };
+        eprintln!("{}: {what} ({runs} run{s}) ...", t.label);
         let copy = || {
             let mut c = Command::new(cmd.get_program());
             c.args(cmd.get_args());
@@ -394,6 +395,10 @@ fn main() {
         bench(t, want_tshark, &mut rows);
     }
     let load_after = load();
+    let sizes: Vec<f64> = targets
+        .iter()
+        .map(|t| std::fs::metadata(&t.path).map_or(0.0, |m| m.len() as f64 / 1e6))
+        .collect();
     drop(big_dir);
 
     println!(
@@ -408,8 +413,7 @@ fn main() {
         },
         env!("CARGO_BIN_EXE_allowscope"),
     );
-    for t in &targets {
-        let mb = std::fs::metadata(&t.path).map_or(0.0, |m| m.len() as f64 / 1e6);
+    for (t, mb) in targets.iter().zip(sizes) {
         println!("  {:<10} {:>9.0} MB  {}", t.label, mb, t.path.display());
     }
     println!(

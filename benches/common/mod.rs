@@ -112,6 +112,7 @@ pub fn have_tshark() -> bool {
     Command::new("tshark")
         .arg("-v")
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()
         .is_ok()
 }
