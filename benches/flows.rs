@@ -14,15 +14,16 @@
 //! that run (of the child process, from `wait4`, for commands). The machine's load average is
 //! printed before and after: on a shared machine, CPU time is the steadier figure.
 
-use std::fs::File;
-use std::io::BufWriter;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use allowscope::capture::CaptureReader;
 use allowscope::flow::FlowConfig;
 use allowscope::pipeline::analyze_reader;
+use common::{best_of, load, run_once, tv};
 
 fn peak_rss_self_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -42,19 +43,6 @@ fn self_cpu_secs() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-fn tv(t: libc::timeval) -> f64 {
-    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn data_file() -> PathBuf {
     if let Ok(p) = std::env::var("ALLOWSCOPE_BENCH_FILE") {
         return PathBuf::from(p);
@@ -64,19 +52,7 @@ fn data_file() -> PathBuf {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200)
         .max(100);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
-    std::fs::create_dir_all(&dir).expect("create target/bench-data");
-    // v2: the TLS data are real records (ServerHello, ChangeCipherSpec, ApplicationData).
-    let path = dir.join(format!("synth2-{mb}MB.pcap"));
-    if !path.exists() {
-        eprintln!("generating {} ...", path.display());
-        let tmp = path.with_extension("tmp");
-        let w = BufWriter::with_capacity(1 << 20, File::create(&tmp).expect("create bench file"));
-        let st = allowscope::synth::write_pcap(w, mb << 20, 2000, 42).expect("write bench file");
-        std::fs::rename(&tmp, &path).expect("rename bench file");
-        eprintln!("  {} packets, {} flows", st.packets, st.flows);
-    }
-    path
+    common::synth_capture(&common::bench_data_dir(), mb)
 }
 
 struct Row {
@@ -124,53 +100,16 @@ fn run_ours(path: &Path, mmap: bool) -> (Row, u64) {
     (row, r.summary.packets)
 }
 
-/// Runs a command to its end with stdout and stderr discarded; wall time, and the child's own
-/// CPU time and peak RSS from `wait4`.
-fn run_once(cmd: &mut Command) -> Option<(f64, f64, u64)> {
-    let t = Instant::now();
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let mut status = 0;
-    // SAFETY: wait4 on our own child's pid, writing into locals we pass.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        if libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru) < 0 {
-            return None;
-        }
-        ru
-    };
-    let secs = t.elapsed().as_secs_f64();
-    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        eprintln!("{cmd:?}: exit status {status:#x}");
-        return None;
-    }
-    Some((secs, tv(ru.ru_utime) + tv(ru.ru_stime), ru.ru_maxrss as u64))
-}
-
 /// The faster of `runs` runs of a command.
-fn run_cmd(
-    what: &str,
-    mut make: impl FnMut() -> Command,
-    per_packet: bool,
-    runs: u32,
-) -> Option<Row> {
-    let mut best: Option<Row> = None;
-    for _ in 0..runs {
-        let (secs, cpu, rss_kib) = run_once(&mut make())?;
-        if best.as_ref().is_none_or(|b| secs < b.secs) {
-            best = Some(Row {
-                what: what.to_string(),
-                secs,
-                cpu,
-                per_packet,
-                rss_kib,
-            });
-        }
-    }
-    best
+fn run_cmd(what: &str, make: impl FnMut() -> Command, per_packet: bool, runs: u32) -> Option<Row> {
+    let r = best_of(runs, make)?;
+    Some(Row {
+        what: what.to_string(),
+        secs: r.secs,
+        cpu: r.cpu,
+        per_packet,
+        rss_kib: r.rss_kib,
+    })
 }
 
 fn main() {
@@ -225,31 +164,13 @@ fn main() {
     );
     let mut tshark_rows = Vec::new();
     let want_tshark = std::env::var("ALLOWSCOPE_BENCH_TSHARK").map_or(true, |v| v != "0");
-    let have_tshark = Command::new("tshark")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok();
+    let have_tshark = common::have_tshark();
     if want_tshark && have_tshark {
         let fields = || {
-            let mut c = Command::new("tshark");
-            c.args(["-n", "-r"]).arg(&path).args([
-                "-Y",
+            common::tshark_fields(
+                &path,
                 "tls.handshake.extensions_server_name or dns.flags.response == 1",
-                "-T",
-                "fields",
-                "-e",
-                "tls.handshake.extensions_server_name",
-                "-e",
-                "dns.qry.name",
-                "-e",
-                "dns.cname",
-                "-e",
-                "dns.a",
-                "-e",
-                "dns.aaaa",
-            ]);
-            c
+            )
         };
         tshark_rows.extend(run_cmd(
             "tshark -T fields: SNIs and DNS answers",

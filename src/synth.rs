@@ -9,6 +9,11 @@
 //! records both ways, FIN both ways), DNS queries with CNAME
 //! answers, dropped SYNs (three attempts), refused SYNs, some frames tagged with VLAN 100.
 //! Many flows are interleaved, as on a busy link.
+//!
+//! Two floods for the memory bench (`benches/scale.rs`, issue 20): [`write_syn_flood`] (one
+//! unanswered SYN per flow) and [`write_dns_flood`] (one unanswered query per name, every
+//! name new). Every generator shares the frame writers below (`IpHead`, `push_tcp`,
+//! `push_udp`, `write_record`).
 
 use std::io::{self, Write};
 
@@ -264,49 +269,31 @@ impl Gen {
         } else {
             (self.srv, self.cli, self.sport, self.cport)
         };
-        // Ethernet (+ VLAN)
-        out.extend_from_slice(&[0x02, 0, 0, 0, 0, if from_client { 2 } else { 1 }]);
-        out.extend_from_slice(&[0x02, 0, 0, 0, 0, if from_client { 1 } else { 2 }]);
-        if self.vlan {
-            out.extend_from_slice(&[0x81, 0x00, 0x00, 100]);
-        }
         let l4len = if proto == 6 {
             20 + l4.len()
         } else {
             8 + l4.len()
         };
-        if self.v6 {
-            out.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
-            out.extend_from_slice(&(l4len as u16).to_be_bytes());
-            out.extend_from_slice(&[proto, 64]);
-            out.extend_from_slice(&sip);
-            out.extend_from_slice(&dip);
-        } else {
-            out.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
-            out.extend_from_slice(&((20 + l4len) as u16).to_be_bytes());
-            out.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
-            out.extend_from_slice(&sip[..4]);
-            out.extend_from_slice(&dip[..4]);
-            let ip_start = out.len() - 20;
-            let sum = checksum(&out[ip_start..]);
-            out[ip_start + 10..ip_start + 12].copy_from_slice(&sum.to_be_bytes());
-        }
-        out.extend_from_slice(&sp.to_be_bytes());
-        out.extend_from_slice(&dp.to_be_bytes());
+        let head = IpHead {
+            from_client,
+            vlan: self.vlan,
+            v6: self.v6,
+            proto,
+            src: sip,
+            dst: dip,
+        };
+        head.push(out, l4len);
         if proto == 6 {
             let seq = self.seq[d];
             let ack = self.seq[1 - d];
-            out.extend_from_slice(&seq.to_be_bytes());
-            out.extend_from_slice(&ack.to_be_bytes());
-            out.extend_from_slice(&[0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+            push_tcp(out, sp, dp, seq, ack, flags);
             let adv = l4.len() as u32 + u32::from(flags & 0x03 != 0);
             // Dropped SYNs are retransmissions: same ISN.
             if !matches!(self.kind, Kind::Drop) {
                 self.seq[d] = seq.wrapping_add(adv);
             }
         } else {
-            out.extend_from_slice(&((8 + l4.len()) as u16).to_be_bytes());
-            out.extend_from_slice(&[0, 0]);
+            push_udp(out, sp, dp, l4.len());
         }
         out.extend_from_slice(l4);
         true
@@ -375,6 +362,91 @@ fn checksum(b: &[u8]) -> u16 {
     !(s as u16)
 }
 
+/// The link and network layers of one frame: Ethernet between two fixed MAC addresses (the
+/// client's 02:00:00:00:00:01, the server's :02), a VLAN 100 tag if asked, and an IPv4 header
+/// (with its checksum; ID 0, don't fragment, TTL 64) or an IPv6 one (hop limit 64). IPv4
+/// addresses are the first four bytes of `src` and `dst`.
+struct IpHead {
+    from_client: bool,
+    vlan: bool,
+    v6: bool,
+    /// 6 (TCP) or 17 (UDP).
+    proto: u8,
+    src: [u8; 16],
+    dst: [u8; 16],
+}
+
+impl IpHead {
+    /// Appends the headers to `out` for a transport segment of `l4len` bytes (its header
+    /// included).
+    fn push(&self, out: &mut Vec<u8>, l4len: usize) {
+        let to = if self.from_client { 2 } else { 1 };
+        out.extend_from_slice(&[0x02, 0, 0, 0, 0, to]);
+        out.extend_from_slice(&[0x02, 0, 0, 0, 0, 3 - to]);
+        if self.vlan {
+            out.extend_from_slice(&[0x81, 0x00, 0x00, 100]);
+        }
+        if self.v6 {
+            out.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            out.extend_from_slice(&(l4len as u16).to_be_bytes());
+            out.extend_from_slice(&[self.proto, 64]);
+            out.extend_from_slice(&self.src);
+            out.extend_from_slice(&self.dst);
+        } else {
+            out.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+            out.extend_from_slice(&((20 + l4len) as u16).to_be_bytes());
+            out.extend_from_slice(&[0, 0, 0x40, 0, 64, self.proto, 0, 0]);
+            out.extend_from_slice(&self.src[..4]);
+            out.extend_from_slice(&self.dst[..4]);
+            let ip_start = out.len() - 20;
+            let sum = checksum(&out[ip_start..]);
+            out[ip_start + 10..ip_start + 12].copy_from_slice(&sum.to_be_bytes());
+        }
+    }
+}
+
+/// Appends a 20-byte TCP header (no options, window 64240, checksum left 0).
+fn push_tcp(out: &mut Vec<u8>, sp: u16, dp: u16, seq: u32, ack: u32, flags: u8) {
+    out.extend_from_slice(&sp.to_be_bytes());
+    out.extend_from_slice(&dp.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&ack.to_be_bytes());
+    out.extend_from_slice(&[0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+}
+
+/// Appends a UDP header for `payload` bytes of data (checksum 0: none).
+fn push_udp(out: &mut Vec<u8>, sp: u16, dp: u16, payload: usize) {
+    out.extend_from_slice(&sp.to_be_bytes());
+    out.extend_from_slice(&dp.to_be_bytes());
+    out.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+}
+
+/// The first microsecond timestamp of every generated capture (2025-11-21).
+const START_US: u64 = 1_763_700_000_000_000;
+
+/// Writes the file header of a microsecond pcap, Ethernet, snap length 65535; returns its size.
+fn write_file_header(w: &mut impl Write) -> io::Result<u64> {
+    const HEADER: [u8; 24] = [
+        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ];
+    w.write_all(&HEADER)?;
+    Ok(HEADER.len() as u64)
+}
+
+/// Writes one pcap record (its 16-byte header and the frame); returns the bytes written.
+fn write_record(w: &mut impl Write, ts_us: u64, frame: &[u8]) -> io::Result<u64> {
+    let len = frame.len() as u32;
+    let mut rec = [0u8; 16];
+    rec[0..4].copy_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
+    rec[4..8].copy_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
+    rec[8..12].copy_from_slice(&len.to_le_bytes());
+    rec[12..16].copy_from_slice(&len.to_le_bytes());
+    w.write_all(&rec)?;
+    w.write_all(frame)?;
+    Ok(16 + u64::from(len))
+}
+
 /// Writes a microsecond pcap of about `target_bytes` bytes with `concurrency` interleaved flows.
 pub fn write_pcap(
     mut w: impl Write,
@@ -383,11 +455,8 @@ pub fn write_pcap(
     seed: u64,
 ) -> io::Result<SynthStats> {
     let mut rng = Rng(XorShift::new(seed));
-    w.write_all(&[
-        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
-    ])?;
     let mut st = SynthStats {
-        bytes: 24,
+        bytes: write_file_header(&mut w)?,
         ..Default::default()
     };
     let mut active: Vec<Gen> = Vec::with_capacity(concurrency);
@@ -395,7 +464,7 @@ pub fn write_pcap(
     let mut hello = Vec::new();
     let mut hellos: Vec<Vec<u8>> = Vec::new();
     let mut data = Vec::with_capacity(2048);
-    let mut ts_us: u64 = 1_763_700_000_000_000;
+    let mut ts_us = START_US;
     let concurrency = concurrency.max(1);
     while st.bytes < target_bytes {
         while active.len() < concurrency {
@@ -414,24 +483,236 @@ pub fn write_pcap(
         }
         // 1-100 µs apart (about 20k packets/s): flows live seconds, as on a busy link.
         ts_us += 1 + rng.below(100);
-        let len = frame.len() as u32;
-        let mut rec = [0u8; 16];
-        rec[0..4].copy_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
-        rec[4..8].copy_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
-        rec[8..12].copy_from_slice(&len.to_le_bytes());
-        rec[12..16].copy_from_slice(&len.to_le_bytes());
-        w.write_all(&rec)?;
-        w.write_all(&frame)?;
+        st.bytes += write_record(&mut w, ts_us, &frame)?;
         st.packets += 1;
-        st.bytes += 16 + len as u64;
     }
     w.flush()?;
+    Ok(st)
+}
+
+/// Servers of [`write_syn_flood`] (198.18.0.1 to .16, port 443).
+pub const SYN_FLOOD_SERVERS: u64 = 16;
+/// The first source port of a flood's clients and how many they cycle through: Linux's
+/// ephemeral range, 32768 to 60999. (Not from 1024: a DNS query from port 2152 or 3544, GTP-U's
+/// and Teredo's, can be read as a tunnel.)
+const FLOOD_PORT0: u64 = 32_768;
+const FLOOD_PORTS: u64 = 28_232;
+
+/// The `i`th of a flood's clients' (address, source port) pairs: the first client (`base`)
+/// runs through every port, then the next address (`base + 1`) takes over, and so on.
+fn flood_client(base: [u8; 4], i: u64) -> ([u8; 16], u16) {
+    (
+        v4(base, i / FLOOD_PORTS),
+        (FLOOD_PORT0 + i % FLOOD_PORTS) as u16,
+    )
+}
+
+/// The IPv4 address `base + n`, as the first four of 16 bytes.
+fn v4(base: [u8; 4], n: u64) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a[..4].copy_from_slice(
+        &u32::from_be_bytes(base)
+            .wrapping_add(n as u32)
+            .to_be_bytes(),
+    );
+    a
+}
+
+/// The client, its port and the server of the `i`th SYN of a flood: the servers take turns,
+/// and a client address runs through every source port on every server before the next one
+/// (10.9.0.1, then .2, ...) takes over, so no two SYNs share a 4-tuple (below 2^32 clients).
+fn syn_flood_ends(i: u64) -> ([u8; 16], u16, [u8; 16]) {
+    let (client, port) = flood_client([10, 9, 0, 1], i / SYN_FLOOD_SERVERS);
+    (client, port, v4([198, 18, 0, 1], i % SYN_FLOOD_SERVERS))
+}
+
+/// Writes a SYN flood (Ethernet, IPv4): `flows` SYNs to port 443 of [`SYN_FLOOD_SERVERS`]
+/// servers, each from a new source port (one 4-tuple, one flow each), none answered, 5 to 15 µs
+/// apart (10 on average). Every record is 70 bytes (a 20-byte TCP header, no options), so a
+/// million flows make a 70 MB file. Deterministic for a seed (which picks the sequence numbers
+/// and the gaps).
+pub fn write_syn_flood(w: impl Write, flows: u64, seed: u64) -> io::Result<SynthStats> {
+    let rng = Rng(XorShift::new(seed));
+    let mut st = write_flood(w, flows, rng, 6, |i, rng, seg| {
+        let (src, port, dst) = syn_flood_ends(i);
+        push_tcp(seg, port, 443, rng.next() as u32, 0, 0x02);
+        (src, dst)
+    })?;
+    st.flows = flows;
+    Ok(st)
+}
+
+/// Writes a pcap of `n` frames from clients (Ethernet, IPv4 `proto`), 5 to 15 µs apart (10 on
+/// average): `segment(i, rng, seg)` appends the `i`th frame's transport segment (its header
+/// and data) to the empty `seg` and returns the source and destination addresses. The stats'
+/// `flows` are left 0 for the caller.
+fn write_flood(
+    mut w: impl Write,
+    n: u64,
+    mut rng: Rng,
+    proto: u8,
+    mut segment: impl FnMut(u64, &mut Rng, &mut Vec<u8>) -> ([u8; 16], [u8; 16]),
+) -> io::Result<SynthStats> {
+    let mut st = SynthStats {
+        bytes: write_file_header(&mut w)?,
+        ..Default::default()
+    };
+    let mut frame = Vec::with_capacity(128);
+    let mut seg = Vec::with_capacity(128);
+    let mut ts_us = START_US;
+    for i in 0..n {
+        seg.clear();
+        let (src, dst) = segment(i, &mut rng, &mut seg);
+        frame.clear();
+        let head = IpHead {
+            from_client: true,
+            vlan: false,
+            v6: false,
+            proto,
+            src,
+            dst,
+        };
+        head.push(&mut frame, seg.len());
+        frame.extend_from_slice(&seg);
+        ts_us += 5 + rng.below(11);
+        st.bytes += write_record(&mut w, ts_us, &frame)?;
+        st.packets += 1;
+    }
+    w.flush()?;
+    Ok(st)
+}
+
+/// The resolver of [`write_dns_flood`] (port 53) and its first client.
+pub const DNS_FLOOD_RESOLVER: [u8; 4] = [10, 0, 0, 53];
+pub const DNS_FLOOD_CLIENT: [u8; 4] = [10, 2, 0, 1];
+
+/// The name of the `i`th query of a DNS flood: ten hex digits of a permutation of the 40-bit
+/// numbers keyed by the seed (every step is invertible), under `flood.example.com`: unique
+/// below 2^40 queries, 30 bytes on the wire.
+fn dns_flood_name(i: u64, key: u64) -> String {
+    const MASK: u64 = (1 << 40) - 1;
+    let mut x = (i ^ key) & MASK;
+    x = x.wrapping_mul(0x9e37_79b9_7f4b) & MASK;
+    x ^= x >> 21;
+    x = x.wrapping_mul(0xd6e8_feb8_6659_fd93) & MASK;
+    x ^= x >> 19;
+    format!("{x:010x}.flood.example.com")
+}
+
+/// Writes a DNS flood (Ethernet, IPv4, UDP): `queries` A queries for names never asked before
+/// (`<10 hex digits>.flood.example.com`) to one resolver ([`DNS_FLOOD_RESOLVER`]), none
+/// answered, 5 to 15 µs apart, each from a new client address and port (from
+/// [`DNS_FLOOD_CLIENT`] port 32768 on, see `flood_client`): one UDP flow per query, as from a
+/// crowd of stub resolvers, so the flood fills the flow table as well as the DNS log. Every
+/// record is 104 bytes, so two million queries make a 208 MB file. Deterministic for a seed
+/// (which picks the names, the transaction IDs and the gaps).
+pub fn write_dns_flood(w: impl Write, queries: u64, seed: u64) -> io::Result<SynthStats> {
+    let mut rng = Rng(XorShift::new(seed));
+    let key = rng.next();
+    let mut st = write_flood(w, queries, rng, 17, |i, rng, seg| {
+        let dns = dns_message(&dns_flood_name(i, key), rng.next() as u16, false);
+        let (client, port) = flood_client(DNS_FLOOD_CLIENT, i);
+        push_udp(seg, port, 53, dns.len());
+        seg.extend_from_slice(&dns);
+        (client, v4(DNS_FLOOD_RESOLVER, 0))
+    })?;
+    st.flows = queries;
     Ok(st)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Flood = fn(&mut Vec<u8>, u64, u64) -> io::Result<SynthStats>;
+
+    /// Writes 3000 packets of a flood twice with one seed and once with another, checks the
+    /// copies are the same, the other different, every record `record` bytes, the stats right
+    /// (`flows` of them), and reads it through the pipeline, which must skip nothing.
+    fn flood_read(write: Flood, record: usize, flows: u64) -> crate::pipeline::FileResult {
+        let [mut a, mut b, mut c] = [Vec::new(), Vec::new(), Vec::new()];
+        let st = write(&mut a, 3000, 5).unwrap();
+        write(&mut b, 3000, 5).unwrap();
+        write(&mut c, 3000, 6).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.len(), 24 + record * 3000);
+        assert_eq!(
+            (st.bytes, st.packets, st.flows),
+            (a.len() as u64, 3000, flows)
+        );
+        let reader =
+            crate::capture::CaptureReader::from_read(Box::new(std::io::Cursor::new(a))).unwrap();
+        let r = crate::pipeline::analyze_reader(
+            "flood".into(),
+            reader,
+            &crate::flow::FlowConfig::default(),
+        );
+        assert!(r.summary.error.is_none(), "{:?}", r.summary.error);
+        assert_eq!(r.summary.packets, 3000);
+        assert_eq!(r.summary.skipped.total(), 0);
+        assert_eq!(r.summary.truncated_packets, 0);
+        assert_eq!(r.flows.len() as u64, flows);
+        // 10 µs apart on average.
+        let span = r.flows[r.flows.len() - 1].first_ns - r.flows[0].first_ns;
+        assert!((25_000_000..35_000_000).contains(&span), "{span}");
+        r
+    }
+
+    #[test]
+    fn syn_flood_is_deterministic_sized_and_read_as_one_flow_a_syn() {
+        let r = flood_read(|w, n, seed| write_syn_flood(w, n, seed), 70, 3000);
+        assert!(r.flows.iter().all(|f| f.server.port == 443));
+        assert!(r.dns.is_empty());
+    }
+
+    #[test]
+    fn syn_flood_tuples_stay_unique_past_every_wrap() {
+        let per_client = SYN_FLOOD_SERVERS * FLOOD_PORTS;
+        let mut seen = std::collections::HashSet::new();
+        for i in (0..4 * per_client)
+            .step_by(997)
+            .chain([per_client - 1, per_client])
+        {
+            assert!(seen.insert(syn_flood_ends(i)), "{i}");
+        }
+        let (c0, p0, s0) = syn_flood_ends(0);
+        assert_eq!(
+            (c0[..4].to_vec(), p0, s0[..4].to_vec()),
+            (vec![10, 9, 0, 1], 32768, vec![198, 18, 0, 1])
+        );
+        let (c1, p1, _) = syn_flood_ends(per_client - 1);
+        assert_eq!((c1[..4].to_vec(), p1), (vec![10, 9, 0, 1], 60999));
+        let (c2, p2, _) = syn_flood_ends(per_client);
+        assert_eq!((c2[..4].to_vec(), p2), (vec![10, 9, 0, 2], 32768));
+    }
+
+    #[test]
+    fn dns_flood_is_deterministic_sized_and_read_as_unique_queries() {
+        let r = flood_read(|w, n, seed| write_dns_flood(w, n, seed), 104, 3000);
+        assert_eq!(r.dns.len(), 3000);
+        let names: std::collections::HashSet<_> = r
+            .dns
+            .iter()
+            .map(|e| {
+                assert!(!e.message.response);
+                assert_eq!(e.server_port, 53);
+                e.message.questions[0].name.clone()
+            })
+            .collect();
+        assert_eq!(names.len(), 3000);
+    }
+
+    #[test]
+    fn dns_flood_names_are_unique_and_30_bytes_on_the_wire() {
+        let key = 0x1234_5678_9abc_def0;
+        let mut seen = std::collections::HashSet::new();
+        for i in (0..1u64 << 40).step_by(1 << 23).chain(1..5000) {
+            let n = dns_flood_name(i, key);
+            assert_eq!(n.len() + 2, 30, "{n}");
+            assert!(seen.insert(n), "{i}");
+        }
+    }
 
     #[test]
     fn deterministic_and_sized() {
