@@ -233,6 +233,15 @@ fn geneve_gtp_teredo() {
         );
     }
 
+    // A DNS query from port 3544 whose id begins with 6 (its first byte reads as IPv6's
+    // version): the datagram holds no IPv6 packet that fills it, so it is plain UDP (DNS).
+    let mut q = crate::synth::dns_message("a-rather-long-name.flood.example.com", 0x6abc, false);
+    q.resize(q.len().max(48), 0);
+    let fr = eth(0x0800, &outer(17, false, &udp(3544, 53, &q)));
+    let p = decode(1, &fr).unwrap();
+    assert!(matches!(p.l4, L4::Udp(u) if u.src_port == 3544 && u.dst_port == 53));
+    assert_eq!(p.encap_depth, 0);
+
     // GTP-U T-PDU with a sequence number and one extension header; TEIDs per direction.
     let gtp = |teid: u32, back: bool| {
         let body = inner();

@@ -451,7 +451,17 @@ impl<F: FnMut(&EncapLayer)> Walk<F> {
             if let [0, 0, ..] = b {
                 b = b.get(8..).unwrap_or_default();
             }
-            if b.len() < 40 || b[0] >> 4 != 6 {
+            // The IPv6 packet fills the datagram as the UDP header declares it (the capture may
+            // have cut it): a DNS query from port 3544 whose id begins with 6 is no tunnel.
+            let declared = if usize::from(len) >= udp_field::PAYLOAD {
+                usize::from(len) - udp_field::PAYLOAD
+            } else {
+                p.len()
+            };
+            let inner = declared.saturating_sub(p.len() - b.len());
+            let fills = be16(b, ip::ipv6_field::PAYLOAD_LEN)
+                .is_some_and(|n| usize::from(n) + ip::ipv6_field::FIXED_LEN == inner);
+            if b.len() < 40 || b[0] >> 4 != 6 || !fills {
                 return Ok(None);
             }
             let l = self.outer(EncapKind::Teredo, net, None);
