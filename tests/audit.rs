@@ -983,3 +983,56 @@ fn undecoded_notes_are_escaped_once() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Nothing dropped silently (issue 21): an SNI of 300 octets is no host name (the flow is
+/// named by its address and the input counts it), a datagram on port 53 that is no DNS is
+/// counted; the text summary says both, the JSON has both counts.
+#[test]
+fn names_that_are_no_host_names_and_unreadable_dns_are_counted() {
+    let mut p = common::Pcap::new();
+    let long = format!("{}.example.net", vec!["abcdefghi"; 30].join("."));
+    assert!(long.len() > 253);
+    p.tls(50000, [203, 0, 113, 7], &long, true);
+    p.tls(50001, [203, 0, 113, 8], "a..b.example.net", true);
+    // A datagram to port 53 that is not DNS: a header that says 9 questions and nothing more.
+    let mut u = 40000u16.to_be_bytes().to_vec();
+    u.extend_from_slice(&53u16.to_be_bytes());
+    let junk = [0, 1, 1, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0xff];
+    u.extend_from_slice(&((8 + junk.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(&junk);
+    p.frame([10, 0, 0, 2], [10, 0, 0, 53], 17, &u);
+    let file = std::env::temp_dir().join(format!("allowscope-drops-{}.pcap", std::process::id()));
+    std::fs::write(&file, &p.bytes).unwrap();
+    let path = file.to_str().unwrap();
+    let (_, doc, _) = run(&["audit", "--format", "json", "--fail-on", "never", path]);
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    let input = &doc["inputs"][0];
+    assert_eq!(input["names_not_taken"], 2, "{input}");
+    assert_eq!(input["dns_unreadable"], 1, "{input}");
+    let (_, flows, _) = run(&["flows", "--format", "json", path]);
+    let flows: Value = serde_json::from_str(&flows).unwrap();
+    let names: Vec<&str> = flows["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"203.0.113.7") && names.contains(&"203.0.113.8"),
+        "{names:?}"
+    );
+    assert!(!names
+        .iter()
+        .any(|n| n.contains("abcdefghi") || n.contains("..")));
+    let (_, _, err) = run(&["audit", "--fail-on", "never", path]);
+    std::fs::remove_file(&file).unwrap();
+    assert!(
+        err.contains("2 flows carried a name that is no host name"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 UDP datagrams on port 53 could not be read as DNS"),
+        "{err}"
+    );
+}

@@ -66,6 +66,14 @@ pub struct FileSummary {
     pub linktypes: BTreeMap<u32, u64>,
     /// Packets the snap length cut short (their parsed layers were kept).
     pub truncated_packets: u64,
+    /// Flows whose SNI, CONNECT target, Host or QUIC SNI was no host name (over 253 octets,
+    /// an empty label, a label over 63): not taken as their name. Written when not zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub names_not_taken: u64,
+    /// UDP datagrams to or from port 53 that could not be read as DNS (a compression loop, a
+    /// name over 255 octets, not DNS at all). Written when not zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dns_unreadable: u64,
     pub skipped: SkipCounts,
     pub skipped_blocks: u64,
     pub interface_drops: Option<u64>,
@@ -88,6 +96,8 @@ impl FileSummary {
             wire_bytes: 0,
             linktypes: BTreeMap::new(),
             truncated_packets: 0,
+            names_not_taken: 0,
+            dns_unreadable: 0,
             skipped: SkipCounts::default(),
             skipped_blocks: 0,
             interface_drops: None,
@@ -100,6 +110,10 @@ impl FileSummary {
 }
 
 pub use crate::names::DnsEvent;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
 
 /// Everything one input produced.
 pub struct FileResult {
@@ -166,6 +180,8 @@ pub(crate) fn finish_result(
     let mut truncated = 0;
     for p in parts {
         truncated += p.truncated;
+        summary.names_not_taken += p.names_not_taken;
+        summary.dns_unreadable += p.dns_unreadable;
         skipped.add(p.skipped);
         frag.completed += p.fragments.completed;
         frag.expired += p.fragments.expired;

@@ -57,6 +57,9 @@ pub(crate) struct Worker {
     udp_dns: Vec<(u64, DnsEvent)>,
     tcp_dns: Vec<DnsEvent>,
     truncated: u64,
+    /// Flows whose name was no host name, and DNS datagrams (port 53) that could not be read.
+    names_not_taken: u64,
+    dns_unreadable: u64,
     skipped: SkipCounts,
     /// The latest time of any fragment of the input so far: fragment reassembly expires by it.
     frag_now: i64,
@@ -104,6 +107,8 @@ pub(crate) struct Epoch {
 pub(crate) struct Part {
     pub(super) epoch: Epoch,
     pub(super) truncated: u64,
+    pub(super) names_not_taken: u64,
+    pub(super) dns_unreadable: u64,
     pub(super) skipped: SkipCounts,
     pub(super) fragments: DefragStats,
     pub(super) table: TableStats,
@@ -132,6 +137,8 @@ impl Worker {
             udp_dns: Vec::new(),
             tcp_dns: Vec::new(),
             truncated: 0,
+            names_not_taken: 0,
+            dns_unreadable: 0,
             skipped: SkipCounts::default(),
             frag_now: i64::MIN,
             seen: Default::default(),
@@ -178,16 +185,19 @@ impl Worker {
                     encap_frame: (pkt.encap_depth > 0).then_some((frame.linktype, frame.data)),
                 };
                 let (table, pending, dns) = (&mut self.table, &mut self.pending, &mut self.udp_dns);
-                let seen = &mut self.seen;
+                let (seen, dns_unreadable) = (&mut self.seen, &mut self.dns_unreadable);
                 // MAC addresses are the host's only on a plain frame (a tunnel's are its
                 // endpoints').
                 let link = (pkt.encap_depth == 0).then_some(frame);
                 let mut feed = |ip: &crate::decode::IpHeader, l4: &L4<'_>, cut: bool| {
                     if let L4::Udp(u) = l4 {
                         if u.src_port == 53 || u.dst_port == 53 {
-                            if let Some(e) = udp_dns(frame.ts_ns, ip, u) {
-                                sight(seen, link, ip, !e.message.response);
-                                dns.push((seq, e));
+                            match udp_dns(frame.ts_ns, ip, u) {
+                                Some(e) => {
+                                    sight(seen, link, ip, !e.message.response);
+                                    dns.push((seq, e));
+                                }
+                                None => *dns_unreadable += u64::from(!u.payload.is_empty()),
                             }
                         }
                     }
@@ -277,6 +287,7 @@ impl Worker {
                 tcp_dns(&f, done, true, &mut self.tcp_dns);
             }
             extract(&mut f);
+            self.names_not_taken += u64::from(f.facts.name_not_taken);
             if !self.keep_first_flight {
                 f.release_buffers();
             }
@@ -308,6 +319,8 @@ impl Worker {
                 created: self.created.clone(),
             },
             truncated: self.truncated,
+            names_not_taken: self.names_not_taken,
+            dns_unreadable: self.dns_unreadable,
             skipped: self.skipped.clone(),
             fragments: *self.defrag.stats(),
             table: self.table.stats().clone(),
@@ -322,6 +335,8 @@ impl Worker {
         Part {
             epoch: self.take_epoch(),
             truncated: self.truncated,
+            names_not_taken: self.names_not_taken,
+            dns_unreadable: self.dns_unreadable,
             skipped: self.skipped,
             fragments: *self.defrag.stats(),
             table: self.table.stats().clone(),

@@ -108,6 +108,10 @@ pub struct Facts {
     pub name_source: Option<NameSource>,
     /// For names from DNS: the chain from the name asked to the one that carried the address.
     pub dns_chain: Vec<String>,
+    /// A name the flow carried (SNI, CONNECT target, Host, QUIC SNI) was no host name (over
+    /// 253 octets, an empty label, a label over 63): not taken, and counted in the input's
+    /// summary.
+    pub name_not_taken: bool,
 }
 
 /// A flow with the facts the extractors read in it: what the table's flows carry in the
@@ -348,36 +352,56 @@ fn host_only(h: &str) -> &str {
     }
 }
 
+/// Whether `n` (its trailing dot removed) can be a host name: 1 to 253 octets, no empty label
+/// and none over 63 octets (RFC 1035 section 2.3.4; RFC 1123 allows digits first). What else
+/// it holds is the wire's, escaped wherever it is written.
+pub fn is_host_name(n: &str) -> bool {
+    let n = n.strip_suffix('.').unwrap_or(n);
+    (1..=253).contains(&n.len()) && n.split('.').all(|l| (1..=63).contains(&l.len()))
+}
+
 fn name(facts: &mut Facts) {
-    let sni = facts
-        .tls
-        .as_ref()
-        .and_then(|t| t.client_hello.hello()?.sni.clone());
-    let pick: Option<(String, NameSource)> = sni
-        .map(|n| (n, NameSource::Sni))
-        .or_else(|| {
-            facts
-                .connect
-                .as_ref()
-                .map(|c| (c.host.clone(), NameSource::Connect))
-        })
-        .or_else(|| {
-            // A Host that is an IP literal says the client used no name: the flow is known by
-            // that address (and no DNS answer may name it).
-            let h = host_only(facts.http.as_ref()?.host.as_deref()?);
-            match h.parse::<std::net::IpAddr>() {
-                Ok(ip) => Some((crate::text::ip_text(ip), NameSource::Address)),
-                Err(_) => Some((h.to_string(), NameSource::HttpHost)),
-            }
-        })
-        .or_else(|| {
-            facts
-                .quic
-                .as_ref()?
-                .sni
-                .clone()
-                .map(|n| (n, NameSource::Quic))
-        });
+    let sni = || {
+        facts
+            .tls
+            .as_ref()
+            .and_then(|t| t.client_hello.hello()?.sni.clone())
+            .map(|n| (n, NameSource::Sni))
+    };
+    let connect = || {
+        facts
+            .connect
+            .as_ref()
+            .map(|c| (c.host.clone(), NameSource::Connect))
+    };
+    let host = || {
+        // A Host that is an IP literal says the client used no name: the flow is known by
+        // that address (and no DNS answer may name it).
+        let h = host_only(facts.http.as_ref()?.host.as_deref()?);
+        match h.parse::<std::net::IpAddr>() {
+            Ok(ip) => Some((crate::text::ip_text(ip), NameSource::Address)),
+            Err(_) => Some((h.to_string(), NameSource::HttpHost)),
+        }
+    };
+    let quic = || {
+        facts
+            .quic
+            .as_ref()?
+            .sni
+            .clone()
+            .map(|n| (n, NameSource::Quic))
+    };
+    // The first that is a host name, in this order; one that is not is passed over.
+    let mut not_taken = false;
+    let mut pick = None;
+    for candidate in [sni(), connect(), host(), quic()].into_iter().flatten() {
+        if is_host_name(&candidate.0) {
+            pick = Some(candidate);
+            break;
+        }
+        not_taken = true;
+    }
+    facts.name_not_taken = not_taken;
     if let Some((n, src)) = pick {
         facts.name = Some(n.trim_end_matches('.').to_ascii_lowercase());
         facts.name_source = Some(src);
@@ -387,6 +411,52 @@ fn name(facts: &mut Facts) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_name_has_at_most_253_octets_and_no_empty_label() {
+        assert!(is_host_name("ml.azure.com"));
+        assert!(is_host_name("ml.azure.com."));
+        assert!(is_host_name("10.0.0.1") && is_host_name("fd00::1"));
+        assert!(is_host_name(&format!("{}.example", "a".repeat(63))));
+        assert!(!is_host_name(&format!("{}.example", "a".repeat(64))));
+        let long = vec!["abcdefghi"; 26].join("."); // 259 octets
+        assert!(!is_host_name(&long));
+        assert!(is_host_name(&long[..253]));
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            ".a.b",
+            "a.b..",
+            "x".repeat(65_000).as_str(),
+        ] {
+            assert!(!is_host_name(bad), "{bad:.20}");
+        }
+        // An over-long Host is passed over for the next name the flow carries.
+        let mut f = Facts {
+            http: Some(Box::new(HttpFacts {
+                host: Some(format!("{}:443", "x".repeat(300))),
+                ..Default::default()
+            })),
+            quic: Some(Box::new(QuicFacts {
+                sni: Some("OK.example.".into()),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        name(&mut f);
+        assert_eq!(f.name.as_deref(), Some("ok.example"));
+        assert!(f.name_not_taken);
+        let mut g = Facts {
+            quic: Some(Box::new(QuicFacts {
+                sni: Some("a..b".into()),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        name(&mut g);
+        assert_eq!((g.name, g.name_not_taken), (None, true));
+    }
 
     #[test]
     fn starttls_is_found_after_plaintext_lines() {

@@ -526,6 +526,34 @@ pub fn write_summaries(out: &mut dyn Write, results: &[FileResult]) -> io::Resul
                 s.flow_table.evicted
             )?;
         }
+        let frag = &s.fragments;
+        if frag.dropped_over_limit > 0 || frag.expired > 0 {
+            writeln!(
+                out,
+                "  note: IP fragments lost: {} dropped over the reassembly limits, {} expired before their datagram was whole",
+                frag.dropped_over_limit, frag.expired
+            )?;
+        }
+        if s.flow_table.reassembly_budget_exhausted {
+            writeln!(
+                out,
+                "  note: the reassembly budget ran out: some flows' first bytes were not kept (their names may be missing)"
+            )?;
+        }
+        if s.names_not_taken > 0 {
+            writeln!(
+                out,
+                "  note: {} flows carried a name that is no host name (over 253 octets or an empty label): not taken",
+                s.names_not_taken
+            )?;
+        }
+        if s.dns_unreadable > 0 {
+            writeln!(
+                out,
+                "  note: {} UDP datagrams on port 53 could not be read as DNS",
+                s.dns_unreadable
+            )?;
+        }
         if let Some(d) = s.interface_drops.filter(|&d| d > 0) {
             writeln!(
                 out,

@@ -126,4 +126,52 @@ impl Pcap {
         t.extend_from_slice(payload);
         self.frame(src, dst, 6, &t);
     }
+
+    /// A TLS connection with `sni`: answered with a ServerHello-like record (reached), or
+    /// reset by the server after the ClientHello (blocked).
+    #[allow(dead_code)] // not every test binary writes TLS
+    pub fn tls(&mut self, port: u16, server: [u8; 4], sni: &str, answered: bool) {
+        const C: [u8; 4] = [10, 0, 0, 2];
+        let (syn, ack, fin, rst, psh) = (0x02, 0x10, 0x01, 0x04, 0x08);
+        self.tcp(C, server, port, 443, 100, 0, syn, &[]);
+        self.tcp(server, C, 443, port, 500, 101, syn | ack, &[]);
+        self.tcp(C, server, port, 443, 101, 501, ack, &[]);
+        let hello = client_hello(sni.as_bytes());
+        self.tcp(C, server, port, 443, 101, 501, psh | ack, &hello);
+        let next = 101 + hello.len() as u32;
+        if answered {
+            let server_hello = [
+                0x16, 3, 3, 0, 6, 2, 0, 0, 2, 3, 3, 0x17, 3, 3, 0, 2, 0xaa, 0xbb,
+            ];
+            self.tcp(server, C, 443, port, 501, next, psh | ack, &server_hello);
+            self.tcp(C, server, port, 443, next, 519, fin | ack, &[]);
+            self.tcp(server, C, 443, port, 519, next + 1, fin | ack, &[]);
+        } else {
+            self.tcp(server, C, 443, port, 501, next, rst | ack, &[]);
+        }
+    }
+}
+
+/// A TLS 1.2-framed ClientHello with one SNI of `sni` (any bytes, any length that fits).
+#[allow(dead_code)] // not every test binary writes TLS
+pub fn client_hello(sni: &[u8]) -> Vec<u8> {
+    let n = sni.len() as u16;
+    let mut ext = vec![0, 0];
+    ext.extend_from_slice(&(n + 5).to_be_bytes());
+    ext.extend_from_slice(&(n + 3).to_be_bytes());
+    ext.push(0);
+    ext.extend_from_slice(&n.to_be_bytes());
+    ext.extend_from_slice(sni);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]);
+    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![1, 0];
+    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
 }
