@@ -281,7 +281,8 @@ impl FlowSink for InputFold<'_> {
         self.tally.merge(epoch.owned());
         self.count += flows.len() as u64;
         for (f, j) in flows.iter().zip(&judged) {
-            self.usage.add(f);
+            // Only a catalog name can be a local block: others need not be remembered.
+            self.usage.add(f, j.entry.is_some());
             let icmp = matches!(f.proto, Proto::Icmp | Proto::Icmpv6);
             if f.facts.name.is_none() && !icmp {
                 *self

@@ -32,8 +32,10 @@ pub struct Usage {
 }
 
 impl Usage {
-    pub fn add(&mut self, f: &Described) {
-        if let Some(n) = f.facts.name.as_deref() {
+    /// Takes in a finished flow; its name only when `keep_name` (the audit keeps the names
+    /// of the catalog, the only ones a local block can be about).
+    pub fn add(&mut self, f: &Described, keep_name: bool) {
+        if let Some(n) = f.facts.name.as_deref().filter(|_| keep_name) {
             if !self.names.contains(n) {
                 self.names.insert(n.into());
             }
