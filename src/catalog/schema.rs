@@ -508,7 +508,9 @@ fn check_toml(text: &str, origin: &str) -> Result<CatalogData, Vec<CatalogError>
 /// The source name given to entries read from a workspace's dependency JSON.
 pub const WORKSPACE_SOURCE: &str = "workspace-json";
 
-fn slug(s: &str) -> String {
+/// `s` in lower-case letters, digits and `-`, cut to `max` bytes (a group name is at most 64,
+/// as [`valid_word`] asks, so that the catalog's TOML export reads back).
+fn slug(s: &str, max: usize) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if c.is_ascii_alphanumeric() {
@@ -517,6 +519,7 @@ fn slug(s: &str) -> String {
             out.push('-');
         }
     }
+    out.truncate(max);
     let out = out.trim_end_matches('-').to_string();
     if out.is_empty() {
         "other".into()
@@ -605,14 +608,23 @@ fn parse_workspace_json(text: &str, origin: &str) -> Result<CatalogData, Catalog
             }
             ports.sort();
             ports.dedup();
-            let base = format!("ws.{}.{}", slug(&category), slug(&pattern.text));
+            let mut base = format!(
+                "ws.{}.{}",
+                slug(&category, 64),
+                slug(&pattern.text, usize::MAX)
+            );
+            if base.len() > 128 {
+                // An id is at most 128 bytes (`valid_id`): room for a `-n` suffix.
+                base.truncate(120);
+                base.truncate(base.trim_end_matches(['-', '.']).len());
+            }
             let n = seen.entry(base.clone()).or_insert(0);
             *n += 1;
             let id = if *n == 1 { base } else { format!("{base}-{n}") };
             data.entries.push(Entry {
                 id,
                 cloud: Cloud::Any,
-                group: slug(&category),
+                group: slug(&category, 64),
                 purpose: category.clone(),
                 pattern,
                 proto: Proto::Tcp,
