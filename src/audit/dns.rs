@@ -133,10 +133,13 @@ struct Resolved {
 }
 
 impl DnsTally {
-    /// Takes one lookup of `file`, counting it in `tally` (per entry and in all).
+    /// Takes one lookup of `file`, counting it in `tally` (per entry and in all). A query
+    /// `given_up` on before its window passed (too many waited at once) is no `dns-no-answer`:
+    /// its response may have come later.
     pub(super) fn add<N>(
         &mut self,
         l: &Lookup<'_>,
+        given_up: bool,
         file: &str,
         catalog: &Catalog,
         tally: &mut FlowTally<N>,
@@ -190,7 +193,9 @@ impl DnsTally {
                 .map(|b| (b.placeholder.to_string(), b.value.to_string()))
                 .collect()
         };
-        let mech = if !l.answered {
+        let mech = if given_up {
+            None
+        } else if !l.answered {
             Some(Mechanism::DnsNoAnswer)
         } else {
             match l.rcode {
@@ -385,4 +390,45 @@ struct Failed<'a> {
     time: &'a str,
     evidence: &'a dyn Fn() -> String,
     bound: &'a dyn Fn() -> BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unanswered query of a catalog name is a `dns-no-answer` finding, unless it was given
+    /// up on early (too many queries waited at once): its response may have come after.
+    #[test]
+    fn a_query_given_up_on_early_is_no_failure() {
+        let catalog = Catalog::builtin();
+        let query = crate::proto::dns::parse_message(&crate::synth::dns_message(
+            "management.azure.com",
+            7,
+            false,
+        ))
+        .unwrap();
+        let e = crate::names::DnsEvent {
+            ts_ns: 0,
+            client: "10.0.0.2".parse().unwrap(),
+            client_port: 5000,
+            server: "10.0.0.53".parse().unwrap(),
+            server_port: 53,
+            transport: "udp",
+            ttl: 64,
+            ip_id: None,
+            tunnel: 0,
+            message: query,
+        };
+        let l = crate::names::lookups::lookup(Some(&e), None, "f");
+        for (given_up, failures) in [(false, 1), (true, 0)] {
+            let mut t = DnsTally::default();
+            let mut tally: FlowTally<Box<str>> = FlowTally::default();
+            t.add(&l, given_up, "f", &catalog, &mut tally);
+            assert_eq!(t.groups.len(), failures, "given up: {given_up}");
+            assert_eq!(
+                tally.counts.get("dns-failure").copied().unwrap_or(0),
+                failures as u64
+            );
+        }
+    }
 }

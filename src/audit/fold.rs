@@ -165,7 +165,7 @@ impl<'c> InputFold<'c> {
     pub fn finish(mut self) -> InputAudit {
         let joiner = std::mem::take(&mut self.joiner);
         let dns_gave_up = joiner.gave_up;
-        joiner.finish(&mut |_, q, r| self.lookup(q, r));
+        joiner.finish(&mut |_, q, r, given_up| self.lookup(q, r, given_up));
         self.dns
             .finish(&self.usage, &self.file, self.catalog, &mut self.tally);
         if !self.flows.is_sorted_by_key(|f| crate::flow::order_key(f)) {
@@ -198,10 +198,12 @@ impl<'c> InputFold<'c> {
         }
     }
 
-    /// Judges one lookup (a query, its response, or both).
-    fn lookup(&mut self, query: Option<DnsEvent>, response: Option<DnsEvent>) {
+    /// Judges one lookup (a query, its response, or both); a query `given_up` on early is no
+    /// failure (see [`Joiner::push`]).
+    fn lookup(&mut self, query: Option<DnsEvent>, response: Option<DnsEvent>, given_up: bool) {
         let l = crate::names::lookups::lookup(query.as_ref(), response.as_ref(), &self.file);
-        self.dns.add(&l, &self.file, self.catalog, &mut self.tally);
+        self.dns
+            .add(&l, given_up, &self.file, self.catalog, &mut self.tally);
     }
 
     /// Notes a blocked flow in its finding's sample.
@@ -246,7 +248,7 @@ impl FlowSink for InputFold<'_> {
     fn dns(&mut self, messages: Vec<DnsEvent>) {
         let mut joiner = std::mem::take(&mut self.joiner);
         for m in messages {
-            joiner.push(m, &mut |_, q, r| self.lookup(q, r));
+            joiner.push(m, &mut |_, q, r, given_up| self.lookup(q, r, given_up));
         }
         self.joiner = joiner;
     }

@@ -214,19 +214,21 @@ impl Joiner {
 
     /// Takes the next message; hands `out` every lookup it completes (a query with its
     /// response, a response without a query, queries whose window passed), with its number
-    /// in the order lookups began (their first message's arrival: see [`InOrder`]).
+    /// in the order lookups began (their first message's arrival: see [`InOrder`]) and whether
+    /// it is a query given up on early because too many waited (its response may still come:
+    /// its lack of one says nothing).
     pub fn push(
         &mut self,
         e: DnsEvent,
-        out: &mut impl FnMut(u64, Option<DnsEvent>, Option<DnsEvent>),
+        out: &mut impl FnMut(u64, Option<DnsEvent>, Option<DnsEvent>, bool),
     ) {
         self.latest = self.latest.max(e.ts_ns);
-        self.expire(self.latest.saturating_sub(ANSWER_WINDOW_NS), out);
+        self.expire(self.latest.saturating_sub(ANSWER_WINDOW_NS), false, out);
         let k = key(&e);
         if !e.message.response {
             if self.count >= self.cap {
                 let before = self.gave_up_before();
-                self.gave_up += self.expire(before, out);
+                self.gave_up += self.expire(before, true, out);
             }
             // Arrivals of queries answered since stay until they reach the front: dropped
             // from time to time, so they are never many more than the queries waiting.
@@ -259,19 +261,21 @@ impl Joiner {
             self.waiting.remove(&k);
         }
         match q {
-            Some((n, q)) => out(n, Some(q), Some(e)),
+            Some((n, q)) => out(n, Some(q), Some(e), false),
             None => {
                 self.next += 1;
-                out(self.next - 1, None, Some(e));
+                out(self.next - 1, None, Some(e), false);
             }
         }
     }
 
-    /// Hands on unanswered every query that came before `before`; returns how many.
+    /// Hands on unanswered every query that came before `before` (`given_up`: before their
+    /// window passed); returns how many.
     fn expire(
         &mut self,
         before: i64,
-        out: &mut impl FnMut(u64, Option<DnsEvent>, Option<DnsEvent>),
+        given_up: bool,
+        out: &mut impl FnMut(u64, Option<DnsEvent>, Option<DnsEvent>, bool),
     ) -> u64 {
         let mut handed = 0;
         while let Some(&(t, k, n)) = self.arrivals.front() {
@@ -287,7 +291,7 @@ impl Joiner {
                 let (_, q) = w.remove(at);
                 self.count -= 1;
                 handed += 1;
-                out(n, Some(q), None);
+                out(n, Some(q), None, given_up);
             }
             if w.is_empty() {
                 self.waiting.remove(&k);
@@ -314,8 +318,8 @@ impl Joiner {
 
     /// The input ended: every query still waiting is handed on unanswered, in the order they
     /// came.
-    pub fn finish(mut self, out: &mut impl FnMut(u64, Option<DnsEvent>, Option<DnsEvent>)) {
-        self.expire(i64::MAX, out);
+    pub fn finish(mut self, out: &mut impl FnMut(u64, Option<DnsEvent>, Option<DnsEvent>, bool)) {
+        self.expire(i64::MAX, false, out);
     }
 
     /// Queries waiting for a response now.
@@ -351,13 +355,13 @@ impl InOrder {
     /// Takes the next message; hands `out` the lookups that are next in order.
     pub fn push(&mut self, e: DnsEvent, out: &mut impl FnMut(Joined)) {
         let done = &mut self.done;
-        self.joiner.push(e, &mut |n, q, r| {
+        self.joiner.push(e, &mut |n, q, r, _| {
             done.insert(n, (q, r));
         });
         while self.done.len() > MAX_WAITING && self.joiner.count > 0 {
             let before = self.joiner.gave_up_before();
             let done = &mut self.done;
-            self.joiner.gave_up += self.joiner.expire(before, &mut |n, q, r| {
+            self.joiner.gave_up += self.joiner.expire(before, true, &mut |n, q, r, _| {
                 done.insert(n, (q, r));
             });
         }
@@ -376,7 +380,7 @@ impl InOrder {
     pub fn finish(mut self, out: &mut impl FnMut(Joined)) -> u64 {
         let done = &mut self.done;
         let gave_up = self.joiner.gave_up;
-        std::mem::take(&mut self.joiner).finish(&mut |n, q, r| {
+        std::mem::take(&mut self.joiner).finish(&mut |n, q, r, _| {
             done.insert(n, (q, r));
         });
         self.hand_on(out);
@@ -520,9 +524,9 @@ mod tests {
         let mut pairs = Vec::new();
         let mut j = Joiner::default();
         for e in events {
-            j.push(e.clone(), &mut |_, q, r| pairs.push((q, r)));
+            j.push(e.clone(), &mut |_, q, r, _| pairs.push((q, r)));
         }
-        j.finish(&mut |_, q, r| pairs.push((q, r)));
+        j.finish(&mut |_, q, r, _| pairs.push((q, r)));
         rows(
             pairs
                 .iter()
@@ -583,13 +587,13 @@ mod tests {
         let ev = |ts_ns, answer| event(ts_ns, msg(answer));
         let mut pairs = Vec::new();
         let mut j = Joiner::default();
-        j.push(ev(0, false), &mut |_, q, r| {
+        j.push(ev(0, false), &mut |_, q, r, _| {
             pairs.push((q.is_some(), r.is_some()))
         });
-        j.push(ev(ANSWER_WINDOW_NS + 1, true), &mut |_, q, r| {
+        j.push(ev(ANSWER_WINDOW_NS + 1, true), &mut |_, q, r, _| {
             pairs.push((q.is_some(), r.is_some()))
         });
-        j.finish(&mut |_, q, r| pairs.push((q.is_some(), r.is_some())));
+        j.finish(&mut |_, q, r, _| pairs.push((q.is_some(), r.is_some())));
         assert_eq!(pairs, [(true, false), (false, true)]);
         // At most `cap` wait: the oldest is handed on unanswered, and counted.
         let mut j = Joiner::with_cap(2);
@@ -597,7 +601,8 @@ mod tests {
         for t in 0..3 {
             let mut m = msg(false);
             m.id = t as u16;
-            j.push(event(t, m), &mut |_, q, r| {
+            j.push(event(t, m), &mut |_, q, r, given_up| {
+                assert!(given_up, "only the query given up on is handed on here");
                 pairs.push((q.map(|q| q.message.id), r.is_some()))
             });
         }
@@ -607,7 +612,7 @@ mod tests {
         );
         let mut m = msg(true);
         m.id = 2;
-        j.push(event(5, m), &mut |_, q, r| {
+        j.push(event(5, m), &mut |_, q, r, _| {
             pairs.push((q.map(|q| q.message.id), r.is_some()))
         });
         assert_eq!(pairs[1], (Some(2), true));
