@@ -283,8 +283,14 @@ impl FlowSink for InputFold<'_> {
         self.tally.merge(epoch.owned());
         self.count += flows.len() as u64;
         for (f, j) in flows.iter().zip(&judged) {
-            // Only a catalog name can be a local block: others need not be remembered.
-            self.usage.add(f, j.entry.is_some());
+            // Only a catalog name can be a local block: others need not be remembered (by
+            // the name, as the lookups are matched: not by the flow's port or protocol).
+            let catalog_name = f
+                .facts
+                .name
+                .as_deref()
+                .is_some_and(|n| !self.catalog.match_name(n).is_empty());
+            self.usage.add(f, catalog_name);
             let icmp = matches!(f.proto, Proto::Icmp | Proto::Icmpv6);
             if f.facts.name.is_none() && !icmp {
                 *self

@@ -67,6 +67,9 @@ pub(crate) struct Worker {
     seen: crate::names::Sightings,
     /// DNS-over-TCP flows still alive that handed on messages: how many of each direction.
     tcp_dns_done: rustc_hash::FxHashMap<FlowId, [usize; 2]>,
+    /// A TCP segment to or from port 53 came since the last sweep (else no live flow can have
+    /// a new DNS message, and the sweep does not look).
+    tcp_dns_since_sweep: bool,
     /// Frame numbers of the flows created since the last epoch, and how many were created.
     created: Vec<u64>,
     flows_created: u64,
@@ -143,6 +146,7 @@ impl Worker {
             frag_now: i64::MIN,
             seen: Default::default(),
             tcp_dns_done: Default::default(),
+            tcp_dns_since_sweep: false,
             created: Vec::new(),
             flows_created: 0,
         }
@@ -158,6 +162,9 @@ impl Worker {
         }
         // The whole DNS messages of connections still open go on now: an answer names the
         // flows that follow it, whenever its connection ends.
+        if !std::mem::take(&mut self.tcp_dns_since_sweep) {
+            return;
+        }
         for f in self.table.live_flows().filter(|f| is_tcp_dns(f)) {
             let id = flow_id(f);
             let done = self.tcp_dns_done.get(&id).copied().unwrap_or_default();
@@ -186,6 +193,7 @@ impl Worker {
                 };
                 let (table, pending, dns) = (&mut self.table, &mut self.pending, &mut self.udp_dns);
                 let (seen, dns_unreadable) = (&mut self.seen, &mut self.dns_unreadable);
+                let tcp_dns_since_sweep = &mut self.tcp_dns_since_sweep;
                 // MAC addresses are the host's only on a plain frame (a tunnel's are its
                 // endpoints').
                 let link = (pkt.encap_depth == 0).then_some(frame);
@@ -200,6 +208,9 @@ impl Worker {
                                 None => *dns_unreadable += u64::from(!u.payload.is_empty()),
                             }
                         }
+                    }
+                    if let L4::Tcp(t) = l4 {
+                        *tcp_dns_since_sweep |= t.src_port == 53 || t.dst_port == 53;
                     }
                     match l4 {
                         // A connection's first SYN, and neighbour discovery (133-136), say
@@ -395,18 +406,12 @@ fn tcp_dns(f: &Described, done: [usize; 2], ended: bool, out: &mut Vec<DnsEvent>
     let mut now_done = done;
     for (d, dir) in f.dirs.iter().enumerate() {
         let bytes = dir.stream.bytes();
-        if !ended && crate::proto::dns::whole_tcp_messages(bytes) <= done[d] {
+        let whole = (!ended).then(|| crate::proto::dns::whole_tcp_messages(bytes));
+        if whole.is_some_and(|w| w <= done[d]) {
             continue;
         }
         let parsed = crate::proto::dns::parse_tcp_stream(bytes, dir.stream.has_hole());
-        let upto = if ended {
-            parsed.messages.len()
-        } else {
-            parsed
-                .messages
-                .len()
-                .min(crate::proto::dns::whole_tcp_messages(bytes))
-        };
+        let upto = parsed.messages.len().min(whole.unwrap_or(usize::MAX));
         let ts = dir.first_payload_ns.unwrap_or(f.first_ns);
         for msg in parsed.messages.into_iter().take(upto).skip(done[d]) {
             out.push(DnsEvent {
