@@ -105,21 +105,23 @@ fn html_beside_another_format_is_the_same_page() {
     assert!(err.contains("/nonexistent/dir/page.html"), "{err}");
 }
 
+/// The page's sections after the headline, in order.
+const SECTIONS: [&str; 9] = [
+    "blocked",
+    "rules",
+    "websockets",
+    "unexpected",
+    "dns-failures",
+    "private-endpoints",
+    "coverage",
+    "reached",
+    "inputs",
+];
+
 #[test]
 fn the_page_is_self_contained_and_says_its_sections() {
     let (_, page) = html(&["captures/audit-client.pcap"]);
-    for id in [
-        "headline",
-        "blocked",
-        "rules",
-        "websockets",
-        "unexpected",
-        "dns-failures",
-        "private-endpoints",
-        "coverage",
-        "reached",
-        "inputs",
-    ] {
+    for id in std::iter::once("headline").chain(SECTIONS) {
         assert!(page.contains(&format!("id=\"{id}\"")), "section {id}");
     }
     // Nothing from elsewhere: no URL but in-page anchors (the SVG namespace is a name).
@@ -400,17 +402,7 @@ fn recorded_captures_in_a_browser() {
         };
         assert!(dom.contains("data-script=\"ok\""), "{cap}: the script ran");
         // The DOM holds what the page said: the same sections and counts.
-        for id in [
-            "blocked",
-            "rules",
-            "websockets",
-            "unexpected",
-            "dns-failures",
-            "private-endpoints",
-            "coverage",
-            "reached",
-            "inputs",
-        ] {
+        for id in SECTIONS {
             assert_eq!(dom_count(&dom, id), dom_count(&page, id), "{cap}: {id}");
         }
         // Counts the JSON report agrees with.

@@ -448,4 +448,44 @@ mod tests {
             assert!(json(run) == whole, "runs of {run} differ");
         }
     }
+
+    /// The audit folded as the input is read (epochs cut by sweeps and by frame counts, on
+    /// one and two workers) is the audit of the input read whole: the same document, the same
+    /// flows per input, the same sample of blocked flows.
+    #[test]
+    fn the_streamed_audit_is_the_whole_inputs() {
+        let mut bytes = Vec::new();
+        crate::synth::write_pcap(&mut bytes, 24 << 20, 64, 5).unwrap();
+        let file =
+            std::env::temp_dir().join(format!("allowscope-streamed-{}.pcap", std::process::id()));
+        std::fs::write(&file, &bytes).unwrap();
+        let input = crate::capture::Input::File(file.clone());
+        let cfg = crate::flow::FlowConfig::default();
+        let catalog = crate::catalog::Catalog::builtin();
+        let mut whole = vec![crate::pipeline::analyze_input(&input, &cfg)];
+        let frames = whole[0].summary.packets;
+        assert!(frames > 3 * crate::pipeline::EPOCH_FRAMES, "{frames}");
+        let (want, _) = super::audit(&mut whole, &catalog);
+        let doc = |a: &super::Audit| serde_json::to_string(a).unwrap();
+        for workers in [1, 2] {
+            let mut fold = super::InputFold::new(0, input.display(), &catalog, None, false);
+            let r =
+                crate::pipeline::analyze_input_into(&input, &cfg, workers, false, Some(&mut fold));
+            assert!(r.flows.is_empty() && r.dns.is_empty(), "the sink took them");
+            let mut results = vec![r];
+            let (got, _) = super::audit_inputs(vec![fold.finish()], &mut results, &catalog);
+            assert!(doc(&got) == doc(&want), "{workers} workers");
+            assert_eq!(got.folded.flows_per_input, want.folded.flows_per_input);
+            assert_eq!(got.folded.unattributed, want.folded.unattributed);
+            let sample = |a: &super::Audit| -> Vec<(String, usize)> {
+                a.folded
+                    .samples
+                    .iter()
+                    .flat_map(|(n, by)| by.values().map(move |v| (n.clone(), v.len())))
+                    .collect()
+            };
+            assert_eq!(sample(&got), sample(&want));
+        }
+        std::fs::remove_file(&file).unwrap();
+    }
 }

@@ -647,6 +647,32 @@ mod tests {
         assert!(!summary(None).contains("dropped by the capture"));
     }
 
+    /// Lost fragments and an exhausted reassembly budget are said in the text summary too,
+    /// not only in the JSON counters.
+    #[test]
+    fn summary_tells_of_lost_fragments_and_bytes() {
+        let reader = crate::capture::CaptureReader::from_read(Box::new(std::io::Cursor::new(
+            crate::capture::testutil::PcapB::new(false, true, 65535, 1).build(),
+        )))
+        .unwrap();
+        let mut r = crate::pipeline::analyze_reader("t.pcap".into(), reader, &Default::default());
+        let text = |r: &FileResult| {
+            let mut out = Vec::new();
+            write_summaries(&mut out, std::slice::from_ref(r)).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert!(!text(&r).contains("note:"), "{}", text(&r));
+        r.summary.fragments.dropped_over_limit = 3;
+        r.summary.fragments.expired = 2;
+        r.summary.flow_table.reassembly_budget_exhausted = true;
+        let t = text(&r);
+        assert!(
+            t.contains("IP fragments lost: 3 dropped over the reassembly limits, 2 expired"),
+            "{t}"
+        );
+        assert!(t.contains("the reassembly budget ran out"), "{t}");
+    }
+
     #[test]
     fn endpoints_read_as_display_writes_them() {
         // The address and port text itself is tested in `crate::text`.
