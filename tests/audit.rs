@@ -1036,3 +1036,130 @@ fn names_that_are_no_host_names_and_unreadable_dns_are_counted() {
         "{err}"
     );
 }
+
+/// The client, its resolver and a server of the tests of waits cut short.
+const C: [u8; 4] = [10, 0, 0, 2];
+const R: [u8; 4] = [10, 0, 0, 53];
+const S: [u8; 4] = [203, 0, 113, 7];
+
+/// The row of the flow to port 443 in an audit's NDJSON.
+fn https_row(rows: &str) -> Value {
+    rows.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["dst_port"] == 443)
+        .expect("the SYN's row")
+}
+
+/// A capture that stops right after a client's only SYN or DNS query cut the wait for the
+/// answer short: the flow is inconclusive (its evidence says why), the query no
+/// `dns-no-answer` and a name resolved just before the end no `local-block`, never blocked.
+/// Watched for longer than a second, the same silence is a drop, a failed lookup and a local
+/// block.
+#[test]
+fn a_wait_the_capture_cut_short_is_no_block() {
+    let login = "login.microsoftonline.com";
+    for watched in [false, true] {
+        let mut p = common::Pcap::new();
+        let dns = |p: &mut common::Pcap, port: u16, name: &str, answer: Option<[u8; 4]>| {
+            p.udp(C, R, port, 53, &common::dns_message(port, name, None));
+            if answer.is_some() {
+                p.udp(R, C, 53, port, &common::dns_message(port, name, answer));
+            }
+        };
+        dns(&mut p, 40000, "ml.azure.com", Some(S));
+        p.tcp(C, S, 50000, 443, 100, 0, 0x02, &[]);
+        dns(&mut p, 40001, "management.azure.com", None);
+        // Resolved, and nothing connected to it (yet).
+        dns(&mut p, 40003, login, Some([203, 0, 113, 9]));
+        if watched {
+            // Other traffic two seconds later: the capture went on watching.
+            p.wait(2_000_000);
+            dns(&mut p, 40002, "example.net", Some([192, 0, 2, 1]));
+        }
+        let file = std::env::temp_dir().join(format!(
+            "allowscope-cut-short-{watched}-{}.pcap",
+            std::process::id()
+        ));
+        std::fs::write(&file, &p.bytes).unwrap();
+        let path = file.to_str().unwrap();
+        let (code, doc, _) = run(&["audit", "--format", "json", "--fail-on", "any", path]);
+        let (_, rows, _) = run(&["audit", "--format", "ndjson", "--fail-on", "never", path]);
+        let _ = std::fs::remove_file(&file);
+        let doc: Value = serde_json::from_str(&doc).unwrap();
+        let mut blocked: Vec<(String, String)> = ["dns_failures", "findings"]
+            .iter()
+            .flat_map(|k| doc[k].as_array().unwrap())
+            .filter(|f| f["verdict"] == "required-blocked")
+            .map(|f| {
+                (
+                    f["name"].as_str().unwrap().to_string(),
+                    f["mechanism"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        blocked.sort();
+        let flow = https_row(&rows);
+        if watched {
+            assert_eq!(code, 1);
+            let want = [
+                (login, "local-block"),
+                ("management.azure.com", "dns-no-answer"),
+                ("ml.azure.com", "drop"),
+            ]
+            .map(|(n, m)| (n.to_string(), m.to_string()));
+            assert_eq!(blocked, want);
+            assert_eq!(flow["verdict"], "required-blocked");
+        } else {
+            assert_eq!(code, 0, "{blocked:?}");
+            assert!(blocked.is_empty(), "{blocked:?}");
+            assert_eq!(flow["verdict"], "inconclusive");
+            assert_eq!(
+                flow["evidence"],
+                "the capture ended 0.003s after the only SYN to 203.0.113.7:443, before a retry was due: too soon to tell a drop from a slow answer"
+            );
+        }
+    }
+}
+
+/// A flow the full flow table evicted soon after its only SYN had its wait cut short too:
+/// inconclusive, and its evidence says the table evicted it.
+#[test]
+fn a_wait_an_eviction_cut_short_is_no_block() {
+    let mut p = common::Pcap::new();
+    p.udp(
+        C,
+        R,
+        40000,
+        53,
+        &common::dns_message(7, "ml.azure.com", None),
+    );
+    p.udp(
+        R,
+        C,
+        53,
+        40000,
+        &common::dns_message(7, "ml.azure.com", Some(S)),
+    );
+    p.tcp(C, S, 50000, 443, 100, 0, 0x02, &[]);
+    // A burst of new flows fills the table (16 flows) right after the SYN.
+    for port in 0..40u16 {
+        p.udp(C, [192, 0, 2, 1], 30000 + port, 9999, b"x");
+    }
+    p.wait(5_000_000);
+    p.udp(C, [192, 0, 2, 1], 29999, 9999, b"x");
+    let file = std::env::temp_dir().join(format!("allowscope-evicted-{}.pcap", std::process::id()));
+    std::fs::write(&file, &p.bytes).unwrap();
+    let path = file.to_str().unwrap();
+    let args = ["--threads", "1", "--max-flows", "16", path];
+    let (code, _, _) = run(&[&["audit", "-q"][..], &args].concat());
+    let (_, rows, _) = run(&[&["audit", "--format", "ndjson"][..], &args].concat());
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(code, 0);
+    let flow = https_row(&rows);
+    assert_eq!(flow["verdict"], "inconclusive");
+    let evidence = flow["evidence"].as_str().unwrap();
+    assert!(
+        evidence.starts_with("the flow table evicted the flow 0.0"),
+        "{evidence}"
+    );
+}

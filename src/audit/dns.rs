@@ -326,18 +326,23 @@ impl DnsTally {
         *tally.counts.entry("dns-failure").or_default() += f.lookups;
     }
 
-    /// The input ended: the resolved names nothing used are local blocks (see
-    /// `crate::names::resolved`), given what the input's flows showed (`usage`).
+    /// The input ended at `end_ns` (its latest frame time, when known): the resolved names
+    /// nothing used are local blocks (see `crate::names::resolved`), given what the input's
+    /// flows showed (`usage`); not a name first answered less than [`crate::flow::WATCH_NS`]
+    /// before the end (the capture stopped before its client could connect).
     pub(super) fn finish<N>(
         &mut self,
         usage: &crate::names::Usage,
+        end_ns: Option<i64>,
         file: &str,
         catalog: &Catalog,
         tally: &mut FlowTally<N>,
     ) {
+        let soon = end_ns.map_or(i64::MAX, |e| e.saturating_sub(crate::flow::WATCH_NS));
         for (name, r) in std::mem::take(&mut self.resolved) {
-            let local =
-                !self.unread.contains(&name) && !usage.used(&name, r.first_answer, &r.addresses);
+            let local = r.first_answer < soon
+                && !self.unread.contains(&name)
+                && !usage.used(&name, r.first_answer, &r.addresses);
             if !local {
                 continue;
             }

@@ -161,13 +161,19 @@ impl<'c> InputFold<'c> {
         }
     }
 
-    /// The input ended: what the fold gave, its flows in flow order.
-    pub fn finish(mut self) -> InputAudit {
+    /// The input ended at `end_ns` (its latest frame time, when known): what the fold gave,
+    /// its flows in flow order.
+    pub fn finish(mut self, end_ns: Option<i64>) -> InputAudit {
         let joiner = std::mem::take(&mut self.joiner);
         let dns_gave_up = joiner.gave_up;
-        joiner.finish(&mut |_, q, r, given_up| self.lookup(q, r, given_up));
-        self.dns
-            .finish(&self.usage, &self.file, self.catalog, &mut self.tally);
+        joiner.finish(end_ns, &mut |_, q, r, given_up| self.lookup(q, r, given_up));
+        self.dns.finish(
+            &self.usage,
+            end_ns,
+            &self.file,
+            self.catalog,
+            &mut self.tally,
+        );
         if !self.flows.is_sorted_by_key(|f| crate::flow::order_key(f)) {
             let mut both: Vec<(Box<Described>, Option<Judged>)> = self
                 .flows
@@ -198,8 +204,9 @@ impl<'c> InputFold<'c> {
         }
     }
 
-    /// Judges one lookup (a query, its response, or both); a query `given_up` on early is no
-    /// failure (see [`Joiner::push`]).
+    /// Judges one lookup (a query, its response, or both); a query `given_up` on early, or
+    /// that came just before the input ended, is no failure (see [`Joiner::push`],
+    /// [`Joiner::finish`]).
     fn lookup(&mut self, query: Option<DnsEvent>, response: Option<DnsEvent>, given_up: bool) {
         let l = crate::names::lookups::lookup(query.as_ref(), response.as_ref(), &self.file);
         self.dns

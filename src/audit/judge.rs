@@ -32,6 +32,34 @@ pub struct Judged {
     pub tag_rule: Option<usize>,
 }
 
+/// A flow without an answer whose only attempt the capture watched for less than
+/// [`crate::flow::WATCH_NS`] (it ended, or evicted the flow, that soon after): why it is
+/// inconclusive rather than blocked, as evidence.
+pub(super) fn cut_short(f: &Described) -> Option<String> {
+    if f.outcome() != Outcome::NoAnswer || f.attempts() > 1 {
+        return None;
+    }
+    let watched = f.until_ns.saturating_sub(f.first_ns);
+    if watched >= crate::flow::WATCH_NS {
+        return None;
+    }
+    let what = match f.proto {
+        Proto::Tcp => "SYN",
+        Proto::Udp => "datagram",
+        Proto::Icmp | Proto::Icmpv6 => "echo request",
+    };
+    let how = if f.evicted {
+        "the flow table evicted the flow"
+    } else {
+        "the capture ended"
+    };
+    Some(format!(
+        "{how} {} after the only {what} to {}, before a retry was due: too soon to tell a drop from a slow answer",
+        crate::time::human_duration(watched.max(0)),
+        f.server.text()
+    ))
+}
+
 fn reached(f: &Described) -> bool {
     match f.outcome() {
         Outcome::Established => true,
@@ -194,6 +222,8 @@ pub fn judge(f: &Described, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
         // No name to judge, but how it failed is still worth saying (NDJSON, per flow).
         let (mechanism, confidence, evidence) = if reached(f) {
             (None, None, String::new())
+        } else if let Some(e) = cut_short(f) {
+            (None, None, e)
         } else {
             let (m, c, e) = mechanism(f, ttls);
             (m, m.map(|_| c), e)
@@ -228,7 +258,7 @@ pub fn judge(f: &Described, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
         let (m, c, e) = mechanism(f, ttls);
         (m, Some(c), e)
     } else {
-        (None, None, String::new())
+        (None, None, cut_short(f).unwrap_or_default())
     };
     // A name from an answer another client received is a guess: one step less sure.
     let confidence = if f.facts.name_source == Some(NameSource::DnsAnyClient) {
@@ -300,8 +330,9 @@ pub fn judge(f: &Described, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
 /// or `port_mismatch`: listed for other ports or another protocol).
 fn verdict_of(f: &Described, requirement: Option<Requirement>, port_mismatch: bool) -> Verdict {
     let is_reached = reached(f);
-    let inconclusive =
-        !is_reached && matches!(f.outcome(), Outcome::HandshakeOnly | Outcome::Midstream);
+    let inconclusive = !is_reached
+        && (matches!(f.outcome(), Outcome::HandshakeOnly | Outcome::Midstream)
+            || cut_short(f).is_some());
     match (requirement, is_reached, inconclusive) {
         (_, _, true) => Verdict::Inconclusive,
         (None, true, _) if port_mismatch => Verdict::OtherPortReached,
@@ -369,6 +400,10 @@ fn judge_by_tag(f: &Described, tag: &str, catalog: &Catalog, ttls: &ServerTtls) 
         };
         (m, Some(less_sure(c)), e)
     } else if verdict == Verdict::Inconclusive {
+        let note = match cut_short(f) {
+            Some(e) => format!("{e}; {note}"),
+            None => note,
+        };
         (None, None, note)
     } else {
         (None, Some(Confidence::Medium), note)

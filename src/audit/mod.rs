@@ -295,7 +295,7 @@ fn audit_in_epochs(
                 crate::pipeline::FlowSink::flows(&mut fold, flows);
                 flows = rest;
             }
-            fold.finish()
+            fold.finish(r.summary.latest_ns)
         })
         .collect();
     audit_inputs(folds, results, catalog)
@@ -473,7 +473,11 @@ mod tests {
                 crate::pipeline::analyze_input_into(&input, &cfg, workers, false, Some(&mut fold));
             assert!(r.flows.is_empty() && r.dns.is_empty(), "the sink took them");
             let mut results = vec![r];
-            let (got, _) = super::audit_inputs(vec![fold.finish()], &mut results, &catalog);
+            let (got, _) = super::audit_inputs(
+                vec![fold.finish(results[0].summary.latest_ns)],
+                &mut results,
+                &catalog,
+            );
             assert!(doc(&got) == doc(&want), "{workers} workers");
             assert_eq!(got.folded.flows_per_input, want.folded.flows_per_input);
             assert_eq!(got.folded.unattributed, want.folded.unattributed);

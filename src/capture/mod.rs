@@ -98,6 +98,9 @@ pub struct ReaderStats {
     pub linktypes: BTreeMap<u32, u64>,
     /// Frames cut by the snap length (`data.len() < orig_len`).
     pub cut_frames: u64,
+    /// The latest frame time so far (frames may come out of order): where the capture
+    /// stopped watching the flows still open at its end.
+    pub latest_ts_ns: Option<i64>,
     /// pcapng blocks skipped (unknown or unused block types).
     pub skipped_blocks: u64,
     /// Sum of pcapng Interface Statistics Block `isb_ifdrop` values, if any were seen.
@@ -410,6 +413,7 @@ impl CaptureReader {
                 let data = self.src.slice(raw.start, raw.len);
                 let st = &mut self.stats;
                 st.frames += 1;
+                st.latest_ts_ns = Some(st.latest_ts_ns.map_or(raw.ts_ns, |l| l.max(raw.ts_ns)));
                 st.captured_bytes += data.len() as u64;
                 st.wire_bytes += u64::from(raw.orig_len);
                 if (data.len() as u64) < u64::from(raw.orig_len) {

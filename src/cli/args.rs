@@ -195,8 +195,9 @@ fn audit_help() -> String {
     format!(
         "{}\n\nReached means the far end spoke at the application level: a SYN-ACK alone proves\n\
          nothing. unexpected-*: a host the catalog does not list; other-port-*: a catalog host on\n\
-         a protocol or port its entry does not list; inconclusive: a handshake without data, or a\n\
-         capture that began mid-flow; unattributed: no name.\n\n{}\n\nlocal-block (resolved, never \
+         a protocol or port its entry does not list; inconclusive: a handshake without data, a\n\
+         capture that began mid-flow, or an only attempt watched for less than a second (the\n\
+         capture ended, or evicted the flow); unattributed: no name.\n\n{}\n\nlocal-block (resolved, never \
          connected) has low confidence and fails a run only with --fail-on any.\n\n{AUDIT_HELP_END}",
         wrapped("Verdicts:", &Verdict::NAMES, "."),
         wrapped("Mechanisms:", &Mechanism::NAMES, "."),

@@ -35,7 +35,12 @@ fn audit_in_pool(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
         },
     );
     read.some_read()?;
-    let folds = folds.into_iter().flatten().map(|f| f.finish()).collect();
+    // Each fold finishes at its input's end (the sinks come in the results' order).
+    let folds = folds
+        .into_iter()
+        .zip(&read.results)
+        .filter_map(|(f, r)| Some(f?.finish(r.summary.latest_ns)))
+        .collect();
     let (mut results, notes, failed) = (read.results, read.notes, read.failed);
     let opts = ReportOpts {
         format: args.output.format,

@@ -419,6 +419,11 @@ pub struct Flow<A = ()> {
     /// flow and finished it (`u64::MAX`: still alive at the end of the input), so that the
     /// most flows alive at once can be counted across several tables (see [`peak_live`]).
     pub life: (u64, u64),
+    /// When the capture stopped watching the flow: the sweep that found it idle, the packet
+    /// that evicted it or took its endpoints for a new connection, or the latest time of the
+    /// input for a flow open at its end (`i64::MAX` until known). A flow whose only attempt
+    /// was watched for less than [`WATCH_NS`] cannot be called unanswered.
+    pub until_ns: i64,
     /// The tunnel of the flow's packets (`IpHeader::tunnel`): 0 for plain traffic.
     pub tunnel: u32,
     /// The encapsulation layers of the flow's first packet, outermost first (tunnels with
@@ -488,6 +493,7 @@ impl<A: AppFacts> Flow<A> {
             server_datagrams: Vec::new(),
             short_headers: 0,
             life: (0, u64::MAX),
+            until_ns: i64::MAX,
             timer_ns: i64::MAX,
             tunnel: 0,
             encap: Box::default(),
@@ -672,6 +678,13 @@ fn is_service_port(p: u16) -> bool {
 
 /// How often (in capture time) idle flows are looked for.
 pub const SWEEP_EVERY_NS: i64 = 1_000_000_000;
+
+/// How long the capture must have watched a client's only attempt (one SYN, one datagram, one
+/// DNS query) before the lack of an answer says anything: a client sends an unanswered SYN
+/// again after a second (RFC 6298's initial retransmission timeout), and stub resolvers
+/// retry a query after one to five. A capture stopped, or a flow evicted, sooner than this
+/// after the attempt cut the wait short: too soon to call the silence a drop.
+pub const WATCH_NS: i64 = 1_000_000_000;
 
 impl<A: AppFacts> FlowTable<A> {
     pub fn new(cfg: FlowConfig) -> FlowTable<A> {
@@ -867,7 +880,7 @@ impl<A: AppFacts> FlowTable<A> {
                 let isn_differs = old.dirs[dir_of(old, &src)].isn.is_some_and(|i| i != t.seq);
                 if old.client == src && isn_differs && old.closed() {
                     let old = self.map.remove(&key).expect("present");
-                    self.emit(old, sink);
+                    self.emit(old, ts, sink);
                 }
             }
         }
@@ -1047,7 +1060,7 @@ impl<A: AppFacts> FlowTable<A> {
     ) -> &mut Flow<A> {
         debug_assert!(key == Key::new(proto, src, dst, key.tunnel));
         if self.map.len() >= self.cfg.max_flows && !self.map.contains_key(&key) {
-            self.evict(sink);
+            self.evict(ts, sink);
         }
         let live = self.map.len();
         let stats = &mut self.stats;
@@ -1117,7 +1130,7 @@ impl<A: AppFacts> FlowTable<A> {
             let limit = Self::idle_limit(&self.cfg, f);
             if now.saturating_sub(f.last_ns) > limit {
                 let f = self.map.remove(&key).expect("present");
-                self.emit(f, sink);
+                self.emit(f, now, sink);
             } else {
                 // Not before `now`: the loop ends.
                 f.timer_ns = f.last_ns.saturating_add(limit);
@@ -1126,8 +1139,9 @@ impl<A: AppFacts> FlowTable<A> {
         }
     }
 
-    /// The table is full: finish the least recently active eighth of it.
-    fn evict(&mut self, sink: &mut impl FnMut(Box<Flow<A>>)) {
+    /// The table is full at time `now` (the packet that needs a new flow): finish the least
+    /// recently active eighth of it.
+    fn evict(&mut self, now: i64, sink: &mut impl FnMut(Box<Flow<A>>)) {
         let mut last: Vec<i64> = self.map.values().map(|f| f.last_ns).collect();
         let n = (last.len() / 8).max(1);
         let (_, cutoff, _) = last.select_nth_unstable(n - 1);
@@ -1142,7 +1156,7 @@ impl<A: AppFacts> FlowTable<A> {
             if let Some(mut f) = self.map.remove(&k) {
                 f.evicted = true;
                 self.stats.evicted += 1;
-                self.emit(f, sink);
+                self.emit(f, now, sink);
             }
         }
         // The checks of the evicted flows would stay in the heap until their time came (a
@@ -1157,11 +1171,13 @@ impl<A: AppFacts> FlowTable<A> {
         }
     }
 
-    fn emit(&mut self, mut f: Box<Flow<A>>, sink: &mut impl FnMut(Box<Flow<A>>)) {
+    /// Hands a finished flow on, watched until `until` (see [`Flow::until_ns`]).
+    fn emit(&mut self, mut f: Box<Flow<A>>, until: i64, sink: &mut impl FnMut(Box<Flow<A>>)) {
         // The flow leaves the table's accounting; its buffers go with it to the sink, which
         // reads them (protocol extractors) and frees them with [`Flow::release_buffers`].
         self.budget += f.held();
         f.life.1 = self.frame;
+        f.until_ns = until;
         sink(f);
     }
 
@@ -1172,7 +1188,8 @@ impl<A: AppFacts> FlowTable<A> {
         rest.sort_by(|a, b| order(a, b));
         self.frame = u64::MAX;
         for f in rest {
-            self.emit(f, sink);
+            // Watched until the input's end, which the reader knows (`i64::MAX` until then).
+            self.emit(f, i64::MAX, sink);
         }
     }
 }
@@ -1634,6 +1651,17 @@ mod tests {
         let f = t.finish();
         assert_eq!(f.len(), 3001);
         assert_eq!(f.iter().filter(|f| f.evicted).count() as u64, evicted);
+        // Each flow says until when it was watched: an evicted one until the packet that
+        // needed its place, an idle one until the sweep that found it, the last one until the
+        // input's end (`i64::MAX` here: the reader fills it in).
+        for (i, f) in f.iter().enumerate().take(3000) {
+            if f.evicted {
+                assert!(f.until_ns > f.last_ns && f.until_ns <= 3000 * 1000, "{i}");
+            } else {
+                assert!(f.until_ns >= 60 * SEC, "{i}");
+            }
+        }
+        assert_eq!(f[3000].until_ns, i64::MAX);
     }
 
     #[test]

@@ -316,10 +316,18 @@ impl Joiner {
         i64::MIN
     }
 
-    /// The input ended: every query still waiting is handed on unanswered, in the order they
-    /// came.
-    pub fn finish(mut self, out: &mut impl FnMut(u64, Option<DnsEvent>, Option<DnsEvent>, bool)) {
-        self.expire(i64::MAX, false, out);
+    /// The input ended at `end_ns` (its latest frame time, when known): every query still
+    /// waiting is handed on unanswered, in the order they came; those that came less than
+    /// [`crate::flow::WATCH_NS`] before the end are flagged as given up on (the capture
+    /// stopped before an answer was due: their lack of one says nothing).
+    pub fn finish(
+        mut self,
+        end_ns: Option<i64>,
+        out: &mut impl FnMut(u64, Option<DnsEvent>, Option<DnsEvent>, bool),
+    ) {
+        let soon = end_ns.map_or(i64::MAX, |e| e.saturating_sub(crate::flow::WATCH_NS));
+        self.expire(soon, false, out);
+        self.expire(i64::MAX, true, out);
     }
 
     /// Queries waiting for a response now.
@@ -332,7 +340,7 @@ impl Joiner {
 /// [`MAX_WAITING`]).
 pub fn gave_up_warning(file: &str, n: u64) -> String {
     format!(
-        "{file}: {n} DNS queries were taken as unanswered before their minute had passed: more than {} queries were waiting for an answer at once",
+        "{file}: {n} DNS queries were given up on before their minute had passed, because more than {} were waiting for an answer at once: listed as unanswered, but not judged (their answers may have come later)",
         MAX_WAITING
     )
 }
@@ -380,7 +388,7 @@ impl InOrder {
     pub fn finish(mut self, out: &mut impl FnMut(Joined)) -> u64 {
         let done = &mut self.done;
         let gave_up = self.joiner.gave_up;
-        std::mem::take(&mut self.joiner).finish(&mut |n, q, r, _| {
+        std::mem::take(&mut self.joiner).finish(None, &mut |n, q, r, _| {
             done.insert(n, (q, r));
         });
         self.hand_on(out);
@@ -526,7 +534,7 @@ mod tests {
         for e in events {
             j.push(e.clone(), &mut |_, q, r, _| pairs.push((q, r)));
         }
-        j.finish(&mut |_, q, r, _| pairs.push((q, r)));
+        j.finish(None, &mut |_, q, r, _| pairs.push((q, r)));
         rows(
             pairs
                 .iter()
@@ -593,8 +601,30 @@ mod tests {
         j.push(ev(ANSWER_WINDOW_NS + 1, true), &mut |_, q, r, _| {
             pairs.push((q.is_some(), r.is_some()))
         });
-        j.finish(&mut |_, q, r, _| pairs.push((q.is_some(), r.is_some())));
+        j.finish(None, &mut |_, q, r, _| {
+            pairs.push((q.is_some(), r.is_some()))
+        });
         assert_eq!(pairs, [(true, false), (false, true)]);
+        // At the end of the input, a query that came less than a second before it is given
+        // up on (the capture stopped before its answer was due), an older one is unanswered.
+        let mut flags = Vec::new();
+        let mut j = Joiner::default();
+        let end = 10 * crate::flow::WATCH_NS;
+        for t in [0, end - crate::flow::WATCH_NS / 2] {
+            let mut e = ev(t, false);
+            e.client_port = if t == 0 { 1000 } else { 1001 };
+            j.push(e, &mut |_, _, _, _| unreachable!("no lookup completes"));
+        }
+        j.finish(Some(end), &mut |_, q, r, given_up| {
+            flags.push((q.unwrap().ts_ns, r.is_some(), given_up))
+        });
+        assert_eq!(
+            flags,
+            [
+                (0, false, false),
+                (end - crate::flow::WATCH_NS / 2, false, true)
+            ]
+        );
         // At most `cap` wait: the oldest is handed on unanswered, and counted.
         let mut j = Joiner::with_cap(2);
         let mut pairs = Vec::new();

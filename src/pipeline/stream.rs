@@ -40,6 +40,8 @@ pub(crate) struct Stream<'s> {
     /// Flows alive after the last epoch joined, and the most alive at once so far.
     live: u64,
     peak: u64,
+    /// The input's latest time, once known: flows open at its end were watched until then.
+    end_ns: Option<i64>,
 }
 
 impl<'s> Stream<'s> {
@@ -53,7 +55,14 @@ impl<'s> Stream<'s> {
             dns: Vec::new(),
             live: 0,
             peak: 0,
+            end_ns: None,
         }
+    }
+
+    /// The input ended at `end_ns` (its latest frame time): the flows still open then, in the
+    /// epochs pushed from now on, were watched until it (see [`crate::flow::Flow::until_ns`]).
+    pub(crate) fn end_at(&mut self, end_ns: Option<i64>) {
+        self.end_ns = end_ns;
     }
 
     /// Takes the next epoch of `worker`; joins and names every epoch all workers handed on.
@@ -108,6 +117,11 @@ impl<'s> Stream<'s> {
                 self.peak = self.peak.max(self.live);
             } else {
                 self.live = self.live.saturating_sub(1);
+            }
+        }
+        if let Some(end) = self.end_ns {
+            for f in flows.iter_mut().filter(|f| f.until_ns == i64::MAX) {
+                f.until_ns = end;
             }
         }
         crate::flow::sort_flows(&mut flows);

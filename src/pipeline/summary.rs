@@ -82,6 +82,9 @@ pub struct FileSummary {
     pub warnings: Vec<String>,
     /// Why reading stopped early (file, byte offset, what was wrong), if it did.
     pub error: Option<String>,
+    /// The latest frame time of the input: where the capture stopped watching (not written).
+    #[serde(skip)]
+    pub latest_ns: Option<i64>,
 }
 
 impl FileSummary {
@@ -105,6 +108,7 @@ impl FileSummary {
             flow_table: TableStats::default(),
             warnings: Vec::new(),
             error: None,
+            latest_ns: None,
         }
     }
 }
@@ -170,6 +174,8 @@ pub(crate) fn finish_result(
     peak: Option<u64>,
     mut stream: Stream,
 ) -> FileResult {
+    let latest = reader.stats().latest_ts_ns;
+    stream.end_at(latest);
     for (i, p) in parts.iter_mut().enumerate() {
         stream.push(i, std::mem::take(&mut p.epoch));
     }
@@ -211,6 +217,7 @@ pub(crate) fn finish_result(
     summary.interface_drops = st.interface_drops;
     summary.fragments = (&frag).into();
     summary.flow_table = table;
+    summary.latest_ns = latest;
     summary.warnings = reader
         .warnings()
         .iter()

@@ -105,6 +105,20 @@ impl Pcap {
         self.bytes.extend_from_slice(&f);
     }
 
+    /// Lets `us` microseconds pass before the next frame (each frame is 1 ms after the last).
+    pub fn wait(&mut self, us: u64) {
+        self.us += us;
+    }
+
+    pub fn udp(&mut self, src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) {
+        let mut u = sport.to_be_bytes().to_vec();
+        u.extend_from_slice(&dport.to_be_bytes());
+        u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        u.extend_from_slice(&[0, 0]);
+        u.extend_from_slice(payload);
+        self.frame(src, dst, 17, &u);
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn tcp(
         &mut self,
@@ -174,4 +188,24 @@ pub fn client_hello(sni: &[u8]) -> Vec<u8> {
     rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
     rec.extend_from_slice(&hs);
     rec
+}
+
+/// A DNS message asking for the A record of `qname` (`id`); a response when `answer` is given
+/// (NOERROR, one A record of that address with a TTL of 60).
+#[allow(dead_code)] // not every test binary writes DNS
+pub fn dns_message(id: u16, qname: &str, answer: Option<[u8; 4]>) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    let flags: u16 = if answer.is_some() { 0x8180 } else { 0x0100 };
+    m.extend_from_slice(&flags.to_be_bytes());
+    m.extend_from_slice(&[0, 1, 0, u8::from(answer.is_some()), 0, 0, 0, 0]);
+    for label in qname.split('.') {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    if let Some(a) = answer {
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        m.extend_from_slice(&a);
+    }
+    m
 }
