@@ -209,7 +209,7 @@ pub(super) fn rank(o: Outcome) -> u8 {
 /// The evidence, and for a flow from an NFLOG capture the rule that logged it: "logged by
 /// rule 'AML-DENY'" (the prefix as the wire gave it; reports escape it for their medium).
 fn with_log_rule(evidence: String, f: &Described) -> String {
-    match (&f.nflog_prefix, evidence.is_empty()) {
+    match (f.nflog_prefix(), evidence.is_empty()) {
         (None, _) => evidence,
         (Some(p), true) => format!("logged by rule '{p}'"),
         (Some(p), false) => format!("{evidence}; logged by rule '{p}'"),

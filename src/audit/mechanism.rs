@@ -95,7 +95,7 @@ pub(super) fn mechanism(
             )
         }
         Outcome::IcmpUnreachable => {
-            let e = f.icmp.first().expect("icmp-unreachable has an ICMP note");
+            let e = f.icmp().first().expect("icmp-unreachable has an ICMP note");
             let from_server = e.from == f.server.ip;
             let m = match (e.v6, e.icmp_type, e.code) {
                 (false, 3, 9 | 10 | 13) | (true, 1, 1) => Mechanism::IcmpAdminProhibited,

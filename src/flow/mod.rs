@@ -369,6 +369,25 @@ impl std::fmt::Debug for History {
     }
 }
 
+/// What few flows have, boxed apart so that a flow without any of it (nearly every one) stays
+/// small: a table of many live flows is mostly these records.
+#[derive(Debug, Clone, Default)]
+struct Rare {
+    /// ICMP errors credited to the flow.
+    icmp: Vec<IcmpNote>,
+    /// UDP: the client's first datagrams that look like QUIC long-header packets (at most
+    /// [`MAX_DATAGRAMS`]), for the QUIC Initial extractor.
+    datagrams: Vec<Vec<u8>>,
+    /// UDP: the server's first long-header datagrams (at most [`MAX_SERVER_DATAGRAMS`], and
+    /// only once a client datagram was kept): Version Negotiation, Retry, Handshake.
+    server_datagrams: Vec<Vec<u8>>,
+    /// The encapsulation layers of the flow's first packet, outermost first (tunnels with
+    /// their outer endpoints, MPLS labels, PPPoE session); empty for plain traffic.
+    encap: Box<[crate::decode::EncapLayer]>,
+    /// NFLOG: the log prefix of the rule that logged the flow's first logged packet.
+    nflog_prefix: Option<Box<str>>,
+}
+
 /// One bidirectional flow, with room for what a later stage reads in its payload (`A`, see
 /// [`AppFacts`]).
 #[derive(Debug, Clone)]
@@ -405,13 +424,6 @@ pub struct Flow<A = ()> {
     /// FIN or RST came; how long a connection was quiet before it was closed tells a clean
     /// close (a websocket Close frame or TLS close_notify just before) from an idle timer.
     pub data_before_close_ns: Option<i64>,
-    pub icmp: Vec<IcmpNote>,
-    /// UDP: the client's first datagrams that look like QUIC long-header packets (at most
-    /// [`MAX_DATAGRAMS`]), for the QUIC Initial extractor.
-    pub datagrams: Vec<Vec<u8>>,
-    /// UDP: the server's first long-header datagrams (at most [`MAX_SERVER_DATAGRAMS`], and
-    /// only once a client datagram was kept): Version Negotiation, Retry, Handshake.
-    pub server_datagrams: Vec<Vec<u8>>,
     /// UDP: datagrams either way that start like a QUIC short header (0x40 set, 0x80 clear),
     /// reported only on flows found to be QUIC.
     pub short_headers: u32,
@@ -426,11 +438,8 @@ pub struct Flow<A = ()> {
     pub until_ns: i64,
     /// The tunnel of the flow's packets (`IpHeader::tunnel`): 0 for plain traffic.
     pub tunnel: u32,
-    /// The encapsulation layers of the flow's first packet, outermost first (tunnels with
-    /// their outer endpoints, MPLS labels, PPPoE session); empty for plain traffic.
-    pub encap: Box<[crate::decode::EncapLayer]>,
-    /// NFLOG: the log prefix of the rule that logged the flow's first logged packet.
-    pub nflog_prefix: Option<Box<str>>,
+    /// What few flows have (ICMP errors, QUIC datagrams, encapsulation, an NFLOG prefix).
+    rare: Option<Box<Rare>>,
     /// What a later stage read in the flow's payload when it finished (see [`AppFacts`]).
     pub facts: A,
 }
@@ -481,7 +490,6 @@ impl<A: AppFacts> Flow<A> {
             last_ns: ts,
             dirs: Default::default(),
             history: History::default(),
-            icmp: Vec::new(),
             saw_syn: false,
             saw_synack: false,
             flipped: false,
@@ -489,15 +497,12 @@ impl<A: AppFacts> Flow<A> {
             cut_packets: 0,
             data_before_close_ns: None,
             longest_quiet: None,
-            datagrams: Vec::new(),
-            server_datagrams: Vec::new(),
             short_headers: 0,
             life: (0, u64::MAX),
             until_ns: i64::MAX,
             timer_ns: i64::MAX,
             tunnel: 0,
-            encap: Box::default(),
-            nflog_prefix: None,
+            rare: None,
             facts: A::default(),
         }
     }
@@ -506,8 +511,8 @@ impl<A: AppFacts> Flow<A> {
     pub fn held(&self) -> usize {
         self.dirs[0].stream.held()
             + self.dirs[1].stream.held()
-            + self.datagrams.iter().map(Vec::len).sum::<usize>()
-            + self.server_datagrams.iter().map(Vec::len).sum::<usize>()
+            + self.datagrams().iter().map(Vec::len).sum::<usize>()
+            + self.server_datagrams().iter().map(Vec::len).sum::<usize>()
     }
 
     /// Frees the buffered payload, keeping every counter (see [`Stream::release`]).
@@ -516,8 +521,42 @@ impl<A: AppFacts> Flow<A> {
         for d in &mut self.dirs {
             d.stream.release(&mut freed);
         }
-        self.datagrams = Vec::new();
-        self.server_datagrams = Vec::new();
+        if let Some(r) = self.rare.as_deref_mut() {
+            r.datagrams = Vec::new();
+            r.server_datagrams = Vec::new();
+        }
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The ICMP errors credited to the flow (see [`IcmpNote`]).
+    pub fn icmp(&self) -> &[IcmpNote] {
+        self.rare.as_deref().map_or(&[], |r| &r.icmp)
+    }
+
+    /// UDP: the client's first datagrams that look like QUIC long-header packets (at most
+    /// [`MAX_DATAGRAMS`]), for the QUIC Initial extractor; none once released.
+    pub fn datagrams(&self) -> &[Vec<u8>] {
+        self.rare.as_deref().map_or(&[], |r| &r.datagrams)
+    }
+
+    /// UDP: the server's first long-header datagrams (at most [`MAX_SERVER_DATAGRAMS`], and
+    /// only once a client datagram was kept): Version Negotiation, Retry, Handshake.
+    pub fn server_datagrams(&self) -> &[Vec<u8>] {
+        self.rare.as_deref().map_or(&[], |r| &r.server_datagrams)
+    }
+
+    /// The encapsulation layers of the flow's first packet, outermost first (tunnels with
+    /// their outer endpoints, MPLS labels, PPPoE session); empty for plain traffic.
+    pub fn encap(&self) -> &[crate::decode::EncapLayer] {
+        self.rare.as_deref().map_or(&[], |r| &r.encap)
+    }
+
+    /// NFLOG: the log prefix of the rule that logged the flow's first logged packet.
+    pub fn nflog_prefix(&self) -> Option<&str> {
+        self.rare.as_deref().and_then(|r| r.nflog_prefix.as_deref())
     }
 
     pub fn from_client(&self) -> &Dir {
@@ -565,7 +604,7 @@ impl<A: AppFacts> Flow<A> {
             Proto::Tcp => {
                 if !self.saw_syn {
                     // A flow known only from an ICMP error quoting it is that error's.
-                    if c.packets == 0 && s.packets == 0 && !self.icmp.is_empty() {
+                    if c.packets == 0 && s.packets == 0 && !self.icmp().is_empty() {
                         return Outcome::IcmpUnreachable;
                     }
                     return Outcome::Midstream;
@@ -577,7 +616,7 @@ impl<A: AppFacts> Flow<A> {
                     if s.rst_ns.is_some() {
                         return Outcome::Refused;
                     }
-                    if !self.icmp.is_empty() {
+                    if !self.icmp().is_empty() {
                         return Outcome::IcmpUnreachable;
                     }
                     return Outcome::NoAnswer;
@@ -593,7 +632,7 @@ impl<A: AppFacts> Flow<A> {
             _ => {
                 if s.packets > 0 {
                     Outcome::Established
-                } else if !self.icmp.is_empty() {
+                } else if !self.icmp().is_empty() {
                     Outcome::IcmpUnreachable
                 } else {
                     Outcome::NoAnswer
@@ -808,18 +847,19 @@ impl<A: AppFacts> FlowTable<A> {
                 }
                 if u.payload.len() <= budget {
                     let keep = if d == 0 {
-                        first & 0xc0 == 0xc0 && flow.datagrams.len() < MAX_DATAGRAMS
+                        first & 0xc0 == 0xc0 && flow.datagrams().len() < MAX_DATAGRAMS
                     } else {
                         first & 0x80 != 0
-                            && !flow.datagrams.is_empty()
-                            && flow.server_datagrams.len() < MAX_SERVER_DATAGRAMS
+                            && !flow.datagrams().is_empty()
+                            && flow.server_datagrams().len() < MAX_SERVER_DATAGRAMS
                     };
                     if keep {
                         kept = u.payload.len();
+                        let r = flow.rare_mut();
                         let to = if d == 0 {
-                            &mut flow.datagrams
+                            &mut r.datagrams
                         } else {
-                            &mut flow.server_datagrams
+                            &mut r.server_datagrams
                         };
                         to.push(u.payload.to_vec());
                     }
@@ -1031,7 +1071,7 @@ impl<A: AppFacts> FlowTable<A> {
         // The quoted packet was sent by the flow's client (usually): it is the first sender.
         let flow = self.entry(key, proto, src, dst, ts, outer, sink, || false);
         flow.last_ns = flow.last_ns.max(ts);
-        flow.icmp.push(IcmpNote {
+        flow.rare_mut().icmp.push(IcmpNote {
             v6: e.v6,
             icmp_type: e.icmp_type,
             code: e.code,
@@ -1087,15 +1127,15 @@ impl<A: AppFacts> FlowTable<A> {
             }
             f.tunnel = tunnel;
             if let Some((lt, frame)) = outer.encap_frame {
-                f.encap = encap_of(lt, frame);
+                f.rare_mut().encap = encap_of(lt, frame);
             }
             stats.flows += 1;
             stats.peak_live = stats.peak_live.max(live as u64 + 1);
             Box::new(f)
         });
         if let Some(p) = outer.nflog_prefix {
-            if flow.nflog_prefix.is_none() {
-                flow.nflog_prefix = Some(prefix_of(p));
+            if flow.nflog_prefix().is_none() {
+                flow.rare_mut().nflog_prefix = Some(prefix_of(p));
             }
         }
         flow
@@ -1580,7 +1620,7 @@ mod tests {
         assert_eq!(f[1].client.ip.to_string(), S);
         assert_eq!(f[1].outcome(), Outcome::NoAnswer);
         assert_eq!(f[2].outcome(), Outcome::IcmpUnreachable);
-        assert_eq!(f[2].icmp[0].from.to_string(), S);
+        assert_eq!(f[2].icmp()[0].from.to_string(), S);
         assert_eq!(f[2].dirs[0].packets + f[2].dirs[1].packets, 0);
     }
 

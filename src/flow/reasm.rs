@@ -19,14 +19,22 @@ pub enum Pushed {
     Retransmission,
 }
 
-/// The reassembled start of one direction of a TCP connection.
+/// The reassembled start of one direction of a TCP connection. A direction that never sent
+/// payload (a SYN flood's, an unanswered SYN's) holds only its start: the rest is allocated
+/// with its first payload, so a live flow without data stays small.
 #[derive(Debug, Clone, Default)]
-// The fields every segment reads first, together (see `Flow`'s layout).
-#[repr(C)]
 pub struct Stream {
     /// Sequence number of the first payload byte (ISN + 1, or the first data segment's
     /// sequence number when the SYN was not seen).
     base: Option<u32>,
+    held: Option<Box<Held>>,
+}
+
+/// What a stream keeps once payload came: the bytes and what is known of them.
+#[derive(Debug, Clone, Default)]
+// The fields every segment reads first, together (see `Flow`'s layout).
+#[repr(C)]
+struct Held {
     /// The offset of the first TLS ApplicationData record: nothing past its header is kept.
     sealed_at: Option<u32>,
     /// A segment arrived shorter than its declared length (snap length) at this offset.
@@ -52,7 +60,7 @@ pub struct Stream {
     budget_refused: bool,
 }
 
-/// `Stream::tls_walk` when the stream does not start as TLS records (or was sealed).
+/// `Held::tls_walk` when the stream does not start as TLS records (or was sealed).
 const WALK_OFF: u32 = u32::MAX;
 
 impl Stream {
@@ -82,10 +90,100 @@ impl Stream {
         if declared == 0 {
             return Pushed::New;
         }
+        let base = *self.base.get_or_insert(seq);
+        self.held
+            .get_or_insert_with(Box::default)
+            .push(base, seq, payload, declared, cap, budget)
+    }
+
+    fn state(&self) -> Option<&Held> {
+        self.held.as_deref()
+    }
+
+    /// The contiguous bytes from the start of the stream.
+    pub fn bytes(&self) -> &[u8] {
+        self.state().map_or(&[], |h| &h.data)
+    }
+
+    /// Length of the contiguous part from the start (still known after [`Stream::release`]).
+    pub fn contiguous(&self) -> usize {
+        self.state().map_or(0, Held::contiguous)
+    }
+
+    /// Bytes held (contiguous and waiting), for memory accounting.
+    pub fn held(&self) -> usize {
+        self.state().map_or(0, Held::held)
+    }
+
+    /// True when the stream is known to go on past the contiguous bytes but the capture does
+    /// not hold the next byte (a missing segment or a snap-length cut), as opposed to the
+    /// sender having simply stopped there.
+    pub fn has_hole(&self) -> bool {
+        self.state().is_some_and(|h| {
+            let have = h.contiguous() as u64;
+            !h.budget_refused && have < h.max_end.min(h.limit as u64)
+        })
+    }
+
+    /// The offset at which the snap length first cut a segment, if it did.
+    pub fn cut_at(&self) -> Option<u32> {
+        self.state()?.cut_at
+    }
+
+    /// True when the cap (or the table's budget) stopped buffering (not the encrypted bypass,
+    /// which stops it on purpose: see [`Stream::encrypted_from`]).
+    pub fn capped(&self) -> bool {
+        self.state().is_some_and(|h| {
+            h.budget_refused || (h.sealed_at.is_none() && h.max_end > h.limit as u64)
+        })
+    }
+
+    /// Encrypted bypass: where the first TLS ApplicationData record of a stream that is TLS
+    /// records from its first byte starts, when buffering stopped there (see `Held::walk_tls`).
+    pub fn encrypted_from(&self) -> Option<u32> {
+        self.state()?.sealed_at
+    }
+
+    /// Turns the encrypted bypass off for this stream: every byte up to the cap is kept.
+    pub fn keep_all(&mut self) {
+        let h = self.held.get_or_insert_with(Box::default);
+        if h.sealed_at.is_none() {
+            h.tls_walk = WALK_OFF;
+        }
+    }
+
+    /// Number of overlapping segments whose bytes disagreed with what was already kept.
+    pub fn conflicts(&self) -> u32 {
+        self.state().map_or(0, |h| h.conflicts)
+    }
+
+    /// Payload bytes the sender announced, from the start (highest end offset seen).
+    pub fn announced(&self) -> u64 {
+        self.state().map_or(0, |h| h.max_end)
+    }
+
+    /// Frees the buffers (after extraction), keeping the counters.
+    pub fn release(&mut self, budget: &mut usize) {
+        if let Some(h) = self.held.as_deref_mut() {
+            h.release(budget);
+        }
+    }
+}
+
+impl Held {
+    /// [`Stream::push`] of a stream that starts at `base`.
+    fn push(
+        &mut self,
+        base: u32,
+        seq: u32,
+        payload: &[u8],
+        declared: u32,
+        cap: usize,
+        budget: &mut usize,
+    ) -> Pushed {
         // Once sealed, nothing past the first ApplicationData record's header is kept.
         let cap = self.sealed_at.map_or(cap, |at| (at as usize + 5).min(cap));
         self.limit = cap;
-        let base = *self.base.get_or_insert(seq);
         // Offset relative to the start, wrapping-aware: a segment a little before the start is a
         // (partial) retransmission of bytes we will never see again.
         let rel = seq.wrapping_sub(base) as i32 as i64;
@@ -202,51 +300,14 @@ impl Stream {
         self.pending_bytes = now;
     }
 
-    /// The contiguous bytes from the start of the stream.
-    pub fn bytes(&self) -> &[u8] {
-        &self.data
-    }
-
-    /// Length of the contiguous part from the start (still known after [`Stream::release`]).
-    pub fn contiguous(&self) -> usize {
+    /// Length of the contiguous part from the start (still known after a release).
+    fn contiguous(&self) -> usize {
         self.data.len().max(self.released_len)
     }
 
-    /// Bytes held (contiguous and waiting), for memory accounting.
-    pub fn held(&self) -> usize {
+    /// Bytes held (contiguous and waiting).
+    fn held(&self) -> usize {
         self.data.len() + self.pending_bytes
-    }
-
-    /// True when the stream is known to go on past the contiguous bytes but the capture does
-    /// not hold the next byte (a missing segment or a snap-length cut), as opposed to the
-    /// sender having simply stopped there.
-    pub fn has_hole(&self) -> bool {
-        let have = self.contiguous() as u64;
-        !self.budget_refused && have < self.max_end.min(self.limit as u64)
-    }
-
-    /// The offset at which the snap length first cut a segment, if it did.
-    pub fn cut_at(&self) -> Option<u32> {
-        self.cut_at
-    }
-
-    /// True when the cap (or the table's budget) stopped buffering (not the encrypted bypass,
-    /// which stops it on purpose: see [`Stream::encrypted_from`]).
-    pub fn capped(&self) -> bool {
-        self.budget_refused || (self.sealed_at.is_none() && self.max_end > self.limit as u64)
-    }
-
-    /// Encrypted bypass: where the first TLS ApplicationData record of a stream that is TLS
-    /// records from its first byte starts, when buffering stopped there.
-    pub fn encrypted_from(&self) -> Option<u32> {
-        self.sealed_at
-    }
-
-    /// Turns the encrypted bypass off for this stream: every byte up to the cap is kept.
-    pub fn keep_all(&mut self) {
-        if self.sealed_at.is_none() {
-            self.tls_walk = WALK_OFF;
-        }
     }
 
     /// Encrypted bypass (Suricata's name for it). In a stream that is TLS records from its
@@ -312,18 +373,8 @@ impl Stream {
         *budget += before - self.held();
     }
 
-    /// Number of overlapping segments whose bytes disagreed with what was already kept.
-    pub fn conflicts(&self) -> u32 {
-        self.conflicts
-    }
-
-    /// Payload bytes the sender announced, from the start (highest end offset seen).
-    pub fn announced(&self) -> u64 {
-        self.max_end
-    }
-
     /// Frees the buffers (after extraction), keeping the counters.
-    pub fn release(&mut self, budget: &mut usize) {
+    fn release(&mut self, budget: &mut usize) {
         *budget += self.held();
         self.released_len = self.contiguous();
         self.data = Vec::new();

@@ -813,7 +813,7 @@ mod tests {
             .iter()
             .all(|f| f.facts.name.as_deref() == Some("b.example")));
         assert_eq!(to(3)[0].dirs[0].packets, 1);
-        assert_eq!(to(4)[0].icmp.len(), 1);
+        assert_eq!(to(4)[0].icmp().len(), 1);
         let want = fingerprint(&one);
         for n in 2..=6 {
             let got = run(&bytes, n, &cfg);

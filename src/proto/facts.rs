@@ -168,10 +168,10 @@ pub fn extract(flow: &mut Described) {
     let mut facts = Facts::default();
     match flow.proto {
         Proto::Tcp => tcp_facts(flow, &mut facts),
-        Proto::Udp if !flow.datagrams.is_empty() => {
+        Proto::Udp if !flow.datagrams().is_empty() => {
             facts.quic = quic::flow_facts(
-                flow.datagrams.iter().map(Vec::as_slice),
-                flow.server_datagrams.iter().map(Vec::as_slice),
+                flow.datagrams().iter().map(Vec::as_slice),
+                flow.server_datagrams().iter().map(Vec::as_slice),
             )
             .map(|mut q| {
                 let n = &mut q.packets.short_header;

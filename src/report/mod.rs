@@ -231,14 +231,14 @@ impl<'a> FlowRecord<'a> {
         let [c, s] = &f.dirs;
         let fx = &f.facts;
         let hello = fx.tls.as_ref().and_then(|t| t.client_hello.hello());
-        let icmp = f.icmp.first().map(|e| IcmpJson {
+        let icmp = f.icmp().first().map(|e| IcmpJson {
             icmp_type: e.icmp_type,
             code: e.code,
             v6: e.v6,
             from: e.from.to_string(),
             from_server: e.from == f.server.ip,
             first_seen: rfc3339(e.ts_ns),
-            count: f.icmp.len(),
+            count: f.icmp().len(),
         });
         FlowRecord {
             proto: f.proto.name(),
@@ -298,8 +298,8 @@ impl<'a> FlowRecord<'a> {
                 .and_then(|c| c.statuses.last().copied())
                 .or_else(|| fx.http.as_ref().and_then(|h| h.status)),
             quic: fx.quic.as_deref(),
-            encap: &f.encap,
-            nflog_prefix: f.nflog_prefix.as_deref(),
+            encap: f.encap(),
+            nflog_prefix: f.nflog_prefix(),
             file,
         }
     }
@@ -384,7 +384,7 @@ fn write_table(out: &mut dyn Write, r: &FileResult) -> io::Result<()> {
             if matches!(f.outcome(), crate::flow::Outcome::NoAnswer) {
                 outcome += &format!(" x{}", f.attempts());
             }
-            if let Some(e) = f.icmp.first() {
+            if let Some(e) = f.icmp().first() {
                 outcome += &format!(" icmp {}/{} from {}", e.icmp_type, e.code, e.from);
             }
             if let Some(cl) = f.close() {
