@@ -1163,3 +1163,79 @@ fn a_wait_an_eviction_cut_short_is_no_block() {
         "{evidence}"
     );
 }
+
+/// A ClientHello longer than the reassembly cap is read in part: its SNI (after 1,500 bytes
+/// of padding) is missing, the flow is named from DNS, and both the flow's evidence and the
+/// input's summary (text and JSON) say the cap cut it. With the default cap the SNI names it.
+#[test]
+fn a_client_hello_over_the_reassembly_cap_is_said() {
+    let mut p = common::Pcap::new();
+    p.udp(
+        C,
+        R,
+        40000,
+        53,
+        &common::dns_message(1, "ml.azure.com", None),
+    );
+    p.udp(
+        R,
+        C,
+        53,
+        40000,
+        &common::dns_message(1, "ml.azure.com", Some(S)),
+    );
+    let (syn, ack, psh, rst) = (0x02, 0x10, 0x08, 0x04);
+    p.tcp(C, S, 50000, 443, 100, 0, syn, &[]);
+    p.tcp(S, C, 443, 50000, 500, 101, syn | ack, &[]);
+    p.tcp(C, S, 50000, 443, 101, 501, ack, &[]);
+    let hello = common::client_hello_padded(b"ml.azure.com", 1500);
+    let mut seq = 101;
+    for part in hello.chunks(1000) {
+        p.tcp(C, S, 50000, 443, seq, 501, psh | ack, part);
+        seq += part.len() as u32;
+    }
+    p.tcp(S, C, 443, 50000, 501, seq, rst | ack, &[]);
+    p.wait(2_000_000);
+    p.udp(
+        C,
+        R,
+        40001,
+        53,
+        &common::dns_message(2, "example.net", None),
+    );
+    let file =
+        std::env::temp_dir().join(format!("allowscope-big-hello-{}.pcap", std::process::id()));
+    std::fs::write(&file, &p.bytes).unwrap();
+    let path = file.to_str().unwrap();
+    let need = hello.len();
+    for cap in [None, Some("1024")] {
+        let mut args = vec!["--fail-on", "never", path];
+        if let Some(c) = cap {
+            args.extend(["--reassembly-cap", c]);
+        }
+        let (_, _, err) = run(&[&["audit"][..], &args].concat());
+        let (_, doc, _) = run(&[&["audit", "--format", "json"][..], &args].concat());
+        let (_, rows, _) = run(&[&["audit", "--format", "ndjson"][..], &args].concat());
+        let doc: Value = serde_json::from_str(&doc).unwrap();
+        let flow = https_row(&rows);
+        let note = "1 ClientHellos were longer than the reassembly cap: read in part, their SNI may be missing (raise --reassembly-cap)";
+        if cap.is_some() {
+            assert_eq!(flow["name_source"], "dns");
+            assert_eq!(flow["verdict"], "required-blocked");
+            let evidence = flow["evidence"].as_str().unwrap();
+            let said = format!("the ClientHello ({need} bytes) is longer than the reassembly cap: read up to 1024 (raise --reassembly-cap)");
+            assert!(evidence.ends_with(&said), "{evidence}");
+            assert_eq!(doc["inputs"][0]["hellos_over_cap"], 1);
+            assert!(err.contains(note), "{err}");
+        } else {
+            assert_eq!(flow["name_source"], "sni");
+            assert!(!flow["evidence"]
+                .as_str()
+                .unwrap()
+                .contains("reassembly cap"));
+            assert_eq!(doc["inputs"][0].get("hellos_over_cap"), None);
+            assert!(!err.contains("reassembly cap"), "{err}");
+        }
+    }
+    let _ = std::fs::remove_file(&file);
+}

@@ -209,6 +209,19 @@ pub(super) fn rank(o: Outcome) -> u8 {
 /// The evidence, and for a flow from an NFLOG capture the rule that logged it: "logged by
 /// rule 'AML-DENY'" (the prefix as the wire gave it; reports escape it for their medium).
 fn with_log_rule(evidence: String, f: &Described) -> String {
+    let evidence = match crate::proto::facts::hello_over_cap(f) {
+        Some((have, need)) => {
+            let note = format!(
+                "the ClientHello ({need} bytes) is longer than the reassembly cap: read up to {have} (raise --reassembly-cap)"
+            );
+            if evidence.is_empty() {
+                note
+            } else {
+                format!("{evidence}; {note}")
+            }
+        }
+        None => evidence,
+    };
     match (f.nflog_prefix(), evidence.is_empty()) {
         (None, _) => evidence,
         (Some(p), true) => format!("logged by rule '{p}'"),

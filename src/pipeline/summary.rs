@@ -70,6 +70,10 @@ pub struct FileSummary {
     /// an empty label, a label over 63): not taken as their name. Written when not zero.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub names_not_taken: u64,
+    /// TLS flows whose ClientHello was longer than the reassembly cap (`--reassembly-cap`):
+    /// read in part, its SNI may be missing. Written when not zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hellos_over_cap: u64,
     /// UDP datagrams to or from port 53 that could not be read as DNS (a compression loop, a
     /// name over 255 octets, not DNS at all). Written when not zero.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -100,6 +104,7 @@ impl FileSummary {
             linktypes: BTreeMap::new(),
             truncated_packets: 0,
             names_not_taken: 0,
+            hellos_over_cap: 0,
             dns_unreadable: 0,
             skipped: SkipCounts::default(),
             skipped_blocks: 0,
@@ -187,6 +192,7 @@ pub(crate) fn finish_result(
     for p in parts {
         truncated += p.truncated;
         summary.names_not_taken += p.names_not_taken;
+        summary.hellos_over_cap += p.hellos_over_cap;
         summary.dns_unreadable += p.dns_unreadable;
         skipped.add(p.skipped);
         frag.completed += p.fragments.completed;

@@ -60,6 +60,8 @@ pub(crate) struct Worker {
     /// Flows whose name was no host name, and DNS datagrams (port 53) that could not be read.
     names_not_taken: u64,
     dns_unreadable: u64,
+    /// Flows whose ClientHello was longer than the reassembly cap.
+    hellos_over_cap: u64,
     skipped: SkipCounts,
     /// The latest time of any fragment of the input so far: fragment reassembly expires by it.
     frag_now: i64,
@@ -111,6 +113,7 @@ pub(crate) struct Part {
     pub(super) epoch: Epoch,
     pub(super) truncated: u64,
     pub(super) names_not_taken: u64,
+    pub(super) hellos_over_cap: u64,
     pub(super) dns_unreadable: u64,
     pub(super) skipped: SkipCounts,
     pub(super) fragments: DefragStats,
@@ -141,6 +144,7 @@ impl Worker {
             tcp_dns: Vec::new(),
             truncated: 0,
             names_not_taken: 0,
+            hellos_over_cap: 0,
             dns_unreadable: 0,
             skipped: SkipCounts::default(),
             frag_now: i64::MIN,
@@ -299,6 +303,7 @@ impl Worker {
             }
             extract(&mut f);
             self.names_not_taken += u64::from(f.facts.name_not_taken);
+            self.hellos_over_cap += u64::from(crate::proto::facts::hello_over_cap(&f).is_some());
             if !self.keep_first_flight {
                 f.release_buffers();
             }
@@ -331,6 +336,7 @@ impl Worker {
             },
             truncated: self.truncated,
             names_not_taken: self.names_not_taken,
+            hellos_over_cap: self.hellos_over_cap,
             dns_unreadable: self.dns_unreadable,
             skipped: self.skipped.clone(),
             fragments: *self.defrag.stats(),
@@ -347,6 +353,7 @@ impl Worker {
             epoch: self.take_epoch(),
             truncated: self.truncated,
             names_not_taken: self.names_not_taken,
+            hellos_over_cap: self.hellos_over_cap,
             dns_unreadable: self.dns_unreadable,
             skipped: self.skipped,
             fragments: *self.defrag.stats(),

@@ -162,6 +162,19 @@ impl AppFacts for Facts {
     }
 }
 
+/// A ClientHello longer than the bytes the flow table keeps of a first flight
+/// (`--reassembly-cap`): read up to `have` of the `need` bytes it needs, when the cap and not
+/// the capture cut it. Its SNI (and what follows it) may be missing: raise the cap.
+pub fn hello_over_cap(flow: &Described) -> Option<(usize, usize)> {
+    let c = &flow.dirs[0].stream;
+    match flow.facts.tls.as_deref()?.client_hello {
+        HelloStatus::Truncated { have, need, .. } if c.capped() && !c.has_hole() => {
+            Some((have, need))
+        }
+        _ => None,
+    }
+}
+
 /// Fills `flow.facts` from its first flights and datagrams, and names the flow from them (SNI,
 /// CONNECT, Host, QUIC). Names from DNS come later, from the whole input: `crate::names`.
 pub fn extract(flow: &mut Described) {

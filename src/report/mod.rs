@@ -547,6 +547,13 @@ pub fn write_summaries(out: &mut dyn Write, results: &[FileResult]) -> io::Resul
                 s.names_not_taken
             )?;
         }
+        if s.hellos_over_cap > 0 {
+            writeln!(
+                out,
+                "  note: {} ClientHellos were longer than the reassembly cap: read in part, their SNI may be missing (raise --reassembly-cap)",
+                s.hellos_over_cap
+            )?;
+        }
         if s.dns_unreadable > 0 {
             writeln!(
                 out,

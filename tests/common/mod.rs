@@ -169,8 +169,21 @@ impl Pcap {
 /// A TLS 1.2-framed ClientHello with one SNI of `sni` (any bytes, any length that fits).
 #[allow(dead_code)] // not every test binary writes TLS
 pub fn client_hello(sni: &[u8]) -> Vec<u8> {
+    client_hello_padded(sni, 0)
+}
+
+/// [`client_hello`] with a padding extension of `padding` zero bytes before the SNI (none when
+/// zero).
+#[allow(dead_code)] // not every test binary writes TLS
+pub fn client_hello_padded(sni: &[u8], padding: u16) -> Vec<u8> {
     let n = sni.len() as u16;
-    let mut ext = vec![0, 0];
+    let mut ext = Vec::new();
+    if padding > 0 {
+        ext.extend_from_slice(&[0, 21]);
+        ext.extend_from_slice(&padding.to_be_bytes());
+        ext.resize(ext.len() + usize::from(padding), 0);
+    }
+    ext.extend_from_slice(&[0, 0]);
     ext.extend_from_slice(&(n + 5).to_be_bytes());
     ext.extend_from_slice(&(n + 3).to_be_bytes());
     ext.push(0);
