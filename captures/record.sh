@@ -10,7 +10,7 @@
 #   as-cli  cli-trunk (no IP) ----------------- fw-trunk (no IP)              as-fw
 #           carrying VLAN 100 (10.99.3.0/24) and QinQ 200/300 (10.99.4.0/24)
 #
-# Usage:   sudo captures/record.sh [all|base|facts|audit|ws|truth]
+# Usage:   sudo captures/record.sh [all|base|facts|audit|ws|truth|connect]
 #            all    (default) base and facts below, about two minutes
 #            base   only the transport-level captures (tcp-outcomes*,
 #                   udp-outcomes, ipv6, fw-two-ifaces, vlan, split-hello) and
@@ -30,6 +30,10 @@
 #                   namespaces of their own (as-tcli, as-tfw, as-tsrv), so a
 #                   run of another mode elsewhere cannot disturb it; every
 #                   other file here is left exactly as it is.  Not part of "all".
+#            connect  only proxy-target.pcap: CONNECT requests whose target
+#                   squid rejects (userinfo, no port, a port over 65535),
+#                   about 15 seconds; every other file here is left exactly
+#                   as it is.  Not part of "all".
 #          RECORD_LOGS=/some/dir sudo -E captures/record.sh   keeps the
 #          helper/server/client logs there for debugging
 # Output:  the capture files in the directory of this script, then (base and
@@ -44,6 +48,7 @@
 #   and the Python package aioquic for the python3 found in PATH
 #   (apt-get install squid apache2-utils haproxy; pip install aioquic);
 #   for "audit": squid and haproxy.
+#   for "connect": squid and apache2-utils (htpasswd).
 #   for "truth": the Python package aioquic (as for "facts"), iputils ping.
 #   for "ws": haproxy, nginx, squid, conntrack (apt-get install nginx
 #   conntrack) and the Python package websockets (pip install websockets;
@@ -64,12 +69,15 @@ GAP=0.5                     # pause between flows inside one capture
 
 MODE=${1:-all}
 case $MODE in
-    all | base | facts | audit | ws | truth) ;;
+    all | base | facts | audit | ws | truth | connect) ;;
     -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d'; exit 0 ;;
-    *) echo "record.sh: unknown mode '$MODE' (all, base, facts, audit, ws or truth)" >&2; exit 2 ;;
+    *) echo "record.sh: unknown mode '$MODE' (all, base, facts, audit, ws, truth or connect)" >&2; exit 2 ;;
 esac
-# "all" is base + facts; "audit", "ws" and "truth" run only when asked for by name
-want() { [[ ($MODE == all && $1 != audit && $1 != ws && $1 != truth) || $MODE == "$1" ]]; }
+# "all" is base + facts; "audit", "ws", "truth" and "connect" run only when asked for by name
+want() {
+    [[ ($MODE == all && $1 != audit && $1 != ws && $1 != truth && $1 != connect) ||
+        $MODE == "$1" ]]
+}
 # truth: namespaces of its own (same topology, other names)
 if [[ $MODE == truth ]]; then
     NS_CLI=as-tcli
@@ -87,37 +95,48 @@ for tool in ip nft tcpdump dumpcap capinfos tshark openssl dnsmasq socat dig cur
     command -v "$tool" >/dev/null || { echo "record.sh: missing tool: $tool" >&2; exit 1; }
 done
 PY=$(command -v python3)
-if want facts; then
-    for tool in squid haproxy htpasswd; do
-        command -v "$tool" >/dev/null || { echo "record.sh: missing tool: $tool (needed for facts)" >&2; exit 1; }
+# needs MODE TOOL...: each tool is on PATH (for MODE's recordings)
+needs() {
+    local mode=$1 tool
+    shift
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null ||
+            { echo "record.sh: missing tool: $tool (needed for $mode)" >&2; exit 1; }
     done
-    [[ -x /usr/lib/squid/basic_ncsa_auth ]] ||
+}
+# squid runs as the 'proxy' user its package creates; with_auth: and its Basic auth helper
+needs_squid_user() {
+    [[ ${1:-} != with_auth || -x /usr/lib/squid/basic_ncsa_auth ]] ||
         { echo "record.sh: missing /usr/lib/squid/basic_ncsa_auth (package squid)" >&2; exit 1; }
     id proxy >/dev/null 2>&1 ||
         { echo "record.sh: no 'proxy' user for squid (package squid creates it)" >&2; exit 1; }
-    "$PY" -c 'import aioquic' 2>/dev/null ||
-        { echo "record.sh: $PY cannot import aioquic (pip install aioquic)" >&2; exit 1; }
+}
+# needs_py MODULE HINT: the python3 in PATH imports MODULE
+needs_py() {
+    "$PY" -c "import $1" 2>/dev/null ||
+        { echo "record.sh: $PY cannot import $1 ($2)" >&2; exit 1; }
+}
+if want facts; then
+    needs facts squid haproxy htpasswd
+    needs_squid_user with_auth
+    needs_py aioquic "pip install aioquic"
+fi
+if want connect; then
+    needs connect squid htpasswd
+    needs_squid_user with_auth
 fi
 if want ws; then
-    for tool in haproxy nginx squid conntrack; do
-        command -v "$tool" >/dev/null || { echo "record.sh: missing tool: $tool (needed for ws)" >&2; exit 1; }
-    done
-    id proxy >/dev/null 2>&1 ||
-        { echo "record.sh: no 'proxy' user for squid (package squid creates it)" >&2; exit 1; }
-    "$PY" -c 'import websockets' 2>/dev/null ||
-        { echo "record.sh: $PY cannot import websockets (pip install websockets)" >&2; exit 1; }
+    needs ws haproxy nginx squid conntrack
+    needs_squid_user
+    needs_py websockets "pip install websockets"
 fi
 if want truth; then
-    command -v ping >/dev/null || { echo "record.sh: missing tool: ping (needed for truth)" >&2; exit 1; }
-    "$PY" -c 'import aioquic' 2>/dev/null ||
-        { echo "record.sh: $PY cannot import aioquic (pip install aioquic)" >&2; exit 1; }
+    needs truth ping
+    needs_py aioquic "pip install aioquic"
 fi
 if want audit; then
-    for tool in squid haproxy; do
-        command -v "$tool" >/dev/null || { echo "record.sh: missing tool: $tool (needed for audit)" >&2; exit 1; }
-    done
-    id proxy >/dev/null 2>&1 ||
-        { echo "record.sh: no 'proxy' user for squid (package squid creates it)" >&2; exit 1; }
+    needs audit squid haproxy
+    needs_squid_user
 fi
 HAVE_ETHTOOL=0
 command -v ethtool >/dev/null && HAVE_ETHTOOL=1
@@ -1599,6 +1618,31 @@ record_proxy() {
     expect_convs "$OUT/proxy.pcap" 8
 }
 
+# raw_connect LOCALPORT TARGET: one CONNECT request for TARGET (sent as written, which curl
+# would not) to squid's open port, the answer read, then closed
+raw_connect() {
+    printf 'CONNECT %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: allowscope-record\r\n\r\n' "$2" "$2" |
+        in_ns "$NS_CLI" timeout 5 socat -t 2 - "TCP:10.99.1.1:3128,bind=$C4:$1" \
+            >>"$LOG/clients.log" 2>&1 || true
+    sleep "$GAP"
+}
+
+# proxy-target.pcap: CONNECT targets that are not host:port, which squid refuses
+record_proxy_target() {
+    say "connect: squid (the open port of proxy.pcap's proxy)"
+    facts_squid
+    wait_for "$LOG/squid/cache.log" 'Accepting HTTP Socket connections at .*3128' 20
+    wait_listen "$NS_FW" tcp 10.99.1.1 3128
+    tcpdump_to "$NS_CLI" "$OUT/proxy-target.pcap" -i cli-fw
+    sleep "$GAP"
+    say "proxy-target: CONNECT user@ml.azure.com:443, ml.azure.com (no port), ml.azure.com:99999"
+    raw_connect 55001 'user@ml.azure.com:443'
+    raw_connect 55002 'ml.azure.com'
+    raw_connect 55003 'ml.azure.com:99999'
+    cap_stop
+    expect_convs "$OUT/proxy-target.pcap" 3
+}
+
 record_quic() {
     tcpdump_to "$NS_CLI" "$OUT/quic.pcap" -i cli-fw
     sleep "$GAP"
@@ -2919,6 +2963,7 @@ WS_FILES=(ws-client.pcap ws-firewall.pcapng)
 TRUTH_FILES=(dualstack-v4dns.pcap dualstack-v6dns.pcap rst-injected-client.pcap
              rst-injected-firewall.pcapng ip-literal.pcap quic-catalog.pcap
              privatelink-public.pcap fin-unacked.pcap fin-unacked-firewall.pcapng)
+CONNECT_FILES=(proxy-target.pcap)
 SUMMARY=()
 
 if want base; then
@@ -2947,6 +2992,10 @@ if want ws; then
     setup_ws
     record_ws
     SUMMARY+=("${WS_FILES[@]}")
+fi
+if want connect; then
+    record_proxy_target
+    SUMMARY+=("${CONNECT_FILES[@]}")
 fi
 if want truth; then
     setup_truth

@@ -799,7 +799,9 @@ fn the_report_leads_with_what_matters() {
         "\nRequired but not exercised: 13 of 27 entries (list them with --show-unexercised; the JSON always has them)\n"
     ));
     assert!(!text.contains("*.batch.azure.com"));
-    assert!(text.contains("\nUnattributed flows (no name to judge them by): 128 DNS\n"));
+    assert!(text.contains(
+        "\nUnattributed flows (no name to judge them by): 128 DNS, 3 CONNECT to a target that is not host:port\n"
+    ));
     let (_, shown, _) = run(&[
         "audit",
         "-q",
@@ -843,7 +845,9 @@ fn the_report_leads_with_what_matters() {
         assert!(md.contains(&format!("\n## {section}\n")), "{section}");
     }
     assert!(md.contains("\n**12 required hosts blocked \\(38 flows, 5 failed lookups\\)"));
-    assert!(md.contains("\nUnattributed flows (no name to judge them by): 128 DNS.\n"));
+    assert!(md.contains(
+        "\nUnattributed flows (no name to judge them by): 128 DNS, 3 CONNECT to a target that is not host:port.\n"
+    ));
     assert!(md.contains("\nPlaceholder values seen: region: eastus; storage: mystorage.\n"));
 }
 
@@ -873,7 +877,9 @@ fn unexpected_findings_carry_no_entry() {
 
 /// A CONNECT whose target is not `host:port` (userinfo in it) is judged by the proxy's last
 /// answer: refused (403) it is proxy-denied; a 407 answered with credentials and then a 200
-/// is a tunnel the far end answered through, never a block.
+/// is a tunnel the far end answered through, never a block. Neither is named by its Host
+/// header, which repeats the target: no catalog host is called blocked on a request the client
+/// got wrong, and the refusal is an unattributed flow whose evidence names the target.
 #[test]
 fn a_connect_with_a_rejected_target_is_judged_by_the_last_answer() {
     const C: [u8; 4] = [10, 0, 0, 2];
@@ -938,6 +944,14 @@ fn a_connect_with_a_rejected_target_is_judged_by_the_last_answer() {
         "never",
         file.to_str().unwrap(),
     ]);
+    let (_, rows, _) = run(&[
+        "audit",
+        "--format",
+        "ndjson",
+        "--fail-on",
+        "never",
+        file.to_str().unwrap(),
+    ]);
     let _ = std::fs::remove_file(&file);
     let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {err}"));
     let outcome = |port: u64| {
@@ -958,9 +972,20 @@ fn a_connect_with_a_rejected_target_is_judged_by_the_last_answer() {
         .iter()
         .filter(|f| f["verdict"].as_str().unwrap().ends_with("-blocked"))
         .collect();
-    assert_eq!(blocked.len(), 1, "{blocked:?}");
-    assert_eq!(blocked[0]["mechanism"], "proxy-denied");
-    assert_eq!(blocked[0]["flows"], 1);
+    assert!(blocked.is_empty(), "{blocked:?}");
+    let refused = rows
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["src_port"] == 50001)
+        .unwrap();
+    assert_eq!(
+        (&refused["verdict"], &refused["mechanism"], &refused["evidence"]),
+        (
+            &Value::from("unattributed"),
+            &Value::from("proxy-denied"),
+            &Value::from("proxy 10.0.0.9:3128 answered a CONNECT to a target that is not host:port (user@ml.azure.com:443) with 403")
+        )
+    );
 }
 
 /// An input's undecoded-frames note is escaped once for its medium: a backslash in the file

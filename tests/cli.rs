@@ -850,6 +850,67 @@ fn proxy_and_http_facts_exact() {
     assert_eq!(deny["http"]["azure_firewall_deny"], true);
 }
 
+/// CONNECT requests whose target is not host:port, sent to squid (proxy-target.pcap): each
+/// is the proxy's refusal (its status and X-Squid-Error), named by nothing (the Host header
+/// repeats the target, and the proxy's address names nothing), so no catalog host is called
+/// blocked; the audit lists them as such among the unattributed flows.
+#[test]
+fn rejected_connect_targets_exact() {
+    assert_lines(
+        &facts_of("proxy-target.pcap"),
+        &[
+            "tcp :55001 > 10.99.1.1:3128 proxy-denied name - (-) http CONNECT host user@ml.azure.com:443 status 500",
+            "tcp :55002 > 10.99.1.1:3128 proxy-denied name - (-) http CONNECT host ml.azure.com status 503",
+            "tcp :55003 > 10.99.1.1:3128 proxy-denied name - (-) http CONNECT host ml.azure.com:99999 status 400",
+        ],
+    );
+    let f = flows("proxy-target.pcap");
+    let squid: Vec<&str> = f
+        .iter()
+        .map(|x| x["http"]["x_squid_error"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        squid,
+        [
+            "ERR_CANNOT_FORWARD 0",
+            "ERR_CONNECT_FAIL 113",
+            "ERR_INVALID_URL 0"
+        ]
+    );
+    let path = cap("proxy-target.pcap");
+    let p = path.to_str().unwrap();
+    let text = run(&["audit", p]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(text.stdout.contains(
+        "Unattributed flows (no name to judge them by): 3 CONNECT to a target that is not host:port"
+    ));
+    let rows = run(&["audit", "--format", "ndjson", p]);
+    let evidence: Vec<(String, String, String)> = rows
+        .stdout
+        .lines()
+        .map(|l| {
+            let r: Value = serde_json::from_str(l).unwrap();
+            let s = |k: &str| r[k].as_str().unwrap().to_string();
+            (s("verdict"), s("mechanism"), s("evidence"))
+        })
+        .collect();
+    let want = |target: &str, status: u16| {
+        (
+            "unattributed".to_string(),
+            "proxy-denied".to_string(),
+            format!("proxy 10.99.1.1:3128 answered a CONNECT to a target that is not host:port ({target}) with {status}"),
+        )
+    };
+    assert_eq!(
+        evidence,
+        [
+            want("user@ml.azure.com:443", 500),
+            want("ml.azure.com", 503),
+            want("ml.azure.com:99999", 400)
+        ]
+    );
+}
+
 #[test]
 fn quic_facts_exact() {
     assert_lines(

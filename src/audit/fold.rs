@@ -82,8 +82,21 @@ impl Folded {
     }
 }
 
-/// What kind of traffic a flow without a name is, by protocol and server port.
+/// What kind of traffic a flow without a name is: a CONNECT whose target names nothing (it
+/// is not `host:port`, or the capture cut it), else by protocol and server port.
 fn unattributed_kind(f: &Described) -> &'static str {
+    if let Some(h) = f
+        .facts
+        .http
+        .as_deref()
+        .filter(|h| h.method.eq_ignore_ascii_case("CONNECT"))
+    {
+        return if h.truncated {
+            "CONNECT cut by the capture"
+        } else {
+            "CONNECT to a target that is not host:port"
+        };
+    }
     match (f.proto, f.server.port) {
         (_, 53) => "DNS",
         (_, 5353) => "mDNS",

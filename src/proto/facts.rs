@@ -388,9 +388,15 @@ fn name(facts: &mut Facts) {
             .map(|c| (c.host.clone(), NameSource::Connect))
     };
     let host = || {
+        // A CONNECT names its target in the request line (a target that is not host:port names
+        // nothing: its Host header repeats it), so only another request's Host is a name.
+        let http = facts
+            .http
+            .as_ref()
+            .filter(|h| !h.method.eq_ignore_ascii_case("CONNECT"))?;
         // A Host that is an IP literal says the client used no name: the flow is known by
         // that address (and no DNS answer may name it).
-        let h = host_only(facts.http.as_ref()?.host.as_deref()?);
+        let h = host_only(http.host.as_deref()?);
         match h.parse::<std::net::IpAddr>() {
             Ok(ip) => Some((crate::text::ip_text(ip), NameSource::Address)),
             Err(_) => Some((h.to_string(), NameSource::HttpHost)),
@@ -469,6 +475,20 @@ mod tests {
         };
         name(&mut g);
         assert_eq!((g.name, g.name_not_taken), (None, true));
+        // A CONNECT's Host repeats its target: when the target is no host:port, neither names
+        // the flow; another request's Host does.
+        for (method, named) in [("CONNECT", None), ("GET", Some("ml.azure.com"))] {
+            let mut h = Facts {
+                http: Some(Box::new(HttpFacts {
+                    method: method.into(),
+                    host: Some("ml.azure.com".into()),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            };
+            name(&mut h);
+            assert_eq!(h.name.as_deref(), named, "{method}");
+        }
     }
 
     #[test]
