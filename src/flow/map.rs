@@ -102,25 +102,38 @@ impl<A: AppFacts> FlowMap<A> {
         }
     }
 
-    pub(super) fn get_mut(&mut self, key: &Key) -> Option<&mut Flow<A>> {
-        match self.find(key, self.hasher.hash_one(key)) {
+    pub(super) fn contains_key(&self, key: &Key) -> bool {
+        self.find(key, self.hasher.hash_one(key)).1
+    }
+
+    /// The hash a key is stored under (what [`FlowMap::get_mut_by`] and
+    /// [`FlowMap::remove_by`] look up by, with a test of the flow instead of its key).
+    #[inline]
+    pub(super) fn hash(&self, key: &Key) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The first flow stored under `hash` for which `is` holds.
+    pub(super) fn get_mut_by(
+        &mut self,
+        hash: u64,
+        is: impl Fn(&Flow<A>) -> bool,
+    ) -> Option<&mut Flow<A>> {
+        match self.find_by(hash, is) {
             (i, true) => self.slots[i].flow.as_deref_mut(),
             _ => None,
         }
     }
 
-    pub(super) fn contains_key(&self, key: &Key) -> bool {
-        self.find(key, self.hasher.hash_one(key)).1
-    }
-
-    /// The flow of `key`, made by `make` (whose flow must have that key) if there is none.
-    /// `is` tells whether a flow has `key` (cheaper than computing each candidate's key).
+    /// The flow of `key`, made by `make` (whose flow must have that key; it is given the hash
+    /// the flow is stored under) if there is none. `is` tells whether a flow has `key` (cheaper
+    /// than computing each candidate's key).
     #[inline]
     pub(super) fn get_or_insert_with(
         &mut self,
         key: &Key,
         is: impl Fn(&Flow<A>) -> bool,
-        make: impl FnOnce() -> Box<Flow<A>>,
+        make: impl FnOnce(u64) -> Box<Flow<A>>,
     ) -> &mut Flow<A> {
         let hash = self.hasher.hash_one(key);
         let (mut i, found) = self.find_by(hash, is);
@@ -129,7 +142,7 @@ impl<A: AppFacts> FlowMap<A> {
                 self.grow();
                 i = self.vacant(hash);
             }
-            let f = make();
+            let f = make(hash);
             debug_assert!(f.key() == *key);
             self.slots[i] = Slot {
                 hash,
@@ -141,7 +154,17 @@ impl<A: AppFacts> FlowMap<A> {
     }
 
     pub(super) fn remove(&mut self, key: &Key) -> Option<Box<Flow<A>>> {
-        let (mut i, found) = self.find(key, self.hasher.hash_one(key));
+        let hash = self.hasher.hash_one(key);
+        self.remove_by(hash, |f| f.key() == *key)
+    }
+
+    /// Takes out the first flow stored under `hash` for which `is` holds.
+    pub(super) fn remove_by(
+        &mut self,
+        hash: u64,
+        is: impl Fn(&Flow<A>) -> bool,
+    ) -> Option<Box<Flow<A>>> {
+        let (mut i, found) = self.find_by(hash, is);
         if !found {
             return None;
         }
@@ -187,6 +210,13 @@ impl<A: AppFacts> FlowMap<A> {
 
     pub(super) fn values(&self) -> impl Iterator<Item = &Flow<A>> {
         self.slots.iter().filter_map(|s| s.flow.as_deref())
+    }
+
+    /// Every flow with the hash it is stored under.
+    pub(super) fn entries(&self) -> impl Iterator<Item = (u64, &Flow<A>)> {
+        self.slots
+            .iter()
+            .filter_map(|s| Some((s.hash, s.flow.as_deref()?)))
     }
 
     /// Takes every flow out, leaving the map empty.
@@ -236,7 +266,7 @@ mod tests {
             let key = f.key();
             if rng.below(5) < 3 {
                 let first = f.first_ns;
-                let got = m.get_or_insert_with(&key, |g| g.key() == key, || f);
+                let got = m.get_or_insert_with(&key, |g| g.key() == key, |_| f);
                 assert_eq!(got.key(), key);
                 let want = *model.entry(key).or_insert(first);
                 assert_eq!(got.first_ns, want, "step {step}");
@@ -253,7 +283,9 @@ mod tests {
                 }
                 assert_eq!(m.values().count(), model.len());
                 let k = flow(10_000).key();
-                assert!(m.get(&k).is_none() && m.get_mut(&k).is_none());
+                assert!(
+                    m.get(&k).is_none() && m.get_mut_by(m.hash(&k), |f| f.key() == k).is_none()
+                );
             }
         }
         let mut all: Vec<i64> = m.drain().map(|f| f.first_ns).collect();

@@ -670,10 +670,14 @@ pub struct FlowTable<A = ()> {
     cfg: FlowConfig,
     /// Boxed: a flow is large, and the map moves its entries when it grows.
     map: map::FlowMap<A>,
-    /// Idle checks to come, earliest first: (time, flow). Every live flow has one at its
-    /// `timer_ns`, no later than the time it would become idle for too long; an entry whose
-    /// time is not its flow's `timer_ns` was superseded and is dropped when it comes up.
-    timers: BinaryHeap<Reverse<(i64, Key)>>,
+    /// Idle checks to come, earliest first: (time, the hash the flow is stored under). Every
+    /// live flow has one at its `timer_ns`, no later than the time it would become idle for too
+    /// long; an entry whose time is not its flow's `timer_ns` was superseded and is dropped
+    /// when it comes up. A check finds its flow by the hash and that time (16 bytes an entry,
+    /// where the key took 56): were two flows with the same 64-bit hash due at the same
+    /// nanosecond, the other would be looked at, which is harmless (a check finishes only a
+    /// flow idle for too long, and the other flow's own check still comes).
+    timers: BinaryHeap<Reverse<(i64, u64)>>,
     budget: usize,
     now: i64,
     next_sweep: i64,
@@ -1032,7 +1036,7 @@ impl<A: AppFacts> FlowTable<A> {
         self.budget = (self.budget as i64 + (budget as i64 - start_budget as i64)).max(0) as usize;
 
         if let Some(at) = closed_check {
-            self.timers.push(Reverse((at, key)));
+            self.timers.push(Reverse((at, self.map.hash(&key))));
         }
     }
 
@@ -1114,13 +1118,13 @@ impl<A: AppFacts> FlowTable<A> {
                 && ((f.client == src && f.server == dst) || (f.client == dst && f.server == src))
                 && f.tunnel == tunnel
         };
-        let flow = self.map.get_or_insert_with(&key, is, || {
+        let flow = self.map.get_or_insert_with(&key, is, |hash| {
             let flipped = flip();
             let (client, server) = if flipped { (dst, src) } else { (src, dst) };
             let mut f = Flow::new(proto, client, server, ts);
             f.life.0 = frame;
             f.timer_ns = ts.saturating_add(Self::idle_limit(cfg, &f));
-            timers.push(Reverse((f.timer_ns, key)));
+            timers.push(Reverse((f.timer_ns, hash)));
             f.flipped = flipped;
             if flipped {
                 f.history.add(true, b'^');
@@ -1156,25 +1160,23 @@ impl<A: AppFacts> FlowTable<A> {
     fn sweep(&mut self, sink: &mut impl FnMut(Box<Flow<A>>)) {
         self.next_sweep = self.now.saturating_add(SWEEP_EVERY_NS);
         let now = self.now;
-        while let Some(&Reverse((at, key))) = self.timers.peek() {
+        while let Some(&Reverse((at, hash))) = self.timers.peek() {
             if at >= now {
                 break;
             }
             self.timers.pop();
-            let Some(f) = self.map.get_mut(&key) else {
+            let due = |f: &Flow<A>| f.timer_ns == at;
+            let Some(f) = self.map.get_mut_by(hash, due) else {
                 continue;
             };
-            if f.timer_ns != at {
-                continue;
-            }
             let limit = Self::idle_limit(&self.cfg, f);
             if now.saturating_sub(f.last_ns) > limit {
-                let f = self.map.remove(&key).expect("present");
+                let f = self.map.remove_by(hash, due).expect("present");
                 self.emit(f, now, sink);
             } else {
                 // Not before `now`: the loop ends.
                 f.timer_ns = f.last_ns.saturating_add(limit);
-                self.timers.push(Reverse((f.timer_ns, key)));
+                self.timers.push(Reverse((f.timer_ns, hash)));
             }
         }
     }
@@ -1205,8 +1207,8 @@ impl<A: AppFacts> FlowTable<A> {
         if self.timers.len() > 2 * self.map.len() + 1024 {
             self.timers = self
                 .map
-                .values()
-                .map(|f| Reverse((f.timer_ns, f.key())))
+                .entries()
+                .map(|(hash, f)| Reverse((f.timer_ns, hash)))
                 .collect();
         }
     }
