@@ -995,6 +995,29 @@ fn workspace_json_is_a_catalog() {
     assert!(CatalogData::parse("{\"foo\": 1}", "ws.json").is_err());
 }
 
+/// Workspace hosts whose ids would collide get distinct ones: a second `a.example` is
+/// `...-2`, and a host whose own id is that (`a.example-2`) does not take it twice.
+#[test]
+fn workspace_json_ids_stay_unique() {
+    let json = r#"[{"properties":{"category":"c","endpoints":[
+        {"domainName":"a.example"},{"domainName":"a.example"},{"domainName":"a.example-2"},
+        {"domainName":"a.example-2"}]}}]"#;
+    let d = CatalogData::parse(json, "ws.json").unwrap();
+    let ids: Vec<&str> = d.entries.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "ws.c.a-example",
+            "ws.c.a-example-2",
+            "ws.c.a-example-2-2",
+            "ws.c.a-example-2-3"
+        ]
+    );
+    // And the catalog it makes loads back from its own TOML.
+    let c = Catalog::new(d, Placeholders::default());
+    assert_eq!(c.entries().len(), 4);
+}
+
 #[test]
 fn service_tags_match_regional_names() {
     let c = builtin();

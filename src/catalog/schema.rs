@@ -567,7 +567,7 @@ fn parse_workspace_json(text: &str, origin: &str) -> Result<CatalogData, Catalog
         .collect();
     let mut k = 0usize;
     let mut data = CatalogData::default();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for item in list {
         let props = item.get("properties").unwrap_or(item);
         let category = props
@@ -618,9 +618,14 @@ fn parse_workspace_json(text: &str, origin: &str) -> Result<CatalogData, Catalog
                 base.truncate(120);
                 base.truncate(base.trim_end_matches(['-', '.']).len());
             }
-            let n = seen.entry(base.clone()).or_insert(0);
-            *n += 1;
-            let id = if *n == 1 { base } else { format!("{base}-{n}") };
+            // The first of `base`, `base-2`, `base-3`, ... not taken yet (a host's own id may
+            // end in `-2`).
+            let mut id = base.clone();
+            let mut n = 1;
+            while !seen.insert(id.clone()) {
+                n += 1;
+                id = format!("{base}-{n}");
+            }
             data.entries.push(Entry {
                 id,
                 cloud: Cloud::Any,
