@@ -110,6 +110,27 @@ pub fn escape_markdown(s: &str) -> String {
     out
 }
 
+/// A Markdown code span of `s` (terminal-escaped) that nothing in `s` can end or break: its
+/// fence is one backtick more than the longest run of backticks in it (CommonMark), padded
+/// with a space where `s` starts or ends with a backtick, and `|` is escaped (GitHub tables
+/// split cells at a `|` even inside a code span).
+pub fn code_markdown(s: &str) -> String {
+    let t = escape_terminal(s).replace('|', "\\|");
+    let mut longest = 0;
+    let mut run = 0;
+    for c in t.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if t.starts_with('`') || t.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{t}{pad}{fence}")
+}
+
 /// Escapes a wire string for HTML text and for a quoted attribute value: terminal escaping
 /// (control and bidi characters become visible `\xNN` escapes), then the five characters HTML
 /// gives meaning to as character references.
@@ -132,6 +153,15 @@ pub fn escape_html(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markdown_code_spans_cannot_be_broken() {
+        assert_eq!(code_markdown("*.azureml.ms"), "`*.azureml.ms`");
+        assert_eq!(code_markdown("a|b"), "`a\\|b`");
+        assert_eq!(code_markdown("a`b"), "``a`b``");
+        assert_eq!(code_markdown("`x``"), "``` `x`` ```");
+        assert_eq!(code_markdown("a\x1bb"), "`a\\x1bb`");
+    }
 
     #[test]
     fn terminal_escaping() {

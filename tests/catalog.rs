@@ -1018,6 +1018,52 @@ fn workspace_json_ids_stay_unique() {
     assert_eq!(c.entries().len(), 4);
 }
 
+/// A user catalog's own text (here a purpose with a table bar, backticks and an escape
+/// sequence) cannot break the Markdown report's tables and lists, nor drive a terminal.
+#[test]
+fn catalog_text_is_escaped_in_reports() {
+    let dir = std::env::temp_dir().join(format!("allowscope-cat-text-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cat = dir.join("c.toml");
+    std::fs::write(
+        &cat,
+        "[[entry]]\nid = \"x\"\ncloud = \"any\"\ngroup = \"test\"\npurpose = \"a | b `c` \\u001b[31m\"\nhost = \"never.example\"\nports = [443]\n",
+    )
+    .unwrap();
+    let capture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/tcp-outcomes.pcap");
+    let args = |format: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_allowscope"))
+            .args([
+                "audit",
+                "--catalog",
+                cat.to_str().unwrap(),
+                "--fail-on",
+                "never",
+            ])
+            .args([
+                "--show-unexercised",
+                "--format",
+                format,
+                capture.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let md = args("markdown");
+    assert!(
+        md.contains("- `never.example` (x): a \\| b \\`c\\` \\x1b\\[31m\n"),
+        "{md}"
+    );
+    let text = args("text");
+    assert!(
+        text.contains("  never.example (x, a | b `c` \\x1b[31m)\n"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn service_tags_match_regional_names() {
     let c = builtin();

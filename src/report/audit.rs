@@ -56,7 +56,7 @@ pub(super) fn line(f: &Finding) -> String {
     let entry = f
         .entry
         .as_ref()
-        .map(|e| format!(" [{} {}]", e.requirement, e.pattern))
+        .map(|e| format!(" [{} {}]", e.requirement, escape_terminal(&e.pattern)))
         .unwrap_or_default();
     let count = if f.flows > 0 {
         format!("{} flow{}", f.flows, if f.flows == 1 { "" } else { "s" })

@@ -7,7 +7,7 @@ use super::audit::{
     AuditWriter,
 };
 use crate::audit::Finding;
-use crate::text::escape_markdown;
+use crate::text::{code_markdown, escape_markdown};
 
 /// The audit as Markdown, for a ticket or a wiki: tables, names from the wire escaped.
 pub struct Markdown;
@@ -100,7 +100,7 @@ fn markdown(out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
                 ),
                 f.entry
                     .as_ref()
-                    .map_or("-".to_string(), |e| format!("`{}`", e.pattern)),
+                    .map_or("-".to_string(), |e| code_markdown(&e.pattern)),
                 mechanism(f),
                 f.confidence.map_or("-".to_string(), |c| serde_plain(&c)),
                 f.flows.max(f.lookups).to_string(),
@@ -215,8 +215,10 @@ fn markdown(out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
         for c in missing {
             writeln!(
                 out,
-                "- `{}` ({}): {}",
-                c.entry.pattern, c.entry.id, c.entry.purpose
+                "- {} ({}): {}",
+                code_markdown(&c.entry.pattern),
+                escape_markdown(&c.entry.id),
+                escape_markdown(&c.entry.purpose)
             )?;
         }
     }
@@ -230,8 +232,8 @@ fn markdown(out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
             let cells: Vec<&str> = files.iter().map(|f| cell(c.by_file.get(*f))).collect();
             writeln!(
                 out,
-                "| `{}` ({}) | {} |",
-                c.entry.pattern,
+                "| {} ({}) | {} |",
+                code_markdown(&c.entry.pattern),
                 c.entry.requirement,
                 cells.join(" | ")
             )?;

@@ -187,7 +187,9 @@ fn text(out: &mut dyn Write, v: &AuditView<'_>, color: bool) -> io::Result<()> {
             writeln!(
                 out,
                 "  {} ({}, {})",
-                c.entry.pattern, c.entry.id, c.entry.purpose
+                escape_terminal(&c.entry.pattern),
+                escape_terminal(&c.entry.id),
+                escape_terminal(&c.entry.purpose)
             )?;
         }
     }
