@@ -12,6 +12,8 @@
 #   dns                        each DNS message over UDP, each DNS-over-TCP stream
 #   quic                       each UDP conversation's datagrams, records of a direction byte
 #                              (0 client, 1 server) then the payload
+#   quic_sealed                each TLS client's ClientHello message, behind the target's
+#                              version, DCID and split bytes (the target seals it into Initials)
 #   catalog_toml               the built-in catalog and small hand-written catalogs
 #   workspace_json             small hand-written workspace dependency JSON
 #   merge                      tests/golden/audit-client.json and small hand-written documents
@@ -22,7 +24,7 @@ cd "$(dirname "$0")/.."
 
 out=fuzz/corpus
 dirs=(captures "$@")
-mkdir -p "$out"/{capture_reader,pipeline,decode,tls,connect,http,dns,quic,catalog_toml,workspace_json,merge}
+mkdir -p "$out"/{capture_reader,pipeline,decode,tls,connect,http,dns,quic,quic_sealed,catalog_toml,workspace_json,merge}
 
 captures=()
 for d in "${dirs[@]}"; do
@@ -130,6 +132,11 @@ for path in files:
         name = f"{base}.tcp{s}"
         if c[:1] == b"\x16" or sv[:1] == b"\x16":
             write("tls", name, rec(c) + rec(sv))
+        if c[:1] == b"\x16" and c[5:6] == b"\x01":
+            # The ClientHello message (its first record's body), for quic_sealed to seal into
+            # Initials: v1, an 8-byte DCID, split in the middle.
+            hello = c[5:5 + int.from_bytes(c[3:5], "big")]
+            write("quic_sealed", name, bytes([0, 8]) + bytes(range(8)) + bytes([0x40]) + hello)
         if c[:1].isalpha():
             write("http", name + ".c", c)
             write("http", name + ".s", sv)

@@ -911,6 +911,64 @@ fn try_open(
     open(keys, buf, pn_offset, expected_pn)
 }
 
+/// A client Initial of `version` protected the way a sender would (4-byte packet number
+/// `pn`, no SCID, no token, the keys of `dcid`) around `payload` (its frames); `None` for a
+/// version without Initial keys here, or a payload too long for the length field.
+/// For tests and the fuzz target that feeds the decryption real ciphertext.
+#[cfg(any(test, feature = "synth"))]
+pub fn protect_client_initial(
+    version: u32,
+    dcid: &[u8],
+    pn: u32,
+    payload: &[u8],
+) -> Option<Vec<u8>> {
+    protect_client_initial_with(version, dcid, dcid, pn, payload)
+}
+
+/// [`protect_client_initial`] with the keys of `key_dcid` and `dcid` in the header.
+#[cfg(any(test, feature = "synth"))]
+fn protect_client_initial_with(
+    version: u32,
+    key_dcid: &[u8],
+    dcid: &[u8],
+    pn: u32,
+    payload: &[u8],
+) -> Option<Vec<u8>> {
+    let p = params(version)?;
+    let s = derive_secrets(p, key_dcid)?;
+    let mut pkt = vec![0xc3 | (p.types[0] << 4)];
+    pkt.extend(version.to_be_bytes());
+    pkt.push(u8::try_from(dcid.len()).ok()?);
+    pkt.extend_from_slice(dcid);
+    pkt.extend([0, 0]); // SCID length, token length
+    let len = u16::try_from(0x4000 | (4 + payload.len() + TAG_LEN)).ok()?;
+    pkt.extend(len.to_be_bytes());
+    let pn_offset = pkt.len();
+    pkt.extend(pn.to_be_bytes());
+    let mut nonce = s.iv;
+    for (n, b) in nonce[4..].iter_mut().zip(u64::from(pn).to_be_bytes()) {
+        *n ^= b;
+    }
+    let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &s.key).ok()?);
+    let mut body = payload.to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(&pkt[..]),
+        &mut body,
+    )
+    .ok()?;
+    pkt.extend(body);
+    let hp = HeaderProtectionKey::new(&AES_128, &s.hp).ok()?;
+    let mask = hp
+        .new_mask(&pkt[pn_offset + 4..pn_offset + 4 + SAMPLE_LEN])
+        .ok()?;
+    pkt[0] ^= mask[0] & 0x0f;
+    for i in 0..4 {
+        pkt[pn_offset + i] ^= mask[1 + i];
+    }
+    Some(pkt)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1021,8 +1079,6 @@ mod tests {
         f
     }
 
-    /// A client Initial protected the way a sender would (4-byte packet number, no SCID,
-    /// no token), with the keys of `key_dcid` and `dcid` in the header.
     fn protect_with(
         version: u32,
         key_dcid: &[u8],
@@ -1030,38 +1086,7 @@ mod tests {
         pn: u32,
         payload: &[u8],
     ) -> Vec<u8> {
-        let p = params(version).unwrap();
-        let s = derive_secrets(p, key_dcid).unwrap();
-        let mut pkt = vec![0xc3 | (p.types[0] << 4)];
-        pkt.extend(version.to_be_bytes());
-        pkt.push(dcid.len() as u8);
-        pkt.extend_from_slice(dcid);
-        pkt.extend([0, 0]); // SCID length, token length
-        pkt.extend(((0x4000 | (4 + payload.len() + TAG_LEN)) as u16).to_be_bytes());
-        let pn_offset = pkt.len();
-        pkt.extend(pn.to_be_bytes());
-        let mut nonce = s.iv;
-        for (n, b) in nonce[4..].iter_mut().zip(u64::from(pn).to_be_bytes()) {
-            *n ^= b;
-        }
-        let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &s.key).unwrap());
-        let mut body = payload.to_vec();
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(&pkt[..]),
-            &mut body,
-        )
-        .unwrap();
-        pkt.extend(body);
-        let hp = HeaderProtectionKey::new(&AES_128, &s.hp).unwrap();
-        let mask = hp
-            .new_mask(&pkt[pn_offset + 4..pn_offset + 4 + SAMPLE_LEN])
-            .unwrap();
-        pkt[0] ^= mask[0] & 0x0f;
-        for i in 0..4 {
-            pkt[pn_offset + i] ^= mask[1 + i];
-        }
-        pkt
+        protect_client_initial_with(version, key_dcid, dcid, pn, payload).unwrap()
     }
 
     fn protect(version: u32, dcid: &[u8], pn: u32, payload: &[u8]) -> Vec<u8> {
