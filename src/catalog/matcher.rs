@@ -116,7 +116,10 @@ fn suffix_hash_step(h: u64, label: &[u8]) -> u64 {
 }
 
 const SHARDS: usize = 32;
-const SHARD_CAP: usize = 8192;
+/// Names per shard before it is emptied: 65,536 in all, far more than the distinct names of a
+/// real capture (a few thousand), and about 8 MB when a flood of new names fills it (8,192 a
+/// shard held some 30 MB on the DNS flood).
+const SHARD_CAP: usize = 2048;
 
 /// A cache shard: the seeded hash of the name -> (the name, its hits).
 type Shard = RwLock<HashMap<u64, (Box<str>, Arc<[Hit]>), BuildHasherDefault<KeyHasher>>>;
