@@ -270,6 +270,69 @@ pub struct RstFacts {
     pub window: u16,
 }
 
+/// A capture time or none, in 8 bytes where an `Option<i64>` takes 16 (`i64::MIN` stands for
+/// none: no capture time is that far before 1970): a direction has five of these, and a table
+/// holds many directions.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OptNs(i64);
+
+impl OptNs {
+    pub const NONE: OptNs = OptNs(i64::MIN);
+
+    pub fn some(ns: i64) -> OptNs {
+        OptNs(ns)
+    }
+
+    #[inline]
+    pub fn get(self) -> Option<i64> {
+        (self.0 != i64::MIN).then_some(self.0)
+    }
+
+    #[inline]
+    pub fn is_some(self) -> bool {
+        self.0 != i64::MIN
+    }
+
+    #[inline]
+    pub fn is_none(self) -> bool {
+        self.0 == i64::MIN
+    }
+
+    pub fn is_some_and(self, f: impl FnOnce(i64) -> bool) -> bool {
+        self.get().is_some_and(f)
+    }
+
+    pub fn is_none_or(self, f: impl FnOnce(i64) -> bool) -> bool {
+        self.get().is_none_or(f)
+    }
+
+    /// Sets the time unless one is set already.
+    #[inline]
+    pub fn get_or_insert(&mut self, ns: i64) {
+        if self.0 == i64::MIN {
+            self.0 = ns;
+        }
+    }
+}
+
+impl Default for OptNs {
+    fn default() -> Self {
+        OptNs::NONE
+    }
+}
+
+impl From<Option<i64>> for OptNs {
+    fn from(o: Option<i64>) -> Self {
+        o.map_or(OptNs::NONE, OptNs)
+    }
+}
+
+impl std::fmt::Debug for OptNs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// Counters and state of one direction.
 #[derive(Debug, Clone, Default)]
 // Per-packet counters first (see `Flow`).
@@ -281,9 +344,9 @@ pub struct Dir {
     /// Transport payload bytes the headers declare.
     pub payload_bytes: u64,
     /// Time of the last packet this side sent.
-    pub last_ns: Option<i64>,
-    pub first_payload_ns: Option<i64>,
-    pub last_payload_ns: Option<i64>,
+    pub last_ns: OptNs,
+    pub first_payload_ns: OptNs,
+    pub last_payload_ns: OptNs,
     /// TTL / hop limit of the first packet.
     pub ttl_first: Option<u8>,
     pub ttl_min: Option<u8>,
@@ -301,8 +364,8 @@ pub struct Dir {
     pub syns: u32,
     /// TCP: the sequence number of this side's SYN (its initial sequence number).
     pub isn: Option<u32>,
-    pub fin_ns: Option<i64>,
-    pub rst_ns: Option<i64>,
+    pub fin_ns: OptNs,
+    pub rst_ns: OptNs,
     /// IP facts of the first RST this side sent, to tell a middlebox's RST from the host's.
     pub rst: Option<RstFacts>,
 }
@@ -423,7 +486,7 @@ pub struct Flow<A = ()> {
     /// TCP: the last payload (either way, the closing segment's own included) when the first
     /// FIN or RST came; how long a connection was quiet before it was closed tells a clean
     /// close (a websocket Close frame or TLS close_notify just before) from an idle timer.
-    pub data_before_close_ns: Option<i64>,
+    pub data_before_close_ns: OptNs,
     /// UDP: datagrams either way that start like a QUIC short header (0x40 set, 0x80 clear),
     /// reported only on flows found to be QUIC.
     pub short_headers: u32,
@@ -495,7 +558,7 @@ impl<A: AppFacts> Flow<A> {
             flipped: false,
             evicted: false,
             cut_packets: 0,
-            data_before_close_ns: None,
+            data_before_close_ns: OptNs::NONE,
             longest_quiet: None,
             short_headers: 0,
             life: (0, u64::MAX),
@@ -573,7 +636,7 @@ impl<A: AppFacts> Flow<A> {
         for (i, d) in self.dirs.iter().enumerate() {
             let by = if i == 0 { Side::Client } else { Side::Server };
             for (how, ts) in [("rst", d.rst_ns), ("fin", d.fin_ns)] {
-                if let Some(ts) = ts {
+                if let Some(ts) = ts.get() {
                     if best.is_none_or(|b| ts < b.ts_ns) {
                         best = Some(Close { by, how, ts_ns: ts });
                     }
@@ -953,7 +1016,13 @@ impl<A: AppFacts> FlowTable<A> {
             .max(flow.dirs[1].last_payload_ns);
         account(flow, d, ts, wire_len, cut, ip.ttl, t.payload_len as u64);
         if t.payload_len > 0 {
-            note_quiet(flow, d, ts, prev_payload, t.seq.wrapping_add(t.payload_len));
+            note_quiet(
+                flow,
+                d,
+                ts,
+                prev_payload.get(),
+                t.seq.wrapping_add(t.payload_len),
+            );
         }
         let h = &mut flow.history;
         let inconsistent = t.flags & tf::SYN != 0 && t.flags & (tf::RST | tf::FIN) != 0;
@@ -1342,14 +1411,14 @@ fn account<A>(
     dir.bytes += wire_len as u64;
     dir.payload_bytes += payload;
     dir.note_ttl(ttl);
-    dir.last_ns = Some(dir.last_ns.map_or(ts, |l| l.max(ts)));
+    dir.last_ns = OptNs::some(dir.last_ns.get().map_or(ts, |l| l.max(ts)));
     if payload > 0 {
         dir.data_ttl = Some(
             dir.data_ttl
                 .map_or((ttl, ttl), |(lo, hi)| (lo.min(ttl), hi.max(ttl))),
         );
         dir.first_payload_ns.get_or_insert(ts);
-        dir.last_payload_ns = Some(ts);
+        dir.last_payload_ns = OptNs::some(ts);
     }
 }
 
@@ -1531,10 +1600,10 @@ mod tests {
             (q.ns, q.end_ns, q.ended_by),
             (sent - 3 * SEC / 100, sent, Side::Client)
         );
-        assert_eq!(f.dirs[0].last_ns, Some(at + SEC));
-        assert_eq!(f.dirs[0].last_payload_ns, Some(at));
+        assert_eq!(f.dirs[0].last_ns.get(), Some(at + SEC));
+        assert_eq!(f.dirs[0].last_payload_ns.get(), Some(at));
         // The RST came a second after the last retransmission.
-        assert_eq!(f.data_before_close_ns, Some(at));
+        assert_eq!(f.data_before_close_ns.get(), Some(at));
         assert_eq!(f.dirs[1].data_ttl, Some((60, 60)));
         assert_eq!(f.dirs[0].data_ttl, Some((64, 64)));
     }

@@ -419,7 +419,7 @@ fn tcp_dns(f: &Described, done: [usize; 2], ended: bool, out: &mut Vec<DnsEvent>
         }
         let parsed = crate::proto::dns::parse_tcp_stream(bytes, dir.stream.has_hole());
         let upto = parsed.messages.len().min(whole.unwrap_or(usize::MAX));
-        let ts = dir.first_payload_ns.unwrap_or(f.first_ns);
+        let ts = dir.first_payload_ns.get().unwrap_or(f.first_ns);
         for msg in parsed.messages.into_iter().take(upto).skip(done[d]) {
             out.push(DnsEvent {
                 ts_ns: ts,

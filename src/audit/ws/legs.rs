@@ -277,7 +277,7 @@ pub(super) fn ws_flow(
     let [c, s] = &f.dirs;
     let close = f.close();
     // The silence before the first FIN or RST.
-    let quiet_close = match (close, f.data_before_close_ns) {
+    let quiet_close = match (close, f.data_before_close_ns.get()) {
         (Some(cl), Some(d)) => Some(secs(cl.ts_ns.saturating_sub(d))),
         _ => None,
     };
@@ -348,13 +348,13 @@ pub(super) fn ws_flow(
         rst_from_middlebox,
         timeline: Timeline {
             start: rfc3339(f.first_ns),
-            handshake: at(s.first_payload_ns),
-            last_client_data: at(c.last_payload_ns),
-            last_server_data: at(s.last_payload_ns),
+            handshake: at(s.first_payload_ns.get()),
+            last_client_data: at(c.last_payload_ns.get()),
+            last_server_data: at(s.last_payload_ns.get()),
             end: at(end),
-            handshake_s: off(s.first_payload_ns),
-            last_client_data_s: off(c.last_payload_ns),
-            last_server_data_s: off(s.last_payload_ns),
+            handshake_s: off(s.first_payload_ns.get()),
+            last_client_data_s: off(c.last_payload_ns.get()),
+            last_server_data_s: off(s.last_payload_ns.get()),
             end_s: off(end),
         },
         diagnosis,
