@@ -138,6 +138,12 @@ impl Stream {
         })
     }
 
+    /// True when the table-wide budget (or the bound on waiting pieces) refused bytes: the
+    /// stream was cut there, not by its cap.
+    pub fn budget_refused(&self) -> bool {
+        self.state().is_some_and(|h| h.budget_refused)
+    }
+
     /// Encrypted bypass: where the first TLS ApplicationData record of a stream that is TLS
     /// records from its first byte starts, when buffering stopped there (see `Held::walk_tls`).
     pub fn encrypted_from(&self) -> Option<u32> {

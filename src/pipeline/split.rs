@@ -445,6 +445,31 @@ mod tests {
     use super::*;
     use crate::decode::{IcmpError, IpHeader, Quoted, Tcp};
 
+    /// ClientHellos the reassembly cap cut are counted as such; those the table-wide budget
+    /// cut are not (the summary says the budget ran out, and raising the cap would not help).
+    #[test]
+    fn hellos_over_the_cap_are_not_hellos_the_budget_cut() {
+        let mut bytes = Vec::new();
+        crate::synth::write_pcap(&mut bytes, 2 << 20, 64, 3).unwrap();
+        let read = |cfg: FlowConfig| {
+            let reader =
+                CaptureReader::from_read(Box::new(std::io::Cursor::new(bytes.clone()))).unwrap();
+            super::super::analyze_reader("t".into(), reader, &cfg).summary
+        };
+        let capped = read(FlowConfig {
+            reassembly_cap: 64,
+            ..FlowConfig::default()
+        });
+        assert!(capped.hellos_over_cap > 0);
+        assert!(!capped.flow_table.reassembly_budget_exhausted);
+        let starved = read(FlowConfig {
+            reassembly_budget: 4096,
+            ..FlowConfig::default()
+        });
+        assert!(starved.flow_table.reassembly_budget_exhausted);
+        assert_eq!(starved.hellos_over_cap, 0);
+    }
+
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }

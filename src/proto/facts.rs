@@ -209,13 +209,13 @@ impl AppFacts for Facts {
 
 /// A ClientHello longer than the bytes the flow table keeps of a first flight
 /// (`--reassembly-cap`): read up to `have` of the `need` bytes it needs, when the cap and not
-/// the capture cut it. Its SNI (and what follows it) may be missing: raise the cap.
+/// the capture (a hole) or the table-wide budget (which the input's summary reports on its
+/// own) cut it. Its SNI (and what follows it) may be missing: raise the cap.
 pub fn hello_over_cap(flow: &Described) -> Option<(usize, usize)> {
     let c = &flow.dirs[0].stream;
+    let by_cap = c.capped() && !c.budget_refused() && !c.has_hole();
     match flow.facts.tls.as_deref()?.client_hello {
-        HelloStatus::Truncated { have, need, .. } if c.capped() && !c.has_hole() => {
-            Some((have, need))
-        }
+        HelloStatus::Truncated { have, need, .. } if by_cap => Some((have, need)),
         _ => None,
     }
 }
