@@ -85,12 +85,7 @@ impl Folded {
 /// What kind of traffic a flow without a name is: a CONNECT whose target names nothing (it
 /// is not `host:port`, or the capture cut it), else by protocol and server port.
 fn unattributed_kind(f: &Described) -> &'static str {
-    if let Some(h) = f
-        .facts
-        .http
-        .as_deref()
-        .filter(|h| h.method.eq_ignore_ascii_case("CONNECT"))
-    {
+    if let Some(h) = f.facts.http.as_deref().filter(|h| h.is_connect()) {
         return if h.truncated {
             "CONNECT cut by the capture"
         } else {

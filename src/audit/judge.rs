@@ -35,7 +35,7 @@ pub struct Judged {
 /// A flow without an answer whose only attempt the capture watched for less than
 /// [`crate::flow::WATCH_NS`] (it ended, or evicted the flow, that soon after): why it is
 /// inconclusive rather than blocked, as evidence.
-pub(super) fn cut_short(f: &Described) -> Option<String> {
+fn cut_short(f: &Described) -> Option<String> {
     if f.outcome() != Outcome::NoAnswer || f.attempts() > 1 {
         return None;
     }
@@ -231,11 +231,12 @@ fn with_log_rule(evidence: String, f: &Described) -> String {
 
 /// Judges one flow against the catalog.
 pub fn judge(f: &Described, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
+    let cut = cut_short(f);
     let Some(name) = f.facts.name.as_deref() else {
         // No name to judge, but how it failed is still worth saying (NDJSON, per flow).
         let (mechanism, confidence, evidence) = if reached(f) {
             (None, None, String::new())
-        } else if let Some(e) = cut_short(f) {
+        } else if let Some(e) = cut {
             (None, None, e)
         } else {
             let (m, c, e) = mechanism(f, ttls);
@@ -254,7 +255,7 @@ pub fn judge(f: &Described, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
         };
     };
     if f.facts.name_source == Some(NameSource::IpTag) {
-        return judge_by_tag(f, name, catalog, ttls);
+        return judge_by_tag(f, name, catalog, ttls, cut);
     }
     let port = target_port(f);
     let matches = catalog.match_endpoint(name, cat_proto(f.proto), Some(port));
@@ -266,12 +267,12 @@ pub fn judge(f: &Described, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
     } else {
         entry.map(|e| e.requirement)
     };
-    let verdict = verdict_of(f, requirement, port_mismatch);
+    let verdict = verdict_of(f, requirement, port_mismatch, cut.is_some());
     let (mechanism, confidence, mut evidence) = if verdict.blocked() {
         let (m, c, e) = mechanism(f, ttls);
         (m, Some(c), e)
     } else {
-        (None, None, cut_short(f).unwrap_or_default())
+        (None, None, cut.unwrap_or_default())
     };
     // A name from an answer another client received is a guess: one step less sure.
     let confidence = if f.facts.name_source == Some(NameSource::DnsAnyClient) {
@@ -341,11 +342,15 @@ pub fn judge(f: &Described, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
 
 /// The verdict of a flow whose name the catalog lists with `requirement` (`None`: not listed,
 /// or `port_mismatch`: listed for other ports or another protocol).
-fn verdict_of(f: &Described, requirement: Option<Requirement>, port_mismatch: bool) -> Verdict {
+fn verdict_of(
+    f: &Described,
+    requirement: Option<Requirement>,
+    port_mismatch: bool,
+    cut_short: bool,
+) -> Verdict {
     let is_reached = reached(f);
     let inconclusive = !is_reached
-        && (matches!(f.outcome(), Outcome::HandshakeOnly | Outcome::Midstream)
-            || cut_short(f).is_some());
+        && (cut_short || matches!(f.outcome(), Outcome::HandshakeOnly | Outcome::Midstream));
     match (requirement, is_reached, inconclusive) {
         (_, _, true) => Verdict::Inconclusive,
         (None, true, _) if port_mismatch => Verdict::OtherPortReached,
@@ -372,7 +377,13 @@ fn less_sure(c: Confidence) -> Confidence {
 /// for entries. An address range serves many hosts, so the verdict is less sure than a host
 /// name's: a blocked one is one step less sure than its mechanism (at most medium), a reached
 /// one medium. The evidence names the address, the tag and the rule.
-fn judge_by_tag(f: &Described, tag: &str, catalog: &Catalog, ttls: &ServerTtls) -> Judged {
+fn judge_by_tag(
+    f: &Described,
+    tag: &str,
+    catalog: &Catalog,
+    ttls: &ServerTtls,
+    cut: Option<String>,
+) -> Judged {
     let port = target_port(f);
     let proto = cat_proto(f.proto);
     let rules: Vec<(usize, &ServiceTag)> = catalog
@@ -385,7 +396,7 @@ fn judge_by_tag(f: &Described, tag: &str, catalog: &Catalog, ttls: &ServerTtls) 
         .or(rules.first());
     let port_mismatch = best.is_some_and(|(_, r)| !r.allows(proto, Some(port)));
     let requirement = best.filter(|_| !port_mismatch).map(|(_, r)| r.requirement);
-    let verdict = verdict_of(f, requirement, port_mismatch);
+    let verdict = verdict_of(f, requirement, port_mismatch, cut.is_some());
     let addr = crate::text::ip_text(f.server.ip);
     let note = match best {
         Some((_, r)) => {
@@ -413,7 +424,7 @@ fn judge_by_tag(f: &Described, tag: &str, catalog: &Catalog, ttls: &ServerTtls) 
         };
         (m, Some(less_sure(c)), e)
     } else if verdict == Verdict::Inconclusive {
-        let note = match cut_short(f) {
+        let note = match cut {
             Some(e) => format!("{e}; {note}"),
             None => note,
         };

@@ -272,7 +272,7 @@ pub struct RstFacts {
 
 /// A capture time or none, in 8 bytes where an `Option<i64>` takes 16 (`i64::MIN` stands for
 /// none: no capture time is that far before 1970): a direction has five of these, and a table
-/// holds many directions.
+/// holds many directions. None orders before every time, as `Option` does.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct OptNs(i64);
 
@@ -318,12 +318,6 @@ impl OptNs {
 impl Default for OptNs {
     fn default() -> Self {
         OptNs::NONE
-    }
-}
-
-impl From<Option<i64>> for OptNs {
-    fn from(o: Option<i64>) -> Self {
-        o.map_or(OptNs::NONE, OptNs)
     }
 }
 
@@ -1411,7 +1405,7 @@ fn account<A>(
     dir.bytes += wire_len as u64;
     dir.payload_bytes += payload;
     dir.note_ttl(ttl);
-    dir.last_ns = OptNs::some(dir.last_ns.get().map_or(ts, |l| l.max(ts)));
+    dir.last_ns = dir.last_ns.max(OptNs::some(ts));
     if payload > 0 {
         dir.data_ttl = Some(
             dir.data_ttl

@@ -264,7 +264,7 @@ fn by_address(flow: &Described) -> bool {
     // A request to a proxy (CONNECT, or an absolute-form target) whose target the capture cut
     // is about the target, not the proxy: the proxy's address names nothing.
     if flow.facts.http.as_ref().is_some_and(|h| {
-        h.method.eq_ignore_ascii_case("CONNECT")
+        h.is_connect()
             || h.target
                 .get(..7)
                 .is_some_and(|t| t.eq_ignore_ascii_case("http://"))

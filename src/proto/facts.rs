@@ -94,6 +94,14 @@ pub struct HttpFacts {
     pub truncated: bool,
 }
 
+impl HttpFacts {
+    /// A CONNECT whose target was not `host:port` (or the capture cut it): a parsed one is
+    /// [`ConnectFacts`] instead.
+    pub fn is_connect(&self) -> bool {
+        self.method.eq_ignore_ascii_case("CONNECT")
+    }
+}
+
 /// Everything the extractors found on one flow, behind one box that exists once something was
 /// found or named: a live flow's facts are empty until it finishes, and a table holds many
 /// live flows (8 bytes each instead of 88). Reads see empty facts through [`Deref`] while
@@ -177,7 +185,7 @@ impl AppFacts for Facts {
         // request: a client that has credentials asks again on the same connection, and the
         // capture cut what followed.
         if self.http.as_ref().is_some_and(|h| {
-            h.method.eq_ignore_ascii_case("CONNECT")
+            h.is_connect()
                 && h.status
                     .is_some_and(|s| !((200..300).contains(&s) || h.truncated && s == 407))
         }) {
@@ -435,10 +443,7 @@ fn name(facts: &mut Facts) {
     let host = || {
         // A CONNECT names its target in the request line (a target that is not host:port names
         // nothing: its Host header repeats it), so only another request's Host is a name.
-        let http = facts
-            .http
-            .as_ref()
-            .filter(|h| !h.method.eq_ignore_ascii_case("CONNECT"))?;
+        let http = facts.http.as_ref().filter(|h| !h.is_connect())?;
         // A Host that is an IP literal says the client used no name: the flow is known by
         // that address (and no DNS answer may name it).
         let h = host_only(http.host.as_deref()?);
