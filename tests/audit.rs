@@ -1085,21 +1085,15 @@ fn a_wait_the_capture_cut_short_is_no_block() {
     let login = "login.microsoftonline.com";
     for watched in [false, true] {
         let mut p = common::Pcap::new();
-        let dns = |p: &mut common::Pcap, port: u16, name: &str, answer: Option<[u8; 4]>| {
-            p.udp(C, R, port, 53, &common::dns_message(port, name, None));
-            if answer.is_some() {
-                p.udp(R, C, 53, port, &common::dns_message(port, name, answer));
-            }
-        };
-        dns(&mut p, 40000, "ml.azure.com", Some(S));
+        p.lookup(C, R, 40000, "ml.azure.com", Some(S));
         p.tcp(C, S, 50000, 443, 100, 0, 0x02, &[]);
-        dns(&mut p, 40001, "management.azure.com", None);
+        p.lookup(C, R, 40001, "management.azure.com", None);
         // Resolved, and nothing connected to it (yet).
-        dns(&mut p, 40003, login, Some([203, 0, 113, 9]));
+        p.lookup(C, R, 40003, login, Some([203, 0, 113, 9]));
         if watched {
             // Other traffic two seconds later: the capture went on watching.
             p.wait(2_000_000);
-            dns(&mut p, 40002, "example.net", Some([192, 0, 2, 1]));
+            p.lookup(C, R, 40002, "example.net", Some([192, 0, 2, 1]));
         }
         let file = std::env::temp_dir().join(format!(
             "allowscope-cut-short-{watched}-{}.pcap",
@@ -1151,20 +1145,7 @@ fn a_wait_the_capture_cut_short_is_no_block() {
 #[test]
 fn a_wait_an_eviction_cut_short_is_no_block() {
     let mut p = common::Pcap::new();
-    p.udp(
-        C,
-        R,
-        40000,
-        53,
-        &common::dns_message(7, "ml.azure.com", None),
-    );
-    p.udp(
-        R,
-        C,
-        53,
-        40000,
-        &common::dns_message(7, "ml.azure.com", Some(S)),
-    );
+    p.lookup(C, R, 40000, "ml.azure.com", Some(S));
     p.tcp(C, S, 50000, 443, 100, 0, 0x02, &[]);
     // A burst of new flows fills the table (16 flows) right after the SYN.
     for port in 0..40u16 {
@@ -1195,20 +1176,7 @@ fn a_wait_an_eviction_cut_short_is_no_block() {
 #[test]
 fn a_client_hello_over_the_reassembly_cap_is_said() {
     let mut p = common::Pcap::new();
-    p.udp(
-        C,
-        R,
-        40000,
-        53,
-        &common::dns_message(1, "ml.azure.com", None),
-    );
-    p.udp(
-        R,
-        C,
-        53,
-        40000,
-        &common::dns_message(1, "ml.azure.com", Some(S)),
-    );
+    p.lookup(C, R, 40000, "ml.azure.com", Some(S));
     let (syn, ack, psh, rst) = (0x02, 0x10, 0x08, 0x04);
     p.tcp(C, S, 50000, 443, 100, 0, syn, &[]);
     p.tcp(S, C, 443, 50000, 500, 101, syn | ack, &[]);
@@ -1221,13 +1189,7 @@ fn a_client_hello_over_the_reassembly_cap_is_said() {
     }
     p.tcp(S, C, 443, 50000, 501, seq, rst | ack, &[]);
     p.wait(2_000_000);
-    p.udp(
-        C,
-        R,
-        40001,
-        53,
-        &common::dns_message(2, "example.net", None),
-    );
+    p.lookup(C, R, 40001, "example.net", None);
     let file =
         std::env::temp_dir().join(format!("allowscope-big-hello-{}.pcap", std::process::id()));
     std::fs::write(&file, &p.bytes).unwrap();

@@ -412,18 +412,7 @@ mod tests {
             false,
         ))
         .unwrap();
-        let e = crate::names::DnsEvent {
-            ts_ns: 0,
-            client: "10.0.0.2".parse().unwrap(),
-            client_port: 5000,
-            server: "10.0.0.53".parse().unwrap(),
-            server_port: 53,
-            transport: "udp",
-            ttl: 64,
-            ip_id: None,
-            tunnel: 0,
-            message: query,
-        };
+        let e = crate::names::DnsEvent::udp_for_test(0, query);
         let l = crate::names::lookups::lookup(Some(&e), None, "f");
         for (given_up, failures) in [(false, 1), (true, 0)] {
             let mut t = DnsTally::default();

@@ -491,22 +491,6 @@ mod tests {
         v
     }
 
-    /// A message between one client and its resolver over UDP.
-    fn event(ts_ns: i64, message: DnsMessage) -> DnsEvent {
-        DnsEvent {
-            ts_ns,
-            client: "10.0.0.2".parse().unwrap(),
-            client_port: 5000,
-            server: "10.0.0.53".parse().unwrap(),
-            server_port: 53,
-            transport: "udp",
-            ttl: 64,
-            ip_id: None,
-            tunnel: 0,
-            message,
-        }
-    }
-
     fn unsorted(lookups: Vec<Lookup<'_>>) -> Vec<String> {
         lookups
             .iter()
@@ -577,7 +561,7 @@ mod tests {
                 if answer && rng.next_u64() % 4 == 0 {
                     message.questions.clear();
                 }
-                events.push(event(t * 1_000_000, message));
+                events.push(DnsEvent::udp_for_test(t * 1_000_000, message));
             }
             assert_eq!(joined(&events), rows(lookups(&events, "f")));
             assert_eq!(in_order(&events), unsorted(lookups(&events, "f")));
@@ -592,7 +576,7 @@ mod tests {
             crate::proto::dns::parse_message(&crate::synth::dns_message("a.example", 1, answer))
                 .unwrap()
         };
-        let ev = |ts_ns, answer| event(ts_ns, msg(answer));
+        let ev = |ts_ns, answer| DnsEvent::udp_for_test(ts_ns, msg(answer));
         let mut pairs = Vec::new();
         let mut j = Joiner::default();
         j.push(ev(0, false), &mut |_, q, r, _| {
@@ -631,7 +615,7 @@ mod tests {
         for t in 0..3 {
             let mut m = msg(false);
             m.id = t as u16;
-            j.push(event(t, m), &mut |_, q, r, given_up| {
+            j.push(DnsEvent::udp_for_test(t, m), &mut |_, q, r, given_up| {
                 assert!(given_up, "only the query given up on is handed on here");
                 pairs.push((q.map(|q| q.message.id), r.is_some()))
             });
@@ -642,7 +626,7 @@ mod tests {
         );
         let mut m = msg(true);
         m.id = 2;
-        j.push(event(5, m), &mut |_, q, r, _| {
+        j.push(DnsEvent::udp_for_test(5, m), &mut |_, q, r, _| {
             pairs.push((q.map(|q| q.message.id), r.is_some()))
         });
         assert_eq!(pairs[1], (Some(2), true));

@@ -39,6 +39,25 @@ pub struct DnsEvent {
     pub message: DnsMessage,
 }
 
+impl DnsEvent {
+    /// For tests: a message between client 10.0.0.2:5000 and its resolver 10.0.0.53:53 over UDP.
+    #[cfg(test)]
+    pub(crate) fn udp_for_test(ts_ns: i64, message: DnsMessage) -> DnsEvent {
+        DnsEvent {
+            ts_ns,
+            client: "10.0.0.2".parse().unwrap(),
+            client_port: 5000,
+            server: "10.0.0.53".parse().unwrap(),
+            server_port: 53,
+            transport: "udp",
+            ttl: 64,
+            ip_id: None,
+            tunnel: 0,
+            message,
+        }
+    }
+}
+
 /// The order of DNS messages: by time, then by transport and endpoints (messages between the
 /// same endpoints keep the order they were seen in, which the caller keeps with a stable sort).
 pub(crate) fn dns_order(a: &DnsEvent, b: &DnsEvent) -> std::cmp::Ordering {

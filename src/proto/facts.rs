@@ -544,6 +544,15 @@ mod tests {
         }
     }
 
+    /// A live flow's record fits mimalloc's 512-byte size class: a flood holds hundreds of
+    /// thousands of them (README, "Memory"). Facts are one pointer until something is found.
+    #[test]
+    fn a_live_flow_record_fits_512_bytes() {
+        assert!(std::mem::size_of::<Described>() <= 512);
+        assert_eq!(std::mem::size_of::<Facts>(), 8);
+        assert_eq!(std::mem::size_of::<crate::flow::OptNs>(), 8);
+    }
+
     #[test]
     fn starttls_is_found_after_plaintext_lines() {
         let hello = crate::synth::tls_client_hello("mail.allowscope.test");

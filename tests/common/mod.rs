@@ -119,6 +119,23 @@ impl Pcap {
         self.frame(src, dst, 17, &u);
     }
 
+    /// A lookup of the A record of `name` from `client`'s UDP port `port` (also its id) to
+    /// `resolver`: the query, and the answer when `answer` is given.
+    #[allow(dead_code)] // not every test binary writes DNS
+    pub fn lookup(
+        &mut self,
+        client: [u8; 4],
+        resolver: [u8; 4],
+        port: u16,
+        name: &str,
+        answer: Option<[u8; 4]>,
+    ) {
+        self.udp(client, resolver, port, 53, &dns_message(port, name, None));
+        if answer.is_some() {
+            self.udp(resolver, client, 53, port, &dns_message(port, name, answer));
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn tcp(
         &mut self,
