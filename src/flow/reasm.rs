@@ -91,9 +91,93 @@ impl Stream {
             return Pushed::New;
         }
         let base = *self.base.get_or_insert(seq);
-        self.held
-            .get_or_insert_with(Box::default)
-            .push(base, seq, payload, declared, cap, budget)
+        let h = self.held.get_or_insert_with(Box::default);
+        // Once sealed, nothing past the first ApplicationData record's header is kept.
+        let cap = h.sealed_at.map_or(cap, |at| (at as usize + 5).min(cap));
+        h.limit = cap;
+        // Offset relative to the start, wrapping-aware: a segment a little before the start is a
+        // (partial) retransmission of bytes we will never see again.
+        let rel = seq.wrapping_sub(base) as i32 as i64;
+        let end = rel + declared as i64;
+        if end <= 0 {
+            return Pushed::Retransmission;
+        }
+        let end = end as u64;
+        let was_seen = end <= h.max_end;
+        h.max_end = h.max_end.max(end);
+        // Trim what lies before the start.
+        let skip = (-rel).max(0) as usize;
+        let rel = rel.max(0) as u64;
+        let captured = payload.get(skip..).unwrap_or(&[]);
+        if (captured.len() as u64) < end - rel && h.cut_at.is_none() {
+            h.cut_at = Some((rel + captured.len() as u64).min(u32::MAX as u64) as u32);
+        }
+        let verdict = if was_seen {
+            Pushed::Retransmission
+        } else {
+            Pushed::New
+        };
+        if rel >= cap as u64 {
+            return verdict;
+        }
+        let rel = rel as usize;
+        let captured = &captured[..captured.len().min(cap - rel)];
+        let have = h.data.len();
+        if rel <= have {
+            // Overlaps or extends the contiguous part; the first copy of a byte wins.
+            let overlap = (have - rel).min(captured.len());
+            if h.data[rel..rel + overlap] != captured[..overlap] {
+                h.conflicts += 1;
+            }
+            let mut fresh = &captured[overlap..];
+            // Encrypted bypass: find the first ApplicationData header before copying, so the
+            // ciphertext after it is never copied.
+            let seal_at = if h.tls_walk == WALK_OFF {
+                None
+            } else {
+                h.walk_tls(fresh)
+            };
+            if let Some(at) = seal_at {
+                fresh = &fresh[..(at + 5).saturating_sub(have).min(fresh.len())];
+            }
+            let n = fresh.len().min(*budget);
+            if n < fresh.len() {
+                h.budget_refused = true;
+            }
+            if h.data.capacity() == 0 && n > 0 {
+                // A first flight is mostly a few segments: start with room for some of them
+                // rather than growing from one segment's size in many small steps; TLS records
+                // (sealed within their first few segments) start with what they need.
+                let room = if h.tls_walk == WALK_OFF {
+                    n.max(FIRST_RESERVE)
+                } else {
+                    n
+                };
+                h.data.reserve_exact(room.min(cap));
+            }
+            h.data.extend_from_slice(&fresh[..n]);
+            *budget -= n;
+            if let Some(at) = seal_at {
+                h.seal(at, budget);
+            } else if n > 0 && !h.pending.is_empty() {
+                h.drain_pending(budget);
+                if h.tls_walk != WALK_OFF {
+                    if let Some(at) = h.walk_tls(&[]) {
+                        h.seal(at, budget);
+                    }
+                }
+            }
+        } else if !captured.is_empty() {
+            // After a gap: keep it aside, bounded by the cap and the budget.
+            if h.pending_bytes + captured.len() <= cap && captured.len() <= *budget {
+                *budget -= captured.len();
+                h.pending_bytes += captured.len();
+                h.pending.push((rel as u32, captured.to_vec()));
+            } else {
+                h.budget_refused = true;
+            }
+        }
+        verdict
     }
 
     fn state(&self) -> Option<&Held> {
@@ -177,104 +261,6 @@ impl Stream {
 }
 
 impl Held {
-    /// [`Stream::push`] of a stream that starts at `base`.
-    fn push(
-        &mut self,
-        base: u32,
-        seq: u32,
-        payload: &[u8],
-        declared: u32,
-        cap: usize,
-        budget: &mut usize,
-    ) -> Pushed {
-        // Once sealed, nothing past the first ApplicationData record's header is kept.
-        let cap = self.sealed_at.map_or(cap, |at| (at as usize + 5).min(cap));
-        self.limit = cap;
-        // Offset relative to the start, wrapping-aware: a segment a little before the start is a
-        // (partial) retransmission of bytes we will never see again.
-        let rel = seq.wrapping_sub(base) as i32 as i64;
-        let end = rel + declared as i64;
-        if end <= 0 {
-            return Pushed::Retransmission;
-        }
-        let end = end as u64;
-        let was_seen = end <= self.max_end;
-        self.max_end = self.max_end.max(end);
-        // Trim what lies before the start.
-        let skip = (-rel).max(0) as usize;
-        let rel = rel.max(0) as u64;
-        let captured = payload.get(skip..).unwrap_or(&[]);
-        if (captured.len() as u64) < end - rel && self.cut_at.is_none() {
-            self.cut_at = Some((rel + captured.len() as u64).min(u32::MAX as u64) as u32);
-        }
-        let verdict = if was_seen {
-            Pushed::Retransmission
-        } else {
-            Pushed::New
-        };
-        if rel >= cap as u64 {
-            return verdict;
-        }
-        let rel = rel as usize;
-        let captured = &captured[..captured.len().min(cap - rel)];
-        let have = self.data.len();
-        if rel <= have {
-            // Overlaps or extends the contiguous part; the first copy of a byte wins.
-            let overlap = (have - rel).min(captured.len());
-            if self.data[rel..rel + overlap] != captured[..overlap] {
-                self.conflicts += 1;
-            }
-            let mut fresh = &captured[overlap..];
-            // Encrypted bypass: find the first ApplicationData header before copying, so the
-            // ciphertext after it is never copied.
-            let seal_at = if self.tls_walk == WALK_OFF {
-                None
-            } else {
-                self.walk_tls(fresh)
-            };
-            if let Some(at) = seal_at {
-                fresh = &fresh[..(at + 5).saturating_sub(have).min(fresh.len())];
-            }
-            let n = fresh.len().min(*budget);
-            if n < fresh.len() {
-                self.budget_refused = true;
-            }
-            if self.data.capacity() == 0 && n > 0 {
-                // A first flight is mostly a few segments: start with room for some of them
-                // rather than growing from one segment's size in many small steps; TLS records
-                // (sealed within their first few segments) start with what they need.
-                let room = if self.tls_walk == WALK_OFF {
-                    n.max(FIRST_RESERVE)
-                } else {
-                    n
-                };
-                self.data.reserve_exact(room.min(cap));
-            }
-            self.data.extend_from_slice(&fresh[..n]);
-            *budget -= n;
-            if let Some(at) = seal_at {
-                self.seal(at, budget);
-            } else if n > 0 && !self.pending.is_empty() {
-                self.drain_pending(budget);
-                if self.tls_walk != WALK_OFF {
-                    if let Some(at) = self.walk_tls(&[]) {
-                        self.seal(at, budget);
-                    }
-                }
-            }
-        } else if !captured.is_empty() {
-            // After a gap: keep it aside, bounded by the cap and the budget.
-            if self.pending_bytes + captured.len() <= cap && captured.len() <= *budget {
-                *budget -= captured.len();
-                self.pending_bytes += captured.len();
-                self.pending.push((rel as u32, captured.to_vec()));
-            } else {
-                self.budget_refused = true;
-            }
-        }
-        verdict
-    }
-
     /// Moves waiting pieces that now touch the contiguous part into it.
     fn drain_pending(&mut self, budget: &mut usize) {
         loop {
