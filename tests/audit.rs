@@ -1170,6 +1170,42 @@ fn a_wait_an_eviction_cut_short_is_no_block() {
     );
 }
 
+/// A client that gives up on its only SYN (RST) and opens a new connection on the same ports
+/// a fifth of a second later: the first attempt was watched only that long, and its evidence
+/// says a new connection replaced it (not that the capture ended).
+#[test]
+fn a_wait_a_new_connection_cut_short_is_no_block() {
+    let mut p = common::Pcap::new();
+    p.lookup(C, R, 40000, "ml.azure.com", Some(S));
+    let (syn, rst) = (0x02, 0x04);
+    p.tcp(C, S, 50000, 443, 100, 0, syn, &[]);
+    p.wait(200_000);
+    p.tcp(C, S, 50000, 443, 101, 0, rst, &[]);
+    p.tcp(C, S, 50000, 443, 7000, 0, syn, &[]);
+    p.wait(3_000_000);
+    p.tcp(C, S, 50000, 443, 7000, 0, syn, &[]);
+    let file =
+        std::env::temp_dir().join(format!("allowscope-replaced-{}.pcap", std::process::id()));
+    std::fs::write(&file, &p.bytes).unwrap();
+    let (_, rows, _) = run(&["audit", "--format", "ndjson", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    let rows: Vec<Value> = rows
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["dst_port"] == 443)
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["verdict"], "inconclusive");
+    let evidence = rows[0]["evidence"].as_str().unwrap();
+    assert!(
+        evidence.starts_with("a new connection on the same ports replaced it 0.20"),
+        "{evidence}"
+    );
+    // The new connection's two SYNs over three seconds, unanswered, are a drop.
+    assert_eq!(rows[1]["verdict"], "required-blocked");
+    assert_eq!(rows[1]["mechanism"], "drop");
+}
+
 /// A ClientHello longer than the reassembly cap is read in part: its SNI (after 1,500 bytes
 /// of padding) is missing, the flow is named from DNS, and both the flow's evidence and the
 /// input's summary (text and JSON) say the cap cut it. With the default cap the SNI names it.

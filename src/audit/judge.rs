@@ -50,6 +50,8 @@ fn cut_short(f: &Described) -> Option<String> {
     };
     let how = if f.evicted {
         "the flow table evicted the flow"
+    } else if f.replaced {
+        "a new connection on the same ports replaced it"
     } else {
         "the capture ended"
     };

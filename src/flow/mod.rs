@@ -463,6 +463,9 @@ pub struct Flow<A = ()> {
     pub flipped: bool,
     /// Finished early because the table was full.
     pub evicted: bool,
+    /// Finished because its client opened a new connection on the same ports (a SYN with
+    /// another initial sequence number after this one was closed).
+    pub replaced: bool,
     pub first_ns: i64,
     pub last_ns: i64,
     pub history: History,
@@ -551,6 +554,7 @@ impl<A: AppFacts> Flow<A> {
             saw_synack: false,
             flipped: false,
             evicted: false,
+            replaced: false,
             cut_packets: 0,
             data_before_close_ns: OptNs::NONE,
             longest_quiet: None,
@@ -980,7 +984,8 @@ impl<A: AppFacts> FlowTable<A> {
             if let Some(old) = self.map.get(&key) {
                 let isn_differs = old.dirs[dir_of(old, &src)].isn.is_some_and(|i| i != t.seq);
                 if old.client == src && isn_differs && old.closed() {
-                    let old = self.map.remove(&key).expect("present");
+                    let mut old = self.map.remove(&key).expect("present");
+                    old.replaced = true;
                     self.emit(old, ts, sink);
                 }
             }
@@ -1712,6 +1717,9 @@ mod tests {
         assert_eq!(f[0].dirs[0].syns, 2);
         assert_eq!(f[1].dirs[0].syns, 1);
         assert!(f.iter().all(|f| f.outcome() == Outcome::Refused));
+        // The first was replaced, and watched until the new connection's SYN.
+        assert!(f[0].replaced && !f[1].replaced);
+        assert_eq!(f[0].until_ns, 3);
     }
 
     #[test]
