@@ -89,7 +89,8 @@ impl Iface {
         };
         let ns = i128::try_from(ns).unwrap_or(i128::MAX);
         let total = ns.saturating_add(i128::from(self.offset_s) * 1_000_000_000);
-        i64::try_from(total.clamp(i128::from(i64::MIN), i128::from(i64::MAX))).unwrap_or(0)
+        // Never i64::MIN: the flow table stores "no time" as that value (`flow::OptNs`).
+        i64::try_from(total.clamp(i128::from(i64::MIN) + 1, i128::from(i64::MAX))).unwrap_or(0)
     }
 }
 
@@ -434,7 +435,8 @@ mod tests {
         };
         assert_eq!(iface.ts_ns(u32::MAX, u32::MAX), i64::MAX);
         iface.offset_s = i64::MIN;
-        assert_eq!(iface.ts_ns(0, 0), i64::MIN);
+        // One above i64::MIN, which the flow table keeps for "no time".
+        assert_eq!(iface.ts_ns(0, 0), i64::MIN + 1);
         iface.offset_s = 0;
         for v in 0..=255u8 {
             iface.res = if v & 0x80 == 0 {

@@ -271,7 +271,8 @@ pub struct RstFacts {
 }
 
 /// A capture time or none, in 8 bytes where an `Option<i64>` takes 16 (`i64::MIN` stands for
-/// none: no capture time is that far before 1970): a direction has five of these, and a table
+/// none: the readers never give that time, a pcapng offset that far before 1970 is clamped one
+/// above it): a direction has five of these, and a table
 /// holds many directions. None orders before every time, as `Option` does.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct OptNs(i64);
