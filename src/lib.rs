@@ -27,6 +27,7 @@ pub mod flow;
 pub mod names;
 pub mod pipeline;
 pub mod proto;
+pub mod provenance;
 pub mod report;
 pub mod rng;
 #[cfg(any(test, feature = "synth"))]

@@ -22,6 +22,7 @@ const STAGES: &[(&str, i32)] = &[
     ("names", 4),
     ("pipeline", 5),
     ("catalog", 6),
+    ("provenance", 6),
     ("audit", 7),
     ("allowlist", 8),
     ("report", 9),

@@ -208,9 +208,9 @@ fn one_failed_input_makes_the_audit_incomplete() {
     assert_eq!(failed[1].0, b);
     assert!(failed[1].1.contains("byte offset 486"), "{failed:?}");
     let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
-    assert!(out.starts_with(
-        "{\n  \"schema_version\": 1,\n  \"complete\": false,\n  \"failed_inputs\": ["
-    ));
+    // Right after the schema version and what produced the document.
+    assert!(out.starts_with("{\n  \"schema_version\": 2,\n  \"provenance\": {"));
+    assert!(out.contains("\n  },\n  \"complete\": false,\n  \"failed_inputs\": ["));
     assert!(
         keys.iter().any(|k| *k == "inputs"),
         "nothing renamed: {keys:?}"
@@ -256,7 +256,8 @@ fn merge_of_an_incomplete_audit_is_incomplete() {
     ]);
     let whole: Value = serde_json::from_str(&whole).unwrap();
     assert_eq!(doc["failed_inputs"], whole["failed_inputs"]);
-    let (code, out, _) = run(&["merge", "--fail-on", "never", s(&good), s(&good)]);
+    let other = shard("other.json", &[cap("udp-outcomes.pcap")]);
+    let (code, out, _) = run(&["merge", "--fail-on", "never", s(&good), s(&other)]);
     assert_eq!(code, 0);
     let doc: Value = serde_json::from_str(&out).unwrap();
     assert!(doc.get("complete").is_none());

@@ -44,7 +44,7 @@ fn broken_documents_are_errors_not_panics() {
     let count_key2 = count_key.clone();
     // (file, change to the good document, what the error says)
     type Change = Box<dyn Fn(&mut Value)>;
-    let not_audit = "not an allowscope audit JSON document (schema_version 1): ";
+    let not_audit = "not an allowscope audit JSON document (schema_version 2): ";
     let cases: Vec<(&str, Change, String)> = vec![
         (
             "numbers.json",
@@ -193,16 +193,16 @@ fn broken_documents_are_errors_not_panics() {
         ),
         (
             "newer.json",
-            Box::new(|d| d["schema_version"] = json!(2)),
-            "schema_version 2: this build reads audit documents of version 1 only".into(),
+            Box::new(|d| d["schema_version"] = json!(1)),
+            "schema_version 1: this build reads audit documents of version 2 only".into(),
         ),
         (
             "newer-and-other.json",
             Box::new(|d| {
-                d["schema_version"] = json!(2);
+                d["schema_version"] = json!(1);
                 d["findings"] = json!({"in version 2": "a map"});
             }),
-            "schema_version 2: this build reads audit documents of version 1 only".into(),
+            "schema_version 1: this build reads audit documents of version 2 only".into(),
         ),
         (
             "escape.json",
@@ -212,6 +212,9 @@ fn broken_documents_are_errors_not_panics() {
     ];
     for (file, change, says) in &cases {
         let mut bad = serde_json::from_str::<Value>(&good.to_string()).unwrap();
+        // Another capture's document (the same input twice is refused before any count).
+        bad["inputs"][0]["file"] = json!("other.pcap");
+        bad["inputs"][0]["sha256"] = json!("0".repeat(64));
         change(&mut bad);
         let path = dir.join(file);
         let text = bad
@@ -230,17 +233,17 @@ fn broken_documents_are_errors_not_panics() {
     // Files that are no JSON document at all.
     let n = 100_000;
     let deep = format!("{}{}", "[".repeat(n), "]".repeat(n));
-    let deep_inside = format!("{{\"schema_version\": 1, \"findings\": {deep}}}");
+    let deep_inside = format!("{{\"schema_version\": 2, \"findings\": {deep}}}");
     let raw: [(&str, &[u8], &str); 6] = [
         ("empty.json", b"", "not JSON: EOF while parsing a value at line 1 column 0"),
         ("text.json", b"hello", "not JSON: expected value at line 1 column 1"),
-        ("cut.json", b"{\"schema_version\": 1, \"inputs\": [", "not JSON: EOF while parsing a list"),
-        ("latin1.json", b"{\"schema_version\": 1, \"f\xe9\": 1}", "stream did not contain valid UTF-8"),
+        ("cut.json", b"{\"schema_version\": 2, \"inputs\": [", "not JSON: EOF while parsing a list"),
+        ("latin1.json", b"{\"schema_version\": 2, \"f\xe9\": 1}", "stream did not contain valid UTF-8"),
         ("deep.json", deep.as_bytes(), "not an allowscope audit JSON document (not an object)"),
         (
             "deep-inside.json",
             deep_inside.as_bytes(),
-            "not an allowscope audit JSON document (schema_version 1): invalid type: sequence, expected a name of Verdict",
+            "not an allowscope audit JSON document (schema_version 2): invalid type: sequence, expected a name of Verdict",
         ),
     ];
     for (file, bytes, says) in raw {
@@ -256,6 +259,8 @@ fn broken_documents_are_errors_not_panics() {
     }
     // Times out of range are no time (sorted last), not an overflow.
     let mut far = good.clone();
+    far["inputs"][0]["file"] = json!("other.pcap");
+    far["inputs"][0]["sha256"] = json!("0".repeat(64));
     far["findings"][0]["first_seen"] = json!("9223372036854775807-03-01T00:00:00Z");
     far["findings"][1]["first_seen"] = json!("2026-01-01T9223372036854775807:00:00Z");
     let path = dir.join("far.json");
@@ -337,4 +342,92 @@ fn merged_documents_give_the_report_of_one_run() {
     );
     assert!(html.contains("required hosts blocked"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Fleet shards: two hosts' captures under one name merge when each run is labelled (each input
+/// named after its labels), are refused when neither is, and the same capture in two
+/// documents, or documents of another cloud, are refused with exit 2 naming both.
+#[test]
+fn fleet_merges_key_inputs_by_label_and_refuse_nonsense() {
+    let dir = std::env::temp_dir().join(format!("allowscope-merge-fleet-{}", std::process::id()));
+    for host in ["a", "b"] {
+        std::fs::create_dir_all(dir.join(host)).unwrap();
+    }
+    std::fs::copy(cap("audit-client.pcap"), dir.join("a/trace.pcap")).unwrap();
+    std::fs::copy(cap("ws-client.pcap"), dir.join("b/trace.pcap")).unwrap();
+    let audit = |host: &str, extra: &[&str], out: &str| {
+        let mut args = vec!["audit", "--format", "json", "--fail-on", "never"];
+        args.extend_from_slice(extra);
+        let input = dir.join(host).join("trace.pcap");
+        let input = input.to_str().unwrap();
+        args.push(input);
+        let (code, json, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        // The same name on both hosts.
+        let json = json.replace(input, "trace.pcap");
+        let path = dir.join(out);
+        std::fs::write(&path, json).unwrap();
+        path
+    };
+    let a = audit("a", &["--label", "host=a", "--label", "site=eu"], "a.json");
+    let b = audit("b", &["--label", "host=b", "--label", "site=eu"], "b.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
+    assert_eq!(doc["schema_version"], 2);
+    assert_eq!(
+        doc["provenance"]["labels"],
+        json!({"host": "a", "site": "eu"})
+    );
+    assert_eq!(doc["provenance"]["command"], "audit");
+    assert_eq!(
+        doc["inputs"][0]["labels"],
+        json!({"host": "a", "site": "eu"})
+    );
+    let sha = doc["inputs"][0]["sha256"].as_str().unwrap();
+    assert_eq!(sha.len(), 64);
+    assert_eq!(
+        doc["inputs"][0]["size"],
+        std::fs::metadata(cap("audit-client.pcap")).unwrap().len()
+    );
+    let (code, out, err) = merge(&a, &b);
+    assert_eq!(code, 0, "{err}");
+    let m: Value = serde_json::from_str(&out).unwrap();
+    let files: Vec<&str> = m["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        ["host=a,site=eu:trace.pcap", "host=b,site=eu:trace.pcap"]
+    );
+    assert_eq!(m["provenance"]["command"], "merge");
+    assert_eq!(m["provenance"]["labels"], json!({"site": "eu"}));
+    assert_eq!(m["provenance"]["sources"].as_array().unwrap().len(), 2);
+    // Without labels the two trace.pcap cannot be told apart.
+    let a0 = audit("a", &[], "a0.json");
+    let b0 = audit("b", &[], "b0.json");
+    let (code, out, err) = merge(&a0, &b0);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(
+        err.contains("each have an input named trace.pcap with other contents")
+            && err.contains("--label"),
+        "{err}"
+    );
+    // The same capture twice, whatever the labels.
+    let (code, _, err) = merge(&a, &a0);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("both audited the same input") && err.contains(sha),
+        "{err}"
+    );
+    // Another cloud.
+    let china = audit("b", &["--cloud", "china"], "china.json");
+    let (code, _, err) = merge(&a0, &china);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("were audited against different clouds (public and china)"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -5,6 +5,8 @@
 //! output, regenerate it with `ALLOWSCOPE_BLESS=1 cargo test --test outputs` and say so in the
 //! commit; the diff of the file then names every run whose output moved.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -92,7 +94,7 @@ fn run(args: &[String]) -> String {
         "{} exit={} stdout={} stderr={}",
         args.join(" "),
         out.status.code().unwrap_or(-1),
-        digest(&out.stdout),
+        digest(common::stable(&String::from_utf8_lossy(&out.stdout)).as_bytes()),
         digest(&out.stderr)
     )
 }
@@ -131,7 +133,7 @@ fn merge_line(dir: &Path) -> String {
     format!(
         "merge <each capture's audit json> exit={} stdout={} stderr={}",
         out.status.code().unwrap_or(-1),
-        digest(&out.stdout),
+        digest(common::stable(&String::from_utf8_lossy(&out.stdout)).as_bytes()),
         digest(&out.stderr)
     )
 }

@@ -11,7 +11,7 @@ use common::cap;
 const BIN: &str = env!("CARGO_BIN_EXE_allowscope");
 
 /// The runs: each prints well over a pipe's buffer, so a closed reader is noticed.
-fn runs(shard: &str) -> Vec<Vec<String>> {
+fn runs(shard: &str, shard2: &str) -> Vec<Vec<String>> {
     let dir = cap("").to_str().unwrap().trim_end_matches('/').to_string();
     let c = cap("audit-client.pcap").to_str().unwrap().to_string();
     let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -22,7 +22,7 @@ fn runs(shard: &str) -> Vec<Vec<String>> {
         v(&["audit", "--format", "json", &dir]),
         v(&["audit", "--rules", "azure-firewall-arm", &c]),
         v(&["ws", &dir]),
-        v(&["merge", shard, shard]),
+        v(&["merge", shard, shard2]),
         v(&["catalog", "export"]),
     ]
 }
@@ -51,7 +51,10 @@ fn a_closed_reader_stops_the_output_silently_and_keeps_the_exit_code() {
     let shard = std::env::temp_dir().join(format!("allowscope-pipes-{}.json", std::process::id()));
     let doc = common::audit_json_of("audit-client.pcap");
     std::fs::write(&shard, doc).unwrap();
-    for args in runs(shard.to_str().unwrap()) {
+    // Another capture's: merge refuses the same input twice.
+    let shard2 = shard.with_extension("ws.json");
+    std::fs::write(&shard2, common::audit_json_of("ws-client.pcap")).unwrap();
+    for args in runs(shard.to_str().unwrap(), shard2.to_str().unwrap()) {
         let (want, _) = code(&args, Stdio::null());
         let (got, err) = code(&args, Stdio::piped());
         assert_eq!(got, want, "{args:?}: {err}");
@@ -65,4 +68,5 @@ fn a_closed_reader_stops_the_output_silently_and_keeps_the_exit_code() {
         assert!(err.contains("error: writing output"), "{args:?}: {err}");
     }
     let _ = std::fs::remove_file(&shard);
+    let _ = std::fs::remove_file(&shard2);
 }

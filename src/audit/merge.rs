@@ -18,6 +18,7 @@ use super::{
     Counts, Coverage, Finding, Mechanism, PerFile, PrivateEndpointProblem, Verdict, SCHEMA_VERSION,
 };
 use crate::pipeline::FileSummary;
+use crate::provenance::{labels_text, Provenance};
 use crate::text::escape_terminal;
 use crate::time::parse_rfc3339;
 
@@ -27,6 +28,8 @@ use crate::time::parse_rfc3339;
 #[serde(deny_unknown_fields)]
 pub struct Document {
     pub schema_version: u64,
+    /// What produced the document (see [`crate::provenance`]).
+    pub provenance: Provenance,
     /// `false` when an input of the audit failed (absent when none did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete: Option<bool>,
@@ -211,9 +214,163 @@ fn merge_coverage(docs: Vec<(&str, Vec<Coverage>)>) -> Result<Vec<Coverage>, Str
     Ok(out)
 }
 
+/// Checks that the documents belong in one audit and gives the merged document's provenance:
+/// the same catalog (digest), cloud and scenarios, and no input twice (by SHA-256) or two
+/// inputs under one name. When the documents' labels differ, every input is renamed after
+/// its document's labels (`host=a:trace.pcap`), so that two hosts' `trace.pcap` stay apart.
+/// Errors name the documents and what differs.
+fn belong_together(docs: &mut [(String, Document)]) -> Result<Provenance, String> {
+    let Some((first_name, first)) = docs.first() else {
+        return Err("no document to merge".into());
+    };
+    let (first_name, p0) = (first_name.clone(), first.provenance.clone());
+    let cloud =
+        |p: &Provenance| escape_terminal(p.cloud.as_deref().unwrap_or("every cloud")).into_owned();
+    let scenarios = |p: &Provenance| escape_terminal(&p.scenarios.join(", ")).into_owned();
+    let catalog = |p: &Provenance| {
+        escape_terminal(p.catalog.as_ref().map_or("none", |c| c.digest.as_str())).into_owned()
+    };
+    for (name, d) in docs.iter().skip(1) {
+        let p = &d.provenance;
+        let differs = if p.cloud != p0.cloud {
+            Some(format!("clouds ({} and {})", cloud(&p0), cloud(p)))
+        } else if p.scenarios != p0.scenarios {
+            Some(format!(
+                "scenarios ({} and {})",
+                scenarios(&p0),
+                scenarios(p)
+            ))
+        } else if p.catalog.as_ref().map(|c| &c.digest) != p0.catalog.as_ref().map(|c| &c.digest) {
+            Some(format!("catalogs ({} and {})", catalog(&p0), catalog(p)))
+        } else {
+            None
+        };
+        if let Some(what) = differs {
+            return Err(format!(
+                "{first_name} and {name} were audited against different {what}: their findings do not add up (audit them with the same --catalog, --cloud and --scenario)"
+            ));
+        }
+    }
+    // Renamed after their labels when the documents' labels differ.
+    let relabel = docs.iter().any(|(_, d)| d.provenance.labels != p0.labels);
+    if relabel {
+        for (_, d) in docs.iter_mut() {
+            let prefix = labels_text(&d.provenance.labels);
+            if !prefix.is_empty() {
+                rename_inputs(d, &format!("{prefix}:"));
+            }
+        }
+    }
+    // No input twice, and no two inputs under one name.
+    let mut by_digest: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    let mut by_file: BTreeMap<&str, (&str, Option<&str>)> = BTreeMap::new();
+    for (name, d) in docs.iter() {
+        let mut mine: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+        let mut my_files: BTreeMap<&str, (&str, Option<&str>)> = BTreeMap::new();
+        for i in &d.inputs {
+            let sha = i.sha256.as_deref();
+            if let Some(sha) = sha {
+                if let Some((other, file)) = by_digest.get(sha) {
+                    return Err(format!(
+                        "{other} and {name} both audited the same input ({} and {}, SHA-256 {}): merged, it would count twice",
+                        escape_terminal(file),
+                        escape_terminal(&i.file),
+                        escape_terminal(sha)
+                    ));
+                }
+                mine.insert(sha, (name, &i.file));
+            }
+            if let Some((other, other_sha)) = by_file.get(i.file.as_str()) {
+                let same = matches!((other_sha, sha), (Some(a), Some(b)) if a == &b);
+                if !same {
+                    return Err(format!(
+                        "{other} and {name} each have an input named {} with other contents: give each run its own --label (e.g. --label host=NAME) so that the merge can tell them apart",
+                        escape_terminal(&i.file)
+                    ));
+                }
+            }
+            my_files.insert(&i.file, (name, sha));
+        }
+        by_digest.extend(mine);
+        by_file.extend(my_files);
+    }
+    // The merged document's provenance: this build, what every document shares, and each
+    // document's own (a merged document's sources in its place).
+    let mut placeholders = p0.placeholders.clone();
+    let mut labels = p0.labels.clone();
+    let mut sources = Vec::new();
+    for (_, d) in docs.iter() {
+        let p = &d.provenance;
+        placeholders.retain(|k, v| p.placeholders.get(k) == Some(v));
+        labels.retain(|k, v| p.labels.get(k) == Some(v));
+        if p.sources.is_empty() {
+            sources.push(p.clone());
+        } else {
+            sources.extend(p.sources.iter().cloned());
+        }
+    }
+    Ok(Provenance {
+        tool: crate::provenance::Tool::this(),
+        command: "merge".into(),
+        catalog: p0.catalog,
+        cloud: p0.cloud,
+        scenarios: p0.scenarios,
+        placeholders,
+        options: None,
+        labels,
+        sources,
+    })
+}
+
+/// Renames every input of `d` (and every place that names one) to `prefix` + its name.
+fn rename_inputs(d: &mut Document, prefix: &str) {
+    let files: BTreeSet<String> = d
+        .inputs
+        .iter()
+        .map(|i| i.file.clone())
+        .chain(d.failed_inputs.iter().map(|f| f.file.clone()))
+        .collect();
+    let new = |f: &str| format!("{prefix}{f}");
+    // Messages that begin with the input's name.
+    let message = |m: &str| match files.iter().find(|f| m.starts_with(f.as_str())) {
+        Some(_) => new(m),
+        None => m.to_string(),
+    };
+    for i in &mut d.inputs {
+        i.file = new(&i.file);
+        i.error = i.error.as_deref().map(message);
+        for w in &mut i.warnings {
+            *w = message(w);
+        }
+    }
+    for f in &mut d.failed_inputs {
+        f.file = new(&f.file);
+        f.error = message(&f.error);
+    }
+    for f in d.findings.iter_mut().chain(&mut d.dns_failures) {
+        f.files = f.files.iter().map(|x| new(x)).collect();
+    }
+    for c in &mut d.coverage {
+        c.by_file = std::mem::take(&mut c.by_file)
+            .into_iter()
+            .map(|(k, v)| (new(&k), v))
+            .collect();
+    }
+    for p in &mut d.per_file {
+        p.file = new(&p.file);
+    }
+    for p in &mut d.private_endpoint_dns {
+        p.file = new(&p.file);
+    }
+    for w in &mut d.websockets.connections {
+        w.file = new(&w.file);
+    }
+}
+
 /// Merges documents read by [`read`] (with their file names, escaped for a terminal). Errors
 /// name the document and what is wrong.
-pub fn merge(docs: Vec<(String, Document)>) -> Result<Document, String> {
+pub fn merge(mut docs: Vec<(String, Document)>) -> Result<Document, String> {
+    let provenance = belong_together(&mut docs)?;
     let mut names = Vec::new();
     let mut inputs = Vec::new();
     let (mut findings, mut coverage, mut dns_failures) = (Vec::new(), Vec::new(), Vec::new());
@@ -248,6 +405,7 @@ pub fn merge(docs: Vec<(String, Document)>) -> Result<Document, String> {
     let dns_failures = merge_findings(names().zip(dns_failures).collect(), "dns_failures")?;
     Ok(Document {
         schema_version: u64::from(SCHEMA_VERSION),
+        provenance,
         complete,
         failed_inputs,
         inputs,
@@ -275,6 +433,11 @@ mod tests {
 
     /// The audit JSON document of `captures` (files of the project's captures/), one run.
     fn audit_json(captures: &[&str]) -> String {
+        audit_json_labelled(captures, &[])
+    }
+
+    /// [`audit_json`], the run labelled with `labels`.
+    fn audit_json_labelled(captures: &[&str], labels: &[(&str, &str)]) -> String {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
         let paths: Vec<_> = captures.iter().map(|c| dir.join(c)).collect();
         let (inputs, _, _) = crate::capture::expand_inputs(&paths);
@@ -283,8 +446,21 @@ mod tests {
             .iter()
             .map(|i| crate::pipeline::analyze_input(i, &cfg))
             .collect();
-        let (audit, judged) =
-            crate::audit::audit(&mut results, &crate::catalog::Catalog::builtin());
+        let catalog = crate::catalog::Catalog::builtin();
+        let (mut audit, judged) = crate::audit::audit(&mut results, &catalog);
+        let labels: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for r in &mut results {
+            r.summary.labels.clone_from(&labels);
+        }
+        audit.provenance = Some(Provenance::of_run(
+            "audit",
+            Some(&catalog),
+            crate::provenance::Options::of(&cfg),
+            &labels,
+        ));
         let mut out = Vec::new();
         crate::report::audit::write_audit(
             &mut out,
@@ -326,7 +502,11 @@ mod tests {
         assert!(back == serde_json::from_str::<Value>(&text).unwrap());
         // One document merged alone is itself.
         let merged = merge(vec![("all".into(), doc)]).unwrap();
-        assert!(serde_json::to_value(&merged).unwrap() == back);
+        let mut merged = serde_json::to_value(&merged).unwrap();
+        assert!(merged["provenance"]["sources"][0] == back["provenance"]);
+        assert!(merged["provenance"]["command"] == "merge");
+        merged["provenance"] = back["provenance"].clone();
+        assert!(merged == back);
         // A guessed name (written only when true) reads back too.
         let mut guessed = back;
         guessed["findings"][0]["name_guessed"] = Value::Bool(true);
@@ -419,5 +599,99 @@ mod tests {
             read_ok > 10 && read_err > 100,
             "{read_ok} read, {read_err} refused"
         );
+    }
+
+    fn doc(captures: &[&str], labels: &[(&str, &str)]) -> Document {
+        read("d", &audit_json_labelled(captures, labels)).unwrap()
+    }
+
+    /// Documents that do not belong together are refused, naming both and what differs.
+    #[test]
+    fn merge_refuses_what_does_not_belong_together() {
+        let a = doc(&["audit-client.pcap"], &[("host", "a")]);
+        let b = doc(&["ws-client.pcap"], &[("host", "b")]);
+        let err = |x: &Document, y: &Document| {
+            merge(vec![
+                ("x.json".into(), x.clone()),
+                ("y.json".into(), y.clone()),
+            ])
+            .unwrap_err()
+        };
+        let mut other = b.clone();
+        other.provenance.cloud = Some("china".into());
+        let e = err(&a, &other);
+        assert!(
+            e.starts_with(
+                "x.json and y.json were audited against different clouds (every cloud and china)"
+            ),
+            "{e}"
+        );
+        let mut other = b.clone();
+        other.provenance.scenarios.push("vscode".into());
+        assert!(err(&a, &other).contains("different scenarios"));
+        let mut other = b.clone();
+        other.provenance.catalog.as_mut().unwrap().digest = "sha256:00".into();
+        assert!(err(&a, &other).contains("different catalogs"));
+        // The same capture in two documents, whatever their labels.
+        let a2 = doc(&["audit-client.pcap"], &[("host", "c")]);
+        let e = err(&a, &a2);
+        assert!(
+            e.contains("both audited the same input") && e.contains("SHA-256 c596c60b"),
+            "{e}"
+        );
+        // Two captures under one name and the same labels.
+        let mut renamed = b.clone();
+        renamed.inputs[0].file = a.inputs[0].file.clone();
+        renamed.provenance.labels = a.provenance.labels.clone();
+        let e = err(&a, &renamed);
+        assert!(
+            e.contains("each have an input named") && e.contains("--label"),
+            "{e}"
+        );
+        // Documents that belong together merge.
+        assert!(merge(vec![("x.json".into(), a), ("y.json".into(), b)]).is_ok());
+    }
+
+    /// Documents with different labels: every input is named after its document's labels, in
+    /// every place that names it, and the merged provenance keeps each source's and the labels
+    /// they share.
+    #[test]
+    fn merge_keys_inputs_by_label_and_path() {
+        let a = doc(&["audit-client.pcap"], &[("host", "a"), ("site", "eu")]);
+        let mut b = doc(&["ws-client.pcap"], &[("host", "b"), ("site", "eu")]);
+        // Both hosts' captures are called the same.
+        let same = a.inputs[0].file.clone();
+        rename_inputs(&mut b, "");
+        let old = b.inputs[0].file.clone();
+        let mut text = serde_json::to_string(&b).unwrap();
+        text = text.replace(&format!("\"{old}"), &format!("\"{same}"));
+        let b = read("b", &text).unwrap();
+        let m = merge(vec![("a.json".into(), a), ("b.json".into(), b)]).unwrap();
+        let files: Vec<&str> = m.inputs.iter().map(|i| i.file.as_str()).collect();
+        assert_eq!(
+            files,
+            [
+                format!("host=a,site=eu:{same}"),
+                format!("host=b,site=eu:{same}")
+            ]
+        );
+        let back = serde_json::to_string(&m).unwrap();
+        assert!(
+            !back.contains(&format!("\"{same}")),
+            "an input left unrenamed"
+        );
+        assert!(m.per_file.iter().all(|p| p.file.starts_with("host=")));
+        assert!(m
+            .websockets
+            .connections
+            .iter()
+            .all(|c| c.file.starts_with("host=")));
+        assert_eq!(m.provenance.command, "merge");
+        assert_eq!(m.provenance.sources.len(), 2);
+        assert_eq!(labels_text(&m.provenance.labels), "site=eu");
+        // A merged document merged again keeps its sources, not itself.
+        let c = doc(&["tcp-outcomes.pcap"], &[("host", "c"), ("site", "eu")]);
+        let again = merge(vec![("m.json".into(), m), ("c.json".into(), c)]).unwrap();
+        assert_eq!(again.provenance.sources.len(), 3);
     }
 }

@@ -38,8 +38,9 @@ pub use mechanism::Mechanism;
 pub use vocab::{Confidence, FailOn, Verdict};
 
 /// Version of the JSON documents this build writes (the contract in the README: fields are
-/// added freely, never renamed or removed without a new version).
-pub const SCHEMA_VERSION: u32 = 1;
+/// added freely, never renamed or removed without a new version). 2: every document says what
+/// produced it (`provenance`), every input its labels, size and SHA-256; `merge` needs them.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Counts by name (a verdict's, or another count's such as `dns-failure`): the build's own
 /// names when audited, the names a document holds when merged.
@@ -210,6 +211,10 @@ pub struct Audit {
     /// What the human reports take of the flows besides the findings (not in the document).
     #[serde(skip)]
     pub folded: Folded,
+    /// What produced the audit (the command sets it; the JSON document writes it after the
+    /// schema version).
+    #[serde(skip)]
+    pub provenance: Option<crate::provenance::Provenance>,
 }
 
 /// An input that failed: not found, not a capture, or not read to its end. The audit of what
@@ -392,6 +397,7 @@ pub fn audit_inputs(
                 connections: ws_connections,
             },
             folded,
+            provenance: None,
         },
         all_judged,
     )

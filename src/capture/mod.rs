@@ -20,6 +20,8 @@ pub struct Frame<'a> {
 
 // The implementation below this line is filled in by the reader work (see README "Design").
 
+mod digest;
+pub use digest::{hex, sha256_hex};
 mod input;
 #[cfg(feature = "live")]
 pub mod live;
@@ -226,6 +228,11 @@ pub struct CaptureReader {
     stats: ReaderStats,
     warnings: Vec<ReadWarning>,
     done: bool,
+    /// The digest of the stream's raw bytes (none for a memory map: [`CaptureReader::digest`]
+    /// hashes the map).
+    digest: Option<digest::SharedDigest>,
+    /// The reading got to the end of the stream (no error stopped it).
+    ended: bool,
 }
 
 impl fmt::Debug for CaptureReader {
@@ -312,9 +319,14 @@ impl CaptureReader {
     }
 
     pub(crate) fn from_read_with_capacity(
-        mut r: Box<dyn Read + Send>,
+        r: Box<dyn Read + Send>,
         capacity: usize,
     ) -> Result<CaptureReader, ReadError> {
+        let digest = digest::new_digest();
+        let mut r: Box<dyn Read + Send> = Box::new(digest::Digesting {
+            inner: r,
+            state: digest.clone(),
+        });
         let mut head = [0u8; 4];
         let n = read_prefix(&mut r, &mut head).map_err(io_at(0))?;
         let head = head.get(..n).unwrap_or(&[]).to_vec();
@@ -327,7 +339,9 @@ impl CaptureReader {
                 Box::new(zstd::stream::read::Decoder::new(chained).map_err(io_at(0))?)
             }
         };
-        CaptureReader::from_source(Source::stream(stream, capacity), compression)
+        let mut reader = CaptureReader::from_source(Source::stream(stream, capacity), compression)?;
+        reader.digest = Some(digest);
+        Ok(reader)
     }
 
     /// Memory-map the file instead of streaming it. Compressed files (and anything that is not
@@ -387,12 +401,25 @@ impl CaptureReader {
             stats,
             warnings: Vec::new(),
             done: false,
+            digest: None,
+            ended: false,
         })
     }
 
-    /// The next frame, borrowing the reader's buffer; `Ok(None)` at the end. After an error,
-    /// every later call returns `Ok(None)`. A stream that ends inside a record gives `Ok(None)`
-    /// and a [`ReadWarning::TruncatedRecord`].
+    /// The size and SHA-256 (lower-case hex) of the input as stored (a compressed file's
+    /// compressed bytes), once it was read to its end; none when an error stopped the reading
+    /// (whether it is mapped or not). A memory-mapped file is hashed here, whole.
+    pub fn digest(&self) -> Option<(u64, String)> {
+        if !self.ended {
+            return None;
+        }
+        match (&self.digest, self.src.map()) {
+            (Some(d), _) => digest::finished(d),
+            (None, Some(map)) => Some((map.len() as u64, digest::sha256_hex(&map))),
+            (None, None) => None,
+        }
+    }
+
     /// The memory map the frames are slices of, when the reader was opened with
     /// [`CaptureReader::open_mmap`] on a plain file (worker threads read frames from it in
     /// place instead of copies).
@@ -400,6 +427,9 @@ impl CaptureReader {
         self.src.map()
     }
 
+    /// The next frame, borrowing the reader's buffer; `Ok(None)` at the end. After an error,
+    /// every later call returns `Ok(None)`. A stream that ends inside a record gives `Ok(None)`
+    /// and a [`ReadWarning::TruncatedRecord`].
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, ReadError> {
         if self.done {
             return Ok(None);
@@ -436,6 +466,7 @@ impl CaptureReader {
             }
             Ok(None) => {
                 self.done = true;
+                self.ended = true;
                 if let Some(offset) = self.src.cut_short {
                     self.warnings
                         .push(ReadWarning::CompressedStreamCut { offset });

@@ -468,6 +468,10 @@ pub struct TableArgs {
     /// Read the file with read() (the default; kept for scripts written when mapping was)
     #[arg(long, hide = true, conflicts_with = "mmap")]
     pub no_mmap: bool,
+    /// A label for this run, e.g. host=web-3 (repeatable): written on every input and in the
+    /// document's provenance; `merge` keys inputs by their labels and path
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = crate::provenance::parse_label)]
+    pub labels: Vec<(String, String)>,
 }
 
 impl TableArgs {

@@ -51,11 +51,34 @@ fn audit_in_pool(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
         show_unexercised: args.show_unexercised,
         color,
         html: args.html.as_deref(),
+        provenance: Some(&provenance(
+            "audit",
+            &catalog,
+            &args.table,
+            &args.catalog,
+            args.tags.service_tags.as_deref(),
+        )),
     };
     let code = report_audit(&mut results, Some(folds), &notes, &failed, &catalog, &opts);
     // The process ends here: freeing every flow and DNS message one by one would only cost time.
     std::mem::forget(results);
     code
+}
+
+/// The provenance of a run of `command` with these options (see [`crate::provenance`]).
+pub(super) fn provenance(
+    command: &str,
+    catalog: &crate::catalog::Catalog,
+    table: &super::TableArgs,
+    options: &crate::catalog::CatalogOptions,
+    service_tags: Option<&std::path::Path>,
+) -> crate::provenance::Provenance {
+    crate::provenance::Provenance::of_run(
+        command,
+        Some(catalog),
+        crate::provenance::Options::of(&table.config()).with_catalog(options, service_tags),
+        &crate::provenance::labels(&table.labels),
+    )
 }
 
 /// How `report_audit` writes and judges: the audit-like options of `audit` and `live`.
@@ -73,6 +96,8 @@ pub(super) struct ReportOpts<'a> {
     pub color: ColorWhen,
     /// `--html FILE`: the HTML page written there too.
     pub html: Option<&'a std::path::Path>,
+    /// What produced the audit, for its JSON document.
+    pub provenance: Option<&'a crate::provenance::Provenance>,
 }
 
 /// Audits read inputs against the catalog, writes the report to stdout (and notes, summaries
@@ -97,15 +122,17 @@ pub(super) fn report_audit(
         show_unexercised,
         color,
         html,
+        provenance,
     } = *opts;
     let mut err = io::stderr();
     for n in notes {
         let _ = writeln!(err, "{n}");
     }
-    let (report, judged) = match folds {
+    let (mut report, judged) = match folds {
         Some(folds) => crate::audit::audit_inputs(folds, results, catalog),
         None => crate::audit::audit(results, catalog),
     };
+    report.provenance = provenance.cloned();
     let results: &[FileResult] = results;
     let stdout = io::stdout();
     let color = format == crate::report::audit::AuditFormat::Text

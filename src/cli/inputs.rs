@@ -162,6 +162,11 @@ pub fn read_inputs_into<F: FlowSink>(
         r
     });
     failed.extend(FailedInput::of(&results));
+    let labels = crate::provenance::labels(&table.labels);
+    let mut results = results;
+    for r in &mut results {
+        r.summary.labels.clone_from(&labels);
+    }
     (
         ReadInputs {
             results,

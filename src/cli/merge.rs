@@ -83,6 +83,7 @@ fn report(
         websockets: merged.websockets,
         // A document holds no flows.
         folded: Default::default(),
+        provenance: Some(merged.provenance),
     };
     crate::report::audit::write_audit(
         out,

@@ -54,9 +54,16 @@ impl From<&DefragStats> for FragmentCounts {
 #[serde(deny_unknown_fields)]
 pub struct FileSummary {
     pub file: String,
+    /// The run's `--label key=value` pairs (see [`crate::provenance`]).
+    pub labels: BTreeMap<String, String>,
     /// "pcap", "pcap-ns" or "pcapng"; null when the file could not be opened.
     pub format: Option<Cow<'static, str>>,
     pub compression: Option<Compression>,
+    /// Bytes of the input as stored (compressed, for a compressed file); null when it was not
+    /// read to its end.
+    pub size: Option<u64>,
+    /// The SHA-256 of those bytes (what `sha256sum` prints); null as `size`.
+    pub sha256: Option<String>,
     pub packets: u64,
     /// Bytes of the (decompressed) capture stream read.
     pub file_bytes: u64,
@@ -95,8 +102,11 @@ impl FileSummary {
     pub(super) fn empty(file: String) -> Self {
         FileSummary {
             file,
+            labels: BTreeMap::new(),
             format: None,
             compression: None,
+            size: None,
+            sha256: None,
             packets: 0,
             file_bytes: 0,
             captured_bytes: 0,
@@ -210,6 +220,10 @@ pub(crate) fn finish_result(
     }
     table.peak_live = peak.unwrap_or(stream_peak);
     let st = reader.stats();
+    if let Some((size, sha256)) = reader.digest() {
+        summary.size = Some(size);
+        summary.sha256 = Some(sha256);
+    }
     summary.format = Some(reader.format().name().into());
     summary.compression = Some(reader.compression());
     summary.packets = st.frames;

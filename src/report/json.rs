@@ -83,9 +83,13 @@ pub(super) fn write_json(
             },
         // Not in the document: what the human reports take of the flows.
         folded: _,
+        provenance,
     } = audit;
     let mut doc = crate::report::pretty::Document::object(out)?;
     doc.field("schema_version", &SCHEMA_VERSION)?;
+    if let Some(p) = provenance {
+        doc.field("provenance", p)?;
+    }
     if !failed.is_empty() {
         doc.field("complete", &false)?;
         doc.field("failed_inputs", failed)?;
@@ -117,6 +121,8 @@ mod tests {
     struct Doc<'a> {
         schema_version: u32,
         #[serde(skip_serializing_if = "Option::is_none")]
+        provenance: Option<&'a crate::provenance::Provenance>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         complete: Option<bool>,
         #[serde(skip_serializing_if = "Option::is_none")]
         failed_inputs: Option<Vec<FailedInput>>,
@@ -143,7 +149,15 @@ mod tests {
             &cfg,
         )];
         for (results, connections) in [(&mut all, true), (&mut none, false)] {
-            let (audit, _) = crate::audit::audit(results, &catalog);
+            let (mut audit, _) = crate::audit::audit(results, &catalog);
+            audit.provenance = connections.then(|| {
+                crate::provenance::Provenance::of_run(
+                    "audit",
+                    Some(&catalog),
+                    crate::provenance::Options::of(&crate::flow::FlowConfig::default()),
+                    &[("host".to_string(), "a".to_string())].into(),
+                )
+            });
             let results: &[FileResult] = results;
             assert_eq!(!audit.websockets.connections.is_empty(), connections);
             let failed = FailedInput::of(results);
@@ -152,6 +166,7 @@ mod tests {
             write_json(&mut ours, &audit, results, &failed).unwrap();
             let whole = serde_json::to_string_pretty(&Doc {
                 schema_version: SCHEMA_VERSION,
+                provenance: audit.provenance.as_ref(),
                 complete: (!failed.is_empty()).then_some(false),
                 failed_inputs: (!failed.is_empty()).then_some(failed),
                 inputs: results.iter().map(|r| &r.summary).collect(),

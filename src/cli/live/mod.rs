@@ -155,6 +155,17 @@ pub(super) fn run(args: &LiveArgs, color: super::ColorWhen) -> Result<Exit, Erro
     } else {
         Vec::new()
     };
+    let provenance = super::audit::provenance(
+        "live",
+        &catalog,
+        &args.table,
+        &args.catalog,
+        args.tags.service_tags.as_deref(),
+    );
+    // A live capture is not read from files: its summary takes the labels here.
+    for r in results.iter_mut() {
+        r.summary.labels.clone_from(&provenance.labels);
+    }
     report_audit(
         results,
         None,
@@ -170,6 +181,7 @@ pub(super) fn run(args: &LiveArgs, color: super::ColorWhen) -> Result<Exit, Erro
             show_unexercised: false,
             color,
             html: None,
+            provenance: Some(&provenance),
         },
     )
 }
