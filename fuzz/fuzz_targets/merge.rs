@@ -1,5 +1,6 @@
 //! `allowscope merge`'s input: any text as an audit JSON document, and a document that reads
-//! merged with itself.
+//! merged with itself, and with a copy of itself whose inputs are other captures under other
+//! labels (the same input twice is refused before anything is added up).
 #![no_main]
 
 use allowscope::audit::merge;
@@ -12,11 +13,24 @@ fuzz_target!(|data: &[u8]| {
     let Ok(doc) = merge::read("fuzz.json", text) else {
         return;
     };
-    let docs = vec![
-        ("a.json".to_string(), doc.clone()),
-        ("b.json".to_string(), doc),
-    ];
-    if let Ok(merged) = merge::merge(docs) {
-        std::hint::black_box(serde_json::to_string(&merged).ok());
+    let mut other = doc.clone();
+    for (i, input) in other.inputs.iter_mut().enumerate() {
+        input.file = format!("other-{i}.pcap");
+        input.sha256 = Some(format!("{i:064x}"));
+    }
+    other
+        .provenance
+        .labels
+        .insert("host".into(), "other".into());
+    for docs in [
+        vec![
+            ("a.json".to_string(), doc.clone()),
+            ("b.json".to_string(), doc.clone()),
+        ],
+        vec![("a.json".to_string(), doc), ("b.json".to_string(), other)],
+    ] {
+        if let Ok(merged) = merge::merge(docs) {
+            std::hint::black_box(serde_json::to_string(&merged).ok());
+        }
     }
 });
