@@ -217,6 +217,7 @@ fn text_markdown_ndjson_and_exit_codes() {
     assert!(md.starts_with("# allowscope audit"));
     assert!(md.contains("| required-blocked | ml.azure.com | tcp/443 | `ml.azure.com` | tls-alert | medium | 1 |"), "{md}");
     let (_, nd, _) = run(&["audit", "--format", "ndjson", p]);
+    let nd = common::flow_lines(&nd);
     let rows: Vec<Value> = nd
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -239,6 +240,7 @@ fn text_markdown_ndjson_and_exit_codes() {
 fn evidence_sentences_and_middlebox_rst() {
     let p = cap("tcp-outcomes.pcap");
     let (_, nd, _) = run(&["audit", "-q", "--format", "ndjson", p.to_str().unwrap()]);
+    let nd = common::flow_lines(&nd);
     let rows: Vec<Value> = nd
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -317,6 +319,7 @@ const AUDIT_FLOWS: &[&str] = &[
 fn verdict_lines(file: &str) -> Vec<String> {
     let p = cap(file);
     let (code, nd, err) = run(&["audit", "-q", "--format", "ndjson", p.to_str().unwrap()]);
+    let nd = common::flow_lines(&nd);
     assert_eq!(code, 1, "{err}");
     nd.lines()
         .map(|l| {
@@ -1110,6 +1113,7 @@ fn a_wait_the_capture_cut_short_is_no_block() {
         let path = file.to_str().unwrap();
         let (code, doc, _) = run(&["audit", "--format", "json", "--fail-on", "any", path]);
         let (_, rows, _) = run(&["audit", "--format", "ndjson", "--fail-on", "never", path]);
+        let rows = common::flow_lines(&rows);
         let _ = std::fs::remove_file(&file);
         let doc: Value = serde_json::from_str(&doc).unwrap();
         let mut blocked: Vec<(String, String)> = ["dns_failures", "findings"]
@@ -1166,6 +1170,7 @@ fn a_wait_an_eviction_cut_short_is_no_block() {
     let args = ["--threads", "1", "--max-flows", "16", path];
     let (code, _, _) = run(&[&["audit", "-q"][..], &args].concat());
     let (_, rows, _) = run(&[&["audit", "--format", "ndjson"][..], &args].concat());
+    let rows = common::flow_lines(&rows);
     let _ = std::fs::remove_file(&file);
     assert_eq!(code, 0);
     let flow = https_row(&rows);
@@ -1195,6 +1200,7 @@ fn a_wait_a_new_connection_cut_short_is_no_block() {
         std::env::temp_dir().join(format!("allowscope-replaced-{}.pcap", std::process::id()));
     std::fs::write(&file, &p.bytes).unwrap();
     let (_, rows, _) = run(&["audit", "--format", "ndjson", file.to_str().unwrap()]);
+    let rows = common::flow_lines(&rows);
     let _ = std::fs::remove_file(&file);
     let rows: Vec<Value> = rows
         .lines()
@@ -1246,6 +1252,7 @@ fn a_client_hello_over_the_reassembly_cap_is_said() {
         let (_, _, err) = run(&[&["audit"][..], &args].concat());
         let (_, doc, _) = run(&[&["audit", "--format", "json"][..], &args].concat());
         let (_, rows, _) = run(&[&["audit", "--format", "ndjson"][..], &args].concat());
+        let rows = common::flow_lines(&rows);
         let doc: Value = serde_json::from_str(&doc).unwrap();
         let flow = https_row(&rows);
         let note = "1 ClientHellos were longer than the reassembly cap: read in part, their SNI may be missing (raise --reassembly-cap)";

@@ -11,7 +11,8 @@ use serde_json::Value;
 fn audited(name: &str) -> Vec<Value> {
     let (code, out, err) = run(&["audit", "--format", "ndjson", cap(name).to_str().unwrap()]);
     assert!(code == 0 || code == 1, "{name}: exit {code}: {err}");
-    out.lines()
+    common::flow_lines(&out)
+        .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }

@@ -41,7 +41,7 @@ fn flows(path: &Path) -> Vec<Value> {
 
 /// [`flows`], accepting a read error unless `whole` (see [`audit_out`]).
 fn flows_of(path: &Path, whole: bool) -> Vec<Value> {
-    audit_out(path, "ndjson", whole)
+    common::flow_lines(&audit_out(path, "ndjson", whole))
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()

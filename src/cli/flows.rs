@@ -13,6 +13,25 @@ pub(super) enum View {
     Dns,
 }
 
+/// What produced a `flows` or `dns` output (no catalog).
+fn provenance(args: &FlowsArgs, view: View) -> crate::provenance::Provenance {
+    let mut options = crate::provenance::Options::of(&args.table.config());
+    options.service_tags = args
+        .tags
+        .service_tags
+        .as_ref()
+        .map(|p| p.display().to_string());
+    crate::provenance::Provenance::of_run(
+        match view {
+            View::Flows => "flows",
+            View::Dns => "dns",
+        },
+        None,
+        options,
+        &crate::provenance::labels(&args.table.labels),
+    )
+}
+
 pub(super) fn flows(args: &FlowsArgs, view: View) -> Result<Exit, Error> {
     let tags = args.tags.load()?;
     let streamed = match view {
@@ -39,9 +58,16 @@ pub(super) fn flows(args: &FlowsArgs, view: View) -> Result<Exit, Error> {
         Box::new(io::stderr())
     };
     written(match view {
-        View::Flows => write_flows(&mut out, &mut sink, &results, args.format),
+        View::Flows => write_flows(
+            &mut out,
+            &mut sink,
+            &results,
+            args.format,
+            &provenance(args, view),
+        ),
         View::Dns => {
-            crate::report::dns::write_dns(&mut out, &results, args.format).and_then(|_| {
+            let p = provenance(args, view);
+            crate::report::dns::write_dns(&mut out, &results, args.format, &p).and_then(|_| {
                 if args.format != FlowsFormat::Json {
                     crate::report::write_summaries(&mut sink, &results)?;
                 }
@@ -89,6 +115,8 @@ struct Rows<'a> {
     tags: Option<&'a crate::names::TagRanges>,
     lookups: crate::names::lookups::InOrder,
     gave_up: u64,
+    /// The run's `--label`s, on every row.
+    labels: &'a std::collections::BTreeMap<String, String>,
 }
 
 impl Rows<'_> {
@@ -100,7 +128,7 @@ impl Rows<'_> {
         out.write(|w| {
             for (q, r) in &all {
                 let l = crate::names::lookups::lookup(q.as_ref(), r.as_ref(), &self.file);
-                crate::report::dns::write_lookup(w, &l, self.format)?;
+                crate::report::dns::write_lookup(w, &l, self.format, self.labels)?;
             }
             Ok(())
         });
@@ -131,7 +159,10 @@ impl crate::pipeline::FlowSink for Rows<'_> {
             for f in &flows {
                 crate::report::pretty::to_writer_compact(
                     &mut *w,
-                    &crate::report::FlowRecord::new(f, &self.file),
+                    &crate::report::Labelled {
+                        row: crate::report::FlowRecord::new(f, &self.file),
+                        labels: self.labels,
+                    },
                 )?;
                 w.write_all(b"\n")?;
             }
@@ -158,6 +189,7 @@ fn rows(
         w: io::BufWriter::with_capacity(1 << 16, io::stdout()),
         failed: None,
     });
+    let labels = crate::provenance::labels(&args.table.labels);
     let (read, sinks) = read_inputs_into(
         &args.inputs,
         &args.table,
@@ -172,6 +204,7 @@ fn rows(
                 tags,
                 lookups: Default::default(),
                 gave_up: 0,
+                labels: &labels,
             })
         },
     );

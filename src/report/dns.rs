@@ -13,6 +13,7 @@ pub fn write_dns(
     out: &mut dyn Write,
     results: &[FileResult],
     format: FlowsFormat,
+    provenance: &crate::provenance::Provenance,
 ) -> io::Result<()> {
     let out = &mut super::buffered(out);
     let all: Vec<Lookup<'_>> = results
@@ -22,7 +23,7 @@ pub fn write_dns(
     match format {
         FlowsFormat::Ndjson => {
             for l in &all {
-                write_lookup(&mut *out, l, format)?;
+                write_lookup(&mut *out, l, format, &provenance.labels)?;
             }
         }
         FlowsFormat::Json => {
@@ -30,6 +31,7 @@ pub fn write_dns(
                 &mut *out,
                 &serde_json::json!({
                     "schema_version": super::SCHEMA_VERSION,
+                    "provenance": provenance,
                     "lookups": all,
                 }),
             )?;
@@ -37,7 +39,7 @@ pub fn write_dns(
         }
         FlowsFormat::Table => {
             for l in &all {
-                write_lookup(&mut *out, l, format)?;
+                write_lookup(&mut *out, l, format, &provenance.labels)?;
             }
         }
     }
@@ -46,10 +48,18 @@ pub fn write_dns(
 
 /// Writes one lookup as a row: a line of NDJSON, or a line of the table (any other format is
 /// written whole by [`write_dns`]).
-pub fn write_lookup(out: &mut dyn Write, l: &Lookup<'_>, format: FlowsFormat) -> io::Result<()> {
+pub fn write_lookup(
+    out: &mut dyn Write,
+    l: &Lookup<'_>,
+    format: FlowsFormat,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> io::Result<()> {
     match format {
         FlowsFormat::Ndjson => {
-            crate::report::pretty::to_writer_compact(&mut *out, l)?;
+            crate::report::pretty::to_writer_compact(
+                &mut *out,
+                &super::Labelled { row: l, labels },
+            )?;
             out.write_all(b"\n")
         }
         _ => {

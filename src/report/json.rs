@@ -19,13 +19,18 @@ impl AuditWriter for Json {
     }
 }
 
-/// One line per flow: its flow record with the verdict, mechanism, confidence and evidence.
+/// One line per row, each with its `kind` first and the run's `labels`: every flow (`flow`:
+/// its flow record with the verdict, mechanism, confidence, evidence, entry and the port it was
+/// meant for, which for a flow through a proxy is the CONNECT target's), then every DNS finding
+/// (`dns-finding`) and every coverage line (`coverage`) of the document.
 pub struct Ndjson;
 
 impl AuditWriter for Ndjson {
     fn write(&self, out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
+        use std::collections::BTreeMap;
         #[derive(Serialize)]
-        struct Row<'a> {
+        struct FlowRow<'a> {
+            kind: &'static str,
             #[serde(flatten)]
             flow: FlowRecord<'a>,
             verdict: Verdict,
@@ -33,23 +38,53 @@ impl AuditWriter for Ndjson {
             confidence: Option<crate::audit::Confidence>,
             evidence: &'a str,
             entry_id: Option<&'a str>,
+            /// The port the client meant: a CONNECT target's or an absolute URL's through a
+            /// proxy, else the server's.
+            target_port: u16,
+            labels: &'a BTreeMap<String, String>,
+        }
+        #[derive(Serialize)]
+        struct Row<'a, T> {
+            kind: &'static str,
+            #[serde(flatten)]
+            row: &'a T,
+            labels: &'a BTreeMap<String, String>,
         }
         for (r, js) in v.results.iter().zip(v.judged) {
             for (f, j) in r.flows.iter().zip(js) {
                 crate::report::pretty::to_writer_compact(
                     &mut *out,
-                    &Row {
+                    &FlowRow {
+                        kind: "flow",
                         flow: FlowRecord::new(f, &r.summary.file),
                         verdict: j.verdict,
                         mechanism: j.mechanism,
                         confidence: j.confidence,
                         evidence: &j.evidence,
                         entry_id: j.entry_id.as_deref(),
+                        target_port: crate::audit::target_port(f),
+                        labels: &r.summary.labels,
                     },
                 )?;
                 out.write_all(b"\n")?;
             }
         }
+        let none = BTreeMap::new();
+        let labels = v.audit.provenance.as_ref().map_or(&none, |p| &p.labels);
+        fn rows<T: Serialize>(
+            out: &mut dyn Write,
+            kind: &'static str,
+            items: &[T],
+            labels: &BTreeMap<String, String>,
+        ) -> io::Result<()> {
+            for row in items {
+                crate::report::pretty::to_writer_compact(&mut *out, &Row { kind, row, labels })?;
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        }
+        rows(out, "dns-finding", &v.audit.dns_failures, labels)?;
+        rows(out, "coverage", &v.audit.coverage, labels)?;
         Ok(())
     }
 }

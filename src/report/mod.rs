@@ -321,11 +321,21 @@ pub(crate) fn buffered(out: &mut dyn Write) -> io::BufWriter<&mut dyn Write> {
 
 /// Writes the flows of all inputs in the chosen format. File summaries go into the JSON
 /// document, or to `summary_out` (stderr) for the table and NDJSON formats.
+/// A row of NDJSON with the run's labels after its own fields (every row carries them, so
+/// rows of many runs can be put in one table).
+#[derive(Serialize)]
+pub struct Labelled<'a, T: Serialize> {
+    #[serde(flatten)]
+    pub row: T,
+    pub labels: &'a std::collections::BTreeMap<String, String>,
+}
+
 pub fn write_flows(
     out: &mut dyn Write,
     summary_out: &mut dyn Write,
     results: &[FileResult],
     format: FlowsFormat,
+    provenance: &crate::provenance::Provenance,
 ) -> io::Result<()> {
     let out = &mut buffered(out);
     match format {
@@ -334,7 +344,10 @@ pub fn write_flows(
                 for f in &r.flows {
                     crate::report::pretty::to_writer_compact(
                         &mut *out,
-                        &FlowRecord::new(f, &r.summary.file),
+                        &Labelled {
+                            row: FlowRecord::new(f, &r.summary.file),
+                            labels: &r.summary.labels,
+                        },
                     )?;
                     out.write_all(b"\n")?;
                 }
@@ -346,11 +359,13 @@ pub fn write_flows(
             #[derive(Serialize)]
             struct Doc<'a> {
                 schema_version: u32,
+                provenance: &'a crate::provenance::Provenance,
                 files: Vec<&'a FileSummary>,
                 flows: Vec<FlowRecord<'a>>,
             }
             let doc = Doc {
                 schema_version: SCHEMA_VERSION,
+                provenance,
                 files: results.iter().map(|r| &r.summary).collect(),
                 flows: results
                     .iter()

@@ -14,6 +14,7 @@ pub fn write_ws(
     format: FlowsFormat,
     conns: &[WsFlow],
     instances: &[WsInstance],
+    provenance: &crate::provenance::Provenance,
 ) -> io::Result<()> {
     let mut out = super::buffered(out);
     match format {
@@ -22,6 +23,7 @@ pub fn write_ws(
                 &mut out,
                 &serde_json::json!({
                     "schema_version": super::SCHEMA_VERSION,
+                    "provenance": provenance,
                     "connections": conns,
                     "instances": instances,
                 }),
@@ -31,7 +33,12 @@ pub fn write_ws(
         }
         FlowsFormat::Ndjson => {
             for c in conns {
-                crate::report::pretty::to_writer_compact(&mut out, c).map_err(io::Error::from)?;
+                let row = super::Labelled {
+                    row: c,
+                    labels: &provenance.labels,
+                };
+                crate::report::pretty::to_writer_compact(&mut out, &row)
+                    .map_err(io::Error::from)?;
                 writeln!(out)?;
             }
         }

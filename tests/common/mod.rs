@@ -23,6 +23,25 @@ pub fn stable(out: &str) -> String {
         .replace(&format!("\"commit\":\"{commit}\""), "\"commit\":null")
 }
 
+/// The `flow` rows of an audit's NDJSON (which also has `dns-finding` and `coverage` rows), as
+/// lines, without the fields every row carries (`kind`, `labels`).
+#[allow(dead_code)] // not every test binary reads the audit's NDJSON
+pub fn flow_lines(nd: &str) -> String {
+    let mut out = String::new();
+    for l in nd.lines() {
+        let mut v: serde_json::Value = serde_json::from_str(l).expect("an NDJSON row");
+        if v["kind"] != "flow" {
+            continue;
+        }
+        let o = v.as_object_mut().expect("a row is an object");
+        o.remove("kind");
+        o.remove("labels");
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    out
+}
+
 /// Runs the built binary (no colour) and returns its exit code, stdout (with no commit, see
 /// [`stable`]) and stderr.
 pub fn run(args: &[&str]) -> (i32, String, String) {
