@@ -40,6 +40,25 @@ fn python() -> Option<PathBuf> {
     Some(p)
 }
 
+/// Runs `script` with `args`, removes `scratch`, and fails with the script's output unless it
+/// passed.
+fn python_passes(py: &Path, script: &str, args: &[PathBuf], scratch: &Path) {
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python");
+    let _ = std::fs::remove_dir_all(scratch);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprint!("{}", String::from_utf8_lossy(&out.stdout));
+}
+
 const CHECK: &str = r#"
 import json, sys
 import duckdb, polars as pl
@@ -84,18 +103,91 @@ fn engines_read_every_ndjson_output() {
         std::fs::write(&path, out).unwrap();
         files.push(path);
     }
-    let out = Command::new(py)
-        .arg("-c")
-        .arg(CHECK)
-        .args(&files)
-        .output()
-        .expect("run python");
+    python_passes(&py, CHECK, &files, &dir);
+}
+
+/// The fleet recipe (README, "At scale"): each host's audit lands as Parquet in its own
+/// directory; DuckDB's answers over all of them equal `merge`'s document: which required
+/// entries were blocked on which hosts, and the coverage matrix (entry x host, counts).
+#[test]
+fn duckdb_over_parquet_shards_equals_merge() {
+    let Some(py) = python() else { return };
+    let dir = std::env::temp_dir().join(format!("allowscope-fleet-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprint!("{}", String::from_utf8_lossy(&out.stdout));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hosts: [(&str, &[&str]); 3] = [
+        ("a", &["audit-client.pcap"]),
+        ("b", &["ws-client.pcap", "tls-facts.pcap"]),
+        ("c", &["proxy.pcap", "dns-facts.pcap", "udp-outcomes.pcap"]),
+    ];
+    let mut docs = Vec::new();
+    for (host, captures) in hosts {
+        let label = format!("host={host}");
+        let out = dir.join(format!("host={host}"));
+        let doc = dir.join(format!("{host}.json"));
+        let mut args = vec![
+            "audit".to_string(),
+            "--format".into(),
+            "json".into(),
+            "--fail-on".into(),
+            "never".into(),
+            "--label".into(),
+            label,
+            "--parquet".into(),
+            out.to_str().unwrap().into(),
+        ];
+        args.extend(
+            captures
+                .iter()
+                .map(|c| cap(c).to_str().unwrap().to_string()),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, json, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        std::fs::write(&doc, json).unwrap();
+        docs.push(doc);
+    }
+    let mut args = vec!["merge", "--fail-on", "never"];
+    args.extend(docs.iter().map(|d| d.to_str().unwrap()));
+    let (code, merged, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let merged_path = dir.join("merged.json");
+    std::fs::write(&merged_path, merged).unwrap();
+    let script = r#"
+import json, sys, duckdb
+root, merged = sys.argv[1], json.load(open(sys.argv[2]))
+con = duckdb.connect()
+blocked = set(con.execute(f"""
+    select labels['host'], entry_id, name
+    from read_parquet('{root}/*/findings.parquet')
+    where verdict = 'required-blocked' group by all""").fetchall())
+want = set()
+for f in merged["findings"] + merged["dns_failures"]:
+    if f["verdict"] == "required-blocked":
+        for file in f["files"]:
+            host = file.split(":", 1)[0].removeprefix("host=")
+            want.add((host, f["entry"]["id"] if f["entry"] else None, f["name"]))
+assert blocked == want, (sorted(blocked ^ want))
+assert len(blocked) > 3, blocked
+matrix = dict(((e, h), n) for e, h, n in con.execute(f"""
+    select entry_id, labels['host'], sum(count)::bigint
+    from read_parquet('{root}/*/coverage.parquet')
+    where file is not null group by all""").fetchall())
+want = {}
+for c in merged["coverage"]:
+    for file, counts in c["by_file"].items():
+        key = (c["entry"]["id"], file.split(":", 1)[0].removeprefix("host="))
+        want[key] = want.get(key, 0) + sum(counts.values())
+assert matrix == want, (matrix, want)
+flows = con.execute(f"select count(*) from read_parquet('{root}/*/flows/*.parquet')").fetchone()[0]
+import glob, polars as pl
+for table in ["flows/*.parquet", "findings.parquet", "coverage.parquet"]:
+    files = sorted(glob.glob(f"{root}/*/{table}"))
+    n = sum(pl.read_parquet(f).height for f in files)
+    d = con.execute(f"select count(*) from read_parquet('{root}/*/{table}')").fetchone()[0]
+    assert n == d and n > 0, (table, n, d)
+assert flows == sum(i["flow_table"]["flows"] for i in merged["inputs"]), flows
+print(len(blocked), "blocked (host, entry, name);", len(matrix), "coverage cells;", flows, "flows")
+"#;
+    python_passes(&py, script, &[dir.clone(), merged_path], &dir);
 }

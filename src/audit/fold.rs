@@ -104,6 +104,13 @@ fn unattributed_kind(f: &Described) -> &'static str {
     }
 }
 
+/// Takes an input's flows with their judgements as they are judged (epoch by epoch, in flow
+/// order), then the end of the input: a table of rows written as the input is read.
+pub trait JudgedSink: Send {
+    fn rows(&mut self, flows: &[Box<Described>], judged: &[Judged]);
+    fn end(self: Box<Self>);
+}
+
 /// The audit of one input, folded epoch by epoch (see the module docs).
 pub struct InputFold<'c> {
     catalog: &'c Catalog,
@@ -123,6 +130,8 @@ pub struct InputFold<'c> {
     /// DNS: queries waiting for their response, and the findings of the lookups so far.
     joiner: Joiner,
     dns: DnsTally,
+    /// Where the judged flows go as well, if anywhere (see [`InputFold::with_rows`]).
+    rows: Option<Box<dyn JudgedSink + 'c>>,
 }
 
 /// What folding one input gave.
@@ -166,12 +175,22 @@ impl<'c> InputFold<'c> {
             count: 0,
             joiner: Joiner::default(),
             dns: DnsTally::default(),
+            rows: None,
         }
+    }
+
+    /// Hands every flow with its judgement to `rows` as well, as it is judged.
+    pub fn with_rows(mut self, rows: Box<dyn JudgedSink + 'c>) -> InputFold<'c> {
+        self.rows = Some(rows);
+        self
     }
 
     /// The input ended at `end_ns` (its latest frame time, when known): what the fold gave,
     /// its flows in flow order.
     pub fn finish(mut self, end_ns: Option<i64>) -> InputAudit {
+        if let Some(rows) = self.rows.take() {
+            rows.end();
+        }
         let joiner = std::mem::take(&mut self.joiner);
         let dns_gave_up = joiner.gave_up;
         joiner.finish(end_ns, &mut |_, q, r, given_up| self.lookup(q, r, given_up));
@@ -281,6 +300,9 @@ impl FlowSink for InputFold<'_> {
             .with_min_len(256)
             .map(|f| judge(f, catalog, ttls))
             .collect();
+        if let Some(rows) = self.rows.as_mut() {
+            rows.rows(&flows, &judged);
+        }
         let file = self.file.as_str();
         let runs: Vec<FlowTally<&str>> = flows
             .par_chunks(FLOW_RUN)

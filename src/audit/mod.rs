@@ -31,7 +31,7 @@ use tally::FlowTally;
 
 pub use coverage::Coverage;
 pub use dns::PrivateEndpointProblem;
-pub use fold::{FlowSample, Folded, InputAudit, InputFold, SampleKey, SAMPLE_FLOWS};
+pub use fold::{FlowSample, Folded, InputAudit, InputFold, JudgedSink, SampleKey, SAMPLE_FLOWS};
 pub(crate) use judge::middlebox_rst;
 pub use judge::{judge, server_ttls, target_port, Judged, ServerTtls};
 pub use mechanism::Mechanism;

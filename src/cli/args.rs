@@ -417,6 +417,11 @@ pub struct AuditArgs {
     /// format on stdout)
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Write the audit as Parquet tables into DIR as well (created if missing): flows/ (one
+    /// file per input, written as it is read), findings.parquet, coverage.parquet; every row
+    /// with the run's labels, every file with its provenance (README, "Parquet")
+    #[arg(long, value_name = "DIR")]
+    pub parquet: Option<PathBuf>,
     #[command(flatten)]
     pub catalog: crate::catalog::CatalogOptions,
     #[command(flatten)]

@@ -13,9 +13,50 @@ pub(super) fn audit(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
     with_threads(args.table.threads, || audit_in_pool(args, color))
 }
 
+/// The judged flows of one input into its Parquet file (`audit --parquet`); the first error
+/// is kept in `failed` (the command then ends with it).
+struct FlowsToParquet {
+    w: Option<crate::report::parquet::FlowParquet>,
+    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl FlowsToParquet {
+    fn fail(&mut self, e: io::Error) {
+        self.w = None;
+        let mut f = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        f.get_or_insert_with(|| e.to_string());
+    }
+}
+
+impl crate::audit::JudgedSink for FlowsToParquet {
+    fn rows(&mut self, flows: &[Box<crate::proto::Described>], judged: &[crate::audit::Judged]) {
+        if let Some(w) = self.w.as_mut() {
+            if let Err(e) = w.flows(flows, judged) {
+                self.fail(e);
+            }
+        }
+    }
+
+    fn end(mut self: Box<Self>) {
+        if let Some(w) = self.w.take() {
+            if let Err(e) = w.close() {
+                self.fail(e);
+            }
+        }
+    }
+}
+
 fn audit_in_pool(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
     let tags = args.tags.load()?;
     let catalog = load_catalog(&args.catalog)?;
+    let provenance = provenance(
+        "audit",
+        &catalog,
+        &args.table,
+        &args.catalog,
+        args.tags.service_tags.as_deref(),
+    );
+    let parquet_failed = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
     // Each input's flows are judged and folded as they finish; they stay only for NDJSON,
     // which lists every one.
     let keep = args.output.format == crate::report::audit::AuditFormat::Ndjson;
@@ -25,13 +66,27 @@ fn audit_in_pool(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
         progress_wanted(args.quiet),
         false,
         |k, input| {
-            Some(crate::audit::InputFold::new(
-                k,
-                input.display(),
-                &catalog,
-                tags.as_ref(),
-                keep,
-            ))
+            let fold =
+                crate::audit::InputFold::new(k, input.display(), &catalog, tags.as_ref(), keep);
+            Some(match &args.parquet {
+                Some(dir) => {
+                    let mut sink = FlowsToParquet {
+                        w: None,
+                        failed: parquet_failed.clone(),
+                    };
+                    match crate::report::parquet::FlowParquet::create(
+                        dir,
+                        k,
+                        &input.display(),
+                        &provenance,
+                    ) {
+                        Ok(w) => sink.w = Some(w),
+                        Err(e) => sink.fail(e),
+                    }
+                    fold.with_rows(Box::new(sink))
+                }
+                None => fold,
+            })
         },
     );
     read.some_read()?;
@@ -51,14 +106,19 @@ fn audit_in_pool(args: &AuditArgs, color: ColorWhen) -> Result<Exit, Error> {
         show_unexercised: args.show_unexercised,
         color,
         html: args.html.as_deref(),
-        provenance: Some(&provenance(
-            "audit",
-            &catalog,
-            &args.table,
-            &args.catalog,
-            args.tags.service_tags.as_deref(),
-        )),
+        provenance: Some(&provenance),
+        parquet: args.parquet.as_deref(),
     };
+    if let Some(e) = parquet_failed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        return Err(Error::Message(format!(
+            "--parquet: {}",
+            escape_terminal(&e)
+        )));
+    }
     let code = report_audit(&mut results, Some(folds), &notes, &failed, &catalog, &opts);
     // The process ends here: freeing every flow and DNS message one by one would only cost time.
     std::mem::forget(results);
@@ -98,6 +158,8 @@ pub(super) struct ReportOpts<'a> {
     pub html: Option<&'a std::path::Path>,
     /// What produced the audit, for its JSON document.
     pub provenance: Option<&'a crate::provenance::Provenance>,
+    /// `--parquet DIR`: the findings and coverage tables written there too.
+    pub parquet: Option<&'a std::path::Path>,
 }
 
 /// Audits read inputs against the catalog, writes the report to stdout (and notes, summaries
@@ -123,6 +185,7 @@ pub(super) fn report_audit(
         color,
         html,
         provenance,
+        parquet,
     } = *opts;
     let mut err = io::stderr();
     for n in notes {
@@ -133,6 +196,11 @@ pub(super) fn report_audit(
         None => crate::audit::audit(results, catalog),
     };
     report.provenance = provenance.cloned();
+    if let (Some(dir), Some(p)) = (parquet, provenance) {
+        crate::report::parquet::write_tables(dir, &report, p).map_err(|e| {
+            Error::Message(format!("--parquet: {}", escape_terminal(&e.to_string())))
+        })?;
+    }
     let results: &[FileResult] = results;
     let stdout = io::stdout();
     let color = format == crate::report::audit::AuditFormat::Text

@@ -7,6 +7,7 @@ pub mod dns;
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod parquet;
 pub mod pretty;
 pub mod rules;
 pub mod text;

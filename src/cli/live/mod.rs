@@ -182,6 +182,7 @@ pub(super) fn run(args: &LiveArgs, color: super::ColorWhen) -> Result<Exit, Erro
             color,
             html: None,
             provenance: Some(&provenance),
+            parquet: None,
         },
     )
 }
