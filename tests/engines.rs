@@ -147,6 +147,16 @@ fn duckdb_over_parquet_shards_equals_merge() {
         std::fs::write(&doc, json).unwrap();
         docs.push(doc);
     }
+    // Every lookup of every host, as `dns` lists them.
+    let all: Vec<String> = hosts
+        .iter()
+        .flat_map(|(_, c)| c.iter())
+        .map(|c| cap(c).to_str().unwrap().to_string())
+        .collect();
+    let mut args = vec!["dns", "--format", "ndjson", "-q"];
+    args.extend(all.iter().map(String::as_str));
+    let lookups = run(&args).1.lines().count();
+    assert!(lookups > 10);
     let mut args = vec!["merge", "--fail-on", "never"];
     args.extend(docs.iter().map(|d| d.to_str().unwrap()));
     let (code, merged, err) = run(&args);
@@ -155,7 +165,7 @@ fn duckdb_over_parquet_shards_equals_merge() {
     std::fs::write(&merged_path, merged).unwrap();
     let script = r#"
 import json, sys, duckdb
-root, merged = sys.argv[1], json.load(open(sys.argv[2]))
+root, merged, lookups = sys.argv[1], json.load(open(sys.argv[2])), int(sys.argv[3])
 con = duckdb.connect()
 blocked = set(con.execute(f"""
     select labels['host'], entry_id, name
@@ -180,14 +190,23 @@ for c in merged["coverage"]:
         want[key] = want.get(key, 0) + sum(counts.values())
 assert matrix == want, (matrix, want)
 flows = con.execute(f"select count(*) from read_parquet('{root}/*/flows/*.parquet')").fetchone()[0]
+ws = con.execute(f"select count(*), count(distinct labels['host']) from read_parquet('{root}/*/websockets.parquet')").fetchone()
+assert ws[0] == len(merged["websockets"]["connections"]), ws
+dns = con.execute(f"select count(*) from read_parquet('{root}/*/dns/*.parquet')").fetchone()[0]
+assert dns == lookups, (dns, lookups)
 import glob, polars as pl
-for table in ["flows/*.parquet", "findings.parquet", "coverage.parquet"]:
+for table in ["flows/*.parquet", "dns/*.parquet", "findings.parquet", "coverage.parquet", "websockets.parquet"]:
     files = sorted(glob.glob(f"{root}/*/{table}"))
     n = sum(pl.read_parquet(f).height for f in files)
     d = con.execute(f"select count(*) from read_parquet('{root}/*/{table}')").fetchone()[0]
     assert n == d and n > 0, (table, n, d)
 assert flows == sum(i["flow_table"]["flows"] for i in merged["inputs"]), flows
-print(len(blocked), "blocked (host, entry, name);", len(matrix), "coverage cells;", flows, "flows")
+print(len(blocked), "blocked (host, entry, name);", len(matrix), "coverage cells;", flows, "flows;", dns, "lookups;", ws[0], "websockets")
 "#;
-    python_passes(&py, script, &[dir.clone(), merged_path], &dir);
+    python_passes(
+        &py,
+        script,
+        &[dir.clone(), merged_path, PathBuf::from(lookups.to_string())],
+        &dir,
+    );
 }

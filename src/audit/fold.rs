@@ -108,6 +108,8 @@ fn unattributed_kind(f: &Described) -> &'static str {
 /// order), then the end of the input: a table of rows written as the input is read.
 pub trait JudgedSink: Send {
     fn rows(&mut self, flows: &[Box<Described>], judged: &[Judged]);
+    /// A DNS lookup of the input, as it is judged (in the order lookups complete).
+    fn lookup(&mut self, _l: &crate::names::lookups::Lookup<'_>) {}
     fn end(self: Box<Self>);
 }
 
@@ -188,12 +190,13 @@ impl<'c> InputFold<'c> {
     /// The input ended at `end_ns` (its latest frame time, when known): what the fold gave,
     /// its flows in flow order.
     pub fn finish(mut self, end_ns: Option<i64>) -> InputAudit {
-        if let Some(rows) = self.rows.take() {
-            rows.end();
-        }
         let joiner = std::mem::take(&mut self.joiner);
         let dns_gave_up = joiner.gave_up;
         joiner.finish(end_ns, &mut |_, q, r, given_up| self.lookup(q, r, given_up));
+        // After the lookups still waiting (unanswered queries) were judged.
+        if let Some(rows) = self.rows.take() {
+            rows.end();
+        }
         self.dns.finish(
             &self.usage,
             end_ns,
@@ -236,6 +239,9 @@ impl<'c> InputFold<'c> {
     /// [`Joiner::finish`]).
     fn lookup(&mut self, query: Option<DnsEvent>, response: Option<DnsEvent>, given_up: bool) {
         let l = crate::names::lookups::lookup(query.as_ref(), response.as_ref(), &self.file);
+        if let Some(rows) = self.rows.as_mut() {
+            rows.lookup(&l);
+        }
         self.dns
             .add(&l, given_up, &self.file, self.catalog, &mut self.tally);
     }

@@ -37,6 +37,14 @@ impl crate::audit::JudgedSink for FlowsToParquet {
         }
     }
 
+    fn lookup(&mut self, l: &crate::names::lookups::Lookup<'_>) {
+        if let Some(w) = self.w.as_mut() {
+            if let Err(e) = w.lookup(l) {
+                self.fail(e);
+            }
+        }
+    }
+
     fn end(mut self: Box<Self>) {
         if let Some(w) = self.w.take() {
             if let Err(e) = w.close() {

@@ -1,9 +1,9 @@
 //! `audit --parquet DIR`: the audit as Parquet tables (zstd), for engines (DuckDB, Spark, Trino)
-//! over many runs: `DIR/flows/part-NNNNN.parquet` (one file per input, written as its flows
-//! finish, a row group every [`ROW_GROUP`] rows, so memory stays flat), `DIR/findings.parquet`
-//! (the flow findings and the DNS findings, `kind` telling them apart) and
-//! `DIR/coverage.parquet` (one row per catalog entry, input and verdict: the coverage matrix in
-//! long form). Every row carries the run's `labels` (a MAP), every file the run's provenance
+//! over many runs: `DIR/flows/part-NNNNN.parquet` and `DIR/dns/part-NNNNN.parquet` (one file
+//! per input, written as its flows and lookups are judged, a row group every [`ROW_GROUP`]
+//! rows, so memory stays flat), `DIR/findings.parquet` (the flow findings and the DNS
+//! findings, `kind` telling them apart), `DIR/coverage.parquet` (one row per catalog entry,
+//! input and verdict: the coverage matrix in long form) and `DIR/websockets.parquet`. Every row carries the run's `labels` (a MAP), every file the run's provenance
 //! (key-value metadata `allowscope.provenance`, the JSON of the document's `provenance`, and
 //! `allowscope.schema_version`). The column types are in the README ("Parquet").
 
@@ -287,26 +287,53 @@ const FLOW_COLUMNS: &[Spec] = &[
     ("entry_id", Kind::Str, true),
 ];
 
-/// The flows table of one input, written as its flows are judged.
+const LOOKUP_COLUMNS: &[Spec] = &[
+    ("file", Kind::Str, false),
+    ("time", Kind::Time, false),
+    ("client", Kind::Str, false),
+    ("server", Kind::Str, false),
+    ("transport", Kind::Str, false),
+    ("id", Kind::I64, false),
+    ("qname", Kind::Str, true),
+    ("qtype", Kind::Str, true),
+    ("answered", Kind::Bool, false),
+    ("query_seen", Kind::Bool, false),
+    ("rcode", Kind::Str, true),
+    ("cnames", Kind::Str, false),
+    ("addresses", Kind::Str, false),
+    ("nodata", Kind::Bool, false),
+    ("sinkhole", Kind::Bool, false),
+    ("privatelink", Kind::Bool, false),
+    ("truncated", Kind::Bool, false),
+    ("malformed", Kind::Str, true),
+    ("rtt_s", Kind::F64, true),
+];
+
+/// The flows and DNS lookups tables of one input, written as they are judged.
 pub struct FlowParquet {
     table: Table,
+    lookups: Table,
     file: String,
     labels: BTreeMap<String, String>,
 }
 
 impl FlowParquet {
-    /// `DIR/flows/part-NNNNN.parquet` for input number `input` (named `file`).
+    /// `DIR/flows/part-NNNNN.parquet` and `DIR/dns/part-NNNNN.parquet` for input number
+    /// `input` (named `file`).
     pub fn create(
         dir: &Path,
         input: usize,
         file: &str,
         provenance: &Provenance,
     ) -> io::Result<FlowParquet> {
-        let flows = dir.join("flows");
-        std::fs::create_dir_all(&flows).map_err(|e| err(&flows, e))?;
-        let path = flows.join(format!("part-{input:05}.parquet"));
+        let path = |table: &str| -> io::Result<PathBuf> {
+            let d = dir.join(table);
+            std::fs::create_dir_all(&d).map_err(|e| err(&d, e))?;
+            Ok(d.join(format!("part-{input:05}.parquet")))
+        };
         Ok(FlowParquet {
-            table: Table::create(&path, FLOW_COLUMNS, provenance)?,
+            table: Table::create(&path("flows")?, FLOW_COLUMNS, provenance)?,
+            lookups: Table::create(&path("dns")?, LOOKUP_COLUMNS, provenance)?,
             file: file.to_string(),
             labels: provenance.labels.clone(),
         })
@@ -364,8 +391,38 @@ impl FlowParquet {
         Ok(())
     }
 
+    /// Adds a DNS lookup.
+    pub fn lookup(&mut self, l: &crate::names::lookups::Lookup<'_>) -> io::Result<()> {
+        let addresses: Vec<String> = l.addresses.iter().map(|a| a.to_string()).collect();
+        self.lookups.row(
+            &[
+                V::S(Some(l.file)),
+                V::I(Some(l.first_ns)),
+                V::S(Some(&l.client)),
+                V::S(Some(&l.server)),
+                V::S(Some(l.transport)),
+                V::I(Some(l.id.into())),
+                V::S(l.qname),
+                V::S(l.qtype.as_deref()),
+                V::B(Some(l.answered)),
+                V::B(Some(l.query_seen)),
+                V::S(l.rcode),
+                V::S(Some(&l.cnames.join(" > "))),
+                V::S(Some(&addresses.join(", "))),
+                V::B(Some(l.nodata)),
+                V::B(Some(l.sinkhole)),
+                V::B(Some(l.privatelink)),
+                V::B(Some(l.truncated)),
+                V::S(l.malformed),
+                V::F(l.rtt_s),
+            ],
+            &self.labels,
+        )
+    }
+
     pub fn close(self) -> io::Result<()> {
-        self.table.close()
+        self.table.close()?;
+        self.lookups.close()
     }
 }
 
@@ -404,7 +461,32 @@ const COVERAGE_COLUMNS: &[Spec] = &[
     ("count", Kind::I64, false),
 ];
 
-/// Writes `DIR/findings.parquet` and `DIR/coverage.parquet` of the audit.
+const WS_COLUMNS: &[Spec] = &[
+    ("name", Kind::Str, false),
+    ("client", Kind::Str, false),
+    ("server", Kind::Str, false),
+    ("leg", Kind::Str, false),
+    ("transport", Kind::Str, false),
+    ("connect_status", Kind::I64, true),
+    ("upgrade_status", Kind::I64, true),
+    ("answered_by", Kind::Str, true),
+    ("upgrade_dropped", Kind::Bool, false),
+    ("outcome", Kind::Str, false),
+    ("start", Kind::Time, true),
+    ("duration_s", Kind::F64, false),
+    ("bytes_from_client", Kind::I64, false),
+    ("bytes_from_server", Kind::I64, false),
+    ("idle_before_end_s", Kind::F64, true),
+    ("ended_by", Kind::Str, true),
+    ("rst_from_middlebox", Kind::Str, true),
+    ("diagnosis", Kind::Str, false),
+    ("timer", Kind::Str, true),
+    ("evidence", Kind::Str, true),
+    ("file", Kind::Str, false),
+];
+
+/// Writes `DIR/findings.parquet`, `DIR/coverage.parquet` and `DIR/websockets.parquet` of the
+/// audit.
 pub fn write_tables(dir: &Path, audit: &Audit, provenance: &Provenance) -> io::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
     let labels = &provenance.labels;
@@ -476,6 +558,36 @@ pub fn write_tables(dir: &Path, audit: &Audit, provenance: &Provenance) -> io::R
                 t.row(&head(c, Some(file), Some(verdict), *n), labels)?;
             }
         }
+    }
+    t.close()?;
+    let mut t = Table::create(&dir.join("websockets.parquet"), WS_COLUMNS, provenance)?;
+    for w in &audit.websockets.connections {
+        t.row(
+            &[
+                V::S(Some(&w.name)),
+                V::S(Some(&w.client)),
+                V::S(Some(&w.server)),
+                V::S(Some(&w.leg)),
+                V::S(Some(&w.transport)),
+                V::I(w.connect_status.map(i64::from)),
+                V::I(w.upgrade_status.map(i64::from)),
+                V::S(w.answered_by.as_deref()),
+                V::B(Some(w.upgrade_dropped)),
+                V::S(Some(&w.outcome)),
+                V::I(crate::time::parse_rfc3339(&w.start)),
+                V::F(Some(w.duration_s)),
+                V::I(Some(w.bytes_from_client as i64)),
+                V::I(Some(w.bytes_from_server as i64)),
+                V::F(w.idle_before_end_s),
+                V::S(w.ended_by.as_deref()),
+                V::S(w.rst_from_middlebox.as_deref()),
+                V::S(Some(w.diagnosis.name())),
+                V::S(w.timer.as_deref()),
+                V::S(w.evidence.as_deref()),
+                V::S(Some(&w.file)),
+            ],
+            labels,
+        )?;
     }
     t.close()
 }
