@@ -1270,7 +1270,7 @@ fn a_client_hello_over_the_reassembly_cap_is_said() {
                 .as_str()
                 .unwrap()
                 .contains("reassembly cap"));
-            assert_eq!(doc["inputs"][0].get("hellos_over_cap"), None);
+            assert_eq!(doc["inputs"][0]["hellos_over_cap"], 0);
             assert!(!err.contains("reassembly cap"), "{err}");
         }
     }

@@ -88,7 +88,11 @@ fn each_encapsulation_gives_the_flows_names_and_verdicts_of_plain_traffic() {
         for (g, w) in got.iter().zip(&want) {
             assert_eq!(inner_view(g), inner_view(w), "{file} vs {plain}");
             assert_eq!(encap_types(g), types, "{file}: {g}");
-            assert!(w.get("encap").is_none(), "{plain} has no encap field");
+            assert_eq!(
+                w["encap"],
+                serde_json::json!([]),
+                "{plain} has no encapsulation"
+            );
         }
     }
 }
@@ -180,14 +184,19 @@ fn nflog_flows_name_their_logging_rule() {
     assert!(ev.ends_with("; logged by rule 'AML-DENY'"), "{ev}");
     let (_, text, _) = run(&["audit", cap("nflog.pcap").to_str().unwrap()]);
     assert!(text.contains("logged by rule 'AML-DENY'"), "{text}");
-    // Plain captures carry neither field.
+    // Plain captures: no prefix, no layers.
     let (_, plain, _) = run(&[
         "flows",
         "--format",
         "json",
         cap("tcp-outcomes.pcap").to_str().unwrap(),
     ]);
-    assert!(!plain.contains("nflog_prefix") && !plain.contains("\"encap\""));
+    // Every flow has both keys (schema version 2): null and empty without NFLOG or tunnels.
+    let plain: serde_json::Value = serde_json::from_str(&plain).unwrap();
+    for f in plain["flows"].as_array().unwrap() {
+        assert_eq!(f["nflog_prefix"], serde_json::Value::Null);
+        assert_eq!(f["encap"], serde_json::json!([]));
+    }
 }
 
 /// Nothing silent: a capture none of whose frames could be decoded is said to be one in the

@@ -1,5 +1,6 @@
 //! The NDJSON of every command over every recorded capture, read by the engines users land it
-//! in (DuckDB, Polars) with no schema given: every row, and every value of every column (a
+//! in (DuckDB, Polars) with no schema given: every row of a kind has the same keys; every row,
+//! and every value of every column, is read (a
 //! column null in most rows, such as `quic`, must not read as all null). The engines infer the
 //! types from the whole file (DuckDB `sample_size=-1`, Polars `infer_schema_length=None`):
 //! with their defaults (the first rows only) a column null in all of those reads as null
@@ -65,6 +66,12 @@ import duckdb, polars as pl
 
 for path in sys.argv[1:]:
     rows = [json.loads(l) for l in open(path)]
+    # Every row of a kind has the same keys.
+    shapes = {}
+    for r in rows:
+        shapes.setdefault(r.get("kind"), set()).add(tuple(sorted(r)))
+    for kind, keys in shapes.items():
+        assert len(keys) == 1, (path, kind, "rows with other keys", keys)
     keys = sorted({k for r in rows for k in r})
     want = {k: sum(1 for r in rows if r.get(k) is not None) for k in keys}
     con = duckdb.connect()

@@ -87,8 +87,8 @@ pub struct Finding {
     pub port_mismatch: bool,
     /// Every flow of the finding was named by a guess: another client's DNS answer
     /// (`dns-any-client`) or a service tag (`ip-tag`). Such a blocked finding is one step less
-    /// sure and does not fail a run below `--fail-on any`. Written only when true.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// sure and does not fail a run below `--fail-on any`.
+    #[serde(default)]
     pub name_guessed: bool,
     /// Over every flow to this name and entry (whatever its verdict): the worst and the best
     /// outcome seen.

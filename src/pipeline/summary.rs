@@ -74,16 +74,16 @@ pub struct FileSummary {
     /// Packets the snap length cut short (their parsed layers were kept).
     pub truncated_packets: u64,
     /// Flows whose SNI, CONNECT target, Host or QUIC SNI was no host name (over 253 octets,
-    /// an empty label, a label over 63): not taken as their name. Written when not zero.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    /// an empty label, a label over 63): not taken as their name.
+    #[serde(default)]
     pub names_not_taken: u64,
     /// TLS flows whose ClientHello was longer than the reassembly cap (`--reassembly-cap`):
-    /// read in part, its SNI may be missing. Written when not zero.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    /// read in part, its SNI may be missing.
+    #[serde(default)]
     pub hellos_over_cap: u64,
     /// UDP datagrams to or from port 53 that could not be read as DNS (a compression loop, a
-    /// name over 255 octets, not DNS at all). Written when not zero.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    /// name over 255 octets, not DNS at all).
+    #[serde(default)]
     pub dns_unreadable: u64,
     pub skipped: SkipCounts,
     pub skipped_blocks: u64,
@@ -129,10 +129,6 @@ impl FileSummary {
 }
 
 pub use crate::names::DnsEvent;
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
 
 /// Everything one input produced.
 pub struct FileResult {

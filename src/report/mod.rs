@@ -118,12 +118,10 @@ pub struct FlowRecord<'a> {
     /// Status of the HTTP answer (the proxy's last answer for a CONNECT).
     pub http_status: Option<u16>,
     pub quic: Option<&'a QuicFacts>,
-    /// The encapsulation layers of the flow's first packet, outermost first (absent for
-    /// plain traffic).
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    /// The encapsulation layers of the flow's first packet, outermost first (empty for plain
+    /// traffic). Every row has every key (schema version 2): engines read the rows as one table.
     pub encap: &'a [crate::decode::EncapLayer],
-    /// NFLOG captures: the log prefix of the rule that logged the flow (absent otherwise).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// NFLOG captures: the log prefix of the rule that logged the flow (null otherwise).
     pub nflog_prefix: Option<&'a str>,
     pub file: &'a str,
 }
