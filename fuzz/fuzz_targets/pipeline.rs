@@ -22,7 +22,20 @@ fuzz_target!(|data: &[u8]| {
     let result = allowscope::pipeline::analyze_reader("fuzz.pcap".into(), reader, &cfg);
     let mut results = [result];
     let sink = &mut std::io::sink();
-    write_flows(sink, &mut std::io::sink(), &results, FlowsFormat::Json).ok();
+    let provenance = allowscope::provenance::Provenance::of_run(
+        "flows",
+        None,
+        allowscope::provenance::Options::of(&cfg),
+        &Default::default(),
+    );
+    write_flows(
+        sink,
+        &mut std::io::sink(),
+        &results,
+        FlowsFormat::Json,
+        &provenance,
+    )
+    .ok();
     let (audit, judged) = allowscope::audit::audit(&mut results, &Catalog::builtin());
     for format in [AuditFormat::Text, AuditFormat::Json] {
         write_audit(
