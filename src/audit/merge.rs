@@ -251,14 +251,16 @@ fn belong_together(docs: &mut [(String, Document)]) -> Result<Provenance, String
             ));
         }
     }
-    // Renamed after their labels when the documents' labels differ.
-    let relabel = docs.iter().any(|(_, d)| d.provenance.labels != p0.labels);
-    if relabel {
+    // Renamed after their labels when the inputs' labels differ (an input a merge renamed
+    // already keeps its name: merges of merged documents name each input once).
+    let mut label_sets = BTreeSet::new();
+    for (_, d) in docs.iter() {
+        label_sets.insert(&d.provenance.labels);
+        label_sets.extend(d.inputs.iter().map(|i| &i.labels));
+    }
+    if label_sets.len() > 1 {
         for (_, d) in docs.iter_mut() {
-            let prefix = labels_text(&d.provenance.labels);
-            if !prefix.is_empty() {
-                rename_inputs(d, &format!("{prefix}:"));
-            }
+            rename_inputs(d);
         }
     }
     // No input twice, and no two inputs under one name.
@@ -322,18 +324,35 @@ fn belong_together(docs: &mut [(String, Document)]) -> Result<Provenance, String
     })
 }
 
-/// Renames every input of `d` (and every place that names one) to `prefix` + its name.
-fn rename_inputs(d: &mut Document, prefix: &str) {
-    let files: BTreeSet<String> = d
-        .inputs
-        .iter()
-        .map(|i| i.file.clone())
-        .chain(d.failed_inputs.iter().map(|f| f.file.clone()))
-        .collect();
-    let new = |f: &str| format!("{prefix}{f}");
+/// Names every input of `d` after its labels (`host=a:trace.pcap`), in every place that names
+/// it, unless it already is (a merged document's); an input the document lists only as failed
+/// takes the document's labels.
+fn rename_inputs(d: &mut Document) {
+    let named = |labels: &BTreeMap<String, String>, file: &str| {
+        let prefix = labels_text(labels);
+        let prefix = format!("{prefix}:");
+        (prefix.len() > 1 && !file.starts_with(&prefix)).then(|| format!("{prefix}{file}"))
+    };
+    let mut renames: BTreeMap<String, String> = BTreeMap::new();
+    for i in &d.inputs {
+        if let Some(n) = named(&i.labels, &i.file) {
+            renames.insert(i.file.clone(), n);
+        }
+    }
+    for f in &d.failed_inputs {
+        if !renames.contains_key(&f.file) && !d.inputs.iter().any(|i| i.file == f.file) {
+            if let Some(n) = named(&d.provenance.labels, &f.file) {
+                renames.insert(f.file.clone(), n);
+            }
+        }
+    }
+    if renames.is_empty() {
+        return;
+    }
+    let new = |f: &str| renames.get(f).cloned().unwrap_or_else(|| f.to_string());
     // Messages that begin with the input's name.
-    let message = |m: &str| match files.iter().find(|f| m.starts_with(f.as_str())) {
-        Some(_) => new(m),
+    let message = |m: &str| match renames.iter().find(|(f, _)| m.starts_with(f.as_str())) {
+        Some((f, n)) => format!("{n}{}", &m[f.len()..]),
         None => m.to_string(),
     };
     for i in &mut d.inputs {
@@ -643,6 +662,7 @@ mod tests {
         let mut renamed = b.clone();
         renamed.inputs[0].file = a.inputs[0].file.clone();
         renamed.provenance.labels = a.provenance.labels.clone();
+        renamed.inputs[0].labels = a.inputs[0].labels.clone();
         let e = err(&a, &renamed);
         assert!(
             e.contains("each have an input named") && e.contains("--label"),
@@ -658,10 +678,9 @@ mod tests {
     #[test]
     fn merge_keys_inputs_by_label_and_path() {
         let a = doc(&["audit-client.pcap"], &[("host", "a"), ("site", "eu")]);
-        let mut b = doc(&["ws-client.pcap"], &[("host", "b"), ("site", "eu")]);
+        let b = doc(&["ws-client.pcap"], &[("host", "b"), ("site", "eu")]);
         // Both hosts' captures are called the same.
         let same = a.inputs[0].file.clone();
-        rename_inputs(&mut b, "");
         let old = b.inputs[0].file.clone();
         let mut text = serde_json::to_string(&b).unwrap();
         text = text.replace(&format!("\"{old}"), &format!("\"{same}"));
@@ -693,5 +712,19 @@ mod tests {
         let c = doc(&["tcp-outcomes.pcap"], &[("host", "c"), ("site", "eu")]);
         let again = merge(vec![("m.json".into(), m), ("c.json".into(), c)]).unwrap();
         assert_eq!(again.provenance.sources.len(), 3);
+        // Each input named once after its own labels, not again after the merge's.
+        let files: Vec<&str> = again.inputs.iter().map(|i| i.file.as_str()).collect();
+        assert!(
+            files[..2]
+                == [
+                    format!("host=a,site=eu:{same}"),
+                    format!("host=b,site=eu:{same}")
+                ],
+            "{files:?}"
+        );
+        assert!(
+            files[2].starts_with("host=c,site=eu:") && !files[2].contains(":host="),
+            "{files:?}"
+        );
     }
 }
