@@ -24,12 +24,7 @@ fn ws_in_pool(args: &WsArgs) -> Result<Exit, Error> {
         args.format,
         &conns,
         &instances,
-        &crate::provenance::Provenance::of_run(
-            "ws",
-            Some(&catalog),
-            crate::provenance::Options::of(&args.table.config()).with_catalog(&args.catalog, None),
-            &crate::provenance::labels(&args.table.labels),
-        ),
+        &super::audit::provenance("ws", &catalog, &args.table, &args.catalog, None),
     ))?;
     if !args.quiet {
         let _ = crate::report::write_summaries(&mut err, results);

@@ -499,9 +499,8 @@ pub fn write_tables(dir: &Path, audit: &Audit, provenance: &Provenance) -> io::R
         };
         let (files, ips) = (join(&f.files), join(&f.dst_ips));
         let e = f.entry.as_ref();
-        let first = (f.first_ns != i64::MAX)
-            .then_some(f.first_ns)
-            .or_else(|| crate::time::parse_rfc3339(&f.first_seen));
+        // A run's findings have their time; i64::MAX is a merged document's unreadable one.
+        let first = (f.first_ns != i64::MAX).then_some(f.first_ns);
         t.row(
             &[
                 V::S(Some(kind)),
