@@ -282,14 +282,16 @@ fn belong_together(docs: &mut [(String, Document)]) -> Result<Provenance, String
                 }
                 mine.insert(sha, (name, &i.file));
             }
+            // (The same digest under one name was refused above as the same input twice.)
             if let Some((other, other_sha)) = by_file.get(i.file.as_str()) {
-                let same = matches!((other_sha, sha), (Some(a), Some(b)) if a == &b);
-                if !same {
-                    return Err(format!(
-                        "{other} and {name} each have an input named {} with other contents: give each run its own --label (e.g. --label host=NAME) so that the merge can tell them apart",
-                        escape_terminal(&i.file)
-                    ));
-                }
+                let contents = match (other_sha, sha) {
+                    (Some(_), Some(_)) => "with other contents",
+                    _ => "(one not read to its end, so their contents cannot be compared)",
+                };
+                return Err(format!(
+                    "{other} and {name} each have an input named {} {contents}: give each run its own --label (e.g. --label host=NAME) so that the merge can tell them apart",
+                    escape_terminal(&i.file)
+                ));
             }
             my_files.insert(&i.file, (name, sha));
         }
@@ -665,7 +667,14 @@ mod tests {
         renamed.inputs[0].labels = a.inputs[0].labels.clone();
         let e = err(&a, &renamed);
         assert!(
-            e.contains("each have an input named") && e.contains("--label"),
+            e.contains("each have an input named") && e.contains("with other contents"),
+            "{e}"
+        );
+        // One of them not read to its end: nothing says their contents differ.
+        renamed.inputs[0].sha256 = None;
+        let e = err(&a, &renamed);
+        assert!(
+            e.contains("contents cannot be compared") && e.contains("--label"),
             "{e}"
         );
         // Documents that belong together merge.
