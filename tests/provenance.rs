@@ -156,3 +156,126 @@ fn audit_ndjson_has_flows_dns_findings_and_coverage() {
     assert!(proxied.contains(&(3128, 443)), "{proxied:?}");
     assert!(proxied.contains(&(3128, 8787)), "{proxied:?}");
 }
+
+/// An input's digest is the SHA-256 of the file as stored (plain, gzip, zstd; read or mapped),
+/// and none for an input an error stopped.
+#[test]
+fn inputs_carry_the_digest_of_the_file_as_stored() {
+    for name in [
+        "tcp-outcomes.pcap",
+        "tcp-outcomes.pcap.gz",
+        "tcp-outcomes.pcap.zst",
+    ] {
+        let p = cap(name);
+        let bytes = std::fs::read(&p).unwrap();
+        let want = allowscope::provenance::sha256_hex(&bytes);
+        for mmap in [false, true] {
+            let mut args = vec!["flows", "--format", "json", p.to_str().unwrap()];
+            if mmap {
+                args.push("--mmap");
+            }
+            let (code, out, err) = run(&args);
+            assert_eq!(code, 0, "{name}: {err}");
+            let doc: Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(
+                doc["files"][0]["sha256"],
+                want.as_str(),
+                "{name} mmap={mmap}"
+            );
+            assert_eq!(doc["files"][0]["size"], bytes.len(), "{name} mmap={mmap}");
+        }
+    }
+    for mmap in [false, true] {
+        let p = cap("broken-caplen.pcap");
+        let mut args = vec!["flows", "--format", "json", p.to_str().unwrap()];
+        if mmap {
+            args.push("--mmap");
+        }
+        let (code, out, _) = run(&args);
+        assert_eq!(code, 2);
+        let doc: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(doc["files"][0]["sha256"], Value::Null, "mmap={mmap}");
+        assert_eq!(doc["files"][0]["size"], Value::Null, "mmap={mmap}");
+    }
+}
+
+/// Every NDJSON row of a kind has the same keys, on every recorded capture (engines read the
+/// rows as one table; tests/engines.rs reads them with DuckDB and Polars under CI).
+#[test]
+fn ndjson_rows_of_a_kind_share_their_keys() {
+    let dir = cap("");
+    for command in ["flows", "dns", "ws", "audit"] {
+        let mut args = vec![command, "--format", "ndjson", "-q"];
+        if command == "audit" {
+            args.extend(["--fail-on", "never"]);
+        }
+        args.push(dir.to_str().unwrap());
+        let (_, out, err) = run(&args);
+        let mut shapes: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for r in parse_rows(&out) {
+            let kind = r["kind"].as_str().unwrap_or("-").to_string();
+            let keys: Vec<String> = r.as_object().unwrap().keys().cloned().collect();
+            let first = shapes.entry(kind.clone()).or_insert_with(|| keys.clone());
+            assert_eq!(*first, keys, "{command}: a {kind} row with other keys");
+        }
+        assert!(!shapes.is_empty(), "{command}: {err}");
+    }
+}
+
+/// `--parquet DIR`: the tables hold every flow, lookup and finding (read back with the parquet
+/// crate, no engine needed); a DIR that cannot be made is exit 2, said.
+#[test]
+fn parquet_tables_hold_every_row() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let rows = |p: &std::path::Path| {
+        let r = SerializedFileReader::new(std::fs::File::open(p).unwrap()).unwrap();
+        r.metadata().file_metadata().num_rows()
+    };
+    let dir = std::env::temp_dir().join(format!("allowscope-parquet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let input = cap("audit-client.pcap");
+    let input = input.to_str().unwrap();
+    let audit = |to: &std::path::Path| {
+        run(&[
+            "audit",
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+            "--parquet",
+            to.to_str().unwrap(),
+            input,
+        ])
+    };
+    let (code, doc, err) = audit(&dir);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    let (_, dns, _) = run(&["dns", "--format", "ndjson", "-q", input]);
+    assert_eq!(
+        rows(&dir.join("flows/part-00000.parquet")),
+        doc["inputs"][0]["flow_table"]["flows"]
+    );
+    assert_eq!(
+        rows(&dir.join("dns/part-00000.parquet")),
+        dns.lines().count() as i64
+    );
+    let findings =
+        doc["findings"].as_array().unwrap().len() + doc["dns_failures"].as_array().unwrap().len();
+    assert_eq!(rows(&dir.join("findings.parquet")), findings as i64);
+    assert_eq!(
+        rows(&dir.join("websockets.parquet")),
+        doc["websockets"]["connections"].as_array().unwrap().len() as i64
+    );
+    assert!(
+        rows(&dir.join("coverage.parquet")) >= doc["coverage"].as_array().unwrap().len() as i64
+    );
+    // A file where the directory should be.
+    let file = dir.join("findings.parquet");
+    let (code, out, err) = audit(&file);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(
+        err.contains("--parquet: ") && err.contains("findings.parquet"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
