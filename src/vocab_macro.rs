@@ -13,7 +13,7 @@ macro_rules! vocabulary {
         $(#[$meta:meta])*
         $vis:vis enum $Enum:ident {
             $(
-                $(#[$vmeta:meta])*
+                $(#[doc = $vdoc:literal])*
                 $Variant:ident = $name:literal,
             )+
         }
@@ -21,7 +21,7 @@ macro_rules! vocabulary {
         $(#[$meta])*
         $vis enum $Enum {
             $(
-                $(#[$vmeta])*
+                $(#[doc = $vdoc])*
                 $Variant,
             )+
         }
@@ -55,6 +55,26 @@ macro_rules! vocabulary {
             }
         }
 
+        impl ::schemars::JsonSchema for $Enum {
+            fn schema_name() -> ::std::borrow::Cow<'static, str> {
+                stringify!($Enum).into()
+            }
+
+            /// A string, one of the names, each with its variant's doc comment as description.
+            fn json_schema(_: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+                let one_of: Vec<::serde_json::Value> = [$(($name, concat!($($vdoc, "\n",)* ""))),+]
+                    .iter()
+                    .map(|(name, doc)| {
+                        ::serde_json::json!({
+                            "const": name,
+                            "description": $crate::vocab_macro::doc_text(doc),
+                        })
+                    })
+                    .collect();
+                ::schemars::json_schema!({ "type": "string", "oneOf": one_of })
+            }
+        }
+
         impl<'de> ::serde::Deserialize<'de> for $Enum {
             fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 struct Name;
@@ -75,6 +95,16 @@ macro_rules! vocabulary {
 }
 
 pub(crate) use vocabulary;
+
+/// A doc comment's text as one paragraph: the lines `///` gave (each with its leading space)
+/// joined by single spaces.
+pub fn doc_text(doc: &str) -> String {
+    doc.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 #[cfg(test)]
 mod tests {

@@ -29,7 +29,7 @@ use crate::audit::rules::Needed;
 use crate::catalog::{Catalog, Direction, Placeholders, PortRange, Proto};
 
 /// What a need is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum NeedKind {
     /// A host-name pattern (catalog entry).
@@ -66,7 +66,7 @@ pub struct Need {
 }
 
 /// The outcome of a need, or of an entry (its worst port).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Some file lets every name of it through.
@@ -78,10 +78,11 @@ pub enum Status {
 }
 
 /// One protocol and port range of an entry, checked.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PortCheck {
     pub proto: &'static str,
     #[serde(serialize_with = "ser_range")]
+    #[schemars(with = "String", extend("pattern" = "^[0-9]{1,5}(-[0-9]{1,5})?$"))]
     pub ports: PortRange,
     pub status: Status,
     /// The rules that permit it.
@@ -99,7 +100,7 @@ fn ser_range<S: serde::Serializer>(r: &PortRange, s: S) -> Result<S::Ok, S::Erro
 }
 
 /// A rule, by its file and its name in the file's terms.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 pub struct RuleRef {
     pub file: String,
     pub rule: String,
@@ -121,7 +122,7 @@ impl std::fmt::Display for RuleRef {
 }
 
 /// One catalog entry (or service-tag rule), checked on each of its ports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct EntryCheck {
     pub kind: NeedKind,
     pub id: String,
@@ -138,7 +139,7 @@ pub struct EntryCheck {
 }
 
 /// An allow rule's destination, by file and rule.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct At {
     pub file: String,
     pub rule: String,
@@ -149,7 +150,7 @@ pub struct At {
 }
 
 /// An allow rule's destination that lets through more than the catalog needs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Broader {
     #[serde(flatten)]
     pub at: At,
@@ -159,7 +160,7 @@ pub struct Broader {
 }
 
 /// An allow rule's destination that lets through nothing the catalog expects.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Useless {
     #[serde(flatten)]
     pub at: At,
@@ -169,7 +170,7 @@ pub struct Useless {
 }
 
 /// Whether the catalog's service-tag rules were checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TagsChecked {
     /// Some file names a service tag.
@@ -179,7 +180,7 @@ pub enum TagsChecked {
 }
 
 /// One file, as read.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FileInfo {
     pub file: String,
     pub format: &'static str,
@@ -187,7 +188,7 @@ pub struct FileInfo {
 }
 
 /// The whole check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Check {
     pub inputs: Vec<FileInfo>,
     /// The cloud and scenarios in scope.

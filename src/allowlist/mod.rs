@@ -19,7 +19,7 @@
 //!   matches is denied (squid: the opposite of the last line, added as a last rule).
 
 pub mod azure;
-mod check;
+pub mod check;
 pub mod list;
 pub mod shape;
 pub mod squid;
@@ -172,7 +172,7 @@ pub struct Rule {
 }
 
 /// Something in the file that was not followed, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct NotFollowed {
     pub file: String,
     /// Where: a rule or a line.

@@ -9,7 +9,7 @@ use super::{counts, entry_ref, Counts, EntryRef};
 use crate::catalog::{Catalog, Entry, Requirement};
 
 /// Per-entry coverage: was the entry exercised, and how.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Coverage {
     pub entry: EntryRef,

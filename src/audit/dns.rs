@@ -16,7 +16,7 @@ use crate::names::lookups::Lookup;
 /// Lookups of a catalog name whose CNAME chain passes through the private-endpoint DNS zone of
 /// a service (the catalog's `private_endpoint_zone` rows of the cloud in scope) and still ends
 /// at a public address: the client does not get the private zone. One per name and input.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrivateEndpointProblem {
     pub name: String,

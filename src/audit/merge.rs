@@ -24,7 +24,7 @@ use crate::time::parse_rfc3339;
 
 /// An audit JSON document, as `allowscope audit --format json` writes it: the schema version,
 /// the inputs' summaries, then the [`super::Audit`]'s fields in its order.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Document {
     pub schema_version: u64,

@@ -57,7 +57,7 @@ fn counts(tally: BTreeMap<&'static str, u64>) -> Counts {
 /// One grouped finding: flows (or lookups) with the same verdict, mechanism, entry, name and
 /// port. Every part of the audit document is read back as it is written (`allowscope merge`),
 /// and a field the build does not know is an error there (see `merge`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Finding {
     pub verdict: Verdict,
@@ -155,7 +155,9 @@ impl Finding {
 }
 
 /// The catalog entry a finding is about.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct EntryRef {
     pub id: String,
@@ -193,7 +195,7 @@ pub(super) fn entry_ref(e: &Entry) -> EntryRef {
 }
 
 /// The whole audit.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Audit {
     pub findings: Vec<Finding>,
     pub coverage: Vec<Coverage>,
@@ -219,7 +221,7 @@ pub struct Audit {
 
 /// An input that failed: not found, not a capture, or not read to its end. The audit of what
 /// was read is then incomplete, and every format opens by saying so.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailedInput {
     /// The input as named (`-` for stdin).
@@ -244,7 +246,7 @@ impl FailedInput {
 }
 
 /// Verdict counts of one input.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PerFile {
     pub file: String,

@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use super::{Finding, Mechanism, Verdict};
 
 /// What the rules match on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum RuleKind {
     /// HTTP/HTTPS by host name (Azure Firewall application rule, a proxy's domain ACL).
@@ -37,7 +39,9 @@ pub enum RuleKind {
 }
 
 /// One finding a rule lets through.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Fix {
     pub verdict: Verdict,
@@ -50,7 +54,7 @@ pub struct Fix {
 }
 
 /// One allow rule: every destination in it, on every port of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub kind: RuleKind,
@@ -73,7 +77,7 @@ pub struct Rule {
 }
 
 /// A required name whose lookup failed: the fix is in DNS, not in a firewall rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DnsFix {
     pub name: String,
@@ -84,7 +88,7 @@ pub struct DnsFix {
 }
 
 /// The rules to add, the DNS fixes, and advice.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rules {
     /// Allow rules for every required-blocked flow, application rules first.

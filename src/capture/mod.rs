@@ -49,7 +49,9 @@ pub const DEFAULT_BUF: usize = 256 << 10;
 pub const MAX_RECORD: u32 = 64 << 20;
 
 /// Compression wrapped around the capture stream, detected from magic bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// Plain capture file.

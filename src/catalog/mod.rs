@@ -101,7 +101,19 @@ pub const BUILTIN_ORIGIN: &str = "built-in";
 pub const CORE_SCENARIO: &str = "core";
 
 /// A cloud (sovereign Azure environment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Cloud {
     Public,
@@ -124,7 +136,17 @@ impl Cloud {
 
 /// A transport protocol.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
@@ -149,7 +171,9 @@ impl Proto {
 }
 
 /// How much a blocked host matters once its scenario is in scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Requirement {
     #[default]
@@ -167,7 +191,9 @@ impl Requirement {
 }
 
 /// Traffic direction of a service-tag rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     #[default]
@@ -211,6 +237,22 @@ impl Serialize for PortRange {
     }
 }
 
+/// A port (a number) or a range (`"8704-8710"`), as [`PortRange`] is written.
+impl schemars::JsonSchema for PortRange {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PortRange".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A port, or an inclusive range of ports written \"lo-hi\".",
+            "oneOf": [
+                { "type": "integer", "minimum": 0, "maximum": 65535 },
+                { "type": "string", "pattern": "^[0-9]{1,5}-[0-9]{1,5}$" },
+            ],
+        })
+    }
+}
+
 /// Formats ports as `80, 443, 8704-8710`.
 pub fn ports_text(ports: &[PortRange]) -> String {
     let v: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
@@ -218,7 +260,7 @@ pub fn ports_text(ports: &[PortRange]) -> String {
 }
 
 /// One catalog entry: a host pattern with the protocol and ports it needs, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Entry {
     pub id: String,
     pub cloud: Cloud,
@@ -226,6 +268,7 @@ pub struct Entry {
     pub purpose: String,
     /// The host pattern, normalized (see [`Pattern`]).
     #[serde(rename = "pattern", serialize_with = "ser_pattern")]
+    #[schemars(with = "String")]
     pub pattern: Pattern,
     pub proto: Proto,
     pub ports: Vec<PortRange>,
@@ -257,7 +300,7 @@ impl Entry {
 /// An IP-range rule by Azure service tag. Host names are matched against [`Entry`] patterns,
 /// not against these; a flow that a service-tags file (`--service-tags`) names by the tag of
 /// its server's address is judged by these.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ServiceTag {
     pub id: String,
     /// The tag, e.g. `AzureMachineLearning` or `Storage.<region>`.
@@ -296,7 +339,7 @@ impl ServiceTag {
 /// A private DNS zone that a private endpoint of one of the workspace's services uses
 /// (`privatelink.blob.core.windows.net`): a CNAME chain through it that still ends at a public
 /// address means the client does not get the private zone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PrivateEndpointZone {
     /// The zone, normalized (lower case, no trailing dot).
     pub zone: String,
@@ -323,7 +366,7 @@ impl PrivateEndpointZone {
 }
 
 /// What a short source name stands for.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceInfo {
     #[serde(default)]
@@ -337,7 +380,7 @@ pub struct SourceInfo {
 }
 
 /// A scenario's description, and whether it is in scope when no `--scenario` says otherwise.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioInfo {
     #[serde(default)]

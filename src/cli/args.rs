@@ -128,6 +128,23 @@ pub enum Command {
     /// Print the manual page (roff), or write one per command into a directory
     #[command(after_help = MAN_HELP)]
     Man(ManArgs),
+    /// Print the JSON Schema of a JSON document or NDJSON row this build writes, or list them
+    #[command(after_help = SCHEMA_HELP)]
+    Schema(SchemaArgs),
+}
+
+const SCHEMA_HELP: &str = "\
+Examples:
+  allowscope schema                       # the names, one per line
+  allowscope schema audit > audit.schema.json
+  allowscope schema audit-row             # a line of audit --format ndjson
+The same files are in the repository's docs/schema/.";
+
+#[derive(Args, Debug)]
+pub struct SchemaArgs {
+    /// The schema to print (without it, the names are listed)
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::report::schema::names()))]
+    pub name: Option<String>,
 }
 
 const COMPLETIONS_HELP: &str = "\

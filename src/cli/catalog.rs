@@ -142,7 +142,7 @@ type Res = Result<Exit, Failure>;
 
 /// A match as written in JSON: the entry's fields, then port_ok, proto_ok, the placeholder
 /// values bound and the labels the leading `*` stood for.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, schemars::JsonSchema)]
 pub struct MatchJson<'a> {
     #[serde(flatten)]
     pub entry: &'a Entry,

@@ -1,11 +1,12 @@
 //! `allowscope completions SHELL` and `allowscope man`: generated from the clap definitions
-//! of [`super::Cli`], so they cannot drift from the commands.
+//! of [`super::Cli`], so they cannot drift from the commands; `allowscope schema`, generated
+//! from the output types ([`crate::report::schema`]).
 
 use std::io::{self, Write};
 
 use clap::CommandFactory;
 
-use super::{written, CompletionsArgs, Error, Exit, ManArgs};
+use super::{written, CompletionsArgs, Error, Exit, ManArgs, SchemaArgs};
 use crate::report::escape_terminal;
 
 /// The completion script of the chosen shell, on stdout.
@@ -42,4 +43,26 @@ pub(super) fn man(args: &ManArgs) -> Result<Exit, Error> {
             Ok(Exit::Ok)
         }
     }
+}
+
+/// The JSON Schema named `args.name` on stdout, or the names, one per line.
+pub(super) fn schema(args: &SchemaArgs) -> Result<Exit, Error> {
+    let text = match &args.name {
+        Some(name) => {
+            let schema = crate::report::schema::by_name(name)
+                .ok_or_else(|| Error::Message(format!("no schema named {name}")))?;
+            let mut text = serde_json::to_string_pretty(&schema)
+                .map_err(|e| Error::Output(io::Error::from(e)))?;
+            text.push('\n');
+            text
+        }
+        None => crate::report::schema::names()
+            .iter()
+            .map(|n| format!("{n}\n"))
+            .collect(),
+    };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    written(out.write_all(text.as_bytes()).and_then(|()| out.flush()))?;
+    Ok(Exit::Ok)
 }

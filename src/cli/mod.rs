@@ -140,6 +140,7 @@ pub fn run() -> Result<Exit, Error> {
         Command::Live(_) => Err(Error::Message(NO_LIVE.into())),
         Command::Completions(args) => generated::completions(&args),
         Command::Man(args) => generated::man(&args),
+        Command::Schema(args) => generated::schema(&args),
     }
 }
 

@@ -564,3 +564,28 @@ fn wireless_and_cisco_hdlc_link_layers() {
     let (_, l) = inner_of(113, &f);
     assert_eq!((kinds(&l), l[0].id), (vec!["gre"], Some(3)));
 }
+
+/// `EncapKind::ALL` holds every kind once: the match below has to name a kind added to the
+/// enum, and the assertion then fails until ALL lists it.
+#[test]
+fn every_encap_kind_is_listed() {
+    fn index(k: EncapKind) -> usize {
+        match k {
+            EncapKind::Gre => 0,
+            EncapKind::Erspan1 => 1,
+            EncapKind::Erspan2 => 2,
+            EncapKind::Erspan3 => 3,
+            EncapKind::Vxlan => 4,
+            EncapKind::Geneve => 5,
+            EncapKind::GtpU => 6,
+            EncapKind::Teredo => 7,
+            EncapKind::IpIp => 8,
+            EncapKind::Ipv6InIp => 9,
+            EncapKind::Mpls => 10,
+            EncapKind::Pppoe => 11,
+        }
+    }
+    let mut seen: Vec<usize> = EncapKind::ALL.iter().map(|&k| index(k)).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..12).collect::<Vec<_>>());
+}

@@ -75,6 +75,22 @@ pub enum EncapKind {
 }
 
 impl EncapKind {
+    /// Every kind (the match in [`EncapKind::name`] and the test beside it keep it whole).
+    pub const ALL: [EncapKind; 12] = [
+        EncapKind::Gre,
+        EncapKind::Erspan1,
+        EncapKind::Erspan2,
+        EncapKind::Erspan3,
+        EncapKind::Vxlan,
+        EncapKind::Geneve,
+        EncapKind::GtpU,
+        EncapKind::Teredo,
+        EncapKind::IpIp,
+        EncapKind::Ipv6InIp,
+        EncapKind::Mpls,
+        EncapKind::Pppoe,
+    ];
+
     /// The name in the JSON `encap` list.
     pub fn name(self) -> &'static str {
         match self {
@@ -158,6 +174,49 @@ impl Serialize for EncapLayer {
             m.serialize_entry(self.kind.id_name(), &id)?;
         }
         m.end()
+    }
+}
+
+/// The layer as [`EncapLayer`]'s serializer writes it: `type`, the outer addresses of an IP
+/// tunnel, and the identifier under the name [`EncapKind::id_name`] gives.
+impl schemars::JsonSchema for EncapLayer {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "EncapLayer".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let kinds: Vec<&str> = EncapKind::ALL.iter().map(|k| k.name()).collect();
+        let mut props = serde_json::Map::new();
+        props.insert(
+            "type".into(),
+            serde_json::json!({ "type": "string", "enum": kinds }),
+        );
+        for a in ["src", "dst"] {
+            props.insert(
+                a.into(),
+                serde_json::json!({
+                    "type": "string",
+                    "description": "The outer IP address (IP tunnels only; with the other)."
+                }),
+            );
+        }
+        for k in EncapKind::ALL {
+            props.entry(k.id_name()).or_insert_with(|| {
+                serde_json::json!({
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": u32::MAX,
+                    "description": "The layer's identifier: VNI, GRE key, ERSPAN or PPPoE session, GTP-U TEID or MPLS label.",
+                })
+            });
+        }
+        schemars::json_schema!({
+            "type": "object",
+            "description": "An encapsulation layer a packet came through.",
+            "properties": props,
+            "required": ["type"],
+            "dependentRequired": { "src": ["dst"], "dst": ["src"] },
+            "additionalProperties": false,
+        })
     }
 }
 

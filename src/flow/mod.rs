@@ -60,7 +60,9 @@ impl Default for FlowConfig {
 }
 
 /// Transport protocol of a flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
@@ -226,7 +228,7 @@ impl Outcome {
 }
 
 /// Which side of a flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Client,
@@ -234,10 +236,11 @@ pub enum Side {
 }
 
 /// How a TCP flow was first closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Close {
     pub by: Side,
     /// "fin" or "rst".
+    #[schemars(extend("enum" = ["fin", "rst"]))]
     pub how: &'static str,
     #[serde(skip)]
     pub ts_ns: i64,
@@ -705,7 +708,7 @@ impl<A: AppFacts> Flow<A> {
 }
 
 /// Counters of the table's own work, for the file summary.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TableStats {
     pub flows: u64,

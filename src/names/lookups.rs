@@ -9,7 +9,7 @@ use crate::proto::dns::{qtype_name, rcode_name, DnsError, DnsMessage, RData};
 use crate::time::rfc3339;
 
 /// One lookup: a query joined with its response (either may be missing).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct Lookup<'a> {
     pub time: String,
     /// When the response arrived (the query when there was none).
@@ -31,6 +31,7 @@ pub struct Lookup<'a> {
     /// The query itself was seen (false when the capture holds only the response).
     pub query_seen: bool,
     pub rcode: Option<&'static str>,
+    #[schemars(with = "Vec<AnswerJson<'static>>")]
     pub answers: Answers<'a>,
     /// The name asked, then each CNAME in order, then the addresses it ended at.
     pub cnames: Vec<&'a str>,
@@ -53,7 +54,7 @@ pub struct Lookup<'a> {
     pub file: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct AnswerJson<'a> {
     pub name: &'a str,
     #[serde(rename = "type")]

@@ -15,7 +15,7 @@ use crate::proto::Described;
 
 /// What was skipped while decoding, by reason. The summaries are read back as they are
 /// written (`allowscope merge`): the names are the build's own when read from a capture.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkipCounts {
     /// Frames of link types we do not decode, per link type.
@@ -27,7 +27,7 @@ pub struct SkipCounts {
 }
 
 /// IP fragment reassembly counters.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FragmentCounts {
     pub fragments: u64,
@@ -50,7 +50,7 @@ impl From<&DefragStats> for FragmentCounts {
 }
 
 /// The per-file summary: what was read, what was skipped, what went wrong.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSummary {
     pub file: String,

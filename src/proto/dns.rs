@@ -88,7 +88,7 @@ impl fmt::Display for DnsError {
 impl std::error::Error for DnsError {}
 
 /// One DNS message (query or response).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct DnsMessage {
     pub id: u16,
     /// The QR flag.
@@ -111,7 +111,7 @@ pub struct DnsMessage {
 }
 
 /// One entry of the question section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Question {
     /// Lower-case, no trailing dot, escaped (see the module docs).
     pub name: String,
@@ -119,7 +119,7 @@ pub struct Question {
 }
 
 /// One resource record of the answer section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Record {
     /// Owner name, normalized like [`Question::name`].
     pub name: String,
@@ -129,7 +129,7 @@ pub struct Record {
 }
 
 /// The decoded data of a record: addresses and CNAME targets; everything else only by type.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "value")]
 pub enum RData {
     A(Ipv4Addr),
@@ -142,7 +142,7 @@ pub enum RData {
 }
 
 /// The CNAME chain of a message: from the asked name to the final address records.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Chain {
     /// The name asked (the first question; without a question, the first answer's owner).
     pub asked: String,
@@ -153,7 +153,7 @@ pub struct Chain {
 }
 
 /// DNS messages read from one direction of a TCP connection.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TcpDns {
     /// The messages that parsed, in stream order.
     pub messages: Vec<DnsMessage>,

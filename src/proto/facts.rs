@@ -11,7 +11,7 @@ use super::{Alert, HelloStatus, ServerFacts};
 use crate::flow::{AppFacts, Dir, Flow, Outcome, Proto};
 
 /// Where a flow's name came from, strongest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum NameSource {
     Sni,
@@ -34,7 +34,7 @@ pub enum NameSource {
 }
 
 /// TLS seen on a flow (directly, or inside a CONNECT tunnel).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TlsFacts {
     pub client_hello: HelloStatus,
     pub server: ServerFacts,
@@ -60,7 +60,7 @@ impl TlsFacts {
 }
 
 /// An HTTP CONNECT through an explicit proxy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ConnectFacts {
     pub host: String,
     pub port: u16,
@@ -72,7 +72,7 @@ pub struct ConnectFacts {
 }
 
 /// Plain HTTP/1.x on a flow (not the CONNECT exchange).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct HttpFacts {
     pub method: String,
     pub target: String,

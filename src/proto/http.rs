@@ -17,7 +17,7 @@ const METHODS: [&str; 9] = [
 ];
 
 /// Result of reading the start of a flight as an HTTP head.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum Head<T> {
     /// A whole head (up to and including its empty line).
@@ -30,7 +30,7 @@ pub enum Head<T> {
 }
 
 /// An HTTP request head.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Request {
     pub method: String,
     /// The first token after the method (a malformed line such as `CONNECT host:25 / HTTP/1.0`
@@ -52,7 +52,7 @@ pub struct Request {
 }
 
 /// An HTTP response head.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Response {
     pub version: String,
     pub status: u16,

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 /// What a TLS ClientHello said.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ClientHello {
     /// server_name (host_name type), as sent (may be attacker-controlled: escape before display).
     pub sni: Option<String>,
@@ -20,6 +20,7 @@ pub struct ClientHello {
     /// The 32-byte client random (hex in JSON). A TCP relay (haproxy in TCP mode, a NAT)
     /// forwards the ClientHello unchanged, so the same random on two legs ties them together.
     #[serde(serialize_with = "ser_hex_opt")]
+    #[schemars(with = "Option<String>", extend("pattern" = "^[0-9a-f]{64}$"))]
     pub random: Option<[u8; 32]>,
 }
 
@@ -47,7 +48,7 @@ fn ser_hex_opt<S: serde::Serializer>(bytes: &Option<[u8; 32]>, s: S) -> Result<S
 }
 
 /// Result of reading a client's first flight as TLS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum HelloStatus {
     /// A complete ClientHello (possibly over several records and segments).
@@ -75,7 +76,7 @@ impl HelloStatus {
 }
 
 /// A TLS alert seen on the wire (plaintext: before encryption started).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Alert {
     /// 1 warning, 2 fatal.
     pub level: u8,
@@ -85,7 +86,7 @@ pub struct Alert {
 }
 
 /// What the server's first flight said.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ServerFacts {
     /// A ServerHello was seen.
     pub server_hello: bool,

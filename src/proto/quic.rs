@@ -46,13 +46,14 @@ pub const MAX_VN_VERSIONS: usize = 32;
 pub const MIN_INITIAL_DATAGRAM: usize = 1200;
 
 /// What the client's QUIC Initial packets of one flow said.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct QuicFacts {
     /// Version of the first Initial packet (1, or 0x6b3343cf for v2); of the first long
     /// header when no Initial of a version read here was seen.
     pub version: u32,
     /// Destination Connection ID of the first Initial packet (the keys are derived from it).
     #[serde(serialize_with = "super::ser_hex")]
+    #[schemars(with = "String", extend("pattern" = "^([0-9a-f]{2})*$"))]
     pub dcid: Vec<u8>,
     /// server_name (host_name type) of the ClientHello, as sent (attacker-controlled:
     /// escape before display).
@@ -81,7 +82,7 @@ pub struct QuicFacts {
 /// client's first [`MAX_DATAGRAMS`], the server's first [`MAX_SERVER_DATAGRAMS`] long-header
 /// ones), short headers (1-RTT) coalesced into those plus every datagram of the flow that
 /// starts with one (counted by the flow table).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Packets {
     pub zero_rtt: u32,
     pub handshake: u32,

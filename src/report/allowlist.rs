@@ -47,8 +47,8 @@ pub fn write_check(
 }
 
 /// Counts for the summary line and the JSON document.
-#[derive(Serialize)]
-struct Counts {
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Counts {
     entries: usize,
     permitted: usize,
     permitted_for_values: usize,
@@ -81,18 +81,31 @@ fn counts(c: &Check) -> Counts {
     }
 }
 
+/// The JSON document of `check-allowlist`.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct CheckDocument<'a> {
+    pub schema_version: u32,
+    #[serde(flatten)]
+    pub check: &'a Check,
+    pub counts: Counts,
+    pub rules: &'a Rules,
+}
+
+/// A line of `check-allowlist`'s NDJSON: an entry, a broader or useless rule, a name not
+/// followed, or a rule to add, by `type`.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "CheckLine_{T}")]
+pub struct CheckLine<'a, T> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub item: &'a T,
+}
+
 fn json(out: &mut dyn Write, c: &Check, rules: &Rules) -> io::Result<()> {
-    #[derive(Serialize)]
-    struct Doc<'a> {
-        schema_version: u32,
-        #[serde(flatten)]
-        check: &'a Check,
-        counts: Counts,
-        rules: &'a Rules,
-    }
     super::pretty::to_writer_pretty(
         &mut *out,
-        &Doc {
+        &CheckDocument {
             schema_version: SCHEMA_VERSION,
             check: c,
             counts: counts(c),
@@ -104,15 +117,8 @@ fn json(out: &mut dyn Write, c: &Check, rules: &Rules) -> io::Result<()> {
 }
 
 fn ndjson(out: &mut dyn Write, c: &Check, rules: &Rules) -> io::Result<()> {
-    #[derive(Serialize)]
-    struct Line<'a, T: Serialize> {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        #[serde(flatten)]
-        item: &'a T,
-    }
     fn line<T: Serialize>(out: &mut dyn Write, kind: &'static str, item: &T) -> io::Result<()> {
-        crate::report::pretty::to_writer_compact(&mut *out, &Line { kind, item })
+        crate::report::pretty::to_writer_compact(&mut *out, &CheckLine { kind, item })
             .map_err(io::Error::from)?;
         out.write_all(b"\n")
     }

@@ -8,6 +8,15 @@ use crate::names::lookups::lookups;
 pub use crate::names::lookups::{AnswerJson, Answers, Lookup};
 use crate::pipeline::FileResult;
 
+/// The `dns` command's JSON document.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct DnsDocument<'a> {
+    pub schema_version: u32,
+    pub provenance: &'a crate::provenance::Provenance,
+    /// Every lookup of every input, input by input.
+    pub lookups: &'a [Lookup<'a>],
+}
+
 /// Writes the DNS lookups of all inputs.
 pub fn write_dns(
     out: &mut dyn Write,
@@ -29,11 +38,11 @@ pub fn write_dns(
         FlowsFormat::Json => {
             crate::report::pretty::to_writer_pretty(
                 &mut *out,
-                &serde_json::json!({
-                    "schema_version": super::SCHEMA_VERSION,
-                    "provenance": provenance,
-                    "lookups": all,
-                }),
+                &DnsDocument {
+                    schema_version: super::SCHEMA_VERSION,
+                    provenance,
+                    lookups: &all,
+                },
             )?;
             out.write_all(b"\n")?;
         }

@@ -1,5 +1,6 @@
 //! The audit as JSON (the versioned document) and as NDJSON (one judged flow per line).
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -25,31 +26,37 @@ impl AuditWriter for Json {
 /// (`dns-finding`) and every coverage line (`coverage`) of the document.
 pub struct Ndjson;
 
+/// A judged flow, a row of the audit's NDJSON (`kind` "flow").
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct FlowRow<'a> {
+    /// "flow".
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub flow: FlowRecord<'a>,
+    pub verdict: Verdict,
+    pub mechanism: Option<crate::audit::Mechanism>,
+    pub confidence: Option<crate::audit::Confidence>,
+    pub evidence: &'a str,
+    pub entry_id: Option<&'a str>,
+    /// The port the client meant: a CONNECT target's or an absolute URL's through a
+    /// proxy, else the server's.
+    pub target_port: u16,
+    pub labels: &'a BTreeMap<String, String>,
+}
+
+/// A row of the audit's NDJSON that is an item of the document (`kind` "dns-finding" or
+/// "coverage"), with the run's labels.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Row_{T}")]
+pub struct Row<'a, T> {
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub row: &'a T,
+    pub labels: &'a BTreeMap<String, String>,
+}
+
 impl AuditWriter for Ndjson {
     fn write(&self, out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {
-        use std::collections::BTreeMap;
-        #[derive(Serialize)]
-        struct FlowRow<'a> {
-            kind: &'static str,
-            #[serde(flatten)]
-            flow: FlowRecord<'a>,
-            verdict: Verdict,
-            mechanism: Option<crate::audit::Mechanism>,
-            confidence: Option<crate::audit::Confidence>,
-            evidence: &'a str,
-            entry_id: Option<&'a str>,
-            /// The port the client meant: a CONNECT target's or an absolute URL's through a
-            /// proxy, else the server's.
-            target_port: u16,
-            labels: &'a BTreeMap<String, String>,
-        }
-        #[derive(Serialize)]
-        struct Row<'a, T> {
-            kind: &'static str,
-            #[serde(flatten)]
-            row: &'a T,
-            labels: &'a BTreeMap<String, String>,
-        }
         for (r, js) in v.results.iter().zip(v.judged) {
             for (f, j) in r.flows.iter().zip(js) {
                 crate::report::pretty::to_writer_compact(
@@ -152,7 +159,7 @@ mod tests {
     use super::*;
 
     /// The JSON document as one struct.
-    #[derive(Serialize)]
+    #[derive(Serialize, schemars::JsonSchema)]
     struct Doc<'a> {
         schema_version: u32,
         #[serde(skip_serializing_if = "Option::is_none")]

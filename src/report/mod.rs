@@ -10,6 +10,7 @@ pub mod markdown;
 pub mod parquet;
 pub mod pretty;
 pub mod rules;
+pub mod schema;
 pub mod text;
 pub mod ws;
 
@@ -30,19 +31,20 @@ use crate::time::{human_duration, rfc3339};
 
 pub use crate::audit::SCHEMA_VERSION;
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "PerDir_{T}")]
 pub struct PerDir<T> {
     pub from_client: T,
     pub from_server: T,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct TtlRange {
     pub min: u8,
     pub max: u8,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct IcmpJson {
     #[serde(rename = "type")]
     pub icmp_type: u8,
@@ -58,7 +60,7 @@ pub struct IcmpJson {
     pub count: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct FlightJson {
     /// Contiguous bytes reassembled from the start of the direction.
     pub bytes: usize,
@@ -77,8 +79,9 @@ pub struct FlightJson {
 }
 
 /// One flow as the JSON contract describes it.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct FlowRecord<'a> {
+    #[schemars(with = "crate::flow::Proto")]
     pub proto: &'static str,
     pub src_ip: String,
     pub src_port: u16,
@@ -91,6 +94,7 @@ pub struct FlowRecord<'a> {
     pub bytes: PerDir<u64>,
     pub payload_bytes: PerDir<u64>,
     pub history: &'a str,
+    #[schemars(with = "crate::flow::Outcome")]
     pub outcome: &'static str,
     /// SYNs sent by the client (TCP) or datagrams/requests sent by the client (UDP, ICMP).
     pub attempts: u64,
@@ -127,9 +131,10 @@ pub struct FlowRecord<'a> {
 }
 
 /// TLS facts as the JSON contract shows them.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct TlsJson<'a> {
     /// "complete", "truncated" (the capture cut the ClientHello) or "none" (no ClientHello).
+    #[schemars(extend("enum" = ["complete", "truncated", "none"]))]
     pub client_hello: &'static str,
     /// Offered versions, e.g. ["1.3", "1.2"].
     pub versions: Vec<String>,
@@ -151,7 +156,7 @@ pub struct TlsJson<'a> {
     pub truncated_need: Option<usize>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct AlertJson {
     pub side: &'static str,
     pub level: &'static str,
@@ -322,11 +327,23 @@ pub(crate) fn buffered(out: &mut dyn Write) -> io::BufWriter<&mut dyn Write> {
 /// document, or to `summary_out` (stderr) for the table and NDJSON formats.
 /// A row of NDJSON with the run's labels after its own fields (every row carries them, so
 /// rows of many runs can be put in one table).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Labelled_{T}")]
 pub struct Labelled<'a, T: Serialize> {
     #[serde(flatten)]
     pub row: T,
     pub labels: &'a std::collections::BTreeMap<String, String>,
+}
+
+/// The `flows` command's JSON document.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct FlowsDocument<'a> {
+    pub schema_version: u32,
+    pub provenance: &'a crate::provenance::Provenance,
+    /// Each input's summary.
+    pub files: Vec<&'a FileSummary>,
+    /// Every flow of every input, input by input in the order they were given.
+    pub flows: Vec<FlowRecord<'a>>,
 }
 
 pub fn write_flows(
@@ -355,14 +372,7 @@ pub fn write_flows(
             write_summaries(summary_out, results)?;
         }
         FlowsFormat::Json => {
-            #[derive(Serialize)]
-            struct Doc<'a> {
-                schema_version: u32,
-                provenance: &'a crate::provenance::Provenance,
-                files: Vec<&'a FileSummary>,
-                flows: Vec<FlowRecord<'a>>,
-            }
-            let doc = Doc {
+            let doc = FlowsDocument {
                 schema_version: SCHEMA_VERSION,
                 provenance,
                 files: results.iter().map(|r| &r.summary).collect(),

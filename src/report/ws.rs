@@ -7,6 +7,17 @@ use super::FlowsFormat;
 use crate::audit::ws::{WsFlow, WsInstance};
 use crate::text::escape_terminal;
 
+/// The `ws` command's JSON document.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct WsDocument<'a> {
+    pub schema_version: u32,
+    pub provenance: &'a crate::provenance::Provenance,
+    /// Every websocket-capable connection, with its timeline.
+    pub connections: &'a [WsFlow],
+    /// The diagnosis per compute instance.
+    pub instances: &'a [WsInstance],
+}
+
 /// Writes the connections and instances in the chosen format: the table for people, the JSON
 /// document (`schema_version`, `connections`, `instances`), or one connection per line.
 pub fn write_ws(
@@ -21,12 +32,12 @@ pub fn write_ws(
         FlowsFormat::Json => {
             super::pretty::to_writer_pretty(
                 &mut out,
-                &serde_json::json!({
-                    "schema_version": super::SCHEMA_VERSION,
-                    "provenance": provenance,
-                    "connections": conns,
-                    "instances": instances,
-                }),
+                &WsDocument {
+                    schema_version: super::SCHEMA_VERSION,
+                    provenance,
+                    connections: conns,
+                    instances,
+                },
             )
             .map_err(io::Error::from)?;
             writeln!(out)?;

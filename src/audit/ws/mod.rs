@@ -44,7 +44,7 @@ pub const SHORT_S: f64 = 10.0;
 pub const JUPYTER_PING_S: f64 = 30.0;
 
 /// Diagnosis of one websocket connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum WsDiagnosis {
     /// The far end answered, and the connection is still open or was closed by the
@@ -70,7 +70,7 @@ impl WsDiagnosis {
 }
 
 /// The moments of one connection: RFC 3339 times, and seconds after `start`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Timeline {
     pub start: String,
@@ -88,7 +88,7 @@ pub struct Timeline {
 }
 
 /// One websocket-capable connection.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WsFlow {
     pub name: String,
@@ -143,7 +143,7 @@ pub struct WsFlow {
 }
 
 /// The diagnosis per instance (name), in plain words.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WsInstance {
     pub name: String,
@@ -159,7 +159,7 @@ pub struct WsInstance {
 }
 
 /// The websocket section of an audit: the diagnosis per instance and every connection.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WsReport {
     pub instances: Vec<WsInstance>,
