@@ -186,6 +186,16 @@ for f in merged["findings"] + merged["dns_failures"]:
             want.add((host, f["entry"]["id"] if f["entry"] else None, f["name"]))
 assert blocked == want, (sorted(blocked ^ want))
 assert len(blocked) > 3, blocked
+# A finding's files are a list (a path may hold a comma): which host's which input saw each name.
+seen = set(con.execute(f"""
+    select labels['host'], name, unnest(files)
+    from read_parquet('{root}/*/findings.parquet')""").fetchall())
+want = set()
+for f in merged["findings"] + merged["dns_failures"]:
+    for file in f["files"]:
+        host, path = file.split(":", 1)
+        want.add((host.removeprefix("host="), f["name"], path))
+assert seen == want, (sorted(seen ^ want))
 matrix = dict(((e, h), n) for e, h, n in con.execute(f"""
     select entry_id, labels['host'], sum(count)::bigint
     from read_parquet('{root}/*/coverage.parquet')

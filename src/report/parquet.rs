@@ -34,6 +34,8 @@ enum Kind {
     Bool,
     /// Nanoseconds since 1970, UTC.
     Time,
+    /// A list of strings (never null: empty when there are none).
+    StrList,
 }
 
 /// A column: its name, type, whether it may be null.
@@ -47,6 +49,8 @@ struct Col {
     floats: Vec<f64>,
     bools: Vec<bool>,
     defs: Vec<i16>,
+    /// Repetition levels (lists only).
+    reps: Vec<i16>,
 }
 
 /// A value for a column.
@@ -55,6 +59,7 @@ pub enum V<'a> {
     I(Option<i64>),
     F(Option<f64>),
     B(Option<bool>),
+    L(Vec<&'a str>),
 }
 
 /// One Parquet file being written: a table of the columns given, then `labels`.
@@ -78,8 +83,15 @@ impl Table {
         let mut msg = String::from("message row {\n");
         for (name, kind, optional) in specs {
             let rep = if *optional { "OPTIONAL" } else { "REQUIRED" };
+            if *kind == Kind::StrList {
+                // The LIST layout every engine reads (the Parquet format's three levels).
+                msg.push_str(&format!(
+                    "  {rep} GROUP {name} (LIST) {{\n    REPEATED GROUP list {{\n      REQUIRED BYTE_ARRAY element (UTF8);\n    }}\n  }}\n"
+                ));
+                continue;
+            }
             let ty = match kind {
-                Kind::Str => "BYTE_ARRAY",
+                Kind::Str | Kind::StrList => "BYTE_ARRAY",
                 Kind::I64 | Kind::Time => "INT64",
                 Kind::F64 => "DOUBLE",
                 Kind::Bool => "BOOLEAN",
@@ -126,6 +138,7 @@ impl Table {
                     floats: Vec::new(),
                     bools: Vec::new(),
                     defs: Vec::new(),
+                    reps: Vec::new(),
                 })
                 .collect(),
             label_keys: Vec::new(),
@@ -142,6 +155,19 @@ impl Table {
     fn row(&mut self, values: &[V<'_>], labels: &BTreeMap<String, String>) -> io::Result<()> {
         debug_assert_eq!(values.len(), self.cols.len());
         for (c, v) in self.cols.iter_mut().zip(values) {
+            if let V::L(items) = v {
+                debug_assert!(c.spec.1 == Kind::StrList && !c.spec.2);
+                if items.is_empty() {
+                    c.defs.push(0);
+                    c.reps.push(0);
+                }
+                for (i, s) in items.iter().enumerate() {
+                    c.strs.push(ByteArray::from(s.as_bytes().to_vec()));
+                    c.defs.push(1);
+                    c.reps.push(i16::from(i > 0));
+                }
+                continue;
+            }
             let present = match v {
                 V::S(Some(s)) => {
                     c.strs.push(ByteArray::from(s.as_bytes().to_vec()));
@@ -195,6 +221,10 @@ impl Table {
             if let Some(c) = self.cols.get_mut(at) {
                 let defs = c.spec.2.then_some(&c.defs[..]);
                 match c.spec.1 {
+                    Kind::StrList => col
+                        .typed::<ByteArrayType>()
+                        .write_batch(&c.strs, Some(&c.defs), Some(&c.reps))
+                        .map(drop),
                     Kind::Str => col
                         .typed::<ByteArrayType>()
                         .write_batch(&c.strs, defs, None)
@@ -218,6 +248,7 @@ impl Table {
                 c.floats.clear();
                 c.bools.clear();
                 c.defs.clear();
+                c.reps.clear();
             } else {
                 // The labels: key, then value (a value is there whenever its key is).
                 let (vals, defs): (&[ByteArray], Vec<i16>) = if at == self.cols.len() {
@@ -441,8 +472,8 @@ const FINDING_COLUMNS: &[Spec] = &[
     ("lookups", Kind::I64, false),
     ("first_seen", Kind::Time, true),
     ("evidence", Kind::Str, false),
-    ("files", Kind::Str, false),
-    ("dst_ips", Kind::Str, false),
+    ("files", Kind::StrList, false),
+    ("dst_ips", Kind::StrList, false),
     ("name_guessed", Kind::Bool, false),
     ("worst_outcome", Kind::Str, true),
     ("best_outcome", Kind::Str, true),
@@ -494,10 +525,6 @@ pub fn write_tables(dir: &Path, audit: &Audit, provenance: &Provenance) -> io::R
     let flow = audit.findings.iter().map(|f| ("flow", f));
     let dns = audit.dns_failures.iter().map(|f| ("dns", f));
     for (kind, f) in flow.chain(dns) {
-        let join = |s: &std::collections::BTreeSet<String>| {
-            s.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
-        };
-        let (files, ips) = (join(&f.files), join(&f.dst_ips));
         let e = f.entry.as_ref();
         // A run's findings have their time; i64::MAX is a merged document's unreadable one.
         let first = (f.first_ns != i64::MAX).then_some(f.first_ns);
@@ -517,8 +544,8 @@ pub fn write_tables(dir: &Path, audit: &Audit, provenance: &Provenance) -> io::R
                 V::I(Some(f.lookups as i64)),
                 V::I(first),
                 V::S(Some(&f.evidence)),
-                V::S(Some(&files)),
-                V::S(Some(&ips)),
+                V::L(f.files.iter().map(String::as_str).collect()),
+                V::L(f.dst_ips.iter().map(String::as_str).collect()),
                 V::B(Some(f.name_guessed)),
                 V::S(f.worst_outcome.map(|o| o.name())),
                 V::S(f.best_outcome.map(|o| o.name())),
@@ -608,6 +635,7 @@ mod tests {
             ("f", Kind::F64, true),
             ("b", Kind::Bool, false),
             ("t", Kind::Time, true),
+            ("l", Kind::StrList, false),
         ];
         let p = Provenance::of_run(
             "audit",
@@ -629,6 +657,8 @@ mod tests {
                     V::F((i % 2 == 0).then_some(i as f64)),
                     V::B(Some(i % 5 == 0)),
                     V::I((i % 7 == 0).then_some(i as i64)),
+                    // None, one, or two items, one with a comma (a list, not a joined string).
+                    V::L(["x,y", "z"][..i % 3].to_vec()),
                 ],
                 if i % 2 == 0 { &two } else { &none },
             )
@@ -650,6 +680,9 @@ mod tests {
         assert!(last.contains("i: 65545"), "{last}");
         let first = rows[0].to_string();
         assert!(first.contains("host") && first.contains("eu"), "{first}");
+        assert!(first.contains("l: []"), "{first}");
+        let third = rows[2].to_string();
+        assert!(third.contains(r#"l: ["x,y", "z"]"#), "{third}");
         let _ = std::fs::remove_file(&path);
     }
 }
