@@ -10,23 +10,28 @@
 
 use std::hash::BuildHasher;
 
-use super::{AppFacts, Flow, Key};
+use super::Key;
 
-struct Slot<A> {
-    hash: u64,
-    flow: Option<Box<Flow<A>>>,
+/// What the map holds: something with a flow key (a flow, or a flow's first packet).
+pub(super) trait Keyed {
+    fn key(&self) -> Key;
 }
 
-impl<A> Slot<A> {
-    const EMPTY: Slot<A> = Slot {
+struct Slot<T> {
+    hash: u64,
+    flow: Option<Box<T>>,
+}
+
+impl<T> Slot<T> {
+    const EMPTY: Slot<T> = Slot {
         hash: 0,
         flow: None,
     };
 }
 
-pub(super) struct FlowMap<A> {
+pub(super) struct FlowMap<T> {
     hasher: rustc_hash::FxSeededState,
-    slots: Vec<Slot<A>>,
+    slots: Vec<Slot<T>>,
     /// log2 of the number of slots (slots are picked by the hash's top bits).
     bits: u32,
     len: usize,
@@ -49,10 +54,17 @@ pub fn seeded_hash() -> rustc_hash::FxSeededState {
     rustc_hash::FxSeededState::with_seed(random_seed())
 }
 
-impl<A: AppFacts> FlowMap<A> {
-    pub(super) fn new() -> FlowMap<A> {
+impl<T: Keyed> FlowMap<T> {
+    #[cfg(test)]
+    pub(super) fn new() -> FlowMap<T> {
+        FlowMap::with_hasher(seeded_hash())
+    }
+
+    /// An empty map whose keys hash with `hasher` (two maps given the same one store a key
+    /// under the same hash).
+    pub(super) fn with_hasher(hasher: rustc_hash::FxSeededState) -> FlowMap<T> {
         FlowMap {
-            hasher: seeded_hash(),
+            hasher,
             slots: (0..1usize << MIN_BITS).map(|_| Slot::EMPTY).collect(),
             bits: MIN_BITS,
             len: 0,
@@ -61,6 +73,10 @@ impl<A: AppFacts> FlowMap<A> {
 
     pub(super) fn len(&self) -> usize {
         self.len
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     #[inline]
@@ -82,7 +98,7 @@ impl<A: AppFacts> FlowMap<A> {
     /// Where the flow with the key of hash `hash` is (`is` tells whether a flow has that key),
     /// or the empty slot that ends its run.
     #[inline]
-    fn find_by(&self, hash: u64, is: impl Fn(&Flow<A>) -> bool) -> (usize, bool) {
+    fn find_by(&self, hash: u64, is: impl Fn(&T) -> bool) -> (usize, bool) {
         let mask = self.mask();
         let mut i = self.home(hash);
         loop {
@@ -95,7 +111,7 @@ impl<A: AppFacts> FlowMap<A> {
         }
     }
 
-    pub(super) fn get(&self, key: &Key) -> Option<&Flow<A>> {
+    pub(super) fn get(&self, key: &Key) -> Option<&T> {
         match self.find(key, self.hasher.hash_one(key)) {
             (i, true) => self.slots[i].flow.as_deref(),
             _ => None,
@@ -114,11 +130,7 @@ impl<A: AppFacts> FlowMap<A> {
     }
 
     /// The first flow stored under `hash` for which `is` holds.
-    pub(super) fn get_mut_by(
-        &mut self,
-        hash: u64,
-        is: impl Fn(&Flow<A>) -> bool,
-    ) -> Option<&mut Flow<A>> {
+    pub(super) fn get_mut_by(&mut self, hash: u64, is: impl Fn(&T) -> bool) -> Option<&mut T> {
         match self.find_by(hash, is) {
             (i, true) => self.slots[i].flow.as_deref_mut(),
             _ => None,
@@ -126,44 +138,46 @@ impl<A: AppFacts> FlowMap<A> {
     }
 
     /// The flow of `key`, made by `make` (whose flow must have that key; it is given the hash
-    /// the flow is stored under) if there is none. `is` tells whether a flow has `key` (cheaper
-    /// than computing each candidate's key).
+    /// the flow is stored under) if there is none; none if there is none and `make` made none.
+    /// `is` tells whether a flow has `key` (cheaper than computing each candidate's key).
     #[inline]
-    pub(super) fn get_or_insert_with(
+    pub(super) fn get_or_try_insert_with(
         &mut self,
         key: &Key,
-        is: impl Fn(&Flow<A>) -> bool,
-        make: impl FnOnce(u64) -> Box<Flow<A>>,
-    ) -> &mut Flow<A> {
+        is: impl Fn(&T) -> bool,
+        make: impl FnOnce(u64) -> Option<Box<T>>,
+    ) -> Option<&mut T> {
         let hash = self.hasher.hash_one(key);
         let (mut i, found) = self.find_by(hash, is);
         if !found {
+            let f = make(hash)?;
+            debug_assert!(f.key() == *key);
             if (self.len + 1) * 2 > self.slots.len() {
                 self.grow();
                 i = self.vacant(hash);
             }
-            let f = make(hash);
-            debug_assert!(f.key() == *key);
             self.slots[i] = Slot {
                 hash,
                 flow: Some(f),
             };
             self.len += 1;
         }
-        self.slots[i].flow.as_deref_mut().expect("present")
+        self.slots[i].flow.as_deref_mut()
     }
 
-    pub(super) fn remove(&mut self, key: &Key) -> Option<Box<Flow<A>>> {
+    /// Stores `item` under `key` (which no item of the map has).
+    pub(super) fn insert(&mut self, key: &Key, item: Box<T>) {
+        let inserted = self.get_or_try_insert_with(key, |_| false, |_| Some(item));
+        debug_assert!(inserted.is_some());
+    }
+
+    pub(super) fn remove(&mut self, key: &Key) -> Option<Box<T>> {
         let hash = self.hasher.hash_one(key);
         self.remove_by(hash, |f| f.key() == *key)
     }
 
     /// Takes out the first flow stored under `hash` for which `is` holds.
-    pub(super) fn remove_by(
-        &mut self,
-        hash: u64,
-        is: impl Fn(&Flow<A>) -> bool,
-    ) -> Option<Box<Flow<A>>> {
+    pub(super) fn remove_by(&mut self, hash: u64, is: impl Fn(&T) -> bool) -> Option<Box<T>> {
         let (mut i, found) = self.find_by(hash, is);
         if !found {
             return None;
@@ -208,19 +222,19 @@ impl<A: AppFacts> FlowMap<A> {
         }
     }
 
-    pub(super) fn values(&self) -> impl Iterator<Item = &Flow<A>> {
+    pub(super) fn values(&self) -> impl Iterator<Item = &T> {
         self.slots.iter().filter_map(|s| s.flow.as_deref())
     }
 
     /// Every flow with the hash it is stored under.
-    pub(super) fn entries(&self) -> impl Iterator<Item = (u64, &Flow<A>)> {
+    pub(super) fn entries(&self) -> impl Iterator<Item = (u64, &T)> {
         self.slots
             .iter()
             .filter_map(|s| Some((s.hash, s.flow.as_deref()?)))
     }
 
     /// Takes every flow out, leaving the map empty.
-    pub(super) fn drain(&mut self) -> impl Iterator<Item = Box<Flow<A>>> + '_ {
+    pub(super) fn drain(&mut self) -> impl Iterator<Item = Box<T>> + '_ {
         self.len = 0;
         self.slots.iter_mut().filter_map(|s| s.flow.take())
     }
@@ -266,7 +280,9 @@ mod tests {
             let key = f.key();
             if rng.below(5) < 3 {
                 let first = f.first_ns;
-                let got = m.get_or_insert_with(&key, |g| g.key() == key, |_| f);
+                let got = m
+                    .get_or_try_insert_with(&key, |g: &Flow| g.key() == key, |_| Some(f))
+                    .unwrap();
                 assert_eq!(got.key(), key);
                 let want = *model.entry(key).or_insert(first);
                 assert_eq!(got.first_ns, want, "step {step}");

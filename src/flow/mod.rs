@@ -18,6 +18,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::decode::{ipproto, tcp_flags as tf, IcmpError, IpHeader, L4};
+use map::Keyed;
 pub use reasm::{Pushed, Stream};
 
 /// Tunables of the flow table.
@@ -42,6 +43,9 @@ pub struct FlowConfig {
     /// Stop buffering a TCP direction that is TLS records from its start at its first
     /// ApplicationData record (see [`Stream::encrypted_from`]).
     pub encrypted_bypass: bool,
+    /// Keep a flow that has had one packet as that packet until a second comes (see
+    /// `Pending`: a fifth of the memory, the same flows). Off only to compare.
+    pub compact_first_packets: bool,
 }
 
 impl Default for FlowConfig {
@@ -55,6 +59,7 @@ impl Default for FlowConfig {
             udp_idle_ns: 2 * 60 * 1_000_000_000,
             keep_first_flight: false,
             encrypted_bypass: true,
+            compact_first_packets: true,
         }
     }
 }
@@ -734,7 +739,10 @@ pub struct TableStats {
 pub struct FlowTable<A = ()> {
     cfg: FlowConfig,
     /// Boxed: a flow is large, and the map moves its entries when it grows.
-    map: map::FlowMap<A>,
+    map: map::FlowMap<Flow<A>>,
+    /// The flows that have had one packet, as that packet (see [`Pending`]); no key is in
+    /// both maps. Keys hash as in `map` (one hasher): an idle check finds its flow in either.
+    pending: map::FlowMap<Pending>,
     /// Idle checks to come, earliest first: (time, the hash the flow is stored under). Every
     /// live flow has one at its `timer_ns`, no later than the time it would become idle for too
     /// long; an entry whose time is not its flow's `timer_ns` was superseded and is dropped
@@ -796,10 +804,12 @@ pub const WATCH_NS: i64 = 1_000_000_000;
 
 impl<A: AppFacts> FlowTable<A> {
     pub fn new(cfg: FlowConfig) -> FlowTable<A> {
+        let hasher = map::seeded_hash();
         FlowTable {
             budget: cfg.reassembly_budget,
             cfg,
-            map: map::FlowMap::new(),
+            map: map::FlowMap::with_hasher(hasher.clone()),
+            pending: map::FlowMap::with_hasher(hasher),
             timers: BinaryHeap::new(),
             now: i64::MIN,
             next_sweep: i64::MIN,
@@ -838,13 +848,20 @@ impl<A: AppFacts> FlowTable<A> {
         &self.stats
     }
 
-    /// The flows still alive in the table (for a snapshot of an input being read).
+    /// The flows still alive in the table that have had more than one packet, or a first one
+    /// that does not wait (see [`Pending`]): every flow whose payload says anything.
     pub fn live_flows(&self) -> impl Iterator<Item = &Flow<A>> {
         self.map.values()
     }
 
+    /// The other flows alive in the table, made from their one packet (for a snapshot of an
+    /// input being read: with [`FlowTable::live_flows`], every live flow).
+    pub fn live_one_packet_flows(&self) -> impl Iterator<Item = Box<Flow<A>>> + '_ {
+        self.pending.values().map(|p| p.flow(&self.cfg))
+    }
+
     pub fn live(&self) -> usize {
-        self.map.len()
+        self.map.len() + self.pending.len()
     }
 
     /// Accounts one decoded packet. `wire_len` is the frame's original length, `cut` whether
@@ -884,57 +901,7 @@ impl<A: AppFacts> FlowTable<A> {
         }
         match l4 {
             L4::Tcp(t) => self.tcp(ts, wire_len, cut, ip, t, outer, sink),
-            L4::Udp(u) => {
-                let src = Endpoint {
-                    ip: ip.src,
-                    port: u.src_port,
-                };
-                let dst = Endpoint {
-                    ip: ip.dst,
-                    port: u.dst_port,
-                };
-                let budget = self.budget;
-                let mut kept = 0;
-                let key = Key::new(Proto::Udp, src, dst, ip.tunnel);
-                let flow = self.entry(key, Proto::Udp, src, dst, ts, outer, sink, || {
-                    // First sender is the client, unless it speaks from a service port to a
-                    // port that is not one.
-                    is_service_port(u.src_port) && !is_service_port(u.dst_port)
-                });
-                let d = dir_of(flow, &src);
-                account(flow, d, ts, wire_len, cut, ip.ttl, u.payload_len as u64);
-                if u.payload_len > 0 {
-                    flow.history.add(d == 0, b'D');
-                }
-                // QUIC long header (form and fixed bits set): keep the client's first few for
-                // the Initial decryption, and then the server's first few long headers (any
-                // form: Version Negotiation's other bits are arbitrary), within the table's
-                // budget. Short headers are only counted.
-                let first = u.payload.first().copied().unwrap_or(0);
-                if first & 0xc0 == 0x40 {
-                    flow.short_headers = flow.short_headers.saturating_add(1);
-                }
-                if u.payload.len() <= budget {
-                    let keep = if d == 0 {
-                        first & 0xc0 == 0xc0 && flow.datagrams().len() < MAX_DATAGRAMS
-                    } else {
-                        first & 0x80 != 0
-                            && !flow.datagrams().is_empty()
-                            && flow.server_datagrams().len() < MAX_SERVER_DATAGRAMS
-                    };
-                    if keep {
-                        kept = u.payload.len();
-                        let r = flow.rare_mut();
-                        let to = if d == 0 {
-                            &mut r.datagrams
-                        } else {
-                            &mut r.server_datagrams
-                        };
-                        to.push(u.payload.to_vec());
-                    }
-                }
-                self.budget -= kept.min(self.budget);
-            }
+            L4::Udp(u) => self.udp(ts, wire_len, cut, ip, u, outer, sink),
             L4::Icmp(i) => {
                 let Some(id) = i.echo_id else {
                     self.stats.icmp_other += 1;
@@ -951,7 +918,17 @@ impl<A: AppFacts> FlowTable<A> {
                     port: id,
                 };
                 let key = Key::new(proto, src, dst, ip.tunnel);
-                let flow = self.entry(key, proto, src, dst, ts, outer, sink, || !request);
+                let new = NewFlow {
+                    ts,
+                    wire_len,
+                    cut,
+                    ip,
+                    outer,
+                };
+                let Some(flow) = self.entry(key, proto, src, dst, &new, sink, || !request, || None)
+                else {
+                    return;
+                };
                 let d = dir_of(flow, &src);
                 account(flow, d, ts, wire_len, cut, ip.ttl, ip.payload_len as u64);
             }
@@ -981,7 +958,6 @@ impl<A: AppFacts> FlowTable<A> {
             port: t.dst_port,
         };
         let syn = t.flags & (tf::SYN | tf::ACK) == tf::SYN;
-        let synack = t.flags & (tf::SYN | tf::ACK) == tf::SYN | tf::ACK;
         // A new SYN with a new ISN on a closed connection starts a new flow (port reuse).
         let key = Key::new(Proto::Tcp, src, dst, ip.tunnel);
         if syn {
@@ -994,114 +970,39 @@ impl<A: AppFacts> FlowTable<A> {
                 }
             }
         }
-        let cap = self.cfg.reassembly_cap;
-        let bypass = self.cfg.encrypted_bypass;
-        let closed_idle = self.cfg.tcp_closed_idle_ns;
         // The flow borrows the table: buffer against a copy of the budget and settle after
         // (entry() may give budget back when it evicts flows).
         let start_budget = self.budget;
         let mut budget = start_budget;
-        let flow = self.entry(key, Proto::Tcp, src, dst, ts, outer, sink, || {
-            // Orientation: the SYN sender; the receiver of a SYN-ACK; else the first sender,
-            // unless it speaks from a service port to a non-service port.
-            if syn {
-                false
-            } else if synack {
-                true
-            } else {
-                is_service_port(t.src_port) && !is_service_port(t.dst_port)
-            }
-        });
-        let d = dir_of(flow, &src);
-        let client = d == 0;
-        let prev_payload = flow.dirs[0]
-            .last_payload_ns
-            .max(flow.dirs[1].last_payload_ns);
-        account(flow, d, ts, wire_len, cut, ip.ttl, t.payload_len as u64);
-        if t.payload_len > 0 {
-            note_quiet(
-                flow,
-                d,
-                ts,
-                prev_payload.get(),
-                t.seq.wrapping_add(t.payload_len),
-            );
-        }
-        let h = &mut flow.history;
-        let inconsistent = t.flags & tf::SYN != 0 && t.flags & (tf::RST | tf::FIN) != 0;
-        if inconsistent {
-            h.add(client, b'I');
-        }
-        if t.flags & tf::SYN != 0 && !inconsistent {
-            let dir = &mut flow.dirs[d];
-            if dir.isn.is_none() {
-                dir.isn = Some(t.seq);
-                dir.stream.set_base(t.seq.wrapping_add(1));
-            }
-            if t.flags & tf::ACK == 0 {
-                dir.syns += 1;
-                h.add(client, b'S');
-                if client {
-                    flow.saw_syn = true;
-                }
-            } else {
-                h.add(client, b'H');
-                if !client {
-                    flow.saw_synack = true;
-                }
-            }
-        }
-        if t.flags & (tf::RST | tf::FIN) != 0
-            && flow
-                .dirs
-                .iter()
-                .all(|d| d.fin_ns.is_none() && d.rst_ns.is_none())
-        {
-            flow.data_before_close_ns = flow.dirs[0]
-                .last_payload_ns
-                .max(flow.dirs[1].last_payload_ns);
-        }
-        if t.flags & tf::RST != 0 {
-            h.add(client, b'R');
-            flow.dirs[d].rst_ns.get_or_insert(ts);
-            flow.dirs[d].rst.get_or_insert(RstFacts {
-                ttl: ip.ttl,
-                ip_id: ip.ip_id,
+        // A SYN alone waits as its packet (see [`Pending`]).
+        let waits = self.cfg.compact_first_packets
+            && t.flags & (tf::SYN | tf::ACK | tf::RST | tf::FIN) == tf::SYN
+            && t.payload_len == 0
+            && outer.encap_frame.is_none()
+            && outer.nflog_prefix.is_none();
+        let first = || {
+            waits.then_some(FirstL4::Tcp {
+                src_port: t.src_port,
+                dst_port: t.dst_port,
+                seq: t.seq,
+                ack: t.ack,
+                flags: t.flags,
                 window: t.window,
-            });
-        }
-        if t.flags & tf::FIN != 0 {
-            h.add(client, b'F');
-            flow.dirs[d].fin_ns.get_or_insert(ts);
-        }
-        if t.window == 0 && t.flags & (tf::SYN | tf::RST) == 0 {
-            h.add(client, b'W');
-        }
-        if t.payload_len > 0 {
-            h.add(client, b'D');
-            let dir = &mut flow.dirs[d];
-            if !bypass {
-                dir.stream.keep_all();
-            }
-            let r = dir
-                .stream
-                .push(t.seq, t.payload, t.payload_len, cap, &mut budget);
-            if r == Pushed::Retransmission {
-                flow.history.add(client, b'T');
-            }
-        } else if t.flags == tf::ACK {
-            h.add(client, b'A');
-        }
-        // Closed now: it may go idle sooner than its pending check.
-        let closed_check = if t.flags & (tf::RST | tf::FIN) != 0 && flow.closed() {
-            let at = flow.last_ns.saturating_add(closed_idle);
-            (at < flow.timer_ns).then(|| {
-                flow.timer_ns = at;
-                at
             })
-        } else {
-            None
         };
+        let flip = || tcp_flips(t.flags, t.src_port, t.dst_port);
+        let tun = TcpTunables::of(&self.cfg);
+        let new = NewFlow {
+            ts,
+            wire_len,
+            cut,
+            ip,
+            outer,
+        };
+        let Some(flow) = self.entry(key, Proto::Tcp, src, dst, &new, sink, flip, first) else {
+            return;
+        };
+        let closed_check = tcp_on(flow, &src, ts, wire_len, cut, ip, t, tun, &mut budget);
         if budget == 0 && start_budget > 0 {
             self.stats.reassembly_budget_exhausted = true;
         }
@@ -1110,6 +1011,58 @@ impl<A: AppFacts> FlowTable<A> {
         if let Some(at) = closed_check {
             self.timers.push(Reverse((at, self.map.hash(&key))));
         }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn udp(
+        &mut self,
+        ts: i64,
+        wire_len: u32,
+        cut: bool,
+        ip: &IpHeader,
+        u: &crate::decode::Udp<'_>,
+        outer: &Outer<'_>,
+        sink: &mut impl FnMut(Box<Flow<A>>),
+    ) {
+        let src = Endpoint {
+            ip: ip.src,
+            port: u.src_port,
+        };
+        let dst = Endpoint {
+            ip: ip.dst,
+            port: u.dst_port,
+        };
+        let key = Key::new(Proto::Udp, src, dst, ip.tunnel);
+        let lead = u.payload.first().copied();
+        // A datagram whose flow keeps nothing of it (no QUIC long header) waits as its packet
+        // (see [`Pending`]).
+        let waits = self.cfg.compact_first_packets
+            && lead.is_none_or(|b| b & 0xc0 != 0xc0)
+            && outer.encap_frame.is_none()
+            && outer.nflog_prefix.is_none();
+        let first = || {
+            waits.then_some(FirstL4::Udp {
+                src_port: u.src_port,
+                dst_port: u.dst_port,
+                payload_len: u.payload_len,
+                lead,
+            })
+        };
+        let flip = || udp_flips(u.src_port, u.dst_port);
+        let budget = self.budget;
+        let new = NewFlow {
+            ts,
+            wire_len,
+            cut,
+            ip,
+            outer,
+        };
+        let Some(flow) = self.entry(key, Proto::Udp, src, dst, &new, sink, flip, first) else {
+            return;
+        };
+        let kept = udp_on(flow, &src, ts, wire_len, cut, ip, u, budget);
+        self.budget -= kept.min(self.budget);
     }
 
     fn icmp_error(
@@ -1141,11 +1094,21 @@ impl<A: AppFacts> FlowTable<A> {
             port: q.dst_port,
         };
         let key = Key::new(proto, src, dst, ip.tunnel);
-        if !self.map.contains_key(&key) {
+        if !self.map.contains_key(&key) && !self.pending.contains_key(&key) {
             self.stats.icmp_errors_unmatched += 1;
         }
         // The quoted packet was sent by the flow's client (usually): it is the first sender.
-        let flow = self.entry(key, proto, src, dst, ts, outer, sink, || false);
+        // (Not a flow's first packet to replay: the flow is made whole at once.)
+        let new = NewFlow {
+            ts,
+            wire_len: 0,
+            cut: false,
+            ip,
+            outer,
+        };
+        let Some(flow) = self.entry(key, proto, src, dst, &new, sink, || false, || None) else {
+            return;
+        };
         flow.last_ns = flow.last_ns.max(ts);
         flow.rare_mut().icmp.push(IcmpNote {
             v6: e.v6,
@@ -1157,10 +1120,12 @@ impl<A: AppFacts> FlowTable<A> {
     }
 
     /// Finds or creates the flow of a packet from `src` to `dst`. For a new flow, `flip` says
-    /// whether `src` is the server, and `outer` gives its encapsulation layers; the first
+    /// whether `src` is the server, and `new.outer` gives its encapsulation layers; the first
     /// NFLOG prefix is kept. `key` is `Key::new(proto, src, dst, tunnel)`, which the caller
     /// has computed already: computing it again here measurably cost (about 1% of all
-    /// instructions, as did bundling the four into a struct).
+    /// instructions, as did bundling the four into a struct). A flow that waits as its first
+    /// packet ([`Pending`]) is made from it here when its second packet comes; a new flow
+    /// whose packet `first` says may wait (`Some`) waits, and there is no flow (`None`).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn entry(
@@ -1169,19 +1134,23 @@ impl<A: AppFacts> FlowTable<A> {
         proto: Proto,
         src: Endpoint,
         dst: Endpoint,
-        ts: i64,
-        outer: &Outer<'_>,
+        new: &NewFlow<'_>,
         sink: &mut impl FnMut(Box<Flow<A>>),
         flip: impl FnOnce() -> bool,
-    ) -> &mut Flow<A> {
+        first: impl FnOnce() -> Option<FirstL4>,
+    ) -> Option<&mut Flow<A>> {
         debug_assert!(key == Key::new(proto, src, dst, key.tunnel));
-        if self.map.len() >= self.cfg.max_flows && !self.map.contains_key(&key) {
+        let ts = new.ts;
+        if self.live() >= self.cfg.max_flows
+            && !self.map.contains_key(&key)
+            && !self.pending.contains_key(&key)
+        {
             self.evict(ts, sink);
         }
-        let live = self.map.len();
+        let live = self.live();
         let stats = &mut self.stats;
         let frame = self.frame;
-        let (timers, cfg) = (&mut self.timers, &self.cfg);
+        let (timers, cfg, pending) = (&mut self.timers, &self.cfg, &mut self.pending);
         // The flow of this key: the same protocol and the same two endpoints, either way round
         // (what comparing keys says, without computing the flow's key).
         let tunnel = key.tunnel;
@@ -1190,31 +1159,48 @@ impl<A: AppFacts> FlowTable<A> {
                 && ((f.client == src && f.server == dst) || (f.client == dst && f.server == src))
                 && f.tunnel == tunnel
         };
-        let flow = self.map.get_or_insert_with(&key, is, |hash| {
-            let flipped = flip();
-            let (client, server) = if flipped { (dst, src) } else { (src, dst) };
-            let mut f = Flow::new(proto, client, server, ts);
-            f.life.0 = frame;
-            f.timer_ns = ts.saturating_add(Self::idle_limit(cfg, &f));
-            timers.push(Reverse((f.timer_ns, hash)));
-            f.flipped = flipped;
-            if flipped {
-                f.history.add(true, b'^');
+        let flow = self.map.get_or_try_insert_with(&key, is, |hash| {
+            // Its first packet waited: the flow is what that packet made of it (its idle check
+            // is in the queue already, and it was counted).
+            if !pending.is_empty() {
+                if let Some(p) = pending.remove_by(hash, |p| p.key() == key) {
+                    return Some(p.flow(cfg));
+                }
             }
-            f.tunnel = tunnel;
-            if let Some((lt, frame)) = outer.encap_frame {
+            let flipped = flip();
+            if let Some(l4) = first() {
+                let p = Pending {
+                    ip: *new.ip,
+                    l4,
+                    ts,
+                    wire_len: new.wire_len,
+                    cut: new.cut,
+                    frame,
+                    timer_ns: ts.saturating_add(pending_idle_limit(cfg, proto)),
+                };
+                debug_assert!(p.key() == key);
+                timers.push(Reverse((p.timer_ns, hash)));
+                stats.flows += 1;
+                stats.peak_live = stats.peak_live.max(live as u64 + 1);
+                pending.insert(&key, Box::new(p));
+                return None;
+            }
+            let (client, server) = if flipped { (dst, src) } else { (src, dst) };
+            let mut f = made_flow(proto, client, server, ts, flipped, tunnel, frame, cfg);
+            timers.push(Reverse((f.timer_ns, hash)));
+            if let Some((lt, frame)) = new.outer.encap_frame {
                 f.rare_mut().encap = encap_of(lt, frame);
             }
             stats.flows += 1;
             stats.peak_live = stats.peak_live.max(live as u64 + 1);
-            Box::new(f)
-        });
-        if let Some(p) = outer.nflog_prefix {
+            Some(Box::new(f))
+        })?;
+        if let Some(p) = new.outer.nflog_prefix {
             if flow.nflog_prefix().is_none() {
                 flow.rare_mut().nflog_prefix = Some(prefix_of(p));
             }
         }
-        flow
+        Some(flow)
     }
 
     /// How long `f` may stay idle before it is finished.
@@ -1239,6 +1225,7 @@ impl<A: AppFacts> FlowTable<A> {
             self.timers.pop();
             let due = |f: &Flow<A>| f.timer_ns == at;
             let Some(f) = self.map.get_mut_by(hash, due) else {
+                self.sweep_pending(at, hash, sink);
                 continue;
             };
             let limit = Self::idle_limit(&self.cfg, f);
@@ -1253,10 +1240,34 @@ impl<A: AppFacts> FlowTable<A> {
         }
     }
 
+    /// The idle check `(at, hash)` of a flow that waits as its first packet, if one does:
+    /// finishes it when idle too long (always, as nothing came since), else checks it later.
+    fn sweep_pending(&mut self, at: i64, hash: u64, sink: &mut impl FnMut(Box<Flow<A>>)) {
+        let now = self.now;
+        let due = |p: &Pending| p.timer_ns == at;
+        let Some(p) = self.pending.get_mut_by(hash, due) else {
+            return;
+        };
+        let limit = pending_idle_limit(&self.cfg, p.proto());
+        if now.saturating_sub(p.ts) > limit {
+            let p = self.pending.remove_by(hash, due).expect("present");
+            let f = p.flow(&self.cfg);
+            self.emit(f, now, sink);
+        } else {
+            p.timer_ns = p.ts.saturating_add(limit);
+            self.timers.push(Reverse((p.timer_ns, hash)));
+        }
+    }
+
     /// The table is full at time `now` (the packet that needs a new flow): finish the least
     /// recently active eighth of it.
     fn evict(&mut self, now: i64, sink: &mut impl FnMut(Box<Flow<A>>)) {
-        let mut last: Vec<i64> = self.map.values().map(|f| f.last_ns).collect();
+        let mut last: Vec<i64> = self
+            .map
+            .values()
+            .map(|f| f.last_ns)
+            .chain(self.pending.values().map(|p| p.ts))
+            .collect();
         let n = (last.len() / 8).max(1);
         let (_, cutoff, _) = last.select_nth_unstable(n - 1);
         let cutoff = *cutoff;
@@ -1273,14 +1284,33 @@ impl<A: AppFacts> FlowTable<A> {
                 self.emit(f, now, sink);
             }
         }
+        let victims: Vec<Key> = self
+            .pending
+            .values()
+            .filter(|p| p.ts <= cutoff)
+            .map(|p| p.key())
+            .collect();
+        for k in victims {
+            if let Some(p) = self.pending.remove(&k) {
+                let mut f = p.flow(&self.cfg);
+                f.evicted = true;
+                self.stats.evicted += 1;
+                self.emit(f, now, sink);
+            }
+        }
         // The checks of the evicted flows would stay in the heap until their time came (a
         // flood evicts a flow per packet, and its checks are minutes ahead): only each live
         // flow's current check is kept, the one a sweep acts on (see `sweep`).
-        if self.timers.len() > 2 * self.map.len() + 1024 {
+        if self.timers.len() > 2 * self.live() + 1024 {
             self.timers = self
                 .map
                 .entries()
                 .map(|(hash, f)| Reverse((f.timer_ns, hash)))
+                .chain(
+                    self.pending
+                        .entries()
+                        .map(|(hash, p)| Reverse((p.timer_ns, hash))),
+                )
                 .collect();
         }
     }
@@ -1298,7 +1328,12 @@ impl<A: AppFacts> FlowTable<A> {
     /// Finishes every live flow (end of input), in first-seen order.
     pub fn finish(&mut self, sink: &mut impl FnMut(Box<Flow<A>>)) {
         self.timers.clear();
-        let mut rest: Vec<Box<Flow<A>>> = self.map.drain().collect();
+        let cfg = &self.cfg;
+        let mut rest: Vec<Box<Flow<A>>> = self
+            .map
+            .drain()
+            .chain(self.pending.drain().map(|p| p.flow(cfg)))
+            .collect();
         rest.sort_by(|a, b| order(a, b));
         self.frame = u64::MAX;
         for f in rest {
@@ -1366,6 +1401,394 @@ fn encap_of(linktype: u32, frame: &[u8]) -> Box<[crate::decode::EncapLayer]> {
 #[inline(never)]
 fn prefix_of(p: &[u8]) -> Box<str> {
     String::from_utf8_lossy(p).into()
+}
+
+/// What [`FlowTable::entry`] makes a new flow from: the packet that needs it.
+struct NewFlow<'a> {
+    ts: i64,
+    wire_len: u32,
+    cut: bool,
+    ip: &'a IpHeader,
+    outer: &'a Outer<'a>,
+}
+
+/// The transport header of a flow's first packet that waits (see [`Pending`]).
+#[derive(Debug, Clone, Copy)]
+enum FirstL4 {
+    /// A SYN without payload.
+    Tcp {
+        src_port: u16,
+        dst_port: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        window: u16,
+    },
+    /// A datagram that is no QUIC long header: its length and first byte are all the flow
+    /// reads of its payload.
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+        payload_len: u32,
+        lead: Option<u8>,
+    },
+}
+
+/// A flow that has had one packet, kept as that packet (about 100 bytes, where a flow takes
+/// 456): a flood of SYNs or queries that nothing answers is nearly all such flows. It becomes
+/// its flow ([`Pending::flow`]: a flow made and its packet accounted by the same functions as
+/// any other's) when a second packet comes, when it has been idle too long, when it is
+/// evicted, and at the end of the input, so a flow is the same whether its first packet waited
+/// or not. Only a packet whose flow keeps nothing of its payload waits: a TCP SYN without
+/// payload, a UDP datagram that is no QUIC long header, neither with encapsulation layers nor
+/// an NFLOG prefix.
+#[derive(Debug, Clone)]
+struct Pending {
+    ip: IpHeader,
+    l4: FirstL4,
+    ts: i64,
+    wire_len: u32,
+    cut: bool,
+    /// The frame the flow was created at (`Flow::life.0`).
+    frame: u64,
+    /// The flow's idle check (`Flow::timer_ns`).
+    timer_ns: i64,
+}
+
+impl Pending {
+    fn proto(&self) -> Proto {
+        match self.l4 {
+            FirstL4::Tcp { .. } => Proto::Tcp,
+            FirstL4::Udp { .. } => Proto::Udp,
+        }
+    }
+
+    fn ports(&self) -> (u16, u16) {
+        match self.l4 {
+            FirstL4::Tcp {
+                src_port, dst_port, ..
+            }
+            | FirstL4::Udp {
+                src_port, dst_port, ..
+            } => (src_port, dst_port),
+        }
+    }
+
+    /// The flow its packet makes, as [`FlowTable::entry`] and the packet functions make it.
+    fn flow<A: AppFacts>(&self, cfg: &FlowConfig) -> Box<Flow<A>> {
+        let (sp, dp) = self.ports();
+        let src = Endpoint {
+            ip: self.ip.src,
+            port: sp,
+        };
+        let dst = Endpoint {
+            ip: self.ip.dst,
+            port: dp,
+        };
+        let flipped = match self.l4 {
+            FirstL4::Tcp { flags, .. } => tcp_flips(flags, sp, dp),
+            FirstL4::Udp { .. } => udp_flips(sp, dp),
+        };
+        let (client, server) = if flipped { (dst, src) } else { (src, dst) };
+        let (proto, tunnel) = (self.proto(), self.ip.tunnel);
+        let mut f = made_flow(
+            proto, client, server, self.ts, flipped, tunnel, self.frame, cfg,
+        );
+        f.timer_ns = self.timer_ns;
+        let (ts, wire_len, cut, ip) = (self.ts, self.wire_len, self.cut, &self.ip);
+        match self.l4 {
+            FirstL4::Tcp {
+                seq,
+                ack,
+                flags,
+                window,
+                ..
+            } => {
+                let t = crate::decode::Tcp {
+                    src_port: sp,
+                    dst_port: dp,
+                    seq,
+                    ack,
+                    flags,
+                    window,
+                    payload: &[],
+                    payload_len: 0,
+                };
+                let mut budget = 0;
+                let tun = TcpTunables::of(cfg);
+                let closed = tcp_on(&mut f, &src, ts, wire_len, cut, ip, &t, tun, &mut budget);
+                debug_assert!(closed.is_none(), "a SYN does not close");
+            }
+            FirstL4::Udp {
+                payload_len, lead, ..
+            } => {
+                let lead = lead.map(|b| [b]);
+                let u = crate::decode::Udp {
+                    src_port: sp,
+                    dst_port: dp,
+                    payload: lead.as_ref().map_or(&[][..], |b| &b[..]),
+                    payload_len,
+                };
+                // No budget: nothing of a datagram that waits is kept.
+                let kept = udp_on(&mut f, &src, ts, wire_len, cut, ip, &u, 0);
+                debug_assert_eq!(kept, 0);
+            }
+        }
+        Box::new(f)
+    }
+}
+
+impl map::Keyed for Pending {
+    fn key(&self) -> Key {
+        let (sp, dp) = self.ports();
+        let src = Endpoint {
+            ip: self.ip.src,
+            port: sp,
+        };
+        let dst = Endpoint {
+            ip: self.ip.dst,
+            port: dp,
+        };
+        Key::new(self.proto(), src, dst, self.ip.tunnel)
+    }
+}
+
+impl<A: AppFacts> map::Keyed for Flow<A> {
+    fn key(&self) -> Key {
+        Flow::key(self)
+    }
+}
+
+/// How long a flow that waits as its first packet may stay idle: what [`FlowTable`] allows
+/// the flow (a SYN does not close it).
+fn pending_idle_limit(cfg: &FlowConfig, proto: Proto) -> i64 {
+    match proto {
+        Proto::Tcp => cfg.tcp_idle_ns,
+        _ => cfg.udp_idle_ns,
+    }
+}
+
+/// TCP orientation from a flow's first packet: its sender is the client if it sent a SYN; the
+/// receiver of a SYN-ACK is; else the first sender is, unless it speaks from a service port to
+/// a port that is not one. Whether the sender is the server.
+fn tcp_flips(flags: u8, src_port: u16, dst_port: u16) -> bool {
+    match flags & (tf::SYN | tf::ACK) {
+        f if f == tf::SYN => false,
+        f if f == tf::SYN | tf::ACK => true,
+        _ => udp_flips(src_port, dst_port),
+    }
+}
+
+/// UDP (and TCP without handshake) orientation: the first sender is the client, unless it
+/// speaks from a service port to a port that is not one. Whether the sender is the server.
+fn udp_flips(src_port: u16, dst_port: u16) -> bool {
+    is_service_port(src_port) && !is_service_port(dst_port)
+}
+
+/// A new flow of `client` and `server` whose first packet (at `ts`, frame `frame`) came from
+/// the server when `flipped`, with its idle check due (not yet in the table's queue).
+#[allow(clippy::too_many_arguments)]
+fn made_flow<A: AppFacts>(
+    proto: Proto,
+    client: Endpoint,
+    server: Endpoint,
+    ts: i64,
+    flipped: bool,
+    tunnel: u32,
+    frame: u64,
+    cfg: &FlowConfig,
+) -> Flow<A> {
+    let mut f = Flow::new(proto, client, server, ts);
+    f.life.0 = frame;
+    f.timer_ns = ts.saturating_add(FlowTable::<A>::idle_limit(cfg, &f));
+    f.flipped = flipped;
+    if flipped {
+        f.history.add(true, b'^');
+    }
+    f.tunnel = tunnel;
+    f
+}
+
+/// What of [`FlowConfig`] accounting a TCP segment reads.
+#[derive(Clone, Copy)]
+struct TcpTunables {
+    cap: usize,
+    bypass: bool,
+    closed_idle: i64,
+}
+
+impl TcpTunables {
+    fn of(cfg: &FlowConfig) -> TcpTunables {
+        TcpTunables {
+            cap: cfg.reassembly_cap,
+            bypass: cfg.encrypted_bypass,
+            closed_idle: cfg.tcp_closed_idle_ns,
+        }
+    }
+}
+
+/// Accounts a TCP segment from `src` on its flow: counters, history, handshake, close, first
+/// flight (against `budget`). Returns when the flow, closed by it, is next to be checked for
+/// idleness, if that is sooner than its check so far (the caller queues it).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn tcp_on<A: AppFacts>(
+    flow: &mut Flow<A>,
+    src: &Endpoint,
+    ts: i64,
+    wire_len: u32,
+    cut: bool,
+    ip: &IpHeader,
+    t: &crate::decode::Tcp<'_>,
+    tun: TcpTunables,
+    budget: &mut usize,
+) -> Option<i64> {
+    let TcpTunables {
+        cap,
+        bypass,
+        closed_idle,
+    } = tun;
+    let d = dir_of(flow, src);
+    let client = d == 0;
+    let prev_payload = flow.dirs[0]
+        .last_payload_ns
+        .max(flow.dirs[1].last_payload_ns);
+    account(flow, d, ts, wire_len, cut, ip.ttl, t.payload_len as u64);
+    if t.payload_len > 0 {
+        note_quiet(
+            flow,
+            d,
+            ts,
+            prev_payload.get(),
+            t.seq.wrapping_add(t.payload_len),
+        );
+    }
+    let h = &mut flow.history;
+    let inconsistent = t.flags & tf::SYN != 0 && t.flags & (tf::RST | tf::FIN) != 0;
+    if inconsistent {
+        h.add(client, b'I');
+    }
+    if t.flags & tf::SYN != 0 && !inconsistent {
+        let dir = &mut flow.dirs[d];
+        if dir.isn.is_none() {
+            dir.isn = Some(t.seq);
+            dir.stream.set_base(t.seq.wrapping_add(1));
+        }
+        if t.flags & tf::ACK == 0 {
+            dir.syns += 1;
+            h.add(client, b'S');
+            if client {
+                flow.saw_syn = true;
+            }
+        } else {
+            h.add(client, b'H');
+            if !client {
+                flow.saw_synack = true;
+            }
+        }
+    }
+    if t.flags & (tf::RST | tf::FIN) != 0
+        && flow
+            .dirs
+            .iter()
+            .all(|d| d.fin_ns.is_none() && d.rst_ns.is_none())
+    {
+        flow.data_before_close_ns = flow.dirs[0]
+            .last_payload_ns
+            .max(flow.dirs[1].last_payload_ns);
+    }
+    if t.flags & tf::RST != 0 {
+        h.add(client, b'R');
+        flow.dirs[d].rst_ns.get_or_insert(ts);
+        flow.dirs[d].rst.get_or_insert(RstFacts {
+            ttl: ip.ttl,
+            ip_id: ip.ip_id,
+            window: t.window,
+        });
+    }
+    if t.flags & tf::FIN != 0 {
+        h.add(client, b'F');
+        flow.dirs[d].fin_ns.get_or_insert(ts);
+    }
+    if t.window == 0 && t.flags & (tf::SYN | tf::RST) == 0 {
+        h.add(client, b'W');
+    }
+    if t.payload_len > 0 {
+        h.add(client, b'D');
+        let dir = &mut flow.dirs[d];
+        if !bypass {
+            dir.stream.keep_all();
+        }
+        let r = dir
+            .stream
+            .push(t.seq, t.payload, t.payload_len, cap, budget);
+        if r == Pushed::Retransmission {
+            flow.history.add(client, b'T');
+        }
+    } else if t.flags == tf::ACK {
+        h.add(client, b'A');
+    }
+    // Closed now: it may go idle sooner than its pending check.
+    if t.flags & (tf::RST | tf::FIN) != 0 && flow.closed() {
+        let at = flow.last_ns.saturating_add(closed_idle);
+        (at < flow.timer_ns).then(|| {
+            flow.timer_ns = at;
+            at
+        })
+    } else {
+        None
+    }
+}
+
+/// Accounts a UDP datagram from `src` on its flow: counters, QUIC short headers, and the
+/// client's first QUIC long headers then the server's (kept within `budget`). Returns the
+/// bytes kept.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn udp_on<A: AppFacts>(
+    flow: &mut Flow<A>,
+    src: &Endpoint,
+    ts: i64,
+    wire_len: u32,
+    cut: bool,
+    ip: &IpHeader,
+    u: &crate::decode::Udp<'_>,
+    budget: usize,
+) -> usize {
+    let d = dir_of(flow, src);
+    account(flow, d, ts, wire_len, cut, ip.ttl, u.payload_len as u64);
+    if u.payload_len > 0 {
+        flow.history.add(d == 0, b'D');
+    }
+    // QUIC long header (form and fixed bits set): keep the client's first few for the Initial
+    // decryption, and then the server's first few long headers (any form: Version
+    // Negotiation's other bits are arbitrary), within the table's budget. Short headers are
+    // only counted.
+    let first = u.payload.first().copied().unwrap_or(0);
+    if first & 0xc0 == 0x40 {
+        flow.short_headers = flow.short_headers.saturating_add(1);
+    }
+    if u.payload.len() > budget {
+        return 0;
+    }
+    let keep = if d == 0 {
+        first & 0xc0 == 0xc0 && flow.datagrams().len() < MAX_DATAGRAMS
+    } else {
+        first & 0x80 != 0
+            && !flow.datagrams().is_empty()
+            && flow.server_datagrams().len() < MAX_SERVER_DATAGRAMS
+    };
+    if !keep {
+        return 0;
+    }
+    let r = flow.rare_mut();
+    let to = if d == 0 {
+        &mut r.datagrams
+    } else {
+        &mut r.server_datagrams
+    };
+    to.push(u.payload.to_vec());
+    u.payload.len()
 }
 
 /// 0 for a packet from the client, 1 from the server. A flow from an endpoint to itself
@@ -1854,5 +2277,154 @@ mod tests {
         assert!(f[0].dirs[0].stream.bytes().is_empty());
         assert_eq!(f[0].dirs[0].stream.contiguous(), 5);
         assert_eq!(f[0].held(), 0);
+    }
+
+    /// Flows that waited as their first packet (`Pending`) are the very flows the table makes
+    /// without waiting: random packet streams (SYNs, handshakes, payload, closes, resets, UDP
+    /// with and without QUIC long headers, ICMP errors quoting flows, few endpoints so flows
+    /// meet again, time jumps past the idle limits, a small live-flow cap so flows are evicted)
+    /// through two tables, compact first packets on and off, finish the same flows (every
+    /// field, in first-seen order), at the same frames, with the same table statistics.
+    #[test]
+    fn waiting_first_packets_make_the_same_flows() {
+        let mut rng = crate::rng::XorShift::new(0x5eed_f10e);
+        for round in 0..40 {
+            let cfg = |compact| FlowConfig {
+                max_flows: 8 + round % 40,
+                tcp_idle_ns: 30 * SEC,
+                tcp_closed_idle_ns: 2 * SEC,
+                udp_idle_ns: 10 * SEC,
+                reassembly_budget: if round % 5 == 0 { 64 } else { 1 << 20 },
+                compact_first_packets: compact,
+                ..FlowConfig::default()
+            };
+            let mut tables: [(FlowTable, Vec<Box<Flow>>); 2] = [
+                (FlowTable::new(cfg(false)), Vec::new()),
+                (FlowTable::new(cfg(true)), Vec::new()),
+            ];
+            let mut ts = 0;
+            let mut waited = 0;
+            for seq in 0..600u64 {
+                ts += match rng.below(20) {
+                    0 => 40 * SEC,
+                    1..=3 => 3 * SEC,
+                    _ => rng.below(50_000_000) as i64,
+                };
+                let hosts = [
+                    "10.0.0.1",
+                    "10.0.0.2",
+                    "10.0.0.3",
+                    "2001:db8::1",
+                    "2001:db8::2",
+                ];
+                let a = hosts[rng.below(3) + 2 * usize::from(rng.below(4) == 0)];
+                let b = hosts[rng.below(5)];
+                let ports = [443u16, 53, 40000, 40001, 8080];
+                let (sp, dp) = (ports[rng.below(5)], ports[rng.below(5)]);
+                let v6 = a.contains(':');
+                let b = if b.contains(':') == v6 { b } else { a };
+                let payload: &[u8] = match rng.below(4) {
+                    0 => b"",
+                    1 => &[0xc3, 0, 0, 0, 1, 8],
+                    2 => &[0x41, 1, 2],
+                    _ => b"GET / HTTP/1.1\r\n",
+                };
+                let kind = rng.below(10);
+                let proto = if kind < 6 {
+                    ipproto::TCP
+                } else if kind < 9 {
+                    ipproto::UDP
+                } else {
+                    ipproto::ICMP
+                };
+                let h = ip(
+                    a,
+                    b,
+                    proto,
+                    30 + rng.below(40) as u8,
+                    20 + payload.len() as u32,
+                );
+                let flags = [
+                    tf::SYN,
+                    tf::SYN,
+                    tf::SYN | tf::ACK,
+                    tf::ACK,
+                    tf::PSH | tf::ACK,
+                    tf::FIN | tf::ACK,
+                    tf::RST,
+                    tf::RST | tf::ACK,
+                    tf::SYN | tf::FIN,
+                ][rng.below(9)];
+                let payload = if flags & tf::SYN != 0 && rng.below(2) == 0 {
+                    b""
+                } else {
+                    payload
+                };
+                let l4 = match proto {
+                    ipproto::TCP => L4::Tcp(Tcp {
+                        src_port: sp,
+                        dst_port: dp,
+                        seq: rng.below(4) as u32 * 1000,
+                        ack: 0,
+                        flags,
+                        window: rng.below(3) as u16 * 100,
+                        payload,
+                        payload_len: payload.len() as u32 + rng.below(2) as u32,
+                    }),
+                    ipproto::UDP => L4::Udp(Udp {
+                        src_port: sp,
+                        dst_port: dp,
+                        payload,
+                        payload_len: payload.len() as u32,
+                    }),
+                    _ => L4::IcmpError(IcmpError {
+                        v6,
+                        icmp_type: 3,
+                        code: 13,
+                        quoted: Some(Quoted {
+                            proto: if rng.below(2) == 0 {
+                                ipproto::TCP
+                            } else {
+                                ipproto::UDP
+                            },
+                            src: b.parse().unwrap(),
+                            dst: a.parse().unwrap(),
+                            src_port: dp,
+                            dst_port: sp,
+                        }),
+                    }),
+                };
+                let cut = rng.below(8) == 0;
+                for (t, done) in &mut tables {
+                    t.set_frame(seq);
+                    t.packet(ts, 60, cut, &h, &l4, &mut |f| done.push(f));
+                }
+                assert_eq!(
+                    tables[0].0.live(),
+                    tables[1].0.live(),
+                    "round {round} frame {seq}"
+                );
+                waited = waited.max(tables[1].0.pending.len());
+            }
+            assert!(
+                waited > 0 && tables[0].0.pending.is_empty(),
+                "round {round}"
+            );
+            for (t, done) in &mut tables {
+                t.set_frame(600);
+                t.finish(&mut |f| done.push(f));
+            }
+            let [(plain, mut a), (compact, mut b)] = tables;
+            assert!(a.len() > 20, "round {round}: {} flows", a.len());
+            for v in [&mut a, &mut b] {
+                v.sort_by(|x, y| order(x, y).then(x.life.cmp(&y.life)));
+            }
+            let show = |v: &[Box<Flow>]| v.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>();
+            assert_eq!(show(&a), show(&b), "round {round}");
+            assert_eq!(
+                format!("{:?}", plain.stats()),
+                format!("{:?}", compact.stats())
+            );
+        }
     }
 }

@@ -316,8 +316,14 @@ impl Worker {
     pub(crate) fn snapshot(&self) -> Part {
         let mut flows = self.flows.clone();
         let mut tcp_msgs = self.tcp_dns.clone();
-        for f in self.table.live_flows() {
-            let mut f = f.clone();
+        let one_packet = self.table.live_one_packet_flows();
+        for f in self
+            .table
+            .live_flows()
+            .map(|f| Box::new(f.clone()))
+            .chain(one_packet)
+        {
+            let mut f = *f;
             if is_tcp_dns(&f) {
                 let done = self.tcp_dns_done.get(&flow_id(&f)).copied();
                 tcp_dns(&f, done.unwrap_or_default(), true, &mut tcp_msgs);
