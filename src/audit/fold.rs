@@ -293,6 +293,12 @@ impl FlowSink for InputFold<'_> {
         self.joiner = joiner;
     }
 
+    fn server_ttls(&mut self, ttls: &[(std::net::IpAddr, u8)]) {
+        for &(ip, ttl) in ttls {
+            self.ttls.entry(ip).or_default().insert(ttl);
+        }
+    }
+
     fn flows(&mut self, mut flows: Finished) {
         if let Some(t) = self.tags {
             crate::names::name_from_tags(&mut flows, t);

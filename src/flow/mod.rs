@@ -760,6 +760,10 @@ pub struct FlowTable<A = ()> {
     /// The caller's sequence number of the frame being accounted (see [`FlowTable::set_frame`]).
     frame: u64,
     stats: TableStats,
+    /// Whether a flow that finishes while it waits as its first packet is handed on as that
+    /// packet (into `waiting_out`) instead of made and given to the sink.
+    hand_on: bool,
+    waiting_out: Vec<Waiting>,
 }
 
 /// Service ports that decide UDP orientation when the first datagram came from the server side.
@@ -816,6 +820,8 @@ impl<A: AppFacts> FlowTable<A> {
             self_clocked: true,
             frame: 0,
             stats: TableStats::default(),
+            hand_on: false,
+            waiting_out: Vec::new(),
         }
     }
 
@@ -846,6 +852,24 @@ impl<A: AppFacts> FlowTable<A> {
 
     pub fn stats(&self) -> &TableStats {
         &self.stats
+    }
+
+    /// From now on, a flow that finishes while it still waits as its first packet is handed
+    /// on as that packet ([`Waiting`], taken with [`FlowTable::take_waiting`]) instead of made
+    /// and given to the sink.
+    pub fn hand_on_waiting(&mut self) {
+        self.hand_on = true;
+    }
+
+    /// The flows handed on as their first packet since the last call (see
+    /// [`FlowTable::hand_on_waiting`]), in the order they finished.
+    pub fn take_waiting(&mut self) -> Vec<Waiting> {
+        std::mem::take(&mut self.waiting_out)
+    }
+
+    /// The flows handed on as their first packet and not taken yet.
+    pub fn waiting(&self) -> &[Waiting] {
+        &self.waiting_out
     }
 
     /// The flows still alive in the table that have had more than one packet, or a first one
@@ -1251,8 +1275,7 @@ impl<A: AppFacts> FlowTable<A> {
         let limit = pending_idle_limit(&self.cfg, p.proto());
         if now.saturating_sub(p.ts) > limit {
             let p = self.pending.remove_by(hash, due).expect("present");
-            let f = p.flow(&self.cfg);
-            self.emit(f, now, sink);
+            self.emit_waiting(p, false, now, sink);
         } else {
             p.timer_ns = p.ts.saturating_add(limit);
             self.timers.push(Reverse((p.timer_ns, hash)));
@@ -1292,10 +1315,8 @@ impl<A: AppFacts> FlowTable<A> {
             .collect();
         for k in victims {
             if let Some(p) = self.pending.remove(&k) {
-                let mut f = p.flow(&self.cfg);
-                f.evicted = true;
                 self.stats.evicted += 1;
-                self.emit(f, now, sink);
+                self.emit_waiting(p, true, now, sink);
             }
         }
         // The checks of the evicted flows would stay in the heap until their time came (a
@@ -1315,6 +1336,29 @@ impl<A: AppFacts> FlowTable<A> {
         }
     }
 
+    /// Hands on a flow that finished while it waited as its first packet: as that packet when
+    /// the table hands such flows on so, else made.
+    fn emit_waiting(
+        &mut self,
+        p: Box<Pending>,
+        evicted: bool,
+        until: i64,
+        sink: &mut impl FnMut(Box<Flow<A>>),
+    ) {
+        if self.hand_on {
+            self.waiting_out.push(Waiting {
+                packet: *p,
+                evicted,
+                end_frame: self.frame,
+                until_ns: until,
+            });
+        } else {
+            let mut f = p.flow(&self.cfg);
+            f.evicted = evicted;
+            self.emit(f, until, sink);
+        }
+    }
+
     /// Hands a finished flow on, watched until `until` (see [`Flow::until_ns`]).
     fn emit(&mut self, mut f: Box<Flow<A>>, until: i64, sink: &mut impl FnMut(Box<Flow<A>>)) {
         // The flow leaves the table's accounting; its buffers go with it to the sink, which
@@ -1328,6 +1372,17 @@ impl<A: AppFacts> FlowTable<A> {
     /// Finishes every live flow (end of input), in first-seen order.
     pub fn finish(&mut self, sink: &mut impl FnMut(Box<Flow<A>>)) {
         self.timers.clear();
+        self.frame = u64::MAX;
+        if self.hand_on {
+            let frame = self.frame;
+            let waiting = self.pending.drain().map(|p| Waiting {
+                packet: *p,
+                evicted: false,
+                end_frame: frame,
+                until_ns: i64::MAX,
+            });
+            self.waiting_out.extend(waiting);
+        }
         let cfg = &self.cfg;
         let mut rest: Vec<Box<Flow<A>>> = self
             .map
@@ -1335,7 +1390,6 @@ impl<A: AppFacts> FlowTable<A> {
             .chain(self.pending.drain().map(|p| p.flow(cfg)))
             .collect();
         rest.sort_by(|a, b| order(a, b));
-        self.frame = u64::MAX;
         for f in rest {
             // Watched until the input's end, which the reader knows (`i64::MAX` until then).
             self.emit(f, i64::MAX, sink);
@@ -1474,8 +1528,8 @@ impl Pending {
         }
     }
 
-    /// The flow its packet makes, as [`FlowTable::entry`] and the packet functions make it.
-    fn flow<A: AppFacts>(&self, cfg: &FlowConfig) -> Box<Flow<A>> {
+    /// The packet's source and destination, and whether its source is the flow's server.
+    fn oriented(&self) -> (Endpoint, Endpoint, bool) {
         let (sp, dp) = self.ports();
         let src = Endpoint {
             ip: self.ip.src,
@@ -1489,7 +1543,22 @@ impl Pending {
             FirstL4::Tcp { flags, .. } => tcp_flips(flags, sp, dp),
             FirstL4::Udp { .. } => udp_flips(sp, dp),
         };
-        let (client, server) = if flipped { (dst, src) } else { (src, dst) };
+        (src, dst, flipped)
+    }
+
+    /// The flow's client and server.
+    fn ends(&self) -> (Endpoint, Endpoint) {
+        match self.oriented() {
+            (src, dst, true) => (dst, src),
+            (src, dst, false) => (src, dst),
+        }
+    }
+
+    /// The flow its packet makes, as [`FlowTable::entry`] and the packet functions make it.
+    fn flow<A: AppFacts>(&self, cfg: &FlowConfig) -> Box<Flow<A>> {
+        let (sp, dp) = self.ports();
+        let (src, _, flipped) = self.oriented();
+        let (client, server) = self.ends();
         let (proto, tunnel) = (self.proto(), self.ip.tunnel);
         let mut f = made_flow(
             proto, client, server, self.ts, flipped, tunnel, self.frame, cfg,
@@ -1535,6 +1604,68 @@ impl Pending {
             }
         }
         Box::new(f)
+    }
+}
+
+/// A flow that finished while it still waited as its first packet, handed on as that packet
+/// (about 130 bytes instead of a flow's 456) by a table told to
+/// ([`FlowTable::hand_on_waiting`]): [`Waiting::flow`] makes the very flow the table would
+/// have handed to its sink. A reader that takes a flood's flows a part at a time never holds
+/// them all made at once.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    packet: Pending,
+    evicted: bool,
+    /// `Flow::life.1`.
+    end_frame: u64,
+    /// `Flow::until_ns` (the reader fills in the input's end for a flow open at it).
+    pub until_ns: i64,
+}
+
+impl Waiting {
+    /// The flow, as the table would have handed it on.
+    pub fn flow<A: AppFacts>(&self) -> Box<Flow<A>> {
+        // What a waiting packet's flow reads of the table's configuration does not matter:
+        // it has no payload to keep and does not close, and its idle check is its own.
+        let mut f = self.packet.flow(&FlowConfig::default());
+        f.evicted = self.evicted;
+        f.life.1 = self.end_frame;
+        f.until_ns = self.until_ns;
+        f
+    }
+
+    /// The flow's [`order_key`].
+    pub fn order_key(&self) -> (i64, Proto, Endpoint, Endpoint, u32) {
+        let (client, server) = self.packet.ends();
+        (
+            self.packet.ts,
+            self.packet.proto(),
+            client,
+            server,
+            self.packet.ip.tunnel,
+        )
+    }
+
+    /// The flow's client address.
+    pub fn client_ip(&self) -> IpAddr {
+        self.packet.ends().0.ip
+    }
+
+    /// The server's address and the TTL of its data in the flow (`Flow::dirs[1].data_ttl`):
+    /// when its one packet came from the server and carried payload.
+    pub fn server_data_ttl(&self) -> Option<(IpAddr, u8)> {
+        let p = &self.packet;
+        let payload = match p.l4 {
+            FirstL4::Tcp { .. } => 0,
+            FirstL4::Udp { payload_len, .. } => payload_len,
+        };
+        let (src, _, flipped) = p.oriented();
+        (flipped && payload > 0).then_some((src.ip, p.ip.ttl))
+    }
+
+    /// The frame at which the table finished the flow (`Flow::life.1`).
+    pub fn end_frame(&self) -> u64 {
+        self.end_frame
     }
 }
 
@@ -2288,6 +2419,7 @@ mod tests {
     #[test]
     fn waiting_first_packets_make_the_same_flows() {
         let mut rng = crate::rng::XorShift::new(0x5eed_f10e);
+        let mut ttls_seen = 0;
         for round in 0..40 {
             let cfg = |compact| FlowConfig {
                 max_flows: 8 + round % 40,
@@ -2298,10 +2430,15 @@ mod tests {
                 compact_first_packets: compact,
                 ..FlowConfig::default()
             };
-            let mut tables: [(FlowTable, Vec<Box<Flow>>); 2] = [
+            let mut tables: [(FlowTable, Vec<Box<Flow>>); 3] = [
                 (FlowTable::new(cfg(false)), Vec::new()),
                 (FlowTable::new(cfg(true)), Vec::new()),
+                (FlowTable::new(cfg(true)), Vec::new()),
             ];
+            // The third hands waiting flows on as their packet: made by the reader.
+            tables[2].0.hand_on_waiting();
+            let mut handed = 0;
+            let mut seen_ttl = false;
             let mut ts = 0;
             let mut waited = 0;
             for seq in 0..600u64 {
@@ -2398,10 +2535,13 @@ mod tests {
                 for (t, done) in &mut tables {
                     t.set_frame(seq);
                     t.packet(ts, 60, cut, &h, &l4, &mut |f| done.push(f));
+                    let waiting = t.take_waiting();
+                    handed += waiting.len();
+                    done.extend(waiting.iter().map(Waiting::flow));
                 }
-                assert_eq!(
-                    tables[0].0.live(),
-                    tables[1].0.live(),
+                let live = tables.each_ref().map(|(t, _)| t.live());
+                assert!(
+                    live[0] == live[1] && live[0] == live[2],
                     "round {round} frame {seq}"
                 );
                 waited = waited.max(tables[1].0.pending.len());
@@ -2413,18 +2553,35 @@ mod tests {
             for (t, done) in &mut tables {
                 t.set_frame(600);
                 t.finish(&mut |f| done.push(f));
+                let waiting = t.take_waiting();
+                for w in &waiting {
+                    let f = w.flow::<()>();
+                    assert_eq!(w.order_key(), order_key(&f));
+                    assert_eq!(w.client_ip(), f.client.ip);
+                    let ttl = f.dirs[1].data_ttl.map(|(lo, hi)| {
+                        assert_eq!(lo, hi);
+                        (f.server.ip, lo)
+                    });
+                    assert_eq!(w.server_data_ttl(), ttl);
+                    seen_ttl |= ttl.is_some();
+                }
+                handed += waiting.len();
+                done.extend(waiting.iter().map(Waiting::flow));
             }
-            let [(plain, mut a), (compact, mut b)] = tables;
+            assert!(handed > 0, "round {round}");
+            ttls_seen += usize::from(seen_ttl);
+            let [(plain, mut a), (compact, mut b), (handing, mut c)] = tables;
             assert!(a.len() > 20, "round {round}: {} flows", a.len());
-            for v in [&mut a, &mut b] {
+            for v in [&mut a, &mut b, &mut c] {
                 v.sort_by(|x, y| order(x, y).then(x.life.cmp(&y.life)));
             }
             let show = |v: &[Box<Flow>]| v.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>();
             assert_eq!(show(&a), show(&b), "round {round}");
-            assert_eq!(
-                format!("{:?}", plain.stats()),
-                format!("{:?}", compact.stats())
-            );
+            assert_eq!(show(&a), show(&c), "round {round}");
+            let stats = |t: &FlowTable| format!("{:?}", t.stats());
+            assert_eq!(stats(&plain), stats(&compact));
+            assert_eq!(stats(&plain), stats(&handing));
         }
+        assert!(ttls_seen > 0, "a server's answer waited in some round");
     }
 }

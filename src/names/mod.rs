@@ -112,10 +112,21 @@ impl Namer {
     pub fn epoch(
         &mut self,
         flows: &mut [Box<Described>],
-        mut udp: Vec<(u64, DnsEvent)>,
+        udp: Vec<(u64, DnsEvent)>,
         tcp: Vec<DnsEvent>,
         seen: impl IntoIterator<Item = (std::net::IpAddr, [u8; 6])>,
     ) -> Vec<DnsEvent> {
+        let kept = self.messages(udp, tcp);
+        self.observe(flows.iter().map(|f| f.client.ip), &kept, seen);
+        let mut next = 0;
+        self.name(flows, &kept, &mut next);
+        self.close(&kept, next);
+        kept
+    }
+
+    /// [`Namer::epoch`] in steps, for an epoch whose flows are named a part at a time: the
+    /// epoch's DNS messages kept (copies dropped), in time order.
+    pub fn messages(&mut self, mut udp: Vec<(u64, DnsEvent)>, tcp: Vec<DnsEvent>) -> Vec<DnsEvent> {
         // Copies are looked for in capture order, as the frames came (frame numbers are unique).
         udp.sort_unstable_by_key(|(seq, _)| *seq);
         let mut kept: Vec<DnsEvent> = Vec::with_capacity(udp.len() + tcp.len());
@@ -156,28 +167,43 @@ impl Namer {
         // Stable: messages between the same endpoints at the same time keep their order
         // (capture order over UDP; over TCP, a flow's client messages, then its server's).
         kept.sort_by(dns_order);
+        kept
+    }
+
+    /// The epoch's clients (every flow's, in any order) and address sightings, with its
+    /// messages' clients: host ties learned before any flow of the epoch is named.
+    pub fn observe(
+        &mut self,
+        clients: impl IntoIterator<Item = std::net::IpAddr>,
+        kept: &[DnsEvent],
+        seen: impl IntoIterator<Item = (std::net::IpAddr, [u8; 6])>,
+    ) {
         self.ties.observe(
-            flows
-                .iter()
-                .map(|f| f.client.ip)
-                .chain(kept.iter().map(|e| e.client)),
+            clients.into_iter().chain(kept.iter().map(|e| e.client)),
             seen,
         );
+    }
+
+    /// Names the next flows of the epoch (in flow order, after those named before), taking
+    /// in each message of `kept` from `next` on that came before a flow began.
+    pub fn name(&mut self, flows: &mut [Box<Described>], kept: &[DnsEvent], next: &mut usize) {
         let hosts = self.ties.hosts();
-        let mut next = 0;
         for f in flows.iter_mut() {
-            while let Some(e) = kept.get(next).filter(|e| e.ts_ns <= f.first_ns) {
+            while let Some(e) = kept.get(*next).filter(|e| e.ts_ns <= f.first_ns) {
                 self.map
                     .add_response(e.ts_ns, e.tunnel, e.client, &e.message);
-                next += 1;
+                *next += 1;
             }
             name_by_dns(f, &self.map, hosts);
         }
-        for e in &kept[next..] {
+    }
+
+    /// Ends the epoch: takes in the messages after its last flow began.
+    pub fn close(&mut self, kept: &[DnsEvent], next: usize) {
+        for e in kept.get(next..).unwrap_or_default() {
             self.map
                 .add_response(e.ts_ns, e.tunnel, e.client, &e.message);
         }
-        kept
     }
 }
 

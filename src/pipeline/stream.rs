@@ -10,9 +10,13 @@
 use std::collections::VecDeque;
 
 use super::summary::DnsEvent;
-use super::worker::Epoch;
+use super::worker::{Epoch, Worker};
+use crate::flow::Waiting;
 use crate::names::Namer;
 use crate::proto::Described;
+
+/// How many flows [`Stream::join_in_parts`] makes at a time.
+const PART: usize = 16_384;
 
 /// Finished flows, boxed as the flow table made them.
 #[allow(clippy::vec_box)]
@@ -23,6 +27,12 @@ pub(crate) type Finished = Vec<Box<Described>>;
 /// they need not stay.
 pub trait FlowSink: Send {
     fn dns(&mut self, messages: Vec<DnsEvent>);
+    /// Before an epoch's flows, when they come in several parts (a flood's thousands of flows
+    /// that had one packet are made a part at a time): the TTLs of every server's own data in
+    /// all of the epoch's flows, which judging any of them may need (see
+    /// `crate::audit::judge::server_ttls_into`).
+    fn server_ttls(&mut self, _ttls: &[(std::net::IpAddr, u8)]) {}
+    /// An epoch's flows, or the next part of them (in flow order).
     fn flows(&mut self, flows: Finished);
     /// The input ended (after its last epoch).
     fn end(&mut self) {}
@@ -90,6 +100,7 @@ impl<'s> Stream<'s> {
         let mut flows: Finished = Vec::new();
         let (mut udp, mut tcp) = (Vec::new(), Vec::new());
         let mut seen = crate::names::Sightings::default();
+        let mut waiting: Vec<Waiting> = Vec::new();
         // (frame, 0 = finished / 1 = created): every flow created or finished in this epoch,
         // as [`crate::flow::peak_live`] orders them over a whole input.
         let mut lives: Vec<(u64, u8)> = Vec::new();
@@ -103,12 +114,19 @@ impl<'s> Stream<'s> {
             udp.extend(p.udp_dns);
             tcp.extend(p.tcp_dns);
             seen.extend(p.seen);
+            waiting.extend(p.waiting);
         }
         lives.extend(
             flows
                 .iter()
                 .filter(|f| f.life.1 != u64::MAX)
-                .map(|f| (f.life.1, 0)),
+                .map(|f| (f.life.1, 0))
+                .chain(
+                    waiting
+                        .iter()
+                        .filter(|w| w.end_frame() != u64::MAX)
+                        .map(|w| (w.end_frame(), 0)),
+                ),
         );
         lives.sort_unstable();
         for (_, created) in lives {
@@ -123,8 +141,15 @@ impl<'s> Stream<'s> {
             for f in flows.iter_mut().filter(|f| f.until_ns == i64::MAX) {
                 f.until_ns = end;
             }
+            for w in waiting.iter_mut().filter(|w| w.until_ns == i64::MAX) {
+                w.until_ns = end;
+            }
         }
         crate::flow::sort_flows(&mut flows);
+        if !waiting.is_empty() {
+            self.join_in_parts(flows, waiting, udp, tcp, seen);
+            return;
+        }
         let kept = self.namer.epoch(&mut flows, udp, tcp, seen);
         if let Some(sink) = self.sink.as_deref_mut() {
             sink.dns(kept);
@@ -136,6 +161,81 @@ impl<'s> Stream<'s> {
             self.flows = flows;
         } else {
             self.flows.extend(flows);
+        }
+    }
+
+    /// The rest of [`Stream::join`] for an epoch with flows that waited as their first packet:
+    /// they are made, named and handed on [`PART`] at a time, in flow order among the others,
+    /// so that a flood's flows are never all made at once. The same flows, names and order as
+    /// making them all first.
+    fn join_in_parts(
+        &mut self,
+        flows: Finished,
+        mut waiting: Vec<Waiting>,
+        udp: Vec<(u64, DnsEvent)>,
+        tcp: Vec<DnsEvent>,
+        seen: crate::names::Sightings,
+    ) {
+        enum Item {
+            Made(Box<Described>),
+            Waiting(Waiting),
+        }
+        waiting.sort_by_key(Waiting::order_key);
+        // Both in flow order: merged, a made flow first on a tie.
+        let mut items: Vec<Item> = Vec::with_capacity(flows.len() + waiting.len());
+        let mut ws = waiting.into_iter().peekable();
+        for f in flows {
+            let key = crate::flow::order_key(&f);
+            while let Some(w) = ws.next_if(|w| w.order_key() < key) {
+                items.push(Item::Waiting(w));
+            }
+            items.push(Item::Made(f));
+        }
+        items.extend(ws.map(Item::Waiting));
+        let kept = self.namer.messages(udp, tcp);
+        let clients = items.iter().map(|i| match i {
+            Item::Made(f) => f.client.ip,
+            Item::Waiting(w) => w.client_ip(),
+        });
+        self.namer.observe(clients, &kept, seen);
+        if let Some(sink) = self.sink.as_deref_mut() {
+            sink.dns(kept.clone());
+            let mut ttls = Vec::new();
+            for i in &items {
+                match i {
+                    Item::Made(f) => {
+                        if let Some((lo, hi)) = f.dirs[1].data_ttl {
+                            ttls.extend([(f.server.ip, lo), (f.server.ip, hi)]);
+                        }
+                    }
+                    Item::Waiting(w) => ttls.extend(w.server_data_ttl()),
+                }
+            }
+            sink.server_ttls(&ttls);
+        }
+        let mut next = 0;
+        let mut items = items.into_iter();
+        loop {
+            let mut part: Finished = items
+                .by_ref()
+                .take(PART)
+                .map(|i| match i {
+                    Item::Made(f) => f,
+                    Item::Waiting(w) => Worker::made(&w),
+                })
+                .collect();
+            if part.is_empty() {
+                break;
+            }
+            self.namer.name(&mut part, &kept, &mut next);
+            match self.sink.as_deref_mut() {
+                Some(sink) => sink.flows(part),
+                None => self.flows.extend(part),
+            }
+        }
+        self.namer.close(&kept, next);
+        if self.sink.is_none() {
+            self.dns.extend(kept);
         }
     }
 

@@ -105,6 +105,9 @@ pub(crate) struct Epoch {
     pub(super) seen: crate::names::Sightings,
     /// The frame numbers at which flows were created (for the most flows alive at once).
     pub(super) created: Vec<u64>,
+    /// The flows that finished while they waited as their first packet, as that packet (see
+    /// [`crate::flow::Waiting`]): the stream makes them a part at a time.
+    pub(super) waiting: Vec<crate::flow::Waiting>,
 }
 
 /// What one worker produced: its last epoch (all of the input when no epoch was taken) and
@@ -130,9 +133,11 @@ impl Worker {
             reassembly_budget: cfg.reassembly_budget / share,
             ..cfg.clone()
         };
+        let mut table = FlowTable::with_external_clock(mine);
+        table.hand_on_waiting();
         Worker {
             keep_first_flight: cfg.keep_first_flight,
-            table: FlowTable::with_external_clock(mine),
+            table,
             defrag: Defragmenter::new(
                 crate::decode::defrag_defaults::MAX_BYTES / share,
                 (crate::decode::defrag_defaults::MAX_DATAGRAMS / share).max(1),
@@ -291,7 +296,20 @@ impl Worker {
             tcp_dns: std::mem::take(&mut self.tcp_dns),
             seen: std::mem::take(&mut self.seen),
             created: std::mem::take(&mut self.created),
+            waiting: self.table.take_waiting(),
         }
+    }
+
+    /// The flow a waiting first packet makes (see [`crate::flow::Waiting`]) with its facts, as
+    /// [`Worker`] hands on a flow the table finished; it has no payload to read, so nothing
+    /// to count and nothing of DNS over TCP.
+    pub(crate) fn made(w: &crate::flow::Waiting) -> Box<Described> {
+        let mut f = w.flow::<Facts>();
+        extract(&mut f);
+        debug_assert!(!f.facts.name_not_taken && crate::proto::facts::hello_over_cap(&f).is_none());
+        debug_assert!(f.dirs.iter().all(|d| d.stream.held() == 0));
+        f.release_buffers();
+        f
     }
 
     /// Runs the extractors on flows the table finished, then frees their buffers.
@@ -316,6 +334,7 @@ impl Worker {
     pub(crate) fn snapshot(&self) -> Part {
         let mut flows = self.flows.clone();
         let mut tcp_msgs = self.tcp_dns.clone();
+        flows.extend(self.table.waiting().iter().map(Worker::made));
         let one_packet = self.table.live_one_packet_flows();
         for f in self
             .table
@@ -339,6 +358,7 @@ impl Worker {
                 tcp_dns: tcp_msgs,
                 seen: self.seen.clone(),
                 created: self.created.clone(),
+                waiting: Vec::new(),
             },
             truncated: self.truncated,
             names_not_taken: self.names_not_taken,
