@@ -1275,7 +1275,7 @@ impl<A: AppFacts> FlowTable<A> {
         let limit = pending_idle_limit(&self.cfg, p.proto());
         if now.saturating_sub(p.ts) > limit {
             let p = self.pending.remove_by(hash, due).expect("present");
-            self.emit_waiting(p, false, now, sink);
+            self.emit_waiting(*p, false, now, sink);
         } else {
             p.timer_ns = p.ts.saturating_add(limit);
             self.timers.push(Reverse((p.timer_ns, hash)));
@@ -1316,7 +1316,7 @@ impl<A: AppFacts> FlowTable<A> {
         for k in victims {
             if let Some(p) = self.pending.remove(&k) {
                 self.stats.evicted += 1;
-                self.emit_waiting(p, true, now, sink);
+                self.emit_waiting(*p, true, now, sink);
             }
         }
         // The checks of the evicted flows would stay in the heap until their time came (a
@@ -1340,14 +1340,14 @@ impl<A: AppFacts> FlowTable<A> {
     /// the table hands such flows on so, else made.
     fn emit_waiting(
         &mut self,
-        p: Box<Pending>,
+        p: Pending,
         evicted: bool,
         until: i64,
         sink: &mut impl FnMut(Box<Flow<A>>),
     ) {
         if self.hand_on {
             self.waiting_out.push(Waiting {
-                packet: *p,
+                packet: p,
                 evicted,
                 end_frame: self.frame,
                 until_ns: until,
@@ -1375,6 +1375,7 @@ impl<A: AppFacts> FlowTable<A> {
         self.frame = u64::MAX;
         if self.hand_on {
             let frame = self.frame;
+            self.waiting_out.reserve_exact(self.pending.len());
             let waiting = self.pending.drain().map(|p| Waiting {
                 packet: *p,
                 evicted: false,

@@ -15,6 +15,42 @@ use crate::flow::Waiting;
 use crate::names::Namer;
 use crate::proto::Described;
 
+/// A flow of an epoch, made or waiting as its first packet.
+enum Either<'a> {
+    Made(&'a Described),
+    Waiting(&'a Waiting),
+}
+
+/// The made and the waiting flows of an epoch, each in flow order, merged (a made flow first
+/// on a tie).
+struct Merged<'a> {
+    made: &'a [Box<Described>],
+    waiting: &'a [Waiting],
+    at: (usize, usize),
+}
+
+impl<'a> Iterator for Merged<'a> {
+    type Item = Either<'a>;
+    fn next(&mut self) -> Option<Either<'a>> {
+        let (m, w) = self.at;
+        match (self.made.get(m), self.waiting.get(w)) {
+            (Some(f), Some(x)) if x.order_key() < crate::flow::order_key(f) => {
+                self.at.1 += 1;
+                Some(Either::Waiting(x))
+            }
+            (Some(f), _) => {
+                self.at.0 += 1;
+                Some(Either::Made(f))
+            }
+            (None, Some(x)) => {
+                self.at.1 += 1;
+                Some(Either::Waiting(x))
+            }
+            (None, None) => None,
+        }
+    }
+}
+
 /// How many flows [`Stream::join_in_parts`] makes at a time.
 const PART: usize = 16_384;
 
@@ -114,7 +150,11 @@ impl<'s> Stream<'s> {
             udp.extend(p.udp_dns);
             tcp.extend(p.tcp_dns);
             seen.extend(p.seen);
-            waiting.extend(p.waiting);
+            if waiting.is_empty() {
+                waiting = p.waiting;
+            } else {
+                waiting.extend(p.waiting);
+            }
         }
         lives.extend(
             flows
@@ -176,57 +216,54 @@ impl<'s> Stream<'s> {
         tcp: Vec<DnsEvent>,
         seen: crate::names::Sightings,
     ) {
-        enum Item {
-            Made(Box<Described>),
-            Waiting(Waiting),
-        }
         waiting.sort_by_key(Waiting::order_key);
-        // Both in flow order: merged, a made flow first on a tie.
-        let mut items: Vec<Item> = Vec::with_capacity(flows.len() + waiting.len());
-        let mut ws = waiting.into_iter().peekable();
-        for f in flows {
-            let key = crate::flow::order_key(&f);
-            while let Some(w) = ws.next_if(|w| w.order_key() < key) {
-                items.push(Item::Waiting(w));
-            }
-            items.push(Item::Made(f));
-        }
-        items.extend(ws.map(Item::Waiting));
+        // Both in flow order: merged (a made flow first on a tie) without moving either.
+        let merged = || Merged {
+            made: &flows,
+            waiting: &waiting,
+            at: (0, 0),
+        };
         let kept = self.namer.messages(udp, tcp);
-        let clients = items.iter().map(|i| match i {
-            Item::Made(f) => f.client.ip,
-            Item::Waiting(w) => w.client_ip(),
+        let clients = merged().map(|i| match i {
+            Either::Made(f) => f.client.ip,
+            Either::Waiting(w) => w.client_ip(),
         });
         self.namer.observe(clients, &kept, seen);
         if let Some(sink) = self.sink.as_deref_mut() {
             sink.dns(kept.clone());
             let mut ttls = Vec::new();
-            for i in &items {
+            for i in merged() {
                 match i {
-                    Item::Made(f) => {
+                    Either::Made(f) => {
                         if let Some((lo, hi)) = f.dirs[1].data_ttl {
                             ttls.extend([(f.server.ip, lo), (f.server.ip, hi)]);
                         }
                     }
-                    Item::Waiting(w) => ttls.extend(w.server_data_ttl()),
+                    Either::Waiting(w) => ttls.extend(w.server_data_ttl()),
                 }
             }
             sink.server_ttls(&ttls);
         }
+        // Which of the two each flow in order is; then a part at a time, the made flows taken
+        // out of `flows` and the waiting ones made from their packet.
+        let order: Vec<bool> = merged().map(|i| matches!(i, Either::Made(_))).collect();
+        let mut made = flows.into_iter();
+        let mut waits = waiting.iter();
         let mut next = 0;
-        let mut items = items.into_iter();
-        loop {
-            let mut part: Finished = items
-                .by_ref()
-                .take(PART)
-                .map(|i| match i {
-                    Item::Made(f) => f,
-                    Item::Waiting(w) => Worker::made(&w),
+        let mut at = 0;
+        while at < order.len() {
+            let end = (at + PART).min(order.len());
+            let mut part: Finished = order[at..end]
+                .iter()
+                .filter_map(|&is_made| {
+                    if is_made {
+                        made.next()
+                    } else {
+                        waits.next().map(Worker::made)
+                    }
                 })
                 .collect();
-            if part.is_empty() {
-                break;
-            }
+            at = end;
             self.namer.name(&mut part, &kept, &mut next);
             match self.sink.as_deref_mut() {
                 Some(sink) => sink.flows(part),
