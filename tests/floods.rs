@@ -6,7 +6,9 @@
 //! so what it holds is the flows alive at once (every flood flow stays alive for its idle time,
 //! up to the cap) and bounded state, whatever the size of the input; a flood flow alive at once
 //! is its one packet (about 130 bytes, `flow::Waiting`), and the flows still alive at the end
-//! are made a part at a time.
+//! are made a part at a time. Without the cap, the SYN flood's audit below took 281 MiB when
+//! every live flow was a whole flow and the end made them all at once (94 MiB since), the DNS
+//! flood's 218 MiB (140 since).
 //!
 //! Sizes: the binary is the debug build here, which reads about 100k packets a second, so the
 //! floods are 300k flows (21 MB) and 150k queries (16 MB, a flow each): on the 2-core host the
