@@ -457,6 +457,39 @@ mod tests {
         }
     }
 
+    /// On every recorded capture, the audit folded with each epoch made and named a few flows
+    /// at a time (see `pipeline::Stream`) is the audit folded whole epochs at a time.
+    #[test]
+    fn epochs_in_parts_audit_as_whole_epochs() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+        let (inputs, _, _) = crate::capture::expand_inputs(std::slice::from_ref(&dir));
+        assert!(inputs.len() > 40);
+        let catalog = crate::catalog::Catalog::builtin();
+        let run = |cfg: &crate::flow::FlowConfig, input: &crate::capture::Input| {
+            let mut fold = super::InputFold::new(0, input.display(), &catalog, None, true);
+            let r = crate::pipeline::analyze_input_into(input, cfg, 1, false, Some(&mut fold));
+            let mut results = vec![r];
+            let (a, _) = super::audit_inputs(
+                vec![fold.finish(results[0].summary.latest_ns)],
+                &mut results,
+                &catalog,
+            );
+            serde_json::to_string(&a).unwrap()
+        };
+        let whole = crate::flow::FlowConfig::default();
+        let parts = crate::flow::FlowConfig {
+            make_at_once: 2,
+            ..whole.clone()
+        };
+        for input in &inputs {
+            assert!(
+                run(&whole, input) == run(&parts, input),
+                "{}",
+                input.display()
+            );
+        }
+    }
+
     /// The audit folded as the input is read (epochs cut by sweeps and by frame counts, on
     /// one and two workers) is the audit of the input read whole: the same document, the same
     /// flows per input, the same sample of blocked flows.
@@ -475,10 +508,26 @@ mod tests {
         assert!(frames > 3 * crate::pipeline::EPOCH_FRAMES, "{frames}");
         let (want, _) = super::audit(&mut whole, &catalog);
         let doc = |a: &super::Audit| serde_json::to_string(a).unwrap();
-        for workers in [1, 2] {
+        // Also with every epoch made and named a few flows at a time, and with no flow waiting
+        // as its first packet.
+        let parts = crate::flow::FlowConfig {
+            make_at_once: 5,
+            ..cfg.clone()
+        };
+        let whole_flows = crate::flow::FlowConfig {
+            compact_first_packets: false,
+            ..cfg.clone()
+        };
+        for (workers, cfg) in [
+            (1, &cfg),
+            (2, &cfg),
+            (1, &parts),
+            (2, &parts),
+            (2, &whole_flows),
+        ] {
             let mut fold = super::InputFold::new(0, input.display(), &catalog, None, false);
             let r =
-                crate::pipeline::analyze_input_into(&input, &cfg, workers, false, Some(&mut fold));
+                crate::pipeline::analyze_input_into(&input, cfg, workers, false, Some(&mut fold));
             assert!(r.flows.is_empty() && r.dns.is_empty(), "the sink took them");
             let mut results = vec![r];
             let (got, _) = super::audit_inputs(
@@ -486,7 +535,7 @@ mod tests {
                 &mut results,
                 &catalog,
             );
-            assert!(doc(&got) == doc(&want), "{workers} workers");
+            assert!(doc(&got) == doc(&want), "{workers} workers, {cfg:?}");
             assert_eq!(got.folded.flows_per_input, want.folded.flows_per_input);
             assert_eq!(got.folded.unattributed, want.folded.unattributed);
             let sample = |a: &super::Audit| -> Vec<(String, usize)> {

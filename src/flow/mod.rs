@@ -46,6 +46,10 @@ pub struct FlowConfig {
     /// Keep a flow that has had one packet as that packet until a second comes (see
     /// `Pending`: a fifth of the memory, the same flows). Off only to compare.
     pub compact_first_packets: bool,
+    /// An epoch of more flows than this, some of them finished while they waited as their
+    /// first packet, is made, named and handed on this many at a time (see
+    /// `pipeline::Stream`); small values are for tests.
+    pub make_at_once: usize,
 }
 
 impl Default for FlowConfig {
@@ -60,6 +64,7 @@ impl Default for FlowConfig {
             keep_first_flight: false,
             encrypted_bypass: true,
             compact_first_packets: true,
+            make_at_once: 16_384,
         }
     }
 }

@@ -119,7 +119,7 @@ fn read_all(
     let mut worker = Worker::new(cfg, 1);
     // Flows go on as they finish, epoch by epoch; a live view's snapshots need every flow in
     // the worker, so there the whole input is one epoch at the end.
-    let mut stream = stream::Stream::new(1, sink);
+    let mut stream = stream::Stream::new(1, sink, cfg);
     let epochs = view.is_none();
     let mut clock = SweepClock::default();
     let mut reported = 0u64;
@@ -137,7 +137,7 @@ fn read_all(
                     vec![part],
                     SkipCounts::default(),
                     None,
-                    stream::Stream::new(1, None),
+                    stream::Stream::new(1, None, cfg),
                 ));
                 let cost = now.elapsed();
                 if !every.is_zero() {

@@ -275,7 +275,7 @@ pub fn analyze_reader_split_into(
     let mapped = reader.map();
     let map: &[u8] = mapped.as_deref().map_or(&[], |m| &m[..]);
     // Epochs: the reading thread's worker is 0, the others 1.. in the order of their lanes.
-    let mut stream = Stream::new(n, sink);
+    let mut stream = Stream::new(n, sink, cfg);
     let (epoch_tx, epoch_rx) = channel::<(usize, Epoch)>();
     let (error, parts) = std::thread::scope(|scope| {
         let mut lanes = Vec::with_capacity(n);

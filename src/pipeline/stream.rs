@@ -51,9 +51,6 @@ impl<'a> Iterator for Merged<'a> {
     }
 }
 
-/// How many flows [`Stream::join_in_parts`] makes at a time.
-const PART: usize = 16_384;
-
 /// Finished flows, boxed as the flow table made them.
 #[allow(clippy::vec_box)]
 pub(crate) type Finished = Vec<Box<Described>>;
@@ -88,11 +85,17 @@ pub(crate) struct Stream<'s> {
     peak: u64,
     /// The input's latest time, once known: flows open at its end were watched until then.
     end_ns: Option<i64>,
+    /// How many flows [`Stream::join_in_parts`] makes at a time (`FlowConfig::make_at_once`).
+    part: usize,
 }
 
 impl<'s> Stream<'s> {
     /// A stream of the epochs of `workers` workers, its flows handed to `sink` if given.
-    pub(crate) fn new(workers: usize, sink: Option<&'s mut dyn FlowSink>) -> Stream<'s> {
+    pub(crate) fn new(
+        workers: usize,
+        sink: Option<&'s mut dyn FlowSink>,
+        cfg: &crate::flow::FlowConfig,
+    ) -> Stream<'s> {
         Stream {
             sink,
             namer: Namer::default(),
@@ -102,6 +105,7 @@ impl<'s> Stream<'s> {
             live: 0,
             peak: 0,
             end_ns: None,
+            part: cfg.make_at_once.max(1),
         }
     }
 
@@ -185,11 +189,15 @@ impl<'s> Stream<'s> {
                 w.until_ns = end;
             }
         }
-        crate::flow::sort_flows(&mut flows);
-        if !waiting.is_empty() {
+        if flows.len() + waiting.len() > self.part {
+            crate::flow::sort_flows(&mut flows);
             self.join_in_parts(flows, waiting, udp, tcp, seen);
             return;
         }
+        // Few enough to make at once (and to name without copying the epoch's messages).
+        flows.extend(waiting.iter().map(Worker::made));
+        drop(waiting);
+        crate::flow::sort_flows(&mut flows);
         let kept = self.namer.epoch(&mut flows, udp, tcp, seen);
         if let Some(sink) = self.sink.as_deref_mut() {
             sink.dns(kept);
@@ -204,8 +212,8 @@ impl<'s> Stream<'s> {
         }
     }
 
-    /// The rest of [`Stream::join`] for an epoch with flows that waited as their first packet:
-    /// they are made, named and handed on [`PART`] at a time, in flow order among the others,
+    /// The rest of [`Stream::join`] for an epoch of more than `part` flows, some of which
+    /// waited as their first packet: they are made, named and handed on `part` at a time, in flow order among the others,
     /// so that a flood's flows are never all made at once. The same flows, names and order as
     /// making them all first.
     fn join_in_parts(
@@ -252,7 +260,7 @@ impl<'s> Stream<'s> {
         let mut next = 0;
         let mut at = 0;
         while at < order.len() {
-            let end = (at + PART).min(order.len());
+            let end = (at + self.part).min(order.len());
             let mut part: Finished = order[at..end]
                 .iter()
                 .filter_map(|&is_made| {
