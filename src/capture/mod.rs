@@ -233,6 +233,8 @@ pub struct CaptureReader {
     /// The digest of the stream's raw bytes (none for a memory map: [`CaptureReader::digest`]
     /// hashes the map).
     digest: Option<digest::SharedDigest>,
+    /// The digest of a mapped input, under way (see [`digest::MapDigest`]).
+    map_digest: Option<digest::MapDigest>,
     /// The reading got to the end of the stream (no error stopped it).
     ended: bool,
 }
@@ -367,7 +369,9 @@ impl CaptureReader {
         // mapping, another process truncating the file while it is mapped would fault (SIGBUS):
         // callers that map (an input split among threads, see `crate::pipeline::split`) document it.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_at(0))?;
-        CaptureReader::from_source(Source::mapped(map), Compression::None)
+        let mut reader = CaptureReader::from_source(Source::mapped(map), Compression::None)?;
+        reader.map_digest = reader.src.map().map(digest::MapDigest::start);
+        Ok(reader)
     }
 
     fn from_source(mut src: Source, compression: Compression) -> Result<CaptureReader, ReadError> {
@@ -404,21 +408,24 @@ impl CaptureReader {
             warnings: Vec::new(),
             done: false,
             digest: None,
+            map_digest: None,
             ended: false,
         })
     }
 
     /// The size and SHA-256 (lower-case hex) of the input as stored (a compressed file's
     /// compressed bytes), once it was read to its end; none when an error stopped the reading
-    /// (whether it is mapped or not). A memory-mapped file is hashed here, whole.
+    /// (whether it is mapped or not). A memory-mapped file is hashed whole, on a thread of its
+    /// own from its opening when it is large (see [`digest::MapDigest`]).
     pub fn digest(&self) -> Option<(u64, String)> {
         if !self.ended {
             return None;
         }
-        match (&self.digest, self.src.map()) {
-            (Some(d), _) => digest::finished(d),
-            (None, Some(map)) => Some((map.len() as u64, digest::sha256_hex(&map))),
-            (None, None) => None,
+        match (&self.digest, &self.map_digest, self.src.map()) {
+            (Some(d), _, _) => digest::finished(d),
+            (None, Some(m), _) => Some(m.finish()),
+            (None, None, Some(map)) => Some((map.len() as u64, digest::sha256_hex(&map))),
+            (None, None, None) => None,
         }
     }
 
