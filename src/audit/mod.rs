@@ -466,7 +466,7 @@ mod tests {
         assert!(inputs.len() > 40);
         let catalog = crate::catalog::Catalog::builtin();
         let run = |cfg: &crate::flow::FlowConfig, input: &crate::capture::Input| {
-            let mut fold = super::InputFold::new(0, input.display(), &catalog, None, true);
+            let mut fold = super::InputFold::new(0, input.display(), &catalog, None, false);
             let r = crate::pipeline::analyze_input_into(input, cfg, 1, false, Some(&mut fold));
             let mut results = vec![r];
             let (a, _) = super::audit_inputs(
@@ -488,6 +488,120 @@ mod tests {
                 input.display()
             );
         }
+    }
+
+    /// A RST forged in the server's name is told from the server's own by the TTLs of the
+    /// server's data in the other flows of the capture, the later ones of the same epoch too:
+    /// when that epoch is judged in parts, the sink learns them all before the first part
+    /// (`FlowSink::server_ttls`). Here the RST's flow comes first and is a part of its own, the
+    /// server's data (TTL 50, the RST's 60) only in the next part.
+    #[test]
+    fn a_forged_reset_is_told_when_its_epoch_comes_in_parts() {
+        use crate::decode::testutil::{eth, tcp_full, V4};
+        use crate::decode::{ipproto, tcp_flags as tf};
+        let (c, srv) = (crate::decode::testutil::V4_A, crate::decode::testutil::V4_B);
+        let hello = crate::synth::tls_client_hello("ml.azure.com");
+        let answer = crate::synth::tls_server_hello();
+        // The first flow: a SYN answered by a RST (TTL 60) and nothing else of the server's;
+        // the second: a handshake, a ClientHello and the server's answer (TTL 50).
+        let (cs, ss) = (100u32, 500u32);
+        let after = cs + 1 + hello.len() as u32;
+        let segments = [
+            (
+                true,
+                64,
+                tcp_full(40000, 443, cs, 0, tf::SYN, 64240, &[], &[]),
+            ),
+            (
+                false,
+                60,
+                tcp_full(443, 40000, 0, cs + 1, tf::RST | tf::ACK, 0, &[], &[]),
+            ),
+            (
+                true,
+                64,
+                tcp_full(40001, 443, cs, 0, tf::SYN, 64240, &[], &[]),
+            ),
+            (
+                false,
+                50,
+                tcp_full(443, 40001, ss, cs + 1, tf::SYN | tf::ACK, 65160, &[], &[]),
+            ),
+            (
+                true,
+                64,
+                tcp_full(40001, 443, cs + 1, ss + 1, tf::ACK, 502, &[], &[]),
+            ),
+            (
+                true,
+                64,
+                tcp_full(
+                    40001,
+                    443,
+                    cs + 1,
+                    ss + 1,
+                    tf::PSH | tf::ACK,
+                    502,
+                    &[],
+                    &hello,
+                ),
+            ),
+            (
+                false,
+                50,
+                tcp_full(
+                    443,
+                    40001,
+                    ss + 1,
+                    after,
+                    tf::PSH | tf::ACK,
+                    509,
+                    &[],
+                    &answer,
+                ),
+            ),
+        ];
+        let mut pcap = crate::capture::testutil::PcapB::new(false, false, 65535, 1);
+        for (i, (to_server, ttl, seg)) in segments.into_iter().enumerate() {
+            let (src, dst) = if to_server { (c, srv) } else { (srv, c) };
+            let ip = V4 {
+                src,
+                dst,
+                ttl,
+                ..V4::new(ipproto::TCP)
+            };
+            let frame = eth(0x0800, &ip.build(&seg));
+            pcap = pcap.rec(0, 10_000 * (i as u32 + 1), &frame, frame.len() as u32);
+        }
+        let path =
+            std::env::temp_dir().join(format!("allowscope-forged-{}.pcap", std::process::id()));
+        std::fs::write(&path, pcap.build()).unwrap();
+        let input = crate::capture::Input::File(path.clone());
+        let catalog = crate::catalog::Catalog::builtin();
+        let audit = |cfg: &crate::flow::FlowConfig| {
+            let mut fold = super::InputFold::new(0, input.display(), &catalog, None, false);
+            let r = crate::pipeline::analyze_input_into(&input, cfg, 1, false, Some(&mut fold));
+            let mut results = vec![r];
+            let (a, _) = super::audit_inputs(
+                vec![fold.finish(results[0].summary.latest_ns)],
+                &mut results,
+                &catalog,
+            );
+            serde_json::to_string(&a).unwrap()
+        };
+        let whole = audit(&crate::flow::FlowConfig::default());
+        assert!(
+            whole.contains(
+                "made by a middlebox: its TTL 60 differs from the server's own packets (50)"
+            ),
+            "the RST is told as forged when the epoch is whole"
+        );
+        let parts = crate::flow::FlowConfig {
+            make_at_once: 1,
+            ..crate::flow::FlowConfig::default()
+        };
+        assert!(audit(&parts) == whole, "and when it comes in parts");
+        std::fs::remove_file(&path).unwrap();
     }
 
     /// The audit folded as the input is read (epochs cut by sweeps and by frame counts, on
