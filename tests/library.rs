@@ -134,15 +134,6 @@ fn live_view_snapshots_equal_the_result_of_the_prefix() {
     use allowscope::pipeline::{analyze_reader, analyze_reader_viewed, FileResult};
     use allowscope::report::FlowRecord;
 
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/audit-client.pcap");
-    let bytes = std::fs::read(&path).unwrap();
-    // Record boundaries of the classic pcap (little-endian, as recorded here).
-    let mut ends = vec![24usize];
-    while *ends.last().unwrap() < bytes.len() {
-        let at = *ends.last().unwrap();
-        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
-        ends.push(at + 16 + caplen);
-    }
     let rows = |r: &FileResult| -> Vec<String> {
         r.flows
             .iter()
@@ -150,35 +141,49 @@ fn live_view_snapshots_equal_the_result_of_the_prefix() {
             .collect()
     };
     let reader = |b: Vec<u8>| CaptureReader::from_read(Box::new(std::io::Cursor::new(b))).unwrap();
-    // (frames read when the snapshot was taken, its flows)
-    let mut snaps: Vec<(usize, Vec<String>)> = Vec::new();
-    let mut keep = |r: FileResult| snaps.push((r.summary.packets as usize, rows(&r)));
-    let whole = analyze_reader_viewed(
-        "x".into(),
-        reader(bytes.clone()),
-        &FlowConfig::default(),
-        std::time::Duration::ZERO,
-        &mut keep,
-    );
-    assert_eq!(
-        rows(&whole),
-        rows(&analyze_reader(
+    // Also with a live-flow cap of 1 on the capture of unanswered SYNs, so that flows are
+    // evicted while the input is read, some while they still wait as their first packet.
+    let capped = FlowConfig {
+        max_flows: 1,
+        ..FlowConfig::default()
+    };
+    for (capture, cfg) in [
+        ("audit-client.pcap", FlowConfig::default()),
+        ("tcp-outcomes.pcap", capped),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("captures")
+            .join(capture);
+        let bytes = std::fs::read(&path).unwrap();
+        // Record boundaries of the classic pcap (little-endian, as recorded here).
+        let mut ends = vec![24usize];
+        while *ends.last().unwrap() < bytes.len() {
+            let at = *ends.last().unwrap();
+            let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+            ends.push(at + 16 + caplen);
+        }
+        // (frames read when the snapshot was taken, its flows)
+        let mut snaps: Vec<(usize, Vec<String>)> = Vec::new();
+        let mut keep = |r: FileResult| snaps.push((r.summary.packets as usize, rows(&r)));
+        let whole = analyze_reader_viewed(
             "x".into(),
             reader(bytes.clone()),
-            &FlowConfig::default()
-        )),
-        "watching does not change the result"
-    );
-    // Check a spread of the snapshots against the prefix they saw.
-    assert!(snaps.len() >= 5, "{} snapshots", snaps.len());
-    assert!(snaps.iter().any(|(_, rows)| rows.len() > 5));
-    for (k, seen) in snaps.iter().step_by(snaps.len() / 12 + 1) {
-        let prefix = analyze_reader(
-            "x".into(),
-            reader(bytes[..ends[*k]].to_vec()),
-            &FlowConfig::default(),
+            &cfg,
+            std::time::Duration::ZERO,
+            &mut keep,
         );
-        assert_eq!(*seen, rows(&prefix), "snapshot after {k} frames");
+        assert_eq!(
+            rows(&whole),
+            rows(&analyze_reader("x".into(), reader(bytes.clone()), &cfg)),
+            "watching does not change the result"
+        );
+        // Check a spread of the snapshots against the prefix they saw.
+        assert!(snaps.len() >= 5, "{} snapshots", snaps.len());
+        assert!(snaps.iter().any(|(_, rows)| rows.len() > 5));
+        for (k, seen) in snaps.iter().step_by(snaps.len() / 12 + 1) {
+            let prefix = analyze_reader("x".into(), reader(bytes[..ends[*k]].to_vec()), &cfg);
+            assert_eq!(*seen, rows(&prefix), "snapshot after {k} frames");
+        }
     }
 }
 
