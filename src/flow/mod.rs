@@ -938,14 +938,7 @@ impl<A: AppFacts> FlowTable<A> {
                 };
                 let request = matches!((i.v6, i.icmp_type), (false, 8) | (true, 128));
                 let proto = if i.v6 { Proto::Icmpv6 } else { Proto::Icmp };
-                let src = Endpoint {
-                    ip: ip.src,
-                    port: id,
-                };
-                let dst = Endpoint {
-                    ip: ip.dst,
-                    port: id,
-                };
+                let (src, dst) = ends_of(ip, id, id);
                 let key = Key::new(proto, src, dst, ip.tunnel);
                 let new = NewFlow {
                     ts,
@@ -966,6 +959,16 @@ impl<A: AppFacts> FlowTable<A> {
         }
     }
 
+    /// Whether a new flow's first packet may wait as that packet (see [`Pending`]): the table
+    /// keeps them so, and the packet brought no encapsulation layers or NFLOG prefix for the
+    /// flow to keep.
+    #[inline]
+    fn may_wait(&self, outer: &Outer<'_>) -> bool {
+        self.cfg.compact_first_packets
+            && outer.encap_frame.is_none()
+            && outer.nflog_prefix.is_none()
+    }
+
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn tcp(
@@ -978,14 +981,7 @@ impl<A: AppFacts> FlowTable<A> {
         outer: &Outer<'_>,
         sink: &mut impl FnMut(Box<Flow<A>>),
     ) {
-        let src = Endpoint {
-            ip: ip.src,
-            port: t.src_port,
-        };
-        let dst = Endpoint {
-            ip: ip.dst,
-            port: t.dst_port,
-        };
+        let (src, dst) = ends_of(ip, t.src_port, t.dst_port);
         let syn = t.flags & (tf::SYN | tf::ACK) == tf::SYN;
         // A new SYN with a new ISN on a closed connection starts a new flow (port reuse).
         let key = Key::new(Proto::Tcp, src, dst, ip.tunnel);
@@ -1004,11 +1000,9 @@ impl<A: AppFacts> FlowTable<A> {
         let start_budget = self.budget;
         let mut budget = start_budget;
         // A SYN alone waits as its packet (see [`Pending`]).
-        let waits = self.cfg.compact_first_packets
+        let waits = self.may_wait(outer)
             && t.flags & (tf::SYN | tf::ACK | tf::RST | tf::FIN) == tf::SYN
-            && t.payload_len == 0
-            && outer.encap_frame.is_none()
-            && outer.nflog_prefix.is_none();
+            && t.payload_len == 0;
         let first = || {
             waits.then_some(FirstL4::Tcp {
                 src_port: t.src_port,
@@ -1054,22 +1048,12 @@ impl<A: AppFacts> FlowTable<A> {
         outer: &Outer<'_>,
         sink: &mut impl FnMut(Box<Flow<A>>),
     ) {
-        let src = Endpoint {
-            ip: ip.src,
-            port: u.src_port,
-        };
-        let dst = Endpoint {
-            ip: ip.dst,
-            port: u.dst_port,
-        };
+        let (src, dst) = ends_of(ip, u.src_port, u.dst_port);
         let key = Key::new(Proto::Udp, src, dst, ip.tunnel);
         let lead = u.payload.first().copied();
         // A datagram whose flow keeps nothing of it (no QUIC long header) waits as its packet
         // (see [`Pending`]).
-        let waits = self.cfg.compact_first_packets
-            && lead.is_none_or(|b| b & 0xc0 != 0xc0)
-            && outer.encap_frame.is_none()
-            && outer.nflog_prefix.is_none();
+        let waits = self.may_wait(outer) && lead.is_none_or(|b| b & 0xc0 != 0xc0);
         let first = || {
             waits.then_some(FirstL4::Udp {
                 src_port: u.src_port,
@@ -1078,7 +1062,7 @@ impl<A: AppFacts> FlowTable<A> {
                 lead,
             })
         };
-        let flip = || udp_flips(u.src_port, u.dst_port);
+        let flip = || port_flips(u.src_port, u.dst_port);
         let budget = self.budget;
         let new = NewFlow {
             ts,
@@ -1205,7 +1189,7 @@ impl<A: AppFacts> FlowTable<A> {
                     wire_len: new.wire_len,
                     cut: new.cut,
                     frame,
-                    timer_ns: ts.saturating_add(pending_idle_limit(cfg, proto)),
+                    timer_ns: ts.saturating_add(open_idle_limit(cfg, proto)),
                 };
                 debug_assert!(p.key() == key);
                 timers.push(Reverse((p.timer_ns, hash)));
@@ -1236,8 +1220,7 @@ impl<A: AppFacts> FlowTable<A> {
     fn idle_limit(cfg: &FlowConfig, f: &Flow<A>) -> i64 {
         match f.proto {
             Proto::Tcp if f.closed() => cfg.tcp_closed_idle_ns,
-            Proto::Tcp => cfg.tcp_idle_ns,
-            _ => cfg.udp_idle_ns,
+            proto => open_idle_limit(cfg, proto),
         }
     }
 
@@ -1277,7 +1260,7 @@ impl<A: AppFacts> FlowTable<A> {
         let Some(p) = self.pending.get_mut_by(hash, due) else {
             return;
         };
-        let limit = pending_idle_limit(&self.cfg, p.proto());
+        let limit = open_idle_limit(&self.cfg, p.proto());
         if now.saturating_sub(p.ts) > limit {
             let p = self.pending.remove_by(hash, due).expect("present");
             self.emit_waiting(*p, false, now, sink);
@@ -1537,17 +1520,10 @@ impl Pending {
     /// The packet's source and destination, and whether its source is the flow's server.
     fn oriented(&self) -> (Endpoint, Endpoint, bool) {
         let (sp, dp) = self.ports();
-        let src = Endpoint {
-            ip: self.ip.src,
-            port: sp,
-        };
-        let dst = Endpoint {
-            ip: self.ip.dst,
-            port: dp,
-        };
+        let (src, dst) = ends_of(&self.ip, sp, dp);
         let flipped = match self.l4 {
             FirstL4::Tcp { flags, .. } => tcp_flips(flags, sp, dp),
-            FirstL4::Udp { .. } => udp_flips(sp, dp),
+            FirstL4::Udp { .. } => port_flips(sp, dp),
         };
         (src, dst, flipped)
     }
@@ -1678,14 +1654,7 @@ impl Waiting {
 impl map::Keyed for Pending {
     fn key(&self) -> Key {
         let (sp, dp) = self.ports();
-        let src = Endpoint {
-            ip: self.ip.src,
-            port: sp,
-        };
-        let dst = Endpoint {
-            ip: self.ip.dst,
-            port: dp,
-        };
+        let (src, dst) = ends_of(&self.ip, sp, dp);
         Key::new(self.proto(), src, dst, self.ip.tunnel)
     }
 }
@@ -1696,9 +1665,9 @@ impl<A: AppFacts> map::Keyed for Flow<A> {
     }
 }
 
-/// How long a flow that waits as its first packet may stay idle: what [`FlowTable`] allows
-/// the flow (a SYN does not close it).
-fn pending_idle_limit(cfg: &FlowConfig, proto: Proto) -> i64 {
+/// How long a flow of `proto` that is not closed may stay idle (a flow that waits as its first
+/// packet is not: a SYN does not close).
+fn open_idle_limit(cfg: &FlowConfig, proto: Proto) -> i64 {
     match proto {
         Proto::Tcp => cfg.tcp_idle_ns,
         _ => cfg.udp_idle_ns,
@@ -1712,13 +1681,14 @@ fn tcp_flips(flags: u8, src_port: u16, dst_port: u16) -> bool {
     match flags & (tf::SYN | tf::ACK) {
         f if f == tf::SYN => false,
         f if f == tf::SYN | tf::ACK => true,
-        _ => udp_flips(src_port, dst_port),
+        _ => port_flips(src_port, dst_port),
     }
 }
 
-/// UDP (and TCP without handshake) orientation: the first sender is the client, unless it
-/// speaks from a service port to a port that is not one. Whether the sender is the server.
-fn udp_flips(src_port: u16, dst_port: u16) -> bool {
+/// Orientation by ports (UDP, and TCP without a handshake packet): the first sender is the
+/// client, unless it speaks from a service port to a port that is not one. Whether the sender
+/// is the server.
+fn port_flips(src_port: u16, dst_port: u16) -> bool {
     is_service_port(src_port) && !is_service_port(dst_port)
 }
 
@@ -1926,6 +1896,21 @@ fn udp_on<A: AppFacts>(
     };
     to.push(u.payload.to_vec());
     u.payload.len()
+}
+
+/// A packet's source and destination endpoints, with the ports (or echo identifiers) given.
+#[inline]
+fn ends_of(ip: &IpHeader, src_port: u16, dst_port: u16) -> (Endpoint, Endpoint) {
+    (
+        Endpoint {
+            ip: ip.src,
+            port: src_port,
+        },
+        Endpoint {
+            ip: ip.dst,
+            port: dst_port,
+        },
+    )
 }
 
 /// 0 for a packet from the client, 1 from the server. A flow from an endpoint to itself
