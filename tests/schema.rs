@@ -208,3 +208,26 @@ fn schemas_refuse_what_is_not_written() {
         "a flow row is not a coverage row"
     );
 }
+
+/// `allowscope schema` lists the published schemas, one per line, the files of docs/schema/;
+/// a name it does not have is a usage error (exit 2) that names the ones it has.
+#[test]
+fn schema_lists_its_names_and_refuses_others() {
+    let (code, out, _) = run(&["schema"]);
+    assert_eq!(code, 0);
+    let mut listed: Vec<&str> = out.lines().collect();
+    listed.sort_unstable();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".schema.json").map(str::to_string)
+        })
+        .collect();
+    files.sort_unstable();
+    assert_eq!(listed, files);
+    let (code, out, err) = run(&["schema", "nope"]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("nope") && err.contains("audit-row"), "{err}");
+}
