@@ -133,8 +133,12 @@ fn progress_only_on_a_terminal() {
     std::fs::create_dir_all(&dir).unwrap();
     let big = big_pcap(&dir, 12);
     let gz = cap("tcp-outcomes.pcap.gz");
-    // Shown at once (ALLOWSCOPE_PROGRESS_DELAY_MS=0) rather than after a second.
-    let now = [("ALLOWSCOPE_PROGRESS_DELAY_MS", "0")];
+    // Shown at once (ALLOWSCOPE_PROGRESS_DELAY_MS=0) rather than after a second, and redrawn
+    // every 2 ms rather than every 100 (a release build reads the input within 100 ms).
+    let now = [
+        ("ALLOWSCOPE_PROGRESS_DELAY_MS", "0"),
+        ("ALLOWSCOPE_PROGRESS_TICK_MS", "2"),
+    ];
     // Not a terminal: nothing but the summaries on stderr.
     let (code, _, err) = piped(&["flows", "--threads", "1", s(&big), s(&gz)], &now);
     assert_eq!(code, 0);

@@ -235,15 +235,15 @@ fn known_size(list: &[Input]) -> Option<u64> {
 fn show_progress(list: &[Input], done: &AtomicUsize, finished: &AtomicBool) {
     let start = std::time::Instant::now();
     let base = crate::pipeline::BYTES_READ.load(Relaxed);
-    let tick = std::time::Duration::from_millis(100);
-    // A second by default; the tests show it at once (a run that long needs a large input).
-    let delay = std::env::var("ALLOWSCOPE_PROGRESS_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(
-            std::time::Duration::from_secs(1),
-            std::time::Duration::from_millis,
-        );
+    let ms = |var: &str, default: u64| {
+        let v = std::env::var(var).ok().and_then(|v| v.parse().ok());
+        std::time::Duration::from_millis(v.unwrap_or(default))
+    };
+    // A tenth of a second, after a second by default; the tests show it at once and redraw it
+    // more often (a run of a second needs a large input, and a release build reads their
+    // input within one tenth).
+    let tick = ms("ALLOWSCOPE_PROGRESS_TICK_MS", 100);
+    let delay = ms("ALLOWSCOPE_PROGRESS_DELAY_MS", 1000);
     while start.elapsed() < delay {
         if finished.load(Relaxed) {
             return;
