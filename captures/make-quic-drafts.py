@@ -14,7 +14,8 @@ test network of captures/README.md.  Flows (client 10.99.1.2 -> server 10.99.2.2
   55001  draft-29 Initial (SNI draft29.allowscope.test, ALPN h3-29), then the server's
          Handshake packet and a short-header packet each way
   55002  mvfst 0xfaceb002 Initial (draft-27 salt; SNI mvfst.allowscope.test, ALPN h3-fb-05)
-  55003  Initial of the reserved version 0x1a2a3a4a; the server answers with a Version
+  55003  Initial of the reserved version 0x1a2a3a4a (1200 bytes of UDP payload, the least
+         that may open a connection); the server answers with a Version
          Negotiation packet listing v1, draft-29, draft-27
   55004  a long header of the unassigned version 0xabcd0004 (1200 bytes): not decrypted
   55005  draft-29 Initial cut by the capture's snap length (200 of 1242 bytes kept)
@@ -163,7 +164,7 @@ def main():
     add(True, 55002, initial(MVFST_27, SALTS["draft-23"], d2, s2, "mvfst.allowscope.test", ["h3-fb-05"]))
     # 55003: a reserved version, answered by Version Negotiation (CIDs echoed).
     d3, s3 = bytes.fromhex("1a2a3a4a00000003"), bytes.fromhex("c1c10003")
-    add(True, 55003, long_header(0xC0, 0x1A2A3A4A, d3, s3, b"\x00" + varint2(1170) + bytes(1170)))
+    add(True, 55003, long_header(0xC0, 0x1A2A3A4A, d3, s3, b"\x00" + varint2(1178) + bytes(1178)))
     versions = struct.pack(">III", 1, DRAFT_29, DRAFT_27)
     add(False, 55003, long_header(0xC0, 0, s3, d3, versions))
     # 55004: a version nobody decrypts (unassigned): QUIC by its shape and size alone.

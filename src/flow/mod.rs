@@ -532,6 +532,19 @@ pub struct Outer<'a> {
 pub const MAX_DATAGRAMS: usize = 8;
 /// Server datagrams kept per UDP flow for the QUIC extractor.
 pub const MAX_SERVER_DATAGRAMS: usize = 4;
+/// The smallest UDP payload that may open a QUIC connection: a client pads every datagram
+/// that carries an Initial to at least 1,200 bytes, and a server drops a smaller one (RFC 9000
+/// 14.1). A flow keeps client datagrams only from such a datagram on, so a DNS query whose ID
+/// happens to look like a long header (a quarter of them) costs no copy and may wait.
+pub const QUIC_MIN_INITIAL: u32 = 1200;
+
+/// Whether a client datagram may open a QUIC connection: a long header (form and fixed bits
+/// set) in a datagram of at least [`QUIC_MIN_INITIAL`] bytes on the wire (the UDP length, so
+/// a snap-length cut does not hide one).
+#[inline]
+fn may_open_quic(lead: Option<u8>, payload_len: u32) -> bool {
+    lead.is_some_and(|b| b & 0xc0 == 0xc0) && payload_len >= QUIC_MIN_INITIAL
+}
 
 /// What a later stage reads in a flow's payload when the flow finishes, kept on the flow (its
 /// `facts`): the protocol extractors' facts (`crate::proto::facts::Facts`), or nothing (`()`)
@@ -1051,9 +1064,9 @@ impl<A: AppFacts> FlowTable<A> {
         let (src, dst) = ends_of(ip, u.src_port, u.dst_port);
         let key = Key::new(Proto::Udp, src, dst, ip.tunnel);
         let lead = u.payload.first().copied();
-        // A datagram whose flow keeps nothing of it (no QUIC long header) waits as its packet
-        // (see [`Pending`]).
-        let waits = self.may_wait(outer) && lead.is_none_or(|b| b & 0xc0 != 0xc0);
+        // A datagram whose flow keeps nothing of it (it cannot open a QUIC connection) waits
+        // as its packet (see [`Pending`]).
+        let waits = self.may_wait(outer) && !may_open_quic(lead, u.payload_len);
         let first = || {
             waits.then_some(FirstL4::Udp {
                 src_port: u.src_port,
@@ -1868,9 +1881,9 @@ fn udp_on<A: AppFacts>(
         flow.history.add(d == 0, b'D');
     }
     // QUIC long header (form and fixed bits set): keep the client's first few for the Initial
-    // decryption, and then the server's first few long headers (any form: Version
-    // Negotiation's other bits are arbitrary), within the table's budget. Short headers are
-    // only counted.
+    // decryption, from the first that may open a connection on, and then the server's first
+    // few long headers (any form: Version Negotiation's other bits are arbitrary), within the
+    // table's budget. Short headers are only counted.
     let first = u.payload.first().copied().unwrap_or(0);
     if first & 0xc0 == 0x40 {
         flow.short_headers = flow.short_headers.saturating_add(1);
@@ -1879,7 +1892,10 @@ fn udp_on<A: AppFacts>(
         return 0;
     }
     let keep = if d == 0 {
-        first & 0xc0 == 0xc0 && flow.datagrams().len() < MAX_DATAGRAMS
+        let kept = flow.datagrams().len();
+        first & 0xc0 == 0xc0
+            && kept < MAX_DATAGRAMS
+            && (kept > 0 || may_open_quic(Some(first), u.payload_len))
     } else {
         first & 0x80 != 0
             && !flow.datagrams().is_empty()
@@ -2401,6 +2417,50 @@ mod tests {
         assert_eq!(f[0].held(), 0);
     }
 
+    /// A client keeps its long-header datagrams for the QUIC extractor from the first that may
+    /// open a connection (1,200 bytes on the wire, however few were captured) on: a DNS query
+    /// whose ID looks like a long header is not copied, and waits as its packet.
+    #[test]
+    fn quic_datagrams_kept_from_one_that_may_open_a_connection() {
+        let send = |t: &mut FlowTable, ts: i64, payload: &[u8], payload_len: u32| {
+            let u = Udp {
+                src_port: 40000,
+                dst_port: 443,
+                payload,
+                payload_len,
+            };
+            let h = ip(C, S, ipproto::UDP, 64, 8 + payload_len);
+            t.packet(ts, 50, false, &h, &L4::Udp(u), &mut |_| {});
+        };
+        let dns_like: &[u8] = &[0xc5, 0x17, 1, 0, 0, 1];
+        let initial: &[u8] = &[0xc3, 0, 0, 0, 1, 8];
+        // A small long header first: waits, and is not kept when the flow is made.
+        let mut t = FlowTable::new(FlowConfig::default());
+        send(&mut t, 0, dns_like, 40);
+        let live = |t: &FlowTable| (t.live_flows().count(), t.live_one_packet_flows().count());
+        assert_eq!(live(&t), (0, 1));
+        send(&mut t, 1, initial, 1200);
+        let kept = |t: &FlowTable| {
+            let flows: Vec<_> = t.live_flows().collect();
+            assert_eq!(flows.len(), 1);
+            flows[0].datagrams().to_vec()
+        };
+        assert_eq!(kept(&t), vec![initial.to_vec()], "the cut Initial is kept");
+        // Once one was kept, the client's next long headers are kept whatever their size.
+        send(&mut t, 2, dns_like, 40);
+        assert_eq!(kept(&t).len(), 2);
+        // A first datagram that may open QUIC makes its flow at once and is kept.
+        let mut t = FlowTable::new(FlowConfig::default());
+        send(&mut t, 0, initial, 1200);
+        assert_eq!(live(&t), (1, 0));
+        assert_eq!(kept(&t).len(), 1);
+        // Short of 1,200 bytes, it is only counted.
+        let mut t = FlowTable::new(FlowConfig::default());
+        send(&mut t, 0, initial, 1199);
+        send(&mut t, 1, initial, 1199);
+        assert!(kept(&t).is_empty());
+    }
+
     /// Flows that waited as their first packet (`Pending`) are the very flows the table makes
     /// without waiting: random packet streams (SYNs, handshakes, payload, closes, resets, UDP
     /// with and without QUIC long headers, ICMP errors quoting flows, few endpoints so flows
@@ -2499,11 +2559,13 @@ mod tests {
                         payload,
                         payload_len: payload.len() as u32 + rng.below(2) as u32,
                     }),
+                    // Half the datagrams are 1,200 bytes on the wire (cut by the snap
+                    // length), so long headers may open QUIC and be kept.
                     ipproto::UDP => L4::Udp(Udp {
                         src_port: sp,
                         dst_port: dp,
                         payload,
-                        payload_len: payload.len() as u32,
+                        payload_len: payload.len() as u32 + 1200 * rng.below(2) as u32,
                     }),
                     _ => L4::IcmpError(IcmpError {
                         v6,
