@@ -327,10 +327,7 @@ impl CaptureReader {
         capacity: usize,
     ) -> Result<CaptureReader, ReadError> {
         let digest = digest::new_digest();
-        let mut r: Box<dyn Read + Send> = Box::new(digest::Digesting {
-            inner: r,
-            state: digest.clone(),
-        });
+        let mut r: Box<dyn Read + Send> = Box::new(digest::Digesting::new(r, digest.clone()));
         let mut head = [0u8; 4];
         let n = read_prefix(&mut r, &mut head).map_err(io_at(0))?;
         let head = head.get(..n).unwrap_or(&[]).to_vec();
