@@ -117,51 +117,53 @@ impl HashThread {
     }
 }
 
-/// A reader that digests what passes through it: inline for the first
-/// [`Digesting::THREAD_FROM`] bytes, then on a thread of its own, beside the analysis (on the
-/// 1 GB bench capture the digest was a fifth of a one-thread run inline).
+/// An input of this many bytes or more is hashed on a thread of its own, beside its analysis
+/// (on the 1 GB bench capture the digest was a fifth of a one-thread run inline); below it, a
+/// thread costs more than it saves.
+pub(crate) const THREAD_FROM: usize = 16 << 20;
+
+/// Where a stream's digest is taken: inline, after so many bytes, or on its own thread.
+enum Hashing {
+    Inline(ring::digest::Context, u64),
+    Thread(HashThread),
+}
+
+/// A reader that digests what passes through it: inline for the first [`THREAD_FROM`] bytes,
+/// then on a thread of its own.
 pub(crate) struct Digesting<R> {
     inner: R,
     end: SharedDigest,
-    ctx: Option<ring::digest::Context>,
-    bytes: u64,
-    thread: Option<HashThread>,
+    hashing: Hashing,
     at_end: bool,
 }
 
 impl<R> Digesting<R> {
-    /// Below this, a thread costs more than it saves.
-    pub(crate) const THREAD_FROM: u64 = 16 << 20;
-
     pub(crate) fn new(inner: R, end: SharedDigest) -> Digesting<R> {
         Digesting {
             inner,
             end,
-            ctx: Some(ring::digest::Context::new(&ring::digest::SHA256)),
-            bytes: 0,
-            thread: None,
+            hashing: Hashing::Inline(ring::digest::Context::new(&ring::digest::SHA256), 0),
             at_end: false,
         }
     }
 
     fn take(&mut self, b: &[u8]) {
-        if let Some(t) = &self.thread {
-            let mut chunk = t.spare.try_recv().unwrap_or_default();
-            chunk.clear();
-            chunk.extend_from_slice(b);
-            // A thread that is gone has recorded its end (none): nothing more to do.
-            let _ = t.chunks.send(Some(chunk));
-            return;
-        }
-        if let Some(ctx) = &mut self.ctx {
-            ctx.update(b);
-            self.bytes += b.len() as u64;
-            if self.bytes >= Self::THREAD_FROM {
-                let ctx = self.ctx.take().expect("present");
-                let started = HashThread::start(ctx.clone(), self.bytes, self.end.clone());
-                match started {
-                    Some(t) => self.thread = Some(t),
-                    None => self.ctx = Some(ctx),
+        match &mut self.hashing {
+            Hashing::Thread(t) => {
+                let mut chunk = t.spare.try_recv().unwrap_or_default();
+                chunk.clear();
+                chunk.extend_from_slice(b);
+                // A thread that is gone has recorded its end (none): nothing more to do.
+                let _ = t.chunks.send(Some(chunk));
+            }
+            Hashing::Inline(ctx, bytes) => {
+                ctx.update(b);
+                *bytes += b.len() as u64;
+                if *bytes >= THREAD_FROM as u64 {
+                    // Hashing goes on from this context there, or here if no thread starts.
+                    if let Some(t) = HashThread::start(ctx.clone(), *bytes, self.end.clone()) {
+                        self.hashing = Hashing::Thread(t);
+                    }
                 }
             }
         }
@@ -170,15 +172,14 @@ impl<R> Digesting<R> {
     fn finish(&mut self) {
         self.at_end = true;
         mark_eof(&self.end);
-        match (&self.thread, &self.ctx) {
-            (Some(t), _) => {
+        match &self.hashing {
+            Hashing::Thread(t) => {
                 let _ = t.chunks.send(None);
             }
-            (None, Some(ctx)) => {
+            Hashing::Inline(ctx, bytes) => {
                 let hex = hex(ctx.clone().finish().as_ref());
-                end_with(&self.end, Some((self.bytes, hex)));
+                end_with(&self.end, Some((*bytes, hex)));
             }
-            (None, None) => end_with(&self.end, None),
         }
     }
 }
@@ -195,10 +196,8 @@ impl<R: Read> Read for Digesting<R> {
     }
 }
 
-/// The SHA-256 of a mapped input. One of [`MapDigest::THREAD_FROM`] bytes or more is hashed on
-/// a thread of its own from when it is opened, beside its analysis (on the 1 GB bench capture
-/// the digest was a fifth of a one-thread run's time when taken after it), a smaller one when
-/// asked.
+/// The SHA-256 of a mapped input. One of [`THREAD_FROM`] bytes or more is hashed on a thread
+/// of its own from when it is opened, a smaller one when asked.
 pub(crate) struct MapDigest {
     map: Arc<memmap2::Mmap>,
     running: Mutex<Option<std::thread::JoinHandle<String>>>,
@@ -206,11 +205,8 @@ pub(crate) struct MapDigest {
 }
 
 impl MapDigest {
-    /// Below this, a thread costs more than it saves.
-    pub(crate) const THREAD_FROM: usize = 16 << 20;
-
     pub(crate) fn start(map: Arc<memmap2::Mmap>) -> MapDigest {
-        let running = (map.len() >= Self::THREAD_FROM)
+        let running = (map.len() >= THREAD_FROM)
             .then(|| {
                 let m = map.clone();
                 std::thread::Builder::new()
@@ -243,11 +239,11 @@ mod tests {
     use super::*;
 
     /// A stream read to its end has the digest of its bytes, a small one hashed inline and a
-    /// large one on a thread of its own from [`Digesting::THREAD_FROM`] bytes on; a stream
+    /// large one on a thread of its own from [`THREAD_FROM`] bytes on; a stream
     /// not read to its end has none, and neither has one whose reader was dropped early.
     #[test]
     fn a_stream_read_to_its_end_has_its_digest() {
-        let long = Digesting::<&[u8]>::THREAD_FROM as u32 + 1_000_003;
+        let long = THREAD_FROM as u32 + 1_000_003;
         for len in [0, 100_000u32, long] {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let d = new_digest();
@@ -259,7 +255,7 @@ mod tests {
                 assert_eq!(finished(&d), None, "not at the end yet");
             }
             std::io::copy(&mut r, &mut std::io::sink()).unwrap();
-            assert_eq!(r.thread.is_some(), len == long);
+            assert_eq!(matches!(r.hashing, Hashing::Thread(_)), len == long);
             let want = Some((data.len() as u64, sha256_hex(&data)));
             assert_eq!(finished(&d), want);
             drop(r);
@@ -281,7 +277,7 @@ mod tests {
     /// of the bytes, once and again.
     #[test]
     fn a_map_has_its_digest_small_or_large() {
-        for len in [1000, MapDigest::THREAD_FROM + 3] {
+        for len in [1000, THREAD_FROM + 3] {
             let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
             let path = std::env::temp_dir()
                 .join(format!("allowscope-mapdigest-{}-{len}", std::process::id()));
@@ -291,7 +287,7 @@ mod tests {
             let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }.unwrap());
             let d = MapDigest::start(map);
             let threaded = d.running.lock().unwrap().is_some();
-            assert_eq!(threaded, len >= MapDigest::THREAD_FROM);
+            assert_eq!(threaded, len >= THREAD_FROM);
             let want = (len as u64, sha256_hex(&data));
             assert_eq!(d.finish(), want);
             assert_eq!(d.finish(), want);

@@ -418,11 +418,11 @@ impl CaptureReader {
         if !self.ended {
             return None;
         }
-        match (&self.digest, &self.map_digest, self.src.map()) {
-            (Some(d), _, _) => digest::finished(d),
-            (None, Some(m), _) => Some(m.finish()),
-            (None, None, Some(map)) => Some((map.len() as u64, digest::sha256_hex(&map))),
-            (None, None, None) => None,
+        // A stream has its digest state, a map its digest under way (`open_mmap`).
+        match (&self.digest, &self.map_digest) {
+            (Some(d), _) => digest::finished(d),
+            (None, Some(m)) => Some(m.finish()),
+            (None, None) => None,
         }
     }
 
