@@ -10,10 +10,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Memory a thread frees goes back to the system at once instead of a second later (the
-/// bundled mimalloc's default): the flows of a capture are made by the worker threads and freed by the thread
-/// that folds them, and on a flood the pages freed but not yet returned were a third of the
-/// peak RSS (the SYN flood on two threads: 262 MiB with the default, 159 MiB with this). Left
-/// alone when the user set `MIMALLOC_PURGE_DELAY`.
+/// bundled mimalloc's default): the flows of a capture are made by the worker threads and
+/// freed by the thread that folds them, and on a flood the pages freed but not yet returned
+/// were a third of the peak RSS (the SYN flood on two threads: 262 MiB with the default, 159
+/// MiB with this). Left alone when the user set `MIMALLOC_PURGE_DELAY`.
 fn purge_freed_memory_at_once() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets an option of the allocator, which reads it when it next purges; no

@@ -91,14 +91,10 @@ pub fn server_ttls(flows: &[Box<Described>]) -> ServerTtls {
 
 /// Adds the TTLs of `flows` to `m` (see [`server_ttls`]).
 pub(crate) fn server_ttls_into(m: &mut ServerTtls, flows: &[Box<Described>]) {
-    for f in flows {
-        // Only packets that carried the server's data: a RST forged in its name in this very
-        // flow must not count as one of its own TTLs.
-        if let Some((lo, hi)) = f.dirs[1].data_ttl {
-            let set = m.entry(f.server.ip).or_default();
-            set.insert(lo);
-            set.insert(hi);
-        }
+    // Only packets that carried the server's data: a RST forged in its name in this very flow
+    // must not count as one of its own TTLs.
+    for (ip, ttl) in flows.iter().flat_map(|f| f.server_data_ttls()) {
+        m.entry(ip).or_default().insert(ttl);
     }
 }
 

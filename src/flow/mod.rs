@@ -595,6 +595,17 @@ impl<A: AppFacts> Flow<A> {
         }
     }
 
+    /// The server's address with the TTLs of the packets that carried its data in this flow
+    /// (the lowest and the highest; none when it sent none): its own TTLs, from which a RST
+    /// forged in its name may differ.
+    pub fn server_data_ttls(&self) -> impl Iterator<Item = (IpAddr, u8)> {
+        let ip = self.server.ip;
+        self.dirs[1]
+            .data_ttl
+            .into_iter()
+            .flat_map(move |(lo, hi)| [(ip, lo), (ip, hi)])
+    }
+
     /// Payload bytes buffered by this flow (first flights and kept datagrams).
     pub fn held(&self) -> usize {
         self.dirs[0].stream.held()
@@ -941,9 +952,16 @@ impl<A: AppFacts> FlowTable<A> {
                 self.sweep(sink);
             }
         }
+        let pkt = Packet {
+            ts,
+            wire_len,
+            cut,
+            ip,
+            outer,
+        };
         match l4 {
-            L4::Tcp(t) => self.tcp(ts, wire_len, cut, ip, t, outer, sink),
-            L4::Udp(u) => self.udp(ts, wire_len, cut, ip, u, outer, sink),
+            L4::Tcp(t) => self.tcp(&pkt, t, sink),
+            L4::Udp(u) => self.udp(&pkt, u, sink),
             L4::Icmp(i) => {
                 let Some(id) = i.echo_id else {
                     self.stats.icmp_other += 1;
@@ -953,21 +971,14 @@ impl<A: AppFacts> FlowTable<A> {
                 let proto = if i.v6 { Proto::Icmpv6 } else { Proto::Icmp };
                 let (src, dst) = ends_of(ip, id, id);
                 let key = Key::new(proto, src, dst, ip.tunnel);
-                let new = NewFlow {
-                    ts,
-                    wire_len,
-                    cut,
-                    ip,
-                    outer,
-                };
-                let Some(flow) = self.entry(key, proto, src, dst, &new, sink, || !request, || None)
+                let Some(flow) = self.entry(key, proto, src, dst, &pkt, sink, || !request, || None)
                 else {
                     return;
                 };
                 let d = dir_of(flow, &src);
                 account(flow, d, ts, wire_len, cut, ip.ttl, ip.payload_len as u64);
             }
-            L4::IcmpError(e) => self.icmp_error(ts, ip, e, outer, sink),
+            L4::IcmpError(e) => self.icmp_error(&pkt, e, sink),
             L4::Fragment(_) | L4::Other { .. } => self.stats.other_proto += 1,
         }
     }
@@ -982,18 +993,14 @@ impl<A: AppFacts> FlowTable<A> {
             && outer.nflog_prefix.is_none()
     }
 
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn tcp(
         &mut self,
-        ts: i64,
-        wire_len: u32,
-        cut: bool,
-        ip: &IpHeader,
+        pkt: &Packet<'_>,
         t: &crate::decode::Tcp<'_>,
-        outer: &Outer<'_>,
         sink: &mut impl FnMut(Box<Flow<A>>),
     ) {
+        let ip = pkt.ip;
         let (src, dst) = ends_of(ip, t.src_port, t.dst_port);
         let syn = t.flags & (tf::SYN | tf::ACK) == tf::SYN;
         // A new SYN with a new ISN on a closed connection starts a new flow (port reuse).
@@ -1004,7 +1011,7 @@ impl<A: AppFacts> FlowTable<A> {
                 if old.client == src && isn_differs && old.closed() {
                     let mut old = self.map.remove(&key).expect("present");
                     old.replaced = true;
-                    self.emit(old, ts, sink);
+                    self.emit(old, pkt.ts, sink);
                 }
             }
         }
@@ -1013,7 +1020,7 @@ impl<A: AppFacts> FlowTable<A> {
         let start_budget = self.budget;
         let mut budget = start_budget;
         // A SYN alone waits as its packet (see [`Pending`]).
-        let waits = self.may_wait(outer)
+        let waits = self.may_wait(pkt.outer)
             && t.flags & (tf::SYN | tf::ACK | tf::RST | tf::FIN) == tf::SYN
             && t.payload_len == 0;
         let first = || {
@@ -1028,17 +1035,10 @@ impl<A: AppFacts> FlowTable<A> {
         };
         let flip = || tcp_flips(t.flags, t.src_port, t.dst_port);
         let tun = TcpTunables::of(&self.cfg);
-        let new = NewFlow {
-            ts,
-            wire_len,
-            cut,
-            ip,
-            outer,
-        };
-        let Some(flow) = self.entry(key, Proto::Tcp, src, dst, &new, sink, flip, first) else {
+        let Some(flow) = self.entry(key, Proto::Tcp, src, dst, pkt, sink, flip, first) else {
             return;
         };
-        let closed_check = tcp_on(flow, &src, ts, wire_len, cut, ip, t, tun, &mut budget);
+        let closed_check = tcp_on(flow, &src, pkt, t, tun, &mut budget);
         if budget == 0 && start_budget > 0 {
             self.stats.reassembly_budget_exhausted = true;
         }
@@ -1049,24 +1049,20 @@ impl<A: AppFacts> FlowTable<A> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn udp(
         &mut self,
-        ts: i64,
-        wire_len: u32,
-        cut: bool,
-        ip: &IpHeader,
+        pkt: &Packet<'_>,
         u: &crate::decode::Udp<'_>,
-        outer: &Outer<'_>,
         sink: &mut impl FnMut(Box<Flow<A>>),
     ) {
+        let ip = pkt.ip;
         let (src, dst) = ends_of(ip, u.src_port, u.dst_port);
         let key = Key::new(Proto::Udp, src, dst, ip.tunnel);
         let lead = u.payload.first().copied();
         // A datagram whose flow keeps nothing of it (it cannot open a QUIC connection) waits
         // as its packet (see [`Pending`]).
-        let waits = self.may_wait(outer) && !may_open_quic(lead, u.payload_len);
+        let waits = self.may_wait(pkt.outer) && !may_open_quic(lead, u.payload_len);
         let first = || {
             waits.then_some(FirstL4::Udp {
                 src_port: u.src_port,
@@ -1077,28 +1073,15 @@ impl<A: AppFacts> FlowTable<A> {
         };
         let flip = || port_flips(u.src_port, u.dst_port);
         let budget = self.budget;
-        let new = NewFlow {
-            ts,
-            wire_len,
-            cut,
-            ip,
-            outer,
-        };
-        let Some(flow) = self.entry(key, Proto::Udp, src, dst, &new, sink, flip, first) else {
+        let Some(flow) = self.entry(key, Proto::Udp, src, dst, pkt, sink, flip, first) else {
             return;
         };
-        let kept = udp_on(flow, &src, ts, wire_len, cut, ip, u, budget);
+        let kept = udp_on(flow, &src, pkt, u, budget);
         self.budget -= kept.min(self.budget);
     }
 
-    fn icmp_error(
-        &mut self,
-        ts: i64,
-        ip: &IpHeader,
-        e: &IcmpError,
-        outer: &Outer<'_>,
-        sink: &mut impl FnMut(Box<Flow<A>>),
-    ) {
+    fn icmp_error(&mut self, pkt: &Packet<'_>, e: &IcmpError, sink: &mut impl FnMut(Box<Flow<A>>)) {
+        let (ts, ip) = (pkt.ts, pkt.ip);
         let Some(q) = e.quoted else {
             self.stats.icmp_errors_unreadable += 1;
             return;
@@ -1124,13 +1107,12 @@ impl<A: AppFacts> FlowTable<A> {
             self.stats.icmp_errors_unmatched += 1;
         }
         // The quoted packet was sent by the flow's client (usually): it is the first sender.
-        // (Not a flow's first packet to replay: the flow is made whole at once.)
-        let new = NewFlow {
-            ts,
+        // (Not a flow's first packet to replay: the flow is made whole at once, and the error
+        // is not one of its packets.)
+        let new = Packet {
             wire_len: 0,
             cut: false,
-            ip,
-            outer,
+            ..*pkt
         };
         let Some(flow) = self.entry(key, proto, src, dst, &new, sink, || false, || None) else {
             return;
@@ -1160,7 +1142,7 @@ impl<A: AppFacts> FlowTable<A> {
         proto: Proto,
         src: Endpoint,
         dst: Endpoint,
-        new: &NewFlow<'_>,
+        new: &Packet<'_>,
         sink: &mut impl FnMut(Box<Flow<A>>),
         flip: impl FnOnce() -> bool,
         first: impl FnOnce() -> Option<FirstL4>,
@@ -1459,8 +1441,10 @@ fn prefix_of(p: &[u8]) -> Box<str> {
     String::from_utf8_lossy(p).into()
 }
 
-/// What [`FlowTable::entry`] makes a new flow from: the packet that needs it.
-struct NewFlow<'a> {
+/// A packet being accounted: when, its length on the wire, whether the capture cut it, its IP
+/// header and what its outer layers said. [`FlowTable::entry`] makes a new flow from it.
+#[derive(Clone, Copy)]
+struct Packet<'a> {
     ts: i64,
     wire_len: u32,
     cut: bool,
@@ -1480,8 +1464,8 @@ enum FirstL4 {
         flags: u8,
         window: u16,
     },
-    /// A datagram that is no QUIC long header: its length and first byte are all the flow
-    /// reads of its payload.
+    /// A datagram that cannot open a QUIC connection (see `may_open_quic`): its length and
+    /// first byte are all the flow reads of its payload.
     Udp {
         src_port: u16,
         dst_port: u16,
@@ -1496,8 +1480,8 @@ enum FirstL4 {
 /// any other's) when a second packet comes, when it has been idle too long, when it is
 /// evicted, and at the end of the input, so a flow is the same whether its first packet waited
 /// or not. Only a packet whose flow keeps nothing of its payload waits: a TCP SYN without
-/// payload, a UDP datagram that is no QUIC long header, neither with encapsulation layers nor
-/// an NFLOG prefix.
+/// payload, a UDP datagram that cannot open a QUIC connection, neither with encapsulation
+/// layers nor an NFLOG prefix.
 #[derive(Debug, Clone)]
 struct Pending {
     ip: IpHeader,
@@ -1559,7 +1543,15 @@ impl Pending {
             proto, client, server, self.ts, flipped, tunnel, self.frame, cfg,
         );
         f.timer_ns = self.timer_ns;
-        let (ts, wire_len, cut, ip) = (self.ts, self.wire_len, self.cut, &self.ip);
+        // No outer layers: a packet that brought some does not wait.
+        let outer = Outer::default();
+        let pkt = Packet {
+            ts: self.ts,
+            wire_len: self.wire_len,
+            cut: self.cut,
+            ip: &self.ip,
+            outer: &outer,
+        };
         match self.l4 {
             FirstL4::Tcp {
                 seq,
@@ -1580,7 +1572,7 @@ impl Pending {
                 };
                 let mut budget = 0;
                 let tun = TcpTunables::of(cfg);
-                let closed = tcp_on(&mut f, &src, ts, wire_len, cut, ip, &t, tun, &mut budget);
+                let closed = tcp_on(&mut f, &src, &pkt, &t, tun, &mut budget);
                 debug_assert!(closed.is_none(), "a SYN does not close");
             }
             FirstL4::Udp {
@@ -1594,7 +1586,7 @@ impl Pending {
                     payload_len,
                 };
                 // No budget: nothing of a datagram that waits is kept.
-                let kept = udp_on(&mut f, &src, ts, wire_len, cut, ip, &u, 0);
+                let kept = udp_on(&mut f, &src, &pkt, &u, 0);
                 debug_assert_eq!(kept, 0);
             }
         }
@@ -1755,14 +1747,18 @@ impl TcpTunables {
 fn tcp_on<A: AppFacts>(
     flow: &mut Flow<A>,
     src: &Endpoint,
-    ts: i64,
-    wire_len: u32,
-    cut: bool,
-    ip: &IpHeader,
+    pkt: &Packet<'_>,
     t: &crate::decode::Tcp<'_>,
     tun: TcpTunables,
     budget: &mut usize,
 ) -> Option<i64> {
+    let Packet {
+        ts,
+        wire_len,
+        cut,
+        ip,
+        ..
+    } = *pkt;
     let TcpTunables {
         cap,
         bypass,
@@ -1868,14 +1864,18 @@ fn tcp_on<A: AppFacts>(
 fn udp_on<A: AppFacts>(
     flow: &mut Flow<A>,
     src: &Endpoint,
-    ts: i64,
-    wire_len: u32,
-    cut: bool,
-    ip: &IpHeader,
+    pkt: &Packet<'_>,
     u: &crate::decode::Udp<'_>,
     budget: usize,
 ) -> usize {
     let d = dir_of(flow, src);
+    let Packet {
+        ts,
+        wire_len,
+        cut,
+        ip,
+        ..
+    } = *pkt;
     account(flow, d, ts, wire_len, cut, ip.ttl, u.payload_len as u64);
     if u.payload_len > 0 {
         flow.history.add(d == 0, b'D');

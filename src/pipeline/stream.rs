@@ -213,9 +213,9 @@ impl<'s> Stream<'s> {
     }
 
     /// The rest of [`Stream::join`] for an epoch of more than `part` flows, some of which
-    /// waited as their first packet: they are made, named and handed on `part` at a time, in flow order among the others,
-    /// so that a flood's flows are never all made at once. The same flows, names and order as
-    /// making them all first.
+    /// waited as their first packet: they are made, named and handed on `part` at a time, in
+    /// flow order among the others, so that a flood's flows are never all made at once. The
+    /// same flows, names and order as making them all first.
     fn join_in_parts(
         &mut self,
         flows: Finished,
@@ -242,11 +242,7 @@ impl<'s> Stream<'s> {
             let mut ttls = Vec::new();
             for i in merged() {
                 match i {
-                    Either::Made(f) => {
-                        if let Some((lo, hi)) = f.dirs[1].data_ttl {
-                            ttls.extend([(f.server.ip, lo), (f.server.ip, hi)]);
-                        }
-                    }
+                    Either::Made(f) => ttls.extend(f.server_data_ttls()),
                     Either::Waiting(w) => ttls.extend(w.server_data_ttl()),
                 }
             }
