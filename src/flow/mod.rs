@@ -976,7 +976,7 @@ impl<A: AppFacts> FlowTable<A> {
                     return;
                 };
                 let d = dir_of(flow, &src);
-                account(flow, d, ts, wire_len, cut, ip.ttl, ip.payload_len as u64);
+                account(flow, d, &pkt, ip.payload_len as u64);
             }
             L4::IcmpError(e) => self.icmp_error(&pkt, e, sink),
             L4::Fragment(_) | L4::Other { .. } => self.stats.other_proto += 1,
@@ -1752,13 +1752,7 @@ fn tcp_on<A: AppFacts>(
     tun: TcpTunables,
     budget: &mut usize,
 ) -> Option<i64> {
-    let Packet {
-        ts,
-        wire_len,
-        cut,
-        ip,
-        ..
-    } = *pkt;
+    let (ts, ip) = (pkt.ts, pkt.ip);
     let TcpTunables {
         cap,
         bypass,
@@ -1769,7 +1763,7 @@ fn tcp_on<A: AppFacts>(
     let prev_payload = flow.dirs[0]
         .last_payload_ns
         .max(flow.dirs[1].last_payload_ns);
-    account(flow, d, ts, wire_len, cut, ip.ttl, t.payload_len as u64);
+    account(flow, d, pkt, t.payload_len as u64);
     if t.payload_len > 0 {
         note_quiet(
             flow,
@@ -1869,14 +1863,7 @@ fn udp_on<A: AppFacts>(
     budget: usize,
 ) -> usize {
     let d = dir_of(flow, src);
-    let Packet {
-        ts,
-        wire_len,
-        cut,
-        ip,
-        ..
-    } = *pkt;
-    account(flow, d, ts, wire_len, cut, ip.ttl, u.payload_len as u64);
+    account(flow, d, pkt, u.payload_len as u64);
     if u.payload_len > 0 {
         flow.history.add(d == 0, b'D');
     }
@@ -1956,23 +1943,16 @@ fn note_quiet<A>(flow: &mut Flow<A>, d: usize, ts: i64, prev_payload: Option<i64
     }
 }
 
-fn account<A>(
-    flow: &mut Flow<A>,
-    d: usize,
-    ts: i64,
-    wire_len: u32,
-    cut: bool,
-    ttl: u8,
-    payload: u64,
-) {
+fn account<A>(flow: &mut Flow<A>, d: usize, pkt: &Packet<'_>, payload: u64) {
+    let (ts, ttl) = (pkt.ts, pkt.ip.ttl);
     flow.last_ns = flow.last_ns.max(ts);
     flow.first_ns = flow.first_ns.min(ts);
-    if cut {
+    if pkt.cut {
         flow.cut_packets += 1;
     }
     let dir = &mut flow.dirs[d];
     dir.packets += 1;
-    dir.bytes += wire_len as u64;
+    dir.bytes += pkt.wire_len as u64;
     dir.payload_bytes += payload;
     dir.note_ttl(ttl);
     dir.last_ns = dir.last_ns.max(OptNs::some(ts));
