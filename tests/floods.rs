@@ -96,8 +96,8 @@ fn assert_flat(rss_mib: u64, limit_mib: u64) {
 }
 
 /// Runs the built binary with `args` and `file`, checks it succeeded, prints its peak RSS,
-/// applies [`assert_flat`] when `limited`, and returns its stdout.
-fn run_measured(args: &[&str], file: &Path, limited: bool) -> Vec<u8> {
+/// applies [`assert_flat`], and returns its stdout.
+fn run_measured(args: &[&str], file: &Path) -> Vec<u8> {
     let (out, rss) = peak_rss_mib(
         Command::new(env!("CARGO_BIN_EXE_allowscope"))
             .args(args)
@@ -114,9 +114,7 @@ fn run_measured(args: &[&str], file: &Path, limited: bool) -> Vec<u8> {
         args.join(" "),
         file.display()
     );
-    if limited {
-        assert_flat(rss, FLOOD_RSS_LIMIT_MIB);
-    }
+    assert_flat(rss, FLOOD_RSS_LIMIT_MIB);
     out.stdout
 }
 
@@ -162,7 +160,7 @@ fn audit(
 ) -> (Value, Value) {
     let mut args = vec!["audit", "--format", "json", "--fail-on", "never"];
     args.extend_from_slice(extra);
-    let doc: Value = serde_json::from_slice(&run_measured(&args, file, true)).expect("JSON");
+    let doc: Value = serde_json::from_slice(&run_measured(&args, file)).expect("JSON");
     let input = &doc["inputs"][0];
     assert_eq!(doc["inputs"].as_array().map(Vec::len), Some(1));
     assert_eq!(input["error"], Value::Null);
@@ -255,11 +253,7 @@ fn dns_flood_audit_and_dns_count_every_query() {
     }
 
     // `dns` lists every lookup: one a query, each unanswered, every name once.
-    let lines = run_measured(
-        &["dns", "--format", "ndjson", "--max-flows", CAP],
-        &path,
-        true,
-    );
+    let lines = run_measured(&["dns", "--format", "ndjson", "--max-flows", CAP], &path);
     let mut names = std::collections::HashSet::new();
     let mut n = 0u64;
     for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {

@@ -457,6 +457,24 @@ mod tests {
         }
     }
 
+    /// The audit JSON of `input` folded as it is read on one worker with `cfg`, as the audit
+    /// command folds it (the flows not kept).
+    fn folded_json(
+        input: &crate::capture::Input,
+        cfg: &crate::flow::FlowConfig,
+        catalog: &crate::catalog::Catalog,
+    ) -> String {
+        let mut fold = super::InputFold::new(0, input.display(), catalog, None, false);
+        let r = crate::pipeline::analyze_input_into(input, cfg, 1, false, Some(&mut fold));
+        let mut results = vec![r];
+        let (a, _) = super::audit_inputs(
+            vec![fold.finish(results[0].summary.latest_ns)],
+            &mut results,
+            catalog,
+        );
+        serde_json::to_string(&a).unwrap()
+    }
+
     /// On every recorded capture, the audit folded with each epoch made and named a few flows
     /// at a time (see `pipeline::Stream`) is the audit folded whole epochs at a time.
     #[test]
@@ -465,17 +483,7 @@ mod tests {
         let (inputs, _, _) = crate::capture::expand_inputs(std::slice::from_ref(&dir));
         assert!(inputs.len() > 40);
         let catalog = crate::catalog::Catalog::builtin();
-        let run = |cfg: &crate::flow::FlowConfig, input: &crate::capture::Input| {
-            let mut fold = super::InputFold::new(0, input.display(), &catalog, None, false);
-            let r = crate::pipeline::analyze_input_into(input, cfg, 1, false, Some(&mut fold));
-            let mut results = vec![r];
-            let (a, _) = super::audit_inputs(
-                vec![fold.finish(results[0].summary.latest_ns)],
-                &mut results,
-                &catalog,
-            );
-            serde_json::to_string(&a).unwrap()
-        };
+        let run = |cfg: &_, input: &_| folded_json(input, cfg, &catalog);
         let whole = crate::flow::FlowConfig::default();
         let parts = crate::flow::FlowConfig {
             make_at_once: 2,
@@ -578,17 +586,7 @@ mod tests {
         std::fs::write(&path, pcap.build()).unwrap();
         let input = crate::capture::Input::File(path.clone());
         let catalog = crate::catalog::Catalog::builtin();
-        let audit = |cfg: &crate::flow::FlowConfig| {
-            let mut fold = super::InputFold::new(0, input.display(), &catalog, None, false);
-            let r = crate::pipeline::analyze_input_into(&input, cfg, 1, false, Some(&mut fold));
-            let mut results = vec![r];
-            let (a, _) = super::audit_inputs(
-                vec![fold.finish(results[0].summary.latest_ns)],
-                &mut results,
-                &catalog,
-            );
-            serde_json::to_string(&a).unwrap()
-        };
+        let audit = |cfg: &crate::flow::FlowConfig| folded_json(&input, cfg, &catalog);
         let whole = audit(&crate::flow::FlowConfig::default());
         assert!(
             whole.contains(
