@@ -202,7 +202,7 @@ EOF
 printf '[{"properties":{"category":"c","endpoints":[{"domainName":"a.b","endpointDetails":[{"port":1}]}]}}]' \
   >"$out/workspace_json/hand-bare.json"
 cp tests/golden/audit-client.json "$out/merge/audit-client.json"
-printf '{"schema_version":2}' >"$out/merge/hand-version"
+printf '{"schema_version":3}' >"$out/merge/hand-version"
 printf '[]' >"$out/merge/hand-array"
 
 for t in "$out"/*/; do

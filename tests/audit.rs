@@ -57,7 +57,7 @@ fn findings(doc: &Value, key: &str) -> Vec<String> {
 fn tls_failures_of_required_hosts_are_findings() {
     let (code, doc) = audit_json(&["tls-facts.pcap"], &[]);
     assert_eq!(code, 1, "required hosts were blocked");
-    assert_eq!(doc["schema_version"], 2);
+    assert_eq!(doc["schema_version"], 3);
     assert_eq!(
         findings(&doc, "findings"),
         vec![

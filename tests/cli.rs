@@ -244,7 +244,7 @@ fn split_hello_and_vlan_and_two_interfaces() {
         cap("fw-two-ifaces.pcapng").to_str().unwrap(),
     ]);
     let doc: Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(doc["schema_version"], 2);
+    assert_eq!(doc["schema_version"], 3);
     assert_eq!(
         doc["files"][0]["linktypes"],
         serde_json::json!({"1": 23, "276": 20})

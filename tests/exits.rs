@@ -209,7 +209,7 @@ fn one_failed_input_makes_the_audit_incomplete() {
     assert!(failed[1].1.contains("byte offset 486"), "{failed:?}");
     let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
     // Right after the schema version and what produced the document.
-    assert!(out.starts_with("{\n  \"schema_version\": 2,\n  \"provenance\": {"));
+    assert!(out.starts_with("{\n  \"schema_version\": 3,\n  \"provenance\": {"));
     assert!(out.contains("\n  },\n  \"complete\": false,\n  \"failed_inputs\": ["));
     assert!(
         keys.iter().any(|k| *k == "inputs"),

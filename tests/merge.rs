@@ -44,7 +44,7 @@ fn broken_documents_are_errors_not_panics() {
     let count_key2 = count_key.clone();
     // (file, change to the good document, what the error says)
     type Change = Box<dyn Fn(&mut Value)>;
-    let not_audit = "not an allowscope audit JSON document (schema_version 2): ";
+    let not_audit = "not an allowscope audit JSON document (schema_version 3): ";
     let cases: Vec<(&str, Change, String)> = vec![
         (
             "numbers.json",
@@ -194,7 +194,7 @@ fn broken_documents_are_errors_not_panics() {
         (
             "newer.json",
             Box::new(|d| d["schema_version"] = json!(1)),
-            "schema_version 1: this build reads audit documents of version 2 only".into(),
+            "schema_version 1: this build reads audit documents of version 3 only".into(),
         ),
         (
             "newer-and-other.json",
@@ -202,7 +202,7 @@ fn broken_documents_are_errors_not_panics() {
                 d["schema_version"] = json!(1);
                 d["findings"] = json!({"in version 2": "a map"});
             }),
-            "schema_version 1: this build reads audit documents of version 2 only".into(),
+            "schema_version 1: this build reads audit documents of version 3 only".into(),
         ),
         (
             "escape.json",
@@ -233,17 +233,17 @@ fn broken_documents_are_errors_not_panics() {
     // Files that are no JSON document at all.
     let n = 100_000;
     let deep = format!("{}{}", "[".repeat(n), "]".repeat(n));
-    let deep_inside = format!("{{\"schema_version\": 2, \"findings\": {deep}}}");
+    let deep_inside = format!("{{\"schema_version\": 3, \"findings\": {deep}}}");
     let raw: [(&str, &[u8], &str); 6] = [
         ("empty.json", b"", "not JSON: EOF while parsing a value at line 1 column 0"),
         ("text.json", b"hello", "not JSON: expected value at line 1 column 1"),
-        ("cut.json", b"{\"schema_version\": 2, \"inputs\": [", "not JSON: EOF while parsing a list"),
-        ("latin1.json", b"{\"schema_version\": 2, \"f\xe9\": 1}", "stream did not contain valid UTF-8"),
+        ("cut.json", b"{\"schema_version\": 3, \"inputs\": [", "not JSON: EOF while parsing a list"),
+        ("latin1.json", b"{\"schema_version\": 3, \"f\xe9\": 1}", "stream did not contain valid UTF-8"),
         ("deep.json", deep.as_bytes(), "not an allowscope audit JSON document (not an object)"),
         (
             "deep-inside.json",
             deep_inside.as_bytes(),
-            "not an allowscope audit JSON document (schema_version 2): invalid type: sequence, expected a name of Verdict",
+            "not an allowscope audit JSON document (schema_version 3): invalid type: sequence, expected a name of Verdict",
         ),
     ];
     for (file, bytes, says) in raw {
@@ -372,7 +372,7 @@ fn fleet_merges_key_inputs_by_label_and_refuse_nonsense() {
     let a = audit("a", &["--label", "host=a", "--label", "site=eu"], "a.json");
     let b = audit("b", &["--label", "host=b", "--label", "site=eu"], "b.json");
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
-    assert_eq!(doc["schema_version"], 2);
+    assert_eq!(doc["schema_version"], 3);
     assert_eq!(
         doc["provenance"]["labels"],
         json!({"host": "a", "site": "eu"})

@@ -36,7 +36,7 @@ fn every_document_and_row_says_what_produced_it() {
         let (code, out, err) = run(&args);
         assert!(code == 0 || code == 2, "{command}: {err}");
         let doc: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(doc["schema_version"], 2, "{command}");
+        assert_eq!(doc["schema_version"], 3, "{command}");
         let p = &doc["provenance"];
         assert_eq!(p["command"], command);
         assert_eq!(p["tool"]["name"], "allowscope");

@@ -1,8 +1,9 @@
 //! The audit of one input folded as its flows finish ([`InputFold`]): each epoch of named
 //! flows the pipeline hands on is judged, grouped and counted at once, and only what the
 //! report needs of the flows stays: the tallies, a bounded sample of the blocked flows per
-//! finding, the websocket-capable flows (the websocket view joins a connection's legs at the
-//! end), and per name and server address what the local-block check asks. Every flow stays
+//! finding, each websocket-capable connection in a compact form (the websocket view joins a
+//! connection's legs at the end, see [`crate::audit::ws::WsInput`]), and per name and server
+//! address what the local-block check asks. Every flow stays
 //! only when the output lists them all (`keep`: the audit's NDJSON). DNS messages are joined
 //! into lookups as they come ([`Joiner`]) and judged at once, a resolved catalog name that
 //! may be a local block waiting for the end of the input.
@@ -123,9 +124,11 @@ pub struct InputFold<'c> {
     /// The TTLs of each server's own data, over the flows so far.
     ttls: ServerTtls,
     tally: FlowTally<Box<str>>,
-    /// Websocket-capable flows (every flow when `keep`), with their judgements when `keep`.
+    /// Every flow with its judgement, when `keep`.
     flows: Finished,
     judged: Vec<Judged>,
+    /// The websocket view's connections so far.
+    ws: crate::audit::ws::WsInput,
     usage: Usage,
     folded: Folded,
     count: u64,
@@ -140,11 +143,12 @@ pub struct InputFold<'c> {
 pub struct InputAudit {
     pub(super) file: String,
     pub(super) tally: FlowTally<Box<str>>,
-    /// Its websocket-capable flows (every flow when kept), in flow order, and their
-    /// judgements when every flow was kept.
+    /// Every flow in flow order and its judgement, when every flow was kept.
     pub(super) flows: Finished,
     pub(super) judged: Vec<Judged>,
-    pub(super) ttls: ServerTtls,
+    /// Its websocket view, the first [`crate::audit::ws::SAMPLE_CONNECTIONS`] rows of each
+    /// instance made.
+    pub(super) ws: crate::audit::ws::WsView,
     pub(super) dns: DnsTally,
     /// Queries taken as unanswered early, because too many waited at once.
     pub(super) dns_gave_up: u64,
@@ -162,6 +166,7 @@ impl<'c> InputFold<'c> {
         tags: Option<&'c TagRanges>,
         keep: bool,
     ) -> InputFold<'c> {
+        let ws = crate::audit::ws::WsInput::new(file.clone());
         InputFold {
             catalog,
             tags,
@@ -172,6 +177,7 @@ impl<'c> InputFold<'c> {
             tally: FlowTally::default(),
             flows: Vec::new(),
             judged: Vec::new(),
+            ws,
             usage: Usage::default(),
             folded: Folded::default(),
             count: 0,
@@ -227,7 +233,9 @@ impl<'c> InputFold<'c> {
             tally: self.tally,
             flows: self.flows,
             judged: self.judged,
-            ttls: self.ttls,
+            ws: self
+                .ws
+                .finish(&self.ttls, crate::audit::ws::SAMPLE_CONNECTIONS),
             dns: self.dns,
             dns_gave_up,
             folded: self.folded,
@@ -350,16 +358,12 @@ impl FlowSink for InputFold<'_> {
             }
             self.sample(f, j);
         }
+        for f in &flows {
+            self.ws.add(f, self.catalog);
+        }
         if self.keep {
             self.flows.extend(flows);
             self.judged.extend(judged);
-        } else {
-            let catalog = self.catalog;
-            self.flows.extend(
-                flows
-                    .into_iter()
-                    .filter(|f| crate::audit::ws::for_the_view(f, catalog)),
-            );
         }
     }
 }

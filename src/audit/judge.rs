@@ -103,8 +103,16 @@ pub(crate) fn server_ttls_into(m: &mut ServerTtls, flows: &[Box<Described>]) {
 /// enough on its own: the Linux kernel's RST for a closed port has both, as
 /// captures/tcp-outcomes.pcap shows for port 9.)
 pub(crate) fn middlebox_rst(f: &Described, ttls: &ServerTtls) -> Option<String> {
-    let r = f.dirs[1].rst?;
-    let seen = ttls.get(&f.server.ip)?;
+    middlebox_rst_of(f.server.ip, f.dirs[1].rst?, ttls)
+}
+
+/// [`middlebox_rst`] of a RST `r` sent in the name of server address `server`.
+pub(crate) fn middlebox_rst_of(
+    server: std::net::IpAddr,
+    r: crate::flow::RstFacts,
+    ttls: &ServerTtls,
+) -> Option<String> {
+    let seen = ttls.get(&server)?;
     if seen.contains(&r.ttl) {
         return None;
     }

@@ -383,7 +383,13 @@ fn rename_inputs(d: &mut Document) {
     for p in &mut d.private_endpoint_dns {
         p.file = new(&p.file);
     }
-    for w in &mut d.websockets.connections {
+    let examples = d
+        .websockets
+        .instances
+        .iter_mut()
+        .flat_map(|i| [&mut i.legs.client, &mut i.legs.upstream])
+        .flat_map(|t| t.examples.iter_mut());
+    for w in d.websockets.connections.iter_mut().chain(examples) {
         w.file = new(&w.file);
     }
 }
@@ -399,7 +405,7 @@ pub fn merge(mut docs: Vec<(String, Document)>) -> Result<Document, String> {
     let mut placeholders_seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut counts = Counts::new();
     let mut per_file = Vec::new();
-    let mut connections = Vec::new();
+    let mut ws = super::ws::WsView::new(super::ws::SAMPLE_CONNECTIONS);
     let mut failed_inputs = Vec::new();
     let mut complete = None;
     for (name, d) in docs {
@@ -418,7 +424,10 @@ pub fn merge(mut docs: Vec<(String, Document)>) -> Result<Document, String> {
             placeholders_seen.entry(k).or_default().extend(vs);
         }
         per_file.extend(d.per_file);
-        connections.extend(d.websockets.connections);
+        ws.merge(super::ws::WsView::of_report(
+            d.websockets,
+            super::ws::SAMPLE_CONNECTIONS,
+        ));
         names.push(name);
     }
     let names = || names.iter().map(String::as_str);
@@ -438,12 +447,9 @@ pub fn merge(mut docs: Vec<(String, Document)>) -> Result<Document, String> {
         placeholders_seen,
         counts,
         per_file,
-        // The diagnosis per instance recomputed from all the connections (an instance's
-        // connections may come from several documents).
-        websockets: WsReport {
-            instances: super::ws::instances(&connections),
-            connections,
-        },
+        // The diagnosis per instance recomputed from the tallies of all documents (an
+        // instance's connections may come from several).
+        websockets: ws.report(),
     })
 }
 

@@ -32,7 +32,6 @@ use tally::FlowTally;
 pub use coverage::Coverage;
 pub use dns::PrivateEndpointProblem;
 pub use fold::{FlowSample, Folded, InputAudit, InputFold, JudgedSink, SampleKey, SAMPLE_FLOWS};
-pub(crate) use judge::middlebox_rst;
 pub use judge::{judge, server_ttls, target_port, Judged, ServerTtls};
 pub use mechanism::Mechanism;
 pub use vocab::{Confidence, FailOn, Verdict};
@@ -40,7 +39,10 @@ pub use vocab::{Confidence, FailOn, Verdict};
 /// Version of the JSON documents this build writes (the contract in the README: fields are
 /// added freely, never renamed or removed without a new version). 2: every document says what
 /// produced it (`provenance`), every input its labels, size and SHA-256; `merge` needs them.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: an audit lists the first connections of each websocket instance, not all of them
+/// (`websockets.connections_total` counts them); each instance carries its tallies per leg
+/// (`legs`), which `merge` adds up.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Counts by name (a verdict's, or another count's such as `dns-failure`): the build's own
 /// names when audited, the names a document holds when merged.
@@ -321,7 +323,7 @@ pub fn audit_inputs(
     let mut dns_tally = dns::DnsTally::default();
     let mut all_judged = Vec::new();
     let mut per_file = Vec::new();
-    let mut ws_connections = Vec::new();
+    let mut ws = crate::audit::ws::WsView::new(crate::audit::ws::SAMPLE_CONNECTIONS);
     let mut folded = Folded::default();
     for (fold, r) in folds.into_iter().zip(results.iter_mut()) {
         let InputAudit {
@@ -329,7 +331,7 @@ pub fn audit_inputs(
             tally,
             flows,
             judged,
-            ttls,
+            ws: input_ws,
             dns,
             dns_gave_up,
             folded: input_folded,
@@ -339,8 +341,7 @@ pub fn audit_inputs(
                 .warnings
                 .push(crate::names::lookups::gave_up_warning(&file, dns_gave_up));
         }
-        // The websocket view: of the flows it needs, or of every flow when all were kept.
-        ws_connections.extend(crate::audit::ws::connections(&flows, &file, catalog, &ttls));
+        ws.merge(input_ws);
         per_file.push(PerFile {
             file,
             counts: counts(tally.counts.clone()),
@@ -394,10 +395,7 @@ pub fn audit_inputs(
             placeholders_seen,
             counts: self::counts(counts),
             per_file,
-            websockets: crate::audit::ws::WsReport {
-                instances: crate::audit::ws::instances(&ws_connections),
-                connections: ws_connections,
-            },
+            websockets: ws.report(),
             folded,
             provenance: None,
         },

@@ -444,7 +444,17 @@ fn instance(out: &mut dyn Write, i: &WsInstance, conns: &[&WsFlow]) -> io::Resul
         )?;
     }
     writeln!(out, "</tbody></table>")?;
-    more(out, conns.len().min(MAX_ROWS), conns.len(), "connections")?;
+    let total = i.legs.client.connections + i.legs.upstream.connections;
+    if total > conns.len() as u64 {
+        writeln!(
+            out,
+            "<p class=\"note\">The first {} of {total} connections (every leg) are listed: an audit lists at most {} per instance and counts them all; <code>allowscope ws</code> lists every one.</p>",
+            conns.len(),
+            crate::audit::ws::SAMPLE_CONNECTIONS
+        )?;
+    } else {
+        more(out, conns.len().min(MAX_ROWS), conns.len(), "connections")?;
+    }
     writeln!(out, "</details>\n</article>")
 }
 

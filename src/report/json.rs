@@ -122,6 +122,7 @@ pub(super) fn write_json(
             crate::audit::ws::WsReport {
                 instances,
                 connections,
+                connections_total,
             },
         // Not in the document: what the human reports take of the flows.
         folded: _,
@@ -150,6 +151,7 @@ pub(super) fn write_json(
     doc.open("connections", b"[")?;
     doc.par_items(connections, |c| c)?;
     doc.close(b"]")?;
+    doc.field("connections_total", connections_total)?;
     doc.close(b"}")?;
     doc.end()
 }

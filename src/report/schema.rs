@@ -31,6 +31,8 @@ use crate::audit::{Coverage, Finding};
 pub struct Published {
     pub name: &'static str,
     pub title: &'static str,
+    /// The `schema_version` its documents carry.
+    pub version: u32,
     make: fn(&mut SchemaGenerator) -> Value,
 }
 
@@ -39,11 +41,13 @@ pub const ALL: &[Published] = &[
     Published {
         name: "audit",
         title: "The JSON document of `allowscope audit --format json` (and `live`, and `merge`)",
+        version: SCHEMA_VERSION,
         make: |g| root::<Document>(g),
     },
     Published {
         name: "audit-row",
         title: "A line of `allowscope audit --format ndjson`: a judged flow, a DNS finding or a coverage line, by `kind`",
+        version: SCHEMA_VERSION,
         make: |g| {
             kinds(
                 "kind",
@@ -58,41 +62,49 @@ pub const ALL: &[Published] = &[
     Published {
         name: "flows",
         title: "The JSON document of `allowscope flows --format json`",
+        version: SCHEMA_VERSION,
         make: |g| root::<FlowsDocument<'static>>(g),
     },
     Published {
         name: "flow-row",
         title: "A line of `allowscope flows --format ndjson`: one flow",
+        version: SCHEMA_VERSION,
         make: |g| root::<Labelled<'static, FlowRecord<'static>>>(g),
     },
     Published {
         name: "dns",
         title: "The JSON document of `allowscope dns --format json`",
+        version: SCHEMA_VERSION,
         make: |g| root::<DnsDocument<'static>>(g),
     },
     Published {
         name: "dns-row",
         title: "A line of `allowscope dns --format ndjson`: one lookup",
+        version: SCHEMA_VERSION,
         make: |g| root::<Labelled<'static, Lookup<'static>>>(g),
     },
     Published {
         name: "ws",
         title: "The JSON document of `allowscope ws --format json`",
+        version: SCHEMA_VERSION,
         make: |g| root::<WsDocument<'static>>(g),
     },
     Published {
         name: "ws-row",
         title: "A line of `allowscope ws --format ndjson`: one websocket-capable connection",
+        version: SCHEMA_VERSION,
         make: |g| root::<Labelled<'static, &'static WsFlow>>(g),
     },
     Published {
         name: "check-allowlist",
         title: "The JSON document of `allowscope check-allowlist --format json`",
+        version: crate::report::allowlist::SCHEMA_VERSION,
         make: |g| root::<CheckDocument<'static>>(g),
     },
     Published {
         name: "check-allowlist-row",
         title: "A line of `allowscope check-allowlist --format ndjson`, by `type`",
+        version: crate::report::allowlist::SCHEMA_VERSION,
         make: |g| {
             kinds(
                 "type",
@@ -138,9 +150,9 @@ pub fn generate(p: &Published) -> Value {
     doc.insert(
         "description".into(),
         format!(
-            "allowscope output, schema_version {SCHEMA_VERSION}. Generated from the types \
-             that write it (`allowscope schema {}`).",
-            p.name
+            "allowscope output, schema_version {}. Generated from the types that write it \
+             (`allowscope schema {}`).",
+            p.version, p.name
         )
         .into(),
     );

@@ -1,9 +1,132 @@
-//! The diagnosis per instance from its connections, the timer a measured idle gap matches,
-//! and what to change.
+//! The diagnosis per instance from its connections' tallies, the timer a measured idle gap
+//! matches, and what to change.
 
 use std::collections::BTreeMap;
 
 use super::*;
+
+/// Connections of one kind of leg to one instance, counted as they are judged: what the
+/// instance's diagnosis is made of. Tallies of two runs add up (`merge`), so a diagnosis does
+/// not need every connection listed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WsTally {
+    pub connections: u64,
+    /// Of those, connections shorter than [`SHORT_S`].
+    pub short_connections: u64,
+    /// The longest connection's duration (seconds; 0 without connections).
+    pub longest_s: f64,
+    /// Connections per diagnosis.
+    pub diagnoses: WsDiagnoses,
+    /// The first connection of each diagnosis, in input and flow order (at most one per
+    /// diagnosis, in the order of [`WsDiagnoses`]): the example the diagnosis names.
+    pub examples: Vec<WsFlow>,
+}
+
+/// Connections per diagnosis.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WsDiagnoses {
+    pub healthy: u64,
+    #[serde(rename = "ws-upgrade-failed")]
+    pub ws_upgrade_failed: u64,
+    #[serde(rename = "ws-idle-kill")]
+    pub ws_idle_kill: u64,
+    #[serde(rename = "never-established")]
+    pub never_established: u64,
+}
+
+impl WsDiagnoses {
+    fn count(&mut self, d: WsDiagnosis) -> &mut u64 {
+        match d {
+            WsDiagnosis::Healthy => &mut self.healthy,
+            WsDiagnosis::WsUpgradeFailed => &mut self.ws_upgrade_failed,
+            WsDiagnosis::WsIdleKill => &mut self.ws_idle_kill,
+            WsDiagnosis::NeverEstablished => &mut self.never_established,
+        }
+    }
+
+    fn get(&self, d: WsDiagnosis) -> u64 {
+        match d {
+            WsDiagnosis::Healthy => self.healthy,
+            WsDiagnosis::WsUpgradeFailed => self.ws_upgrade_failed,
+            WsDiagnosis::WsIdleKill => self.ws_idle_kill,
+            WsDiagnosis::NeverEstablished => self.never_established,
+        }
+    }
+}
+
+/// The connections of one instance, by leg: those clients opened, and a proxy's own
+/// connections onward (see [`WsFlow::leg`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WsLegs {
+    pub client: WsTally,
+    pub upstream: WsTally,
+}
+
+impl WsTally {
+    /// Counts one connection (`example` makes its row, asked only when it is the first of its
+    /// diagnosis).
+    pub fn add(&mut self, d: WsDiagnosis, duration_s: f64, example: impl FnOnce() -> WsFlow) {
+        self.connections += 1;
+        if duration_s < SHORT_S {
+            self.short_connections += 1;
+        }
+        self.longest_s = self.longest_s.max(duration_s);
+        let n = self.diagnoses.count(d);
+        *n += 1;
+        if *n == 1 {
+            self.examples.push(example());
+            self.examples.sort_by_key(|w| w.diagnosis as u8);
+        }
+    }
+
+    /// Adds the tally of a later run (its examples only for diagnoses this one had none of).
+    pub fn merge(&mut self, later: WsTally) {
+        self.connections += later.connections;
+        self.short_connections += later.short_connections;
+        self.longest_s = self.longest_s.max(later.longest_s);
+        for w in later.examples {
+            if self.diagnoses.get(w.diagnosis) == 0 {
+                self.examples.push(w);
+            }
+        }
+        self.examples.sort_by_key(|w| w.diagnosis as u8);
+        let d = &mut self.diagnoses;
+        d.healthy += later.diagnoses.healthy;
+        d.ws_upgrade_failed += later.diagnoses.ws_upgrade_failed;
+        d.ws_idle_kill += later.diagnoses.ws_idle_kill;
+        d.never_established += later.diagnoses.never_established;
+    }
+
+    fn example(&self, d: WsDiagnosis) -> Option<&WsFlow> {
+        self.examples.iter().find(|w| w.diagnosis == d)
+    }
+}
+
+impl WsLegs {
+    /// Counts one connection of the instance.
+    pub fn add(
+        &mut self,
+        client: bool,
+        d: WsDiagnosis,
+        duration_s: f64,
+        row: impl FnOnce() -> WsFlow,
+    ) {
+        let t = if client {
+            &mut self.client
+        } else {
+            &mut self.upstream
+        };
+        t.add(d, duration_s, row);
+    }
+
+    pub fn merge(&mut self, later: WsLegs) {
+        self.client.merge(later.client);
+        self.upstream.merge(later.upstream);
+    }
+}
 
 /// Names a measured idle gap after the timer it matches.
 pub fn timer_for(gap_s: f64) -> String {
@@ -53,106 +176,131 @@ fn idle_advice(name: &str, w: &WsFlow) -> String {
     }
 }
 
+/// The tallies per instance (name) of `flows`, every connection counted by its leg.
+pub fn tallies(flows: &[WsFlow]) -> BTreeMap<String, WsLegs> {
+    let mut by_name: BTreeMap<String, WsLegs> = BTreeMap::new();
+    for w in flows {
+        by_name.entry(w.name.clone()).or_default().add(
+            w.leg == "client",
+            w.diagnosis,
+            w.duration_s,
+            || w.clone(),
+        );
+    }
+    by_name
+}
+
 /// The diagnosis per instance from its connections (client legs; a proxy's upstream legs only
 /// when the capture has nothing else for the instance).
 pub fn instances(flows: &[WsFlow]) -> Vec<WsInstance> {
-    let mut by_name: BTreeMap<&str, Vec<&WsFlow>> = BTreeMap::new();
-    for w in flows {
-        by_name.entry(&w.name).or_default().push(w);
-    }
-    by_name
+    instances_of(tallies(flows))
+}
+
+/// The diagnosis per instance from its tallies.
+pub fn instances_of(tallies: BTreeMap<String, WsLegs>) -> Vec<WsInstance> {
+    tallies
         .into_iter()
-        .map(|(name, all)| {
-            let client: Vec<&WsFlow> = all.iter().copied().filter(|w| w.leg == "client").collect();
-            let ws = if client.is_empty() { all } else { client };
-            let n = ws.len();
-            let short = ws.iter().filter(|w| w.duration_s < SHORT_S).count();
-            let has = |d: WsDiagnosis| ws.iter().copied().find(|w| w.diagnosis == d);
-            let count = |d: WsDiagnosis| ws.iter().filter(|w| w.diagnosis == d).count();
-            let never_up = n >= 3 && short == n;
-            let (problem, diagnosis, advice) = if let Some(w) = has(WsDiagnosis::NeverEstablished) {
-                (
-                    "never-established",
-                    format!(
-                        "{} of {n} connections to {name} never got an answer from the far end ({})",
-                        count(WsDiagnosis::NeverEstablished),
-                        w.outcome
-                    ),
-                    Some(format!(
-                        "allow {name} on port {} (the audit's blocked findings name the mechanism)",
-                        w.server.rsplit(':').next().unwrap_or("443")
-                    )),
-                )
-            } else if let Some(w) = has(WsDiagnosis::WsUpgradeFailed) {
-                let mut d = format!(
-                    "the websocket upgrade was answered {}{}",
-                    w.upgrade_status.unwrap_or(0),
-                    w.upgrade_reason
-                        .as_deref()
-                        .map(|r| format!(" {r}"))
-                        .unwrap_or_default()
-                );
-                if let Some(by) = &w.answered_by {
-                    d.push_str(&format!(" by the {by}"));
-                }
-                if w.upgrade_dropped {
-                    d.push_str("; a proxy dropped the Upgrade header");
-                }
-                if let Some(e) = &w.evidence {
-                    d.push_str(&format!(" ({e})"));
-                }
-                ("ws-upgrade-failed", d, Some(upgrade_advice(name, w)))
-            } else if let Some(w) = has(WsDiagnosis::WsIdleKill) {
-                // A dropped state leaves the connection without FIN or RST: it went dead.
-                let how = match &w.ended_by {
-                    Some(e) => format!("were closed ({e})"),
-                    None => "went dead".to_string(),
-                };
-                let mut d = format!(
-                    "{} of {n} connections {how} after {:.1} s without a byte either way: {}",
-                    count(WsDiagnosis::WsIdleKill),
-                    w.idle_before_end_s.unwrap_or(0.0),
-                    w.timer.as_deref().unwrap_or("an idle timer")
-                );
-                if let Some(e) = &w.evidence {
-                    d.push_str(&format!("; {e}"));
-                }
-                if let Some(m) = &w.rst_from_middlebox {
-                    d.push_str(&format!("; the RST was {m}"));
-                }
-                if never_up {
-                    d.push_str("; the websocket never stays up");
-                }
-                ("ws-idle-kill", d, Some(idle_advice(name, w)))
-            } else if never_up {
-                (
-                    "never-stays-up",
-                    format!("{n} short connections in a row: the websocket never stays up"),
-                    Some(format!(
-                        "check for a proxy or firewall closing websockets to {name}"
-                    )),
-                )
-            } else {
-                let longest = ws.iter().map(|w| w.duration_s).fold(0.0, f64::max);
-                (
-                    "healthy",
-                    format!(
-                        "healthy ({n} connection{}, longest {longest:.1} s)",
-                        if n == 1 { "" } else { "s" }
-                    ),
-                    None,
-                )
-            };
-            WsInstance {
-                name: name.to_string(),
-                problem: problem.to_string(),
-                connections: n,
-                short_connections: short,
-                diagnosis,
-                advice,
-            }
-        })
+        .map(|(name, legs)| instance(name, legs))
         .collect()
+}
+
+fn instance(name: String, legs: WsLegs) -> WsInstance {
+    let (problem, connections, short_connections, diagnosis, advice) = {
+        let name = name.as_str();
+        let t = if legs.client.connections > 0 {
+            &legs.client
+        } else {
+            &legs.upstream
+        };
+        let n = t.connections;
+        let short = t.short_connections;
+        let has = |d: WsDiagnosis| t.example(d);
+        let count = |d: WsDiagnosis| t.diagnoses.get(d);
+        let never_up = n >= 3 && short == n;
+        let (problem, diagnosis, advice) = if let Some(w) = has(WsDiagnosis::NeverEstablished) {
+            (
+                "never-established",
+                format!(
+                    "{} of {n} connections to {name} never got an answer from the far end ({})",
+                    count(WsDiagnosis::NeverEstablished),
+                    w.outcome
+                ),
+                Some(format!(
+                    "allow {name} on port {} (the audit's blocked findings name the mechanism)",
+                    w.server.rsplit(':').next().unwrap_or("443")
+                )),
+            )
+        } else if let Some(w) = has(WsDiagnosis::WsUpgradeFailed) {
+            let mut d = format!(
+                "the websocket upgrade was answered {}{}",
+                w.upgrade_status.unwrap_or(0),
+                w.upgrade_reason
+                    .as_deref()
+                    .map(|r| format!(" {r}"))
+                    .unwrap_or_default()
+            );
+            if let Some(by) = &w.answered_by {
+                d.push_str(&format!(" by the {by}"));
+            }
+            if w.upgrade_dropped {
+                d.push_str("; a proxy dropped the Upgrade header");
+            }
+            if let Some(e) = &w.evidence {
+                d.push_str(&format!(" ({e})"));
+            }
+            ("ws-upgrade-failed", d, Some(upgrade_advice(name, w)))
+        } else if let Some(w) = has(WsDiagnosis::WsIdleKill) {
+            // A dropped state leaves the connection without FIN or RST: it went dead.
+            let how = match &w.ended_by {
+                Some(e) => format!("were closed ({e})"),
+                None => "went dead".to_string(),
+            };
+            let mut d = format!(
+                "{} of {n} connections {how} after {:.1} s without a byte either way: {}",
+                count(WsDiagnosis::WsIdleKill),
+                w.idle_before_end_s.unwrap_or(0.0),
+                w.timer.as_deref().unwrap_or("an idle timer")
+            );
+            if let Some(e) = &w.evidence {
+                d.push_str(&format!("; {e}"));
+            }
+            if let Some(m) = &w.rst_from_middlebox {
+                d.push_str(&format!("; the RST was {m}"));
+            }
+            if never_up {
+                d.push_str("; the websocket never stays up");
+            }
+            ("ws-idle-kill", d, Some(idle_advice(name, w)))
+        } else if never_up {
+            (
+                "never-stays-up",
+                format!("{n} short connections in a row: the websocket never stays up"),
+                Some(format!(
+                    "check for a proxy or firewall closing websockets to {name}"
+                )),
+            )
+        } else {
+            (
+                "healthy",
+                format!(
+                    "healthy ({n} connection{}, longest {:.1} s)",
+                    if n == 1 { "" } else { "s" },
+                    t.longest_s
+                ),
+                None,
+            )
+        };
+        (problem, n, short, diagnosis, advice)
+    };
+    WsInstance {
+        name,
+        problem: problem.to_string(),
+        connections: connections as usize,
+        short_connections: short_connections as usize,
+        diagnosis,
+        advice,
+        legs,
+    }
 }
 
 #[cfg(test)]

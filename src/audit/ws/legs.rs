@@ -2,9 +2,10 @@
 //! handshake), who answered its Upgrade, when its state was dropped, and its timeline.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
-use crate::audit::middlebox_rst;
-use crate::flow::{Outcome, Proto, Side};
+use crate::audit::judge::middlebox_rst_of;
+use crate::flow::{Close, Endpoint, Outcome, Proto, RstFacts, Side};
 use crate::proto::facts::HttpFacts;
 use crate::proto::Described;
 use crate::time::rfc3339;
@@ -15,8 +16,8 @@ fn secs(ns: i64) -> f64 {
     ns as f64 / 1e9
 }
 
-fn endpoint(f: &Described) -> String {
-    format!("{} -> {}", f.client.text(), f.server.text())
+fn endpoint(client: &Endpoint, server: &Endpoint) -> String {
+    format!("{} -> {}", client.text(), server.text())
 }
 
 pub(super) fn ws_upgrade(h: &HttpFacts) -> bool {
@@ -42,13 +43,12 @@ fn handshake_key(f: &Described) -> Option<(bool, &[u8])> {
 /// Who answered a refused Upgrade, whether the Upgrade header was removed, and why we think so.
 fn judge_answer(
     h: &HttpFacts,
-    upstream: Option<&Described>,
+    upstream: Option<(String, Option<&HttpFacts>)>,
     sees_upstream: bool,
 ) -> (Option<&'static str>, bool, Option<String>) {
     let status = h.status.unwrap_or(0);
-    if let Some(up) = upstream {
-        let leg = endpoint(up);
-        let Some(uh) = up.facts.http.as_ref() else {
+    if let Some((leg, uh)) = upstream {
+        let Some(uh) = uh else {
             return (
                 Some("proxy"),
                 false,
@@ -157,68 +157,6 @@ const MAX_LEGS: usize = 4;
 /// A proxy opens its upstream leg within this long of the client's connection.
 const LEG_WINDOW_NS: i64 = 10_000_000_000;
 
-pub(super) struct Legs<'a> {
-    /// Handshake key -> the flows carrying it, in first-seen order (keys on two flows or more).
-    by_key: LegMap<'a, Vec<&'a Described>>,
-    /// Some handshake in this capture was seen on two legs.
-    sees_upstream: bool,
-}
-
-/// Handshake keys come from the wire, so the hash is seeded (see [`crate::flow::seeded_hash`]).
-type LegMap<'a, V> = HashMap<(bool, &'a [u8]), V, rustc_hash::FxSeededState>;
-
-impl<'a> Legs<'a> {
-    pub(super) fn new(flows: &'a [Box<Described>]) -> Legs<'a> {
-        // Almost every key is on one flow: those only remember it, and a key seen again gets
-        // the list of its flows.
-        let mut seen: LegMap<'a, &'a Described> =
-            HashMap::with_capacity_and_hasher(flows.len(), crate::flow::seeded_hash());
-        let mut by_key: LegMap<'a, Vec<&'a Described>> =
-            HashMap::with_hasher(crate::flow::seeded_hash());
-        for f in flows.iter().filter(|f| f.proto == Proto::Tcp) {
-            let Some(k) = handshake_key(f) else { continue };
-            match seen.entry(k) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(f);
-                }
-                std::collections::hash_map::Entry::Occupied(o) => {
-                    by_key.entry(k).or_insert_with(|| vec![*o.get()]).push(f);
-                }
-            }
-        }
-        drop(seen);
-        // The legs of one handshake are a few connections starting within moments of each
-        // other. The same random or key on more connections than that is no relay (a replayed
-        // or generated hello, or hostile input) and ties nothing together; it must not make
-        // the work grow with the square of the flows either.
-        by_key.retain(|_, v| v.len() <= MAX_LEGS);
-        for v in by_key.values_mut() {
-            let first = v[0].first_ns;
-            v.retain(|g| g.first_ns - first <= LEG_WINDOW_NS);
-        }
-        by_key.retain(|_, v| v.len() > 1);
-        let sees_upstream = !by_key.is_empty();
-        Legs {
-            by_key,
-            sees_upstream,
-        }
-    }
-
-    /// The legs of `f`'s handshake other than `f`, and whether `f` is the first (client) leg.
-    fn of(&self, f: &Described) -> (bool, Vec<&'a Described>) {
-        let Some(all) = handshake_key(f).and_then(|k| self.by_key.get(&k)) else {
-            return (true, Vec::new());
-        };
-        let first = all.first().is_none_or(|g| std::ptr::eq(*g, f));
-        let others = all
-            .iter()
-            .copied()
-            .filter(|g| !std::ptr::eq(*g, f))
-            .collect();
-        (first, others)
-    }
-}
-
 /// A firewall or load balancer that forgot an idle connection: the client's first data after
 /// a silence got nothing from the server's side but a RST, or nothing at all (not even an ACK)
 /// for at least a second. Returns the silence and what happened, in words.
@@ -250,18 +188,77 @@ fn state_dropped(f: &Described) -> Option<(f64, String)> {
     None
 }
 
-pub(super) fn ws_flow(
-    f: &Described,
-    file: &str,
-    legs: &Legs<'_>,
-    ttls: &crate::audit::ServerTtls,
-) -> WsFlow {
+/// A websocket-capable connection as an input's fold keeps it to the end of the input, when
+/// its legs can be told: what its row needs that does not depend on the other connections,
+/// judged once as it finished (a finished flow, with its kept bytes and all its facts, takes
+/// 1-4 KB; this about 300 bytes).
+pub(crate) struct WsSeen {
+    order: (i64, Proto, Endpoint, Endpoint, u32),
+    /// Its handshake key, hashed (see [`WsInput`]).
+    key: Option<(bool, u128)>,
+    /// A row of the view ([`wanted`]), or only a possible leg of another's handshake.
+    row: bool,
+    name: Box<str>,
+    last_ns: i64,
+    transport: &'static str,
+    alpn: Box<[String]>,
+    connect_status: Option<u16>,
+    /// Its HTTP request and answer: a refused Upgrade's, or what a proxy sent onward.
+    http: Option<Box<HttpFacts>>,
+    outcome: Outcome,
+    /// The server's first payload, the last payload each way, and payload bytes each way.
+    handshake_ns: Option<i64>,
+    last_data_ns: [Option<i64>; 2],
+    bytes: [u64; 2],
+    close: Option<Close>,
+    /// The server's RST, when the server's side closed with one.
+    rst: Option<RstFacts>,
+    diagnosis: WsDiagnosis,
+    /// The idle gap the diagnosis reports, and why a dropped state is one.
+    gap: Option<f64>,
+    dropped_state: Option<Box<str>>,
+}
+
+impl WsSeen {
+    fn first_ns(&self) -> i64 {
+        self.order.0
+    }
+
+    fn client(&self) -> &Endpoint {
+        &self.order.2
+    }
+
+    fn server(&self) -> &Endpoint {
+        &self.order.3
+    }
+
+    fn end_ns(&self) -> Option<i64> {
+        self.close.map(|c| c.ts_ns)
+    }
+
+    fn duration_s(&self) -> f64 {
+        secs(
+            self.end_ns()
+                .unwrap_or(self.last_ns)
+                .saturating_sub(self.first_ns()),
+        )
+    }
+
+    /// The Upgrade request of a plain-HTTP (or decrypted) connection.
+    fn upgrade(&self) -> Option<&HttpFacts> {
+        self.http.as_deref().filter(|h| ws_upgrade(h))
+    }
+}
+
+/// `f` judged on its own (`row`: whether the view shows it), its handshake key hashed by
+/// `keys`.
+fn seen(f: &Described, row: bool, keys: &KeyHash) -> WsSeen {
     let fx = &f.facts;
-    let alpn: Vec<String> = fx
+    let alpn: Box<[String]> = fx
         .tls
         .as_ref()
         .and_then(|t| t.client_hello.hello())
-        .map(|h| h.alpn.clone())
+        .map(|h| h.alpn.clone().into_boxed_slice())
         .unwrap_or_default();
     let transport = match (&fx.tls, &fx.connect, &fx.http) {
         (Some(_), Some(_), _) => "tls-via-proxy",
@@ -270,10 +267,6 @@ pub(super) fn ws_flow(
         (None, None, Some(_)) => "http",
         _ => "-",
     };
-    let upgrade = fx.http.as_ref().filter(|h| ws_upgrade(h));
-    let (is_client, others) = legs.of(f);
-    // The proxy's onward leg: the first other leg that started after this one.
-    let upstream = others.iter().copied().find(|g| g.first_ns >= f.first_ns);
     let [c, s] = &f.dirs;
     let close = f.close();
     // The silence before the first FIN or RST.
@@ -282,84 +275,279 @@ pub(super) fn ws_flow(
         _ => None,
     };
     let outcome = f.outcome();
-    let refused = upgrade.filter(|h| h.status.is_some_and(|s| s != 101));
-    // Diagnosis, the idle gap it reports, and its evidence.
-    let (diagnosis, gap, (answered_by, upgrade_dropped, evidence)) =
+    let refused = fx
+        .http
+        .as_deref()
+        .filter(|h| ws_upgrade(h) && h.status.is_some_and(|s| s != 101));
+    let (diagnosis, gap, dropped_state) =
         if !matches!(outcome, Outcome::Established | Outcome::Midstream) {
-            (
-                WsDiagnosis::NeverEstablished,
-                quiet_close,
-                (None, false, None),
-            )
-        } else if let Some(h) = refused {
-            let answer = judge_answer(h, upstream, legs.sees_upstream && is_client);
-            (WsDiagnosis::WsUpgradeFailed, quiet_close, answer)
+            (WsDiagnosis::NeverEstablished, quiet_close, None)
+        } else if refused.is_some() {
+            // Who answered is told at the end of the input, from the other legs.
+            (WsDiagnosis::WsUpgradeFailed, quiet_close, None)
         } else if let Some((g, how)) = state_dropped(f) {
-            (WsDiagnosis::WsIdleKill, Some(g), (None, false, Some(how)))
+            (WsDiagnosis::WsIdleKill, Some(g), Some(how.into_boxed_str()))
         } else if quiet_close.is_some_and(|g| g >= IDLE_CLOSE_S) {
-            (WsDiagnosis::WsIdleKill, quiet_close, (None, false, None))
+            (WsDiagnosis::WsIdleKill, quiet_close, None)
         } else {
-            (WsDiagnosis::Healthy, quiet_close, (None, false, None))
+            (WsDiagnosis::Healthy, quiet_close, None)
         };
-    let timer = (diagnosis == WsDiagnosis::WsIdleKill)
-        .then(|| gap.map(timer_for))
-        .flatten();
-    let at = |t: Option<i64>| t.map(rfc3339);
-    let off = |t: Option<i64>| t.map(|t| secs(t.saturating_sub(f.first_ns)));
-    let end = close.map(|c| c.ts_ns);
-    let rst_from_middlebox = match close {
-        Some(cl) if cl.how == "rst" && cl.by == Side::Server => middlebox_rst(f, ttls),
-        _ => None,
-    };
-    WsFlow {
-        name: fx
-            .name
-            .clone()
-            .unwrap_or_else(|| crate::text::ip_text(f.server.ip)),
-        client: f.client.text(),
-        server: f.server.text(),
-        leg: if is_client { "client" } else { "upstream" }.into(),
-        other_legs: others.iter().map(|g| endpoint(g)).collect(),
-        transport: transport.into(),
-        http1_offered: alpn.is_empty() || alpn.iter().any(|a| a == "http/1.1"),
+    WsSeen {
+        order: crate::flow::order_key(f),
+        key: handshake_key(f).map(|(ws, k)| (ws, keys.hash(ws, k))),
+        row,
+        name: match &fx.name {
+            Some(n) => n.as_str().into(),
+            None => crate::text::ip_text(f.server.ip).into_boxed_str(),
+        },
+        last_ns: f.last_ns,
+        transport,
         alpn,
         connect_status: fx.connect.as_ref().and_then(|c| c.statuses.last().copied()),
-        upgrade_path: upgrade.map(|h| h.target.clone()),
-        upgrade_status: upgrade.and_then(|h| h.status),
-        upgrade_reason: upgrade.and_then(|h| h.reason.clone()),
-        answer_server: upgrade.and_then(|h| h.server.clone()),
-        answered_by: answered_by.map(str::to_string),
-        upgrade_dropped,
-        evidence,
-        outcome: outcome.name().into(),
-        start: rfc3339(f.first_ns),
-        duration_s: secs(end.unwrap_or(f.last_ns).saturating_sub(f.first_ns)),
-        bytes_from_client: c.payload_bytes,
-        bytes_from_server: s.payload_bytes,
-        idle_before_end_s: gap,
-        ended_by: close.map(|c| {
-            let by = if c.by == Side::Client {
-                "client"
-            } else {
-                "server"
-            };
-            format!("{} by {by}", c.how)
-        }),
-        rst_from_middlebox,
-        timeline: Timeline {
-            start: rfc3339(f.first_ns),
-            handshake: at(s.first_payload_ns.get()),
-            last_client_data: at(c.last_payload_ns.get()),
-            last_server_data: at(s.last_payload_ns.get()),
-            end: at(end),
-            handshake_s: off(s.first_payload_ns.get()),
-            last_client_data_s: off(c.last_payload_ns.get()),
-            last_server_data_s: off(s.last_payload_ns.get()),
-            end_s: off(end),
-        },
+        http: fx.http.clone(),
+        outcome,
+        handshake_ns: s.first_payload_ns.get(),
+        last_data_ns: [c.last_payload_ns.get(), s.last_payload_ns.get()],
+        bytes: [c.payload_bytes, s.payload_bytes],
+        close,
+        rst: close
+            .filter(|cl| cl.how == "rst" && cl.by == Side::Server)
+            .and(s.rst),
         diagnosis,
-        timer,
-        file: file.to_string(),
+        gap,
+        dropped_state,
+    }
+}
+
+/// Hashes handshake keys to 128 bits with two randomly keyed SipHashes: the keys come from
+/// the wire, and two different keys must not pass for one (a 64-bit hash would make that
+/// possible by brute force; this needs breaking SipHash).
+struct KeyHash(
+    std::collections::hash_map::RandomState,
+    std::collections::hash_map::RandomState,
+);
+
+impl KeyHash {
+    fn new() -> KeyHash {
+        KeyHash(Default::default(), Default::default())
+    }
+
+    fn hash(&self, ws: bool, k: &[u8]) -> u128 {
+        let one = |s: &std::collections::hash_map::RandomState| s.hash_one((ws, k)) as u128;
+        one(&self.0) << 64 | one(&self.1)
+    }
+}
+
+/// The websocket view of one input as its flows finish: each flow it needs judged on its own
+/// at once ([`WsSeen`]), the connections put together with their other legs at the end of the
+/// input ([`WsInput::finish`]).
+pub(crate) struct WsInput {
+    file: String,
+    keys: KeyHash,
+    seen: Vec<WsSeen>,
+}
+
+impl WsInput {
+    pub(crate) fn new(file: String) -> WsInput {
+        WsInput {
+            file,
+            keys: KeyHash::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Takes in a finished flow, if the view needs it (see [`for_the_view`]).
+    pub(crate) fn add(&mut self, f: &Described, catalog: &Catalog) {
+        if f.proto != Proto::Tcp {
+            return;
+        }
+        let row = wanted(f, catalog);
+        if row || f.facts.http.as_ref().is_some_and(|h| h.ws_key.is_some()) {
+            self.seen.push(seen(f, row, &self.keys));
+        }
+    }
+
+    /// The input ended: every connection put together with its other legs (`ttls`: the
+    /// input's [`crate::audit::server_ttls`], for telling a middlebox's RST), counted per
+    /// instance, and the first `limit` rows of each instance made, in flow order.
+    pub(crate) fn finish(mut self, ttls: &crate::audit::ServerTtls, limit: usize) -> WsView {
+        if !self.seen.is_sorted_by_key(|s| s.order) {
+            self.seen.par_sort_by_key(|s| s.order);
+        }
+        let legs = Legs::new(&self.seen);
+        // Which rows are made: the first `limit` of each instance, and the first of each
+        // diagnosis and leg (the example its tally keeps).
+        let mut listed: HashMap<&str, usize> = HashMap::new();
+        let mut firsts: std::collections::HashSet<(&str, bool, WsDiagnosis)> = Default::default();
+        let mut made: Vec<(usize, bool, bool)> = Vec::new();
+        for (i, s) in self.seen.iter().enumerate().filter(|(_, s)| s.row) {
+            let n = listed.entry(&s.name).or_default();
+            let list = *n < limit;
+            *n += usize::from(list);
+            let client = legs.is_client(i, &self.seen);
+            let first = firsts.insert((&s.name, client, s.diagnosis));
+            made.push((i, list, first));
+        }
+        let (seen, file) = (&self.seen, self.file.as_str());
+        let rows: Vec<Option<WsFlow>> = made
+            .par_iter()
+            .with_min_len(64)
+            .map(|&(i, list, first)| (list || first).then(|| legs.row(i, seen, file, ttls)))
+            .collect();
+        let mut view = WsView::new(limit);
+        for (&(i, list, _), row) in made.iter().zip(rows) {
+            let s = &seen[i];
+            view.total += 1;
+            let tally = match view.tallies.get_mut(&*s.name) {
+                Some(t) => t,
+                None => view.tallies.entry(s.name.to_string()).or_default(),
+            };
+            tally.add(legs.is_client(i, seen), s.diagnosis, s.duration_s(), || {
+                row.clone().expect("made: the first of its kind")
+            });
+            if list {
+                *view.listed_per_name.entry(s.name.to_string()).or_default() += 1;
+                view.listed.push(row.expect("made: listed"));
+            }
+        }
+        view
+    }
+}
+
+/// The legs of each handshake of one input: connections with the same key starting within
+/// [`LEG_WINDOW_NS`] of the first, at most [`MAX_LEGS`] of them.
+struct Legs {
+    /// Handshake key -> the connections carrying it (indices, in flow order), for keys on two
+    /// connections or more.
+    by_key: HashMap<(bool, u128), Vec<usize>, rustc_hash::FxBuildHasher>,
+    /// Some handshake in this input was seen on two legs.
+    sees_upstream: bool,
+}
+
+impl Legs {
+    fn new(seen: &[WsSeen]) -> Legs {
+        let mut by_key: HashMap<(bool, u128), Vec<usize>, rustc_hash::FxBuildHasher> =
+            HashMap::default();
+        for (i, s) in seen.iter().enumerate() {
+            if let Some(k) = s.key {
+                by_key.entry(k).or_default().push(i);
+            }
+        }
+        // The legs of one handshake are a few connections starting within moments of each
+        // other. The same random or key on more connections than that is no relay (a replayed
+        // or generated hello, or hostile input) and ties nothing together; it must not make
+        // the work grow with the square of the connections either.
+        by_key.retain(|_, v| v.len() > 1 && v.len() <= MAX_LEGS);
+        for v in by_key.values_mut() {
+            let first = seen[v[0]].first_ns();
+            v.retain(|&g| seen[g].first_ns() - first <= LEG_WINDOW_NS);
+        }
+        by_key.retain(|_, v| v.len() > 1);
+        let sees_upstream = !by_key.is_empty();
+        Legs {
+            by_key,
+            sees_upstream,
+        }
+    }
+
+    /// The legs of connection `i`'s handshake, `i` included (empty when it has no other).
+    fn of(&self, i: usize, seen: &[WsSeen]) -> &[usize] {
+        match seen[i].key.and_then(|k| self.by_key.get(&k)) {
+            Some(all) if all.contains(&i) => all,
+            _ => &[],
+        }
+    }
+
+    /// Whether connection `i` is the first (client) leg of its handshake.
+    fn is_client(&self, i: usize, seen: &[WsSeen]) -> bool {
+        self.of(i, seen).first().is_none_or(|&g| g == i)
+    }
+
+    /// The row of connection `i`.
+    fn row(
+        &self,
+        i: usize,
+        seen: &[WsSeen],
+        file: &str,
+        ttls: &crate::audit::ServerTtls,
+    ) -> WsFlow {
+        let s = &seen[i];
+        let is_client = self.is_client(i, seen);
+        let others: Vec<&WsSeen> = self
+            .of(i, seen)
+            .iter()
+            .filter(|&&g| g != i)
+            .map(|&g| &seen[g])
+            .collect();
+        let (answered_by, upgrade_dropped, evidence) = match s.http.as_deref() {
+            Some(h) if s.diagnosis == WsDiagnosis::WsUpgradeFailed => {
+                // The proxy's onward leg: the first other leg that started after this one.
+                let upstream = others
+                    .iter()
+                    .find(|g| g.first_ns() >= s.first_ns())
+                    .map(|g| (endpoint(g.client(), g.server()), g.http.as_deref()));
+                judge_answer(h, upstream, self.sees_upstream && is_client)
+            }
+            _ => (None, false, s.dropped_state.as_deref().map(str::to_string)),
+        };
+        let timer = (s.diagnosis == WsDiagnosis::WsIdleKill)
+            .then(|| s.gap.map(timer_for))
+            .flatten();
+        let first = s.first_ns();
+        let at = |t: Option<i64>| t.map(rfc3339);
+        let off = |t: Option<i64>| t.map(|t| secs(t.saturating_sub(first)));
+        let end = s.end_ns();
+        let upgrade = s.upgrade();
+        WsFlow {
+            name: s.name.to_string(),
+            client: s.client().text(),
+            server: s.server().text(),
+            leg: if is_client { "client" } else { "upstream" }.into(),
+            other_legs: others
+                .iter()
+                .map(|g| endpoint(g.client(), g.server()))
+                .collect(),
+            transport: s.transport.into(),
+            http1_offered: s.alpn.is_empty() || s.alpn.iter().any(|a| a == "http/1.1"),
+            alpn: s.alpn.to_vec(),
+            connect_status: s.connect_status,
+            upgrade_path: upgrade.map(|h| h.target.clone()),
+            upgrade_status: upgrade.and_then(|h| h.status),
+            upgrade_reason: upgrade.and_then(|h| h.reason.clone()),
+            answer_server: upgrade.and_then(|h| h.server.clone()),
+            answered_by: answered_by.map(str::to_string),
+            upgrade_dropped,
+            evidence,
+            outcome: s.outcome.name().into(),
+            start: rfc3339(first),
+            duration_s: s.duration_s(),
+            bytes_from_client: s.bytes[0],
+            bytes_from_server: s.bytes[1],
+            idle_before_end_s: s.gap,
+            ended_by: s.close.map(|c| {
+                let by = if c.by == Side::Client {
+                    "client"
+                } else {
+                    "server"
+                };
+                format!("{} by {by}", c.how)
+            }),
+            rst_from_middlebox: s.rst.and_then(|r| middlebox_rst_of(s.server().ip, r, ttls)),
+            timeline: Timeline {
+                start: rfc3339(first),
+                handshake: at(s.handshake_ns),
+                last_client_data: at(s.last_data_ns[0]),
+                last_server_data: at(s.last_data_ns[1]),
+                end: at(end),
+                handshake_s: off(s.handshake_ns),
+                last_client_data_s: off(s.last_data_ns[0]),
+                last_server_data_s: off(s.last_data_ns[1]),
+                end_s: off(end),
+            },
+            diagnosis: s.diagnosis,
+            timer,
+            file: file.to_string(),
+        }
     }
 }
 

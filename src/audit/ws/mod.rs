@@ -32,8 +32,9 @@ use crate::flow::Proto;
 use crate::pipeline::FileResult;
 use crate::proto::Described;
 
-pub use instances::{instances, timer_for};
-use legs::{ws_flow, ws_upgrade, Legs};
+pub use instances::{instances, instances_of, tallies, timer_for, WsDiagnoses, WsLegs, WsTally};
+use legs::ws_upgrade;
+pub(crate) use legs::WsInput;
 
 /// A connection quiet this long before its first FIN or RST was closed by a timer, not by the
 /// application.
@@ -44,7 +45,7 @@ pub const SHORT_S: f64 = 10.0;
 pub const JUPYTER_PING_S: f64 = 30.0;
 
 /// Diagnosis of one websocket connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum WsDiagnosis {
     /// The far end answered, and the connection is still open or was closed by the
@@ -156,14 +157,90 @@ pub struct WsInstance {
     pub short_connections: usize,
     pub diagnosis: String,
     pub advice: Option<String>,
+    /// What the diagnosis is made of, per leg: the counts and the first connection of each
+    /// diagnosis (documents merge by adding these up).
+    pub legs: WsLegs,
 }
 
-/// The websocket section of an audit: the diagnosis per instance and every connection.
+/// Most connections of one instance an audit lists (every connection is counted in its
+/// instance's tallies).
+pub const SAMPLE_CONNECTIONS: usize = 50;
+
+/// The websocket section of an audit: the diagnosis per instance, and the first
+/// [`SAMPLE_CONNECTIONS`] connections of each instance.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WsReport {
     pub instances: Vec<WsInstance>,
+    /// The first connections of each instance (every leg), at most [`SAMPLE_CONNECTIONS`]
+    /// each, in input and flow order; an instance's tallies (`legs`) say how many it had.
     pub connections: Vec<WsFlow>,
+    /// All websocket-capable connections (every leg), listed or not.
+    pub connections_total: u64,
+}
+
+/// The websocket view of some inputs, put together input by input ([`WsView::merge`]): the
+/// tallies per instance, and the first rows of each instance.
+#[derive(Debug, Clone, Default)]
+pub struct WsView {
+    tallies: std::collections::BTreeMap<String, WsLegs>,
+    listed: Vec<WsFlow>,
+    listed_per_name: std::collections::HashMap<String, usize>,
+    total: u64,
+    /// Most rows listed per instance.
+    limit: usize,
+}
+
+impl WsView {
+    pub fn new(limit: usize) -> WsView {
+        WsView {
+            limit,
+            ..WsView::default()
+        }
+    }
+
+    /// The view of an audit document's section (its instances' tallies and the rows it
+    /// lists), to be merged with others listing at most `limit` rows per instance.
+    pub fn of_report(r: WsReport, limit: usize) -> WsView {
+        let mut v = WsView::new(limit);
+        v.total = r.connections_total;
+        v.tallies = r.instances.into_iter().map(|i| (i.name, i.legs)).collect();
+        v.take_rows(r.connections);
+        v
+    }
+
+    fn take_rows(&mut self, rows: Vec<WsFlow>) {
+        for w in rows {
+            let n = self.listed_per_name.entry(w.name.clone()).or_default();
+            if *n < self.limit {
+                *n += 1;
+                self.listed.push(w);
+            }
+        }
+    }
+
+    /// Takes in the view of later inputs.
+    pub fn merge(&mut self, later: WsView) {
+        self.total += later.total;
+        for (name, legs) in later.tallies {
+            match self.tallies.get_mut(&name) {
+                Some(mine) => mine.merge(legs),
+                None => {
+                    self.tallies.insert(name, legs);
+                }
+            }
+        }
+        self.take_rows(later.listed);
+    }
+
+    /// The diagnosis per instance and the rows listed.
+    pub fn report(self) -> WsReport {
+        WsReport {
+            instances: instances_of(self.tallies),
+            connections: self.listed,
+            connections_total: self.total,
+        }
+    }
 }
 
 /// Whether a flow belongs in the websocket view: an Upgrade to websocket, or a name of a
@@ -183,49 +260,98 @@ fn wanted(f: &Described, catalog: &Catalog) -> bool {
     })
 }
 
-/// Whether the websocket view needs a flow: one it shows ([`wanted`]), or one that may be
-/// another leg of a handshake it shows (an HTTP request with a Sec-WebSocket-Key, Upgrade or
-/// not: a proxy may drop the Upgrade). A TLS connection relayed by a proxy carries the same
-/// hello, so the same name, on both legs. The audit keeps only these flows of an input to the
-/// end.
-pub(crate) fn for_the_view(f: &Described, catalog: &Catalog) -> bool {
-    wanted(f, catalog)
-        || (f.proto == Proto::Tcp && f.facts.http.as_ref().is_some_and(|h| h.ws_key.is_some()))
-}
-
-/// The websocket-capable connections of one input (`flows`, of `file`, in first-seen order:
-/// all of them, or those [`for_the_view`] keeps), in first-seen order. `ttls`: the input's
-/// [`server_ttls`], for telling a middlebox's RST (the audit has them already).
-pub fn connections(
-    flows: &[Box<Described>],
-    file: &str,
-    catalog: &Catalog,
-    ttls: &crate::audit::ServerTtls,
-) -> Vec<WsFlow> {
-    // The legs map is one pass over the flows: beside the filter, not before it.
-    let (legs, wanted_flows) = rayon::join(
-        || Legs::new(flows),
-        || {
-            flows
-                .par_iter()
-                .with_min_len(256)
-                .filter(|f| wanted(f, catalog))
-                .collect::<Vec<_>>()
-        },
-    );
-    wanted_flows
-        .par_iter()
-        .with_min_len(64)
-        .map(|f| ws_flow(f, file, &legs, ttls))
-        .collect()
-}
-
-/// The websocket-capable flows of all inputs and a diagnosis per instance.
+/// Every websocket-capable connection of all inputs read whole, and a diagnosis per instance.
 pub fn websockets(results: &[FileResult], catalog: &Catalog) -> (Vec<WsFlow>, Vec<WsInstance>) {
-    let flows: Vec<WsFlow> = results
-        .iter()
-        .flat_map(|r| connections(&r.flows, &r.summary.file, catalog, &server_ttls(&r.flows)))
+    let views: Vec<WsView> = results
+        .par_iter()
+        .map(|r| {
+            let mut input = WsInput::new(r.summary.file.clone());
+            for f in &r.flows {
+                input.add(f, catalog);
+            }
+            input.finish(&server_ttls(&r.flows), usize::MAX)
+        })
         .collect();
-    let instances = instances(&flows);
-    (flows, instances)
+    let mut all = WsView::new(usize::MAX);
+    for v in views {
+        all.merge(v);
+    }
+    let r = all.report();
+    (r.connections, r.instances)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The results of reading synthetic traffic of `bytes` (seed `seed`) whole.
+    fn synth(bytes: u64, seed: u64) -> FileResult {
+        let mut synth = Vec::new();
+        crate::synth::write_pcap(&mut synth, bytes, 64, seed).unwrap();
+        let reader =
+            crate::capture::CaptureReader::from_read(Box::new(std::io::Cursor::new(synth)))
+                .unwrap();
+        let cfg = crate::flow::FlowConfig::default();
+        crate::pipeline::analyze_reader(format!("synth{seed}"), reader, &cfg)
+    }
+
+    /// An audit lists the first [`SAMPLE_CONNECTIONS`] connections of each instance and counts
+    /// every one: its instances are those of the `ws` view that lists them all, its rows the
+    /// first of that view's rows per instance, and the sections of two inputs' audits merge
+    /// into the section of one audit of both.
+    #[test]
+    fn audits_list_the_first_connections_of_an_instance_and_count_all() {
+        let catalog = Catalog::builtin();
+        let mut results = vec![synth(10 << 20, 3), synth(4 << 20, 4)];
+        let (all, instances) = websockets(&results, &catalog);
+        let busiest = instances.iter().map(|i| i.connections).max().unwrap();
+        assert!(busiest > 2 * SAMPLE_CONNECTIONS, "{busiest}");
+        let one = |r: &FileResult| websockets(std::slice::from_ref(r), &catalog).1;
+        assert!(one(&results[0])
+            .iter()
+            .any(|i| i.connections > SAMPLE_CONNECTIONS));
+        let (audit, _) = crate::audit::audit(&mut results, &catalog);
+        let ws = &audit.websockets;
+        assert_eq!(ws.connections_total, all.len() as u64);
+        let json = |v: &dyn erased::Json| v.json();
+        assert_eq!(json(&ws.instances), json(&instances));
+        let mut per_name: std::collections::HashMap<&str, usize> = Default::default();
+        let first: Vec<&WsFlow> = all
+            .iter()
+            .filter(|w| {
+                let n = per_name.entry(&w.name).or_default();
+                *n += 1;
+                *n <= SAMPLE_CONNECTIONS
+            })
+            .collect();
+        assert_eq!(json(&ws.connections), json(&first));
+        for i in &ws.instances {
+            let rows = all.iter().filter(|w| w.name == i.name).count() as u64;
+            assert_eq!(
+                i.legs.client.connections + i.legs.upstream.connections,
+                rows
+            );
+        }
+        // Merged from each input's audit: the same section.
+        let mut merged = WsView::new(SAMPLE_CONNECTIONS);
+        for r in results.chunks_mut(1) {
+            let (one, _) = crate::audit::audit(r, &catalog);
+            merged.merge(WsView::of_report(
+                one.websockets.clone(),
+                SAMPLE_CONNECTIONS,
+            ));
+        }
+        assert_eq!(json(&merged.report()), json(ws));
+    }
+
+    mod erased {
+        pub trait Json {
+            fn json(&self) -> String;
+        }
+        impl<T: serde::Serialize> Json for T {
+            fn json(&self) -> String {
+                serde_json::to_string(self).unwrap()
+            }
+        }
+    }
 }
