@@ -175,6 +175,50 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
+/// On traffic with more connections to a websocket instance, and more flows under a blocked
+/// finding, than an audit lists (synthetic traffic, 10 MB, and 60 connections to a required host
+/// reset after the ClientHello), the page says how many of how many it lists and where to find
+/// every one.
+#[test]
+fn sampled_lists_say_how_much_they_list() {
+    let dir = scratch("sampled");
+    let file = dir.join("synth.pcap");
+    let w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    allowscope::synth::write_pcap(w, 10 << 20, 64, 5).unwrap();
+    // Sixty connections to a required host, each reset after its ClientHello.
+    let blocked = dir.join("blocked.pcap");
+    let mut p = Pcap::new();
+    for i in 0..60 {
+        p.tls(
+            40000 + i,
+            [203, 0, 113, 40],
+            "acct.blob.core.windows.net",
+            false,
+        );
+    }
+    std::fs::write(&blocked, &p.bytes).unwrap();
+    let (code, page) = html(&[file.to_str().unwrap(), blocked.to_str().unwrap()]);
+    std::fs::write(artifacts().join("sampled.html"), &page).unwrap();
+    assert_eq!(code, 1, "required hosts are blocked");
+    let listed = |what: &str| {
+        let tail = format!(" {what}");
+        page.split("The first 50 of ")
+            .skip(1)
+            .filter_map(|rest| rest.split_once(&tail))
+            .filter_map(|(n, _)| n.parse::<u64>().ok())
+            .filter(|&n| n > 50)
+            .count()
+    };
+    assert!(
+        listed("connections (every leg) are listed") >= 1,
+        "websocket rows"
+    );
+    assert!(page.contains("<code>allowscope ws</code> lists every one"));
+    assert!(listed("flows are listed") >= 1, "a finding's flows");
+    assert!(page.contains("<code>allowscope audit --format ndjson</code> lists every flow"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // ---------------------------------------------------------------------------------------------
 // A capture of hostile names
 

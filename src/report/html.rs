@@ -357,12 +357,15 @@ fn flow_table(out: &mut dyn Write, list: &[FlowSample], total: u64) -> io::Resul
         )?;
     }
     writeln!(out, "</tbody></table>")?;
-    more(
-        out,
-        shown,
-        usize::try_from(total).unwrap_or(usize::MAX),
-        "flows",
-    )
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    if total > shown {
+        // The audit keeps the first flows of a finding and counts the rest.
+        writeln!(
+            out,
+            "<p class=\"note\">The first {shown} of {total} flows are listed (<code>allowscope audit --format ndjson</code> lists every flow with its verdict).</p>"
+        )?;
+    }
+    Ok(())
 }
 
 fn rules(out: &mut dyn Write, v: &AuditView<'_>) -> io::Result<()> {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use crate::audit::judge::middlebox_rst_of;
-use crate::flow::{Close, Endpoint, Outcome, Proto, RstFacts, Side};
+use crate::flow::{Close, Endpoint, OptNs, Outcome, Proto, RstFacts, Side};
 use crate::proto::facts::HttpFacts;
 use crate::proto::Described;
 use crate::time::rfc3339;
@@ -191,26 +191,29 @@ fn state_dropped(f: &Described) -> Option<(f64, String)> {
 /// A websocket-capable connection as an input's fold keeps it to the end of the input, when
 /// its legs can be told: what its row needs that does not depend on the other connections,
 /// judged once as it finished (a finished flow, with its kept bytes and all its facts, takes
-/// 1-4 KB; this about 300 bytes).
+/// 1-4 KB; this about 200 bytes, its name and ALPN list shared with the input's others).
 pub(crate) struct WsSeen {
     order: (i64, Proto, Endpoint, Endpoint, u32),
-    /// Its handshake key, hashed (see [`WsInput`]).
-    key: Option<(bool, u128)>,
+    /// Its handshake key, hashed (see [`KeyHash`]).
+    key: Option<[u64; 2]>,
     /// A row of the view ([`wanted`]), or only a possible leg of another's handshake.
     row: bool,
-    name: Box<str>,
+    /// Its name and ALPN list, in the input's [`Shared`] tables.
+    name: u32,
+    alpn: u32,
     last_ns: i64,
     transport: &'static str,
-    alpn: Box<[String]>,
     connect_status: Option<u16>,
     /// Its HTTP request and answer: a refused Upgrade's, or what a proxy sent onward.
     http: Option<Box<HttpFacts>>,
     outcome: Outcome,
     /// The server's first payload, the last payload each way, and payload bytes each way.
-    handshake_ns: Option<i64>,
-    last_data_ns: [Option<i64>; 2],
+    handshake_ns: OptNs,
+    last_data_ns: [OptNs; 2],
     bytes: [u64; 2],
-    close: Option<Close>,
+    /// The first FIN or RST: when, and which (see [`WsSeen::close`]).
+    close_ns: OptNs,
+    close_how: u8,
     /// The server's RST, when the server's side closed with one.
     rst: Option<RstFacts>,
     diagnosis: WsDiagnosis,
@@ -233,7 +236,23 @@ impl WsSeen {
     }
 
     fn end_ns(&self) -> Option<i64> {
-        self.close.map(|c| c.ts_ns)
+        self.close_ns.get()
+    }
+
+    /// The first FIN or RST.
+    fn close(&self) -> Option<Close> {
+        let ts_ns = self.close_ns.get()?;
+        let how = if self.close_how & 2 == 0 {
+            "fin"
+        } else {
+            "rst"
+        };
+        let by = if self.close_how & 1 == 0 {
+            Side::Client
+        } else {
+            Side::Server
+        };
+        Some(Close { by, how, ts_ns })
     }
 
     fn duration_s(&self) -> f64 {
@@ -250,16 +269,56 @@ impl WsSeen {
     }
 }
 
+/// The names and ALPN lists of an input's websocket-capable connections, each kept once.
+struct Shared {
+    names: Vec<Box<str>>,
+    name_ids: HashMap<Box<str>, u32, rustc_hash::FxSeededState>,
+    alpns: Vec<Box<[String]>>,
+    alpn_ids: HashMap<Box<[String]>, u32, rustc_hash::FxSeededState>,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            names: Vec::new(),
+            name_ids: HashMap::with_hasher(crate::flow::seeded_hash()),
+            alpns: Vec::new(),
+            alpn_ids: HashMap::with_hasher(crate::flow::seeded_hash()),
+        }
+    }
+
+    fn name(&mut self, n: &str) -> u32 {
+        if let Some(&i) = self.name_ids.get(n) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(n.into());
+        self.name_ids.insert(n.into(), i);
+        i
+    }
+
+    fn alpn(&mut self, a: &[String]) -> u32 {
+        if let Some(&i) = self.alpn_ids.get(a) {
+            return i;
+        }
+        let i = self.alpns.len() as u32;
+        self.alpns.push(a.into());
+        self.alpn_ids.insert(a.into(), i);
+        i
+    }
+}
+
 /// `f` judged on its own (`row`: whether the view shows it), its handshake key hashed by
-/// `keys`.
-fn seen(f: &Described, row: bool, keys: &KeyHash) -> WsSeen {
+/// `keys`, its name and ALPN list kept in `shared`.
+fn seen(f: &Described, row: bool, keys: &KeyHash, shared: &mut Shared) -> WsSeen {
     let fx = &f.facts;
-    let alpn: Box<[String]> = fx
-        .tls
-        .as_ref()
-        .and_then(|t| t.client_hello.hello())
-        .map(|h| h.alpn.clone().into_boxed_slice())
-        .unwrap_or_default();
+    let alpn = shared.alpn(
+        fx.tls
+            .as_ref()
+            .and_then(|t| t.client_hello.hello())
+            .map(|h| &h.alpn[..])
+            .unwrap_or_default(),
+    );
     let transport = match (&fx.tls, &fx.connect, &fx.http) {
         (Some(_), Some(_), _) => "tls-via-proxy",
         (Some(_), None, _) => "tls",
@@ -294,22 +353,25 @@ fn seen(f: &Described, row: bool, keys: &KeyHash) -> WsSeen {
         };
     WsSeen {
         order: crate::flow::order_key(f),
-        key: handshake_key(f).map(|(ws, k)| (ws, keys.hash(ws, k))),
+        key: handshake_key(f).map(|(ws, k)| keys.hash(ws, k)),
         row,
         name: match &fx.name {
-            Some(n) => n.as_str().into(),
-            None => crate::text::ip_text(f.server.ip).into_boxed_str(),
+            Some(n) => shared.name(n),
+            None => shared.name(&crate::text::ip_text(f.server.ip)),
         },
+        alpn,
         last_ns: f.last_ns,
         transport,
-        alpn,
         connect_status: fx.connect.as_ref().and_then(|c| c.statuses.last().copied()),
         http: fx.http.clone(),
         outcome,
-        handshake_ns: s.first_payload_ns.get(),
-        last_data_ns: [c.last_payload_ns.get(), s.last_payload_ns.get()],
+        handshake_ns: s.first_payload_ns,
+        last_data_ns: [c.last_payload_ns, s.last_payload_ns],
         bytes: [c.payload_bytes, s.payload_bytes],
-        close,
+        close_ns: close.map_or(OptNs::NONE, |c| OptNs::some(c.ts_ns)),
+        close_how: close.map_or(0, |c| {
+            u8::from(c.how == "rst") << 1 | u8::from(c.by == Side::Server)
+        }),
         rst: close
             .filter(|cl| cl.how == "rst" && cl.by == Side::Server)
             .and(s.rst),
@@ -332,9 +394,9 @@ impl KeyHash {
         KeyHash(Default::default(), Default::default())
     }
 
-    fn hash(&self, ws: bool, k: &[u8]) -> u128 {
-        let one = |s: &std::collections::hash_map::RandomState| s.hash_one((ws, k)) as u128;
-        one(&self.0) << 64 | one(&self.1)
+    /// The hash of a Sec-WebSocket-Key (`ws`) or a TLS client random.
+    fn hash(&self, ws: bool, k: &[u8]) -> [u64; 2] {
+        [self.0.hash_one((ws, k)), self.1.hash_one((ws, k))]
     }
 }
 
@@ -344,6 +406,7 @@ impl KeyHash {
 pub(crate) struct WsInput {
     file: String,
     keys: KeyHash,
+    shared: Shared,
     seen: Vec<WsSeen>,
 }
 
@@ -352,6 +415,7 @@ impl WsInput {
         WsInput {
             file,
             keys: KeyHash::new(),
+            shared: Shared::new(),
             seen: Vec::new(),
         }
     }
@@ -363,7 +427,7 @@ impl WsInput {
         }
         let row = wanted(f, catalog);
         if row || f.facts.http.as_ref().is_some_and(|h| h.ws_key.is_some()) {
-            self.seen.push(seen(f, row, &self.keys));
+            self.seen.push(seen(f, row, &self.keys, &mut self.shared));
         }
     }
 
@@ -377,36 +441,37 @@ impl WsInput {
         let legs = Legs::new(&self.seen);
         // Which rows are made: the first `limit` of each instance, and the first of each
         // diagnosis and leg (the example its tally keeps).
-        let mut listed: HashMap<&str, usize> = HashMap::new();
-        let mut firsts: std::collections::HashSet<(&str, bool, WsDiagnosis)> = Default::default();
+        let mut listed: Vec<usize> = vec![0; self.shared.names.len()];
+        let mut firsts: std::collections::HashSet<(u32, bool, WsDiagnosis)> = Default::default();
         let mut made: Vec<(usize, bool, bool)> = Vec::new();
         for (i, s) in self.seen.iter().enumerate().filter(|(_, s)| s.row) {
-            let n = listed.entry(&s.name).or_default();
+            let n = &mut listed[s.name as usize];
             let list = *n < limit;
             *n += usize::from(list);
             let client = legs.is_client(i, &self.seen);
-            let first = firsts.insert((&s.name, client, s.diagnosis));
+            let first = firsts.insert((s.name, client, s.diagnosis));
             made.push((i, list, first));
         }
-        let (seen, file) = (&self.seen, self.file.as_str());
+        let (seen, shared, file) = (&self.seen, &self.shared, self.file.as_str());
         let rows: Vec<Option<WsFlow>> = made
             .par_iter()
             .with_min_len(64)
-            .map(|&(i, list, first)| (list || first).then(|| legs.row(i, seen, file, ttls)))
+            .map(|&(i, list, first)| (list || first).then(|| legs.row(i, seen, shared, file, ttls)))
             .collect();
         let mut view = WsView::new(limit);
         for (&(i, list, _), row) in made.iter().zip(rows) {
             let s = &seen[i];
+            let name = &shared.names[s.name as usize];
             view.total += 1;
-            let tally = match view.tallies.get_mut(&*s.name) {
+            let tally = match view.tallies.get_mut(&**name) {
                 Some(t) => t,
-                None => view.tallies.entry(s.name.to_string()).or_default(),
+                None => view.tallies.entry(name.to_string()).or_default(),
             };
             tally.add(legs.is_client(i, seen), s.diagnosis, s.duration_s(), || {
                 row.clone().expect("made: the first of its kind")
             });
             if list {
-                *view.listed_per_name.entry(s.name.to_string()).or_default() += 1;
+                *view.listed_per_name.entry(name.to_string()).or_default() += 1;
                 view.listed.push(row.expect("made: listed"));
             }
         }
@@ -419,14 +484,14 @@ impl WsInput {
 struct Legs {
     /// Handshake key -> the connections carrying it (indices, in flow order), for keys on two
     /// connections or more.
-    by_key: HashMap<(bool, u128), Vec<usize>, rustc_hash::FxBuildHasher>,
+    by_key: HashMap<[u64; 2], Vec<usize>, rustc_hash::FxBuildHasher>,
     /// Some handshake in this input was seen on two legs.
     sees_upstream: bool,
 }
 
 impl Legs {
     fn new(seen: &[WsSeen]) -> Legs {
-        let mut by_key: HashMap<(bool, u128), Vec<usize>, rustc_hash::FxBuildHasher> =
+        let mut by_key: HashMap<[u64; 2], Vec<usize>, rustc_hash::FxBuildHasher> =
             HashMap::default();
         for (i, s) in seen.iter().enumerate() {
             if let Some(k) = s.key {
@@ -468,10 +533,12 @@ impl Legs {
         &self,
         i: usize,
         seen: &[WsSeen],
+        shared: &Shared,
         file: &str,
         ttls: &crate::audit::ServerTtls,
     ) -> WsFlow {
         let s = &seen[i];
+        let alpn = &shared.alpns[s.alpn as usize];
         let is_client = self.is_client(i, seen);
         let others: Vec<&WsSeen> = self
             .of(i, seen)
@@ -499,7 +566,7 @@ impl Legs {
         let end = s.end_ns();
         let upgrade = s.upgrade();
         WsFlow {
-            name: s.name.to_string(),
+            name: shared.names[s.name as usize].to_string(),
             client: s.client().text(),
             server: s.server().text(),
             leg: if is_client { "client" } else { "upstream" }.into(),
@@ -508,8 +575,8 @@ impl Legs {
                 .map(|g| endpoint(g.client(), g.server()))
                 .collect(),
             transport: s.transport.into(),
-            http1_offered: s.alpn.is_empty() || s.alpn.iter().any(|a| a == "http/1.1"),
-            alpn: s.alpn.to_vec(),
+            http1_offered: alpn.is_empty() || alpn.iter().any(|a| a == "http/1.1"),
+            alpn: alpn.to_vec(),
             connect_status: s.connect_status,
             upgrade_path: upgrade.map(|h| h.target.clone()),
             upgrade_status: upgrade.and_then(|h| h.status),
@@ -524,7 +591,7 @@ impl Legs {
             bytes_from_client: s.bytes[0],
             bytes_from_server: s.bytes[1],
             idle_before_end_s: s.gap,
-            ended_by: s.close.map(|c| {
+            ended_by: s.close().map(|c| {
                 let by = if c.by == Side::Client {
                     "client"
                 } else {
@@ -535,13 +602,13 @@ impl Legs {
             rst_from_middlebox: s.rst.and_then(|r| middlebox_rst_of(s.server().ip, r, ttls)),
             timeline: Timeline {
                 start: rfc3339(first),
-                handshake: at(s.handshake_ns),
-                last_client_data: at(s.last_data_ns[0]),
-                last_server_data: at(s.last_data_ns[1]),
+                handshake: at(s.handshake_ns.get()),
+                last_client_data: at(s.last_data_ns[0].get()),
+                last_server_data: at(s.last_data_ns[1].get()),
                 end: at(end),
-                handshake_s: off(s.handshake_ns),
-                last_client_data_s: off(s.last_data_ns[0]),
-                last_server_data_s: off(s.last_data_ns[1]),
+                handshake_s: off(s.handshake_ns.get()),
+                last_client_data_s: off(s.last_data_ns[0].get()),
+                last_server_data_s: off(s.last_data_ns[1].get()),
                 end_s: off(end),
             },
             diagnosis: s.diagnosis,
