@@ -424,10 +424,9 @@ pub fn merge(mut docs: Vec<(String, Document)>) -> Result<Document, String> {
             placeholders_seen.entry(k).or_default().extend(vs);
         }
         per_file.extend(d.per_file);
-        ws.merge(super::ws::WsView::of_report(
-            d.websockets,
-            super::ws::SAMPLE_CONNECTIONS,
-        ));
+        super::ws::WsView::of_report(d.websockets, super::ws::SAMPLE_CONNECTIONS)
+            .and_then(|v| ws.merge(v))
+            .map_err(|at| overflow(&name, &at))?;
         names.push(name);
     }
     let names = || names.iter().map(String::as_str);

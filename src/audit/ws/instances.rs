@@ -82,22 +82,43 @@ impl WsTally {
         }
     }
 
-    /// Adds the tally of a later run (its examples only for diagnoses this one had none of).
-    pub fn merge(&mut self, later: WsTally) {
-        self.connections += later.connections;
-        self.short_connections += later.short_connections;
+    /// Adds the tally of a later run (its examples only for diagnoses this one had no example
+    /// of); on a count past a u64 (documents' tallies come from outside), which count, and
+    /// this tally is left unchanged.
+    pub fn merge(&mut self, later: WsTally) -> Result<(), &'static str> {
+        let sum = |a: u64, b: u64, what: &'static str| a.checked_add(b).ok_or(what);
+        let (d, l) = (&self.diagnoses, &later.diagnoses);
+        let diagnoses = WsDiagnoses {
+            healthy: sum(d.healthy, l.healthy, "diagnoses.healthy")?,
+            ws_upgrade_failed: sum(
+                d.ws_upgrade_failed,
+                l.ws_upgrade_failed,
+                "diagnoses.ws-upgrade-failed",
+            )?,
+            ws_idle_kill: sum(d.ws_idle_kill, l.ws_idle_kill, "diagnoses.ws-idle-kill")?,
+            never_established: sum(
+                d.never_established,
+                l.never_established,
+                "diagnoses.never-established",
+            )?,
+        };
+        let connections = sum(self.connections, later.connections, "connections")?;
+        let short_connections = sum(
+            self.short_connections,
+            later.short_connections,
+            "short_connections",
+        )?;
+        self.connections = connections;
+        self.short_connections = short_connections;
         self.longest_s = self.longest_s.max(later.longest_s);
         for w in later.examples {
-            if self.diagnoses.get(w.diagnosis) == 0 {
+            if !self.examples.iter().any(|e| e.diagnosis == w.diagnosis) {
                 self.examples.push(w);
             }
         }
         self.examples.sort_by_key(|w| w.diagnosis as u8);
-        let d = &mut self.diagnoses;
-        d.healthy += later.diagnoses.healthy;
-        d.ws_upgrade_failed += later.diagnoses.ws_upgrade_failed;
-        d.ws_idle_kill += later.diagnoses.ws_idle_kill;
-        d.never_established += later.diagnoses.never_established;
+        self.diagnoses = diagnoses;
+        Ok(())
     }
 
     fn example(&self, d: WsDiagnosis) -> Option<&WsFlow> {
@@ -122,9 +143,14 @@ impl WsLegs {
         t.add(d, duration_s, row);
     }
 
-    pub fn merge(&mut self, later: WsLegs) {
-        self.client.merge(later.client);
-        self.upstream.merge(later.upstream);
+    /// Adds the tallies of a later run; on a count past a u64, which one.
+    pub fn merge(&mut self, later: WsLegs) -> Result<(), String> {
+        self.client
+            .merge(later.client)
+            .map_err(|k| format!("client.{k}"))?;
+        self.upstream
+            .merge(later.upstream)
+            .map_err(|k| format!("upstream.{k}"))
     }
 }
 
@@ -384,5 +410,53 @@ mod tests {
         assert_eq!(i[1].problem, "never-stays-up");
         assert_eq!(i[2].problem, "healthy");
         assert_eq!(i[2].advice, None);
+    }
+
+    #[test]
+    fn tallies_add_up_and_refuse_a_count_past_a_u64() {
+        let a = tallies(&[conn("a", WsDiagnosis::Healthy, 3.0, "client")]);
+        let b = tallies(&[
+            conn("a", WsDiagnosis::WsIdleKill, 250.0, "client"),
+            conn("a", WsDiagnosis::Healthy, 20.0, "client"),
+        ]);
+        let mut t = a["a"].clone();
+        t.merge(b["a"].clone()).unwrap();
+        let c = &t.client;
+        assert_eq!((c.connections, c.short_connections), (3, 1));
+        assert_eq!((c.diagnoses.healthy, c.diagnoses.ws_idle_kill), (2, 1));
+        assert_eq!(c.longest_s, 250.0);
+        // The earlier run's example of a diagnosis stays.
+        let ex: Vec<(WsDiagnosis, f64)> = c
+            .examples
+            .iter()
+            .map(|w| (w.diagnosis, w.duration_s))
+            .collect();
+        assert_eq!(
+            ex,
+            [
+                (WsDiagnosis::Healthy, 3.0),
+                (WsDiagnosis::WsIdleKill, 250.0)
+            ]
+        );
+        // A document's count past a u64 is refused, naming it, and changes nothing.
+        let mut huge = b["a"].clone();
+        huge.client.diagnoses.ws_idle_kill = u64::MAX;
+        let before = t.client.connections;
+        assert_eq!(
+            t.merge(huge),
+            Err("client.diagnoses.ws-idle-kill".to_string())
+        );
+        assert_eq!(t.client.connections, before);
+        // An instance named twice in a document: its tallies are added up.
+        let twice = WsReport {
+            instances: [instances_of(a.clone()), instances_of(b)].concat(),
+            connections: Vec::new(),
+            connections_total: 3,
+        };
+        let one = WsView::of_report(twice, SAMPLE_CONNECTIONS)
+            .unwrap()
+            .report();
+        assert_eq!(one.instances.len(), 1);
+        assert_eq!(one.instances[0].connections, 3);
     }
 }

@@ -200,13 +200,19 @@ impl WsView {
     }
 
     /// The view of an audit document's section (its instances' tallies and the rows it
-    /// lists), to be merged with others listing at most `limit` rows per instance.
-    pub fn of_report(r: WsReport, limit: usize) -> WsView {
+    /// lists), to be merged with others listing at most `limit` rows per instance. An
+    /// instance named twice (no audit writes that) has its tallies added up; on a count past
+    /// a u64, where.
+    pub fn of_report(r: WsReport, limit: usize) -> Result<WsView, String> {
         let mut v = WsView::new(limit);
         v.total = r.connections_total;
-        v.tallies = r.instances.into_iter().map(|i| (i.name, i.legs)).collect();
+        for i in r.instances {
+            let mut one = WsView::new(limit);
+            one.tallies.insert(i.name, i.legs);
+            v.merge(one)?;
+        }
         v.take_rows(r.connections);
-        v
+        Ok(v)
     }
 
     fn take_rows(&mut self, rows: Vec<WsFlow>) {
@@ -219,18 +225,25 @@ impl WsView {
         }
     }
 
-    /// Takes in the view of later inputs.
-    pub fn merge(&mut self, later: WsView) {
-        self.total += later.total;
+    /// Takes in the view of later inputs; on a count past a u64 (documents come from outside),
+    /// where, as a path in the document.
+    pub fn merge(&mut self, later: WsView) -> Result<(), String> {
+        self.total = self
+            .total
+            .checked_add(later.total)
+            .ok_or("websockets.connections_total")?;
         for (name, legs) in later.tallies {
             match self.tallies.get_mut(&name) {
-                Some(mine) => mine.merge(legs),
+                Some(mine) => mine
+                    .merge(legs)
+                    .map_err(|k| format!("websockets.instances[name={}].legs.{k}", name))?,
                 None => {
                     self.tallies.insert(name, legs);
                 }
             }
         }
         self.take_rows(later.listed);
+        Ok(())
     }
 
     /// The diagnosis per instance and the rows listed.
@@ -274,7 +287,8 @@ pub fn websockets(results: &[FileResult], catalog: &Catalog) -> (Vec<WsFlow>, Ve
         .collect();
     let mut all = WsView::new(usize::MAX);
     for v in views {
-        all.merge(v);
+        // The connections of one run cannot count past a u64.
+        let _ = all.merge(v);
     }
     let r = all.report();
     (r.connections, r.instances)
@@ -336,10 +350,9 @@ mod tests {
         let mut merged = WsView::new(SAMPLE_CONNECTIONS);
         for r in results.chunks_mut(1) {
             let (one, _) = crate::audit::audit(r, &catalog);
-            merged.merge(WsView::of_report(
-                one.websockets.clone(),
-                SAMPLE_CONNECTIONS,
-            ));
+            merged
+                .merge(WsView::of_report(one.websockets.clone(), SAMPLE_CONNECTIONS).unwrap())
+                .unwrap();
         }
         assert_eq!(json(&merged.report()), json(ws));
     }
