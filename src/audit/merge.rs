@@ -426,7 +426,13 @@ pub fn merge(mut docs: Vec<(String, Document)>) -> Result<Document, String> {
         per_file.extend(d.per_file);
         super::ws::WsView::of_report(d.websockets, super::ws::SAMPLE_CONNECTIONS)
             .and_then(|v| ws.merge(v))
-            .map_err(|at| overflow(&name, &at))?;
+            .map_err(|e| match e {
+                super::ws::TallyError::Overflow(at) => overflow(&name, &at),
+                super::ws::TallyError::Inconsistent(at) => format!(
+                    "{name}: {}: counts and examples that no audit writes",
+                    escape_terminal(&at)
+                ),
+            })?;
         names.push(name);
     }
     let names = || names.iter().map(String::as_str);
@@ -539,6 +545,49 @@ mod tests {
         let doc = read("guessed", &guessed.to_string()).unwrap();
         assert!(doc.findings[0].name_guessed);
         assert!(serde_json::to_value(&doc).unwrap() == guessed);
+    }
+
+    /// A document whose websocket tallies no audit writes (a diagnosis counted beyond its
+    /// connections, or without its example; a count past a u64 once added) is refused, naming
+    /// the document and the place, rather than merged into a wrong diagnosis.
+    #[test]
+    fn websocket_tallies_that_do_not_hold_are_refused() {
+        let text = audit_json(&["ws-client.pcap"]);
+        let good = read("good", &audit_json(&["ws-firewall.pcapng"])).unwrap();
+        let changed = |change: &dyn Fn(&mut Value)| {
+            let mut v: Value = serde_json::from_str(&text).unwrap();
+            change(&mut v["websockets"]["instances"][0]["legs"]["client"]);
+            read("changed", &v.to_string()).unwrap()
+        };
+        let merged =
+            |d: Document| merge(vec![("good".into(), good.clone()), ("changed".into(), d)]);
+        let counted = changed(&|t| t["diagnoses"]["healthy"] = 1.into());
+        let e = merged(counted).unwrap_err();
+        assert!(
+            e.starts_with("changed: websockets.instances[name=ci-deny.westeurope.instances.azureml.ms].legs.client.examples (0 of healthy)")
+                && e.ends_with("counts and examples that no audit writes"),
+            "{e}"
+        );
+        let no_example = changed(&|t| t["examples"] = Value::Array(Vec::new()));
+        let e = merged(no_example).unwrap_err();
+        assert!(
+            e.contains("legs.client.examples (0 of ws-upgrade-failed)"),
+            "{e}"
+        );
+        let short = changed(&|t| t["short_connections"] = 2.into());
+        assert!(merged(short)
+            .unwrap_err()
+            .contains("legs.client.short_connections"));
+        let huge = changed(&|t| {
+            t["connections"] = u64::MAX.into();
+            t["diagnoses"]["ws-upgrade-failed"] = u64::MAX.into();
+        });
+        let e = merged(huge).unwrap_err();
+        assert!(
+            e.contains("legs.client.diagnoses.ws-upgrade-failed: the counts add up to more than"),
+            "{e}"
+        );
+        assert!(merged(changed(&|_| {})).is_ok());
     }
 
     /// Every leaf of a document replaced by a hostile value, and every field removed: reading

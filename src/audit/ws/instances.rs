@@ -24,7 +24,9 @@ pub struct WsTally {
 }
 
 /// Connections per diagnosis.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct WsDiagnoses {
     pub healthy: u64,
@@ -46,12 +48,27 @@ impl WsDiagnoses {
         }
     }
 
-    fn get(&self, d: WsDiagnosis) -> u64 {
-        match d {
-            WsDiagnosis::Healthy => self.healthy,
-            WsDiagnosis::WsUpgradeFailed => self.ws_upgrade_failed,
-            WsDiagnosis::WsIdleKill => self.ws_idle_kill,
-            WsDiagnosis::NeverEstablished => self.never_established,
+    fn get(mut self, d: WsDiagnosis) -> u64 {
+        *self.count(d)
+    }
+}
+
+/// Why tallies read from a document cannot be merged, and where (a path in the tally).
+#[derive(Debug, PartialEq, Eq)]
+pub enum TallyError {
+    /// A count past a u64.
+    Overflow(String),
+    /// Counts and examples that no run writes (a diagnosis counted without its example, an
+    /// example not counted, or diagnoses that do not add up to the connections).
+    Inconsistent(String),
+}
+
+impl TallyError {
+    /// The same error, its path under `at`.
+    pub fn under(self, at: &str) -> TallyError {
+        match self {
+            TallyError::Overflow(p) => TallyError::Overflow(format!("{at}.{p}")),
+            TallyError::Inconsistent(p) => TallyError::Inconsistent(format!("{at}.{p}")),
         }
     }
 }
@@ -82,26 +99,22 @@ impl WsTally {
         }
     }
 
-    /// Adds the tally of a later run (its examples only for diagnoses this one had no example
-    /// of); on a count past a u64 (documents' tallies come from outside), which count, and
-    /// this tally is left unchanged.
-    pub fn merge(&mut self, later: WsTally) -> Result<(), &'static str> {
-        let sum = |a: u64, b: u64, what: &'static str| a.checked_add(b).ok_or(what);
-        let (d, l) = (&self.diagnoses, &later.diagnoses);
-        let diagnoses = WsDiagnoses {
-            healthy: sum(d.healthy, l.healthy, "diagnoses.healthy")?,
-            ws_upgrade_failed: sum(
-                d.ws_upgrade_failed,
-                l.ws_upgrade_failed,
-                "diagnoses.ws-upgrade-failed",
-            )?,
-            ws_idle_kill: sum(d.ws_idle_kill, l.ws_idle_kill, "diagnoses.ws-idle-kill")?,
-            never_established: sum(
-                d.never_established,
-                l.never_established,
-                "diagnoses.never-established",
-            )?,
+    /// Adds the tally of a later run (its examples only for diagnoses this one had none of);
+    /// on a count past a u64 (documents' tallies come from outside), which count, and this
+    /// tally is left unchanged.
+    pub fn merge(&mut self, later: WsTally) -> Result<(), TallyError> {
+        let sum = |a: u64, b: u64, what: &str| {
+            a.checked_add(b)
+                .ok_or_else(|| TallyError::Overflow(what.to_string()))
         };
+        let mut diagnoses = self.diagnoses;
+        for d in WsDiagnosis::ALL {
+            *diagnoses.count(d) = sum(
+                self.diagnoses.get(d),
+                later.diagnoses.get(d),
+                &format!("diagnoses.{}", d.name()),
+            )?;
+        }
         let connections = sum(self.connections, later.connections, "connections")?;
         let short_connections = sum(
             self.short_connections,
@@ -112,12 +125,37 @@ impl WsTally {
         self.short_connections = short_connections;
         self.longest_s = self.longest_s.max(later.longest_s);
         for w in later.examples {
-            if !self.examples.iter().any(|e| e.diagnosis == w.diagnosis) {
+            if self.diagnoses.get(w.diagnosis) == 0 {
                 self.examples.push(w);
             }
         }
         self.examples.sort_by_key(|w| w.diagnosis as u8);
         self.diagnoses = diagnoses;
+        Ok(())
+    }
+
+    /// Whether a tally read from a document is one a run could have written: each diagnosis
+    /// counted has its one example and no other has any, the diagnoses add up to the
+    /// connections, and the short ones are among them. The diagnosis of an instance reads
+    /// the examples by the counts, so a tally that breaks this would be merged into a wrong
+    /// one without a word.
+    pub fn check(&self) -> Result<(), TallyError> {
+        let bad = |what: &str| Err(TallyError::Inconsistent(what.to_string()));
+        for d in WsDiagnosis::ALL {
+            let examples = self.examples.iter().filter(|w| w.diagnosis == d).count();
+            if examples != usize::from(self.diagnoses.get(d) > 0) {
+                return bad(&format!("examples ({} of {})", examples, d.name()));
+            }
+        }
+        let counted = WsDiagnosis::ALL
+            .iter()
+            .try_fold(0u64, |n, &d| n.checked_add(self.diagnoses.get(d)));
+        if counted != Some(self.connections) {
+            return bad("diagnoses (they do not add up to the connections)");
+        }
+        if self.short_connections > self.connections {
+            return bad("short_connections (more than the connections)");
+        }
         Ok(())
     }
 
@@ -144,13 +182,19 @@ impl WsLegs {
     }
 
     /// Adds the tallies of a later run; on a count past a u64, which one.
-    pub fn merge(&mut self, later: WsLegs) -> Result<(), String> {
+    pub fn merge(&mut self, later: WsLegs) -> Result<(), TallyError> {
         self.client
             .merge(later.client)
-            .map_err(|k| format!("client.{k}"))?;
+            .map_err(|e| e.under("client"))?;
         self.upstream
             .merge(later.upstream)
-            .map_err(|k| format!("upstream.{k}"))
+            .map_err(|e| e.under("upstream"))
+    }
+
+    /// [`WsTally::check`] of both legs.
+    pub fn check(&self) -> Result<(), TallyError> {
+        self.client.check().map_err(|e| e.under("client"))?;
+        self.upstream.check().map_err(|e| e.under("upstream"))
     }
 }
 
@@ -444,7 +488,9 @@ mod tests {
         let before = t.client.connections;
         assert_eq!(
             t.merge(huge),
-            Err("client.diagnoses.ws-idle-kill".to_string())
+            Err(TallyError::Overflow(
+                "client.diagnoses.ws-idle-kill".to_string()
+            ))
         );
         assert_eq!(t.client.connections, before);
         // An instance named twice in a document: its tallies are added up.

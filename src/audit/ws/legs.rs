@@ -269,56 +269,55 @@ impl WsSeen {
     }
 }
 
-/// The names and ALPN lists of an input's websocket-capable connections, each kept once.
-struct Shared {
-    names: Vec<Box<str>>,
-    name_ids: HashMap<Box<str>, u32, rustc_hash::FxSeededState>,
-    alpns: Vec<Box<[String]>>,
-    alpn_ids: HashMap<Box<[String]>, u32, rustc_hash::FxSeededState>,
+/// Values kept once and referred to by number, in the order they first came.
+struct Interned<T: ?Sized> {
+    items: Vec<Box<T>>,
+    ids: HashMap<Box<T>, u32, rustc_hash::FxSeededState>,
 }
 
-impl Shared {
-    fn new() -> Shared {
-        Shared {
-            names: Vec::new(),
-            name_ids: HashMap::with_hasher(crate::flow::seeded_hash()),
-            alpns: Vec::new(),
-            alpn_ids: HashMap::with_hasher(crate::flow::seeded_hash()),
+impl<T: ?Sized + std::hash::Hash + Eq> Interned<T>
+where
+    for<'a> Box<T>: From<&'a T>,
+{
+    fn new() -> Interned<T> {
+        Interned {
+            items: Vec::new(),
+            ids: HashMap::with_hasher(crate::flow::seeded_hash()),
         }
     }
 
-    fn name(&mut self, n: &str) -> u32 {
-        if let Some(&i) = self.name_ids.get(n) {
+    /// The number of `v`, kept if new.
+    fn id(&mut self, v: &T) -> u32 {
+        if let Some(&i) = self.ids.get(v) {
             return i;
         }
-        let i = self.names.len() as u32;
-        self.names.push(n.into());
-        self.name_ids.insert(n.into(), i);
+        let i = self.items.len() as u32;
+        self.items.push(v.into());
+        self.ids.insert(v.into(), i);
         i
     }
 
-    fn alpn(&mut self, a: &[String]) -> u32 {
-        if let Some(&i) = self.alpn_ids.get(a) {
-            return i;
-        }
-        let i = self.alpns.len() as u32;
-        self.alpns.push(a.into());
-        self.alpn_ids.insert(a.into(), i);
-        i
+    fn get(&self, i: u32) -> &T {
+        &self.items[i as usize]
     }
+}
+
+/// The names and ALPN lists of an input's websocket-capable connections, each kept once.
+struct Shared {
+    names: Interned<str>,
+    alpns: Interned<[String]>,
 }
 
 /// `f` judged on its own (`row`: whether the view shows it), its handshake key hashed by
 /// `keys`, its name and ALPN list kept in `shared`.
 fn seen(f: &Described, row: bool, keys: &KeyHash, shared: &mut Shared) -> WsSeen {
     let fx = &f.facts;
-    let alpn = shared.alpn(
-        fx.tls
-            .as_ref()
-            .and_then(|t| t.client_hello.hello())
-            .map(|h| &h.alpn[..])
-            .unwrap_or_default(),
-    );
+    let alpn = shared.alpns.id(fx
+        .tls
+        .as_ref()
+        .and_then(|t| t.client_hello.hello())
+        .map(|h| &h.alpn[..])
+        .unwrap_or_default());
     let transport = match (&fx.tls, &fx.connect, &fx.http) {
         (Some(_), Some(_), _) => "tls-via-proxy",
         (Some(_), None, _) => "tls",
@@ -356,8 +355,8 @@ fn seen(f: &Described, row: bool, keys: &KeyHash, shared: &mut Shared) -> WsSeen
         key: handshake_key(f).map(|(ws, k)| keys.hash(ws, k)),
         row,
         name: match &fx.name {
-            Some(n) => shared.name(n),
-            None => shared.name(&crate::text::ip_text(f.server.ip)),
+            Some(n) => shared.names.id(n),
+            None => shared.names.id(&crate::text::ip_text(f.server.ip)),
         },
         alpn,
         last_ns: f.last_ns,
@@ -415,12 +414,18 @@ impl WsInput {
         WsInput {
             file,
             keys: KeyHash::new(),
-            shared: Shared::new(),
+            shared: Shared {
+                names: Interned::new(),
+                alpns: Interned::new(),
+            },
             seen: Vec::new(),
         }
     }
 
-    /// Takes in a finished flow, if the view needs it (see [`for_the_view`]).
+    /// Takes in a finished flow if the view needs it: one it shows ([`wanted`]), or one that
+    /// may be another leg of a handshake it shows (an HTTP request with a Sec-WebSocket-Key,
+    /// Upgrade or not: a proxy may drop the Upgrade). A TLS connection relayed by a proxy
+    /// carries the same hello, so the same name, on both legs.
     pub(crate) fn add(&mut self, f: &Described, catalog: &Catalog) {
         if f.proto != Proto::Tcp {
             return;
@@ -441,40 +446,44 @@ impl WsInput {
         let legs = Legs::new(&self.seen);
         // Which rows are made: the first `limit` of each instance, and the first of each
         // diagnosis and leg (the example its tally keeps).
-        let mut listed: Vec<usize> = vec![0; self.shared.names.len()];
+        let mut listed: Vec<usize> = vec![0; self.shared.names.items.len()];
         let mut firsts: std::collections::HashSet<(u32, bool, WsDiagnosis)> = Default::default();
-        let mut made: Vec<(usize, bool, bool)> = Vec::new();
+        // (connection, client leg, listed, first of its diagnosis and leg)
+        let mut made: Vec<(usize, bool, bool, bool)> = Vec::new();
         for (i, s) in self.seen.iter().enumerate().filter(|(_, s)| s.row) {
             let n = &mut listed[s.name as usize];
             let list = *n < limit;
             *n += usize::from(list);
             let client = legs.is_client(i, &self.seen);
             let first = firsts.insert((s.name, client, s.diagnosis));
-            made.push((i, list, first));
+            made.push((i, client, list, first));
         }
         let (seen, shared, file) = (&self.seen, &self.shared, self.file.as_str());
         let rows: Vec<Option<WsFlow>> = made
             .par_iter()
             .with_min_len(64)
-            .map(|&(i, list, first)| (list || first).then(|| legs.row(i, seen, shared, file, ttls)))
+            .map(|&(i, _, list, first)| {
+                (list || first).then(|| legs.row(i, seen, shared, file, ttls))
+            })
             .collect();
         let mut view = WsView::new(limit);
-        for (&(i, list, _), row) in made.iter().zip(rows) {
+        let mut rows_listed = Vec::new();
+        for (&(i, client, list, _), row) in made.iter().zip(rows) {
             let s = &seen[i];
-            let name = &shared.names[s.name as usize];
+            let name = shared.names.get(s.name);
             view.total += 1;
-            let tally = match view.tallies.get_mut(&**name) {
+            let tally = match view.tallies.get_mut(name) {
                 Some(t) => t,
                 None => view.tallies.entry(name.to_string()).or_default(),
             };
-            tally.add(legs.is_client(i, seen), s.diagnosis, s.duration_s(), || {
+            tally.add(client, s.diagnosis, s.duration_s(), || {
                 row.clone().expect("made: the first of its kind")
             });
             if list {
-                *view.listed_per_name.entry(name.to_string()).or_default() += 1;
-                view.listed.push(row.expect("made: listed"));
+                rows_listed.push(row.expect("made: listed"));
             }
         }
+        view.take_rows(rows_listed);
         view
     }
 }
@@ -538,7 +547,7 @@ impl Legs {
         ttls: &crate::audit::ServerTtls,
     ) -> WsFlow {
         let s = &seen[i];
-        let alpn = &shared.alpns[s.alpn as usize];
+        let alpn = shared.alpns.get(s.alpn);
         let is_client = self.is_client(i, seen);
         let others: Vec<&WsSeen> = self
             .of(i, seen)
@@ -566,7 +575,7 @@ impl Legs {
         let end = s.end_ns();
         let upgrade = s.upgrade();
         WsFlow {
-            name: shared.names[s.name as usize].to_string(),
+            name: shared.names.get(s.name).to_string(),
             client: s.client().text(),
             server: s.server().text(),
             leg: if is_client { "client" } else { "upstream" }.into(),
@@ -639,6 +648,63 @@ mod tests {
             azure_firewall_deny: false,
             truncated: false,
         }
+    }
+
+    /// A connection at `first_s` seconds from client port `port`, with handshake key `key`.
+    fn conn(first_s: f64, port: u16, key: u64) -> WsSeen {
+        let ip = std::net::IpAddr::from([10, 0, 0, 2]);
+        let server = Endpoint {
+            ip: std::net::IpAddr::from([10, 0, 0, 9]),
+            port: 443,
+        };
+        let first = (first_s * 1e9) as i64;
+        WsSeen {
+            order: (first, Proto::Tcp, Endpoint { ip, port }, server, 0),
+            key: Some([key, 0]),
+            row: true,
+            name: 0,
+            alpn: 0,
+            last_ns: first,
+            transport: "tls",
+            connect_status: None,
+            http: None,
+            outcome: Outcome::Established,
+            handshake_ns: OptNs::NONE,
+            last_data_ns: [OptNs::NONE; 2],
+            bytes: [0; 2],
+            close_ns: OptNs::NONE,
+            close_how: 0,
+            rst: None,
+            diagnosis: WsDiagnosis::Healthy,
+            gap: None,
+            dropped_state: None,
+        }
+    }
+
+    /// The legs of a handshake are the connections with its key starting within 10 s of the
+    /// first; a later one with the same key is a connection of its own; a key on more than
+    /// four connections ties none.
+    #[test]
+    fn legs_are_the_connections_of_one_key_within_the_window() {
+        let seen = [
+            conn(0.0, 1, 7),
+            conn(0.5, 2, 7),
+            conn(30.0, 3, 7),
+            conn(1.0, 4, 8),
+        ];
+        let legs = Legs::new(&seen);
+        assert!(legs.sees_upstream);
+        assert_eq!(legs.of(0, &seen), [0, 1]);
+        assert!(legs.is_client(0, &seen) && !legs.is_client(1, &seen));
+        assert_eq!(legs.of(2, &seen), [] as [usize; 0]);
+        assert!(legs.is_client(2, &seen));
+        assert!(legs.of(3, &seen).is_empty() && legs.is_client(3, &seen));
+        let replayed: Vec<WsSeen> = (0..5)
+            .map(|i| conn(f64::from(i) * 0.1, 10 + i as u16, 9))
+            .collect();
+        let legs = Legs::new(&replayed);
+        assert!(!legs.sees_upstream);
+        assert!((0..5).all(|i| legs.is_client(i, &replayed) && legs.of(i, &replayed).is_empty()));
     }
 
     #[test]

@@ -32,7 +32,9 @@ use crate::flow::Proto;
 use crate::pipeline::FileResult;
 use crate::proto::Described;
 
-pub use instances::{instances, instances_of, tallies, timer_for, WsDiagnoses, WsLegs, WsTally};
+pub use instances::{
+    instances, instances_of, tallies, timer_for, TallyError, WsDiagnoses, WsLegs, WsTally,
+};
 use legs::ws_upgrade;
 pub(crate) use legs::WsInput;
 
@@ -60,6 +62,14 @@ pub enum WsDiagnosis {
 }
 
 impl WsDiagnosis {
+    /// Every diagnosis, in the order of [`WsDiagnoses`].
+    pub const ALL: [WsDiagnosis; 4] = [
+        WsDiagnosis::Healthy,
+        WsDiagnosis::WsUpgradeFailed,
+        WsDiagnosis::WsIdleKill,
+        WsDiagnosis::NeverEstablished,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             WsDiagnosis::Healthy => "healthy",
@@ -162,6 +172,11 @@ pub struct WsInstance {
     pub legs: WsLegs,
 }
 
+/// Where an instance's tallies are in an audit document.
+fn legs_path(name: &str) -> String {
+    format!("websockets.instances[name={name}].legs")
+}
+
 /// Most connections of one instance an audit lists (every connection is counted in its
 /// instance's tallies).
 pub const SAMPLE_CONNECTIONS: usize = 50;
@@ -200,21 +215,32 @@ impl WsView {
     }
 
     /// The view of an audit document's section (its instances' tallies and the rows it
-    /// lists), to be merged with others listing at most `limit` rows per instance. An
-    /// instance named twice (no audit writes that) has its tallies added up; on a count past
-    /// a u64, where.
-    pub fn of_report(r: WsReport, limit: usize) -> Result<WsView, String> {
+    /// lists), to be merged with others listing at most `limit` rows per instance. Each
+    /// instance's tallies are checked ([`WsLegs::check`]); an instance named twice (no audit
+    /// writes that) has its tallies added up. The error's path is in the document.
+    pub fn of_report(r: WsReport, limit: usize) -> Result<WsView, TallyError> {
         let mut v = WsView::new(limit);
         v.total = r.connections_total;
         for i in r.instances {
-            let mut one = WsView::new(limit);
-            one.tallies.insert(i.name, i.legs);
-            v.merge(one)?;
+            i.legs.check().map_err(|e| e.under(&legs_path(&i.name)))?;
+            v.add_tally(i.name, i.legs)?;
         }
         v.take_rows(r.connections);
         Ok(v)
     }
 
+    /// Adds the tallies of instance `name`.
+    fn add_tally(&mut self, name: String, legs: WsLegs) -> Result<(), TallyError> {
+        match self.tallies.get_mut(&name) {
+            Some(mine) => mine.merge(legs).map_err(|e| e.under(&legs_path(&name))),
+            None => {
+                self.tallies.insert(name, legs);
+                Ok(())
+            }
+        }
+    }
+
+    /// Lists `rows` (in order) as far as each instance has fewer than `limit` listed.
     fn take_rows(&mut self, rows: Vec<WsFlow>) {
         for w in rows {
             let n = self.listed_per_name.entry(w.name.clone()).or_default();
@@ -227,20 +253,13 @@ impl WsView {
 
     /// Takes in the view of later inputs; on a count past a u64 (documents come from outside),
     /// where, as a path in the document.
-    pub fn merge(&mut self, later: WsView) -> Result<(), String> {
+    pub fn merge(&mut self, later: WsView) -> Result<(), TallyError> {
         self.total = self
             .total
             .checked_add(later.total)
-            .ok_or("websockets.connections_total")?;
+            .ok_or_else(|| TallyError::Overflow("websockets.connections_total".to_string()))?;
         for (name, legs) in later.tallies {
-            match self.tallies.get_mut(&name) {
-                Some(mine) => mine
-                    .merge(legs)
-                    .map_err(|k| format!("websockets.instances[name={}].legs.{k}", name))?,
-                None => {
-                    self.tallies.insert(name, legs);
-                }
-            }
+            self.add_tally(name, legs)?;
         }
         self.take_rows(later.listed);
         Ok(())
