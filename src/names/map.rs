@@ -18,8 +18,8 @@ use super::hosts::Hosts;
 /// host.
 #[derive(Debug, Default)]
 pub struct DnsMap {
-    map: FxHashMap<(u32, IpAddr, IpAddr), Vec<DnsAnswer>>,
-    any: FxHashMap<(u32, IpAddr), Vec<DnsAnswer>>,
+    map: FxHashMap<(u32, IpAddr, IpAddr), Runs>,
+    any: FxHashMap<(u32, IpAddr), Runs>,
     /// Responses the capture cut or could not read, per client, and of all clients: when and
     /// for which family (`Some(true)` AAAA, `Some(false)` A, `None` the question is unknown).
     /// An older answer for an address no longer names a flow after one of these: the missing
@@ -28,7 +28,16 @@ pub struct DnsMap {
     unread_any: Vec<Unread>,
     /// Answers taken so far: orders answers of the same time (the later taken wins).
     taken: u64,
+    /// Every chain the runs hold, once: a name answered to many clients (the usual case) is
+    /// kept once, not once per client and address.
+    chains: rustc_hash::FxHashSet<Chain>,
+    /// How many chains `chains` may hold before the ones no run holds any more are dropped.
+    chains_sweep_at: usize,
 }
+
+/// The name a client asked, then the CNAMEs in order (one list per distinct chain, shared by
+/// every run that holds it).
+type Chain = std::sync::Arc<[String]>;
 
 /// An unreadable response: when, and for which family (`Some(true)` AAAA, `Some(false)` A,
 /// `None` unknown).
@@ -52,9 +61,8 @@ struct DnsAnswer {
     first_ns: i64,
     last_ns: i64,
     taken: u64,
-    /// The name the client asked, then the CNAMEs in order (one list per response, shared by
-    /// its addresses).
-    chain: std::sync::Arc<[String]>,
+    /// The name the client asked, then the CNAMEs in order (interned in [`DnsMap::chains`]).
+    chain: Chain,
 }
 
 impl DnsAnswer {
@@ -70,26 +78,66 @@ impl DnsAnswer {
     }
 }
 
+/// A key's runs in time order. Most keys (a client and an address) only ever have one, held
+/// in place: a map of them is a slot each, with no list of its own on the heap.
+#[derive(Debug, Clone)]
+enum Runs {
+    One(DnsAnswer),
+    Many(Vec<DnsAnswer>),
+}
+
 /// Most runs kept per key: the latest are the ones that matter.
 const RUNS_PER_KEY: usize = 64;
 
-/// Adds an answer to a key's runs: extends the last run when it gave the same chain and no
-/// unreadable response came since; else a
-/// new run, placed by time, the oldest dropped beyond [`RUNS_PER_KEY`]. `unread_ns`: the latest
-/// unreadable response of any client.
-fn push_run(v: &mut Vec<DnsAnswer>, a: DnsAnswer, unread_ns: i64) {
-    if let Some(last) = v.last_mut() {
+/// Adds an answer to a key's runs (a new key's first), in the map `m`.
+fn add_run<K: std::hash::Hash + Eq>(
+    m: &mut FxHashMap<K, Runs>,
+    key: K,
+    a: DnsAnswer,
+    unread_ns: i64,
+) {
+    match m.entry(key) {
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(Runs::One(a));
+        }
+        std::collections::hash_map::Entry::Occupied(o) => o.into_mut().push(a, unread_ns),
+    }
+}
+
+impl Runs {
+    /// The runs, oldest first.
+    fn as_slice(&self) -> &[DnsAnswer] {
+        match self {
+            Runs::One(a) => std::slice::from_ref(a),
+            Runs::Many(v) => v,
+        }
+    }
+
+    /// Adds an answer: extends the last run when it gave the same chain and no unreadable
+    /// response came since; else a new run, placed by time, the oldest dropped beyond
+    /// [`RUNS_PER_KEY`]. `unread_ns`: the latest unreadable response of any client.
+    fn push(&mut self, a: DnsAnswer, unread_ns: i64) {
+        let last = match self {
+            Runs::One(last) => last,
+            Runs::Many(v) => v.last_mut().expect("a key has a run"),
+        };
         if a.first_ns >= last.last_ns && unread_ns <= last.last_ns && last.chain == a.chain {
             last.last_ns = a.last_ns;
             last.taken = a.taken;
             return;
         }
+        if let Runs::One(one) = self {
+            *self = Runs::Many(vec![one.clone()]);
+        }
+        let Runs::Many(v) = self else {
+            unreachable!("made a list above")
+        };
+        if v.len() >= RUNS_PER_KEY {
+            v.remove(0);
+        }
+        let at = v.partition_point(|x| x.first_ns <= a.first_ns);
+        v.insert(at, a);
     }
-    if v.len() >= RUNS_PER_KEY {
-        v.remove(0);
-    }
-    let at = v.partition_point(|x| x.first_ns <= a.first_ns);
-    v.insert(at, a);
 }
 
 /// The latest run in `v` that began at or before `ts_ns`.
@@ -133,10 +181,12 @@ impl DnsMap {
         if c.addresses.is_empty() {
             return;
         }
-        let chain: std::sync::Arc<[String]> = std::iter::once(&c.asked)
-            .chain(c.cnames.iter())
-            .cloned()
-            .collect();
+        let chain = self.intern(
+            std::iter::once(&c.asked)
+                .chain(c.cnames.iter())
+                .cloned()
+                .collect(),
+        );
         self.taken += 1;
         let a = DnsAnswer {
             first_ns: ts_ns,
@@ -153,17 +203,23 @@ impl DnsMap {
             .max()
             .unwrap_or(i64::MIN);
         for (addr, _ttl) in &c.addresses {
-            push_run(
-                self.any.entry((tunnel, *addr)).or_default(),
-                a.clone(),
-                unread,
-            );
-            push_run(
-                self.map.entry((tunnel, client, *addr)).or_default(),
-                a.clone(),
-                unread,
-            );
+            add_run(&mut self.any, (tunnel, *addr), a.clone(), unread);
+            add_run(&mut self.map, (tunnel, client, *addr), a.clone(), unread);
         }
+    }
+
+    /// The one copy of `chain` the map holds. The copies no run holds any more are dropped
+    /// once the set has doubled since the last sweep.
+    fn intern(&mut self, chain: Chain) -> Chain {
+        if let Some(c) = self.chains.get(&chain) {
+            return c.clone();
+        }
+        if self.chains.len() >= self.chains_sweep_at {
+            self.chains.retain(|c| std::sync::Arc::strong_count(c) > 1);
+            self.chains_sweep_at = (2 * self.chains.len()).max(1024);
+        }
+        self.chains.insert(chain.clone());
+        chain
     }
 
     /// The chain of the latest answer the host of `client` (any of its addresses, as `hosts`
@@ -181,7 +237,7 @@ impl DnsMap {
         let (answer_ns, _, chain) = group
             .iter()
             .filter_map(|c| {
-                let a = latest(self.map.get(&(tunnel, *c, addr))?, ts_ns)?;
+                let a = latest(self.map.get(&(tunnel, *c, addr))?.as_slice(), ts_ns)?;
                 let (t, k) = a.at(ts_ns);
                 Some((t, k, &a.chain))
             })
@@ -197,7 +253,7 @@ impl DnsMap {
     /// The chain of the latest answer any client got for `addr` at or before `ts_ns`, unless
     /// any client got a response it could not read after it.
     pub fn lookup_any(&self, tunnel: u32, addr: IpAddr, ts_ns: i64) -> Option<&[String]> {
-        let a = latest(self.any.get(&(tunnel, addr))?, ts_ns)?;
+        let a = latest(self.any.get(&(tunnel, addr))?.as_slice(), ts_ns)?;
         let (t, _) = a.at(ts_ns);
         (!clouded(&self.unread_any, addr, t, ts_ns)).then_some(&a.chain[..])
     }
@@ -314,6 +370,50 @@ mod tests {
             m.lookup(&hosts, 0, ip("10.0.0.2"), ip("198.18.1.2"), 99),
             None
         );
+    }
+
+    /// A key keeps one run in place until a different answer comes, then a list of them in
+    /// time order, the oldest dropped beyond [`RUNS_PER_KEY`]; every run of one chain holds
+    /// the same copy of it.
+    #[test]
+    fn runs_are_kept_in_place_until_a_key_has_two() {
+        assert!(
+            std::mem::size_of::<Runs>() <= 40,
+            "{}",
+            std::mem::size_of::<Runs>()
+        );
+        let hosts = Hosts::default();
+        let (c, a) = (ip("10.0.0.2"), ip("198.18.1.2"));
+        let mut m = DnsMap::new();
+        m.add_response(100, 0, c, &answer("ml.azure.com", 0x0102));
+        m.add_response(200, 0, c, &answer("ml.azure.com", 0x0102));
+        m.add_response(210, 0, ip("10.0.0.3"), &answer("ml.azure.com", 0x0102));
+        assert!(matches!(m.map[&(0, c, a)], Runs::One(_)));
+        assert_eq!(m.chains.len(), 1);
+        let shared = |k| match &m.map[&k] {
+            Runs::One(r) => r.chain.clone(),
+            Runs::Many(_) => unreachable!(),
+        };
+        assert!(std::sync::Arc::ptr_eq(
+            &shared((0, c, a)),
+            &shared((0, ip("10.0.0.3"), a))
+        ));
+        // Another name for the same address: a second run.
+        m.add_response(300, 0, c, &answer("other.example", 0x0102));
+        let name = |m: &DnsMap, t| m.lookup(&hosts, 0, c, a, t).map(|ch| ch[0].clone());
+        assert_eq!(name(&m, 150).as_deref(), Some("ml.azure.com"));
+        assert_eq!(name(&m, 300).as_deref(), Some("other.example"));
+        for i in 0..RUNS_PER_KEY as i64 {
+            let n = if i % 2 == 0 {
+                "ml.azure.com"
+            } else {
+                "other.example"
+            };
+            m.add_response(400 + i, 0, c, &answer(n, 0x0102));
+        }
+        assert_eq!(m.map[&(0, c, a)].as_slice().len(), RUNS_PER_KEY);
+        assert_eq!(name(&m, 150), None);
+        assert_eq!(m.chains.len(), 2);
     }
 
     #[test]
