@@ -459,16 +459,23 @@ impl WsInput {
             made.push((i, client, list, first));
         }
         let (seen, shared, file) = (&self.seen, &self.shared, self.file.as_str());
-        let rows: Vec<Option<WsFlow>> = made
+        // Only the rows an output takes are made (a row is some 700 bytes: one for every
+        // connection was most of the memory of a long input).
+        let wanted: Vec<usize> = made
+            .iter()
+            .filter(|&&(_, _, list, first)| list || first)
+            .map(|&(i, ..)| i)
+            .collect();
+        let mut rows = wanted
             .par_iter()
             .with_min_len(64)
-            .map(|&(i, _, list, first)| {
-                (list || first).then(|| legs.row(i, seen, shared, file, ttls))
-            })
-            .collect();
+            .map(|&i| legs.row(i, seen, shared, file, ttls))
+            .collect::<Vec<WsFlow>>()
+            .into_iter();
         let mut view = WsView::new(limit);
         let mut rows_listed = Vec::new();
-        for (&(i, client, list, _), row) in made.iter().zip(rows) {
+        for &(i, client, list, first) in &made {
+            let row = (list || first).then(|| rows.next().expect("made for it"));
             let s = &seen[i];
             let name = shared.names.get(s.name);
             view.total += 1;
