@@ -476,7 +476,8 @@ pub struct TableArgs {
     /// (an input split among threads gives each its share)
     #[arg(long, default_value_t = 500_000, value_name = "N", value_parser = clap::value_parser!(u64).range(16..))]
     pub max_flows: u64,
-    /// Seconds without packets after which an open TCP flow is finished
+    /// Seconds without packets after which an open TCP flow is finished (a connect that only
+    /// sent SYNs and heard nothing: after at most 180)
     #[arg(long, default_value_t = 900, value_name = "SECS")]
     pub tcp_idle: u32,
     /// Seconds without packets after which a UDP or ICMP flow is finished

@@ -34,6 +34,12 @@ pub struct FlowConfig {
     pub tcp_idle_ns: i64,
     /// Idle time after which a TCP flow closed by FIN both ways or RST is finished.
     pub tcp_closed_idle_ns: i64,
+    /// Idle time after which a TCP flow that is only SYNs from its client, nothing back, is
+    /// finished (if shorter than `tcp_idle_ns`): longer than any TCP stack waits between two
+    /// SYNs of one connect (Linux doubles its wait up to 120 s, Windows and macOS give up
+    /// sooner), so a SYN after it is a new attempt. A dropped connect no longer stays in
+    /// memory for the whole open-flow idle time.
+    pub tcp_attempt_idle_ns: i64,
     /// Idle time after which a UDP or ICMP flow is finished.
     pub udp_idle_ns: i64,
     /// Keep the reassembled first flights in finished flows after the protocol extractors ran
@@ -60,6 +66,7 @@ impl Default for FlowConfig {
             max_flows: 500_000,
             tcp_idle_ns: 15 * 60 * 1_000_000_000,
             tcp_closed_idle_ns: 5 * 1_000_000_000,
+            tcp_attempt_idle_ns: 180 * 1_000_000_000,
             udp_idle_ns: 2 * 60 * 1_000_000_000,
             keep_first_flight: false,
             encrypted_bypass: true,
@@ -690,6 +697,13 @@ impl<A: AppFacts> Flow<A> {
         }
     }
 
+    /// Whether the flow is a connect that nothing answered yet: a TCP flow whose client sent
+    /// only SYNs and whose server sent nothing.
+    fn attempt_only(&self) -> bool {
+        let [c, s] = &self.dirs;
+        self.proto == Proto::Tcp && s.packets == 0 && c.packets == u64::from(c.syns)
+    }
+
     fn closed(&self) -> bool {
         let [c, s] = &self.dirs;
         c.rst_ns.is_some() || s.rst_ns.is_some() || (c.fin_ns.is_some() && s.fin_ns.is_some())
@@ -1184,7 +1198,7 @@ impl<A: AppFacts> FlowTable<A> {
                     wire_len: new.wire_len,
                     cut: new.cut,
                     frame,
-                    timer_ns: ts.saturating_add(open_idle_limit(cfg, proto)),
+                    timer_ns: ts.saturating_add(first_packet_idle_limit(cfg, proto)),
                 };
                 debug_assert!(p.key() == key);
                 timers.push(Reverse((p.timer_ns, hash)));
@@ -1215,6 +1229,7 @@ impl<A: AppFacts> FlowTable<A> {
     fn idle_limit(cfg: &FlowConfig, f: &Flow<A>) -> i64 {
         match f.proto {
             Proto::Tcp if f.closed() => cfg.tcp_closed_idle_ns,
+            Proto::Tcp if f.attempt_only() => attempt_idle_limit(cfg),
             proto => open_idle_limit(cfg, proto),
         }
     }
@@ -1255,7 +1270,7 @@ impl<A: AppFacts> FlowTable<A> {
         let Some(p) = self.pending.get_mut_by(hash, due) else {
             return;
         };
-        let limit = open_idle_limit(&self.cfg, p.proto());
+        let limit = first_packet_idle_limit(&self.cfg, p.proto());
         if now.saturating_sub(p.ts) > limit {
             let p = self.pending.remove_by(hash, due).expect("present");
             self.emit_waiting(*p, false, now, sink);
@@ -1670,12 +1685,25 @@ impl<A: AppFacts> map::Keyed for Flow<A> {
     }
 }
 
-/// How long a flow of `proto` that is not closed may stay idle (a flow that waits as its first
-/// packet is not: a SYN does not close).
+/// How long a flow of `proto` that is not closed may stay idle.
 fn open_idle_limit(cfg: &FlowConfig, proto: Proto) -> i64 {
     match proto {
         Proto::Tcp => cfg.tcp_idle_ns,
         _ => cfg.udp_idle_ns,
+    }
+}
+
+/// How long a TCP flow that is only unanswered SYNs may stay idle.
+fn attempt_idle_limit(cfg: &FlowConfig) -> i64 {
+    cfg.tcp_attempt_idle_ns.min(cfg.tcp_idle_ns)
+}
+
+/// How long a flow that waits as its first packet may stay idle: a SYN is an attempt (and does
+/// not close), a datagram opens a flow like any other.
+fn first_packet_idle_limit(cfg: &FlowConfig, proto: Proto) -> i64 {
+    match proto {
+        Proto::Tcp => attempt_idle_limit(cfg),
+        _ => open_idle_limit(cfg, proto),
     }
 }
 
@@ -2330,6 +2358,7 @@ mod tests {
         let cfg = FlowConfig {
             tcp_idle_ns: 20 * SEC,
             tcp_closed_idle_ns: 3 * SEC,
+            tcp_attempt_idle_ns: 9 * SEC,
             udp_idle_ns: 7 * SEC,
             ..FlowConfig::default()
         };
@@ -2381,6 +2410,36 @@ mod tests {
         assert!(finished > 1000, "{finished}");
         // Superseded checks do not pile up: at most one per live flow plus one per close.
         assert!(t.table.timers.len() <= 4 * t.table.live() + 100);
+    }
+
+    /// A connect that nothing answers is finished 180 s after its last SYN (longer than any
+    /// stack waits between two SYNs of one connect), not after the open-flow idle time, and a
+    /// SYN after that is a new flow; a flow whose server answered waits the open-flow time.
+    #[test]
+    fn an_unanswered_connect_is_finished_after_the_attempt_idle_time() {
+        let mut t = T::new();
+        // Linux's SYN retries: the wait doubles, up to 120 s.
+        let mut ts = 0;
+        for gap in [0, 1, 2, 4, 8, 16, 32, 64, 120] {
+            ts += gap * SEC;
+            t.tcp(ts, true, 5000, 443, 100, SYN, b"");
+        }
+        t.tcp(ts, true, 6000, 443, 7, SYN, b"");
+        t.tcp(ts, false, 443, 6000, 9, SA, b"");
+        assert!(t.done.is_empty());
+        t.tcp(ts + 181 * SEC, true, 6000, 443, 8, A, b"");
+        assert_eq!(t.done.len(), 1);
+        assert_eq!((t.done[0].client.port, t.done[0].attempts()), (5000, 9));
+        // A new connect from the same port.
+        t.tcp(ts + 182 * SEC, true, 5000, 443, 555, SYN, b"");
+        t.tcp(ts + 981 * SEC, true, 7000, 443, 1, SYN, b"");
+        let ports: Vec<u16> = t.done.iter().map(|f| f.client.port).collect();
+        assert_eq!(
+            ports,
+            [5000, 5000],
+            "the answered flow is idle 800 s of its 900"
+        );
+        assert_eq!(t.done[1].attempts(), 1);
     }
 
     #[test]
