@@ -406,7 +406,79 @@ pub(crate) struct WsInput {
     file: String,
     keys: KeyHash,
     shared: Shared,
-    seen: Vec<WsSeen>,
+    seen: Chunked<WsSeen>,
+}
+
+/// A list that grows a chunk at a time: no copy of what it holds and no room for twice as
+/// much as it grows (the websocket view of a long input holds some 200,000 connections).
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+/// Items per chunk of a [`Chunked`].
+const CHUNK: usize = 4096;
+
+impl<T> Chunked<T> {
+    fn new() -> Chunked<T> {
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, t: T) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(t),
+            _ => {
+                let mut c = Vec::with_capacity(if self.chunks.is_empty() { 16 } else { CHUNK });
+                c.push(t);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+
+    /// Sorts by `key` (stable), unless already sorted.
+    fn sort_by_key<K: Ord>(&mut self, key: impl Fn(&T) -> K + Sync)
+    where
+        T: Send,
+    {
+        if self.iter().is_sorted_by_key(&key) {
+            return;
+        }
+        let mut all: Vec<T> = std::mem::take(&mut self.chunks)
+            .into_iter()
+            .flatten()
+            .collect();
+        all.par_sort_by_key(key);
+        self.len = 0;
+        for t in all {
+            self.push(t);
+        }
+    }
+}
+
+impl<T> FromIterator<T> for Chunked<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Chunked<T> {
+        let mut c = Chunked::new();
+        for t in items {
+            c.push(t);
+        }
+        c
+    }
+}
+
+impl<T> std::ops::Index<usize> for Chunked<T> {
+    type Output = T;
+
+    fn index(&self, i: usize) -> &T {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
 }
 
 impl WsInput {
@@ -418,7 +490,7 @@ impl WsInput {
                 names: Interned::new(),
                 alpns: Interned::new(),
             },
-            seen: Vec::new(),
+            seen: Chunked::new(),
         }
     }
 
@@ -440,9 +512,7 @@ impl WsInput {
     /// input's [`crate::audit::server_ttls`], for telling a middlebox's RST), counted per
     /// instance, and the first `limit` rows of each instance made, in flow order.
     pub(crate) fn finish(mut self, ttls: &crate::audit::ServerTtls, limit: usize) -> WsView {
-        if !self.seen.is_sorted_by_key(|s| s.order) {
-            self.seen.par_sort_by_key(|s| s.order);
-        }
+        self.seen.sort_by_key(|s| s.order);
         let legs = Legs::new(&self.seen);
         // Which rows are made: the first `limit` of each instance, and the first of each
         // diagnosis and leg (the example its tally keeps).
@@ -506,7 +576,7 @@ struct Legs {
 }
 
 impl Legs {
-    fn new(seen: &[WsSeen]) -> Legs {
+    fn new(seen: &Chunked<WsSeen>) -> Legs {
         let mut by_key: HashMap<[u64; 2], Vec<usize>, rustc_hash::FxBuildHasher> =
             HashMap::default();
         for (i, s) in seen.iter().enumerate() {
@@ -532,7 +602,7 @@ impl Legs {
     }
 
     /// The legs of connection `i`'s handshake, `i` included (empty when it has no other).
-    fn of(&self, i: usize, seen: &[WsSeen]) -> &[usize] {
+    fn of(&self, i: usize, seen: &Chunked<WsSeen>) -> &[usize] {
         match seen[i].key.and_then(|k| self.by_key.get(&k)) {
             Some(all) if all.contains(&i) => all,
             _ => &[],
@@ -540,7 +610,7 @@ impl Legs {
     }
 
     /// Whether connection `i` is the first (client) leg of its handshake.
-    fn is_client(&self, i: usize, seen: &[WsSeen]) -> bool {
+    fn is_client(&self, i: usize, seen: &Chunked<WsSeen>) -> bool {
         self.of(i, seen).first().is_none_or(|&g| g == i)
     }
 
@@ -548,7 +618,7 @@ impl Legs {
     fn row(
         &self,
         i: usize,
-        seen: &[WsSeen],
+        seen: &Chunked<WsSeen>,
         shared: &Shared,
         file: &str,
         ttls: &crate::audit::ServerTtls,
@@ -688,17 +758,32 @@ mod tests {
         }
     }
 
+    /// A chunked list holds, finds and sorts what a list would, over several chunks.
+    #[test]
+    fn a_chunked_list_is_a_list() {
+        let n = 2 * CHUNK + 5;
+        let mut c: Chunked<usize> = (0..n).map(|i| (i * 7919) % n).collect();
+        assert_eq!((c.len, c.chunks.len()), (n, 3));
+        assert_eq!(c[CHUNK + 1], ((CHUNK + 1) * 7919) % n);
+        c.sort_by_key(|&x| x);
+        assert!(c.iter().copied().eq(0..n));
+        assert!((0..n).all(|i| c[i] == i));
+        assert!(c.chunks.iter().all(|ch| ch.len() <= CHUNK));
+    }
+
     /// The legs of a handshake are the connections with its key starting within 10 s of the
     /// first; a later one with the same key is a connection of its own; a key on more than
     /// four connections ties none.
     #[test]
     fn legs_are_the_connections_of_one_key_within_the_window() {
-        let seen = [
+        let seen: Chunked<WsSeen> = [
             conn(0.0, 1, 7),
             conn(0.5, 2, 7),
             conn(30.0, 3, 7),
             conn(1.0, 4, 8),
-        ];
+        ]
+        .into_iter()
+        .collect();
         let legs = Legs::new(&seen);
         assert!(legs.sees_upstream);
         assert_eq!(legs.of(0, &seen), [0, 1]);
@@ -706,7 +791,7 @@ mod tests {
         assert_eq!(legs.of(2, &seen), [] as [usize; 0]);
         assert!(legs.is_client(2, &seen));
         assert!(legs.of(3, &seen).is_empty() && legs.is_client(3, &seen));
-        let replayed: Vec<WsSeen> = (0..5)
+        let replayed: Chunked<WsSeen> = (0..5)
             .map(|i| conn(f64::from(i) * 0.1, 10 + i as u16, 9))
             .collect();
         let legs = Legs::new(&replayed);
