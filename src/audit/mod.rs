@@ -72,8 +72,9 @@ pub struct Finding {
     /// The flows' server addresses while flows are grouped; `dst_ips` is made of them at the
     /// end (formatting and ordering each address once).
     #[serde(skip)]
-    pub(crate) ips: rustc_hash::FxHashSet<std::net::IpAddr>,
-    pub entry: Option<EntryRef>,
+    pub(crate) ips: Addrs,
+    // Boxed: an unnamed finding (most of them, on a busy link) has none.
+    pub entry: Option<Box<EntryRef>>,
     /// Flows behind the finding (0 for a DNS-only finding).
     pub flows: u64,
     /// DNS lookups behind the finding (DNS findings).
@@ -83,7 +84,8 @@ pub struct Finding {
     pub first_ns: i64,
     /// One plain sentence, from the first flow or lookup.
     pub evidence: String,
-    pub files: BTreeSet<String>,
+    #[schemars(with = "BTreeSet<String>")]
+    pub files: Files,
     /// Placeholder values bound by the entry's pattern.
     pub bound: BTreeMap<String, String>,
     pub port_mismatch: bool,
@@ -100,6 +102,136 @@ pub struct Finding {
     /// for a finding read from a document or made of lookups).
     #[serde(skip)]
     pub(crate) first_order: Option<FirstOrder>,
+}
+
+/// The inputs of a finding, in order, each once: a sorted list, not a tree (a finding of one
+/// input, the usual case, took a tree node of some 300 bytes for its one name). Written and
+/// read as a set of strings is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Files(Vec<String>);
+
+impl Files {
+    pub fn contains(&self, file: &str) -> bool {
+        self.0.binary_search_by(|x| x.as_str().cmp(file)).is_ok()
+    }
+
+    /// Adds `file`: whether it was not there yet.
+    pub fn insert(&mut self, file: String) -> bool {
+        match self.0.binary_search(&file) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, file);
+                true
+            }
+        }
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, String> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Extend<String> for Files {
+    fn extend<I: IntoIterator<Item = String>>(&mut self, files: I) {
+        for f in files {
+            self.insert(f);
+        }
+    }
+}
+
+impl IntoIterator for Files {
+    type Item = String;
+    type IntoIter = std::vec::IntoIter<String>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl FromIterator<String> for Files {
+    fn from_iter<I: IntoIterator<Item = String>>(files: I) -> Files {
+        let mut v: Vec<String> = files.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        Files(v)
+    }
+}
+
+impl Serialize for Files {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Files {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Files, D::Error> {
+        Ok(Vec::<String>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+/// A finding's server addresses while flows are grouped: most groups (every one named by its
+/// address) have one, held in place; a set of them took some 100 bytes on the heap.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Addrs {
+    #[default]
+    None,
+    One(std::net::IpAddr),
+    Many(rustc_hash::FxHashSet<std::net::IpAddr>),
+}
+
+impl Addrs {
+    pub(crate) fn insert(&mut self, ip: std::net::IpAddr) {
+        match self {
+            Addrs::None => *self = Addrs::One(ip),
+            Addrs::One(one) if *one == ip => {}
+            Addrs::One(one) => *self = Addrs::Many([*one, ip].into_iter().collect()),
+            Addrs::Many(set) => {
+                set.insert(ip);
+            }
+        }
+    }
+
+    pub(crate) fn extend(&mut self, other: Addrs) {
+        match other {
+            Addrs::None => {}
+            Addrs::One(ip) => self.insert(ip),
+            Addrs::Many(set) => set.into_iter().for_each(|ip| self.insert(ip)),
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &std::net::IpAddr> {
+        let (one, many) = match self {
+            Addrs::None => (None, None),
+            Addrs::One(ip) => (Some(ip), None),
+            Addrs::Many(set) => (None, Some(set.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Addrs::None => 0,
+            Addrs::One(_) => 1,
+            Addrs::Many(set) => set.len(),
+        }
+    }
+}
+
+impl FromIterator<std::net::IpAddr> for Addrs {
+    fn from_iter<I: IntoIterator<Item = std::net::IpAddr>>(ips: I) -> Addrs {
+        let mut a = Addrs::None;
+        ips.into_iter().for_each(|ip| a.insert(ip));
+        a
+    }
 }
 
 /// The rest of a flow's [`crate::flow::order_key`] after its start.
@@ -364,7 +496,7 @@ pub fn audit_inputs(
     } = flows_tally;
     let mut groups: BTreeMap<Key, Finding> = groups
         .into_iter()
-        .map(|((v, m, e, name, proto, port), g)| ((v, m, e, name.into_string(), proto, port), g))
+        .map(|((v, m, e, name, proto, port), g)| ((v, m, e, name.into_string(), proto, port), *g))
         .collect();
     groups
         .values_mut()

@@ -384,13 +384,13 @@ pub fn rules_for_needs(needs: &[Needed]) -> Rules {
             dst_port: Some(n.port),
             dst_ips: BTreeSet::new(),
             ips: Default::default(),
-            entry: Some(n.entry.clone()),
+            entry: Some(Box::new(n.entry.clone())),
             flows: 0,
             lookups: 0,
             first_seen: String::new(),
             first_ns: 0,
             evidence: String::new(),
-            files: BTreeSet::new(),
+            files: Default::default(),
             bound: BTreeMap::new(),
             port_mismatch: false,
             name_guessed: false,
@@ -456,7 +456,7 @@ mod tests {
             dst_port: Some(port),
             dst_ips: BTreeSet::from(["192.0.2.1".to_string()]),
             ips: Default::default(),
-            entry: Some(super::super::EntryRef {
+            entry: Some(Box::new(super::super::EntryRef {
                 id: format!("e.{pattern}"),
                 pattern: pattern.to_string(),
                 purpose: String::new(),
@@ -464,13 +464,13 @@ mod tests {
                 requirement: "required".into(),
                 scenario: "core".to_string(),
                 websocket: false,
-            }),
+            })),
             flows: 1,
             lookups: 0,
             first_seen: String::new(),
             first_ns: 0,
             evidence: String::new(),
-            files: BTreeSet::new(),
+            files: Default::default(),
             bound: bound
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -67,7 +67,8 @@ pub(super) type FlowKey<N> = (
 /// sets join, the surest confidence and the widest outcome span win, and the evidence and
 /// time are those of the earliest start, the first in [`crate::flow::order`] on a tie).
 pub(super) struct FlowTally<N> {
-    pub(super) groups: rustc_hash::FxHashMap<FlowKey<N>, Finding>,
+    /// Boxed: a finding is some 440 bytes, and a table of them is up to half empty.
+    pub(super) groups: rustc_hash::FxHashMap<FlowKey<N>, Box<Finding>>,
     pub(super) counts: BTreeMap<&'static str, u64>,
     pub(super) per_entry: BTreeMap<usize, EntryTally>,
     pub(super) placeholders_seen: BTreeMap<String, BTreeSet<String>>,
@@ -160,34 +161,37 @@ impl<'a> FlowTally<&'a str> {
                 f.proto.name(),
                 Some(port),
             );
-            let g = self.groups.entry(key).or_insert_with(|| Finding {
-                verdict: j.verdict,
-                mechanism: j.mechanism,
-                confidence: j.confidence,
-                name: name.to_string(),
-                proto: f.proto.name().into(),
-                dst_port: Some(port),
-                dst_ips: BTreeSet::new(),
-                ips: Default::default(),
-                entry: j
-                    .entry
-                    .map(|e| entry_ref(&catalog.entries()[e]))
-                    .or_else(|| {
-                        j.tag_rule
-                            .map(|t| tag_rule_ref(&catalog.data().service_tags[t]))
-                    }),
-                flows: 0,
-                lookups: 0,
-                first_seen: rfc3339(f.first_ns),
-                first_ns: f.first_ns,
-                evidence: j.evidence.clone(),
-                files: BTreeSet::new(),
-                bound: j.bound.iter().cloned().collect(),
-                port_mismatch: j.port_mismatch,
-                name_guessed: guessed,
-                worst_outcome: None,
-                best_outcome: None,
-                first_order: Some(order(f)),
+            let g = self.groups.entry(key).or_insert_with(|| {
+                Box::new(Finding {
+                    verdict: j.verdict,
+                    mechanism: j.mechanism,
+                    confidence: j.confidence,
+                    name: name.to_string(),
+                    proto: f.proto.name().into(),
+                    dst_port: Some(port),
+                    dst_ips: BTreeSet::new(),
+                    ips: Default::default(),
+                    entry: j
+                        .entry
+                        .map(|e| entry_ref(&catalog.entries()[e]))
+                        .or_else(|| {
+                            j.tag_rule
+                                .map(|t| tag_rule_ref(&catalog.data().service_tags[t]))
+                        })
+                        .map(Box::new),
+                    flows: 0,
+                    lookups: 0,
+                    first_seen: rfc3339(f.first_ns),
+                    first_ns: f.first_ns,
+                    evidence: j.evidence.clone(),
+                    files: Default::default(),
+                    bound: j.bound.iter().cloned().collect(),
+                    port_mismatch: j.port_mismatch,
+                    name_guessed: guessed,
+                    worst_outcome: None,
+                    best_outcome: None,
+                    first_order: Some(order(f)),
+                })
             });
             // The group is as sure as its least sure flow, and a guess only while every flow
             // of it is one.
@@ -216,7 +220,15 @@ fn order(f: &Described) -> super::FirstOrder {
 
 impl<N: std::hash::Hash + Eq> FlowTally<N> {
     /// Adds the tally of other flows.
-    pub(super) fn merge(&mut self, later: FlowTally<N>) {
+    pub(super) fn merge(&mut self, mut later: FlowTally<N>) {
+        // Into an empty tally (an input's first epoch, an audit's first input): taken whole,
+        // not group by group into a table that grows twice over meanwhile.
+        if self.groups.is_empty() {
+            std::mem::swap(&mut self.groups, &mut later.groups);
+        }
+        if self.span.is_empty() {
+            std::mem::swap(&mut self.span, &mut later.span);
+        }
         for (k, g) in later.groups {
             match self.groups.entry(k) {
                 std::collections::hash_map::Entry::Vacant(v) => {
@@ -224,7 +236,7 @@ impl<N: std::hash::Hash + Eq> FlowTally<N> {
                 }
                 std::collections::hash_map::Entry::Occupied(o) => {
                     // The flows of one input cannot count past a u64.
-                    let _ = o.into_mut().absorb(g);
+                    let _ = o.into_mut().absorb(*g);
                 }
             }
         }
@@ -295,7 +307,7 @@ mod tests {
         let tally = |f: Finding| {
             let mut t = FlowTally::default();
             t.counts.insert("required-blocked", f.flows);
-            t.groups.insert(key, f);
+            t.groups.insert(key, Box::new(f));
             t
         };
         let mut a = tally(finding(50, "first", "192.0.2.1", "x", Confidence::Low));

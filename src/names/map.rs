@@ -18,8 +18,8 @@ use super::hosts::Hosts;
 /// host.
 #[derive(Debug, Default)]
 pub struct DnsMap {
-    map: FxHashMap<(u32, IpAddr, IpAddr), Runs>,
-    any: FxHashMap<(u32, IpAddr), Runs>,
+    map: Sharded<(u32, IpAddr, IpAddr)>,
+    any: Sharded<(u32, IpAddr)>,
     /// Responses the capture cut or could not read, per client, and of all clients: when and
     /// for which family (`Some(true)` AAAA, `Some(false)` A, `None` the question is unknown).
     /// An older answer for an address no longer names a flow after one of these: the missing
@@ -33,6 +33,48 @@ pub struct DnsMap {
     chains: rustc_hash::FxHashSet<Chain>,
     /// How many chains `chains` may hold before the ones no run holds any more are dropped.
     chains_sweep_at: usize,
+}
+
+/// Runs per key in [`SHARDS`] tables picked by the key's hash: a table that grows copies only
+/// its share, where one table of every (client, address) pair held its old and its new
+/// buckets at once (some 60 MB at 250,000 pairs) each time it doubled.
+#[derive(Debug)]
+struct Sharded<K> {
+    shards: Vec<FxHashMap<K, Runs>>,
+}
+
+/// Tables of a [`Sharded`] map.
+const SHARDS: usize = 64;
+
+impl<K> Default for Sharded<K> {
+    fn default() -> Self {
+        Sharded {
+            shards: (0..SHARDS).map(|_| FxHashMap::default()).collect(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Sharded<K> {
+    fn shard(key: &K) -> usize {
+        use std::hash::BuildHasher;
+        // Middle bits: a table picks its buckets by the low ones and tells keys of a bucket
+        // apart by the top seven.
+        (rustc_hash::FxBuildHasher.hash_one(key) >> 40) as usize % SHARDS
+    }
+
+    fn get(&self, key: &K) -> Option<&Runs> {
+        self.shards[Self::shard(key)].get(key)
+    }
+
+    /// Adds an answer to a key's runs (a new key's first).
+    fn add(&mut self, key: K, a: DnsAnswer, unread_ns: i64) {
+        match self.shards[Self::shard(&key)].entry(key) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Runs::One(a));
+            }
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut().push(a, unread_ns),
+        }
+    }
 }
 
 /// The name a client asked, then the CNAMEs in order (one list per distinct chain, shared by
@@ -88,21 +130,6 @@ enum Runs {
 
 /// Most runs kept per key: the latest are the ones that matter.
 const RUNS_PER_KEY: usize = 64;
-
-/// Adds an answer to a key's runs (a new key's first), in the map `m`.
-fn add_run<K: std::hash::Hash + Eq>(
-    m: &mut FxHashMap<K, Runs>,
-    key: K,
-    a: DnsAnswer,
-    unread_ns: i64,
-) {
-    match m.entry(key) {
-        std::collections::hash_map::Entry::Vacant(v) => {
-            v.insert(Runs::One(a));
-        }
-        std::collections::hash_map::Entry::Occupied(o) => o.into_mut().push(a, unread_ns),
-    }
-}
 
 impl Runs {
     /// The runs, oldest first.
@@ -203,8 +230,8 @@ impl DnsMap {
             .max()
             .unwrap_or(i64::MIN);
         for (addr, _ttl) in &c.addresses {
-            add_run(&mut self.any, (tunnel, *addr), a.clone(), unread);
-            add_run(&mut self.map, (tunnel, client, *addr), a.clone(), unread);
+            self.any.add((tunnel, *addr), a.clone(), unread);
+            self.map.add((tunnel, client, *addr), a.clone(), unread);
         }
     }
 
@@ -388,9 +415,9 @@ mod tests {
         m.add_response(100, 0, c, &answer("ml.azure.com", 0x0102));
         m.add_response(200, 0, c, &answer("ml.azure.com", 0x0102));
         m.add_response(210, 0, ip("10.0.0.3"), &answer("ml.azure.com", 0x0102));
-        assert!(matches!(m.map[&(0, c, a)], Runs::One(_)));
+        assert!(matches!(m.map.get(&(0, c, a)).unwrap(), Runs::One(_)));
         assert_eq!(m.chains.len(), 1);
-        let shared = |k| match &m.map[&k] {
+        let shared = |k| match m.map.get(&k).unwrap() {
             Runs::One(r) => r.chain.clone(),
             Runs::Many(_) => unreachable!(),
         };
@@ -411,7 +438,10 @@ mod tests {
             };
             m.add_response(400 + i, 0, c, &answer(n, 0x0102));
         }
-        assert_eq!(m.map[&(0, c, a)].as_slice().len(), RUNS_PER_KEY);
+        assert_eq!(
+            m.map.get(&(0, c, a)).unwrap().as_slice().len(),
+            RUNS_PER_KEY
+        );
         assert_eq!(name(&m, 150), None);
         assert_eq!(m.chains.len(), 2);
     }
