@@ -298,7 +298,7 @@ impl DnsTally {
             name: f.qname.to_string(),
             proto: "dns".into(),
             dst_port: None,
-            dst_ips: BTreeSet::new(),
+            dst_ips: Default::default(),
             ips: Default::default(),
             entry: Some(Box::new(entry_ref(e))),
             flows: 0,

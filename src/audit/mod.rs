@@ -68,7 +68,8 @@ pub struct Finding {
     pub name: String,
     pub proto: Cow<'static, str>,
     pub dst_port: Option<u16>,
-    pub dst_ips: BTreeSet<String>,
+    #[schemars(with = "BTreeSet<String>")]
+    pub dst_ips: StringSet,
     /// The flows' server addresses while flows are grouped; `dst_ips` is made of them at the
     /// end (formatting and ordering each address once).
     #[serde(skip)]
@@ -85,7 +86,7 @@ pub struct Finding {
     /// One plain sentence, from the first flow or lookup.
     pub evidence: String,
     #[schemars(with = "BTreeSet<String>")]
-    pub files: Files,
+    pub files: StringSet,
     /// Placeholder values bound by the entry's pattern.
     pub bound: BTreeMap<String, String>,
     pub port_mismatch: bool,
@@ -104,13 +105,13 @@ pub struct Finding {
     pub(crate) first_order: Option<FirstOrder>,
 }
 
-/// The inputs of a finding, in order, each once: a sorted list, not a tree (a finding of one
-/// input, the usual case, took a tree node of some 300 bytes for its one name). Written and
-/// read as a set of strings is.
+/// A finding's inputs or server addresses, in order, each once: a sorted list, not a tree (a
+/// finding of one input and one address, the usual case, took a tree node of some 300 bytes
+/// for each). Written and read as a set of strings is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Files(Vec<String>);
+pub struct StringSet(Vec<String>);
 
-impl Files {
+impl StringSet {
     pub fn contains(&self, file: &str) -> bool {
         self.0.binary_search_by(|x| x.as_str().cmp(file)).is_ok()
     }
@@ -139,7 +140,7 @@ impl Files {
     }
 }
 
-impl Extend<String> for Files {
+impl Extend<String> for StringSet {
     fn extend<I: IntoIterator<Item = String>>(&mut self, files: I) {
         for f in files {
             self.insert(f);
@@ -147,7 +148,7 @@ impl Extend<String> for Files {
     }
 }
 
-impl IntoIterator for Files {
+impl IntoIterator for StringSet {
     type Item = String;
     type IntoIter = std::vec::IntoIter<String>;
 
@@ -156,23 +157,23 @@ impl IntoIterator for Files {
     }
 }
 
-impl FromIterator<String> for Files {
-    fn from_iter<I: IntoIterator<Item = String>>(files: I) -> Files {
+impl FromIterator<String> for StringSet {
+    fn from_iter<I: IntoIterator<Item = String>>(files: I) -> StringSet {
         let mut v: Vec<String> = files.into_iter().collect();
         v.sort_unstable();
         v.dedup();
-        Files(v)
+        StringSet(v)
     }
 }
 
-impl Serialize for Files {
+impl Serialize for StringSet {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(&self.0)
     }
 }
 
-impl<'de> Deserialize<'de> for Files {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Files, D::Error> {
+impl<'de> Deserialize<'de> for StringSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StringSet, D::Error> {
         Ok(Vec::<String>::deserialize(d)?.into_iter().collect())
     }
 }

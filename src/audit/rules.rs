@@ -382,7 +382,7 @@ pub fn rules_for_needs(needs: &[Needed]) -> Rules {
             name: n.entry.pattern.clone(),
             proto: n.proto.into(),
             dst_port: Some(n.port),
-            dst_ips: BTreeSet::new(),
+            dst_ips: Default::default(),
             ips: Default::default(),
             entry: Some(Box::new(n.entry.clone())),
             flows: 0,
@@ -454,7 +454,7 @@ mod tests {
             name: name.to_string(),
             proto: "tcp".into(),
             dst_port: Some(port),
-            dst_ips: BTreeSet::from(["192.0.2.1".to_string()]),
+            dst_ips: ["192.0.2.1".to_string()].into_iter().collect(),
             ips: Default::default(),
             entry: Some(Box::new(super::super::EntryRef {
                 id: format!("e.{pattern}"),

@@ -169,7 +169,7 @@ impl<'a> FlowTally<&'a str> {
                     name: name.to_string(),
                     proto: f.proto.name().into(),
                     dst_port: Some(port),
-                    dst_ips: BTreeSet::new(),
+                    dst_ips: Default::default(),
                     ips: Default::default(),
                     entry: j
                         .entry
@@ -280,7 +280,7 @@ mod tests {
             name: "a.example".into(),
             proto: "tcp".into(),
             dst_port: Some(443),
-            dst_ips: BTreeSet::new(),
+            dst_ips: Default::default(),
             ips: [ip.parse().unwrap()].into_iter().collect(),
             entry: None,
             flows: 2,

@@ -194,15 +194,16 @@ fn state_dropped(f: &Described) -> Option<(f64, String)> {
 /// 1-4 KB; this about 200 bytes, its name and ALPN list shared with the input's others).
 pub(crate) struct WsSeen {
     order: (i64, Proto, Endpoint, Endpoint, u32),
-    /// Its handshake key, hashed (see [`KeyHash`]).
-    key: Option<[u64; 2]>,
+    /// Its handshake key, hashed (see [`KeyHash`]); [`NO_KEY`] for none (see [`WsSeen::key`]).
+    key: [u64; 2],
     /// A row of the view ([`wanted`]), or only a possible leg of another's handshake.
     row: bool,
     /// Its name and ALPN list, in the input's [`Shared`] tables.
     name: u32,
     alpn: u32,
     last_ns: i64,
-    transport: &'static str,
+    /// Its place in [`TRANSPORTS`].
+    transport: u8,
     connect_status: Option<u16>,
     /// Its HTTP request and answer: a refused Upgrade's, or what a proxy sent onward.
     http: Option<Box<HttpFacts>>,
@@ -217,14 +218,31 @@ pub(crate) struct WsSeen {
     /// The server's RST, when the server's side closed with one.
     rst: Option<RstFacts>,
     diagnosis: WsDiagnosis,
-    /// The idle gap the diagnosis reports, and why a dropped state is one.
-    gap: Option<f64>,
+    /// The idle gap the diagnosis reports (NaN for none: see [`WsSeen::gap`]), and why a
+    /// dropped state is one.
+    gap: f64,
     dropped_state: Option<Box<str>>,
 }
+
+/// How a websocket-capable connection was carried, as its row says.
+const TRANSPORTS: [&str; 5] = ["tls-via-proxy", "tls", "proxy", "http", "-"];
+
+/// A connection without a handshake key (a 128-bit hash is this by chance once in 2^128).
+const NO_KEY: [u64; 2] = [0, 0];
 
 impl WsSeen {
     fn first_ns(&self) -> i64 {
         self.order.0
+    }
+
+    /// Its handshake key, hashed.
+    fn key(&self) -> Option<[u64; 2]> {
+        (self.key != NO_KEY).then_some(self.key)
+    }
+
+    /// The idle gap the diagnosis reports.
+    fn gap(&self) -> Option<f64> {
+        (!self.gap.is_nan()).then_some(self.gap)
     }
 
     fn client(&self) -> &Endpoint {
@@ -319,11 +337,11 @@ fn seen(f: &Described, row: bool, keys: &KeyHash, shared: &mut Shared) -> WsSeen
         .map(|h| &h.alpn[..])
         .unwrap_or_default());
     let transport = match (&fx.tls, &fx.connect, &fx.http) {
-        (Some(_), Some(_), _) => "tls-via-proxy",
-        (Some(_), None, _) => "tls",
-        (None, Some(_), _) => "proxy",
-        (None, None, Some(_)) => "http",
-        _ => "-",
+        (Some(_), Some(_), _) => 0,
+        (Some(_), None, _) => 1,
+        (None, Some(_), _) => 2,
+        (None, None, Some(_)) => 3,
+        _ => 4,
     };
     let [c, s] = &f.dirs;
     let close = f.close();
@@ -352,7 +370,7 @@ fn seen(f: &Described, row: bool, keys: &KeyHash, shared: &mut Shared) -> WsSeen
         };
     WsSeen {
         order: crate::flow::order_key(f),
-        key: handshake_key(f).map(|(ws, k)| keys.hash(ws, k)),
+        key: handshake_key(f).map_or(NO_KEY, |(ws, k)| keys.hash(ws, k)),
         row,
         name: match &fx.name {
             Some(n) => shared.names.id(n),
@@ -375,7 +393,7 @@ fn seen(f: &Described, row: bool, keys: &KeyHash, shared: &mut Shared) -> WsSeen
             .filter(|cl| cl.how == "rst" && cl.by == Side::Server)
             .and(s.rst),
         diagnosis,
-        gap,
+        gap: gap.unwrap_or(f64::NAN),
         dropped_state,
     }
 }
@@ -580,7 +598,7 @@ impl Legs {
         let mut by_key: HashMap<[u64; 2], Vec<usize>, rustc_hash::FxBuildHasher> =
             HashMap::default();
         for (i, s) in seen.iter().enumerate() {
-            if let Some(k) = s.key {
+            if let Some(k) = s.key() {
                 by_key.entry(k).or_default().push(i);
             }
         }
@@ -603,7 +621,7 @@ impl Legs {
 
     /// The legs of connection `i`'s handshake, `i` included (empty when it has no other).
     fn of(&self, i: usize, seen: &Chunked<WsSeen>) -> &[usize] {
-        match seen[i].key.and_then(|k| self.by_key.get(&k)) {
+        match seen[i].key().and_then(|k| self.by_key.get(&k)) {
             Some(all) if all.contains(&i) => all,
             _ => &[],
         }
@@ -644,7 +662,7 @@ impl Legs {
             _ => (None, false, s.dropped_state.as_deref().map(str::to_string)),
         };
         let timer = (s.diagnosis == WsDiagnosis::WsIdleKill)
-            .then(|| s.gap.map(timer_for))
+            .then(|| s.gap().map(timer_for))
             .flatten();
         let first = s.first_ns();
         let at = |t: Option<i64>| t.map(rfc3339);
@@ -660,7 +678,7 @@ impl Legs {
                 .iter()
                 .map(|g| endpoint(g.client(), g.server()))
                 .collect(),
-            transport: s.transport.into(),
+            transport: TRANSPORTS[usize::from(s.transport)].into(),
             http1_offered: alpn.is_empty() || alpn.iter().any(|a| a == "http/1.1"),
             alpn: alpn.to_vec(),
             connect_status: s.connect_status,
@@ -676,7 +694,7 @@ impl Legs {
             duration_s: s.duration_s(),
             bytes_from_client: s.bytes[0],
             bytes_from_server: s.bytes[1],
-            idle_before_end_s: s.gap,
+            idle_before_end_s: s.gap(),
             ended_by: s.close().map(|c| {
                 let by = if c.by == Side::Client {
                     "client"
@@ -737,12 +755,12 @@ mod tests {
         let first = (first_s * 1e9) as i64;
         WsSeen {
             order: (first, Proto::Tcp, Endpoint { ip, port }, server, 0),
-            key: Some([key, 0]),
+            key: [key, 1],
             row: true,
             name: 0,
             alpn: 0,
             last_ns: first,
-            transport: "tls",
+            transport: 1,
             connect_status: None,
             http: None,
             outcome: Outcome::Established,
@@ -753,7 +771,7 @@ mod tests {
             close_how: 0,
             rst: None,
             diagnosis: WsDiagnosis::Healthy,
-            gap: None,
+            gap: f64::NAN,
             dropped_state: None,
         }
     }
