@@ -130,14 +130,6 @@ impl StringSet {
     pub fn iter(&self) -> std::slice::Iter<'_, String> {
         self.0.iter()
     }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl Extend<String> for StringSet {
@@ -539,6 +531,38 @@ pub fn audit_inputs(
 
 #[cfg(test)]
 mod tests {
+    /// A string set is read and written as the set of strings it replaced: sorted, each once,
+    /// whatever order and repeats a document holds; adding keeps it so.
+    #[test]
+    fn a_string_set_reads_and_writes_as_a_set() {
+        use super::StringSet;
+        let mut s: StringSet = serde_json::from_str(r#"["b", "a", "b"]"#).unwrap();
+        assert_eq!(serde_json::to_string(&s).unwrap(), r#"["a","b"]"#);
+        assert!(s.insert("0".into()) && !s.insert("a".into()));
+        assert!(s.contains("0") && !s.contains("c"));
+        s.extend(["c".to_string(), "a".to_string()]);
+        let set: std::collections::BTreeSet<&str> = ["0", "a", "b", "c"].into();
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            serde_json::to_string(&set).unwrap()
+        );
+    }
+
+    /// A group's addresses: one held in place, a set from the second on, each once.
+    #[test]
+    fn addresses_are_one_then_a_set() {
+        use super::Addrs;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let mut a: Addrs = [ip("192.0.2.1"), ip("192.0.2.1")].into_iter().collect();
+        assert!(matches!(a, Addrs::One(_)) && a.len() == 1);
+        a.extend([ip("2001:db8::1"), ip("192.0.2.1")].into_iter().collect());
+        assert!(matches!(a, Addrs::Many(_)) && a.len() == 2);
+        let mut all: Vec<_> = a.iter().copied().collect();
+        all.sort();
+        assert_eq!(all, [ip("192.0.2.1"), ip("2001:db8::1")]);
+        assert_eq!(Addrs::None.iter().count(), 0);
+    }
+
     /// Tallying flows in runs side by side gives the same audit as one pass: every flow in a
     /// run of its own, runs of 2 and 5, and one run, over every capture of the project
     /// (several files in one audit, as with a directory).
